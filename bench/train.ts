@@ -1,0 +1,166 @@
+// Training throughput of the model core against PyTorch on the same config, measured in the
+// same run (timings never decide a test; this prints ratios against a baseline measured now).
+//   npm run bench:train -- [--backend auto|cpu|wasm] [--threads 1,2] [--presets tiny,small]
+// A step is what the trainer does: forward + backward, pre-clip global norm, clip + AdamW.
+// PyTorch runs test/golden/reference.py bench with the same shape and thread count.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { PRESETS, parameterCount, type PresetName, type TrainConfig } from '../src/shared/config';
+import { selectBackend, type BackendName } from '../src/core/backend';
+import { SteelLM } from '../src/core/model/gpt';
+import { AdamW } from '../src/core/train/adamw';
+import { PYTHON, REFERENCE_PY, makeBatch, trainStep } from '../test/golden/make-fixtures';
+
+/** Warm-up and timed steps per preset, sized so the whole bench stays near 2 minutes on 2 cores
+ * (a `small` step takes seconds on wasm). PyTorch's steps are cheap, so it gets more of them. */
+const PLAN: Record<'tiny' | 'small', { warmup: number; steps: number; torchSteps: number }> = {
+  tiny: { warmup: 2, steps: 10, torchSteps: 20 },
+  small: { warmup: 1, steps: 4, torchSteps: 10 },
+};
+
+const TORCH_REPEATS = 3;
+
+interface Row {
+  preset: string;
+  params: number;
+  tokensPerStep: number;
+  threads: number;
+  oursThreads: number;
+  ours: number; // tokens/s
+  torch: number | null;
+  torchNote: string;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Median tokens/s of our training step, after warm-up. */
+function benchOurs(config: TrainConfig, warmup: number, steps: number): number {
+  const model = SteelLM.init(config, config.seed);
+  const optimizer = new AdamW(model.params, config);
+  const batch = makeBatch(config, config.seed);
+  const times: number[] = [];
+  const tensorsBefore = tf.memory().numTensors;
+  for (let step = 0; step < warmup + steps; step++) {
+    const t0 = performance.now();
+    trainStep(model, batch, config, step, optimizer);
+    if (step >= warmup) times.push((performance.now() - t0) / 1000);
+  }
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  if (leaked > 0) console.warn(`  warning: ${leaked} tensors left behind by ${warmup + steps} steps`);
+  optimizer.dispose();
+  model.dispose();
+  return (config.batch_size * config.seq_len) / median(times);
+}
+
+/** Runs reference.py bench once: tokens/s, or null with the reason when python or torch is not there. */
+function runTorchOnce(configPath: string, threads: number, steps: number): { tokPerS: number | null; note: string } {
+  const args = [REFERENCE_PY, 'bench', '--config', configPath, '--threads', String(threads), '--steps', String(steps)];
+  // OpenBLAS-openmp follows OMP_NUM_THREADS; more threads than torch's would oversubscribe the cores.
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const r = spawnSync(PYTHON, args, { env, encoding: 'utf8', timeout: 300_000 });
+  if (r.error) return { tokPerS: null, note: `${PYTHON} not usable (${r.error.message})` };
+  if (r.status !== 0) {
+    const missing = /No module named '(torch|numpy)'/.exec(r.stderr);
+    return { tokPerS: null, note: missing ? `${missing[1]} is not installed for ${PYTHON}` : `reference.py failed: ${r.stderr.trim().split('\n').pop()}` };
+  }
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { tok_per_s?: number };
+  return { tokPerS: out.tok_per_s ?? null, note: '' };
+}
+
+/**
+ * PyTorch's tokens/s: the best of TORCH_REPEATS runs (each a median after warm-up). OpenMP threads
+ * spin at barriers, so one busy core elsewhere can slow a 2-thread run tenfold; taking the best
+ * run only makes the baseline stronger, never flatters steelscope.
+ */
+function benchTorch(config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-'));
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    let best: number | null = null;
+    for (let i = 0; i < TORCH_REPEATS; i++) {
+      const run = runTorchOnce(join(dir, 'config.json'), threads, steps);
+      if (run.tokPerS === null) return run;
+      best = Math.max(best ?? 0, run.tokPerS);
+    }
+    return { tokPerS: best, note: '' };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Threads our backend really uses: wasm threads do not start under Node, cpu is single-threaded. */
+function ourThreads(backend: BackendName): number {
+  if (backend === 'wasm') return getThreadsCount();
+  return backend === 'cpu' ? 1 : NaN; // native: TensorFlow's own pool
+}
+
+function fmt(x: number | null, digits = 0): string {
+  return x === null || !Number.isFinite(x) ? '-' : x.toFixed(digits);
+}
+
+function printTable(backend: string, rows: Row[]): void {
+  const head = ['preset', 'params', 'tok/step', 'threads', `steelscope (${backend})`, 'pytorch', 'ratio'];
+  const body = rows.map((r) => [
+    r.preset,
+    `${(r.params / 1e6).toFixed(2)}M`,
+    String(r.tokensPerStep),
+    r.oursThreads === r.threads ? String(r.threads) : `${r.threads} (ours ${fmt(r.oursThreads)})`,
+    `${fmt(r.ours, 1)} tok/s`,
+    r.torch === null ? r.torchNote : `${fmt(r.torch, 0)} tok/s`,
+    r.torch === null ? '-' : (r.ours / r.torch).toFixed(3),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
+  console.log('ratio = steelscope tokens/s / PyTorch tokens/s (median step after warm-up, same shapes, same machine).');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      backend: { type: 'string', default: 'auto' },
+      threads: { type: 'string', default: '1,2' },
+      presets: { type: 'string', default: 'tiny,small' },
+    },
+  });
+  const startLoad = loadavg()[0];
+  const choice = await selectBackend(values.backend as BackendName | 'auto');
+  console.log(`steelscope backend: ${choice.name}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`);
+  const threadCounts = values.threads.split(',').map(Number);
+  const rows: Row[] = [];
+  for (const preset of values.presets.split(',') as PresetName[]) {
+    const plan = PLAN[preset as keyof typeof PLAN];
+    if (!plan) throw new Error(`bench covers presets ${Object.keys(PLAN).join(', ')}, not ${preset}`);
+    const config = PRESETS[preset];
+    console.log(`${preset}: steelscope, ${plan.warmup} warm-up + ${plan.steps} timed steps…`);
+    // Our thread count does not follow the row's (see ourThreads), so measure once per preset.
+    let ours = NaN;
+    try {
+      ours = benchOurs(config, plan.warmup, plan.steps);
+    } catch (err) {
+      console.error(`  steelscope failed on ${preset}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    for (const threads of threadCounts) {
+      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_REPEATS} runs of ${plan.torchSteps} timed steps…`);
+      const torch = benchTorch(config, threads, plan.torchSteps);
+      const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len };
+      rows.push({ ...base, threads, oursThreads: ourThreads(choice.name), ours, torch: torch.tokPerS, torchNote: torch.note });
+    }
+  }
+  printTable(choice.name, rows);
+  console.log(`load average (1 min) at start ${startLoad.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}: other work on the machine skews both columns.`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

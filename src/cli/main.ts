@@ -1,0 +1,55 @@
+// The CLI entry: dispatch only. `node dist/cli.js <command> …` or `npx steelscope <command> …`.
+import { UsageError } from '../core/errors';
+import { infoCommand } from './commands/info';
+import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
+import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './commands/train';
+
+const USAGE = `usage:
+  ${TRAIN_USAGE}
+  ${RESUME_USAGE}
+  ${SAMPLE_USAGE}
+  steelscope info <preset|checkpoint-dir|run-dir>`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const out = (line: string) => process.stdout.write(line + '\n');
+  // The first SIGTERM/SIGINT asks the loop to checkpoint and stop; a second one exits at once.
+  let stop = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop) process.exit(130);
+    stop = true;
+    process.stderr.write(`\n${signal}: saving a checkpoint and stopping…\n`);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const control = { log: out, stopRequested: () => stop };
+  switch (command) {
+    case 'train':
+      return trainCommand(rest, control);
+    case 'resume':
+      return resumeCommand(rest, control);
+    case 'sample':
+      return sampleCommand(rest, out);
+    case 'info':
+      return infoCommand(rest, out);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`Unknown command "${command}".\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const usage = err instanceof UsageError || (err instanceof Error && err.name === 'DataError') || (err instanceof Error && err.name === 'ConfigError');
+    process.stderr.write(`steelscope: ${err instanceof Error ? (usage ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

@@ -1,0 +1,9 @@
+// The data pipeline: corpus files -> documents -> token shards -> seeded batches.
+export { DataError, defaultCorpusPath, resolveCorpus, readDocuments, verifyCorpus } from './corpus';
+export type { CorpusFile, ReadStats } from './corpus';
+export { writeShard, readShard, tokenArrayFor } from './shards';
+export type { TokenArray } from './shards';
+export { buildDataset, chooseValDocuments } from './dataset';
+export type { TextEncoderLike, DatasetStats, BuildDatasetOptions } from './dataset';
+export { BlockLoader, evalBatches } from './loader';
+export type { DataCursor, Batch } from './loader';

@@ -1,0 +1,695 @@
+// Byte-level BPE, GPT-2/Qwen style, tuned for Chinese text. Ids 0..255 are the raw bytes, so any
+// UTF-8 round-trips exactly; learned merges follow in order; the three specials take the last three
+// ids. The requested vocab size is always the vocab size: if the corpus runs out of pairs worth
+// merging (count >= 2), the ids between the last merge and the specials are simply never produced
+// (they decode to no bytes), so the model's embedding shape never depends on the corpus.
+
+export const SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
+
+export interface TokenizerJSON {
+  format: 'steelscope.tokenizer/1';
+  type: 'byte-bpe';
+  vocab_size: number;
+  /** merges[i] = [left, right] creates id 256 + i. */
+  merges: [number, number][];
+  /** Special string -> id; always the last three ids, in SPECIAL_TOKENS order. */
+  specials: Record<string, number>;
+  /** Pre-tokenizer regex source, compiled with flags 'gv' (format /1 fixes the flags). */
+  pretokenizer: string;
+}
+
+const FORMAT = 'steelscope.tokenizer/1';
+const BYTE_TOKENS = 256;
+const MIN_VOCAB = BYTE_TOKENS + SPECIAL_TOKENS.length;
+// Keeps pair keys (left * vocabSize + right) exact in a double and the tables a sane size.
+const MAX_VOCAB = 1 << 20;
+const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
+// A pair seen once is noise, not structure; stopping there also keeps tiny corpora honest.
+const MIN_PAIR_COUNT = 2;
+const PRETOKENIZER_FLAGS = 'gv';
+const CACHE_LIMIT = 1 << 16;
+const CACHE_MAX_PIECE = 64; // UTF-16 units; longer pieces are rare and not worth keeping
+
+// Scripts written without spaces between words: a run of them is one pretoken, so a 5- or
+// 7-character poem line is a single unit and merges can learn frequent words inside it.
+const CJK = '\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}\\u30FC';
+
+/**
+ * Pre-tokenizer v1: Qwen2's pattern with CJK runs split off from other letters and kept free of
+ * punctuation (Qwen glues "，" onto the following word; here "，" and "。\n" stand alone, which
+ * suits poetry). Alternatives, in order: English contractions; CJK runs (with combining marks);
+ * other letter runs with one optional leading space/symbol; single digits; symbol/punctuation runs
+ * (fullwidth included) with trailing newlines; newline runs; spaces not before a word; other spaces.
+ */
+export const PRETOKENIZER_V1 = [
+  "'(?:[sdmtSDMT]|[lL][lL]|[vV][eE]|[rR][eE])",
+  `[${CJK}][${CJK}\\p{M}]*`,
+  `[^\\r\\n\\p{L}\\p{N}]?[[\\p{L}\\p{M}]--[${CJK}]]+`,
+  '\\p{N}',
+  ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*',
+  '\\s*[\\r\\n]+',
+  '\\s+(?!\\S)',
+  '\\s+',
+].join('|');
+
+const utf8Encoder = new TextEncoder();
+
+/**
+ * Calls visit for each pretoken of text, in order. Text the pattern does not cover (only possible
+ * with a hand-edited pattern) is passed through as its own piece, so encoding never drops bytes.
+ */
+function forEachPretoken(text: string, pattern: RegExp, visit: (piece: string) => void): void {
+  pattern.lastIndex = 0;
+  let covered = 0; // text[0 .. covered) has been visited
+  for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
+    const piece = match[0];
+    if (piece.length === 0) {
+      // Step a whole code point so an empty match can never split a surrogate pair.
+      const codePoint = text.codePointAt(match.index) ?? 0;
+      pattern.lastIndex = match.index + (codePoint > 0xffff ? 2 : 1);
+      continue;
+    }
+    if (match.index > covered) visit(text.slice(covered, match.index));
+    visit(piece);
+    covered = match.index + piece.length;
+  }
+  if (covered < text.length) visit(text.slice(covered));
+}
+
+function compilePretokenizer(source: string): RegExp {
+  return new RegExp(source, PRETOKENIZER_FLAGS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+// ---------------------------------------------------------------------------------------------
+
+/** Counts pretokens over the documents until maxBytes of UTF-8 have been read. */
+function countPretokens(documents: Iterable<string>, maxBytes: number, pattern: RegExp): Map<string, number> {
+  const counts = new Map<string, number>();
+  const countPiece = (piece: string): void => {
+    counts.set(piece, (counts.get(piece) ?? 0) + 1);
+  };
+  let bytesLeft = maxBytes;
+  for (const document of documents) {
+    if (bytesLeft <= 0) break;
+    const text = truncateUtf8(document, bytesLeft);
+    bytesLeft -= Buffer.byteLength(text, 'utf8');
+    forEachPretoken(text, pattern, countPiece);
+  }
+  return counts;
+}
+
+/** The longest prefix of text (whole code points) that fits in maxBytes of UTF-8. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  // Each UTF-16 unit is at most 3 UTF-8 bytes, so short texts need no byte count at all.
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  while (end < text.length) {
+    const codePoint = text.codePointAt(end) ?? 0;
+    const size = codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
+    if (bytes + size > maxBytes) break;
+    bytes += size;
+    end += codePoint > 0xffff ? 2 : 1;
+  }
+  return text.slice(0, end);
+}
+
+/** Every distinct pretoken as a run of symbols in one flat array, merged in place. */
+interface WordTable {
+  symbols: Int32Array;
+  start: Int32Array;
+  length: Int32Array;
+  frequency: Float64Array;
+}
+
+function buildWordTable(counts: Map<string, number>): WordTable {
+  const pieces = [...counts.keys()].map((piece) => utf8Encoder.encode(piece));
+  const totalBytes = pieces.reduce((sum, bytes) => sum + bytes.length, 0);
+  const table: WordTable = {
+    symbols: new Int32Array(totalBytes),
+    start: new Int32Array(pieces.length),
+    length: new Int32Array(pieces.length),
+    frequency: Float64Array.from(counts.values()),
+  };
+  let offset = 0;
+  pieces.forEach((bytes, word) => {
+    table.start[word] = offset;
+    table.length[word] = bytes.length;
+    table.symbols.set(bytes, offset);
+    offset += bytes.length;
+  });
+  return table;
+}
+
+/**
+ * Max-heap of (count, pair key) with lazy invalidation: an entry may hold a stale, higher count;
+ * it is re-pushed with the current count when it reaches the top. Ties go to the smaller key,
+ * i.e. the lexicographically smallest (left, right), which makes training reproducible.
+ */
+class PairHeap {
+  private counts: number[] = [];
+  private keys: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  push(count: number, key: number): void {
+    this.counts.push(count);
+    this.keys.push(key);
+    let child = this.keys.length - 1;
+    while (child > 0) {
+      const parent = (child - 1) >> 1;
+      if (!this.before(child, parent)) break;
+      this.swap(child, parent);
+      child = parent;
+    }
+  }
+
+  /** Removes the top entry and returns [count, key]. Only call when size > 0. */
+  pop(): [number, number] {
+    const top: [number, number] = [this.counts[0], this.keys[0]];
+    const lastCount = this.counts.pop() ?? 0;
+    const lastKey = this.keys.pop() ?? 0;
+    if (this.keys.length > 0) {
+      this.counts[0] = lastCount;
+      this.keys[0] = lastKey;
+      this.siftDown(0);
+    }
+    return top;
+  }
+
+  private siftDown(index: number): void {
+    const size = this.keys.length;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= size) return;
+      const right = left + 1;
+      const best = right < size && this.before(right, left) ? right : left;
+      if (!this.before(best, index)) return;
+      this.swap(best, index);
+      index = best;
+    }
+  }
+
+  private before(i: number, j: number): boolean {
+    const ci = this.counts[i];
+    const cj = this.counts[j];
+    return ci > cj || (ci === cj && this.keys[i] < this.keys[j]);
+  }
+
+  private swap(i: number, j: number): void {
+    const count = this.counts[i];
+    this.counts[i] = this.counts[j];
+    this.counts[j] = count;
+    const key = this.keys[i];
+    this.keys[i] = this.keys[j];
+    this.keys[j] = key;
+  }
+}
+
+/**
+ * Incremental pair statistics: counts of each adjacent pair (weighted by word frequency), and for
+ * each pair the words that may contain it (stale entries allowed; merging re-checks the word).
+ */
+class PairIndex {
+  readonly counts = new Map<number, number>();
+  readonly wordsWith = new Map<number, number[]>();
+  readonly heap = new PairHeap();
+  /** Pairs whose count rose during the current merge; pushed to the heap once it is done. */
+  private raised = new Set<number>();
+
+  constructor(
+    table: WordTable,
+    readonly keyBase: number,
+  ) {
+    for (let word = 0; word < table.start.length; word++) {
+      const start = table.start[word];
+      const end = start + table.length[word];
+      for (let i = start; i + 1 < end; i++) this.add(table.symbols[i], table.symbols[i + 1], word, table.frequency[word]);
+    }
+    this.flushRaised();
+  }
+
+  add(left: number, right: number, word: number, frequency: number): void {
+    const key = left * this.keyBase + right;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + frequency);
+    this.raised.add(key);
+    const words = this.wordsWith.get(key);
+    if (words === undefined) this.wordsWith.set(key, [word]);
+    else if (words[words.length - 1] !== word) words.push(word);
+  }
+
+  remove(left: number, right: number, frequency: number): void {
+    const key = left * this.keyBase + right;
+    const count = (this.counts.get(key) ?? 0) - frequency;
+    if (count > 0) {
+      this.counts.set(key, count);
+      return;
+    }
+    // No occurrence is left anywhere, so every word listed for it is stale.
+    this.counts.delete(key);
+    this.wordsWith.delete(key);
+  }
+
+  flushRaised(): void {
+    for (const key of this.raised) {
+      const count = this.counts.get(key);
+      if (count !== undefined) this.heap.push(count, key);
+    }
+    this.raised.clear();
+  }
+
+  /** The most frequent pair key with count >= minCount, or -1 when there is none. */
+  popBest(minCount: number): number {
+    while (this.heap.size > 0) {
+      const [heapCount, key] = this.heap.pop();
+      const count = this.counts.get(key);
+      if (count === undefined) continue;
+      if (count === heapCount) return count >= minCount ? key : -1;
+      this.heap.push(count, key); // stale: the true count is lower, so queue it again
+    }
+    return -1;
+  }
+}
+
+/**
+ * Replaces each (left, right) in one word, left to right without overlap, by merged, updating the
+ * neighbour pairs in the index. The left neighbour is read from the already-merged output, so
+ * runs like "a a a a" come out exactly as a full recount would.
+ */
+function mergeWord(index: PairIndex, table: WordTable, word: number, left: number, right: number, merged: number): void {
+  const symbols = table.symbols;
+  const start = table.start[word];
+  const end = start + table.length[word];
+  const frequency = table.frequency[word];
+  let read = start;
+  let write = start;
+  while (read < end) {
+    if (read + 1 < end && symbols[read] === left && symbols[read + 1] === right) {
+      if (write > start) {
+        const before = symbols[write - 1];
+        index.remove(before, left, frequency);
+        index.add(before, merged, word, frequency);
+      }
+      if (read + 2 < end) {
+        const after = symbols[read + 2];
+        index.remove(right, after, frequency);
+        index.add(merged, after, word, frequency);
+      }
+      index.remove(left, right, frequency);
+      symbols[write++] = merged;
+      read += 2;
+    } else {
+      symbols[write++] = symbols[read++];
+    }
+  }
+  table.length[word] = write - start;
+}
+
+type ProgressFn = (merges: number, total: number) => void;
+
+/** Learns up to mergeCount merges; ids 256, 257, ... in the order returned. */
+function learnMerges(table: WordTable, vocabSize: number, mergeCount: number, onProgress?: ProgressFn): [number, number][] {
+  const index = new PairIndex(table, vocabSize);
+  const visitedAtMerge = new Int32Array(table.start.length).fill(-1);
+  const merges: [number, number][] = [];
+  const progressEvery = Math.max(1, Math.floor(mergeCount / 100));
+  while (merges.length < mergeCount) {
+    const key = index.popBest(MIN_PAIR_COUNT);
+    if (key < 0) break;
+    const left = Math.floor(key / vocabSize);
+    const right = key - left * vocabSize;
+    const merged = BYTE_TOKENS + merges.length;
+    const words = index.wordsWith.get(key) ?? [];
+    for (const word of words) {
+      // A word may be listed twice; merging it twice would be a no-op but costs a scan.
+      if (visitedAtMerge[word] === merges.length) continue;
+      visitedAtMerge[word] = merges.length;
+      mergeWord(index, table, word, left, right, merged);
+    }
+    index.flushRaised();
+    merges.push([left, right]);
+    if (onProgress && merges.length % progressEvery === 0 && merges.length < mergeCount) onProgress(merges.length, mergeCount);
+  }
+  onProgress?.(merges.length, mergeCount); // always once at the end, also when stopping early
+  return merges;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+const HEAP_POSITION_BASE = 4294967296; // 2^32: heap entry = mergedId * 2^32 + position
+
+/**
+ * Applies merges to one pretoken's bytes in rank order (lowest merged id first, leftmost first
+ * among equals), exactly as training applied them. A linked list over positions plus a min-heap
+ * of candidate merges keeps this O(n log n), so a huge unpunctuated run cannot stall encoding.
+ */
+class PieceMerger {
+  private symbols = new Int32Array(64);
+  private next = new Int32Array(64);
+  private prev = new Int32Array(64);
+  private heap = new Float64Array(192);
+  private heapSize = 0;
+
+  constructor(
+    private readonly mergedIdOf: Map<number, number>,
+    private readonly keyBase: number,
+  ) {}
+
+  merge(bytes: Uint8Array, count: number, out: number[]): void {
+    if (count === 0) return;
+    this.reserve(count);
+    const { symbols, next, prev } = this;
+    this.heapSize = 0;
+    for (let i = 0; i < count; i++) {
+      symbols[i] = bytes[i];
+      next[i] = i + 1 < count ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    for (let i = 0; i + 1 < count; i++) this.offer(i, symbols[i], symbols[i + 1]);
+    while (this.heapSize > 0) {
+      const entry = this.popMin();
+      const mergedId = Math.floor(entry / HEAP_POSITION_BASE);
+      const position = entry - mergedId * HEAP_POSITION_BASE;
+      const right = next[position];
+      // Stale if this position was absorbed into its left neighbour or its pair changed since.
+      if (symbols[position] < 0 || right < 0) continue;
+      if (this.mergedIdOf.get(symbols[position] * this.keyBase + symbols[right]) !== mergedId) continue;
+      this.join(position, right, mergedId);
+    }
+    for (let i = 0; i >= 0; i = next[i]) out.push(symbols[i]);
+  }
+
+  private join(position: number, right: number, mergedId: number): void {
+    const { symbols, next, prev } = this;
+    symbols[position] = mergedId;
+    symbols[right] = -1;
+    const after = next[right];
+    next[position] = after;
+    if (after >= 0) prev[after] = position;
+    const before = prev[position];
+    if (before >= 0) this.offer(before, symbols[before], mergedId);
+    if (after >= 0) this.offer(position, mergedId, symbols[after]);
+  }
+
+  private offer(position: number, left: number, right: number): void {
+    const mergedId = this.mergedIdOf.get(left * this.keyBase + right);
+    if (mergedId !== undefined) this.pushHeap(mergedId * HEAP_POSITION_BASE + position);
+  }
+
+  private reserve(count: number): void {
+    if (count <= this.symbols.length) return;
+    const capacity = Math.max(count, this.symbols.length * 2);
+    this.symbols = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.heap = new Float64Array(capacity * 3); // count - 1 initial pairs + at most 2 per merge
+  }
+
+  private pushHeap(value: number): void {
+    const heap = this.heap;
+    let child = this.heapSize++;
+    while (child > 0) {
+      const parent = (child - 1) >> 1;
+      if (heap[parent] <= value) break;
+      heap[child] = heap[parent];
+      child = parent;
+    }
+    heap[child] = value;
+  }
+
+  private popMin(): number {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap[--this.heapSize];
+    let index = 0;
+    for (;;) {
+      let child = 2 * index + 1;
+      if (child >= this.heapSize) break;
+      if (child + 1 < this.heapSize && heap[child + 1] < heap[child]) child++;
+      if (heap[child] >= last) break;
+      heap[index] = heap[child];
+      index = child;
+    }
+    heap[index] = last;
+    return top;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tokenizer
+// ---------------------------------------------------------------------------------------------
+
+const SPECIAL_PATTERN = new RegExp(SPECIAL_TOKENS.map((s) => s.replace(/[|]/g, '\\|')).join('|'), 'g');
+
+export interface TrainOptions {
+  /** Stop reading documents after this many UTF-8 bytes (the last one is cut). Default 4 MiB. */
+  maxBytes?: number;
+  /** Called about 100 times during training, and once at the end. */
+  onProgress?: ProgressFn;
+}
+
+export class BpeTokenizer {
+  /** Exactly the requested size; ids from 256 + mergeCount up to eotId - 1 may be unused. */
+  readonly vocabSize: number;
+  readonly eotId: number;
+  readonly imStartId: number;
+  readonly imEndId: number;
+  private readonly merges: readonly [number, number][];
+  private readonly pretokenizerSource: string;
+  private readonly pretokenizer: RegExp;
+  /** Bytes of every id; empty for the unused ids between the merges and the specials. */
+  private readonly tokenBytes: Uint8Array[];
+  private readonly merger: PieceMerger;
+  private readonly pieceCache = new Map<string, number[]>();
+  private encodeBuffer = new Uint8Array(256);
+
+  private constructor(vocabSize: number, merges: readonly [number, number][], pretokenizerSource: string) {
+    this.vocabSize = vocabSize;
+    this.eotId = vocabSize - 3;
+    this.imStartId = vocabSize - 2;
+    this.imEndId = vocabSize - 1;
+    this.merges = merges;
+    this.pretokenizerSource = pretokenizerSource;
+    this.pretokenizer = compilePretokenizer(pretokenizerSource);
+    this.tokenBytes = buildTokenBytes(vocabSize, merges);
+    const mergedIdOf = new Map<number, number>();
+    merges.forEach(([left, right], rank) => mergedIdOf.set(left * vocabSize + right, BYTE_TOKENS + rank));
+    this.merger = new PieceMerger(mergedIdOf, vocabSize);
+  }
+
+  /**
+   * Learns merges from the documents (read up to opts.maxBytes). Deterministic: the same documents
+   * and vocabSize give the same merges. vocabSize counts the 256 bytes and the 3 specials.
+   */
+  static train(documents: Iterable<string>, vocabSize: number, opts: TrainOptions = {}): BpeTokenizer {
+    checkVocabSize(vocabSize);
+    const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (!(maxBytes >= 0)) throw new Error(`tokenizer: maxBytes must be >= 0, got ${maxBytes}`);
+    const counts = countPretokens(documents, maxBytes, compilePretokenizer(PRETOKENIZER_V1));
+    const table = buildWordTable(counts);
+    const merges = learnMerges(table, vocabSize, vocabSize - MIN_VOCAB, opts.onProgress);
+    return new BpeTokenizer(vocabSize, merges, PRETOKENIZER_V1);
+  }
+
+  /** Rebuilds a tokenizer saved by toJSON; throws an Error naming the first problem found. */
+  static fromJSON(json: unknown): BpeTokenizer {
+    const { vocabSize, merges, pretokenizer } = validateTokenizerJSON(json);
+    return new BpeTokenizer(vocabSize, merges, pretokenizer);
+  }
+
+  toJSON(): TokenizerJSON {
+    const specials: Record<string, number> = {};
+    SPECIAL_TOKENS.forEach((token, i) => (specials[token] = this.eotId + i));
+    return {
+      format: FORMAT,
+      type: 'byte-bpe',
+      vocab_size: this.vocabSize,
+      merges: this.merges.map(([left, right]): [number, number] => [left, right]),
+      specials,
+      pretokenizer: this.pretokenizerSource,
+    };
+  }
+
+  /** Number of learned merges (<= vocabSize - 259; fewer when the corpus ran out of pairs). */
+  get mergeCount(): number {
+    return this.merges.length;
+  }
+
+  /**
+   * Token ids of text. With allowSpecial, the three special strings become their ids; without it
+   * they are ordinary text, so untrusted input can never forge a special token.
+   */
+  encode(text: string, opts: { allowSpecial?: boolean } = {}): number[] {
+    const ids: number[] = [];
+    if (!opts.allowSpecial) {
+      this.encodeOrdinary(text, ids);
+      return ids;
+    }
+    let textStart = 0;
+    for (const match of text.matchAll(SPECIAL_PATTERN)) {
+      const index = match.index ?? 0;
+      this.encodeOrdinary(text.slice(textStart, index), ids);
+      ids.push(this.eotId + SPECIAL_TOKENS.indexOf(match[0] as (typeof SPECIAL_TOKENS)[number]));
+      textStart = index + match[0].length;
+    }
+    this.encodeOrdinary(text.slice(textStart), ids);
+    return ids;
+  }
+
+  /** Text of the ids; bytes that are not valid UTF-8 become U+FFFD, as TextDecoder does. */
+  decode(ids: readonly number[]): string {
+    return new TextDecoder('utf-8').decode(this.decodeBytes(ids));
+  }
+
+  /** Raw bytes of the ids (a token may end inside a multi-byte character). */
+  decodeBytes(ids: readonly number[]): Uint8Array {
+    let total = 0;
+    for (const id of ids) total += this.bytesOf(id).length;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const id of ids) {
+      const bytes = this.bytesOf(id);
+      out.set(bytes, offset);
+      offset += bytes.length;
+    }
+    return out;
+  }
+
+  /** Readable form of one token: its text with control bytes and broken UTF-8 shown as \xNN. */
+  tokenString(id: number): string {
+    const bytes = this.bytesOf(id);
+    if (id >= this.eotId) return SPECIAL_TOKENS[id - this.eotId];
+    if (bytes.length === 0) return `<|unused:${id}|>`;
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      return Array.from(bytes, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : hexByte(b))).join('');
+    }
+    return text.replace(/[\x00-\x1f\x7f]/g, (c) => hexByte(c.charCodeAt(0)));
+  }
+
+  private bytesOf(id: number): Uint8Array {
+    const bytes = Number.isInteger(id) ? this.tokenBytes[id] : undefined;
+    if (bytes === undefined) throw new RangeError(`tokenizer: id ${id} is not in 0..${this.vocabSize - 1}`);
+    return bytes;
+  }
+
+  private encodeOrdinary(text: string, ids: number[]): void {
+    if (text.length === 0) return;
+    forEachPretoken(text, this.pretokenizer, (piece) => this.encodePiece(piece, ids));
+  }
+
+  private encodePiece(piece: string, ids: number[]): void {
+    const cached = this.pieceCache.get(piece);
+    if (cached !== undefined) {
+      for (const id of cached) ids.push(id);
+      return;
+    }
+    if (this.encodeBuffer.length < piece.length * 3) this.encodeBuffer = new Uint8Array(piece.length * 3);
+    const { written } = utf8Encoder.encodeInto(piece, this.encodeBuffer);
+    if (piece.length > CACHE_MAX_PIECE) {
+      this.merger.merge(this.encodeBuffer, written, ids);
+      return;
+    }
+    const pieceIds: number[] = [];
+    this.merger.merge(this.encodeBuffer, written, pieceIds);
+    // Clearing everything when full is crude but bounded, and hot pieces come back at once.
+    if (this.pieceCache.size >= CACHE_LIMIT) this.pieceCache.clear();
+    this.pieceCache.set(piece, pieceIds);
+    for (const id of pieceIds) ids.push(id);
+  }
+}
+
+function hexByte(byte: number): string {
+  return `\\x${byte.toString(16).padStart(2, '0')}`;
+}
+
+function buildTokenBytes(vocabSize: number, merges: readonly [number, number][]): Uint8Array[] {
+  const tokenBytes: Uint8Array[] = [];
+  for (let byte = 0; byte < BYTE_TOKENS; byte++) tokenBytes.push(Uint8Array.of(byte));
+  for (const [left, right] of merges) {
+    const a = tokenBytes[left];
+    const b = tokenBytes[right];
+    const joined = new Uint8Array(a.length + b.length);
+    joined.set(a);
+    joined.set(b, a.length);
+    tokenBytes.push(joined);
+  }
+  const empty = new Uint8Array(0);
+  while (tokenBytes.length < vocabSize - SPECIAL_TOKENS.length) tokenBytes.push(empty);
+  for (const token of SPECIAL_TOKENS) tokenBytes.push(utf8Encoder.encode(token));
+  return tokenBytes;
+}
+
+function checkVocabSize(vocabSize: number): void {
+  if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB || vocabSize > MAX_VOCAB) {
+    throw new Error(`tokenizer: vocab_size must be an integer in ${MIN_VOCAB}..${MAX_VOCAB}, got ${vocabSize}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation of saved tokenizers
+// ---------------------------------------------------------------------------------------------
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Checks every field of a saved tokenizer; the error names the field and what was wrong. */
+function validateTokenizerJSON(json: unknown): { vocabSize: number; merges: [number, number][]; pretokenizer: string } {
+  if (!isRecord(json)) throw new Error('tokenizer JSON: expected an object');
+  if (json.format !== FORMAT) throw new Error(`tokenizer JSON: format must be "${FORMAT}", got ${JSON.stringify(json.format)}`);
+  if (json.type !== 'byte-bpe') throw new Error(`tokenizer JSON: type must be "byte-bpe", got ${JSON.stringify(json.type)}`);
+  const vocabSize = json.vocab_size;
+  if (typeof vocabSize !== 'number') throw new Error('tokenizer JSON: vocab_size must be a number');
+  checkVocabSize(vocabSize);
+  const merges = validateMerges(json.merges, vocabSize);
+  validateSpecials(json.specials, vocabSize);
+  const pretokenizer = json.pretokenizer;
+  if (typeof pretokenizer !== 'string' || pretokenizer.length === 0) {
+    throw new Error('tokenizer JSON: pretokenizer must be a non-empty regex source string');
+  }
+  try {
+    compilePretokenizer(pretokenizer);
+  } catch (error) {
+    throw new Error(`tokenizer JSON: pretokenizer is not a valid /${PRETOKENIZER_FLAGS} regex: ${(error as Error).message}`);
+  }
+  return { vocabSize, merges, pretokenizer };
+}
+
+function validateMerges(value: unknown, vocabSize: number): [number, number][] {
+  if (!Array.isArray(value)) throw new Error('tokenizer JSON: merges must be an array');
+  const maxMerges = vocabSize - MIN_VOCAB;
+  if (value.length > maxMerges) {
+    throw new Error(`tokenizer JSON: ${value.length} merges do not fit vocab_size ${vocabSize} (at most ${maxMerges})`);
+  }
+  const seen = new Set<number>();
+  return value.map((merge: unknown, rank): [number, number] => {
+    const newId = BYTE_TOKENS + rank;
+    const isIdBelowNew = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < newId;
+    if (!Array.isArray(merge) || merge.length !== 2 || !isIdBelowNew(merge[0]) || !isIdBelowNew(merge[1])) {
+      throw new Error(`tokenizer JSON: merges[${rank}] must be [left, right] with integer ids below ${newId}, got ${JSON.stringify(merge)}`);
+    }
+    const key = merge[0] * vocabSize + merge[1];
+    if (seen.has(key)) throw new Error(`tokenizer JSON: merges[${rank}] repeats the pair ${JSON.stringify(merge)}`);
+    seen.add(key);
+    return [merge[0], merge[1]];
+  });
+}
+
+function validateSpecials(value: unknown, vocabSize: number): void {
+  if (!isRecord(value)) throw new Error('tokenizer JSON: specials must be an object');
+  const expected = SPECIAL_TOKENS.map((token, i) => `${token}=${vocabSize - SPECIAL_TOKENS.length + i}`).join(', ');
+  const keys = Object.keys(value);
+  const matches =
+    keys.length === SPECIAL_TOKENS.length &&
+    SPECIAL_TOKENS.every((token, i) => value[token] === vocabSize - SPECIAL_TOKENS.length + i);
+  if (!matches) throw new Error(`tokenizer JSON: specials must be exactly {${expected}}, got ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,88 @@
+// Data preparation for a new run: resolve and hash the corpus, train (or reuse) the tokenizer,
+// tokenize into shards. Tokenizers and shards are cached by the hashes that determine them, so
+// a second run on the same data starts in seconds; the run directory always gets its own copy,
+// so a run never depends on the cache.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { TrainConfig } from '../../shared/config';
+import type { DataFileRecord } from '../../shared/run';
+import { buildDataset, readDocuments, resolveCorpus, type CorpusFile } from '../data';
+import { BpeTokenizer } from '../tokenizer';
+import { sha256 } from './checkpoint';
+import { writeFileAtomic } from './rundir';
+
+export interface PreparedData {
+  files: CorpusFile[];
+  tokenizer: BpeTokenizer;
+  tokenizerJson: string;
+  trainPath: string;
+  valPath: string;
+  shards: DataFileRecord[];
+}
+
+export type ProgressLog = (message: string) => void;
+
+export function cacheRoot(): string {
+  return process.env.STEELSCOPE_CACHE || join(homedir(), '.cache', 'steelscope');
+}
+
+/** Bumped whenever tokenizer training or shard layout changes, so stale cache entries are ignored. */
+const PIPELINE_VERSION = 1;
+
+export function prepareData(input: string, config: TrainConfig, runDir: string, log: ProgressLog): PreparedData {
+  const files = resolveCorpus(input);
+  const mib = files.reduce((n, f) => n + f.bytes, 0) / 1048576;
+  log(`data: ${files.length} file(s), ${mib.toFixed(1)} MiB (${input})`);
+  const corpusKey = sha256(JSON.stringify({ v: PIPELINE_VERSION, files: files.map((f) => f.sha256) }));
+
+  const tokenizerJson = cachedTokenizer(files, corpusKey, config.vocab_size, log);
+  const tokenizer = BpeTokenizer.fromJSON(JSON.parse(tokenizerJson));
+  const dataDir = join(runDir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
+
+  const datasetKey = sha256(JSON.stringify({ corpusKey, tok: sha256(tokenizerJson), val: config.val_fraction, seed: config.seed }));
+  const cached = join(cacheRoot(), 'datasets', datasetKey);
+  if (!existsSync(join(cached, 'val.bin'))) {
+    log('data: tokenizing into shards…');
+    const tmp = `${cached}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    const { stats } = buildDataset({ files, tokenizer, valFraction: config.val_fraction, seed: config.seed, outDir: tmp });
+    log(`data: ${stats.documents} documents, ${stats.trainTokens} train tokens, ${stats.valTokens} validation tokens`);
+    rmSync(cached, { recursive: true, force: true });
+    renameSync(tmp, cached);
+  }
+  const trainPath = join(dataDir, 'train.bin');
+  const valPath = join(dataDir, 'val.bin');
+  copyFileSync(join(cached, 'train.bin'), trainPath);
+  copyFileSync(join(cached, 'val.bin'), valPath);
+  const shards = [trainPath, valPath].map((path) => {
+    const bytes = readFileSync(path);
+    return { path, sha256: sha256(bytes), bytes: bytes.length };
+  });
+  return { files, tokenizer, tokenizerJson, trainPath, valPath, shards };
+}
+
+function cachedTokenizer(files: CorpusFile[], corpusKey: string, vocabSize: number, log: ProgressLog): string {
+  const path = join(cacheRoot(), 'tokenizers', `${corpusKey.slice(0, 32)}-${vocabSize}.json`);
+  if (existsSync(path)) {
+    try {
+      const text = readFileSync(path, 'utf8');
+      BpeTokenizer.fromJSON(JSON.parse(text));
+      log(`tokenizer: reusing cached BPE (${vocabSize} ids)`);
+      return text;
+    } catch {
+      log('tokenizer: cached copy unreadable, training again');
+    }
+  }
+  log(`tokenizer: training byte-level BPE to ${vocabSize} ids…`);
+  const started = Date.now();
+  const tokenizer = BpeTokenizer.train(readDocuments(files), vocabSize);
+  const text = JSON.stringify(tokenizer.toJSON());
+  mkdirSync(join(cacheRoot(), 'tokenizers'), { recursive: true });
+  writeFileAtomic(path, text);
+  log(`tokenizer: trained in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return text;
+}

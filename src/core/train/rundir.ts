@@ -1,0 +1,83 @@
+// Writes a run directory (format in src/shared/run.ts): run.json replaced atomically, the JSONL
+// files appended one whole line per write so a reader never sees half a record for long.
+import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  encodeMetric,
+  isRunInfo,
+  type EventKind,
+  type EventLevel,
+  type EventRecord,
+  type MetricRecord,
+  type RunInfo,
+  type SampleRecord,
+} from '../../shared/run';
+
+/** Writes `data` to `path` via a temp file, fsync and rename: readers see the old or the new file, never a mix. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export function readRunInfo(runDir: string): RunInfo {
+  const path = join(runDir, 'run.json');
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path} is missing or not valid JSON (${(err as Error).message}). Is ${runDir} a steelscope run directory?`);
+  }
+  if (!isRunInfo(value)) throw new Error(`${path} is not a steelscope.run/1 file.`);
+  return value;
+}
+
+export class RunWriter {
+  constructor(
+    readonly dir: string,
+    private info: RunInfo,
+  ) {}
+
+  get run(): Readonly<RunInfo> {
+    return this.info;
+  }
+
+  /** Merges `patch` into run.json and rewrites it atomically. */
+  update(patch: Partial<RunInfo>): void {
+    this.info = { ...this.info, ...patch };
+    writeFileAtomic(join(this.dir, 'run.json'), JSON.stringify(this.info, null, 2) + '\n');
+  }
+
+  metric(record: { step: number; kind: string } & Record<string, number | string>): void {
+    const line: MetricRecord = { step: record.step, t: Date.now() };
+    for (const [key, value] of Object.entries(record)) {
+      if (key === 'step') continue;
+      line[key] = typeof value === 'number' ? encodeMetric(value) : value;
+    }
+    this.append('metrics.jsonl', line);
+  }
+
+  sample(record: Omit<SampleRecord, 't'>): void {
+    this.append('samples.jsonl', { ...record, t: Date.now() });
+  }
+
+  event(step: number, kind: EventKind, level: EventLevel, message: string, detail: Record<string, unknown> = {}): void {
+    const record: EventRecord = { ...detail, step, t: Date.now(), kind, level, message };
+    this.append('events.jsonl', record);
+  }
+
+  private append(file: string, record: object): void {
+    // One appendFileSync per line: a single write(2) of a whole line, flushed to the OS at once.
+    appendFileSync(join(this.dir, file), JSON.stringify(record) + '\n');
+  }
+}
+
+export function touch(path: string): void {
+  writeFileSync(path, '');
+}

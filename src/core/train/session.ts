@@ -1,0 +1,216 @@
+// Starting and resuming runs: everything that has to happen before the training loop and after
+// it (run.json status, events, the final exit record). The CLI only parses arguments and calls these.
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { TrainConfig } from '../../shared/config';
+import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
+import { selectBackend, type BackendChoice, type BackendName } from '../backend';
+import { BlockLoader, buildDataset, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
+import { SteelLM } from '../model';
+import { UsageError } from '../errors';
+import { Rng } from '../rng';
+import { BpeTokenizer } from '../tokenizer';
+import { AdamW } from './adamw';
+import { latestValidCheckpoint, loadCheckpoint, sha256 } from './checkpoint';
+import { prepareData } from './prepare';
+import { readRunInfo, RunWriter } from './rundir';
+import { trainLoop, type Batch, type TrainSession } from './trainer';
+
+export interface RunControl {
+  log: (line: string) => void;
+  stopRequested: () => boolean;
+  /** Called after each step, once its tensors are released (tests watch tf.memory() here). */
+  onStep?: (step: number) => void;
+}
+
+export interface StartOptions {
+  runDir: string;
+  config: TrainConfig;
+  data: string;
+  name?: string;
+  backend: BackendName | 'auto';
+  steps: number;
+}
+
+
+/** Creates a run directory and trains it. Errors found before anything is written throw UsageError or DataError. */
+export async function startRun(opts: StartOptions, control: RunControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  if (existsSync(join(runDir, 'run.json'))) {
+    throw new UsageError(`${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`);
+  }
+  if (existsSync(runDir) && readdirSync(runDir).length > 0) {
+    throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  }
+  resolveCorpus(opts.data); // a missing or empty input fails here, before anything is written
+  const backend = await announceBackend(opts.backend, control);
+  mkdirSync(runDir, { recursive: true });
+  const writer = new RunWriter(runDir, newRunInfo(runDir, opts, backend));
+  writer.update({});
+  return runGuarded(writer, async () => {
+    const data = prepareData(opts.data, opts.config, runDir, control.log);
+    writer.update({ data: { input: opts.data, files: data.files, shards: data.shards } });
+    const config = opts.config;
+    const model = SteelLM.init(config, config.seed);
+    const session: TrainSession = {
+      config,
+      writer,
+      model,
+      optimizer: new AdamW(model.params, config),
+      tokenizer: data.tokenizer,
+      tokenizerJson: data.tokenizerJson,
+      loader: new BlockLoader(readShard(data.trainPath), config.seq_len + 1, config.seed, undefined, `The training split of ${opts.data}`),
+      evalSet: makeEvalSet(readShard(data.valPath), config),
+      dataFiles: data.files,
+      startStep: 0,
+      targetStep: opts.steps,
+      rng: new Rng(config.seed),
+      ...control,
+    };
+    if (session.evalSet.length === 0) writer.event(0, 'eval-skipped', 'warning', `The validation split is shorter than one sequence of ${config.seq_len + 1} tokens: no eval loss. Use more data or a larger val_fraction.`);
+    writer.event(0, 'start', 'info', `Run started on ${backend.name}: ${config.n_layer} layers, d=${config.n_embd}, vocab ${config.vocab_size}.`);
+    return session;
+  });
+}
+
+export interface ResumeOptions {
+  runDir: string;
+  steps?: number;
+  backend: BackendName | 'auto';
+}
+
+/** Continues a run from its newest valid checkpoint, bit-exactly. */
+export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  const info = readRunInfo(runDir);
+  if (isAlive(info.pid) && info.pid !== process.pid && (info.status === 'running' || info.status === 'starting')) {
+    throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
+  }
+  const writer = new RunWriter(runDir, info);
+  const found = latestValidCheckpoint(runDir, (entry, reason) => {
+    writer.event(entry.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${entry.step} not used: ${reason}.`, { path: entry.dir });
+    control.log(`skipping checkpoint ${entry.dir}: ${reason}`);
+  });
+  if (!found) throw new UsageError(`${runDir} has no complete checkpoint to resume from. Start a new run.`);
+  verifyCorpus(info.data.files);
+  const target = opts.steps ?? found.manifest.config.max_steps;
+  if (target <= found.manifest.step) {
+    throw new UsageError(`The newest checkpoint is at step ${found.manifest.step}; --steps must be larger (got ${target}).`);
+  }
+  const backend = await announceBackend(opts.backend, control);
+  writer.update({
+    pid: process.pid,
+    status: 'starting',
+    exit: null,
+    backend,
+    resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.entry.dir }],
+  });
+  return runGuarded(writer, async () => {
+    const ckpt = loadCheckpoint(found.entry.dir);
+    const config = ckpt.manifest.config;
+    const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
+    const shards = restoreShards(runDir, info, tokenizer, config);
+    const weights = new Map([...ckpt.weights].map(([name, t]) => [name, t.data]));
+    const model = SteelLM.fromWeights(config, weights);
+    const optimizer = new AdamW(model.params, config);
+    optimizer.load(ckpt.optimizerState, ckpt.manifest.optimizer.step);
+    writer.event(ckpt.manifest.step, 'resume', 'info', `Resumed from step ${ckpt.manifest.step} on ${backend.name}.`, { checkpoint: found.entry.dir });
+    const session: TrainSession = {
+      config,
+      writer,
+      model,
+      optimizer,
+      tokenizer,
+      tokenizerJson: JSON.stringify(ckpt.tokenizerJson),
+      loader: new BlockLoader(shards.train, config.seq_len + 1, config.seed, ckpt.manifest.data.cursor),
+      evalSet: makeEvalSet(shards.val, config),
+      dataFiles: ckpt.manifest.data.files,
+      startStep: ckpt.manifest.step,
+      targetStep: target,
+      rng: Rng.fromState(ckpt.manifest.rng),
+      ...control,
+    };
+    return session;
+  });
+}
+
+async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {
+  const backend = await selectBackend(preference);
+  for (const s of backend.skipped) control.log(`backend: skipped ${s.name}: ${s.reason}`);
+  control.log(`backend: using ${backend.name}`);
+  return backend;
+}
+
+/** Runs setup and the loop, keeping run.json's status true whatever happens. */
+async function runGuarded(writer: RunWriter, setup: () => Promise<TrainSession>): Promise<RunStatus> {
+  let session: TrainSession | undefined;
+  try {
+    session = await setup();
+    writer.update({ status: 'running' });
+    const outcome = await trainLoop(session);
+    const step = writer.run.step;
+    const status: RunStatus = outcome === 'finished' ? 'finished' : 'stopped';
+    writer.event(step, outcome === 'finished' ? 'finish' : 'stop', 'info', outcome === 'finished' ? `Finished at step ${step}.` : `Stopped at step ${step} on request; checkpoint saved.`);
+    writer.update({ status, exit: { code: 0, reason: outcome, at: new Date().toISOString() } });
+    return status;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    writer.event(writer.run.step, 'crash', 'error', message, { stack: err instanceof Error ? err.stack : undefined });
+    writer.update({ status: 'failed', exit: { code: 1, reason: message, at: new Date().toISOString() } });
+    throw err;
+  } finally {
+    session?.model.dispose();
+    session?.optimizer.dispose();
+  }
+}
+
+function newRunInfo(runDir: string, opts: StartOptions, backend: BackendChoice): RunInfo {
+  return {
+    format: RUN_FORMAT,
+    id: randomUUID(),
+    name: opts.name ?? basename(runDir),
+    createdAt: new Date().toISOString(),
+    host: hostname(),
+    pid: process.pid,
+    status: 'starting',
+    step: 0,
+    config: opts.config,
+    backend,
+    data: { input: opts.data, files: [] },
+    resumes: [],
+    exit: null,
+  };
+}
+
+function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch[] {
+  if (val.length < config.seq_len + 1) return [];
+  return evalBatches(val, config.seq_len + 1, config.batch_size, config.eval_batches);
+}
+
+/** The run's shards, re-tokenized from the (verified) corpus if they went missing or changed. */
+function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, config: TrainConfig) {
+  const recorded = info.data.shards ?? [];
+  const intact = recorded.length === 2 && recorded.every((s) => existsSync(s.path) && sha256(readFileSync(s.path)) === s.sha256);
+  if (!intact) {
+    const dataDir = join(runDir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    const built = buildDataset({ files: info.data.files, tokenizer, valFraction: config.val_fraction, seed: config.seed, outDir: dataDir });
+    const rebuilt: DataFileRecord[] = [built.trainPath, built.valPath].map((path) => ({ path, sha256: sha256(readFileSync(path)), bytes: readFileSync(path).length }));
+    if (recorded.length === 2 && rebuilt.some((s, i) => s.sha256 !== recorded[i].sha256)) {
+      throw new Error(`Re-tokenizing the data gave different shards than the run used (${rebuilt[0].path}); the run cannot be resumed exactly. Start a new run.`);
+    }
+    return { train: readShard(built.trainPath), val: readShard(built.valPath) };
+  }
+  return { train: readShard(recorded[0].path), val: readShard(recorded[1].path) };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

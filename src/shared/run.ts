@@ -1,0 +1,148 @@
+// The run directory, format 1: the one contract between any trainer and the observer.
+// Types of every file, and the readers every consumer uses (CLI, extension host, tests).
+//
+//   run.json          RunInfo, rewritten atomically
+//   metrics.jsonl     MetricRecord per line (append-only)
+//   samples.jsonl     SampleRecord per line
+//   events.jsonl      EventRecord per line
+//   checkpoints/step-NNNNNNNN/   manifest.json, weights.*, optimizer.*, tokenizer.json, DONE
+//
+// JSON has no NaN or Infinity; a non-finite metric is written as the string "NaN",
+// "Infinity" or "-Infinity" so an observer can show it instead of dropping it.
+import type { TrainConfig } from './config';
+
+export const RUN_FORMAT = 'steelscope.run/1';
+export const CHECKPOINT_FORMAT = 'steelscope.checkpoint/1';
+
+export type RunStatus = 'starting' | 'running' | 'stopping' | 'finished' | 'failed' | 'stopped';
+
+export interface DataFileRecord {
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface RunInfo {
+  format: typeof RUN_FORMAT;
+  id: string;
+  name: string;
+  createdAt: string;
+  host: string;
+  pid: number;
+  status: RunStatus;
+  step: number;
+  config: TrainConfig;
+  backend: { name: string; skipped: { name: string; reason: string }[] };
+  data: { input: string; files: DataFileRecord[]; shards?: DataFileRecord[] };
+  resumes: { at: string; step: number; pid: number; checkpoint: string }[];
+  exit: { code: number; reason: string; at: string } | null;
+}
+
+export type MetricValue = number | 'NaN' | 'Infinity' | '-Infinity';
+
+/** Every record has step and t (Unix ms); any other numeric field is a plottable series. */
+export interface MetricRecord {
+  step: number;
+  t: number;
+  kind?: string;
+  [series: string]: MetricValue | string | undefined;
+}
+
+export interface SampleRecord {
+  step: number;
+  t: number;
+  prompt: string;
+  text: string;
+  temperature: number;
+  top_k: number;
+  top_p: number;
+  seed: number;
+}
+
+export type EventKind = 'start' | 'resume' | 'checkpoint' | 'checkpoint-skipped' | 'spike' | 'nan' | 'eval-skipped' | 'stop' | 'finish' | 'crash';
+export type EventLevel = 'info' | 'warning' | 'error';
+
+export interface EventRecord {
+  step: number;
+  t: number;
+  kind: EventKind;
+  level: EventLevel;
+  message: string;
+  [detail: string]: unknown;
+}
+
+export function encodeMetric(value: number): MetricValue {
+  if (Number.isFinite(value)) return value;
+  if (Number.isNaN(value)) return 'NaN';
+  return value > 0 ? 'Infinity' : '-Infinity';
+}
+
+export function decodeMetric(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (value === 'NaN') return NaN;
+  if (value === 'Infinity') return Infinity;
+  if (value === '-Infinity') return -Infinity;
+  return undefined;
+}
+
+export function checkpointDirName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}`;
+}
+
+export function parseCheckpointDirName(name: string): number | undefined {
+  const m = /^step-(\d{8,})$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface JsonlChunk<T> {
+  records: T[];
+  /** Byte offset just past the last complete line consumed. */
+  consumed: number;
+  /** Lines that were not valid JSON objects of the expected shape, skipped. */
+  malformed: number;
+}
+
+/**
+ * Splits a byte buffer of a JSONL file into records. A last line without its newline is not yet
+ * a line: it is left unconsumed. Malformed lines are skipped and counted, never fatal.
+ */
+export function parseJsonl<T>(bytes: Uint8Array, accept: (value: unknown) => value is T): JsonlChunk<T> {
+  const records: T[] = [];
+  let malformed = 0;
+  let start = 0;
+  const decoder = new TextDecoder();
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] !== 0x0a) continue;
+    const line = decoder.decode(bytes.subarray(start, i)).trim();
+    start = i + 1;
+    if (!line) continue;
+    try {
+      const value: unknown = JSON.parse(line);
+      if (accept(value)) records.push(value);
+      else malformed++;
+    } catch {
+      malformed++;
+    }
+  }
+  return { records, consumed: start, malformed };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function isMetricRecord(value: unknown): value is MetricRecord {
+  return isObject(value) && Number.isInteger(value.step) && typeof value.t === 'number';
+}
+
+export function isSampleRecord(value: unknown): value is SampleRecord {
+  return isObject(value) && Number.isInteger(value.step) && typeof value.prompt === 'string' && typeof value.text === 'string';
+}
+
+export function isEventRecord(value: unknown): value is EventRecord {
+  return isObject(value) && Number.isInteger(value.step) && typeof value.kind === 'string' && typeof value.message === 'string';
+}
+
+export function isRunInfo(value: unknown): value is RunInfo {
+  return isObject(value) && value.format === RUN_FORMAT && typeof value.id === 'string' && typeof value.status === 'string';
+}

@@ -1,0 +1,74 @@
+// Shared by the integration tests: run the built CLI as a real child process, make small corpora.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { parseJsonl, isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
+
+export const ROOT = resolve(__dirname, '..');
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** A scratch folder under .test-tmp (kept out of /tmp so a failed run can be inspected). */
+export function scratch(name: string): string {
+  const base = join(ROOT, '.test-tmp');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${name}-`));
+}
+
+/** Tokenizers and shards are cached per test run, not in the user's home. */
+export const TEST_ENV = { ...process.env, STEELSCOPE_CACHE: join(ROOT, '.test-tmp', 'cache') };
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], timeoutMs = 120_000): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: TEST_ENV, encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Spawns the CLI; the child is killed when the test process exits, so a failed test leaves no trainer behind. */
+export function spawnCli(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: TEST_ENV, stdio: ['ignore', 'ignore', 'inherit'] });
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.removeListener('exit', reap));
+  return child;
+}
+
+/** The first `poems` documents of the built default corpus, as a .jsonl file. */
+export function poetrySubset(dir: string, poems: number): string {
+  const lines = gunzipSync(readFileSync(join(ROOT, 'dist', 'corpus', 'poetry.jsonl.gz'))).toString('utf8').split('\n');
+  const path = join(dir, `poems-${poems}.jsonl`);
+  writeFileSync(path, lines.slice(0, poems).join('\n') + '\n');
+  return path;
+}
+
+/** A CPU-quick model: the tiny block at a fraction of its size. */
+export const SMALL_SETS = [
+  'vocab_size=320', 'n_layer=2', 'n_embd=32', 'n_head=2', 'n_kv_head=2', 'intermediate_size=64',
+  'seq_len=32', 'batch_size=4', 'warmup_steps=5', 'eval_every=5', 'eval_batches=2',
+  'sample_every=10', 'sample_tokens=8', 'checkpoint_every=10', 'keep_checkpoints=5',
+].flatMap((s) => ['--set', s]);
+
+function readJsonl<T>(path: string, accept: (v: unknown) => v is T): T[] {
+  if (!existsSync(path)) return [];
+  return parseJsonl(readFileSync(path), accept).records;
+}
+
+export const readMetrics = (run: string): MetricRecord[] => readJsonl(join(run, 'metrics.jsonl'), isMetricRecord);
+export const readEvents = (run: string): EventRecord[] => readJsonl(join(run, 'events.jsonl'), isEventRecord);
+export const readSamples = (run: string): SampleRecord[] => readJsonl(join(run, 'samples.jsonl'), isSampleRecord);
+
+/** Train losses by step; a later record of the same step (after a resume) supersedes an earlier one. */
+export function trainLosses(run: string): Map<number, number> {
+  const byStep = new Map<number, number>();
+  for (const r of readMetrics(run)) if (r.kind === 'train' && typeof r.loss === 'number') byStep.set(r.step, r.loss);
+  return byStep;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,114 @@
+// Exact resume: a trainer killed with SIGKILL between two checkpoints continues, after
+// `steelscope resume`, with the very losses the uninterrupted run computed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { poetrySubset, readEvents, runCli, scratch, sleep, SMALL_SETS, spawnCli, trainLosses } from '../helpers';
+
+const STEPS = 30;
+// Slower steps than SMALL_SETS alone, so the kill reliably lands between checkpoints 10 and 20.
+const SETS = [...SMALL_SETS, '--set', 'n_embd=64', '--set', 'seq_len=128', '--set', 'batch_size=8', '--set', 'checkpoint_every=10'];
+
+async function waitForTrainStep(runDir: string, atLeast: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const steps = [...trainLosses(runDir).keys()];
+    const last = steps.length ? Math.max(...steps) : -1;
+    if (last >= atLeast) return last;
+    await sleep(5);
+  }
+  throw new Error(`no train record for step ${atLeast} within ${timeoutMs} ms`);
+}
+
+test('kill -9 between checkpoints, resume: every later loss equals the uninterrupted run', async () => {
+  const dir = scratch('resume');
+  const data = poetrySubset(dir, 400);
+  const reference = join(dir, 'reference');
+  const ref = runCli(['train', '--data', data, '--run-dir', reference, '--steps', String(STEPS), ...SETS]);
+  assert.equal(ref.code, 0, ref.stderr);
+
+  const crashed = join(dir, 'crashed');
+  const child = spawnCli(['train', '--data', data, '--run-dir', crashed, '--steps', String(STEPS), ...SETS]);
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  let seen: number;
+  try {
+    seen = await waitForTrainStep(crashed, 11, 120_000);
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  assert.ok(seen < 19, `the kill came too late (step ${seen})`);
+  assert.ok(existsSync(join(crashed, 'checkpoints', 'step-00000010', 'DONE')));
+  assert.ok(!existsSync(join(crashed, 'checkpoints', 'step-00000020')), 'killed before the next checkpoint');
+  assert.equal(JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8')).status, 'running', 'a killed run cannot say so itself');
+
+  const resumed = runCli(['resume', crashed]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const info = JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8'));
+  assert.equal(info.status, 'finished');
+  assert.equal(info.resumes.length, 1);
+  assert.equal(info.resumes[0].step, 10);
+
+  const expected = trainLosses(reference);
+  const actual = trainLosses(crashed);
+  for (let step = 10; step < STEPS; step++) {
+    const a = actual.get(step);
+    const e = expected.get(step);
+    assert.ok(a !== undefined && e !== undefined, `step ${step} missing`);
+    assert.ok(Math.abs(a - e) <= 1e-5, `step ${step}: resumed ${a} vs uninterrupted ${e}`);
+  }
+  assert.ok(readEvents(crashed).some((e) => e.kind === 'resume' && e.step === 10));
+});
+
+test('resume skips a checkpoint without DONE or with a bad hash, and says why', () => {
+  const dir = scratch('resume-bad');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  assert.equal(runCli(['train', '--data', data, '--run-dir', runDir, '--steps', '30', ...SMALL_SETS]).code, 0);
+  unlinkSync(join(runDir, 'checkpoints', 'step-00000030', 'DONE'));
+  const bin = join(runDir, 'checkpoints', 'step-00000020', 'weights.bin');
+  const bytes = readFileSync(bin);
+  bytes[100] ^= 1;
+  writeFileSync(bin, bytes);
+
+  const r = runCli(['resume', runDir, '--steps', '12']);
+  assert.equal(r.code, 0, r.stderr);
+  const skipped = readEvents(runDir).filter((e) => e.kind === 'checkpoint-skipped');
+  assert.deepEqual(skipped.map((e) => e.step), [30, 20]);
+  assert.match(skipped[0].message, /no DONE marker/);
+  assert.match(skipped[1].message, /weights\.bin does not match its sha256/);
+  assert.ok(readEvents(runDir).some((e) => e.kind === 'resume' && e.step === 10));
+});
+
+test('resume refuses changed data and names the file', () => {
+  const dir = scratch('resume-data');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  assert.equal(runCli(['train', '--data', data, '--run-dir', runDir, '--steps', '10', ...SMALL_SETS]).code, 0);
+  appendFileSync(data, '{"text":"新加的一行"}\n');
+  const r = runCli(['resume', runDir, '--steps', '20']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*changed`));
+  assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished', 'nothing about the run changed');
+});
+
+test('SIGTERM checkpoints the current step and marks the run stopped', async () => {
+  const dir = scratch('sigterm');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  const child = spawnCli(['train', '--data', data, '--run-dir', runDir, '--steps', '1000', ...SETS]);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let seen: number;
+  try {
+    seen = await waitForTrainStep(runDir, 3, 120_000);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0);
+  const info = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  assert.equal(info.status, 'stopped');
+  assert.ok(info.step > seen, `checkpoint at ${info.step} after step ${seen}`);
+  assert.ok(existsSync(join(runDir, 'checkpoints', `step-${String(info.step).padStart(8, '0')}`, 'DONE')));
+  assert.ok(readEvents(runDir).some((e) => e.kind === 'stop'));
+});
