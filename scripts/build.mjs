@@ -2,7 +2,8 @@
 // the wasm backend's .wasm files are copied beside the CLI bundle; the default corpus is derived
 // from the chinese-poetry package (see build-corpus.mjs) unless it is already up to date.
 import * as esbuild from 'esbuild';
-import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus } from './build-corpus.mjs';
@@ -32,6 +33,30 @@ for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-
   copyFileSync(join(wasmDir, f), join(dist, f));
 }
 
+buildSteelKernels();
+
 if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.includes('--corpus')) {
   await buildCorpus(join(dist, 'corpus'));
+}
+
+/**
+ * Our wasm SIMD kernels (src/core/kernels/c/steel.c) need clang with the wasm32 target and lld
+ * (Debian: apt-get install clang lld). Without them the build goes on, and the wasm backend
+ * uses tfjs's own kernels and says so.
+ */
+function buildSteelKernels() {
+  const out = join(dist, 'steel-kernels.wasm');
+  const args = [
+    '--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-fno-builtin',
+    // The module uses tfjs's heap: import its memory, keep no data or stack of our own.
+    '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all',
+    '-o', out, join(root, 'src/core/kernels/c/steel.c'),
+  ];
+  const clang = process.env.CLANG ?? 'clang';
+  const r = spawnSync(clang, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    rmSync(out, { force: true }); // never leave a stale module that no longer matches the source
+    const why = r.error ? r.error.message : r.stderr.trim().split('\n').slice(0, 3).join(' | ');
+    console.warn(`build: steel-kernels.wasm not built (${why}); the wasm backend will use tfjs's kernels. Install clang and lld to build it.`);
+  }
 }

@@ -2,12 +2,14 @@
 import { UsageError } from '../core/errors';
 import { infoCommand } from './commands/info';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
+import { serveCommand, SERVE_USAGE } from './commands/serve';
 import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './commands/train';
 
 const USAGE = `usage:
   ${TRAIN_USAGE}
   ${RESUME_USAGE}
   ${SAMPLE_USAGE}
+  ${SERVE_USAGE}
   steelscope info <preset|checkpoint-dir|run-dir>`;
 
 async function main(argv: string[]): Promise<number> {
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return resumeCommand(rest, control);
     case 'sample':
       return sampleCommand(rest, out);
+    case 'serve':
+      return serveCommand(rest, control.stopRequested);
     case 'info':
       return infoCommand(rest, out);
     case undefined:

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { poetrySubset, readEvents, runCli, scratch, sleep, SMALL_SETS, spawnCli, trainLosses } from '../helpers';
 
 const STEPS = 30;
@@ -111,4 +112,51 @@ test('SIGTERM checkpoints the current step and marks the run stopped', async () 
   assert.ok(info.step > seen, `checkpoint at ${info.step} after step ${seen}`);
   assert.ok(existsSync(join(runDir, 'checkpoints', `step-${String(info.step).padStart(8, '0')}`, 'DONE')));
   assert.ok(readEvents(runDir).some((e) => e.kind === 'stop'));
+});
+
+test('resume --checkpoint continues from an earlier checkpoint with the same losses', () => {
+  const dir = scratch('resume-from');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  assert.equal(runCli(['train', '--data', data, '--run-dir', runDir, '--steps', '20', ...SMALL_SETS]).code, 0);
+  const original = trainLosses(runDir);
+  const r = runCli(['resume', runDir, '--checkpoint', join(runDir, 'checkpoints', 'step-00000010'), '--steps', '13']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(readEvents(runDir).some((e) => e.kind === 'resume' && e.step === 10));
+  const again = trainLosses(runDir);
+  for (const step of [10, 11, 12]) assert.equal(again.get(step), original.get(step), `step ${step}`);
+  const bad = runCli(['resume', runDir, '--checkpoint', join(dir, 'nope')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /nope cannot be used: no DONE marker/);
+});
+
+test('a non-finite loss skips the update, writes a nan event and logs "NaN"', () => {
+  const dir = scratch('nan');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  assert.equal(runCli(['train', '--data', data, '--run-dir', runDir, '--steps', '10', ...SMALL_SETS]).code, 0);
+  // Poison one weight of the final norm and re-seal the checkpoint, as a diverged run would leave it.
+  const ckpt = join(runDir, 'checkpoints', 'step-00000010');
+  const index = JSON.parse(readFileSync(join(ckpt, 'weights.json'), 'utf8')) as { tensors: { name: string; offset: number }[] };
+  const lnF = index.tensors.find((t) => t.name === 'ln_f.weight');
+  assert.ok(lnF);
+  const bin = readFileSync(join(ckpt, 'weights.bin'));
+  bin.writeFloatLE(NaN, lnF.offset);
+  writeFileSync(join(ckpt, 'weights.bin'), bin);
+  const manifestPath = join(ckpt, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: { name: string; sha256: string; bytes: number }[] };
+  const entry = manifest.files.find((f) => f.name === 'weights.bin');
+  assert.ok(entry);
+  entry.sha256 = createHash('sha256').update(bin).digest('hex');
+  writeFileSync(manifestPath, JSON.stringify(manifest));
+
+  const r = runCli(['resume', runDir, '--steps', '13']);
+  assert.equal(r.code, 0, r.stderr);
+  const nans = readEvents(runDir).filter((e) => e.kind === 'nan');
+  assert.deepEqual(nans.map((e) => e.step), [10, 11, 12]);
+  assert.match(nans[0].message, /update skipped/);
+  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const resumedTrain = lines.filter((m) => m.kind === 'train' && m.step >= 10);
+  assert.equal(resumedTrain.length, 3);
+  for (const m of resumedTrain) assert.equal(m.loss, 'NaN', 'a non-finite loss is written as the string "NaN", never dropped');
 });

@@ -9,7 +9,7 @@ const BACKENDS = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 
 export const TRAIN_USAGE = `steelscope train --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend ${BACKENDS.join('|')}]`;
-export const RESUME_USAGE = 'steelscope resume <run-dir> [--steps N] [--backend …]';
+export const RESUME_USAGE = 'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …]';
 
 export function backendFlag(value: string | undefined): BackendName | 'auto' {
   const name = value ?? 'auto';
@@ -50,9 +50,10 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
 }
 
 export async function resumeCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const p = parseArgs(argv, { steps: { kind: 'int' }, backend: { kind: 'string' } }, 'resume');
+  const p = parseArgs(argv, { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' } }, 'resume');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${RESUME_USAGE}`);
-  const opts = { runDir: p.positional[0], steps: positiveSteps(numberFlag(p, 'steps')), backend: backendFlag(stringFlag(p, 'backend')) };
+  const steps = positiveSteps(numberFlag(p, 'steps'));
+  const opts = { runDir: p.positional[0], steps, backend: backendFlag(stringFlag(p, 'backend')), checkpoint: stringFlag(p, 'checkpoint') };
   const status = await resumeRun(opts, control);
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }

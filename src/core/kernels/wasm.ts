@@ -7,53 +7,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the stock wasm kernels we replace and delegate to
-import type { DataId, DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-
-// --- the parts of BackendWasm we use (its typings lean on emscripten types we do not install) ---
-
-type CFunction = (...args: unknown[]) => void;
-
-interface WasmTensorData {
-  id: number;
-  memoryOffset: number;
-}
-
-interface WasmBackend {
-  wasm: {
-    cwrap(name: string, returnType: null, argTypes: string[]): CFunction;
-    tfjs: { disposeData(id: number): void };
-  };
-  dataIdMap: { get(dataId: DataId): WasmTensorData | undefined; delete(dataId: DataId): boolean };
-  makeOutput(shape: number[], dtype: DataType, memoryOffset?: number): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  disposeData(dataId: DataId): boolean;
-}
-
-function asWasmBackend(backend: unknown): WasmBackend {
-  const b = backend as Partial<WasmBackend> | null;
-  if (b == null || typeof b.makeOutput !== 'function' || typeof b.typedArrayFromHeap !== 'function' || b.wasm == null) {
-    throw new Error('steelscope wasm kernel called with a backend that is not tfjs-backend-wasm');
-  }
-  return b as WasmBackend;
-}
-
-function tensorData(backend: WasmBackend, info: TensorInfo): WasmTensorData {
-  const data = backend.dataIdMap.get(info.dataId);
-  if (data === undefined) throw new Error('steelscope wasm kernel: tensor data not found on the wasm backend');
-  return data;
-}
-
-interface KernelArgs {
-  inputs: NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: NamedAttrMap;
-}
-
-function input(args: KernelArgs, name: string): TensorInfo {
-  const t = args.inputs[name];
-  if (t === undefined) throw new Error(`steelscope wasm kernel: missing input "${name}"`);
-  return t;
-}
+import type { DataId, DataType, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { steelKernels, type SteelExports } from './steel';
+import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
 
 // --- UnsortedSegmentSum ---
 
@@ -217,6 +173,38 @@ function runPlan(backend: WasmBackend, plan: Plan, a: TensorInfo, b: TensorInfo)
   return out;
 }
 
+/** A scratch block in tfjs's heap for the packed operands of our matmul, one per wasm module; never freed. */
+const packOffsetByModule = new WeakMap<object, number>();
+
+function packOffset(backend: WasmBackend, steel: SteelExports): number {
+  let offset = packOffsetByModule.get(backend.wasm);
+  if (offset === undefined) {
+    offset = tensorData(backend, backend.makeOutput([steel.steel_pack_floats()], 'float32')).memoryOffset;
+    packOffsetByModule.set(backend.wasm, offset);
+  }
+  return offset;
+}
+
+/**
+ * The product on our SIMD kernel (c/steel.c), which reads transposed operands through strides and
+ * loops over the batch itself: no transposes, no per-slice views.
+ */
+function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): TensorInfo {
+  const { batchA, batchB, m, k, n } = plan;
+  const pack = packOffset(backend, steel); // before makeOutput is fine: offsets survive heap growth
+  const out = backend.makeOutput(plan.outShape, 'float32');
+  const [sam, sak] = tA ? [1, m] : [k, 1]; // a is [.., M, K], or [.., K, M] when transposed
+  const [sbk, sbn] = tB ? [1, k] : [n, 1]; // b is [.., K, N], or [.., N, K] when transposed
+  const fold = batchB === 1 && !tA; // [batchA*M, K] x [K, N] in one product
+  const batch = fold ? 1 : Math.max(batchA, batchB);
+  const rows = fold ? batchA * m : m;
+  const bsa = batchA === 1 ? 0 : m * k;
+  const bsb = batchB === 1 ? 0 : k * n;
+  const ptr = (t: TensorInfo): number => tensorData(backend, t).memoryOffset;
+  steel.steel_matmul(ptr(out), ptr(a), ptr(b), pack, batch, rows, n, k, sam, sak, sbk, sbn, bsa, bsb);
+  return out;
+}
+
 function fastBatchMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
   const a = input(args, 'a');
   const b = input(args, 'b');
@@ -226,6 +214,8 @@ function fastBatchMatMul(args: KernelArgs): TensorInfo | TensorInfo[] {
   if (stockBatchMatMul === undefined) throw new Error('steelscope: stock wasm BatchMatMul kernel missing');
   if (plan === null) return stockBatchMatMul.kernelFunc(args as Parameters<KernelFunc>[0]);
   const backend = asWasmBackend(args.backend);
+  const steel = steelKernels(backend.wasm.asm?.memory);
+  if (steel !== null) return steelMatMul(backend, steel, plan, a, b, transposeA, transposeB);
   const { batchA, batchB, m, k, n } = plan;
   // Transposing costs O(size); the scalar loop it avoids costs O(M*K*N) at ~1 GFLOP/s.
   const aT = transposeA ? transposeLast2(backend, a, batchA, k, m) : null;

@@ -1,9 +1,17 @@
 // Autoregressive sampling: the model's last-position logits are read into JS and sampled there
-// with our seeded Rng, so a seed gives the same text on every backend. Full recompute per token
-// over the last seq_len ids (a KV cache comes later).
+// with our seeded Rng, so a seed gives the same text on every backend. By default the keys and
+// values of earlier positions are kept in a KvCache, so a token costs one row of work; without
+// it every token recomputes the forward pass over the last seq_len ids.
+//
+// Context longer than seq_len: without the cache the window slides by one id per token. With
+// the cache, once it is full it is cropped to the last `cropTo` ids and rebuilt by one prefill
+// from position 0. cropTo = seq_len (the default) rebuilds on every token once full, which is
+// exactly the sliding window (same ids as without the cache); a smaller cropTo rebuilds once
+// every seq_len - cropTo + 1 tokens, faster, at the price of a shorter context after a rebuild.
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { SteelLM } from '../model/gpt';
+import { KvCache } from '../model/kvcache';
 import type { Rng } from '../rng';
 
 export interface SampleOptions {
@@ -17,7 +25,15 @@ export interface SampleOptions {
   rng: Rng;
   /** Generation stops when one of these is sampled; the stop id is NOT included in the result. */
   stopIds?: readonly number[];
+  /** Hugging Face's repetition penalty over every id of the sequence so far; 1 (default) = off. */
+  repetitionPenalty?: number;
+  /** Keep keys/values of earlier positions (default true); false recomputes the context per token. */
+  useCache?: boolean;
+  /** With the cache: ids kept when a full cache is rebuilt, 1..seq_len (default seq_len). */
+  cropTo?: number;
 }
+
+type DrawOptions = Pick<SampleOptions, 'temperature' | 'topK' | 'topP' | 'rng'>;
 
 /** Lowest id among the largest logits. */
 export function argmax(logits: Float32Array): number {
@@ -30,7 +46,7 @@ export function argmax(logits: Float32Array): number {
  * Draws one id: temperature, then top-k, then top-p (nucleus) over the survivors, then a draw with
  * rng.next(). Candidates are ordered by logit, ties by lower id, so the result is deterministic.
  */
-export function sampleFromLogits(logits: Float32Array, opts: Omit<SampleOptions, 'maxTokens' | 'stopIds'>): number {
+export function sampleFromLogits(logits: Float32Array, opts: DrawOptions): number {
   if (opts.temperature <= 0) return argmax(logits);
   const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
   const k = opts.topK > 0 ? Math.min(opts.topK, order.length) : order.length;
@@ -60,6 +76,18 @@ export function sampleFromLogits(logits: Float32Array, opts: Omit<SampleOptions,
   return top[keep - 1]; // rounding left r at ~0
 }
 
+/**
+ * Hugging Face's RepetitionPenaltyLogitsProcessor, in place: the logit of every id in `seen` is
+ * divided by penalty when positive and multiplied by it when negative (penalty > 1 discourages).
+ */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of seen) {
+    const l = logits[id];
+    logits[id] = l > 0 ? l / penalty : l * penalty;
+  }
+}
+
 /** Logits [V] of the last position for a context of ids (every tensor disposed). */
 function lastLogits(model: SteelLM, context: readonly number[]): Float32Array {
   const V = model.config.vocab_size;
@@ -73,18 +101,70 @@ function lastLogits(model: SteelLM, context: readonly number[]): Float32Array {
   return values;
 }
 
+/** Next-token logits for the whole sequence so far (ids only ever grow between calls). */
+interface LogitSource {
+  next(ids: readonly number[]): Float32Array;
+  dispose(): void;
+}
+
+function recomputeSource(model: SteelLM): LogitSource {
+  return { next: (ids) => lastLogits(model, ids.slice(-model.config.seq_len)), dispose: () => undefined };
+}
+
+function cachedSource(model: SteelLM, cropTo: number): LogitSource {
+  const cache = new KvCache(model);
+  let fed = 0; // ids of the sequence already in the cache (or dropped from it by a crop)
+  return {
+    next(ids) {
+      const fresh = ids.slice(fed);
+      fed = ids.length;
+      if (cache.length === 0) return cache.forward(ids.slice(-model.config.seq_len)); // the prompt
+      if (fresh.length <= cache.free) return cache.forward(fresh);
+      cache.reset();
+      return cache.forward(ids.slice(-cropTo));
+    },
+    dispose: () => cache.dispose(),
+  };
+}
+
+/**
+ * The sampled ids one at a time, up to maxTokens (stopIds are not looked at: the caller decides
+ * when to stop). Stopping early with return() — or `break` in a for-of — frees the cache.
+ */
+export function tokenStream(model: SteelLM, promptIds: readonly number[], opts: SampleOptions): Generator<number, void, undefined> {
+  if (promptIds.length === 0) throw new Error('generate: the prompt must hold at least one id.');
+  const seqLen = model.config.seq_len;
+  const cropTo = opts.cropTo ?? seqLen;
+  if (!Number.isInteger(cropTo) || cropTo < 1 || cropTo > seqLen) throw new RangeError(`generate: cropTo must be an integer in 1..${seqLen}, got ${cropTo}.`);
+  const penalty = opts.repetitionPenalty ?? 1;
+  if (!(penalty > 0)) throw new RangeError(`generate: repetitionPenalty must be > 0, got ${penalty}.`);
+  return stream(promptIds, opts, opts.useCache === false ? recomputeSource(model) : cachedSource(model, cropTo), penalty);
+}
+
+function* stream(promptIds: readonly number[], opts: SampleOptions, source: LogitSource, penalty: number): Generator<number, void, undefined> {
+  const ids = [...promptIds];
+  const seen = new Set(ids);
+  try {
+    for (let i = 0; i < opts.maxTokens; i++) {
+      const logits = source.next(ids);
+      applyRepetitionPenalty(logits, seen, penalty);
+      const next = sampleFromLogits(logits, opts);
+      ids.push(next);
+      seen.add(next);
+      yield next;
+    }
+  } finally {
+    source.dispose();
+  }
+}
+
 /** Returns only the new ids; a sampled stop id ends generation and is not returned. */
 export function generate(model: SteelLM, promptIds: readonly number[], opts: SampleOptions): number[] {
-  if (promptIds.length === 0) throw new Error('generate: the prompt must hold at least one id.');
-  const ids = [...promptIds];
   const out: number[] = [];
   const stops = new Set(opts.stopIds ?? []);
-  for (let i = 0; i < opts.maxTokens; i++) {
-    const context = ids.slice(-model.config.seq_len);
-    const next = sampleFromLogits(lastLogits(model, context), opts);
+  for (const next of tokenStream(model, promptIds, opts)) {
     if (stops.has(next)) break;
     out.push(next);
-    ids.push(next);
   }
   return out;
 }

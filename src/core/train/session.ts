@@ -13,7 +13,7 @@ import { UsageError } from '../errors';
 import { Rng } from '../rng';
 import { BpeTokenizer } from '../tokenizer';
 import { AdamW } from './adamw';
-import { latestValidCheckpoint, loadCheckpoint, sha256 } from './checkpoint';
+import { latestValidCheckpoint, loadCheckpoint, sha256, verifyCheckpoint, type CheckpointEntry, type CheckpointManifest } from './checkpoint';
 import { prepareData } from './prepare';
 import { readRunInfo, RunWriter } from './rundir';
 import { trainLoop, type Batch, type TrainSession } from './trainer';
@@ -79,6 +79,8 @@ export interface ResumeOptions {
   runDir: string;
   steps?: number;
   backend: BackendName | 'auto';
+  /** Resume from this checkpoint folder instead of the newest valid one. */
+  checkpoint?: string;
 }
 
 /** Continues a run from its newest valid checkpoint, bit-exactly. */
@@ -89,10 +91,12 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
   }
   const writer = new RunWriter(runDir, info);
-  const found = latestValidCheckpoint(runDir, (entry, reason) => {
-    writer.event(entry.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${entry.step} not used: ${reason}.`, { path: entry.dir });
-    control.log(`skipping checkpoint ${entry.dir}: ${reason}`);
-  });
+  const found = opts.checkpoint
+    ? chosenCheckpoint(opts.checkpoint)
+    : latestValidCheckpoint(runDir, (entry, reason) => {
+        writer.event(entry.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${entry.step} not used: ${reason}.`, { path: entry.dir });
+        control.log(`skipping checkpoint ${entry.dir}: ${reason}`);
+      });
   if (!found) throw new UsageError(`${runDir} has no complete checkpoint to resume from. Start a new run.`);
   verifyCorpus(info.data.files);
   const target = opts.steps ?? found.manifest.config.max_steps;
@@ -134,6 +138,12 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     };
     return session;
   });
+}
+
+function chosenCheckpoint(dir: string): { entry: CheckpointEntry; manifest: CheckpointManifest } {
+  const result = verifyCheckpoint(resolve(dir));
+  if (!result.ok) throw new UsageError(`Checkpoint ${dir} cannot be used: ${result.reason}.`);
+  return { entry: { step: result.manifest.step, dir: resolve(dir) }, manifest: result.manifest };
 }
 
 async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {

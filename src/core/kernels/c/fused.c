@@ -1,0 +1,173 @@
+// Fused element-wise kernels of the training step (see matmul.c for the module's conventions:
+// pointers are offsets into tfjs's heap, no libc, no stack). Each replaces a chain of tfjs ops
+// that would otherwise make one pass over memory, and one allocation, per op.
+#include <wasm_simd128.h>
+
+typedef float f32;
+typedef v128_t v4;
+
+// e^x, Cephes-style: x = n*ln2 + r, e^r by a degree-7 polynomial, 2^n through the exponent bits.
+// About 1 ulp over the clamped range; below -87.3 the result is ~1e-38, not 0 (harmless here).
+static inline v4 v_exp(v4 x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
+  v4 fx = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)), wasm_f32x4_splat(0.5f)));
+  x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
+  x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
+  v4 y = wasm_f32x4_splat(1.9875691500e-4f);
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(1.3981999507e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(8.3334519073e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(4.1665795894e-2f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(1.6666665459e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(5.0000001201e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, x), x), x), wasm_f32x4_splat(1.0f));
+  v4 n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(fx), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(y, n);
+}
+
+static inline f32 hsum(v4 v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) + (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+static inline f32 hmax(v4 v) {
+  f32 a = wasm_f32x4_extract_lane(v, 0), b = wasm_f32x4_extract_lane(v, 1);
+  f32 c = wasm_f32x4_extract_lane(v, 2), d = wasm_f32x4_extract_lane(v, 3);
+  a = a > b ? a : b;
+  c = c > d ? c : d;
+  return a > c ? a : c;
+}
+
+static inline f32 s_exp(f32 x) { return wasm_f32x4_extract_lane(v_exp(wasm_f32x4_splat(x)), 0); }
+
+// Softmax cross-entropy, forward: probs = softmax(logits) row by row; stats[2i] = row max,
+// stats[2i+1] = sum of exp(x - max) (the caller takes the log: no libm here). v % 4 == 0.
+__attribute__((export_name("steel_xent_fwd")))
+void steel_xent_fwd(const f32 *logits, f32 *probs, f32 *stats, int n, int v) {
+  for (int i = 0; i < n; i++) {
+    const f32 *x = logits + i * v;
+    f32 *p = probs + i * v;
+    v4 mx = wasm_f32x4_splat(-3.4e38f);
+    for (int j = 0; j < v; j += 4) mx = wasm_f32x4_max(mx, wasm_v128_load(x + j));
+    f32 m = hmax(mx);
+    v4 vm = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
+    for (int j = 0; j < v; j += 4) {
+      v4 e = v_exp(wasm_f32x4_sub(wasm_v128_load(x + j), vm));
+      wasm_v128_store(p + j, e);
+      sum = wasm_f32x4_add(sum, e);
+    }
+    f32 s = hsum(sum);
+    v4 inv = wasm_f32x4_splat(1.0f / s);
+    for (int j = 0; j < v; j += 4) wasm_v128_store(p + j, wasm_f32x4_mul(wasm_v128_load(p + j), inv));
+    stats[2 * i] = m;
+    stats[2 * i + 1] = s;
+  }
+}
+
+// Backward: dlogits = dy[i] * (probs - onehot(target)); targets outside [0, v) pick nothing.
+__attribute__((export_name("steel_xent_bwd")))
+void steel_xent_bwd(const f32 *probs, const int *targets, const f32 *dy, f32 *dx, int n, int v) {
+  for (int i = 0; i < n; i++) {
+    const f32 *p = probs + i * v;
+    f32 *o = dx + i * v;
+    v4 g = wasm_f32x4_splat(dy[i]);
+    for (int j = 0; j < v; j += 4) wasm_v128_store(o + j, wasm_f32x4_mul(wasm_v128_load(p + j), g));
+    int t = targets[i];
+    if (t >= 0 && t < v) o[t] = dy[i] * (p[t] - 1.0f);
+  }
+}
+
+// RMSNorm forward: r = 1/sqrt(mean(x^2) + eps), y = (x * r) * w; rinv[i] = r. d % 4 == 0.
+__attribute__((export_name("steel_rmsnorm_fwd")))
+void steel_rmsnorm_fwd(const f32 *x, const f32 *w, f32 *y, f32 *rinv, int n, int d, f32 eps) {
+  for (int i = 0; i < n; i++) {
+    const f32 *xr = x + i * d;
+    f32 *yr = y + i * d;
+    v4 acc = wasm_f32x4_splat(0);
+    for (int j = 0; j < d; j += 4) {
+      v4 a = wasm_v128_load(xr + j);
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, a));
+    }
+    f32 r = 1.0f / __builtin_sqrtf(hsum(acc) / (f32)d + eps);
+    v4 vr = wasm_f32x4_splat(r);
+    for (int j = 0; j < d; j += 4) {
+      wasm_v128_store(yr + j, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(xr + j), vr), wasm_v128_load(w + j)));
+    }
+    rinv[i] = r;
+  }
+}
+
+// RMSNorm backward, g = dy * w: dx = r*g - x * (r^3 * sum(g*x) / d); dw = sum over rows of dy*x*r.
+__attribute__((export_name("steel_rmsnorm_bwd")))
+void steel_rmsnorm_bwd(const f32 *x, const f32 *w, const f32 *rinv, const f32 *dy, f32 *dx, f32 *dw, int n, int d) {
+  for (int j = 0; j < d; j += 4) wasm_v128_store(dw + j, wasm_f32x4_splat(0));
+  for (int i = 0; i < n; i++) {
+    const f32 *xr = x + i * d, *gr = dy + i * d;
+    f32 *o = dx + i * d;
+    f32 r = rinv[i];
+    v4 vr = wasm_f32x4_splat(r), acc = wasm_f32x4_splat(0);
+    for (int j = 0; j < d; j += 4) {
+      v4 a = wasm_v128_load(xr + j), g = wasm_v128_load(gr + j);
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_mul(g, wasm_v128_load(w + j)), a));
+      wasm_v128_store(dw + j, wasm_f32x4_add(wasm_v128_load(dw + j), wasm_f32x4_mul(wasm_f32x4_mul(g, a), vr)));
+    }
+    v4 c = wasm_f32x4_splat(r * r * r * hsum(acc) / (f32)d);
+    for (int j = 0; j < d; j += 4) {
+      v4 g = wasm_f32x4_mul(wasm_v128_load(gr + j), wasm_v128_load(w + j));
+      wasm_v128_store(o + j, wasm_f32x4_sub(wasm_f32x4_mul(g, vr), wasm_f32x4_mul(wasm_v128_load(xr + j), c)));
+    }
+  }
+}
+
+static inline v4 v_sigmoid(v4 g) {
+  v4 one = wasm_f32x4_splat(1.0f);
+  return wasm_f32x4_div(one, wasm_f32x4_add(one, v_exp(wasm_f32x4_neg(g))));
+}
+
+// SwiGLU forward: out = (g * sigmoid(g)) * u. size % 4 == 0.
+__attribute__((export_name("steel_swiglu_fwd")))
+void steel_swiglu_fwd(const f32 *g, const f32 *u, f32 *out, int size) {
+  for (int i = 0; i < size; i += 4) {
+    v4 a = wasm_v128_load(g + i);
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_f32x4_mul(a, v_sigmoid(a)), wasm_v128_load(u + i)));
+  }
+}
+
+// SwiGLU backward: du = dy * silu(g); dg = dy * u * s * (1 + g * (1 - s)), s = sigmoid(g).
+__attribute__((export_name("steel_swiglu_bwd")))
+void steel_swiglu_bwd(const f32 *g, const f32 *u, const f32 *dy, f32 *dg, f32 *du, int size) {
+  v4 one = wasm_f32x4_splat(1.0f);
+  for (int i = 0; i < size; i += 4) {
+    v4 a = wasm_v128_load(g + i), s = v_sigmoid(a), d = wasm_v128_load(dy + i);
+    wasm_v128_store(du + i, wasm_f32x4_mul(d, wasm_f32x4_mul(a, s)));
+    v4 ds = wasm_f32x4_mul(s, wasm_f32x4_add(one, wasm_f32x4_mul(a, wasm_f32x4_sub(one, s))));
+    wasm_v128_store(dg + i, wasm_f32x4_mul(wasm_f32x4_mul(d, wasm_v128_load(u + i)), ds));
+  }
+}
+
+// Rotary positions on x [bh, t, hd] with tables [t, hd], h = hd/2:
+// forward  y[j] = x[j]*cos[j] - x[j+h]*sin[j],  y[j+h] = x[j+h]*cos[j+h] + x[j]*sin[j+h];
+// backward dx[j] = dy[j]*cos[j] + dy[j+h]*sin[j+h],  dx[j+h] = dy[j+h]*cos[j+h] - dy[j]*sin[j].
+// hd % 8 == 0.
+__attribute__((export_name("steel_rotary")))
+void steel_rotary(const f32 *x, const f32 *cosT, const f32 *sinT, f32 *y, int bh, int t, int hd, int backward) {
+  int h = hd / 2;
+  for (int b = 0; b < bh; b++) {
+    for (int p = 0; p < t; p++) {
+      const f32 *xr = x + (b * t + p) * hd, *c = cosT + p * hd, *s = sinT + p * hd;
+      f32 *yr = y + (b * t + p) * hd;
+      for (int j = 0; j < h; j += 4) {
+        v4 x1 = wasm_v128_load(xr + j), x2 = wasm_v128_load(xr + j + h);
+        v4 s1 = wasm_v128_load(s + (backward ? j + h : j)), s2 = wasm_v128_load(s + (backward ? j : j + h));
+        v4 y1 = wasm_f32x4_mul(x1, wasm_v128_load(c + j)), y2 = wasm_f32x4_mul(x2, wasm_v128_load(c + j + h));
+        if (backward) {
+          y1 = wasm_f32x4_add(y1, wasm_f32x4_mul(x2, s1));
+          y2 = wasm_f32x4_sub(y2, wasm_f32x4_mul(x1, s2));
+        } else {
+          y1 = wasm_f32x4_sub(y1, wasm_f32x4_mul(x2, s1));
+          y2 = wasm_f32x4_add(y2, wasm_f32x4_mul(x1, s2));
+        }
+        wasm_v128_store(yr + j, y1);
+        wasm_v128_store(yr + j + h, y2);
+      }
+    }
+  }
+}

@@ -1,0 +1,91 @@
+// Loader for steelscope's own wasm SIMD kernels (src/core/kernels/c/steel.c, built by
+// scripts/build.mjs into dist/steel-kernels.wasm). The module imports tfjs-backend-wasm's own
+// linear memory, so it reads operands and writes results in place: no copies in or out.
+// Where the file is missing (no clang at build time) or cannot be instantiated, callers fall
+// back to the tfjs kernels and steelKernelStatus() says why.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+export const STEEL_WASM = 'steel-kernels.wasm';
+
+type Fn = (...args: number[]) => number;
+
+/** The exports of steel.c; every pointer is a byte offset into tfjs's heap. */
+export interface SteelExports {
+  steel_matmul: Fn;
+  steel_pack_floats: Fn;
+}
+
+const EXPORTS: readonly (keyof SteelExports)[] = ['steel_matmul', 'steel_pack_floats'];
+
+// __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.
+const here = typeof __filename === 'string' ? __filename : join(process.cwd(), 'steelscope.js');
+
+/** Where the compiled module may be: beside the bundle, or the repository's dist/ under tsx. */
+export function steelSearchDirs(): string[] {
+  return [dirname(here), join(dirname(here), '..', '..', '..', 'dist')];
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+let failure = '';
+
+function compile(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  const dir = steelSearchDirs().find((d) => existsSync(join(d, STEEL_WASM)));
+  if (dir === undefined) {
+    failure = `${STEEL_WASM} not found in ${steelSearchDirs().join(', ')} (built only where clang with the wasm32 target is installed)`;
+    compiled = null;
+    return null;
+  }
+  try {
+    compiled = new WebAssembly.Module(readFileSync(join(dir, STEEL_WASM)));
+  } catch (err) {
+    failure = `${STEEL_WASM} did not compile: ${err instanceof Error ? err.message : String(err)}`;
+    compiled = null;
+  }
+  return compiled;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, SteelExports | null>();
+
+function isExports(x: WebAssembly.Exports): x is WebAssembly.Exports & SteelExports {
+  return EXPORTS.every((name) => typeof x[name] === 'function');
+}
+
+let enabled = true;
+
+/** Turns our kernels off (or back on) so benches and tests can compare against tfjs's own. */
+export function setSteelKernelsEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** The kernels bound to this wasm heap, or null (see steelKernelStatus) where they cannot run. */
+export function steelKernels(memory: WebAssembly.Memory | undefined): SteelExports | null {
+  if (!enabled) return null;
+  if (memory === undefined) {
+    failure = 'the tfjs wasm module does not export its memory';
+    return null;
+  }
+  const known = instances.get(memory);
+  if (known !== undefined) return known;
+  const mod = compile();
+  let result: SteelExports | null = null;
+  if (mod !== null) {
+    try {
+      const exports = new WebAssembly.Instance(mod, { env: { memory } }).exports;
+      if (isExports(exports)) result = exports;
+      else failure = `${STEEL_WASM} lacks one of ${EXPORTS.join(', ')}`;
+    } catch (err) {
+      failure = `${STEEL_WASM} did not instantiate: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  instances.set(memory, result);
+  return result;
+}
+
+/** Whether our SIMD kernels were found, and if not, why (for the backend report). */
+export function steelKernelStatus(): { available: boolean; reason: string } {
+  const mod = compile();
+  return mod === null ? { available: false, reason: failure } : { available: true, reason: failure };
+}

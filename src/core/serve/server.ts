@@ -1,0 +1,175 @@
+// The request loop of `steelscope serve`, independent of stdin/stdout: lines in, messages out.
+// Generate requests run one at a time in arrival order. Between two tokens a generation yields
+// to the event loop (setImmediate), so a cancel line is read and acted on while it runs; a cancel
+// is never queued. Protocol: src/shared/serve-protocol.ts.
+import {
+  GENERATE_DEFAULTS,
+  parseServeRequest,
+  type DoneMessage,
+  type FinishReason,
+  type GenerateRequest,
+  type RequestId,
+  type ServeMessage,
+} from '../../shared/serve-protocol';
+import type { SteelLM } from '../model/gpt';
+import { Rng } from '../rng';
+import { tokenStream, type SampleOptions } from '../sample/generate';
+import type { BpeTokenizer } from '../tokenizer';
+import { chatSpecials, renderChatML } from './chat';
+import { StreamingText } from './text';
+
+export interface ServeOptions {
+  /** Ids kept when a full KV cache is rebuilt (see generate.ts); default seq_len. */
+  cropTo?: number;
+  /** Seed of a request that names none (default: random). */
+  drawSeed?: () => number;
+}
+
+interface Job {
+  request: GenerateRequest;
+  seed: number;
+  cancelled: boolean;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class ServeSession {
+  private readonly queue: Job[] = [];
+  private running: Job | undefined;
+  private pumping: Promise<void> | undefined;
+  private readonly eos: Set<number>;
+
+  constructor(
+    private readonly model: SteelLM,
+    private readonly tokenizer: BpeTokenizer,
+    private readonly send: (message: ServeMessage) => void,
+    private readonly options: ServeOptions = {},
+  ) {
+    const specials = chatSpecials(tokenizer);
+    this.eos = new Set([specials.imEnd, specials.endOfText]);
+  }
+
+  /** One line of input; never throws (a bad line is answered with an error message). */
+  handleLine(line: string): void {
+    if (line.trim() === '') return;
+    const parsed = parseServeRequest(line);
+    if (!parsed.ok) {
+      this.send({ id: parsed.id, error: { message: parsed.message } });
+      return;
+    }
+    const request = parsed.request;
+    if (request.method === 'cancel') {
+      this.send({ id: request.id, result: { target: request.params.target, cancelled: this.cancel(request.params.target) } });
+      return;
+    }
+    if (this.pending(request.id) !== undefined) {
+      this.send({ id: request.id, error: { message: `id ${JSON.stringify(request.id)} is already used by a pending request.` } });
+      return;
+    }
+    const seed = request.params.seed ?? (this.options.drawSeed ?? (() => Math.floor(Math.random() * 0x100000000)))();
+    this.queue.push({ request, seed, cancelled: false });
+    this.pumping ??= this.pump();
+  }
+
+  /** Resolves once every accepted request has been answered. */
+  async drain(): Promise<void> {
+    while (this.pumping !== undefined) await this.pumping;
+  }
+
+  /** Cancels the running and every queued generation (each still gets its done message). */
+  cancelAll(): void {
+    for (const job of [...(this.running ? [this.running] : []), ...this.queue]) this.cancel(job.request.id);
+  }
+
+  private pending(id: RequestId): Job | undefined {
+    return this.running?.request.id === id ? this.running : this.queue.find((j) => j.request.id === id);
+  }
+
+  /** True when the target was running or queued; a queued one is answered at once and dropped. */
+  private cancel(target: RequestId): boolean {
+    if (this.running?.request.id === target) {
+      this.running.cancelled = true;
+      return true;
+    }
+    const index = this.queue.findIndex((j) => j.request.id === target);
+    if (index < 0) return false;
+    const [job] = this.queue.splice(index, 1);
+    this.send(this.done(job, '', 'cancelled', 0, 0));
+    return true;
+  }
+
+  private async pump(): Promise<void> {
+    for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift()) {
+      this.running = job;
+      try {
+        await this.run(job);
+      } catch (err) {
+        this.send({ id: job.request.id, error: { message: `generation failed: ${err instanceof Error ? err.message : String(err)}` } });
+      }
+      this.running = undefined;
+    }
+    this.pumping = undefined;
+  }
+
+  private promptIds(request: GenerateRequest): number[] {
+    const { prompt, messages } = request.params;
+    if (messages !== undefined) return renderChatML(this.tokenizer, messages);
+    const ids = this.tokenizer.encode(prompt ?? '', { allowSpecial: true });
+    // An empty prompt starts a fresh document, as the training stream does after <|endoftext|>.
+    return ids.length > 0 ? ids : [this.tokenizer.eotId];
+  }
+
+  private sampleOptions(job: Job): SampleOptions {
+    const p = { ...GENERATE_DEFAULTS, ...job.request.params };
+    return {
+      maxTokens: p.max_tokens,
+      temperature: p.temperature,
+      topK: p.top_k,
+      topP: p.top_p,
+      repetitionPenalty: p.repetition_penalty,
+      rng: new Rng(job.seed),
+      cropTo: this.options.cropTo,
+    };
+  }
+
+  /** Streams one generation; yields to the event loop before every token. */
+  private async run(job: Job): Promise<void> {
+    const promptIds = this.promptIds(job.request);
+    const text = new StreamingText(job.request.params.stop);
+    const stream = tokenStream(this.model, promptIds, this.sampleOptions(job));
+    const id = job.request.id;
+    let reason: FinishReason = 'length';
+    let sampled = 0;
+    try {
+      for (;;) {
+        await nextTurn();
+        if (job.cancelled) {
+          reason = 'cancelled';
+          break;
+        }
+        const step = stream.next();
+        if (step.done === true) break;
+        sampled++;
+        if (this.eos.has(step.value)) {
+          reason = 'eos';
+          break;
+        }
+        const { piece, stopped } = text.push(this.tokenizer.decodeBytes([step.value]));
+        if (piece !== '') this.send({ id, token: piece });
+        if (stopped) {
+          reason = 'stop';
+          break;
+        }
+      }
+    } finally {
+      stream.return(); // frees the KV cache
+    }
+    const rest = text.flush();
+    if (rest !== '') this.send({ id, token: rest });
+    this.send(this.done(job, text.value, reason, promptIds.length, sampled));
+  }
+
+  private done(job: Job, text: string, reason: FinishReason, promptTokens: number, sampled: number): DoneMessage {
+    return { id: job.request.id, done: true, text, reason, prompt_tokens: promptTokens, completion_tokens: sampled, seed: job.seed };
+  }
+}

@@ -1,0 +1,160 @@
+// The commands of the Runs view and the command palette. Each resolves its runs (tree selection
+// or a quick pick), asks the run's target to act, and reports failures with what to do next.
+import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PRESETS } from '../../shared/config';
+import type { RunKey, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
+import type { RunsNode } from '../views/runsTree';
+import { metricsCsv } from '../csv';
+import { defaultPreset } from '../settings';
+import { askSteps, keysFromArgs, pickData, pickPreset, pickRuns } from './pickers';
+
+export interface CommandServices {
+  store: RunStoreApi;
+  targets: () => RunTarget[];
+  /** Starts observing a run folder on a target; returns its key. */
+  addRun(target: RunTarget, dir: string): RunKey;
+  removeRun(key: RunKey): void;
+  rescan(): Promise<void>;
+  openDashboard(keys: RunKey[]): void;
+  /** Remembers a folder opened with "Open Run Folder…" across sessions. */
+  rememberFolder(dir: string): Promise<void>;
+}
+
+type Handler = (node?: unknown, nodes?: unknown) => Promise<void>;
+
+export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
+  const commands: Record<string, Handler> = {
+    'steelscope.startTraining': () => startTraining(s),
+    'steelscope.stopRun': (n, ns) => stopRuns(s, n, ns),
+    'steelscope.resumeRun': (n, ns) => resumeRun(s, n, ns),
+    'steelscope.resumeFromCheckpoint': (n) => resumeFromCheckpoint(s, n),
+    'steelscope.openDashboard': async (n, ns) => {
+      const keys = keysFromArgs(n, ns);
+      const chosen = keys.length ? keys : await pickRuns(s.store, 'Open Dashboard');
+      if (chosen.length) s.openDashboard(chosen);
+    },
+    'steelscope.compareRuns': async (n, ns) => {
+      const preselected = keysFromArgs(n, ns);
+      const keys = preselected.length > 1 ? preselected : await pickRuns(s.store, 'Compare Runs: pick the runs to overlay', { many: true });
+      if (keys.length) s.openDashboard(keys);
+    },
+    'steelscope.openRunFolder': () => openRunFolder(s),
+    'steelscope.exportCsv': (n, ns) => exportCsv(s, n, ns),
+    'steelscope.deleteRun': (n, ns) => deleteRuns(s, n, ns),
+    'steelscope.revealRun': async (n) => {
+      const node = n as RunsNode | undefined;
+      const dir = node?.kind === 'checkpoint' ? node.checkpoint.dir : node && 'key' in node ? s.store.get(node.key)?.summary.dir : undefined;
+      if (dir) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(dir));
+    },
+    'steelscope.refreshRuns': () => s.rescan(),
+  };
+  return Object.entries(commands).map(([id, handler]) =>
+    vscode.commands.registerCommand(id, async (node?: unknown, nodes?: unknown) => {
+      try {
+        await handler(node, nodes);
+      } catch (err) {
+        void vscode.window.showErrorMessage(`Steelscope: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }),
+  );
+}
+
+function targetOf(s: CommandServices, summary: RunSummary): RunTarget {
+  const target = s.targets().find((t) => t.id === summary.hostId);
+  if (!target) throw new Error(`the host of run ${summary.name} (${summary.hostLabel}) is not configured.`);
+  return target;
+}
+
+async function runsFor(s: CommandServices, node: unknown, nodes: unknown, title: string, statuses?: RunSummary['status'][]): Promise<RunSummary[]> {
+  const keys = keysFromArgs(node, nodes);
+  const chosen = keys.length ? keys : await pickRuns(s.store, title, { many: false, statuses });
+  return chosen.map((k) => s.store.get(k)?.summary).filter((x): x is RunSummary => !!x);
+}
+
+async function startTraining(s: CommandServices): Promise<void> {
+  const targets = s.targets();
+  const where = await vscode.window.showQuickPick(
+    targets.map((t) => ({ label: t.id === 'local' ? `$(vm) ${t.label}` : `$(remote) ${t.label}`, target: t })),
+    { title: 'Start Training (1/5): where should it run?' },
+  );
+  if (!where) return;
+  const preset = await pickPreset(defaultPreset());
+  if (!preset) return;
+  const data = await pickData();
+  if (!data) return;
+  const steps = await askSteps('Start Training (4/5): steps', PRESETS[preset].max_steps);
+  if (steps === undefined) return;
+  const stamp = new Date().toISOString().slice(5, 16).replace(/[-:T]/g, '');
+  const name = await vscode.window.showInputBox({ title: 'Start Training (5/5): run name (optional)', value: `${preset}-${stamp}`, prompt: 'Shown in the Runs view; any text' });
+  if (name === undefined) return;
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: starting ${preset} on ${where.target.label}…` }, async () => {
+    const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined });
+    s.openDashboard([s.addRun(where.target, dir)]);
+  });
+}
+
+async function stopRuns(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
+  for (const run of await runsFor(s, node, nodes, 'Stop Run', ['running', 'starting'])) {
+    await targetOf(s, run).stop(run.dir);
+    void vscode.window.setStatusBarMessage(`Steelscope: stopping ${run.name} (it saves a checkpoint first)…`, 5000);
+  }
+}
+
+async function resumeRun(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
+  for (const run of await runsFor(s, node, nodes, 'Resume Run', ['stopped', 'failed', 'stale', 'finished'])) {
+    const last = run.checkpoints.filter((c) => c.complete).at(-1)?.step ?? 0;
+    const planned = run.config?.max_steps ?? last + 1;
+    const steps = await askSteps(`Resume ${run.name}: train until step`, planned > last ? planned : last * 2 || 1, last + 1);
+    if (steps === undefined) return;
+    await targetOf(s, run).resume(run.dir, { steps });
+  }
+}
+
+async function resumeFromCheckpoint(s: CommandServices, node: unknown): Promise<void> {
+  const n = node as RunsNode | undefined;
+  if (n?.kind !== 'checkpoint') throw new Error('pick a checkpoint in the Runs view.');
+  const run = s.store.get(n.key)?.summary;
+  if (!run) return;
+  const steps = await askSteps(`Resume ${run.name} from step ${n.checkpoint.step}: train until step`, run.config?.max_steps ?? n.checkpoint.step * 2, n.checkpoint.step + 1);
+  if (steps === undefined) return;
+  await targetOf(s, run).resume(run.dir, { steps, checkpoint: n.checkpoint.dir });
+}
+
+async function openRunFolder(s: CommandServices): Promise<void> {
+  const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Observe this run' });
+  const dir = chosen?.[0]?.fsPath;
+  if (!dir) return;
+  if (!existsSync(join(dir, 'run.json')) && !existsSync(join(dir, 'metrics.jsonl'))) {
+    throw new Error(`${dir} holds neither run.json nor metrics.jsonl. A run folder needs at least a metrics.jsonl with one JSON object per line, each with "step" and "t".`);
+  }
+  const local = s.targets().find((t) => t.id === 'local');
+  if (!local) return;
+  await s.rememberFolder(dir);
+  s.openDashboard([s.addRun(local, dir)]);
+}
+
+async function exportCsv(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
+  const keys = keysFromArgs(node, nodes);
+  const chosen = keys.length ? keys : await pickRuns(s.store, 'Export Metrics as CSV: pick runs', { many: true });
+  const runs = chosen.map((k) => s.store.get(k)).filter((r) => r !== undefined);
+  if (runs.length === 0) return;
+  const target = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export', title: 'Export metrics as CSV' });
+  if (!target) return;
+  await writeFile(target.fsPath, metricsCsv(runs));
+  void vscode.window.showInformationMessage(`Steelscope: exported ${runs.length} run(s) to ${target.fsPath}.`);
+}
+
+async function deleteRuns(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
+  const runs = await runsFor(s, node, nodes, 'Delete Run');
+  if (runs.length === 0) return;
+  const names = runs.map((r) => r.name).join(', ');
+  const answer = await vscode.window.showWarningMessage(`Delete ${names} with all checkpoints and logs? This cannot be undone.`, { modal: true }, 'Delete');
+  if (answer !== 'Delete') return;
+  for (const run of runs) {
+    await targetOf(s, run).delete(run.dir);
+    s.removeRun(run.key);
+  }
+}

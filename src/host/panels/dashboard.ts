@@ -1,0 +1,148 @@
+// The dashboard WebviewPanel: one per set of runs. The host owns the state (DashboardModel); the
+// webview is a throw-away view that gets a snapshot on "ready" and then numbered deltas, at most
+// four a second. Every message from the webview is checked against the protocol before use.
+import * as vscode from 'vscode';
+import { checkWebviewMessage, DEFAULT_VIEW, ViewStateSchema, type HostToWebview, type ViewState, type WebviewToHost } from '../../shared/protocol';
+import type { Disposable, RunKey, RunStoreApi } from '../runs/types';
+import { dashboardHtml, makeNonce } from './dashboardHtml';
+import { DashboardModel } from './dashboardModel';
+
+export const DASHBOARD_VIEW_TYPE = 'steelscope.dashboard';
+/** workspaceState key: the axis choices a new panel starts with. */
+const VIEW_STATE_KEY = 'steelscope.dashboard.view';
+/** Deltas to the webview are throttled to this interval (≤ 4/s); the store flushes every ~150 ms. */
+const DELTA_INTERVAL_MS = 250;
+
+function storedView(context: vscode.ExtensionContext): ViewState {
+  const stored: unknown = context.workspaceState.get(VIEW_STATE_KEY);
+  const view = { ...DEFAULT_VIEW, ...(typeof stored === 'object' && stored ? stored : {}), range: null };
+  return ViewStateSchema.check(view, 'view') ? DEFAULT_VIEW : view;
+}
+
+export class DashboardPanel {
+  private static readonly open = new Map<string, DashboardPanel>();
+
+  /** Shows the dashboard of these runs, reusing the panel already showing the same set. */
+  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[]): DashboardPanel {
+    const id = [...new Set(keys)].sort().join('\n');
+    const existing = DashboardPanel.open.get(id);
+    if (existing) {
+      existing.panel.reveal();
+      return existing;
+    }
+    const roots = [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')];
+    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Steelscope', vscode.ViewColumn.Active, {
+      enableScripts: true,
+      localResourceRoots: roots,
+    });
+    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, id);
+    DashboardPanel.open.set(id, created);
+    return created;
+  }
+
+  private readonly model: DashboardModel;
+  private readonly disposables: Disposable[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private lastSent = 0;
+
+  private constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly store: RunStoreApi,
+    keys: RunKey[],
+    private readonly panel: vscode.WebviewPanel,
+    private readonly id: string,
+  ) {
+    this.model = new DashboardModel(store, keys, storedView(context));
+    this.updateTitle();
+    panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'steelscope.svg');
+    panel.webview.html = this.html();
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
+      panel.onDidDispose(() => this.dispose()),
+      store.onDidChange((change) => {
+        if (!this.model.accept(change)) return;
+        if (change.summaryChanged) this.updateTitle();
+        this.schedule();
+      }),
+    );
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const asset = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, ...p)).toString();
+    return dashboardHtml({
+      cspSource: webview.cspSource,
+      nonce: makeNonce(),
+      scriptUri: asset('dist', 'webview', 'dashboard.js'),
+      styleUri: asset('dist', 'webview', 'dashboard.css'),
+      title: this.panel.title,
+    });
+  }
+
+  private updateTitle(): void {
+    const names = this.model.keys.map((k) => this.store.get(k)?.summary.name ?? k.split(/[\\/]/).pop() ?? k);
+    this.panel.title = names.length > 2 ? `${names.slice(0, 2).join(', ')} +${names.length - 2}` : names.join(', ');
+  }
+
+  private receive(raw: unknown): void {
+    const checked = checkWebviewMessage(raw);
+    if (!checked.ok) {
+      console.warn(`steelscope dashboard: dropped a malformed message (${checked.error})`);
+      return;
+    }
+    this.handle(checked.message);
+  }
+
+  private handle(m: WebviewToHost): void {
+    switch (m.type) {
+      case 'ready':
+        // A reloaded webview remembers its view (vscode.setState); the zoom is not kept.
+        if (m.view) this.model.setView({ ...m.view, range: null });
+        return this.post(this.model.snapshot());
+      case 'requestSnapshot':
+        return this.post(this.model.snapshot());
+      case 'setSmoothing':
+        return this.changeView({ smoothing: m.weight });
+      case 'setXAxis':
+        return this.changeView({ xAxis: m.axis, range: null });
+      case 'setScale':
+        return this.changeView(m.axis === 'x' ? { logX: m.log } : { logY: m.log });
+      case 'zoom':
+        return this.changeView({ range: m.range });
+    }
+  }
+
+  private changeView(patch: Partial<ViewState>): void {
+    this.model.setView(patch);
+    const { range: _range, ...remembered } = this.model.view;
+    void this.context.workspaceState.update(VIEW_STATE_KEY, remembered);
+    // A view change answers the user's own action: send it now, not on the throttle.
+    this.flush();
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastSent + DELTA_INTERVAL_MS - Date.now());
+    this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // A hidden panel's webview is gone; it asks for a snapshot when it is shown again.
+    if (!this.panel.visible) return this.model.drop();
+    const message = this.model.next();
+    if (message) this.post(message);
+  }
+
+  private post(message: HostToWebview): void {
+    this.lastSent = Date.now();
+    void this.panel.webview.postMessage(message);
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    DashboardPanel.open.delete(this.id);
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}

@@ -1,0 +1,44 @@
+// The dashboard's HTML shell, without vscode so the render test loads the very same page. Strict
+// CSP: scripts only with this load's nonce, styles only from the extension (or with the nonce),
+// images from the extension or data: URLs, no network, no inline handlers. The page holds no
+// data: everything arrives as messages and is written with textContent or drawn on canvases.
+import { randomBytes } from 'node:crypto';
+
+export interface DashboardHtmlOptions {
+  /** webview.cspSource */
+  cspSource: string;
+  nonce: string;
+  scriptUri: string;
+  styleUri: string;
+  title: string;
+}
+
+export function makeNonce(): string {
+  return randomBytes(18).toString('base64').replace(/[^A-Za-z0-9]/g, '');
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function dashboardHtml(o: DashboardHtmlOptions): string {
+  const csp = [
+    "default-src 'none'",
+    `script-src 'nonce-${o.nonce}'`,
+    `style-src ${o.cspSource} 'nonce-${o.nonce}'`,
+    `img-src ${o.cspSource} data:`,
+    `font-src ${o.cspSource}`,
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${escapeHtml(o.styleUri)}" nonce="${o.nonce}">
+<title>${escapeHtml(o.title)}</title>
+</head>
+<body>
+<div id="app" aria-busy="true">Loading…</div>
+<script nonce="${o.nonce}" src="${escapeHtml(o.scriptUri)}"></script>
+</body>
+</html>`;
+}

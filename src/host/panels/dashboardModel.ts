@@ -1,0 +1,267 @@
+// The dashboard's host-side model, without vscode: turns the store's full-resolution RunData into
+// chart payloads (smoothed on full resolution, then downsampled to ~2,000 points per series for
+// the visible x-range) and keeps, per panel, what the webview holds so a live run only re-sends
+// the tail of each series. The panel controller (dashboard.ts) wires it to a WebviewPanel; the
+// bench and the tests use it directly.
+import { decodeMetric, type EventRecord, type SampleRecord } from '../../shared/run';
+import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk, ViewState } from '../../shared/protocol';
+import {
+  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, lookupByStep, rowRange, strideFor, upperBound,
+  type XAxis, type XColumn,
+} from '../../shared/series';
+import type { RunChange, RunData, RunKey, RunStoreApi, SeriesTable } from '../runs/types';
+
+export const MAX_POINTS = 2000;
+
+/** What the webview holds of one series, so the next delta can start at the right bucket. */
+interface SentSeries {
+  stride: number;
+  lo: number;
+  hi: number;
+  ema: EmaCheckpoints;
+}
+
+/** Per run: series sent, and the x-axis context they were computed in. */
+class RunState {
+  readonly series = new Map<string, SentSeries>();
+  readonly tableLengths = new Map<string, number>();
+  readonly tokenCache = new Map<string, { length: number; values: Float64Array }>();
+  t0 = NaN;
+}
+
+const seriesId = (kind: string, field: string) => `${kind}\u0000${field}`;
+
+/** Start of the run for the relative-time axis: the earliest record time. */
+function runStart(data: RunData): number {
+  let t0 = Infinity;
+  for (const table of data.tables.values()) if (table.length > 0 && table.t[0] < t0) t0 = table.t[0];
+  return Number.isFinite(t0) ? t0 : 0;
+}
+
+/** The train table's token counts, if the run logs them (ours does; a foreign writer may not). */
+function tokenSource(data: RunData): SeriesTable | undefined {
+  const train = data.tables.get('train');
+  return train?.fields.has('tokens') ? train : [...data.tables.values()].find((t) => t.fields.has('tokens'));
+}
+
+function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState): XColumn {
+  switch (axis) {
+    case 'step': return { values: table.step, offset: 0 };
+    case 'wall': return { values: table.t, offset: 0 };
+    case 'relative': return { values: table.t, offset: state.t0 };
+    case 'tokens': {
+      const own = table.fields.get('tokens');
+      if (own) return { values: own, offset: 0 };
+      // Eval (or any kind without tokens) takes the count of the last train step at or before its step.
+      const cached = state.tokenCache.get(table.kind);
+      if (cached && cached.length === table.length) return { values: cached.values, offset: 0 };
+      const src = tokenSource(data);
+      const values = src
+        ? lookupByStep(src.step, src.fields.get('tokens') as Float64Array, src.length, table.step, table.length)
+        : new Float64Array(table.length).fill(NaN);
+      state.tokenCache.set(table.kind, { length: table.length, values });
+      return { values, offset: 0 };
+    }
+  }
+}
+
+function eventX(data: RunData, e: EventRecord, axis: XAxis, t0: number): number {
+  if (axis === 'step') return e.step;
+  if (axis === 'wall') return e.t;
+  if (axis === 'relative') return e.t - t0;
+  const src = tokenSource(data);
+  if (!src) return NaN;
+  const j = upperBound(src.step, src.length, e.step) - 1;
+  return j >= 0 ? (src.fields.get('tokens') as Float64Array)[j] : NaN;
+}
+
+function eventMarks(data: RunData, events: readonly EventRecord[], axis: XAxis, t0: number): EventMark[] {
+  return events.map((e) => {
+    const x = eventX(data, e, axis, t0);
+    return { x: Number.isFinite(x) ? x : null, step: e.step, kind: String(e.kind), level: String(e.level ?? 'info'), message: String(e.message) };
+  });
+}
+
+function sampleItem(s: SampleRecord): SampleItem {
+  const parts: string[] = [];
+  const add = (label: string, v: unknown) => { if (typeof v === 'number' && Number.isFinite(v)) parts.push(`${label} ${v}`); };
+  add('T', s.temperature); add('top-k', s.top_k); add('top-p', s.top_p); add('seed', s.seed);
+  return { step: s.step, t: typeof s.t === 'number' && Number.isFinite(s.t) ? s.t : null, prompt: s.prompt, text: s.text, settings: parts.join(' · ') };
+}
+
+export function runHeader(data: RunData, color: number): RunHeader {
+  const s = data.summary;
+  const clip = decodeMetric(s.config?.grad_clip ?? s.info?.config?.grad_clip);
+  return {
+    key: s.key, name: s.name, status: s.status, color,
+    gradClip: clip !== undefined && Number.isFinite(clip) ? clip : null,
+    lastStep: s.lastStep !== undefined && Number.isFinite(s.lastStep) ? s.lastStep : null,
+    malformed: { ...s.malformed },
+  };
+}
+
+/**
+ * One series as a chunk: buckets from `fromRow`'s bucket on when the webview already holds the
+ * same bucketing of the same rows, else all of it.
+ */
+function seriesChunk(data: RunData, state: RunState, table: SeriesTable, field: string, view: ViewState, maxPoints: number, fromRow: number): SeriesChunk {
+  const id = seriesId(table.kind, field);
+  const column = table.fields.get(field) as Float64Array;
+  const x = xColumn(data, table, view.xAxis, state);
+  const [lo, hi] = view.range ? rowRange(x, table.length, view.range[0], view.range[1]) : [0, table.length];
+  const stride = strideFor(hi - lo, maxPoints);
+  let sent = state.series.get(id);
+  if (!sent || sent.ema.weight !== view.smoothing) {
+    sent = { stride, lo, hi: 0, ema: new EmaCheckpoints(view.smoothing) };
+    state.series.set(id, sent);
+  }
+  sent.ema.invalidateFrom(fromRow);
+  const incremental = !view.range && sent.stride === stride && sent.lo === lo;
+  const fromBucket = incremental ? Math.max(0, Math.floor((Math.min(fromRow, sent.hi) - lo) / stride)) : 0;
+  const raw = emptyPoints();
+  const markers = emptyMarkers();
+  downsample({ x, y: column, lo, hi, stride, fromBucket }, raw, markers, table.step);
+  let smooth = null;
+  if (view.smoothing > 0) {
+    const yStart = lo + fromBucket * stride;
+    smooth = emptyPoints();
+    downsample({ x, y: sent.ema.smoothRange(column, yStart, hi), yStart, lo, hi, stride, fromBucket }, smooth);
+  }
+  Object.assign(sent, { stride, lo, hi });
+  return { kind: table.kind, field, total: hi - lo, stride, from: fromBucket, raw, smooth, markers };
+}
+
+function allSeries(data: RunData, state: RunState, view: ViewState, maxPoints: number): SeriesChunk[] {
+  const out: SeriesChunk[] = [];
+  for (const table of data.tables.values()) {
+    state.tableLengths.set(table.kind, table.length);
+    for (const field of table.fields.keys()) out.push(seriesChunk(data, state, table, field, view, maxPoints, 0));
+  }
+  return out;
+}
+
+function runSnapshot(data: RunData, state: RunState, view: ViewState, color: number, maxPoints: number): RunSnapshot {
+  state.series.clear();
+  state.tokenCache.clear();
+  state.t0 = runStart(data);
+  return {
+    header: runHeader(data, color),
+    series: allSeries(data, state, view, maxPoints),
+    events: eventMarks(data, data.events, view.xAxis, state.t0),
+    samples: data.samples.map(sampleItem),
+  };
+}
+
+/** The chart payload of one run at full extent or for `view.range`: pure, for the bench and tests. */
+export function computeChartPayload(data: RunData, view: ViewState, opts: { color?: number; maxPoints?: number } = {}): RunSnapshot {
+  return runSnapshot(data, new RunState(), view, opts.color ?? 0, opts.maxPoints ?? MAX_POINTS);
+}
+
+function mergeChange(into: RunChange | undefined, c: RunChange): RunChange {
+  if (!into) return { ...c, tablesFrom: new Map(c.tablesFrom) };
+  into.summaryChanged ||= c.summaryChanged;
+  into.removed ||= c.removed;
+  for (const [k, f] of c.tablesFrom) into.tablesFrom.set(k, Math.min(into.tablesFrom.get(k) ?? Infinity, f));
+  if (c.samplesFrom !== undefined) into.samplesFrom = Math.min(into.samplesFrom ?? Infinity, c.samplesFrom);
+  if (c.eventsFrom !== undefined) into.eventsFrom = Math.min(into.eventsFrom ?? Infinity, c.eventsFrom);
+  return into;
+}
+
+/**
+ * The state of one dashboard panel: its runs, its view, what the webview holds, and the sequence
+ * number of the last message. Every message it returns is numbered; a view change or a rewrite
+ * of history (a resume repeating steps) yields a fresh snapshot instead of a delta.
+ */
+export class DashboardModel {
+  private seq = 0;
+  private readonly states = new Map<RunKey, RunState>();
+  private pending = new Map<RunKey, RunChange>();
+  private needSnapshot = false;
+
+  constructor(private readonly store: RunStoreApi, readonly keys: readonly RunKey[], public view: ViewState, readonly maxPoints = MAX_POINTS) {}
+
+  /** Runs of this panel that the store still has. */
+  private runs(): [RunKey, RunData, number][] {
+    return this.keys.flatMap((k, i) => { const d = this.store.get(k); return d ? [[k, d, i] as [RunKey, RunData, number]] : []; });
+  }
+
+  snapshot(): HostMessage<'snapshot'> {
+    this.pending.clear();
+    this.needSnapshot = false;
+    this.states.clear();
+    const runs = this.runs().map(([k, d, i]) => {
+      const state = new RunState();
+      this.states.set(k, state);
+      return runSnapshot(d, state, this.view, i, this.maxPoints);
+    });
+    return { type: 'snapshot', seq: ++this.seq, view: this.view, maxPoints: this.maxPoints, runs };
+  }
+
+  setView(patch: Partial<ViewState>): void {
+    const axisChanged = patch.xAxis !== undefined && patch.xAxis !== this.view.xAxis;
+    this.view = { ...this.view, ...patch, ...(axisChanged && !('range' in patch) ? { range: null } : {}) };
+    this.needSnapshot = true;
+  }
+
+  /** Records a store change; true if it concerns this panel. */
+  accept(change: RunChange): boolean {
+    if (!this.keys.includes(change.key)) return false;
+    this.pending.set(change.key, mergeChange(this.pending.get(change.key), change));
+    return true;
+  }
+
+  /** The webview is gone (a hidden panel): forget pending changes; the next message is a snapshot. */
+  drop(): void {
+    this.pending.clear();
+    this.needSnapshot = true;
+  }
+
+  get dirty(): boolean {
+    return this.needSnapshot || this.pending.size > 0;
+  }
+
+  /** The next message for the webview: a delta of what changed, a snapshot if needed, or nothing. */
+  next(): HostMessage<'snapshot'> | HostMessage<'delta'> | undefined {
+    if (this.needSnapshot || this.states.size === 0) return this.dirty ? this.snapshot() : undefined;
+    const runs: RunDelta[] = [];
+    for (const [key, change] of this.pending) {
+      const data = this.store.get(key);
+      const state = this.states.get(key);
+      if (change.removed || !data || !state || this.rewritesHistory(data, state, change)) return this.snapshot();
+      runs.push(this.runDelta(key, data, state, change));
+    }
+    this.pending.clear();
+    return runs.length ? { type: 'delta', seq: ++this.seq, runs } : undefined;
+  }
+
+  /** A rewrite moves x of other tables too (tokens lookup, relative-time origin): start over. */
+  private rewritesHistory(data: RunData, state: RunState, change: RunChange): boolean {
+    if (runStart(data) !== state.t0) return true;
+    for (const [kind, from] of change.tablesFrom) if (from < (state.tableLengths.get(kind) ?? 0)) return true;
+    return false;
+  }
+
+  private runDelta(key: RunKey, data: RunData, state: RunState, change: RunChange): RunDelta {
+    const series: SeriesChunk[] = [];
+    for (const [kind, from] of change.tablesFrom) {
+      const table = data.tables.get(kind);
+      if (!table) continue;
+      state.tableLengths.set(kind, table.length);
+      for (const field of table.fields.keys()) {
+        const sent = state.series.get(seriesId(kind, field));
+        // A zoomed view past this change's rows does not move.
+        if (this.view.range && sent && from > sent.hi) continue;
+        series.push(seriesChunk(data, state, table, field, this.view, this.maxPoints, sent ? from : 0));
+      }
+    }
+    const index = this.keys.indexOf(key);
+    const t0 = state.t0;
+    return {
+      key,
+      header: change.summaryChanged ? runHeader(data, index) : null,
+      series,
+      events: change.eventsFrom !== undefined ? { from: change.eventsFrom, items: eventMarks(data, data.events.slice(change.eventsFrom), this.view.xAxis, t0) } : null,
+      samples: change.samplesFrom !== undefined ? { from: change.samplesFrom, items: data.samples.slice(change.samplesFrom).map(sampleItem) } : null,
+    };
+  }
+}

@@ -1,0 +1,178 @@
+// The Runs tree in the Steelscope activity-bar container: hosts → runs → checkpoints and the
+// latest samples. A view over the RunStore; it holds no state of its own.
+import * as vscode from 'vscode';
+import type { CheckpointSummary, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
+import type { SampleRecord } from '../../shared/run';
+
+export type RunsNode =
+  | { kind: 'host'; hostId: string; label: string }
+  | { kind: 'run'; key: string }
+  | { kind: 'checkpoint'; key: string; checkpoint: CheckpointSummary }
+  | { kind: 'samples'; key: string }
+  | { kind: 'sample'; key: string; sample: SampleRecord };
+
+const STATUS_ICON: Record<RunDisplayStatus, [string, string | undefined]> = {
+  starting: ['loading~spin', undefined],
+  running: ['sync~spin', 'charts.blue'],
+  stopping: ['loading~spin', undefined],
+  finished: ['pass', 'testing.iconPassed'],
+  failed: ['error', 'testing.iconFailed'],
+  stopped: ['debug-stop', undefined],
+  stale: ['warning', 'list.warningForeground'],
+  unknown: ['question', undefined],
+};
+
+/** Hosts whose connection state the tree shows (this machine is always connected). */
+export interface HostState {
+  id: string;
+  label: string;
+  state: 'connected' | 'connecting' | 'disconnected';
+}
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<RunsNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly subscription: { dispose(): void };
+
+  constructor(
+    private readonly store: RunStoreApi,
+    private readonly hosts: () => HostState[],
+  ) {
+    // Store changes arrive already batched; a full refresh keeps ordering and grouping simple.
+    this.subscription = store.onDidChange(() => this.changed.fire(undefined));
+  }
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  getChildren(node?: RunsNode): RunsNode[] {
+    const runs = [...this.store.runs.values()].map((r) => r.summary);
+    if (!node) {
+      if (runs.length === 0) return []; // the welcome view takes over
+      return this.hosts().map((h) => ({ kind: 'host', hostId: h.id, label: h.label }));
+    }
+    if (node.kind === 'host') {
+      return runs
+        .filter((r) => r.hostId === node.hostId)
+        .sort((a, b) => (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? '') || a.name.localeCompare(b.name))
+        .map((r) => ({ kind: 'run', key: r.key }));
+    }
+    if (node.kind === 'run') {
+      const data = this.store.get(node.key);
+      if (!data) return [];
+      const checkpoints: RunsNode[] = [...data.summary.checkpoints].reverse().map((checkpoint) => ({ kind: 'checkpoint', key: node.key, checkpoint }));
+      return data.samples.length ? [...checkpoints, { kind: 'samples', key: node.key }] : checkpoints;
+    }
+    if (node.kind === 'samples') return latestSamples(this.store.get(node.key)?.samples ?? []).map((sample) => ({ kind: 'sample', key: node.key, sample }));
+    return [];
+  }
+
+  getTreeItem(node: RunsNode): vscode.TreeItem {
+    switch (node.kind) {
+      case 'host':
+        return this.hostItem(node.hostId, node.label);
+      case 'run':
+        return runItem(this.store.get(node.key)?.summary);
+      case 'checkpoint':
+        return checkpointItem(node.checkpoint);
+      case 'samples': {
+        const item = new vscode.TreeItem('Latest samples', vscode.TreeItemCollapsibleState.Collapsed);
+        item.iconPath = new vscode.ThemeIcon('comment-discussion');
+        item.contextValue = 'samples';
+        return item;
+      }
+      case 'sample':
+        return sampleItem(node.sample);
+    }
+  }
+
+  private hostItem(hostId: string, label: string): vscode.TreeItem {
+    const host = this.hosts().find((h) => h.id === hostId);
+    const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
+    item.id = `host:${hostId}`;
+    item.description = host && host.state !== 'connected' ? host.state : undefined;
+    item.iconPath = new vscode.ThemeIcon(hostId === 'local' ? 'vm' : 'remote', host?.state === 'disconnected' ? new vscode.ThemeColor('list.warningForeground') : undefined);
+    item.contextValue = `host.${host?.state ?? 'connected'}`;
+    return item;
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.changed.dispose();
+  }
+}
+
+function runItem(summary: RunSummary | undefined): vscode.TreeItem {
+  if (!summary) return new vscode.TreeItem('(removed)');
+  const item = new vscode.TreeItem(summary.name, vscode.TreeItemCollapsibleState.Collapsed);
+  item.id = `run:${summary.key}`;
+  const parts: string[] = [summary.status];
+  if (summary.lastStep !== undefined) parts.push(`step ${summary.lastStep}`);
+  if (summary.lastLoss !== undefined) parts.push(`loss ${formatNumber(summary.lastLoss)}`);
+  item.description = parts.join(' · ');
+  const [icon, color] = STATUS_ICON[summary.status];
+  item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+  item.contextValue = `run.${summary.status}`;
+  item.tooltip = runTooltip(summary);
+  item.command = { command: 'steelscope.openDashboard', title: 'Open Dashboard', arguments: [{ kind: 'run', key: summary.key }] };
+  item.resourceUri = vscode.Uri.file(summary.dir);
+  return item;
+}
+
+function runTooltip(s: RunSummary): vscode.MarkdownString {
+  const md = new vscode.MarkdownString(undefined, true);
+  md.isTrusted = false;
+  md.appendMarkdown(`**${escapeMarkdown(s.name)}** — ${s.status}\n\n`);
+  md.appendMarkdown(`${escapeMarkdown(s.dir)}\n\n`);
+  if (s.config) md.appendMarkdown(`${s.config.n_layer} layers · d ${s.config.n_embd} · vocab ${s.config.vocab_size}\n\n`);
+  if (s.info?.backend) md.appendMarkdown(`backend: ${escapeMarkdown(s.info.backend.name)}\n\n`);
+  if (s.lastTokPerS !== undefined) md.appendMarkdown(`${Math.round(s.lastTokPerS).toLocaleString('en-US')} tokens/s\n\n`);
+  const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events;
+  if (bad > 0) md.appendMarkdown(`$(warning) ${bad} malformed line(s) skipped`);
+  return md;
+}
+
+function checkpointItem(c: CheckpointSummary): vscode.TreeItem {
+  const item = new vscode.TreeItem(`step ${c.step}`, vscode.TreeItemCollapsibleState.None);
+  item.id = `ckpt:${c.dir}`;
+  const parts: string[] = [];
+  if (c.evalLoss !== null) parts.push(`eval ${formatNumber(c.evalLoss)}`);
+  if (c.best) parts.push('★ best');
+  if (!c.complete) parts.push('incomplete');
+  item.description = parts.join(' · ');
+  item.iconPath = new vscode.ThemeIcon(c.complete ? (c.best ? 'star-full' : 'save') : 'circle-slash');
+  item.contextValue = c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete';
+  item.tooltip = c.dir;
+  item.resourceUri = vscode.Uri.file(c.dir);
+  return item;
+}
+
+function sampleItem(s: SampleRecord): vscode.TreeItem {
+  const oneLine = (s.prompt + s.text).replace(/\s+/g, ' ');
+  const item = new vscode.TreeItem(oneLine.length > 60 ? oneLine.slice(0, 59) + '…' : oneLine, vscode.TreeItemCollapsibleState.None);
+  item.description = `step ${s.step}`;
+  item.tooltip = `${s.prompt}${s.text}\n\n(step ${s.step}, temperature ${s.temperature}, seed ${s.seed})`;
+  item.iconPath = new vscode.ThemeIcon('quote');
+  item.contextValue = 'sample';
+  return item;
+}
+
+/** The newest sample of each prompt, newest first. */
+export function latestSamples(samples: readonly SampleRecord[]): SampleRecord[] {
+  const byPrompt = new Map<string, SampleRecord>();
+  for (const s of samples) {
+    const prev = byPrompt.get(s.prompt);
+    if (!prev || s.step >= prev.step) byPrompt.set(s.prompt, s);
+  }
+  return [...byPrompt.values()].sort((a, b) => b.step - a.step);
+}
+
+function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4);
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!<>|$]/g, '\\$&');
+}
