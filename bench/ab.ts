@@ -1,10 +1,11 @@
-// A/B of whole training steps with our SIMD kernels on and off, interleaved step by step so
-// other load on the machine hits both sides alike.
+// A/B of whole training steps with our SIMD kernels (and sharing Identity) on and off,
+// interleaved step by step so other load on the machine hits both sides alike.
 //   node --import tsx bench/ab.ts [--preset tiny|small] [--steps N]
 import { parseArgs } from 'node:util';
 import { PRESETS, type PresetName } from '../src/shared/config';
 import { selectBackend } from '../src/core/backend';
 import { setSteelKernelsEnabled } from '../src/core/kernels/steel';
+import { registerWasmKernels } from '../src/core/kernels/wasm';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
 import { makeBatch, trainStep } from '../test/golden/make-fixtures';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 2 + Number(values.steps); i++) {
     for (const side of ['on', 'off'] as const) {
       setSteelKernelsEnabled(side === 'on');
+      registerWasmKernels({ sharedIdentity: side === 'on' });
       const t0 = performance.now();
       trainStep(model, batch, config, i, optimizer);
       if (i >= 2) times[side].push(performance.now() - t0);

@@ -1,10 +1,14 @@
-// Per-kernel time of one training step (forward + backward + norm + AdamW), summed by kernel name
-// and, for BatchMatMul, by shape. Kernel times are wall-clock around each kernel on wasm/cpu.
-//   node --import tsx bench/profile.ts [--preset tiny|small] [--backend wasm|cpu] [--steps N]
+// Per-kernel time of one training step on wasm (forward + backward + norm + AdamW), summed by
+// kernel name, before (tfjs kernels + our XNNPACK matmul routing) and after (our SIMD kernels).
+// Kernel times are wall-clock around each kernel; a customGrad wrapper's time includes its kernels.
+//   node --import tsx bench/profile.ts [--preset tiny|small] [--steps N]
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { PRESETS, type PresetName } from '../src/shared/config';
-import { selectBackend, type BackendName } from '../src/core/backend';
+import { selectBackend } from '../src/core/backend';
+import { setSteelKernelsEnabled } from '../src/core/kernels/steel';
+import { registerWasmKernels } from '../src/core/kernels/wasm';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
 import { makeBatch, trainStep } from '../test/golden/make-fixtures';
@@ -21,37 +25,62 @@ function add(map: Map<string, Agg>, key: string, ms: number): void {
   map.set(key, a);
 }
 
+type Side = 'before' | 'after';
+
+/** "before" is the kernel set this work started from: XNNPACK matmul via transposes, copying Identity, no fused ops. */
+function use(side: Side): void {
+  setSteelKernelsEnabled(side === 'after');
+  registerWasmKernels({ sharedIdentity: side === 'after' });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { preset: { type: 'string', default: 'tiny' }, backend: { type: 'string', default: 'wasm' }, steps: { type: 'string', default: '3' } },
+    options: { preset: { type: 'string', default: 'tiny' }, steps: { type: 'string', default: '3' } },
   });
-  await selectBackend(values.backend as BackendName);
+  await selectBackend('wasm');
   const config = PRESETS[values.preset as PresetName];
   const model = SteelLM.init(config, config.seed);
   const optimizer = new AdamW(model.params, config);
   const batch = makeBatch(config, config.seed);
-  for (let i = 0; i < 2; i++) trainStep(model, batch, config, i, optimizer); // warm-up
-  const steps = Number(values.steps);
-  const byName = new Map<string, Agg>();
-  const byShape = new Map<string, Agg>();
-  let wall = 0;
-  let kernelTotal = 0;
-  for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    const info = await tf.profile(() => void trainStep(model, batch, config, i + 2, optimizer));
-    wall += performance.now() - t0;
-    for (const k of info.kernels) {
-      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-      kernelTotal += ms;
-      add(byName, k.name, ms);
-      if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') add(byShape, `${k.inputShapes.map((s) => `[${s}]`).join('x')} ${JSON.stringify(k.extraInfo ?? '')}`, ms);
+  const sides: Side[] = ['before', 'after'];
+  for (let i = 0; i < 2; i++) {
+    for (const side of sides) {
+      use(side);
+      trainStep(model, batch, config, i, optimizer); // warm-up (and wasm tier-up) on both sides
     }
   }
-  const rows = [...byName].sort((a, b) => b[1].ms - a[1].ms);
-  console.log(`${values.preset} on ${tf.getBackend()}: step wall ${(wall / steps).toFixed(1)} ms (profiled), kernels ${(kernelTotal / steps).toFixed(1)} ms`);
-  for (const [name, a] of rows) console.log(`${name.padEnd(24)} ${(a.ms / steps).toFixed(2).padStart(8)} ms  ${String(a.calls / steps).padStart(5)} calls`);
-  console.log('\nBatchMatMul by input shapes:');
-  for (const [shape, a] of [...byShape].sort((x, y) => y[1].ms - x[1].ms).slice(0, 25)) {
+  const steps = Number(values.steps);
+  const byName = { before: new Map<string, Agg>(), after: new Map<string, Agg>() };
+  const byShape = new Map<string, Agg>();
+  const wall = { before: 0, after: 0 };
+  // Alternating step by step, so load from elsewhere on the machine hits both sides alike.
+  for (let i = 0; i < steps; i++) {
+    for (const side of sides) {
+      use(side);
+      const t0 = performance.now();
+      const info = await tf.profile(() => void trainStep(model, batch, config, i + 2, optimizer));
+      wall[side] += performance.now() - t0;
+      for (const k of info.kernels) {
+        const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+        add(byName[side], k.name === 'unnamed scope' ? 'customGrad wrapper' : k.name, ms);
+        if (side === 'after' && k.name === 'BatchMatMul') add(byShape, k.inputShapes.map((sh) => `[${sh}]`).join(' x '), ms);
+      }
+    }
+  }
+  use('after');
+  const names = [...new Set([...byName.before.keys(), ...byName.after.keys()])];
+  const ms = (side: Side, name: string): number => (byName[side].get(name)?.ms ?? 0) / steps;
+  const calls = (side: Side, name: string): number => (byName[side].get(name)?.calls ?? 0) / steps;
+  names.sort((a, b) => Math.max(ms('before', b), ms('after', b)) - Math.max(ms('before', a), ms('after', a)));
+  console.log(`${values.preset} on wasm, ms per step (profiled, ${steps} steps each, alternating), load ${loadavg()[0].toFixed(2)}`);
+  console.log(`| kernel | before ms (calls) | after ms (calls) |\n|---|---:|---:|`);
+  console.log(`| **step wall time** | ${(wall.before / steps).toFixed(1)} | ${(wall.after / steps).toFixed(1)} |`);
+  for (const n of names) {
+    const cell = (side: Side): string => (calls(side, n) === 0 ? '-' : `${ms(side, n).toFixed(1)} (${calls(side, n)})`);
+    console.log(`| ${n} | ${cell('before')} | ${cell('after')} |`);
+  }
+  console.log('\nafter: BatchMatMul by input shapes');
+  for (const [shape, a] of [...byShape].sort((x, y) => y[1].ms - x[1].ms)) {
     console.log(`${(a.ms / steps).toFixed(2).padStart(8)} ms ${String(a.calls / steps).padStart(4)}x  ${shape}`);
   }
   optimizer.dispose();

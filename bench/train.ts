@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   });
   const startLoad = loadavg()[0];
   const choice = await selectBackend(values.backend as BackendName | 'auto');
-  console.log(`steelscope backend: ${choice.name}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`);
+  console.log(`steelscope backend: ${choice.name}${choice.kernels ? ` (${choice.kernels})` : ''}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`);
   const threadCounts = values.threads.split(',').map(Number);
   const rows: Row[] = [];
   for (const preset of values.presets.split(',') as PresetName[]) {

@@ -28,6 +28,23 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: [join(root, 'src/cli/main.ts')], outfile: join(dist, 'cli.js') }),
 ]);
 
+// Webviews: browser bundles (chart.js inside), written to dist/webview with their stylesheet, the
+// only folder besides media/ that a panel may load from (localResourceRoots).
+const webviewDist = join(dist, 'webview');
+mkdirSync(webviewDist, { recursive: true });
+await esbuild.build({
+  entryPoints: [join(root, 'webview/dashboard/main.ts')],
+  outfile: join(webviewDist, 'dashboard.js'),
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: 'chrome114',
+  minify: true,
+  sourcemap: true,
+  logLevel: 'warning',
+});
+copyFileSync(join(root, 'media/dashboard.css'), join(webviewDist, 'dashboard.css'));
+
 const wasmDir = join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
   copyFileSync(join(wasmDir, f), join(dist, f));
@@ -40,7 +57,7 @@ if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.include
 }
 
 /**
- * Our wasm SIMD kernels (src/core/kernels/c/steel.c) need clang with the wasm32 target and lld
+ * Our wasm SIMD kernels (src/core/kernels/c/*.c) need clang with the wasm32 target and lld
  * (Debian: apt-get install clang lld). Without them the build goes on, and the wasm backend
  * uses tfjs's own kernels and says so.
  */
@@ -50,7 +67,7 @@ function buildSteelKernels() {
     '--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-fno-builtin',
     // The module uses tfjs's heap: import its memory, keep no data or stack of our own.
     '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all',
-    '-o', out, join(root, 'src/core/kernels/c/steel.c'),
+    '-o', out, join(root, 'src/core/kernels/c/matmul.c'), join(root, 'src/core/kernels/c/fused.c'),
   ];
   const clang = process.env.CLANG ?? 'clang';
   const r = spawnSync(clang, args, { encoding: 'utf8' });

@@ -5,7 +5,8 @@
 #   - code-server 4.100.3 (VS Code 1.100.3) from npm into a cache folder, never into
 #     package.json: it is 300 MB and needs the environment below to install at all.
 # Cache folder: $STEELSCOPE_E2E_DIR, default $HOME/.cache/steelscope-e2e/code-server; the binary
-# ends up at <dir>/node_modules/.bin/code-server and <dir>/.installed holds the version once it has started.
+# ends up at <dir>/node_modules/.bin/code-server, and <dir>/.installed holds the version once the
+# server has answered /healthz (test/e2e/harness.ts checks the same marker).
 # Facts behind each step: /work/shared/notes/real-vscode-and-ssh-tests.md.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ BIN="$DIR/node_modules/.bin/code-server"
 log() { printf 'install-e2e: %s\n' "$*" >&2; }
 
 install_debian_packages() {
-  local wanted=(chromium openssh-server libkrb5-dev g++ make python3) missing=() pkg
+  local wanted=(chromium fonts-wqy-zenhei openssh-server libkrb5-dev g++ make python3) missing=() pkg
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
@@ -57,14 +58,15 @@ install_code_server() {
   rm -rf "$DIR"
   mkdir -p "$DIR"
   seed_ripgrep "$tmp"
-  log "npm install code-server@$CS_VERSION into $DIR (about 2 min)"
+  log "npm install code-server@$CS_VERSION into $DIR (1-2 min)"
   # unsafe_perm: the postinstall refuses root without it (npm 11 ignores the flag, reads the env).
   # yes: node-pty's postinstall runs `npx node-gyp`, which would otherwise ask.
   # dangerously_allow_all_scripts: npm 11 skips dependency install scripts unless allowed, and
   # code-server's postinstall runs two nested project installs (lib/vscode, its extensions) that
   # need their own native builds; an allow-list cannot reach those nested installs, the env can.
-  # Its package.json and lock stay in the cache folder. A project install, not `--global --prefix`: npm hands npm_config_global=true to install
-  # scripts, and the nested installs would then install lib/vscode globally and break.
+  # A project install in the cache folder (its package.json and lock stay there), not
+  # `--global --prefix`: npm hands npm_config_global=true to install scripts, and the nested
+  # installs would then install lib/vscode globally and break.
   printf '{ "name": "steelscope-e2e-code-server", "private": true }\n' >"$DIR/package.json"
   (cd "$DIR" && TMPDIR="$tmp" npm_config_unsafe_perm=true npm_config_yes=true \
     npm_config_dangerously_allow_all_scripts=true npm_config_fund=false npm_config_audit=false \

@@ -1,13 +1,80 @@
-// Extension entry: wiring only. The model core never loads here; runs are CLI child processes.
+// Extension entry: wiring only. The model core never loads here; runs are CLI child processes
+// that write run directories, which the RunStore tails (see DESIGN.md).
 import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { registerRunCommands } from './host/commands/runCommands';
+import { DashboardPanel } from './host/panels/dashboard';
+import { LocalTarget } from './host/runs/localTarget';
+import { resolveNodePath } from './host/runs/nodePath';
+import { RunStore } from './host/runs/store';
+import type { RunTarget } from './host/runs/types';
+import { nodePathSetting, runsRoot } from './host/settings';
+import { RunsTreeProvider } from './host/views/runsTree';
+import { RunStatusBar } from './host/views/statusBar';
+
+const OBSERVED_FOLDERS = 'steelscope.observedFolders';
 
 export function activate(context: vscode.ExtensionContext): void {
+  const store = new RunStore();
+  const cliPath = join(context.extensionPath, 'dist', 'cli.js');
+  let local = makeLocalTarget(cliPath);
+  const targets = (): RunTarget[] => [local];
+
+  const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }]);
+  const statusBar = new RunStatusBar(store);
+  const view = vscode.window.createTreeView('steelscope.runs', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
+
+  const rescan = async (): Promise<void> => {
+    for (const dir of await local.listRunDirs()) store.addRun(local, dir);
+    for (const dir of context.globalState.get<string[]>(OBSERVED_FOLDERS, [])) if (existsSync(dir)) store.addRun(local, dir);
+    await store.refresh();
+  };
+
   context.subscriptions.push(
+    store,
+    tree,
+    statusBar,
+    view,
+    ...registerRunCommands({
+      store,
+      targets,
+      addRun: (target, dir) => store.addRun(target, dir),
+      removeRun: (key) => void store.removeRun(key),
+      rescan,
+      openDashboard: (keys) => {
+        DashboardPanel.show(context, store, keys);
+        statusBar.focus(keys[0]);
+      },
+      rememberFolder: async (dir) => {
+        const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
+        await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
+      },
+    }),
     vscode.commands.registerCommand('steelscope.showVersion', () => {
       const version = (context.extension.packageJSON as { version?: string }).version ?? 'unknown';
       void vscode.window.showInformationMessage(`Steelscope ${version}`);
     }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration('steelscope.runsRoot') && !e.affectsConfiguration('steelscope.nodePath')) return;
+      local = makeLocalTarget(cliPath);
+      void rescan();
+    }),
   );
+  // Re-attach to every run on disk, running ones included (their pid is in run.json).
+  void rescan();
+}
+
+function makeLocalTarget(cliPath: string): LocalTarget {
+  let nodePath: string;
+  try {
+    nodePath = resolveNodePath(nodePathSetting());
+  } catch (err) {
+    // Reported when a run is started (spawn fails with this name and the hint to set the path).
+    void vscode.window.showWarningMessage(`Steelscope: ${(err as Error).message}`);
+    nodePath = nodePathSetting() || 'node';
+  }
+  return new LocalTarget({ runsRoot: runsRoot(), nodePath, cliPath });
 }
 
 export function deactivate(): void {}

@@ -20,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop) process.exit(130);
     stop = true;
-    process.stderr.write(`\n${signal}: saving a checkpoint and stopping…\n`);
+    process.stderr.write(`\n${signal}: ${command === 'train' || command === 'resume' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

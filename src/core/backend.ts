@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // `import '@tensorflow/tfjs-backend-cpu'` and the bundled CLI would have no cpu backend.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { steelKernelStatus } from './kernels/steel';
 import { registerCpuKernels, registerWasmKernels } from './kernels/wasm';
 
 export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
@@ -18,6 +19,14 @@ export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
 export interface BackendChoice {
   name: BackendName;
   skipped: { name: BackendName; reason: string }[];
+  /** wasm only: whether our SIMD kernels (steel-kernels.wasm) run, and if not, why. */
+  kernels?: string;
+}
+
+function kernelNote(name: BackendName): string | undefined {
+  if (name !== 'wasm') return undefined;
+  const status = steelKernelStatus();
+  return status.available ? 'steelscope wasm SIMD kernels' : `tfjs kernels only (${status.reason})`;
 }
 
 export const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
@@ -120,13 +129,13 @@ export async function selectBackend(preference: BackendName | 'auto' = 'auto'): 
     } catch (err) {
       throw new Error(`Backend '${preference}' is not usable: ${firstLine(err)}`);
     }
-    return { name: preference, skipped: [] };
+    return { name: preference, skipped: [], kernels: kernelNote(preference) };
   }
   const skipped: BackendChoice['skipped'] = [];
   for (const name of AUTO_ORDER) {
     try {
       await activate(name);
-      return { name, skipped };
+      return { name, skipped, kernels: kernelNote(name) };
     } catch (err) {
       skipped.push({ name, reason: firstLine(err) });
     }

@@ -24,6 +24,8 @@ export function nonFiniteName(v: number): NonFinite {
 export interface EmaState {
   last: number;
   count: number;
+  /** w^count, kept as a running product (Math.pow per point was a third of the cost). */
+  wn: number;
   /** First finite value, NaN until there is one. */
   first: number;
   /** Every finite value so far equals `first`. */
@@ -31,7 +33,7 @@ export interface EmaState {
 }
 
 export function emaStart(): EmaState {
-  return { last: 0, count: 0, first: NaN, constant: true };
+  return { last: 0, count: 0, wn: 1, first: NaN, constant: true };
 }
 
 /** Clamped to [0, 0.999]: at w = 1 the average would never move. */
@@ -44,10 +46,11 @@ export function emaStep(s: EmaState, v: number, w: number): number {
   if (!Number.isFinite(v)) return v;
   s.last = s.last * w + (1 - w) * v;
   s.count++;
+  s.wn *= w;
   if (s.count === 1) s.first = v;
   else if (v !== s.first) s.constant = false;
   if (s.constant) return v;
-  return s.last / (1 - Math.pow(w, s.count));
+  return s.last / (1 - s.wn);
 }
 
 export function smooth(values: ArrayLike<number>, weight: number, length = values.length): Float64Array {
@@ -86,13 +89,32 @@ export class EmaCheckpoints {
     }
     const k = Math.min(Math.floor(lo / this.every), this.states.length - 1);
     const s = { ...this.states[k] };
-    for (let i = k * this.every; i < hi; i++) {
-      if (i > 0 && i % this.every === 0 && this.states.length === i / this.every) this.states.push({ ...s });
-      const v = emaStep(s, values[i], w);
-      if (i >= lo) out[i - lo] = v;
+    // Checkpoint boundaries split the loop, so the inner loop is a plain pass over one block.
+    for (let a = k * this.every; a < hi; a += this.every) {
+      if (a > 0 && this.states.length === a / this.every) this.states.push({ ...s });
+      emaBlock(values, a, Math.min(hi, a + this.every), s, w, out, lo);
     }
     return out;
   }
+}
+
+/** emaStep over rows [a, e), with the state in locals: the hot loop of a million-row series. */
+function emaBlock(values: ArrayLike<number>, a: number, e: number, s: EmaState, w: number, out: Float64Array, lo: number): void {
+  let { last, count, wn, first, constant } = s;
+  for (let i = a; i < e; i++) {
+    const v = values[i];
+    let r = v;
+    if (v - v === 0) { // finite
+      last = last * w + (1 - w) * v;
+      count++;
+      wn *= w;
+      if (count === 1) first = v;
+      else if (v !== first) constant = false;
+      if (!constant) r = last / (1 - wn);
+    }
+    if (i >= lo) out[i - lo] = r;
+  }
+  Object.assign(s, { last, count, wn, first, constant });
 }
 
 // ---------------------------------------------------------------------------------------------

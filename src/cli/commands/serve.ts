@@ -13,7 +13,7 @@ import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
 
-export const SERVE_USAGE = 'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N]';
+export const SERVE_USAGE = 'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N (ids kept when the context outgrows seq_len; default 3/4 of it)]';
 
 interface Loaded {
   model: SteelLM;

@@ -1,4 +1,4 @@
-// Loader for steelscope's own wasm SIMD kernels (src/core/kernels/c/steel.c, built by
+// Loader for steelscope's own wasm SIMD kernels (src/core/kernels/c/*.c, built by
 // scripts/build.mjs into dist/steel-kernels.wasm). The module imports tfjs-backend-wasm's own
 // linear memory, so it reads operands and writes results in place: no copies in or out.
 // Where the file is missing (no clang at build time) or cannot be instantiated, callers fall
@@ -11,13 +11,41 @@ export const STEEL_WASM = 'steel-kernels.wasm';
 
 type Fn = (...args: number[]) => number;
 
+// The WebAssembly global, typed by hand: src/core compiles without DOM types, where it lives.
+/** A WebAssembly.Memory, opaque here: only handed back to the engine as an import. */
+export type WasmMemory = object;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
 /** The exports of steel.c; every pointer is a byte offset into tfjs's heap. */
 export interface SteelExports {
   steel_matmul: Fn;
   steel_pack_floats: Fn;
+  steel_xent_fwd: Fn;
+  steel_xent_bwd: Fn;
+  steel_rmsnorm_fwd: Fn;
+  steel_rmsnorm_bwd: Fn;
+  steel_swiglu_fwd: Fn;
+  steel_swiglu_bwd: Fn;
+  steel_rotary: Fn;
+  steel_adamw: Fn;
 }
 
-const EXPORTS: readonly (keyof SteelExports)[] = ['steel_matmul', 'steel_pack_floats'];
+const EXPORTS: readonly (keyof SteelExports)[] = [
+  'steel_matmul',
+  'steel_pack_floats',
+  'steel_xent_fwd',
+  'steel_xent_bwd',
+  'steel_rmsnorm_fwd',
+  'steel_rmsnorm_bwd',
+  'steel_swiglu_fwd',
+  'steel_swiglu_bwd',
+  'steel_rotary',
+  'steel_adamw',
+];
 
 // __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.
 const here = typeof __filename === 'string' ? __filename : join(process.cwd(), 'steelscope.js');
@@ -27,10 +55,10 @@ export function steelSearchDirs(): string[] {
   return [dirname(here), join(dirname(here), '..', '..', '..', 'dist')];
 }
 
-let compiled: WebAssembly.Module | null | undefined;
+let compiled: object | null | undefined;
 let failure = '';
 
-function compile(): WebAssembly.Module | null {
+function compile(): object | null {
   if (compiled !== undefined) return compiled;
   const dir = steelSearchDirs().find((d) => existsSync(join(d, STEEL_WASM)));
   if (dir === undefined) {
@@ -39,7 +67,7 @@ function compile(): WebAssembly.Module | null {
     return null;
   }
   try {
-    compiled = new WebAssembly.Module(readFileSync(join(dir, STEEL_WASM)));
+    compiled = new WA.Module(readFileSync(join(dir, STEEL_WASM)));
   } catch (err) {
     failure = `${STEEL_WASM} did not compile: ${err instanceof Error ? err.message : String(err)}`;
     compiled = null;
@@ -47,9 +75,9 @@ function compile(): WebAssembly.Module | null {
   return compiled;
 }
 
-const instances = new WeakMap<WebAssembly.Memory, SteelExports | null>();
+const instances = new WeakMap<WasmMemory, SteelExports | null>();
 
-function isExports(x: WebAssembly.Exports): x is WebAssembly.Exports & SteelExports {
+function isExports(x: Record<string, unknown>): x is Record<string, unknown> & SteelExports {
   return EXPORTS.every((name) => typeof x[name] === 'function');
 }
 
@@ -61,7 +89,7 @@ export function setSteelKernelsEnabled(on: boolean): void {
 }
 
 /** The kernels bound to this wasm heap, or null (see steelKernelStatus) where they cannot run. */
-export function steelKernels(memory: WebAssembly.Memory | undefined): SteelExports | null {
+export function steelKernels(memory: WasmMemory | undefined): SteelExports | null {
   if (!enabled) return null;
   if (memory === undefined) {
     failure = 'the tfjs wasm module does not export its memory';
@@ -73,7 +101,7 @@ export function steelKernels(memory: WebAssembly.Memory | undefined): SteelExpor
   let result: SteelExports | null = null;
   if (mod !== null) {
     try {
-      const exports = new WebAssembly.Instance(mod, { env: { memory } }).exports;
+      const exports = new WA.Instance(mod, { env: { memory } }).exports;
       if (isExports(exports)) result = exports;
       else failure = `${STEEL_WASM} lacks one of ${EXPORTS.join(', ')}`;
     } catch (err) {

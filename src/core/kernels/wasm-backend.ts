@@ -1,5 +1,6 @@
 // The parts of tfjs-backend-wasm's BackendWasm that our kernels use (its typings lean on
 // emscripten types we do not install), and small helpers shared by our wasm kernels.
+import type { WasmMemory } from './steel';
 import type { DataId, DataType, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 export type CFunction = (...args: unknown[]) => void;
@@ -13,7 +14,7 @@ export interface WasmBackend {
   wasm: {
     cwrap(name: string, returnType: null, argTypes: string[]): CFunction;
     tfjs: { disposeData(id: number): void };
-    asm?: { memory?: WebAssembly.Memory };
+    asm?: { memory?: WasmMemory };
   };
   dataIdMap: { get(dataId: DataId): WasmTensorData | undefined; delete(dataId: DataId): boolean };
   incRef(dataId: DataId): void;

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the stock wasm kernels we replace and delegate to
 import type { DataId, DataType, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { registerFusedKernels } from './fused';
 import { steelKernels, type SteelExports } from './steel';
 import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
 
@@ -245,6 +246,28 @@ const batchMatMulConfig: KernelConfig = {
   setupFunc: (backend) => stockBatchMatMul?.setupFunc?.(backend),
 };
 
+/**
+ * Identity that shares the input's data (as the cpu backend's does) instead of copying it: autodiff
+ * clones every tensor it saves for the backward pass, and on stock wasm each clone is a full copy
+ * (341 copies per tiny step). Safe because tfjs tensors are immutable and the wasm backend counts
+ * references per data id.
+ */
+let stockIdentity: KernelConfig | undefined;
+
+function sharedIdentity(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const x = input(args, 'x');
+  if (x.dtype === 'string' && stockIdentity !== undefined) return stockIdentity.kernelFunc(args as Parameters<KernelFunc>[0]);
+  const backend = asWasmBackend(args.backend);
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+const identityConfig: KernelConfig = {
+  kernelName: tf.Identity,
+  backendName: 'wasm',
+  kernelFunc: sharedIdentity as KernelFunc,
+};
+
 const cpuUnsortedSegmentSumConfig: KernelConfig = {
   kernelName: tf.UnsortedSegmentSum,
   backendName: 'cpu',
@@ -263,13 +286,19 @@ function replaceKernel(config: KernelConfig): void {
  * imported (it registers the stock kernels on import) and before wasm does real work; it works
  * even after the backend initialised, as our kernels need no setup hook.
  */
-export function registerWasmKernels(options: { batchMatMul?: boolean } = {}): void {
+export function registerWasmKernels(options: { batchMatMul?: boolean; sharedIdentity?: boolean } = {}): void {
   const current = tf.getKernel(tf.BatchMatMul, 'wasm');
   if (current === undefined) throw new Error('registerWasmKernels: import @tensorflow/tfjs-backend-wasm first');
   if (current.kernelFunc !== batchMatMulConfig.kernelFunc) stockBatchMatMul = current;
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm')?.kernelFunc !== unsortedSegmentSumConfig.kernelFunc) {
     replaceKernel(unsortedSegmentSumConfig);
   }
+  const identity = tf.getKernel(tf.Identity, 'wasm');
+  if (identity?.kernelFunc !== identityConfig.kernelFunc) stockIdentity = identity;
+  const wantShared = options.sharedIdentity ?? true;
+  if (wantShared && identity?.kernelFunc !== identityConfig.kernelFunc) replaceKernel(identityConfig);
+  if (!wantShared && identity?.kernelFunc === identityConfig.kernelFunc && stockIdentity !== undefined) replaceKernel(stockIdentity);
+  registerFusedKernels();
   const wantFast = options.batchMatMul ?? true;
   if (wantFast && current.kernelFunc !== batchMatMulConfig.kernelFunc) replaceKernel(batchMatMulConfig);
   if (!wantFast && current.kernelFunc === batchMatMulConfig.kernelFunc && stockBatchMatMul !== undefined) {

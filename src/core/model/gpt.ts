@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { headDim, type TrainConfig } from '../../shared/config';
 import { Rng } from '../rng';
+import { fusedCrossEntropy, fusedSwiGlu } from '../kernels/fused';
 import { applyRotary, causalMask, linear, rmsNorm, rotaryTables } from './layers';
 
 /** Every parameter's name and shape, in canonical order (the order of init and of checkpoints). */
@@ -113,6 +114,8 @@ export class SteelLM {
     return tf.tidy(() => {
       const V = this.config.vocab_size;
       const logits = this.logits2d(idx, 0); // [N, V]
+      const rowLoss = fusedCrossEntropy(logits, tf.reshape(targets, [-1])); // [N] on wasm; null elsewhere
+      if (rowLoss !== null) return tf.mean(rowLoss) as tf.Scalar; // scalar
       const logProbs = tf.logSoftmax(logits); // [N, V]
       // oneHot is int32 and cast: on wasm a float32 oneHot holds int bits (reads as ~1e-45).
       const picked = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), V), 'float32'); // [N, V]
@@ -190,7 +193,7 @@ export class SteelLM {
     const m = `h.${layer}.mlp.`;
     const gate = linear(x, this.p(`${m}gate.weight`)); // [N, ff]
     const up = linear(x, this.p(`${m}up.weight`)); // [N, ff]
-    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D; // [N, ff]
+    const act = fusedSwiGlu(gate, up) ?? (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // [N, ff]
     return linear(act, this.p(`${m}down.weight`)); // [N, d]
   }
 }

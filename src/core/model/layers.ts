@@ -3,9 +3,12 @@
 // Callers run these inside tf.tidy.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedRmsNorm, fusedRotary } from '../kernels/fused';
 
 /** y = x * rsqrt(mean(x^2, last axis) + eps) * weight. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const fused = fusedRmsNorm(x, weight, eps); // one kernel each way on wasm; null elsewhere
+  if (fused !== null) return fused;
   const variance = tf.mean(tf.square(x), -1, true); // [N, 1]
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
@@ -43,6 +46,8 @@ export function rotaryTables(seqLen: number, headDim: number, theta: number, off
 
 /** x' = x*cos + rotate_half(x)*sin with rotate_half(x) = concat(-x2, x1); x is [..., T, hd]. */
 export function applyRotary(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
+  const fused = fusedRotary(x, cos, sin); // one kernel each way on wasm; null elsewhere
+  if (fused !== null) return fused;
   const half = x.shape[2] / 2;
   const [x1, x2] = tf.split(x, [half, half], -1); // 2 x [BH, T, hd/2]
   const rotated = tf.concat([tf.neg(x2), x1], -1); // [BH, T, hd]

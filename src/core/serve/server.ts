@@ -19,7 +19,10 @@ import { chatSpecials, renderChatML } from './chat';
 import { StreamingText } from './text';
 
 export interface ServeOptions {
-  /** Ids kept when a full KV cache is rebuilt (see generate.ts); default seq_len. */
+  /**
+   * Ids kept when a full KV cache is rebuilt (see generate.ts). Default 3/4 of seq_len: one
+   * prefill per seq_len/4 tokens once a chat outgrows the context, instead of one per token.
+   */
   cropTo?: number;
   /** Seed of a request that names none (default: random). */
   drawSeed?: () => number;
@@ -128,7 +131,7 @@ export class ServeSession {
       topP: p.top_p,
       repetitionPenalty: p.repetition_penalty,
       rng: new Rng(job.seed),
-      cropTo: this.options.cropTo,
+      cropTo: this.options.cropTo ?? Math.max(1, Math.floor((this.model.config.seq_len * 3) / 4)),
     };
   }
 

@@ -3,6 +3,7 @@
 // of operations so a PyTorch reference computes the same numbers.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../../shared/config';
+import { fusedAdamW } from '../kernels/fused';
 
 export type AdamWHyper = Pick<TrainConfig, 'beta1' | 'beta2' | 'adam_eps' | 'weight_decay' | 'grad_clip'>;
 
@@ -46,8 +47,17 @@ export class AdamW {
       const slot = this.slots.get(name);
       if (!g0 || !slot) throw new Error(`AdamW: no gradient or state for parameter ${name}`);
       tf.tidy(() => {
-        const g = clipCoef < 1 ? tf.mul(g0, clipCoef) : g0;
         const decay = AdamW.decays(p.shape) ? 1 - lr * weight_decay : 1;
+        // On wasm one kernel does the whole update below, op for op in float32 (c/fused.c).
+        const scalars = { clip: clipCoef < 1, clipCoef, decays: decay !== 1, decay, beta1, beta2, bc2Sqrt, eps: adam_eps, stepSize: lr / bc1 };
+        const fused = fusedAdamW(p, g0, slot.m, slot.v, scalars);
+        if (fused !== null) {
+          slot.m.assign(fused[1]);
+          slot.v.assign(fused[2]);
+          p.assign(fused[0]);
+          return;
+        }
+        const g = clipCoef < 1 ? tf.mul(g0, clipCoef) : g0;
         const decayed = decay !== 1 ? tf.mul(p, decay) : p;
         const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
         const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.mul(g, g), 1 - beta2));

@@ -44,6 +44,8 @@ export class DashboardPanel {
   private readonly disposables: Disposable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private lastSent = 0;
+  /** Until the webview says "ready", messages would be lost: it gets a snapshot then. */
+  private ready = false;
 
   private constructor(
     private readonly context: vscode.ExtensionContext,
@@ -96,6 +98,7 @@ export class DashboardPanel {
   private handle(m: WebviewToHost): void {
     switch (m.type) {
       case 'ready':
+        this.ready = true;
         // A reloaded webview remembers its view (vscode.setState); the zoom is not kept.
         if (m.view) this.model.setView({ ...m.view, range: null });
         return this.post(this.model.snapshot());
@@ -129,8 +132,9 @@ export class DashboardPanel {
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    // A hidden panel's webview is gone; it asks for a snapshot when it is shown again.
-    if (!this.panel.visible) return this.model.drop();
+    // A hidden panel's webview is gone; it says "ready" again when it is shown.
+    if (!this.panel.visible) this.ready = false;
+    if (!this.ready) return this.model.drop();
     const message = this.model.next();
     if (message) this.post(message);
   }

@@ -62,16 +62,18 @@ void steel_xent_fwd(const f32 *logits, f32 *probs, f32 *stats, int n, int v) {
   }
 }
 
-// Backward: dlogits = dy[i] * (probs - onehot(target)); targets outside [0, v) pick nothing.
+// Backward: dlogits = dy[i] * (probs - onehot(target)); a row whose target is outside [0, v)
+// has loss 0 whatever the logits (its one-hot is all zeros), so its gradient is 0.
 __attribute__((export_name("steel_xent_bwd")))
 void steel_xent_bwd(const f32 *probs, const int *targets, const f32 *dy, f32 *dx, int n, int v) {
   for (int i = 0; i < n; i++) {
     const f32 *p = probs + i * v;
     f32 *o = dx + i * v;
-    v4 g = wasm_f32x4_splat(dy[i]);
+    int valid = targets[i] >= 0 && targets[i] < v;
+    v4 g = wasm_f32x4_splat(valid ? dy[i] : 0.0f);
     for (int j = 0; j < v; j += 4) wasm_v128_store(o + j, wasm_f32x4_mul(wasm_v128_load(p + j), g));
     int t = targets[i];
-    if (t >= 0 && t < v) o[t] = dy[i] * (p[t] - 1.0f);
+    if (valid) o[t] = dy[i] * (p[t] - 1.0f);
   }
 }
 
@@ -169,5 +171,30 @@ void steel_rotary(const f32 *x, const f32 *cosT, const f32 *sinT, f32 *y, int bh
         wasm_v128_store(yr + j + h, y2);
       }
     }
+  }
+}
+
+// One AdamW update in the exact float32 operation order of src/core/train/adamw.ts (each op
+// rounded on its own, as a chain of tfjs ops rounds; wasm has no fused multiply-add to blur it):
+//   g = g0 * clip (if clipping); decayed = p * decay (if decaying);
+//   m' = m*b1 + g*omb1; v' = v*b2 + (g*g)*omb2; denom = sqrt(v')/bc2 + eps;
+//   p' = decayed - (m'/denom) * step.   size % 4 == 0.
+__attribute__((export_name("steel_adamw")))
+void steel_adamw(const f32 *p, const f32 *g0, const f32 *m, const f32 *v, f32 *po, f32 *mo, f32 *vo, int size,
+                 int clip, f32 clipCoef, int decays, f32 decay, f32 b1, f32 omb1, f32 b2, f32 omb2, f32 bc2, f32 eps, f32 step) {
+  v4 vc = wasm_f32x4_splat(clipCoef), vd = wasm_f32x4_splat(decay), vb1 = wasm_f32x4_splat(b1), vo1 = wasm_f32x4_splat(omb1);
+  v4 vb2 = wasm_f32x4_splat(b2), vo2 = wasm_f32x4_splat(omb2), vbc = wasm_f32x4_splat(bc2), ve = wasm_f32x4_splat(eps);
+  v4 vs = wasm_f32x4_splat(step);
+  for (int i = 0; i < size; i += 4) {
+    v4 g = wasm_v128_load(g0 + i);
+    if (clip) g = wasm_f32x4_mul(g, vc);
+    v4 w = wasm_v128_load(p + i);
+    if (decays) w = wasm_f32x4_mul(w, vd);
+    v4 m1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), vb1), wasm_f32x4_mul(g, vo1));
+    v4 v1 = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), vb2), wasm_f32x4_mul(wasm_f32x4_mul(g, g), vo2));
+    v4 denom = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(v1), vbc), ve);
+    wasm_v128_store(mo + i, m1);
+    wasm_v128_store(vo + i, v1);
+    wasm_v128_store(po + i, wasm_f32x4_sub(w, wasm_f32x4_mul(wasm_f32x4_div(m1, denom), vs)));
   }
 }

@@ -1,0 +1,531 @@
+// End-to-end harness: the packaged extension in a real VS Code (code-server 4.100.3, installed by
+// `bash scripts/install-e2e.sh`) driven in Debian's Chromium by playwright-core.
+//
+// Writing a scenario test:
+//
+//   import { test } from 'node:test';
+//   import { e2eSkip, withVSCode } from './harness';
+//
+//   test('trains from the palette', { skip: e2eSkip(), timeout: 300_000 }, async () => {
+//     await withVSCode({ name: 'train' }, async (vs) => {
+//       await vs.openWorkbench();                          // vs.workspace, opened in the browser
+//       await vs.runCommand('Steelscope: Start Training…'); // the palette label, category included
+//       await vs.pickItem('tiny');                          // a quick pick row, by its label
+//       await vs.typeInput('my-run');                       // an input box: type, Enter
+//       await vs.notificationText(/started/);               // waits for a matching toast
+//       const rows = await vs.treeItems('Steelscope', 'Runs'); // activity-bar container, view
+//       assert.equal(rows[0].label, 'my-run');
+//       const dash = await vs.frameOfWebview('my-run');     // FrameLocator inside the webview
+//       await dash.locator('canvas').first().waitFor();     // any playwright locator works in it
+//       await vs.screenshot('dashboard');                   // test-artifacts/e2e/train-dashboard.png
+//     });
+//   });
+//
+// API (all on the VSCodeSession that startVSCode/withVSCode give you):
+//   e2eSkip()                   skip reason when code-server is missing (false under CI: then fail)
+//   startVSCode(opts)           package + install the .vsix, start code-server, launch Chromium
+//   withVSCode(opts, body)      startVSCode, run body, screenshot '<name>-failure' if it throws,
+//                               always shutdown()
+//   vs.page                     the playwright Page of the workbench
+//   vs.workspace / vs.runsRoot  the temp workspace folder, and `steelscope.runsRoot` inside it
+//   vs.openWorkbench(folder?)   open a folder (default vs.workspace); resolves once it is drawn
+//   vs.runCommand(label)        F1, type '>label', choose the row whose label is exactly `label`
+//   vs.pickItem(label)          choose a row of the open quick pick (string: exact; or RegExp)
+//   vs.quickItems()             labels of the rows of the open quick pick
+//   vs.typeInput(text)          fill the open input box / quick pick filter, then Enter
+//   vs.notificationText(m?)     text of the first toast matching m (string: substring; RegExp)
+//   vs.notifications()          texts of all toasts shown now
+//   vs.showContainer(title)     open an activity-bar view container ('Explorer', 'Steelscope')
+//   vs.treeItems(c, view, n?)   open activity-bar container c, expand view, wait for n (default 1)
+//                               rendered rows, list them as {label, description, level, expanded}
+//   vs.frameOfWebview(title?)   bring the editor tab `title` forward; the visible webview's
+//                               content frame (two iframes deep) as a FrameLocator
+//   vs.screenshot(name)         PNG into test-artifacts/e2e/<session>-<name>.png; returns path
+//   eventually(read, ok, ms?)   poll read() until ok(value); e.g. until a run shows 'finished'
+//   vs.shutdown()               close the browser, kill code-server's whole process tree
+//                               (extension hosts, trainers), copy logs to test-artifacts/e2e/,
+//                               delete the temp folder (kept when STEELSCOPE_E2E_KEEP=1)
+//   anything else               vs.page is a plain playwright Page: use its locators directly
+//
+// Each session gets its own temp folder under .test-tmp/ holding the code-server config,
+// user-data, extensions and Chromium profile, with XDG_* and TMPDIR pointed inside it, so nothing
+// lands in the home folder or /tmp. Logs (code-server, VS Code incl. the extension host, browser
+// console errors) are copied to test-artifacts/e2e/<name>-logs/ at shutdown. Timings on 2 cores:
+// about 6 s from start to a running browser, 5-9 s more to a drawn workbench.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page } from 'playwright-core';
+import { MARKER_VAR, killSession, killSessionAndWait } from './process-tree';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
+export const CODE_SERVER_VERSION = '4.100.3';
+export const CHROMIUM = process.env.STEELSCOPE_E2E_CHROMIUM ?? '/usr/bin/chromium';
+const INSTALL_HINT = 'bash scripts/install-e2e.sh';
+
+/** Where install-e2e.sh puts code-server (same default and override). */
+export function e2eDir(): string {
+  return process.env.STEELSCOPE_E2E_DIR ?? join(homedir(), '.cache', 'steelscope-e2e', 'code-server');
+}
+
+/** The code-server binary when install-e2e.sh finished for our version, else undefined. */
+export function codeServerBin(): string | undefined {
+  const dir = e2eDir();
+  const bin = join(dir, 'node_modules', '.bin', 'code-server');
+  const marker = join(dir, '.installed');
+  if (!existsSync(bin) || !existsSync(marker)) return undefined;
+  return readFileSync(marker, 'utf8').trim() === CODE_SERVER_VERSION ? bin : undefined;
+}
+
+/**
+ * For node:test's `skip` option: a reason when code-server or Chromium is missing. Under CI it
+ * is false, so the test runs and startVSCode fails with the same hint: CI must not pass by
+ * skipping its end-to-end tests.
+ */
+export function e2eSkip(): string | false {
+  const missing = !codeServerBin() ? `code-server ${CODE_SERVER_VERSION}` : !existsSync(CHROMIUM) ? CHROMIUM : undefined;
+  if (!missing || process.env.CI) return false;
+  return `${missing} is not installed: run \`${INSTALL_HINT}\``;
+}
+
+let vsixPromise: Promise<string> | undefined;
+
+/** Packages the built extension once per test process (vsce, about 2 s). */
+export function packageExtension(): Promise<string> {
+  vsixPromise ??= (async () => {
+    if (!existsSync(join(ROOT, 'dist', 'extension.js'))) {
+      throw new Error('e2e: dist/extension.js is missing: run `npm run build` first');
+    }
+    const dir = mkdtempSync(join(scratchBase(), 'vsix-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, 'steelscope.vsix');
+    const vsce = join(ROOT, 'node_modules', '.bin', 'vsce');
+    const args = ['package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', out];
+    const r = spawnSync(vsce, args, { cwd: ROOT, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status !== 0) throw new Error(`e2e: vsce package failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+    return out;
+  })();
+  return vsixPromise;
+}
+
+export interface StartOptions {
+  /** Names the temp folder, screenshots and logs; keep it short and file-name safe. */
+  name: string;
+  /** User settings on top of the harness's quiet defaults and `steelscope.runsRoot`. */
+  settings?: Record<string, unknown>;
+  /** A .vsix to install instead of the packaged repository. */
+  vsix?: string;
+  /** Playwright's default timeout for every wait, in ms (default 30 s; 2-core CI is slow). */
+  timeoutMs?: number;
+}
+
+export interface TreeRow {
+  label: string;
+  description: string;
+  /** 1 for top-level rows. */
+  level: number;
+  /** undefined for a leaf. */
+  expanded: boolean | undefined;
+}
+
+function scratchBase(): string {
+  const base = join(ROOT, '.test-tmp');
+  mkdirSync(base, { recursive: true });
+  return base;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function defaultSettings(runsRoot: string): Record<string, unknown> {
+  return {
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'workbench.welcomePage.walkthroughs.openOnInstall': false,
+    'security.workspace.trust.enabled': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoUpdate': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.ignoreRecommendations': true,
+    'git.enabled': false,
+    'steelscope.runsRoot': runsRoot,
+  };
+}
+
+function definedOnly(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A string matches exactly (after trimming); a RegExp as it is. */
+function exact(label: string | RegExp): RegExp {
+  return typeof label === 'string' ? new RegExp(`^\\s*${escapeRegExp(label)}\\s*$`) : label;
+}
+
+export class VSCodeSession {
+  readonly marker = randomUUID();
+  readonly tmp: string;
+  readonly workspace: string;
+  readonly runsRoot: string;
+  readonly userData: string;
+  readonly extensionsDir: string;
+  port = 0;
+  private server: ChildProcess | undefined;
+  private context: BrowserContext | undefined;
+  private page_: Page | undefined;
+  private readonly consoleErrors: string[] = [];
+  private closed = false;
+  private readonly onExit = () => killSession(this.server?.pid, this.marker);
+  // Ctrl-C or a runner's SIGTERM skips 'exit' handlers: kill the tree, then die as the signal would.
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.onExit();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+
+  constructor(readonly options: StartOptions) {
+    this.tmp = mkdtempSync(join(scratchBase(), `e2e-${options.name}-`));
+    this.workspace = join(this.tmp, 'workspace');
+    this.runsRoot = join(this.workspace, 'runs');
+    this.userData = join(this.tmp, 'user-data');
+    this.extensionsDir = join(this.tmp, 'extensions');
+    for (const d of [this.runsRoot, this.extensionsDir, join(this.userData, 'User'), join(this.tmp, 'tmp')]) {
+      mkdirSync(d, { recursive: true });
+    }
+    // A test that throws before shutdown() still leaves no extension host behind.
+    process.once('exit', this.onExit);
+    process.once('SIGINT', this.onSignal);
+    process.once('SIGTERM', this.onSignal);
+  }
+
+  get page(): Page {
+    if (!this.page_) throw new Error('e2e: the browser is not started');
+    return this.page_;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** code-server and everything it starts see only the temp folder, and carry the marker. */
+  private env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      XDG_CONFIG_HOME: join(this.tmp, 'xdg-config'),
+      XDG_DATA_HOME: join(this.tmp, 'xdg-data'),
+      XDG_CACHE_HOME: join(this.tmp, 'xdg-cache'),
+      TMPDIR: join(this.tmp, 'tmp'),
+      [MARKER_VAR]: this.marker,
+    };
+  }
+
+  private codeServerArgs(): string[] {
+    return ['--user-data-dir', this.userData, '--extensions-dir', this.extensionsDir];
+  }
+
+  async start(): Promise<void> {
+    const bin = codeServerBin();
+    if (!bin) throw new Error(`e2e: code-server ${CODE_SERVER_VERSION} is not installed: run \`${INSTALL_HINT}\``);
+    const settings = { ...defaultSettings(this.runsRoot), ...this.options.settings };
+    writeFileSync(join(this.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    this.installExtension(bin, this.options.vsix ?? (await packageExtension()));
+    this.port = await freePort();
+    await this.startServer(bin);
+    await this.launchBrowser();
+  }
+
+  private installExtension(bin: string, vsix: string): void {
+    const args = [...this.codeServerArgs(), '--install-extension', vsix];
+    const r = spawnSync(bin, args, { env: this.env(), encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`e2e: installing ${vsix} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  }
+
+  private async startServer(bin: string): Promise<void> {
+    const config = join(this.tmp, 'config.yaml');
+    writeFileSync(config, `bind-addr: 127.0.0.1:${this.port}\nauth: none\ncert: false\n`);
+    const args = [
+      '--config', config, ...this.codeServerArgs(),
+      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+      '--disable-getting-started-override', '--ignore-last-opened', this.workspace,
+    ];
+    const log = createWriteStream(join(this.tmp, 'code-server.log'));
+    // detached: its own process group, so a Ctrl-C aimed at the test runner does not race shutdown().
+    this.server = spawn(bin, args, { env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.server.stdout?.pipe(log);
+    this.server.stderr?.pipe(log);
+    await this.waitForHealth();
+  }
+
+  private async waitForHealth(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.server?.exitCode !== null) break;
+      try {
+        const res = await fetch(`${this.url}/healthz`);
+        if (res.ok) return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const logText = existsSync(join(this.tmp, 'code-server.log')) ? readFileSync(join(this.tmp, 'code-server.log'), 'utf8') : '';
+    throw new Error(`e2e: code-server did not answer ${this.url}/healthz (exit ${this.server?.exitCode}):\n${logText.slice(-4000)}`);
+  }
+
+  private async launchBrowser(): Promise<void> {
+    this.context = await chromium.launchPersistentContext(join(this.tmp, 'chromium'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      env: definedOnly(this.env()),
+      viewport: { width: 1440, height: 900 },
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--disable-dev-shm-usage',
+      ],
+    });
+    this.context.setDefaultTimeout(this.options.timeoutMs ?? 30_000);
+    this.page_ = this.context.pages()[0] ?? (await this.context.newPage());
+    this.page_.on('console', (m) => {
+      if (m.type() === 'error') this.consoleErrors.push(m.text());
+    });
+    this.page_.on('pageerror', (e) => this.consoleErrors.push(`pageerror: ${e.message}`));
+  }
+
+  /** Opens `folder` in the workbench; resolves when the workbench is drawn and the palette works. */
+  async openWorkbench(folder = this.workspace): Promise<void> {
+    await this.page.goto(`${this.url}/?folder=${encodeURIComponent(folder)}`);
+    await this.page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+    await this.page.locator('.monaco-workbench .part.activitybar').waitFor({ state: 'visible' });
+  }
+
+  private get quickInput(): Locator {
+    return this.page.locator('.quick-input-widget');
+  }
+
+  private quickRow(label: string | RegExp): Locator {
+    return this.quickInput
+      .locator('.monaco-list-row')
+      .filter({ has: this.page.locator('.label-name', { hasText: exact(label) }) })
+      .first();
+  }
+
+  /** Runs a command by its palette label, e.g. 'Steelscope: Show Version'. */
+  async runCommand(label: string, timeoutMs = 60_000): Promise<void> {
+    const input = this.quickInput.locator('.quick-input-box input');
+    const row = this.quickRow(label);
+    const deadline = Date.now() + timeoutMs;
+    // The palette lists the commands known when it opens, and the workbench is drawn before the
+    // extension host has reported the extension's contributions: reopen until the row is there.
+    for (;;) {
+      // A webview with focus forwards F1 to the workbench, so no click is needed to focus first.
+      await this.page.keyboard.press('F1');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(`>${label}`);
+      try {
+        await row.waitFor({ state: 'visible', timeout: 3_000 });
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await this.page.keyboard.press('Escape');
+        await input.waitFor({ state: 'hidden' });
+      }
+    }
+    await row.click();
+  }
+
+  /** Chooses a row of the open quick pick. */
+  async pickItem(label: string | RegExp): Promise<void> {
+    const row = this.quickRow(label);
+    await row.waitFor({ state: 'visible' });
+    await row.click();
+  }
+
+  /** The labels of the open quick pick's rows (only the rendered ones: the list is virtual). */
+  async quickItems(): Promise<string[]> {
+    await this.quickInput.locator('.quick-input-box input').waitFor({ state: 'visible' });
+    const names = await this.quickInput.locator('.monaco-list-row .label-name').allTextContents();
+    return names.map((s) => s.trim());
+  }
+
+  /** Types into the open input box (or quick pick filter) and presses Enter. */
+  async typeInput(text: string): Promise<void> {
+    const input = this.quickInput.locator('.quick-input-box input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(text);
+    await input.press('Enter');
+  }
+
+  private get toasts(): Locator {
+    return this.page.locator('.notifications-toasts .notification-list-item-message');
+  }
+
+  /** The text of the first toast matching `match` (a substring, or a RegExp); waits for it. */
+  async notificationText(match?: string | RegExp, timeoutMs?: number): Promise<string> {
+    const toast = (match === undefined ? this.toasts : this.toasts.filter({ hasText: match })).first();
+    await toast.waitFor({ state: 'visible', timeout: timeoutMs });
+    return (await toast.innerText()).trim();
+  }
+
+  /** The texts of the toasts shown now (none is not an error). */
+  async notifications(): Promise<string[]> {
+    return (await this.toasts.allInnerTexts()).map((s) => s.trim());
+  }
+
+  /** Opens an activity-bar view container by its title (e.g. 'Steelscope'). */
+  async showContainer(title: string): Promise<void> {
+    const item = this.page.locator(`.part.activitybar .action-item a.action-label[aria-label^="${title}"]`).first();
+    // The side bar shows e.g. 'STEELSCOPE: RUNS' (upper-cased by CSS) for the open container.
+    const shown = this.page.locator('.part.sidebar .composite.title').filter({ hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\b`, 'i') });
+    // Clicking the item of the container already open would close the side bar.
+    if (await shown.isVisible()) return;
+    await item.click();
+    await shown.waitFor({ state: 'visible' });
+  }
+
+  /**
+   * The rendered rows of a tree view: opens `container`, expands the section `view` when it is
+   * collapsed (a container with a single view has no section header; it is then just read), and
+   * waits for at least `atLeast` rows (pass 0 to read an empty tree without waiting).
+   */
+  async treeItems(container: string, view: string, atLeast = 1): Promise<TreeRow[]> {
+    await this.showContainer(container);
+    const sidebar = this.page.locator('.part.sidebar');
+    // Built from the page, not the sidebar: `has` locators are resolved inside each candidate.
+    const headerOfView = this.page.locator('.pane-header').filter({ has: this.page.locator('.title', { hasText: exact(view) }) });
+    const header = sidebar.locator('.pane-header').filter({ has: this.page.locator('.title', { hasText: exact(view) }) }).first();
+    let pane = sidebar.locator('.pane').first();
+    if ((await header.count()) > 0 && (await header.isVisible())) {
+      if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
+      pane = sidebar.locator('.pane').filter({ has: headerOfView });
+    }
+    const body = pane.locator('.pane-body');
+    await body.waitFor({ state: 'visible' });
+    // A section just expanded draws its rows a moment later.
+    if (atLeast > 0) await body.locator('.monaco-list-row').nth(atLeast - 1).waitFor({ state: 'visible' });
+    return body.locator('.monaco-list-row').evaluateAll((rows) =>
+      rows.map((row) => {
+        const expanded = row.getAttribute('aria-expanded');
+        return {
+          label: row.querySelector('.label-name')?.textContent?.trim() ?? '',
+          description: row.querySelector('.label-description')?.textContent?.trim() ?? '',
+          level: Number(row.getAttribute('aria-level') ?? '1'),
+          expanded: expanded === null ? undefined : expanded === 'true',
+        };
+      }),
+    );
+  }
+
+  /**
+   * The content of a webview, two iframes deep. With `title`, the editor tab of that title is
+   * brought forward first; the webview returned is the visible one (hidden ones stay in the DOM).
+   */
+  async frameOfWebview(title?: string | RegExp): Promise<FrameLocator> {
+    if (title !== undefined) {
+      const label = this.page.locator('.label-name', { hasText: exact(title) });
+      await this.page.locator('.part.editor .tabs-container .tab').filter({ has: label }).first().click();
+    }
+    const outer = this.page.locator('iframe.webview.ready').filter({ visible: true }).first();
+    await outer.waitFor({ state: 'visible' });
+    const inner = outer.contentFrame().locator('iframe#active-frame');
+    await inner.waitFor({ state: 'attached' });
+    return inner.contentFrame();
+  }
+
+  /** A full-window PNG in test-artifacts/e2e/; returns its path. */
+  async screenshot(name: string): Promise<string> {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const path = join(ARTIFACTS, `${this.options.name}-${name}.png`);
+    // Toasts and panels slide in: finish their transitions rather than catch them half-way.
+    await this.page.screenshot({ path, animations: 'disabled' });
+    return path;
+  }
+
+  /** Idempotent; never throws for a browser that is already gone. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const context = this.context;
+    if (context) {
+      // A wedged browser must not hang the suite: the process-tree kill below ends it anyway.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise((r) => (timer = setTimeout(r, 5_000)));
+      await Promise.race([context.close().catch(() => undefined), timeout]);
+      clearTimeout(timer);
+    }
+    try {
+      await killSessionAndWait(this.server?.pid, this.marker);
+    } finally {
+      process.removeListener('exit', this.onExit);
+      process.removeListener('SIGINT', this.onSignal);
+      process.removeListener('SIGTERM', this.onSignal);
+      this.keepLogs();
+      if (process.env.STEELSCOPE_E2E_KEEP !== '1') rmSync(this.tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** code-server's own output, VS Code's logs (extension host included), browser console errors. */
+  private keepLogs(): void {
+    const dest = join(ARTIFACTS, `${this.options.name}-logs`);
+    rmSync(dest, { recursive: true, force: true });
+    mkdirSync(dest, { recursive: true });
+    const serverLog = join(this.tmp, 'code-server.log');
+    if (existsSync(serverLog)) cpSync(serverLog, join(dest, 'code-server.log'));
+    const vscodeLogs = join(this.userData, 'logs');
+    if (existsSync(vscodeLogs)) cpSync(vscodeLogs, join(dest, 'vscode'), { recursive: true });
+    writeFileSync(join(dest, 'browser-console-errors.log'), this.consoleErrors.join('\n') + '\n');
+  }
+}
+
+/** Calls `read` until `ok` accepts its value (polling every 250 ms); returns that value. */
+export async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`e2e: condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Starts a session; on any failure on the way it is shut down again before the error is thrown. */
+export async function startVSCode(options: StartOptions): Promise<VSCodeSession> {
+  const session = new VSCodeSession(options);
+  try {
+    await session.start();
+    return session;
+  } catch (e) {
+    await session.shutdown();
+    throw e;
+  }
+}
+
+/** startVSCode + body + shutdown; a failure leaves a '<name>-failure.png' screenshot behind. */
+export async function withVSCode<T>(options: StartOptions, body: (vs: VSCodeSession) => Promise<T>): Promise<T> {
+  const vs = await startVSCode(options);
+  try {
+    return await body(vs);
+  } catch (e) {
+    await vs.screenshot('failure').catch(() => undefined);
+    throw e;
+  } finally {
+    await vs.shutdown();
+  }
+}

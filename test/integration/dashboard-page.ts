@@ -1,0 +1,50 @@
+// Loads the built dashboard webview in Debian's Chromium (playwright-core) the way VS Code would:
+// the real HTML shell with its CSP, the bundle from dist/webview, a stub of acquireVsCodeApi that
+// records what the webview posts. Shared by the render test and bench/dashboard.ts.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { dashboardHtml } from '../../src/host/panels/dashboardHtml';
+import type { HostToWebview } from '../../src/shared/protocol';
+
+const ROOT = resolve(__dirname, '..', '..');
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ORIGIN = 'https://steelscope-webview.test';
+
+/** A page with the dashboard loaded from the built bundle; every request outside it is refused and recorded. */
+export async function openDashboard(browser: Browser): Promise<{ page: Page; refused: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const refused: string[] = [];
+  const html = dashboardHtml({ cspSource: ORIGIN, nonce: 'testnonce123', scriptUri: `${ORIGIN}/dist/webview/dashboard.js`, styleUri: `${ORIGIN}/dist/webview/dashboard.css`, title: 'test' });
+  await page.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.origin !== ORIGIN) { refused.push(url.href); return route.abort(); }
+    if (url.pathname === '/index.html') return route.fulfill({ contentType: 'text/html', body: html });
+    const file = join(ROOT, url.pathname);
+    if (url.pathname.startsWith('/dist/webview/') && existsSync(file)) {
+      return route.fulfill({ contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript', body: readFileSync(file) });
+    }
+    refused.push(url.href);
+    return route.abort();
+  });
+  // A string, not a function: the test's own transpiler may wrap functions in helpers the page lacks.
+  await page.addInitScript(`
+    const posted = [], violations = [], alerts = [];
+    let state;
+    Object.assign(window, {
+      __posted: posted, __violations: violations, __alerts: alerts, __steelscopeTest: true,
+      alert: (m) => alerts.push(m),
+      acquireVsCodeApi: () => ({ postMessage: (m) => posted.push(m), getState: () => state, setState: (s) => { state = s; } }),
+    });
+    document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective + ' ' + e.blockedURI));
+  `);
+  page.on('pageerror', (e) => refused.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') refused.push(`console ${m.type()}: ${m.text()}`); });
+  await page.goto(`${ORIGIN}/index.html`);
+  return { page, refused };
+}
+
+export async function postToWebview(page: Page, message: HostToWebview): Promise<void> {
+  await page.evaluate((m) => window.postMessage(m, '*'), JSON.parse(JSON.stringify(message)) as unknown);
+}

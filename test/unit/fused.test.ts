@@ -1,0 +1,172 @@
+// Our fused wasm ops (src/core/kernels/fused.ts on c/fused.c) compute what the composed tfjs ops
+// compute on the stock cpu backend, forward and gradients, on random shapes (relative tolerance
+// 1e-4). On cpu the model's layers fall back to the composed ops, so the same function run on
+// both backends compares fused against stock.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { selectBackend } from '../../src/core/backend';
+import { fusedCrossEntropy, fusedOpsActive, fusedSwiGlu } from '../../src/core/kernels/fused';
+import { steelKernelStatus } from '../../src/core/kernels/steel';
+import { applyRotary, rmsNorm, rotaryTables } from '../../src/core/model/layers';
+import { Rng } from '../../src/core/rng';
+import { AdamW } from '../../src/core/train/adamw';
+
+const TOL = 1e-4;
+
+function randn(rng: Rng, shape: number[], scale = 1): Float32Array {
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < out.length; i++) out[i] = rng.normal() * scale;
+  return out;
+}
+
+function relDiff(actual: Float32Array, expected: Float32Array): number {
+  assert.equal(actual.length, expected.length);
+  let diff = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+async function runOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const outs = tf.tidy(fn);
+  const result = outs.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(outs);
+  return result;
+}
+
+async function assertSame(label: string, fn: () => tf.Tensor[]): Promise<void> {
+  const expected = await runOn('cpu', fn);
+  const actual = await runOn('wasm', fn);
+  actual.forEach((a, i) => {
+    const rel = relDiff(a, expected[i]);
+    assert.ok(rel <= TOL, `${label}: output ${i} relative difference ${rel.toExponential(2)} > ${TOL}`);
+  });
+}
+
+/** value and gradients of sum(f(inputs) * dy) with respect to every input. */
+function withGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: Float32Array): tf.Tensor[] {
+  const value = f(...inputs);
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), tf.tensor(dy, value.shape))))(inputs);
+  return [value, ...grads];
+}
+
+describe('fused wasm ops against composed tfjs ops on cpu', () => {
+  before(async () => {
+    await selectBackend('wasm');
+  });
+
+  test('our kernels module is loaded on wasm where it was built', async (t) => {
+    const status = steelKernelStatus();
+    if (!status.available) {
+      t.skip(`steel-kernels.wasm unavailable: ${status.reason}`);
+      return;
+    }
+    await tf.setBackend('wasm');
+    assert.equal(fusedOpsActive(), true);
+    await tf.setBackend('cpu');
+    assert.equal(fusedOpsActive(), false);
+  });
+
+  for (const [n, d] of [[7, 16], [33, 128], [5, 12], [4, 6]]) {
+    test(`rmsNorm [${n}, ${d}] forward and gradients`, async () => {
+      const rng = new Rng(n * 100 + d);
+      const x = randn(rng, [n, d], 2);
+      const w = randn(rng, [d]);
+      const dy = randn(rng, [n, d]);
+      await assertSame('rmsNorm', () => withGrads((a, b) => rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-6), [tf.tensor2d(x, [n, d]), tf.tensor1d(w)], dy));
+    });
+  }
+
+  for (const [bh, t, hd] of [[3, 5, 8], [8, 17, 32], [2, 4, 64], [2, 3, 4]]) {
+    test(`applyRotary [${bh}, ${t}, ${hd}] forward and gradient`, async () => {
+      const rng = new Rng(bh * 1000 + t * 10 + hd);
+      const x = randn(rng, [bh, t, hd]);
+      const dy = randn(rng, [bh, t, hd]);
+      const { cos, sin } = rotaryTables(t, hd, 1e6, 3);
+      await assertSame('applyRotary', () =>
+        withGrads((a) => applyRotary(a as tf.Tensor3D, tf.tensor2d(cos, [t, hd]), tf.tensor2d(sin, [t, hd])), [tf.tensor3d(x, [bh, t, hd])], dy),
+      );
+    });
+  }
+
+  const swiGlu = (g: tf.Tensor, u: tf.Tensor): tf.Tensor =>
+    fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D) ?? tf.mul(tf.mul(g, tf.sigmoid(g)), u);
+
+  for (const [n, f] of [[9, 20], [64, 352], [3, 7]]) {
+    test(`SwiGLU [${n}, ${f}] forward and gradients`, async () => {
+      const rng = new Rng(n * 7 + f);
+      const g = randn(rng, [n, f], 4); // wide range: both tails of the sigmoid
+      const u = randn(rng, [n, f]);
+      const dy = randn(rng, [n, f]);
+      await assertSame('swiglu', () => withGrads(swiGlu, [tf.tensor2d(g, [n, f]), tf.tensor2d(u, [n, f])], dy));
+    });
+  }
+
+  const crossEntropy = (logits: tf.Tensor, targets: tf.Tensor1D): tf.Tensor => {
+    const fused = fusedCrossEntropy(logits as tf.Tensor2D, targets);
+    if (fused !== null) return fused;
+    const picked = tf.cast(tf.oneHot(targets, logits.shape[1] ?? 0), 'float32');
+    return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), picked), -1));
+  };
+
+  for (const [n, v] of [[6, 12], [40, 2048], [5, 9]]) {
+    test(`cross-entropy [${n}, ${v}] per-row loss and gradient, out-of-range targets`, async () => {
+      const rng = new Rng(n + v);
+      const logits = randn(rng, [n, v], 3);
+      const targets = Int32Array.from({ length: n }, (_, i) => (i === 1 ? v : i === 2 ? -1 : (i * 7919) % v)); // v and -1 pick nothing
+      const dy = randn(rng, [n]);
+      await assertSame('cross-entropy', () =>
+        withGrads((x) => crossEntropy(x, tf.tensor1d(targets, 'int32')), [tf.tensor2d(logits, [n, v])], dy),
+      );
+    });
+  }
+
+  // Same float32 operations in the same order: the fused update matches the composed one exactly.
+  test('AdamW update: fused on wasm equals the composed ops on cpu bit for bit', async () => {
+    const rng = new Rng(99);
+    const shapes = new Map([['w', [6, 8]], ['b', [12]]]);
+    const init = new Map([...shapes].map(([k, sh]) => [k, randn(rng, sh)]));
+    const grads = [0, 1, 2].map(() => new Map([...shapes].map(([k, sh]) => [k, randn(rng, sh, 0.5)])));
+    const norms = [0.3, 4.0, 0.9]; // the second one clips
+    const train = async (backend: 'cpu' | 'wasm'): Promise<Float32Array[]> => {
+      await tf.setBackend(backend);
+      const params = new Map([...shapes].map(([k, sh]) => [k, tf.variable(tf.tensor(init.get(k) ?? [], sh))]));
+      const opt = new AdamW(params, { beta1: 0.9, beta2: 0.95, adam_eps: 1e-8, weight_decay: 0.05, grad_clip: 1 });
+      grads.forEach((g, i) => {
+        const gt = new Map([...g].map(([k, v]) => [k, tf.tensor(v, shapes.get(k))]));
+        opt.apply(gt, norms[i], 3e-3 * (i + 1));
+        tf.dispose([...gt.values()]);
+      });
+      const out = [...params].flatMap(([name, p]) => [p, opt.slots.get(name)?.m, opt.slots.get(name)?.v]);
+      const data = out.map((t) => Float32Array.from(t?.dataSync() ?? []));
+      opt.dispose();
+      tf.dispose([...params.values()]);
+      return data;
+    };
+    const expected = await train('cpu');
+    const actual = await train('wasm');
+    actual.forEach((a, i) => assert.deepEqual(a, expected[i], `tensor ${i}`));
+  });
+
+  test('fused ops leave no tensors behind under autodiff', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([8, 16]) as tf.Tensor2D;
+    const w = tf.variable(tf.ones([16]));
+    const step = (): void => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(rmsNorm(x, w as unknown as tf.Tensor1D, 1e-6)), [w]);
+      tf.dispose([value, ...Object.values(grads)]);
+      tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(crossEntropy(a, tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 0], 'int32'))))([x]));
+    };
+    step();
+    const before = tf.memory().numTensors;
+    step();
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([x, w]);
+  });
+});

@@ -1,0 +1,274 @@
+// RunStore: what the views rely on — series columns built from records, a resumed run's repeated
+// steps superseding the old ones, checkpoint summaries, stale runs, foreign runs, and change
+// notifications batched to one per run per flush.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
+import { RunStore } from '../../src/host/runs/store';
+import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
+import { scratch } from '../helpers';
+
+/** A target whose pids are alive exactly when listed; nothing else is used by the store. */
+function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
+  const unused = () => Promise.reject(new Error('not used by the store'));
+  return { id: 'fake', label: 'Fake host', alive, isAlive: async (pid) => alive.has(pid), listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused };
+}
+
+/** Everything driven by explicit refresh()/flush(): no watch, no poll, no timer-dependent assertions. */
+function quietStore(): RunStore {
+  return new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
+}
+
+function runInfo(patch: Partial<RunInfo> = {}): RunInfo {
+  return {
+    format: RUN_FORMAT, id: 'r1', name: 'my run', createdAt: '2025-01-01T00:00:00Z', host: 'h', pid: 4242, status: 'running', step: 0,
+    config: {} as RunInfo['config'], backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+    ...patch,
+  };
+}
+
+const jsonl = (...records: object[]) => records.map((r) => JSON.stringify(r) + '\n').join('');
+const column = (table: SeriesTable | undefined, field: string) => Array.from(table?.fields.get(field)?.subarray(0, table.length) ?? []);
+const steps = (table: SeriesTable | undefined) => Array.from(table?.step.subarray(0, table?.length ?? 0) ?? []);
+
+async function settled(store: RunStore): Promise<void> {
+  await store.refresh();
+  await store.whenIdle();
+}
+
+test('metrics become per-kind columns; NaN and Infinity strings stay non-finite numbers', async () => {
+  const dir = scratch('store');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo()));
+  writeFileSync(join(dir, 'metrics.jsonl'), jsonl(
+    { step: 1, t: 10, kind: 'train', loss: 5.5, lr: 0.001, grad_norm: 1.5, tokens: 128, tok_per_s: 300 },
+    { step: 2, t: 20, kind: 'train', loss: 'NaN', lr: 0.002, grad_norm: 'Infinity', tokens: 256, tok_per_s: 310 },
+    { step: 2, t: 21, kind: 'eval', loss: 5.1 },
+    { step: 3, t: 30, kind: 'train', loss: 4.5, lr: 0.003, grad_norm: '-Infinity', tokens: 384, tok_per_s: 320, note: 'text is not a series' },
+  ));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(new Set([4242])), dir);
+  await store.whenIdle();
+  const data = store.get(key);
+  assert.ok(data);
+  const train = data.tables.get('train');
+  assert.deepEqual(steps(train), [1, 2, 3]);
+  assert.deepEqual(column(train, 'loss'), [5.5, NaN, 4.5]);
+  assert.deepEqual(column(train, 'grad_norm'), [1.5, Infinity, -Infinity]);
+  assert.deepEqual(Array.from(train?.t.subarray(0, 3) ?? []), [10, 20, 30]);
+  assert.ok(!train?.fields.has('note') && !train?.fields.has('kind'));
+  assert.deepEqual(steps(data.tables.get('eval')), [2]);
+  assert.deepEqual(column(data.tables.get('eval'), 'loss'), [5.1]);
+  assert.equal(data.summary.lastStep, 3);
+  assert.equal(data.summary.lastLoss, 4.5);
+  assert.equal(data.summary.lastTokPerS, 320);
+  assert.equal(data.summary.name, 'my run');
+  assert.equal(data.summary.status, 'running');
+  store.dispose();
+});
+
+test('a resumed run repeating steps supersedes them; the change names the first rewritten row', async () => {
+  const dir = scratch('store');
+  const metrics = join(dir, 'metrics.jsonl');
+  writeFileSync(metrics, jsonl(...[1, 2, 3, 4, 5].map((step) => ({ step, t: step, kind: 'train', loss: 10 - step }))));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  store.flush();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  appendFileSync(metrics, jsonl({ step: 3, t: 30, kind: 'train', loss: 0.3 }, { step: 4, t: 40, kind: 'train', loss: 0.4 }));
+  await settled(store);
+  store.flush();
+  const train = store.get(key)?.tables.get('train');
+  assert.deepEqual(steps(train), [1, 2, 3, 4]);
+  assert.deepEqual(column(train, 'loss'), [9, 8, 0.3, 0.4]);
+  assert.equal(store.get(key)?.summary.lastStep, 4);
+  assert.equal(changes.length, 1);
+  assert.equal(changes[0].tablesFrom.get('train'), 2);
+  store.dispose();
+});
+
+test('columns grow past their initial capacity, and a field appearing late reads NaN before it', async () => {
+  const dir = scratch('store');
+  const records = Array.from({ length: 1000 }, (_, step) => (step < 600 ? { step, t: step, loss: step } : { step, t: step, loss: step, extra: -step }));
+  writeFileSync(join(dir, 'metrics.jsonl'), jsonl(...records));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  const train = store.get(key)?.tables.get('train');
+  assert.equal(train?.length, 1000);
+  assert.equal(column(train, 'loss')[999], 999);
+  const extra = column(train, 'extra');
+  assert.ok(Number.isNaN(extra[599]));
+  assert.equal(extra[600], -600);
+  store.dispose();
+});
+
+test('checkpoints: complete ones carry eval loss, best is the lowest complete one, no DONE means incomplete', async () => {
+  const dir = scratch('store');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ status: 'finished' })));
+  const ckpt = (step: number, evalLoss: number | null, done: boolean) => {
+    const d = join(dir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'manifest.json'), JSON.stringify({ step, eval_loss: evalLoss }));
+    if (done) writeFileSync(join(d, 'DONE'), '');
+  };
+  ckpt(10, 3.0, true);
+  ckpt(20, 2.5, true);
+  ckpt(30, 1.0, false); // lower, but the write never finished
+  ckpt(40, null, true);
+  mkdirSync(join(dir, 'checkpoints', '.tmp-step-00000050-99'));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  const summary = store.get(key)?.summary;
+  assert.deepEqual(
+    summary?.checkpoints.map((c) => [c.step, c.complete, c.evalLoss, c.best]),
+    [[10, true, 3.0, false], [20, true, 2.5, true], [30, false, null, false], [40, true, null, false]],
+  );
+  assert.equal(basename(summary?.checkpoints[0].dir ?? ''), 'step-00000010');
+  writeFileSync(join(dir, 'checkpoints', 'step-00000030', 'DONE'), '');
+  await settled(store);
+  assert.equal(store.get(key)?.summary.checkpoints.find((c) => c.best)?.step, 30, 'completed later: now the best');
+  store.dispose();
+});
+
+test('a run whose pid is gone while run.json says running is stale; a finished one is not', async () => {
+  const dir = scratch('store');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ status: 'running', pid: 777 })));
+  const target = fakeTarget(new Set([777]));
+  const store = quietStore();
+  const key = store.addRun(target, dir);
+  await store.whenIdle();
+  assert.equal(store.get(key)?.summary.status, 'running');
+  target.alive.delete(777);
+  await settled(store);
+  assert.equal(store.get(key)?.summary.status, 'stale');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ status: 'finished', pid: 777 })));
+  await settled(store);
+  assert.equal(store.get(key)?.summary.status, 'finished');
+  store.dispose();
+});
+
+test('the pid is re-checked on a timer while the run is active', async () => {
+  const dir = scratch('store');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ status: 'stopping', pid: 778 })));
+  const target = fakeTarget(new Set([778]));
+  const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 20, flushMs: 60_000 });
+  const key = store.addRun(target, dir);
+  await store.whenIdle();
+  assert.equal(store.get(key)?.summary.status, 'stopping');
+  target.alive.delete(778);
+  const deadline = Date.now() + 5000;
+  while (store.get(key)?.summary.status !== 'stale' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(store.get(key)?.summary.status, 'stale');
+  store.dispose();
+});
+
+test('a half-written or invalid run.json is ignored until it is valid', async () => {
+  const dir = scratch('store');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ name: 'first', status: 'finished' })));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  writeFileSync(join(dir, 'run.json'), '{"format":"steelscope.run/1","id":"r1","na');
+  await settled(store);
+  assert.equal(store.get(key)?.summary.name, 'first');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ format: 'something else', id: 'x', status: 'running' }));
+  await settled(store);
+  assert.equal(store.get(key)?.summary.status, 'finished');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ name: 'second', status: 'finished' })));
+  await settled(store);
+  assert.equal(store.get(key)?.summary.name, 'second');
+  store.dispose();
+});
+
+test('a foreign run with only metrics.jsonl is observed under its folder name, status unknown', async () => {
+  const dir = scratch('foreign-torch');
+  writeFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 0, t: 1, loss: 7 }, { step: 1, t: 2, loss: 6, acc: 0.1 }) + 'garbage\n');
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  const data = store.get(key);
+  assert.equal(data?.summary.name, basename(dir));
+  assert.equal(data?.summary.status, 'unknown');
+  assert.equal(data?.summary.info, undefined);
+  assert.equal(data?.summary.lastLoss, 6);
+  assert.deepEqual(column(data?.tables.get('train'), 'acc'), [NaN, 0.1]);
+  assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0 });
+  assert.equal(key, `fake::${dir}`);
+  store.dispose();
+});
+
+test('samples and events are kept in order and reported from their first new index', async () => {
+  const dir = scratch('store');
+  const sample = (step: number) => ({ step, t: step, prompt: '春', text: '眠不覺曉', temperature: 1, top_k: 0, top_p: 1, seed: 1 });
+  writeFileSync(join(dir, 'samples.jsonl'), jsonl(sample(10)));
+  writeFileSync(join(dir, 'events.jsonl'), jsonl({ step: 0, t: 0, kind: 'start', level: 'info', message: 'go' }));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  store.flush();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sample(20), sample(30)));
+  appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 30, t: 3, kind: 'stop', level: 'info', message: 'bye' }));
+  await settled(store);
+  store.flush();
+  assert.deepEqual(store.get(key)?.samples.map((s) => s.step), [10, 20, 30]);
+  assert.deepEqual(store.get(key)?.events.map((e) => e.kind), ['start', 'stop']);
+  assert.equal(changes.length, 1);
+  assert.equal(changes[0].samplesFrom, 1);
+  assert.equal(changes[0].eventsFrom, 1);
+  store.dispose();
+});
+
+test('changes are batched: one notification per run per flush, with the earliest changed row', async () => {
+  const a = scratch('store');
+  const b = scratch('store');
+  const store = quietStore();
+  const target = fakeTarget();
+  const keyA = store.addRun(target, a);
+  const keyB = store.addRun(target, b);
+  await store.whenIdle();
+  store.flush();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  for (let step = 0; step < 20; step++) {
+    appendFileSync(join(a, 'metrics.jsonl'), jsonl({ step, t: step, loss: 1 }));
+    await settled(store); // every record is read in its own batch
+  }
+  appendFileSync(join(b, 'metrics.jsonl'), jsonl({ step: 0, t: 0, loss: 2 }));
+  await settled(store);
+  assert.equal(changes.length, 0, 'nothing is delivered before the flush');
+  store.flush();
+  assert.equal(changes.length, 2);
+  const byKey = new Map(changes.map((c) => [c.key, c]));
+  assert.equal(byKey.get(keyA)?.tablesFrom.get('train'), 0);
+  assert.equal(byKey.get(keyA)?.summaryChanged, true);
+  assert.equal(byKey.get(keyB)?.tablesFrom.get('train'), 0);
+  store.flush();
+  assert.equal(changes.length, 2, 'an empty flush delivers nothing');
+
+  assert.equal(store.removeRun(keyB), true);
+  store.flush();
+  assert.deepEqual([changes.at(-1)?.key, changes.at(-1)?.removed], [keyB, true]);
+  assert.equal(store.get(keyB), undefined);
+  store.dispose();
+});
+
+test('the flush timer delivers on its own, and the fs.watch path needs no refresh', async () => {
+  const dir = scratch('store');
+  const store = new RunStore({ flushMs: 30, pollMs: 0, aliveCheckMs: 0 });
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  appendFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 1, t: 1, loss: 3 }));
+  const deadline = Date.now() + 5000;
+  while (!changes.some((c) => c.tablesFrom.has('train')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(store.get(key)?.summary.lastLoss, 3);
+  store.dispose();
+});

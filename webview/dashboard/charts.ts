@@ -1,0 +1,222 @@
+// The charts: one per group (loss with train and eval, gradient norm with its clip threshold,
+// learning rate, tokens/s, then every other numeric series a writer logs). Every render rebuilds
+// the dataset list from the held data — cheap, the points are already downsampled — so snapshot,
+// delta, legend toggles and theme changes all take the same path.
+import {
+  Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, PointElement, Tooltip,
+  type ChartDataset, type ChartOptions, type LegendItem, type TooltipItem,
+} from 'chart.js';
+import type { ViewState } from '../../src/shared/protocol';
+import type { XAxis } from '../../src/shared/series';
+import type { DashboardData, MarkerPt, Pt, RunModel, SeriesData } from './data';
+import { clipPlugin, eventsPlugin, selectPlugin, type EventLine } from './plugins';
+import { runColor, withAlpha, type Theme } from './theme';
+
+Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip, Legend);
+
+export interface BoardState {
+  data: DashboardData;
+  view: ViewState;
+  /** `run:<key>` hides a run everywhere; `<chart>|<run>|<series>` one line of one chart. */
+  hidden: Set<string>;
+  theme: Theme;
+  zoom(range: [number, number] | null): void;
+  toggle(id: string): void;
+}
+
+const FIXED: [string, string][] = [['loss', 'Loss'], ['grad_norm', 'Gradient norm'], ['lr', 'Learning rate'], ['tok_per_s', 'Tokens/s']];
+const EVENT_LABELS: Record<string, string> = { spike: 'S', resume: 'R', checkpoint: 'C', nan: 'N', crash: '✕' };
+
+/** Which chart a series belongs to. */
+export function chartOf(kind: string, field: string): string {
+  if (field === 'loss' && (kind === 'train' || kind === 'eval')) return 'loss';
+  if (kind === 'train' && FIXED.some(([k]) => k === field)) return field;
+  return kind === 'train' ? field : `${kind}/${field}`;
+}
+
+interface DatasetMeta {
+  run: RunModel;
+  series: SeriesData;
+  role: 'raw' | 'smooth' | 'markers';
+  group: string;
+}
+
+export function formatX(axis: XAxis, x: number, short = false): string {
+  switch (axis) {
+    case 'step': return short ? compact(x) : String(Math.round(x));
+    case 'tokens': return short ? compact(x) : x.toLocaleString('en-US');
+    case 'relative': return duration(x);
+    case 'wall': return short ? new Date(x).toLocaleTimeString() : new Date(x).toLocaleString();
+  }
+}
+
+function compact(x: number): string {
+  const a = Math.abs(x);
+  if (a >= 1e9) return `${+(x / 1e9).toFixed(2)}G`;
+  if (a >= 1e6) return `${+(x / 1e6).toFixed(2)}M`;
+  if (a >= 1e4) return `${+(x / 1e3).toFixed(1)}k`;
+  return String(+x.toPrecision(6));
+}
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${Math.floor(s / 3600)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
+}
+
+class ChartView {
+  readonly card: HTMLElement;
+  readonly chart: Chart<'line', Pt[]>;
+  meta: DatasetMeta[] = [];
+  lines: EventLine[] = [];
+  clip: { value: number; color: string } | null = null;
+  /** x-range of all shown data, so every chart shares one x axis. */
+  extent: [number, number] | null = null;
+
+  constructor(readonly key: string, title: string, private readonly state: () => BoardState) {
+    this.card = document.createElement('section');
+    this.card.className = 'chart-card';
+    const h = document.createElement('h3');
+    h.textContent = title;
+    const box = document.createElement('div');
+    box.className = 'chart-box';
+    const canvas = document.createElement('canvas');
+    canvas.dataset.chart = key;
+    box.append(canvas);
+    this.card.append(h, box);
+    this.chart = new Chart<'line', Pt[]>(canvas, {
+      type: 'line',
+      data: { datasets: [] },
+      options: this.options(),
+      plugins: [
+        eventsPlugin(() => this.lines),
+        clipPlugin(() => this.clip),
+        selectPlugin((r) => this.state().zoom(r), () => withAlpha(this.state().theme.fg, 0.12), () => this.lines),
+      ],
+    });
+  }
+
+  private options(): ChartOptions<'line'> {
+    const { view, theme } = this.state();
+    const axis = (log: boolean) => (log ? 'logarithmic' : 'linear') as 'linear';
+    const [min, max] = view.range ?? this.extent ?? [undefined, undefined];
+    return {
+      animation: false,
+      parsing: false,
+      normalized: true,
+      responsive: true,
+      maintainAspectRatio: false,
+      spanGaps: false,
+      interaction: { mode: 'nearest', axis: 'x', intersect: false },
+      elements: { point: { radius: 0, hitRadius: 4 }, line: { borderWidth: 1.5 } },
+      scales: {
+        x: {
+          type: axis(view.logX), min: view.logX && min !== undefined && min <= 0 ? undefined : min, max,
+          grid: { color: theme.grid }, ticks: { color: theme.muted, maxRotation: 0, callback: (v) => formatX(view.xAxis, Number(v), true) },
+        },
+        y: { type: axis(view.logY), grid: { color: theme.grid }, ticks: { color: theme.muted }, suggestedMax: this.clip ? this.clip.value * 1.1 : undefined },
+        m: { type: 'linear', axis: 'y', display: false, min: 0, max: 1 },
+      },
+      plugins: {
+        legend: {
+          labels: { color: theme.fg, boxWidth: 12, filter: (item: LegendItem) => this.meta[item.datasetIndex ?? -1]?.role !== 'raw' || !this.meta[item.datasetIndex ?? -1]?.series.smooth },
+          onClick: (_e, item) => { const m = this.meta[item.datasetIndex ?? -1]; if (m) this.state().toggle(m.group); },
+        },
+        tooltip: {
+          callbacks: {
+            title: (items) => (items.length ? formatX(view.xAxis, items[0].parsed.x ?? 0) : ''),
+            label: (item) => this.label(item),
+          },
+        },
+      },
+    };
+  }
+
+  private label(item: TooltipItem<'line'>): string {
+    const m = this.meta[item.datasetIndex];
+    if (!m) return '';
+    const name = `${m.run.header.name} ${m.series.kind}/${m.series.field}`;
+    if (m.role === 'markers') {
+      const p = item.raw as MarkerPt;
+      return `${name}: ${p.v} at step ${p.step}`;
+    }
+    const y = (item.raw as Pt).y;
+    return `${name}${m.role === 'raw' && m.series.smooth ? ' (raw)' : m.role === 'smooth' ? ' (smoothed)' : ''}: ${String(y)}`;
+  }
+
+  /** Rebuilds datasets, scales and event lines from the held data. */
+  update(members: [RunModel, SeriesData][], extent: [number, number] | null): void {
+    this.extent = extent;
+    const { theme, hidden } = this.state();
+    const datasets: ChartDataset<'line', Pt[]>[] = [];
+    this.meta = [];
+    for (const [run, series] of members) {
+      const color = runColor(theme, run.header.color);
+      const group = `${this.key}|${run.header.key}|${series.kind}/${series.field}`;
+      const common = { hidden: hidden.has(group), borderDash: series.kind === 'eval' ? [5, 3] : [], pointRadius: series.total <= 60 && series.kind === 'eval' ? 2 : 0, backgroundColor: color };
+      const label = `${run.header.name} · ${series.kind === 'train' ? series.field : `${series.kind} ${series.field}`}`;
+      const add = (role: DatasetMeta['role'], d: ChartDataset<'line', Pt[]>) => { datasets.push(d); this.meta.push({ run, series, role, group }); };
+      add('raw', { ...common, label, data: series.raw.pts, borderColor: series.smooth ? withAlpha(color, 0.25) : color, borderWidth: 1 });
+      if (series.smooth) add('smooth', { ...common, label, data: series.smooth.pts, borderColor: color });
+      if (series.markers.pts.length) {
+        add('markers', {
+          label: `${label} (non-finite)`, data: series.markers.pts, yAxisID: 'm', showLine: false, hidden: common.hidden,
+          pointStyle: 'triangle', pointRotation: 180, pointRadius: 5, pointHoverRadius: 7, borderColor: theme.nan, backgroundColor: theme.nan,
+        });
+      }
+    }
+    const runs = [...new Set(members.map(([r]) => r))];
+    this.lines = runs.flatMap((r) => r.events)
+      .filter((e) => e.x !== null && e.kind in EVENT_LABELS)
+      .map((e) => ({ x: e.x as number, color: theme.events[e.kind] ?? theme.muted, label: EVENT_LABELS[e.kind], title: `step ${e.step} · ${e.kind}: ${e.message}` }));
+    const clip = this.key === 'grad_norm' ? runs.map((r) => r.header.gradClip).find((c) => c !== null) : null;
+    this.clip = clip != null ? { value: clip, color: theme.muted } : null;
+    this.chart.data.datasets = datasets;
+    this.chart.options = this.options();
+    this.chart.update('none');
+  }
+
+  destroy(): void {
+    this.chart.destroy();
+    this.card.remove();
+  }
+}
+
+export class ChartBoard {
+  private readonly views = new Map<string, ChartView>();
+
+  constructor(private readonly root: HTMLElement, private readonly state: () => BoardState) {}
+
+  get charts(): ReadonlyMap<string, Chart<'line', Pt[]>> {
+    return new Map([...this.views].map(([k, v]) => [k, v.chart]));
+  }
+
+  render(): void {
+    const { data, hidden } = this.state();
+    const groups = new Map<string, [RunModel, SeriesData][]>();
+    for (const run of data.runs.values()) {
+      if (hidden.has(`run:${run.header.key}`)) continue;
+      for (const s of run.series.values()) {
+        const key = chartOf(s.kind, s.field);
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key)?.push([run, s]);
+      }
+    }
+    let lo = Infinity, hi = -Infinity;
+    for (const [, s] of [...groups.values()].flat()) {
+      for (const pts of [s.raw.pts, s.markers.pts]) if (pts.length) { lo = Math.min(lo, pts[0].x); hi = Math.max(hi, pts[pts.length - 1].x); }
+    }
+    const extent: [number, number] | null = lo < hi ? [lo, hi] : null;
+    const order = [...FIXED.map(([k]) => k).filter((k) => groups.has(k)), ...[...groups.keys()].filter((k) => !FIXED.some(([f]) => f === k)).sort()];
+    for (const [key, view] of this.views) if (!groups.has(key)) { view.destroy(); this.views.delete(key); }
+    for (const key of order) {
+      let view = this.views.get(key);
+      if (!view) {
+        view = new ChartView(key, FIXED.find(([k]) => k === key)?.[1] ?? key, this.state);
+        this.views.set(key, view);
+      }
+      this.root.append(view.card); // keeps the order stable as charts come and go
+      view.update(groups.get(key) ?? [], extent);
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// Dashboard webview entry: a throw-away view of the host's state. It announces itself with
+// "ready" (with the view it remembers, if reloaded), replaces everything on a snapshot, applies
+// numbered deltas in order, and asks for a fresh snapshot when numbering has a gap.
+import type { HostToWebview, ViewState } from '../../src/shared/protocol';
+import { DEFAULT_VIEW } from '../../src/shared/protocol';
+import { el, Messenger, throttle } from '../common/messenger';
+import { ChartBoard, type BoardState } from './charts';
+import { Controls } from './controls';
+import { DashboardData } from './data';
+import { SamplesView, type SamplesState } from './samples';
+import { readTheme } from './theme';
+
+interface SavedState {
+  view: ViewState | null;
+  hidden: string[];
+  samples: SamplesState;
+}
+
+interface TestHooks {
+  __steelscopeTest?: boolean;
+  __steelscopeCharts?: unknown;
+  /** performance.now() of the first paint after a snapshot. */
+  __steelscopePainted?: number;
+}
+
+const messenger = new Messenger<SavedState>();
+const saved = messenger.state;
+const data = new DashboardData();
+const hidden = new Set<string>(saved?.hidden ?? []);
+const samplesState: SamplesState = saved?.samples ?? { run: null, stepIndex: null };
+let view: ViewState = saved?.view ?? DEFAULT_VIEW;
+let theme = readTheme();
+let waitingForSnapshot = false;
+
+const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState }; };
+
+const boardState: BoardState = {
+  data,
+  get view() { return view; },
+  hidden,
+  get theme() { return theme; },
+  zoom: (range) => messenger.post({ type: 'zoom', range }),
+  toggle: (id) => {
+    if (!hidden.delete(id)) hidden.add(id);
+    save();
+    render();
+  },
+};
+
+const app = document.getElementById('app') ?? document.body;
+app.removeAttribute('aria-busy');
+app.textContent = '';
+const controls = new Controls((m) => messenger.post(m));
+const status = el('div', { class: 'status-line' });
+const chartsRoot = el('div', { class: 'charts' });
+const board = new ChartBoard(chartsRoot, () => boardState);
+const samples = new SamplesView(() => [...data.runs.values()], samplesState, save);
+app.append(controls.root, controls.legend, status, chartsRoot, samples.root);
+
+function render(): void {
+  controls.show(view);
+  controls.showRuns([...data.runs.values()], hidden, theme, boardState.toggle);
+  status.textContent = data.runs.size === 0 ? 'No data from these runs yet.' : view.range ? 'Zoomed: drag to zoom further, double-click to reset.' : 'Drag across a chart to zoom.';
+  board.render();
+  samples.render();
+  const hooks = window as unknown as TestHooks;
+  if (hooks.__steelscopeTest) hooks.__steelscopeCharts = Object.fromEntries(board.charts);
+}
+
+// Deltas arrive at most 4/s; a burst of them (a reconnect) is drawn once per frame.
+let frame = 0;
+const renderSoon = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); }); };
+
+function requestSnapshot(reason: string): void {
+  if (waitingForSnapshot) return;
+  waitingForSnapshot = true;
+  messenger.post({ type: 'requestSnapshot', reason });
+}
+
+function receive(m: HostToWebview): void {
+  if (m.type === 'snapshot') {
+    waitingForSnapshot = false;
+    data.snapshot(m);
+    view = m.view;
+    save();
+    render();
+    const hooks = window as unknown as TestHooks;
+    if (hooks.__steelscopeTest) requestAnimationFrame(() => { hooks.__steelscopePainted = performance.now(); });
+    return;
+  }
+  if (waitingForSnapshot) return;
+  if (data.delta(m) === null) requestSnapshot(`delta ${m.seq} does not follow ${data.seq}`);
+  else renderSoon();
+}
+
+messenger.listen(receive);
+
+// A theme switch changes the body's class; colours are re-read from the CSS variables.
+new MutationObserver(throttle(() => { theme = readTheme(); render(); }, 50)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+
+messenger.post({ type: 'ready', view: saved?.view ?? null });
