@@ -29,7 +29,13 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', noVscode], 'no-restricted-globals': ['error', ...domGlobals] },
   },
   {
-    files: ['src/host/**/*.ts', 'src/extension.ts', 'webview/**/*.ts'],
+    files: ['src/host/**/*.ts', 'src/extension.ts'],
     rules: { 'no-restricted-imports': ['error', noCore] },
+  },
+  {
+    files: ['webview/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { ...noCore, paths: [{ name: 'vscode', message: 'webview code uses acquireVsCodeApi, never vscode.' }] }],
+    },
   },
 );

@@ -1,5 +1,6 @@
 // The CLI entry: dispatch only. `node dist/cli.js <command> …` or `npx steelscope <command> …`.
 import { UsageError } from '../core/errors';
+import { followCommand, FOLLOW_USAGE } from './commands/follow';
 import { infoCommand } from './commands/info';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
 import { serveCommand, SERVE_USAGE } from './commands/serve';
@@ -10,6 +11,7 @@ const USAGE = `usage:
   ${RESUME_USAGE}
   ${SAMPLE_USAGE}
   ${SERVE_USAGE}
+  ${FOLLOW_USAGE}
   steelscope info <preset|checkpoint-dir|run-dir>`;
 
 async function main(argv: string[]): Promise<number> {
@@ -34,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return sampleCommand(rest, out);
     case 'serve':
       return serveCommand(rest, control.stopRequested);
+    case 'follow':
+      return followCommand(rest, control.stopRequested);
     case 'info':
       return infoCommand(rest, out);
     case undefined:

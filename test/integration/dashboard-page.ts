@@ -13,14 +13,32 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 const ORIGIN = 'https://steelscope-webview.test';
 
 /** A page with the dashboard loaded from the built bundle; every request outside it is refused and recorded. */
-export async function openDashboard(browser: Browser): Promise<{ page: Page; refused: string[] }> {
+export interface OpenOptions {
+  /** Runs once the page has its HTML and loads on its own (the host computing its snapshot meanwhile). */
+  whileLoading?: () => void;
+  /** Bundle and stylesheet as data: URLs (allowed by their nonce), so loading needs nothing from this process. */
+  inline?: boolean;
+}
+
+const dataUrl = (file: string, type: string) => `data:${type};base64,${readFileSync(join(ROOT, file)).toString('base64')}`;
+
+export async function openDashboard(browser: Browser, options: OpenOptions = {}): Promise<{ page: Page; refused: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const refused: string[] = [];
-  const html = dashboardHtml({ cspSource: ORIGIN, nonce: 'testnonce123', scriptUri: `${ORIGIN}/dist/webview/dashboard.js`, styleUri: `${ORIGIN}/dist/webview/dashboard.css`, title: 'test' });
-  await page.route('**/*', (route) => {
+  const html = dashboardHtml({
+    cspSource: ORIGIN,
+    nonce: 'testnonce123',
+    scriptUri: options.inline ? dataUrl('dist/webview/dashboard.js', 'text/javascript') : `${ORIGIN}/dist/webview/dashboard.js`,
+    styleUri: options.inline ? dataUrl('dist/webview/dashboard.css', 'text/css') : `${ORIGIN}/dist/webview/dashboard.css`,
+    title: 'test',
+  });
+  await page.route('**/*', async (route) => {
     const url = new URL(route.request().url());
     if (url.origin !== ORIGIN) { refused.push(url.href); return route.abort(); }
-    if (url.pathname === '/index.html') return route.fulfill({ contentType: 'text/html', body: html });
+    if (url.pathname === '/index.html') {
+      await route.fulfill({ contentType: 'text/html', body: html });
+      return options.whileLoading?.();
+    }
     const file = join(ROOT, url.pathname);
     if (url.pathname.startsWith('/dist/webview/') && existsSync(file)) {
       return route.fulfill({ contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript', body: readFileSync(file) });

@@ -1,6 +1,8 @@
 // Our wasm kernels (src/core/kernels/wasm.ts) compute what the stock cpu backend computes:
-// BatchMatMul forward and gradients over transposes, batch broadcast, batched-both-sides and odd
-// sizes; UnsortedSegmentSum directly and as the gradient of gather. Relative tolerance 1e-4.
+// BatchMatMul (our SIMD kernel where steel-kernels.wasm is built, else XNNPACK routing) forward
+// and gradients over transposes, batch broadcast, batched-both-sides and odd sizes; Tile by rows;
+// UnsortedSegmentSum directly and as the gradient of gather. Relative tolerance 1e-4.
+// The fused ops (RMSNorm, SwiGLU, rotary, cross-entropy, AdamW) are tested in fused.test.ts.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -136,6 +138,21 @@ describe('wasm kernels against the stock cpu backend', () => {
     assert.equal(dataIds(), ids);
     tf.dispose([a, b]);
   });
+
+  for (const [shape, reps] of [[[4, 1, 6], [1, 3, 1]], [[2, 3, 5], [2, 1, 1]], [[3, 4], [2, 1]], [[5], [1]], [[2, 2, 3], [1, 2, 2]]] as const) {
+    test(`Tile [${shape}] by [${reps}]: float32, int32 and the gradient`, async () => {
+      const rng = new Rng(shape.length * 31 + reps[0]);
+      const x = randn(rng, [...shape]);
+      const xi = Int32Array.from(x, (v) => Math.round(v * 10));
+      const outShape = shape.map((d, i) => d * reps[i]);
+      const dy = randn(rng, outShape);
+      await assertSameOnBoth('tile', () => {
+        const t = tf.tensor(x, [...shape]);
+        const grad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.tile(a, [...reps]), tf.tensor(dy, outShape))))(t);
+        return [tf.tile(t, [...reps]), tf.cast(tf.tile(tf.tensor(xi, [...shape], 'int32'), [...reps]), 'float32'), grad];
+      });
+    });
+  }
 
   // Rank-1 ids only: cpu's kernel mis-broadcasts rank-2 ids, and gather's gradient flattens them.
   test('UnsortedSegmentSum: float32 and int32, ids out of range dropped', async () => {

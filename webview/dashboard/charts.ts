@@ -174,6 +174,10 @@ class ChartView {
     this.chart.data.datasets = datasets;
     this.chart.options = this.options();
     this.chart.update('none');
+    // The logged point count, for screen readers and for end-to-end tests reading the real page.
+    const points = members.reduce((n, [, s]) => n + s.total, 0);
+    this.chart.canvas.dataset.points = String(points);
+    this.chart.canvas.setAttribute('aria-label', `${this.key} chart, ${points} logged points`);
   }
 
   destroy(): void {
@@ -197,6 +201,7 @@ export class ChartBoard {
     for (const run of data.runs.values()) {
       if (hidden.has(`run:${run.header.key}`)) continue;
       for (const s of run.series.values()) {
+        if (s.kind === 'train' && s.field === 'tokens') continue; // an x-axis choice, not a chart of its own
         const key = chartOf(s.kind, s.field);
         if (!groups.has(key)) groups.set(key, []);
         groups.get(key)?.push([run, s]);

@@ -13,10 +13,13 @@ const VIEW_STATE_KEY = 'steelscope.dashboard.view';
 /** Deltas to the webview are throttled to this interval (≤ 4/s); the store flushes every ~150 ms. */
 const DELTA_INTERVAL_MS = 250;
 
+/** The axis choices this workspace last used; else the defaults, smoothing from the settings. */
 function storedView(context: vscode.ExtensionContext): ViewState {
+  const smoothing = vscode.workspace.getConfiguration('steelscope').get<number>('dashboard.smoothing', DEFAULT_VIEW.smoothing);
+  const defaults = ViewStateSchema.check({ ...DEFAULT_VIEW, smoothing }, 'view') ? DEFAULT_VIEW : { ...DEFAULT_VIEW, smoothing };
   const stored: unknown = context.workspaceState.get(VIEW_STATE_KEY);
-  const view = { ...DEFAULT_VIEW, ...(typeof stored === 'object' && stored ? stored : {}), range: null };
-  return ViewStateSchema.check(view, 'view') ? DEFAULT_VIEW : view;
+  const view = { ...defaults, ...(typeof stored === 'object' && stored ? stored : {}), range: null };
+  return ViewStateSchema.check(view, 'view') ? defaults : view;
 }
 
 export class DashboardPanel {
@@ -58,6 +61,8 @@ export class DashboardPanel {
     this.updateTitle();
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'steelscope.svg');
     panel.webview.html = this.html();
+    // The webview takes a few hundred ms to load; the first snapshot is computed meanwhile.
+    setImmediate(() => { if (!this.ready) this.model.prepare(); });
     this.disposables.push(
       panel.webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -134,7 +139,7 @@ export class DashboardPanel {
     this.timer = undefined;
     // A hidden panel's webview is gone; it says "ready" again when it is shown.
     if (!this.panel.visible) this.ready = false;
-    if (!this.ready) return this.model.drop();
+    if (!this.ready) return; // changes reach it in the snapshot it gets on "ready"
     const message = this.model.next();
     if (message) this.post(message);
   }

@@ -177,6 +177,8 @@ export class DashboardModel {
   private readonly states = new Map<RunKey, RunState>();
   private pending = new Map<RunKey, RunChange>();
   private needSnapshot = false;
+  /** A snapshot computed ahead of time, valid until anything changes. */
+  private prepared: HostMessage<'snapshot'> | undefined;
 
   constructor(private readonly store: RunStoreApi, readonly keys: readonly RunKey[], public view: ViewState, readonly maxPoints = MAX_POINTS) {}
 
@@ -185,7 +187,18 @@ export class DashboardModel {
     return this.keys.flatMap((k, i) => { const d = this.store.get(k); return d ? [[k, d, i] as [RunKey, RunData, number]] : []; });
   }
 
+  /**
+   * Computes the first snapshot ahead of "ready" (the panel calls this while the webview loads,
+   * which takes about as long): a snapshot asked for before anything changed is then instant.
+   */
+  prepare(): void {
+    this.prepared = this.snapshot();
+  }
+
   snapshot(): HostMessage<'snapshot'> {
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    if (prepared) return prepared;
     this.pending.clear();
     this.needSnapshot = false;
     this.states.clear();
@@ -198,22 +211,20 @@ export class DashboardModel {
   }
 
   setView(patch: Partial<ViewState>): void {
+    const same = (Object.keys(patch) as (keyof ViewState)[]).every((k) => JSON.stringify(patch[k]) === JSON.stringify(this.view[k]));
+    if (same) return;
     const axisChanged = patch.xAxis !== undefined && patch.xAxis !== this.view.xAxis;
     this.view = { ...this.view, ...patch, ...(axisChanged && !('range' in patch) ? { range: null } : {}) };
     this.needSnapshot = true;
+    this.prepared = undefined;
   }
 
   /** Records a store change; true if it concerns this panel. */
   accept(change: RunChange): boolean {
     if (!this.keys.includes(change.key)) return false;
+    this.prepared = undefined;
     this.pending.set(change.key, mergeChange(this.pending.get(change.key), change));
     return true;
-  }
-
-  /** The webview is gone (a hidden panel): forget pending changes; the next message is a snapshot. */
-  drop(): void {
-    this.pending.clear();
-    this.needSnapshot = true;
   }
 
   get dirty(): boolean {

@@ -1,0 +1,406 @@
+// `steelscope follow <run-dir> [--from <offsets-json>]`: runs next to a run (on an SSH host, over
+// an exec channel) and streams what is appended to its files as JSON lines on stdout
+// (src/shared/follow-protocol.ts), until stdin ends, a signal arrives or the channel closes.
+//
+// - Files are read by byte offset in chunks, so catching up on a million-line file never holds it
+//   whole; a last line without its newline waits until it has one.
+// - Every chunk's messages are written at once and the next chunk waits for stdout's 'drain', so a
+//   slow channel slows the reading instead of filling memory.
+// - fs.watch on the run folder and its checkpoints folder wakes a scan at once; a short stat poll
+//   is the fallback (watches fail on some file systems and never see DONE inside a step folder).
+// - A truncated, replaced or deleted file, or a --from offset that no longer ends a line, is
+//   announced with a reset and read again from 0, as the local tailer does.
+import { watch, type FSWatcher } from 'node:fs';
+import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  encodeRecordMessage, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, RECORD_VALIDATORS,
+  type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
+} from '../../shared/follow-protocol';
+import { isRunInfo, parseCheckpointDirName } from '../../shared/run';
+import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
+
+export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
+
+/** Bytes read per step of a catch-up; a longer line grows the buffer for itself. */
+const CHUNK_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
+
+interface Setup {
+  dir: string;
+  from: FollowOffsets;
+  pollMs: number;
+  heartbeatMs: number;
+}
+
+async function setup(argv: readonly string[]): Promise<Setup> {
+  const p = parseArgs(argv, { from: { kind: 'string' }, 'poll-ms': { kind: 'int' }, 'heartbeat-ms': { kind: 'int' } }, 'follow');
+  if (p.positional.length !== 1) throw new UsageError(`Usage: ${FOLLOW_USAGE}`);
+  const dir = resolve(p.positional[0]);
+  const fromText = stringFlag(p, 'from');
+  const parsed = fromText === undefined ? { ok: true as const, offsets: emptyOffsets() } : parseFollowOffsets(fromText);
+  if (!parsed.ok) throw new UsageError(parsed.message);
+  const pollMs = numberFlag(p, 'poll-ms') ?? 500;
+  const heartbeatMs = numberFlag(p, 'heartbeat-ms') ?? 5000;
+  if (pollMs < 10) throw new UsageError('--poll-ms must be at least 10.');
+  if (heartbeatMs < 50) throw new UsageError('--heartbeat-ms must be at least 50.');
+  let s: Stats;
+  try {
+    s = await stat(dir);
+  } catch {
+    throw new UsageError(`No run directory at ${dir}.`);
+  }
+  if (!s.isDirectory()) throw new UsageError(`${dir} is not a directory, so it holds no run.`);
+  return { dir, from: parsed.offsets, pollMs, heartbeatMs };
+}
+
+/** Resolved once: by stdin's end, a signal, or stdout failing (the channel is gone). */
+class StopSignal {
+  stopped = false;
+  readonly promise: Promise<void>;
+  private resolve: () => void = () => undefined;
+  constructor() {
+    this.promise = new Promise((r) => (this.resolve = r));
+  }
+  stop(): void {
+    this.stopped = true;
+    this.resolve();
+  }
+}
+
+/** stdout with backpressure: writes whole lines, and `drained` waits while the channel is full. */
+class LineOutput {
+  private full = false;
+  private onDrain: (() => void) | undefined;
+  constructor(private readonly stream: NodeJS.WritableStream, private readonly stop: StopSignal) {
+    stream.on('error', () => stop.stop()); // EPIPE and friends: nobody is reading any more
+    stream.on('drain', () => {
+      this.full = false;
+      this.onDrain?.();
+    });
+  }
+  /** `text` is zero or more complete lines, each ending in '\n'. */
+  write(text: string): void {
+    if (text === '' || this.stop.stopped) return;
+    if (!this.stream.write(text)) this.full = true;
+  }
+  send(message: FollowMessage): void {
+    this.write(JSON.stringify(message) + '\n');
+  }
+  async drained(): Promise<void> {
+    if (!this.full) return;
+    await Promise.race([new Promise<void>((r) => (this.onDrain = r)), this.stop.promise]);
+    this.onDrain = undefined;
+  }
+}
+
+/** fs.watch events (and the poll timer) wake the scan loop; a burst of events is one wake. */
+class Wake {
+  private pending = false;
+  private wakeUp: (() => void) | undefined;
+  notify(): void {
+    this.pending = true;
+    this.wakeUp?.();
+  }
+  async wait(ms: number, stop: Promise<void>): Promise<void> {
+    if (!this.pending) {
+      let timer: NodeJS.Timeout | undefined;
+      const woken = new Promise<void>((r) => {
+        this.wakeUp = r;
+        timer = setTimeout(r, ms);
+      });
+      await Promise.race([woken, stop]);
+      clearTimeout(timer);
+      this.wakeUp = undefined;
+    }
+    this.pending = false;
+  }
+}
+
+/** One append-only JSONL file, followed from a byte offset. */
+class FileFollower {
+  /** Inode of the file last read; undefined before the first read (a --from offset is checked by content). */
+  private ino: number | undefined;
+  private signature = '';
+
+  constructor(
+    private readonly file: FollowedFile,
+    private readonly path: string,
+    private offset: number,
+  ) {}
+
+  async poll(out: LineOutput, stop: StopSignal): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (this.offset > 0) this.restart(out); // deleted: what the client has from it is gone
+      this.ino = undefined;
+      this.signature = 'missing';
+      return;
+    }
+    try {
+      const s = await handle.stat();
+      const signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
+      if (signature === this.signature) return; // the poll costs one stat while nothing changes
+      if (this.offset > 0 && (await this.replaced(handle, s))) this.restart(out);
+      this.ino = s.ino;
+      await this.readFrom(handle, out, stop);
+      this.signature = signature;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private restart(out: LineOutput): void {
+    out.send({ reset: this.file });
+    this.offset = 0;
+  }
+
+  /** Truncated, another file, or (a replacement reusing the inode) no line ending just before our offset. */
+  private async replaced(handle: FileHandle, s: Stats): Promise<boolean> {
+    if ((this.ino !== undefined && s.ino !== this.ino) || s.size < this.offset) return true;
+    const one = Buffer.alloc(1);
+    const { bytesRead } = await handle.read(one, 0, 1, this.offset - 1);
+    return bytesRead !== 1 || one[0] !== NEWLINE;
+  }
+
+  private async readFrom(handle: FileHandle, out: LineOutput, stop: StopSignal): Promise<void> {
+    let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    while (!stop.stopped) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.offset);
+      const full = bytesRead === buffer.length;
+      const { text, consumed } = this.encodeLines(buffer.subarray(0, bytesRead));
+      if (consumed === 0) {
+        if (!full) return; // nothing, or only a partial last line: it waits for its newline
+        buffer = Buffer.allocUnsafe(buffer.length * 2); // one line longer than the buffer
+        continue;
+      }
+      this.offset += consumed;
+      out.write(text);
+      await out.drained();
+      if (!full) return;
+      if (buffer.length > CHUNK_BYTES) buffer = Buffer.allocUnsafe(CHUNK_BYTES); // the long line is behind us
+    }
+  }
+
+  /** The messages of the complete lines in `bytes` (read at this.offset), and the bytes they span. */
+  private encodeLines(bytes: Buffer): { text: string; consumed: number } {
+    let text = '';
+    let start = 0;
+    for (let nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, start)) {
+      const line = bytes.toString('utf8', start, nl).trim();
+      start = nl + 1;
+      if (line) text += this.encodeLine(line, this.offset + start) + '\n';
+    }
+    return { text, consumed: start };
+  }
+
+  private encodeLine(line: string, offset: number): string {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      value = undefined;
+    }
+    if (!RECORD_VALIDATORS[this.file](value)) return JSON.stringify({ file: this.file, offset, malformed: true });
+    // The writer's own text travels; a bare '\r' inside it (legal JSON whitespace) would end the
+    // line for readers that split on it, so such a line is re-serialized instead.
+    return encodeRecordMessage(this.file, offset, line.includes('\r') ? JSON.stringify(value) : line);
+  }
+}
+
+/** run.json: sent whole when its content changes; a line that does not parse waits for the next change. */
+class RunJsonFollower {
+  private signature = '';
+  private lastText = '';
+  constructor(private readonly path: string) {}
+
+  async poll(out: LineOutput): Promise<void> {
+    let s: Stats;
+    try {
+      s = await stat(this.path);
+    } catch {
+      this.signature = 'missing';
+      return;
+    }
+    const signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
+    if (signature === this.signature) return;
+    const text = await readFile(this.path, 'utf8'); // a failure is retried on the next pass
+    this.signature = signature;
+    if (text === this.lastText) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return; // a foreign writer caught mid-write: its next write changes the signature
+    }
+    if (!isRunInfo(value)) return;
+    this.lastText = text;
+    out.send({ run: value });
+  }
+}
+
+async function doneMtime(dir: string): Promise<number | undefined> {
+  try {
+    return (await stat(join(dir, 'DONE'))).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+async function evalLossOf(dir: string): Promise<number | null> {
+  try {
+    const manifest: unknown = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+    const loss = typeof manifest === 'object' && manifest !== null ? (manifest as { eval_loss?: unknown }).eval_loss : undefined;
+    return typeof loss === 'number' && Number.isFinite(loss) ? loss : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The checkpoint list, sent when it differs from the last one sent. Manifests are read once per DONE. */
+class CheckpointFollower {
+  private last: string | undefined;
+  private readonly losses = new Map<string, { doneMtimeMs: number; evalLoss: number | null }>();
+  constructor(readonly root: string) {}
+
+  async poll(out: LineOutput): Promise<void> {
+    const checkpoints = await this.scan();
+    const text = JSON.stringify({ checkpoints });
+    if (text === this.last) return;
+    this.last = text;
+    out.write(text + '\n');
+  }
+
+  private async scan(): Promise<CheckpointEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch {
+      return [];
+    }
+    const found: CheckpointEntry[] = [];
+    for (const name of names) {
+      const step = parseCheckpointDirName(name); // temp folders (.tmp-step-…) never match
+      if (step === undefined) continue;
+      const dir = join(this.root, name);
+      const mtime = await doneMtime(dir);
+      let evalLoss: number | null = null;
+      if (mtime !== undefined) {
+        const cached = this.losses.get(dir);
+        evalLoss = cached?.doneMtimeMs === mtime ? cached.evalLoss : await evalLossOf(dir);
+        this.losses.set(dir, { doneMtimeMs: mtime, evalLoss });
+      }
+      found.push({ step, dir, complete: mtime !== undefined, eval_loss: evalLoss });
+    }
+    return found.sort((a, b) => a.step - b.step);
+  }
+}
+
+/** Watches the run folder and (once it exists) its checkpoints folder; failures leave the poll alone. */
+class Watches {
+  private readonly watchers = new Map<string, FSWatcher>();
+  constructor(private readonly wake: Wake) {}
+
+  ensure(dir: string): void {
+    if (this.watchers.has(dir)) return;
+    try {
+      const watcher = watch(dir, { persistent: false }, () => this.wake.notify());
+      watcher.on('error', () => this.drop(dir)); // the folder vanished, or too many watches
+      this.watchers.set(dir, watcher);
+    } catch {
+      // not there (yet): the next scan tries again, the poll covers the meantime
+    }
+  }
+
+  private drop(dir: string): void {
+    this.watchers.get(dir)?.close();
+    this.watchers.delete(dir);
+  }
+
+  close(): void {
+    for (const dir of [...this.watchers.keys()]) this.drop(dir);
+  }
+}
+
+/** Ends on stdin's end, a first SIGTERM/SIGINT (main.ts turns signals into a flag), or stop(). */
+function listenForStop(stop: StopSignal, stopRequested: () => boolean): () => void {
+  const timer = setInterval(() => stopRequested() && stop.stop(), 50);
+  const onEnd = () => stop.stop();
+  process.stdin.on('end', onEnd).on('close', onEnd).on('error', onEnd);
+  process.stdin.resume(); // anything sent on stdin is ignored; only its end matters
+  return () => {
+    clearInterval(timer);
+    process.stdin.destroy();
+  };
+}
+
+interface Scanner {
+  runJson: RunJsonFollower;
+  checkpoints: CheckpointFollower;
+  files: FileFollower[];
+  watches: Watches;
+}
+
+/** One pass over everything; a failure of one part (permissions, say) is reported and retried next pass. */
+async function scan(s: Scanner, out: LineOutput, stop: StopSignal, warn: (err: unknown) => void): Promise<void> {
+  s.watches.ensure(s.checkpoints.root);
+  await s.runJson.poll(out).catch(warn);
+  await s.checkpoints.poll(out).catch(warn);
+  for (const file of s.files) {
+    if (stop.stopped) return;
+    await file.poll(out, stop).catch(warn);
+  }
+  await out.drained();
+}
+
+function onceEach(): (err: unknown) => void {
+  const seen = new Set<string>();
+  return (err) => {
+    const message = err instanceof Error ? err.message : String(err);
+    if (seen.has(message)) return;
+    seen.add(message);
+    process.stderr.write(`steelscope follow: ${message}\n`);
+  };
+}
+
+export async function followCommand(argv: readonly string[], stopRequested: () => boolean): Promise<number> {
+  let config: Setup;
+  try {
+    config = await setup(argv);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stdout.write(JSON.stringify({ error: { message } } satisfies FollowMessage) + '\n');
+    process.stderr.write(`steelscope: ${message}\n`);
+    return 2;
+  }
+  const { dir, from, pollMs, heartbeatMs } = config;
+  const stop = new StopSignal();
+  const out = new LineOutput(process.stdout, stop);
+  const wake = new Wake();
+  const scanner: Scanner = {
+    runJson: new RunJsonFollower(join(dir, 'run.json')),
+    checkpoints: new CheckpointFollower(join(dir, 'checkpoints')),
+    files: FOLLOWED_FILES.map((f) => new FileFollower(f, join(dir, f), from[f])),
+    watches: new Watches(wake),
+  };
+  out.send({ ready: true, protocol: FOLLOW_PROTOCOL, dir, from });
+  scanner.watches.ensure(dir);
+  const unlisten = listenForStop(stop, stopRequested);
+  const heartbeat = setInterval(() => out.send({ heartbeat: true, t: Date.now() }), heartbeatMs);
+  const warn = onceEach();
+  try {
+    while (!stop.stopped) {
+      await scan(scanner, out, stop, warn);
+      await wake.wait(pollMs, stop.promise);
+    }
+  } finally {
+    clearInterval(heartbeat);
+    scanner.watches.close();
+    unlisten();
+  }
+  return 0;
+}

@@ -1,0 +1,212 @@
+// ~/.ssh/config, read the way ssh reads it: Host blocks matched against the alias with *, ? and
+// !negation; for each keyword the first value obtained wins (so specific blocks come first, as
+// ssh's manual says); IdentityFile accumulates; Include is expanded in place; Match blocks are
+// not evaluated (skipped). Pure functions over text plus a file reader, so it is unit-tested in
+// plain Node.
+import { readdirSync, readFileSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+
+export interface JumpHost {
+  /** The alias or host name as written; resolved through the config again when connecting. */
+  host: string;
+  user?: string;
+  port?: number;
+}
+
+export interface SshHostConfig {
+  alias: string;
+  hostName: string;
+  user: string;
+  port: number;
+  /** Expanded paths (~ and %h/%u/%r/%p/%d/%n), in the order ssh tries them. */
+  identityFiles: string[];
+  /** IdentitiesOnly yes: do not offer the agent's other keys. */
+  identitiesOnly: boolean;
+  /** ProxyJump hops, first hop first; empty for a direct connection. */
+  proxyJump: JumpHost[];
+}
+
+export interface ConfigContext {
+  home?: string;
+  localUser?: string;
+  /** Reads an Include'd file; default fs. Missing files are skipped, as ssh does. */
+  readFile?: (path: string) => string | undefined;
+  /** Lists files matching an Include glob; default: * and ? in the last path segment. */
+  glob?: (pattern: string) => string[];
+}
+
+interface Entry {
+  /** Patterns of the Host block the line belongs to; undefined before any Host (applies to all). */
+  patterns: string[] | undefined;
+  keyword: string;
+  args: string[];
+}
+
+/** Splits an argument list the way ssh does: whitespace separates, double quotes group. */
+function splitArgs(text: string): string[] {
+  const args: string[] = [];
+  const re = /"([^"]*)"|(\S+)/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) args.push(m[1] ?? m[2]);
+  return args;
+}
+
+function parseLine(line: string): { keyword: string; args: string[] } | undefined {
+  const trimmed = line.trim();
+  if (!trimmed || trimmed.startsWith('#')) return undefined;
+  const m = /^(\S+?)(?:\s*=\s*|\s+)(.*)$/.exec(trimmed);
+  if (!m) return { keyword: trimmed.toLowerCase(), args: [] };
+  return { keyword: m[1].toLowerCase(), args: splitArgs(m[2]) };
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`, 'i');
+}
+
+/** ssh's Host matching: some positive pattern matches and no negated one does. */
+export function hostMatches(patterns: readonly string[], alias: string): boolean {
+  let matched = false;
+  for (const p of patterns) {
+    if (p.startsWith('!')) {
+      if (globToRegExp(p.slice(1)).test(alias)) return false;
+    } else if (globToRegExp(p).test(alias)) matched = true;
+  }
+  return matched;
+}
+
+function defaultGlob(pattern: string): string[] {
+  if (!/[*?]/.test(basename(pattern))) return [pattern];
+  try {
+    const re = globToRegExp(basename(pattern));
+    return readdirSync(dirname(pattern)).filter((n) => re.test(n)).sort().map((n) => join(dirname(pattern), n));
+  } catch {
+    return [];
+  }
+}
+
+function defaultRead(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lines of a config with Include expanded (depth-limited, as ssh limits it to 16). */
+function entries(text: string, ctx: Required<ConfigContext>, depth = 0, inherited?: string[]): Entry[] {
+  const out: Entry[] = [];
+  let patterns = inherited;
+  let skipping = false; // inside a Match block, which we do not evaluate
+  for (const line of text.split(/\r?\n/)) {
+    const parsed = parseLine(line);
+    if (!parsed) continue;
+    if (parsed.keyword === 'host') {
+      patterns = parsed.args;
+      skipping = false;
+    } else if (parsed.keyword === 'match') {
+      skipping = true;
+    } else if (skipping) {
+      continue;
+    } else if (parsed.keyword === 'include' && depth < 16) {
+      for (const arg of parsed.args) {
+        const path = expandTilde(arg, ctx.home);
+        const absolute = isAbsolute(path) ? path : join(ctx.home, '.ssh', path);
+        for (const file of ctx.glob(absolute)) {
+          const included = ctx.readFile(file);
+          if (included !== undefined) out.push(...entries(included, ctx, depth + 1, patterns));
+        }
+      }
+    } else {
+      out.push({ patterns, keyword: parsed.keyword, args: parsed.args });
+    }
+  }
+  return out;
+}
+
+function withDefaults(ctx: ConfigContext): Required<ConfigContext> {
+  return {
+    home: ctx.home ?? homedir(),
+    localUser: ctx.localUser ?? userInfo().username,
+    readFile: ctx.readFile ?? defaultRead,
+    glob: ctx.glob ?? defaultGlob,
+  };
+}
+
+/** Concrete Host aliases (no wildcard, no negation), in file order, without duplicates. */
+export function hostsFromConfig(text: string, ctx: ConfigContext = {}): string[] {
+  const seen = new Set<string>();
+  const full = withDefaults(ctx);
+  const visit = (t: string, depth: number) => {
+    for (const line of t.split(/\r?\n/)) {
+      const parsed = parseLine(line);
+      if (parsed?.keyword === 'host') for (const p of parsed.args) if (!/[*?!]/.test(p)) seen.add(p);
+      if (parsed?.keyword === 'include' && depth < 16) {
+        for (const arg of parsed.args) {
+          const path = expandTilde(arg, full.home);
+          for (const file of full.glob(isAbsolute(path) ? path : join(full.home, '.ssh', path))) {
+            const included = full.readFile(file);
+            if (included !== undefined) visit(included, depth + 1);
+          }
+        }
+      }
+    }
+  };
+  visit(text, 0);
+  return [...seen];
+}
+
+function expandTilde(path: string, home: string): string {
+  return path === '~' ? home : path.startsWith('~/') ? join(home, path.slice(2)) : path;
+}
+
+/** ssh's percent tokens; an unknown token is left as written. */
+function expandTokens(value: string, tokens: Record<string, string>): string {
+  return value.replace(/%(.)/g, (whole, c: string) => (c === '%' ? '%' : (tokens[c] ?? whole)));
+}
+
+/** `[user@]host[:port]`, or `ssh://[user@]host[:port]`. */
+export function parseJump(spec: string): JumpHost {
+  const m = /^(?:ssh:\/\/)?(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec.trim());
+  if (!m) throw new Error(`Unreadable ProxyJump host "${spec}".`);
+  const host = m[2].replace(/^\[|\]$/g, '');
+  return { host, user: m[1], port: m[3] ? Number(m[3]) : undefined };
+}
+
+/** The effective settings for `alias`: the first value of each keyword among the blocks that match it. */
+export function resolveHost(alias: string, text: string, ctx: ConfigContext = {}): SshHostConfig {
+  const full = withDefaults(ctx);
+  const first = new Map<string, string[]>();
+  const identity: string[] = [];
+  for (const e of entries(text, full)) {
+    if (e.patterns && !hostMatches(e.patterns, alias)) continue;
+    if (e.keyword === 'identityfile') identity.push(...e.args.slice(0, 1));
+    else if (!first.has(e.keyword)) first.set(e.keyword, e.args);
+  }
+  const one = (k: string) => first.get(k)?.[0];
+  const hostName = expandTokens(one('hostname') ?? alias, { h: alias, '%': '%' });
+  const user = one('user') ?? full.localUser;
+  const port = Number(one('port') ?? 22);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`Port ${one('port')} of host ${alias} is not a port number.`);
+  const tokens = { h: hostName, u: full.localUser, r: user, p: String(port), d: full.home, n: alias };
+  const jump = one('proxyjump');
+  return {
+    alias,
+    hostName,
+    user,
+    port,
+    identityFiles: identity.map((p) => expandTilde(expandTokens(p, tokens), full.home)),
+    identitiesOnly: one('identitiesonly')?.toLowerCase() === 'yes',
+    proxyJump: !jump || jump.toLowerCase() === 'none' ? [] : (first.get('proxyjump') ?? []).join(',').split(',').filter(Boolean).map(parseJump),
+  };
+}
+
+/** The user's ~/.ssh/config, or '' where there is none. */
+export function readUserConfig(home = homedir()): string {
+  return defaultRead(join(home, '.ssh', 'config')) ?? '';
+}
+
+/** The default key files ssh tries when the config names none. */
+export function defaultIdentityFiles(home = homedir()): string[] {
+  return ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((n) => join(home, '.ssh', n));
+}
