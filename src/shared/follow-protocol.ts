@@ -20,13 +20,15 @@
 //   {"reset":"metrics.jsonl"}
 //                 the file was truncated, replaced or deleted (or the --from offset no longer fits
 //                 it): drop what came from it; its records start again from offset 0
-//   {"heartbeat":true,"t":1700000000000}
-//                 every few seconds (host clock, Unix ms), so a silent dead connection is noticed
+//   {"heartbeat":true,"t":1700000000000,"offsets":{"metrics.jsonl":1234,…}}
+//                 every few seconds (host clock, Unix ms), so a silent dead connection is noticed;
+//                 offsets are where the follower stands, every line before them already sent
 //   {"error":{"message":"…"}}
 //                 the only line of a follower that could not start (exit code 2)
 //
-// Blank lines are skipped without a message, so a client's offset may stop short of trailing
-// blank lines; resuming from there skips them again, which repeats nothing.
+// Blank lines are skipped without a message; the next record, malformed line or heartbeat moves
+// the client's offset past them (stdout is one ordered stream, so a heartbeat's offsets never
+// run ahead of the messages before it). Comparing them with a file's size tells "caught up".
 //
 // Resuming: the client keeps the last offset per file (applyFollowMessage) and, after a dropped
 // connection, runs `follow --from '<encodeFollowOffsets(offsets)>'`; records after those offsets
@@ -88,6 +90,7 @@ export interface ResetMessage {
 export interface HeartbeatMessage {
   heartbeat: true;
   t: number;
+  offsets: FollowOffsets;
 }
 
 export interface FollowErrorMessage {
@@ -183,7 +186,7 @@ export function asFollowMessage(value: unknown): FollowMessage | undefined {
     return Array.isArray(value.checkpoints) && value.checkpoints.every(isCheckpointEntry) ? (value as unknown as CheckpointsMessage) : undefined;
   }
   if ('reset' in value) return isFollowedFile(value.reset) ? (value as unknown as ResetMessage) : undefined;
-  if (value.heartbeat === true) return typeof value.t === 'number' ? (value as unknown as HeartbeatMessage) : undefined;
+  if (value.heartbeat === true) return typeof value.t === 'number' && isOffsets(value.offsets) ? (value as unknown as HeartbeatMessage) : undefined;
   if (isObject(value.error)) return typeof value.error.message === 'string' ? (value as unknown as FollowErrorMessage) : undefined;
   return undefined;
 }
@@ -201,5 +204,6 @@ export function parseFollowMessage(line: string): FollowMessage | undefined {
 export function applyFollowMessage(offsets: FollowOffsets, message: FollowMessage): FollowOffsets {
   if ('file' in message) return { ...offsets, [message.file]: message.offset };
   if ('reset' in message) return { ...offsets, [message.reset]: 0 };
+  if ('heartbeat' in message) return { ...message.offsets };
   return offsets;
 }

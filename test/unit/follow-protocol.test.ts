@@ -52,7 +52,7 @@ describe('asFollowMessage', () => {
     { file: 'events.jsonl', offset: 9, record: { step: 0, t: 2, kind: 'start', level: 'info', message: 'go' } },
     { file: 'events.jsonl', offset: 7, malformed: true },
     { reset: 'samples.jsonl' },
-    { heartbeat: true, t: 1700000000000 },
+    { heartbeat: true, t: 1700000000000, offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9 } },
     { error: { message: 'No run directory at /x.' } },
   ];
   for (const message of valid) {
@@ -74,7 +74,8 @@ describe('asFollowMessage', () => {
     { file: 'samples.jsonl', offset: 3, record: { step: 1, t: 2 } }, // no prompt/text
     { file: 'metrics.jsonl', offset: 3 },
     { reset: 'checkpoints' },
-    { heartbeat: true },
+    { heartbeat: true, t: 5 },
+    { heartbeat: true, t: 5, offsets: { 'metrics.jsonl': 5 } },
     { error: { code: 2 } },
   ];
   for (const value of invalid) {
@@ -99,15 +100,16 @@ describe('encodeRecordMessage', () => {
 });
 
 describe('applyFollowMessage', () => {
-  test('records and malformed lines advance their file; a reset restarts it; others change nothing', () => {
+  test('records, malformed lines and heartbeats advance offsets; a reset restarts a file; others change nothing', () => {
     let offsets = emptyOffsets();
     const steps: [FollowMessage, number, number][] = [
       [{ file: 'metrics.jsonl', offset: 20, record: { step: 1, t: 1 } }, 20, 0],
       [{ file: 'samples.jsonl', offset: 30, malformed: true }, 20, 30],
-      [{ heartbeat: true, t: 5 }, 20, 30],
+      [{ checkpoints: [] }, 20, 30],
       [{ checkpoints: [] }, 20, 30],
       [{ reset: 'metrics.jsonl' }, 0, 30],
       [{ file: 'metrics.jsonl', offset: 12, record: { step: 2, t: 2 } }, 12, 30],
+      [{ heartbeat: true, t: 5, offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0 } }, 14, 31], // past blank lines
     ];
     for (const [message, metrics, samples] of steps) {
       const before = offsets;

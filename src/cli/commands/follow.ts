@@ -125,10 +125,15 @@ class FileFollower {
   private signature = '';
 
   constructor(
-    private readonly file: FollowedFile,
+    readonly file: FollowedFile,
     private readonly path: string,
     private offset: number,
   ) {}
+
+  /** Just past the last line sent (or skipped, when blank); always in step with what stdout got. */
+  get position(): number {
+    return this.offset;
+  }
 
   async poll(out: LineOutput, stop: StopSignal): Promise<void> {
     let handle: FileHandle;
@@ -178,7 +183,7 @@ class FileFollower {
         buffer = Buffer.allocUnsafe(buffer.length * 2); // one line longer than the buffer
         continue;
       }
-      this.offset += consumed;
+      this.offset += consumed; // no await between these two: a heartbeat never sees one without the other
       out.write(text);
       await out.drained();
       if (!full) return;
@@ -390,7 +395,12 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
   out.send({ ready: true, protocol: FOLLOW_PROTOCOL, dir, from });
   scanner.watches.ensure(dir);
   const unlisten = listenForStop(stop, stopRequested);
-  const heartbeat = setInterval(() => out.send({ heartbeat: true, t: Date.now() }), heartbeatMs);
+  const offsets = (): FollowOffsets => {
+    const now = emptyOffsets();
+    for (const f of scanner.files) now[f.file] = f.position;
+    return now;
+  };
+  const heartbeat = setInterval(() => out.send({ heartbeat: true, t: Date.now(), offsets: offsets() }), heartbeatMs);
   const warn = onceEach();
   try {
     while (!stop.stopped) {

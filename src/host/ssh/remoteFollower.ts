@@ -115,6 +115,7 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     this.proc?.close();
     this.wakeUp?.();
     this.setState('disconnected');
+    this.emit('disposed');
     this.removeAllListeners();
   }
 
@@ -173,11 +174,12 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     let stderr = '';
     let buffered: Buffer = Buffer.alloc(0);
     const silenceMs = this.options.silenceMs ?? 20_000;
-    let watchdog = setTimeout(() => proc.close(), silenceMs);
+    const silence = () => setTimeout(() => proc.close(), silenceMs);
+    let watchdog = silence();
     proc.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4000)));
     proc.stdout.on('data', (chunk: Buffer) => {
       clearTimeout(watchdog);
-      watchdog = setTimeout(() => proc.close(), silenceMs);
+      watchdog = silence();
       buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
       const end = buffered.lastIndexOf(0x0a);
       if (end < 0) return;

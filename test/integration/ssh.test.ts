@@ -1,0 +1,301 @@
+// The SSH layer against a REAL OpenSSH server on 127.0.0.1 (test/sshd.ts) and REAL trainers on
+// "the host", which is this machine reached over SSH: deploy, detached start, follow through a
+// dropped connection with nothing lost or repeated, stop, checkpoint download, shell
+// metacharacters in names, and the refusals (changed host key, untrusted key, wrong password).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { isRunInfo, type RunInfo } from '../../src/shared/run';
+import { isPidAlive } from '../../src/host/runs/localTarget';
+import { RunStore } from '../../src/host/runs/store';
+import type { RunData } from '../../src/host/runs/types';
+import { SshConnection, type SecretRef, type SshPrompts } from '../../src/host/ssh/connection';
+import { checkHostKey } from '../../src/host/ssh/knownHosts';
+import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import { poetrySubset, readEvents, readMetrics, readSamples, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
+
+const SETS = SMALL_SETS.filter((s) => s !== '--set');
+const skip = sshdSkipReason();
+
+/** Prompts that answer from a script and record what they were asked. */
+class ScriptedPrompts implements SshPrompts {
+  asked: string[] = [];
+  forgotten: SecretRef[] = [];
+  constructor(private readonly answers: { password?: string; trustHostKey?: boolean } = {}) {}
+  async password(host: string, user: string) {
+    this.asked.push(`password ${user}@${host}`);
+    return this.answers.password;
+  }
+  async passphrase(keyPath: string) {
+    this.asked.push(`passphrase ${keyPath}`);
+    return undefined;
+  }
+  async confirmHostKey(host: string, fingerprint: string) {
+    this.asked.push(`hostkey ${host} ${fingerprint}`);
+    return this.answers.trustHostKey ?? true;
+  }
+  forget(secret: SecretRef) {
+    this.forgotten.push(secret);
+  }
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function readInfo(runDir: string): RunInfo {
+  const value: unknown = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+  assert.ok(isRunInfo(value));
+  return value;
+}
+
+function reap(runDir: string | undefined): void {
+  if (!runDir) return;
+  try {
+    const { pid } = readInfo(runDir);
+    if (isPidAlive(pid)) process.kill(pid, 'SIGKILL');
+  } catch {
+    // never started
+  }
+}
+
+/** What the store holds for a run equals the run's files on the host, line for line. */
+function assertSameAsFiles(data: RunData, runDir: string): void {
+  const metrics = readMetrics(runDir);
+  const kinds = new Set(metrics.map((m) => (typeof m.kind === 'string' ? m.kind : 'train')));
+  for (const kind of kinds) {
+    const rows = metrics.filter((m) => (typeof m.kind === 'string' ? m.kind : 'train') === kind);
+    const table = data.tables.get(kind);
+    assert.ok(table, `a ${kind} table`);
+    assert.equal(table.length, rows.length, `${kind}: as many rows as lines`);
+    rows.forEach((r, i) => {
+      assert.equal(table.step[i], r.step, `${kind} row ${i}: step`);
+      assert.equal(table.t[i], r.t, `${kind} row ${i}: t`);
+      if (typeof r.loss === 'number') assert.equal(table.fields.get('loss')?.[i], r.loss, `${kind} row ${i}: loss`);
+    });
+  }
+  assert.deepEqual(data.samples, readSamples(runDir), 'samples line for line');
+  assert.deepEqual(data.events, readEvents(runDir), 'events line for line');
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
+  let sshd: TestSshd;
+  let root: string;
+  let data: string;
+  let prompts: ScriptedPrompts;
+  let target: RemoteTarget;
+  const started: string[] = [];
+
+  const connectAs = (p: SshPrompts, overrides = {}) => SshConnection.connect({ host: sshd.hostConfig(overrides), prompts: p, knownHostsFile: sshd.knownHosts, agent: '' });
+  const makeTarget = () =>
+    new RemoteTarget({
+      alias: 'test-sshd',
+      connect: () => connectAs(prompts),
+      distDir: join(ROOT, 'dist'),
+      version: 'test',
+      remoteRoot: join(root, 'home', '.steelscope'),
+      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
+      startTimeoutMs: 60_000,
+      follower: { initialBackoffMs: 100, maxBackoffMs: 1000 },
+    });
+
+  before(async () => {
+    sshd = await TestSshd.start({ password: passwordSkipReason() === undefined });
+    root = scratch('ssh');
+    // A data folder whose name a shell would split and expand: it must arrive literally.
+    const dataDir = join(root, "data dir $HOME 'q'");
+    mkdirSync(dataDir);
+    data = poetrySubset(dataDir, 300);
+    prompts = new ScriptedPrompts();
+    target = makeTarget();
+  });
+
+  after(async () => {
+    for (const dir of started) reap(dir);
+    target?.disconnect();
+    await sshd?.stop();
+  });
+
+  test('an unknown host key is asked about once, recorded, then known', async () => {
+    const connection = await target.connection();
+    assert.equal(prompts.asked.filter((a) => a.startsWith('hostkey')).length, 1);
+    assert.match(prompts.asked[0], /^hostkey \[127\.0\.0\.1\]:\d+ SHA256:[A-Za-z0-9+/]{43}$/);
+    assert.equal(checkHostKey('127.0.0.1', sshd.port, sshd.hostKeyBlob, sshd.knownHosts), 'known');
+    const r = await connection.run('echo "$0" >/dev/null; printf %s ok');
+    assert.deepEqual([r.code, r.stdout], [0, 'ok']);
+  });
+
+  test('ProxyJump: one hop through a jump host (here the same sshd) to the target', async () => {
+    const connection = await SshConnection.connect({
+      host: sshd.hostConfig({ alias: 'behind', proxyJump: [{ host: 'jump' }] }),
+      prompts,
+      knownHostsFile: sshd.knownHosts,
+      agent: '',
+      resolveJump: (h) => sshd.hostConfig({ alias: h }),
+    });
+    try {
+      const r = await connection.run(`printf %s ${"'"}through${"'"}`);
+      assert.deepEqual([r.code, r.stdout], [0, 'through']);
+    } finally {
+      connection.close();
+    }
+  });
+
+  test('deploy copies the CLI once per version and only what differs', async () => {
+    const cli = await target.deploy();
+    const deployDir = join(root, 'home', '.steelscope', 'test');
+    assert.equal(cli, posix.join(deployDir, 'cli.js'));
+    const manifest = JSON.parse(readFileSync(join(deployDir, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
+    for (const [name, sha] of Object.entries(manifest.files)) assert.equal(sha256(join(deployDir, name)), sha, name);
+    assert.ok(manifest.files['corpus/poetry.jsonl.gz'] && manifest.files['tfjs-backend-wasm.wasm']);
+    const wasm = join(deployDir, 'tfjs-backend-wasm.wasm');
+    const before = statSync(join(deployDir, 'cli.js')).mtimeMs;
+    rmSync(wasm); // damaged on the host: the next deploy puts back just this file
+    const again = makeTarget();
+    try {
+      await again.deploy();
+    } finally {
+      again.disconnect();
+    }
+    assert.equal(statSync(join(deployDir, 'cli.js')).mtimeMs, before, 'an unchanged file is not copied again');
+    assert.equal(sha256(wasm), manifest.files['tfjs-backend-wasm.wasm']);
+    assert.ok(await target.checkNode() >= 20);
+  });
+
+  test('start, follow through a dropped connection (nothing lost or repeated), stop, fetch a checkpoint', async () => {
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    const runDir = await target.start({ name: '遠 run', preset: 'tiny', data, steps: 100_000, sets: SETS });
+    started.push(runDir);
+    try {
+      assert.ok(existsSync(join(runDir, 'run.json')));
+      assert.ok(existsSync(join(runDir, 'trainer.log')), 'the log moved into the run folder');
+      assert.equal(readInfo(runDir).data.input, data, 'the data path arrived literally');
+      assert.deepEqual(await target.listRunDirs(), [runDir]);
+      const follower = target.createFollower(runDir);
+      const key = store.addRemoteRun(target, runDir, follower);
+      const rows = () => store.get(key)?.tables.get('train')?.length ?? 0;
+      await until('train records over SSH', () => rows() >= 5);
+      assert.equal(follower.state, 'connected');
+      assert.equal(store.get(key)?.summary.name, '遠 run');
+
+      const pid = readInfo(runDir).pid;
+      assert.ok(sshd.killSessions() > 0, 'the sshd processes serving us are gone');
+      await until('the drop to be noticed', () => follower.state !== 'connected' || follower.attempts > 1, 20_000);
+      assert.ok(isPidAlive(pid), 'the trainer keeps running without its connection');
+      const before = rows();
+      await until('the follower back and streaming', () => follower.state === 'connected' && follower.attempts >= 2 && rows() > before + 3, 60_000);
+
+      await target.stop(runDir);
+      await until('status stopped', () => store.get(key)?.summary.status === 'stopped');
+      const step = readInfo(runDir).step;
+      await until('the final checkpoint in the store', () => store.get(key)?.summary.checkpoints.some((c) => c.complete && c.step === step));
+      const sizes = () => ['metrics.jsonl', 'samples.jsonl', 'events.jsonl'].map((f) => statSync(join(runDir, f)).size);
+      await until('the follower to catch up with the files', () => {
+        const o = follower.offsets;
+        return sizes().join() === [o['metrics.jsonl'], o['samples.jsonl'], o['events.jsonl']].join();
+      });
+      store.flush();
+      assertSameAsFiles(store.get(key)!, runDir);
+      assert.ok(store.get(key)!.events.some((e) => e.kind === 'stop'));
+
+      const local = join(root, 'fetched', `step-${step}`);
+      const progress: number[] = [];
+      await target.fetchCheckpoint(runDir, step, local, (p) => progress.push(p.bytes));
+      const source = join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+      const manifest = JSON.parse(readFileSync(join(local, 'manifest.json'), 'utf8')) as { files: { name: string; sha256: string; bytes: number }[] };
+      for (const f of manifest.files) {
+        assert.equal(sha256(join(local, f.name)), f.sha256, f.name);
+        assert.equal(sha256(join(local, f.name)), sha256(join(source, f.name)));
+      }
+      assert.ok(existsSync(join(local, 'DONE')));
+      assert.deepEqual(readdirSync(local).sort(), readdirSync(source).sort());
+      assert.equal(progress.at(-1), manifest.files.reduce((s, f) => s + f.bytes, 0));
+    } finally {
+      reap(runDir);
+      store.dispose();
+    }
+    await target.delete(runDir);
+    assert.ok(!existsSync(runDir));
+  });
+
+  test('a run name with shell metacharacters is stored and shown literally and runs nothing', async () => {
+    const pwned = '/tmp/pwned';
+    rmSync(pwned, { force: true });
+    const name = "it's; $(touch /tmp/pwned) `x`";
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    const runDir = await target.start({ name, preset: 'tiny', data, steps: 3, sets: SETS });
+    started.push(runDir);
+    try {
+      assert.equal(readInfo(runDir).name, name);
+      const key = store.addRemoteRun(target, runDir, target.createFollower(runDir));
+      await until('the run to finish', () => store.get(key)?.summary.status === 'finished');
+      assert.equal(store.get(key)?.summary.name, name);
+      assert.ok(!existsSync(pwned), 'no command substitution ran');
+    } finally {
+      reap(runDir);
+      store.dispose();
+    }
+  });
+
+  test('a trainer that fails to start rejects start() with its log', async () => {
+    await assert.rejects(target.start({ preset: 'tiny', data, steps: 10, sets: ['no_such_key=3'] }), (err: Error) => {
+      assert.match(err.message, /exited before the run started/);
+      assert.match(err.message, /no_such_key/);
+      return true;
+    });
+  });
+
+  test('an untrusted unknown host key: nothing is sent and nothing recorded', async () => {
+    const p = new ScriptedPrompts({ trustHostKey: false, password: 'x' });
+    const otherKnownHosts = join(root, 'other_known_hosts');
+    await assert.rejects(SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: otherKnownHosts, agent: '' }), /was not trusted; nothing was sent/);
+    assert.ok(!existsSync(otherKnownHosts));
+    assert.ok(!p.asked.some((a) => a.startsWith('password')));
+  });
+
+  test('a wrong password fails with a clear message; the right one works', { skip: passwordSkipReason() }, async () => {
+    const wrong = new ScriptedPrompts({ password: 'not the password' });
+    await assert.rejects(connectAs(wrong, { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] }), (err: Error) => {
+      assert.equal(err.message, `Authentication failed for ${PASSWORD_USER}@127.0.0.1:${sshd.port}: wrong password or key.`);
+      return true;
+    });
+    assert.deepEqual(wrong.forgotten, [{ kind: 'password', host: '127.0.0.1', user: PASSWORD_USER }], 'a stored wrong password is dropped');
+    const right = await connectAs(new ScriptedPrompts({ password: sshd.password }), { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] });
+    try {
+      assert.equal((await right.run('id -un')).stdout.trim(), PASSWORD_USER);
+    } finally {
+      right.close();
+    }
+  });
+
+  test('a CHANGED host key is refused with a clear message and no command runs', async () => {
+    target.disconnect();
+    await sshd.regenerateHostKey();
+    const p = new ScriptedPrompts({ password: sshd.password });
+    const runsBefore = readdirSync(join(root, 'home', '.steelscope', 'runs'));
+    await assert.rejects(connectAs(p), (err: Error) => {
+      assert.match(err.message, /^The host key of \[127\.0\.0\.1\]:\d+ has CHANGED/);
+      assert.match(err.message, /nothing was sent/);
+      return true;
+    });
+    assert.deepEqual(p.asked, [], 'neither asked to trust it nor for a password');
+    const refused = makeTarget();
+    await assert.rejects(refused.start({ preset: 'tiny', data, steps: 3, sets: SETS }), /CHANGED/);
+    assert.deepEqual(readdirSync(join(root, 'home', '.steelscope', 'runs')), runsBefore, 'no run folder was made');
+    assert.equal(refused.state, 'disconnected');
+    assert.match(refused.lastError ?? '', /CHANGED/);
+  });
+});

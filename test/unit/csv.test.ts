@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { metricsCsv } from '../../src/host/csv';
+import { appendRecord, newSeriesTable } from '../../src/host/runs/series';
+import type { RunData, SeriesTable } from '../../src/host/runs/types';
+
+function run(name: string, tables: SeriesTable[]): RunData {
+  return {
+    summary: { key: name, hostId: 'local', hostLabel: 'This machine', dir: `/runs/${name}`, name, status: 'finished', checkpoints: [], malformed: { metrics: 0, samples: 0, events: 0 } },
+    tables: new Map(tables.map((t) => [t.kind, t])),
+    samples: [],
+    events: [],
+  };
+}
+
+test('several runs export as one long-format CSV with every field as a column', () => {
+  const trainA = newSeriesTable('train');
+  appendRecord(trainA, { step: 0, t: 1000, kind: 'train', loss: 7.5, lr: 0.001 });
+  appendRecord(trainA, { step: 1, t: 1001, kind: 'train', loss: 'NaN', lr: 0.002 });
+  const evalA = newSeriesTable('eval');
+  appendRecord(evalA, { step: 1, t: 1002, kind: 'eval', loss: 7.1 });
+  const trainB = newSeriesTable('train');
+  appendRecord(trainB, { step: 0, t: 2000, loss: 6, my_metric: 3 });
+  const csv = metricsCsv([run('a, "quoted"', [trainA, evalA]), run('b', [trainB])]);
+  assert.deepEqual(csv.trim().split('\n'), [
+    'run,kind,step,t,loss,lr,my_metric',
+    '"a, ""quoted""",train,0,1000,7.5,0.001,NaN',
+    '"a, ""quoted""",train,1,1001,NaN,0.002,NaN',
+    '"a, ""quoted""",eval,1,1002,7.1,NaN,NaN',
+    'b,train,0,2000,6,NaN,3',
+  ]);
+});
