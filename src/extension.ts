@@ -11,6 +11,7 @@ import { RunStore } from './host/runs/store';
 import type { RunTarget } from './host/runs/types';
 import { nodePathSetting, runsRoot } from './host/settings';
 import { RunsTreeProvider } from './host/views/runsTree';
+import { hostStates, observeRun, registerSshCommands } from './host/ssh/commands';
 import { RunStatusBar } from './host/views/statusBar';
 
 const OBSERVED_FOLDERS = 'steelscope.observedFolders';
@@ -19,15 +20,20 @@ export function activate(context: vscode.ExtensionContext): void {
   const store = new RunStore();
   const cliPath = join(context.extensionPath, 'dist', 'cli.js');
   let local = makeLocalTarget(cliPath);
-  const targets = (): RunTarget[] => [local];
+  // SSH hosts (issue 4): created first because the tree lists their connection states.
+  let refreshTree = (): void => undefined;
+  const ssh = registerSshCommands({ context, store, onHostsChanged: () => refreshTree() });
+  const targets = (): RunTarget[] => [local, ...ssh.hosts.list()];
 
-  const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }]);
+  const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }, ...hostStates(ssh.hosts)]);
+  refreshTree = () => tree.refresh();
   const statusBar = new RunStatusBar(store);
   const view = vscode.window.createTreeView('steelscope.runs', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
 
   const rescan = async (): Promise<void> => {
     for (const dir of await local.listRunDirs()) store.addRun(local, dir);
     for (const dir of context.globalState.get<string[]>(OBSERVED_FOLDERS, [])) if (existsSync(dir)) store.addRun(local, dir);
+    await ssh.hosts.rescan(store);
     await store.refresh();
   };
 
@@ -36,10 +42,11 @@ export function activate(context: vscode.ExtensionContext): void {
     tree,
     statusBar,
     view,
+    ...ssh.disposables,
     ...registerRunCommands({
       store,
       targets,
-      addRun: (target, dir) => store.addRun(target, dir),
+      addRun: (target, dir) => observeRun(store, target, dir),
       removeRun: (key) => void store.removeRun(key),
       rescan,
       openDashboard: (keys) => {

@@ -154,11 +154,53 @@ export const RunDeltaSchema = obj({
 });
 export type RunDelta = Infer<typeof RunDeltaSchema>;
 
+// ---- chat (the dashboard's Chat tab; the host keeps the history, see src/host/chat) ----------
+
+export function intRange(min: number, max: number): Schema<number> {
+  return schema((v, p) => (Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? undefined : `${p}: expected an integer in [${min}, ${max}]`));
+}
+
+/** Sampling settings of the chat; bounds a little inside what `steelscope serve` accepts. */
+export const ChatSettingsSchema = obj({
+  temperature: range(0, 5),
+  top_k: intRange(0, 1_000_000),
+  top_p: range(0.01, 1),
+  max_tokens: intRange(1, 8192),
+  repetition_penalty: range(0.01, 10),
+  /** null: a fresh random seed per answer (the answer's note says which). */
+  seed: nullable(intRange(0, 0xffffffff)),
+});
+export type ChatSettings = Infer<typeof ChatSettingsSchema>;
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = { temperature: 0.8, top_k: 40, top_p: 0.95, max_tokens: 128, repetition_penalty: 1.1, seed: null };
+
+/** A complete checkpoint the chat can load; `dir` identifies it in every message. */
+export const ChatCheckpointSchema = obj({ dir: str, label: str, step: int, best: bool });
+export type ChatCheckpoint = Infer<typeof ChatCheckpointSchema>;
+
+export const CHAT_ANSWER_STATUSES = ['streaming', 'done', 'stopped', 'error'] as const;
+/** One checkpoint's answer to a prompt; `note` is display text (how it ended, or the error). */
+export const ChatAnswerSchema = obj({ checkpoint: str, label: str, text: str, status: oneOf(CHAT_ANSWER_STATUSES), note: str });
+export type ChatAnswer = Infer<typeof ChatAnswerSchema>;
+
+/** A prompt and its answers: lane 0 from the chosen checkpoint, lane 1 from "Compare with". */
+export const ChatTurnSchema = obj({ id: int, prompt: str, answers: arr(ChatAnswerSchema) });
+export type ChatTurn = Infer<typeof ChatTurnSchema>;
+
+const chatSelection = { checkpoint: str, compare: nullable(str), settings: ChatSettingsSchema };
+
 // ---- the messages ---------------------------------------------------------------------------
 
 export const hostToWebview = {
   snapshot: obj({ seq: int, view: ViewStateSchema, maxPoints: int, runs: arr(RunSnapshotSchema) }, ['type']),
   delta: obj({ seq: int, runs: arr(RunDeltaSchema) }, ['type']),
+  /** The whole chat; `focus`: show the Chat tab (Steelscope: Chat with Checkpoint). */
+  chatSnapshot: obj({ checkpoints: arr(ChatCheckpointSchema), checkpoint: nullable(str), compare: nullable(str), settings: ChatSettingsSchema, turns: arr(ChatTurnSchema), focus: bool }, ['type']),
+  /** A piece of an answer's text, appended to turn `turn`, lane `lane`. */
+  chatToken: obj({ turn: int, lane: int, token: str }, ['type']),
+  /** An answer ended (done, stopped or failed); `answer` replaces what the webview holds. */
+  chatDone: obj({ turn: int, lane: int, answer: ChatAnswerSchema }, ['type']),
+  /** A request that could not be served at all (no checkpoint, still busy…). */
+  chatError: obj({ message: str }, ['type']),
 };
 
 export const webviewToHost = {
@@ -169,6 +211,15 @@ export const webviewToHost = {
   setXAxis: obj({ axis: XAxisSchema }, ['type']),
   setScale: obj({ axis: oneOf(['x', 'y'] as const), log: bool }, ['type']),
   zoom: obj({ range: nullable(tuple2(num)) }, ['type']),
+  /** A new prompt for the chosen checkpoint (and the compared one). */
+  chatSend: obj({ prompt: str, ...chatSelection }, ['type']),
+  /** Answer the last prompt again, replacing its answers. */
+  chatRegenerate: obj(chatSelection, ['type']),
+  /** Cancels every answer still streaming. */
+  chatStop: obj({}, ['type']),
+  chatClear: obj({}, ['type']),
+  /** Remembers the selection and settings in the host (they outlive the webview). */
+  chatSelect: obj({ ...chatSelection, checkpoint: nullable(str) }, ['type']),
 };
 
 type Messages<M extends Record<string, Schema<unknown>>> = { [K in keyof M]: { type: K } & Infer<M[K]> }[keyof M];
@@ -176,6 +227,11 @@ export type HostToWebview = Messages<typeof hostToWebview>;
 export type WebviewToHost = Messages<typeof webviewToHost>;
 export type HostMessage<K extends HostToWebview['type']> = Extract<HostToWebview, { type: K }>;
 export type WebviewMessage<K extends WebviewToHost['type']> = Extract<WebviewToHost, { type: K }>;
+
+export type ChatHostMessage = Extract<HostToWebview, { type: `chat${string}` }>;
+export type ChatWebviewMessage = Extract<WebviewToHost, { type: `chat${string}` }>;
+export const isChatHostMessage = (m: HostToWebview): m is ChatHostMessage => m.type.startsWith('chat');
+export const isChatWebviewMessage = (m: WebviewToHost): m is ChatWebviewMessage => m.type.startsWith('chat');
 
 export type Checked<T> = { ok: true; message: T } | { ok: false; error: string };
 

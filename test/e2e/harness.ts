@@ -121,6 +121,8 @@ export interface StartOptions {
   vsix?: string;
   /** Playwright's default timeout for every wait, in ms (default 30 s; 2-core CI is slow). */
   timeoutMs?: number;
+  /** Extra environment for code-server and its extension host (e.g. HOME with a test ~/.ssh). */
+  env?: Record<string, string>;
 }
 
 export interface TreeRow {
@@ -232,6 +234,7 @@ export class VSCodeSession {
       XDG_DATA_HOME: join(this.tmp, 'xdg-data'),
       XDG_CACHE_HOME: join(this.tmp, 'xdg-cache'),
       TMPDIR: join(this.tmp, 'tmp'),
+      ...this.options.env,
       [MARKER_VAR]: this.marker,
     };
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHostMessage, checkWebviewMessage, DEFAULT_VIEW, type HostToWebview, type ViewState, type WebviewToHost } from '../../src/shared/protocol';
+import { checkHostMessage, checkWebviewMessage, DEFAULT_VIEW, type HostMessage, type HostToWebview, type ViewState, type WebviewToHost } from '../../src/shared/protocol';
 import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/series';
 import type { RunChange, RunData, RunStoreApi, SeriesTable } from '../../src/host/runs/types';
 import type { EventRecord, MetricRecord, SampleRecord } from '../../src/shared/run';
@@ -127,7 +127,7 @@ for (const view of [DEFAULT_VIEW, { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing:
       const change: RunChange = { key: 'k', summaryChanged: round % 7 === 0, tablesFrom: append(data, records) };
       if (round === 10) { data.samples.push({ step, t: 0, prompt: 'p', text: 't', temperature: 1, top_k: 0, top_p: 1, seed: 1 }); change.samplesFrom = 0; }
       assert.equal(model.accept(change), true);
-      const m = JSON.parse(JSON.stringify(model.next())) as HostToWebview;
+      const m = JSON.parse(JSON.stringify(model.next())) as HostMessage<'snapshot' | 'delta'>;
       const checked = checkHostMessage(m);
       assert.ok(checked.ok, checked.ok ? '' : checked.error);
       kinds.push(m.type);

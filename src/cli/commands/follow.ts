@@ -331,19 +331,26 @@ class Watches {
   }
 }
 
-/** Ends on stdin's end, a first SIGTERM/SIGINT (main.ts turns signals into a flag), or stop(). */
+/**
+ * Ends on stdin's end, a first SIGTERM/SIGINT (main.ts turns signals into a flag), or SIGHUP: a
+ * follower started under a pseudo-terminal gets that when the SSH session hangs up, and for a
+ * follower a hang-up is the ordinary end, not a failure.
+ */
 function listenForStop(stop: StopSignal, stopRequested: () => boolean): () => void {
   const timer = setInterval(() => stopRequested() && stop.stop(), 50);
   const onEnd = () => stop.stop();
   process.stdin.on('end', onEnd).on('close', onEnd).on('error', onEnd);
   process.stdin.resume(); // anything sent on stdin is ignored; only its end matters
+  process.on('SIGHUP', onEnd);
   return () => {
     clearInterval(timer);
+    process.removeListener('SIGHUP', onEnd);
     process.stdin.destroy();
   };
 }
 
 interface Scanner {
+  dir: string;
   runJson: RunJsonFollower;
   checkpoints: CheckpointFollower;
   files: FileFollower[];
@@ -352,6 +359,7 @@ interface Scanner {
 
 /** One pass over everything; a failure of one part (permissions, say) is reported and retried next pass. */
 async function scan(s: Scanner, out: LineOutput, stop: StopSignal, warn: (err: unknown) => void): Promise<void> {
+  s.watches.ensure(s.dir); // again each pass: a watch that failed (or a folder that appeared) is retried
   s.watches.ensure(s.checkpoints.root);
   await s.runJson.poll(out).catch(warn);
   await s.checkpoints.poll(out).catch(warn);
@@ -387,13 +395,13 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
   const out = new LineOutput(process.stdout, stop);
   const wake = new Wake();
   const scanner: Scanner = {
+    dir,
     runJson: new RunJsonFollower(join(dir, 'run.json')),
     checkpoints: new CheckpointFollower(join(dir, 'checkpoints')),
     files: FOLLOWED_FILES.map((f) => new FileFollower(f, join(dir, f), from[f])),
     watches: new Watches(wake),
   };
   out.send({ ready: true, protocol: FOLLOW_PROTOCOL, dir, from });
-  scanner.watches.ensure(dir);
   const unlisten = listenForStop(stop, stopRequested);
   const offsets = (): FollowOffsets => {
     const now = emptyOffsets();

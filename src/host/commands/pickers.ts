@@ -57,8 +57,23 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
   return picked?.label as PresetName | undefined;
 }
 
-/** `default`, or an absolute path to a .txt/.jsonl file or a folder of them. */
-export async function pickData(): Promise<string | undefined> {
+/** On an SSH host: `default`, or a path on that host. */
+async function pickRemoteData(host: string): Promise<string | undefined> {
+  const picked = await vscode.window.showQuickPick(
+    [
+      { label: '$(book) Classical Chinese poetry', description: 'embedded default corpus', value: 'default' },
+      { label: `$(edit) A path on ${host}…`, description: 'a .txt/.jsonl file or a folder of them', value: 'path' },
+    ],
+    { title: 'Start Training (3/5): training data' },
+  );
+  if (!picked || picked.value === 'default') return picked?.value;
+  const path = await vscode.window.showInputBox({ title: `Training data on ${host}`, prompt: 'Absolute path (or relative to the home folder) of a .txt/.jsonl file or a folder', validateInput: (v) => (v.trim() ? undefined : 'Enter a path.') });
+  return path?.trim() || undefined;
+}
+
+/** `default`, or an absolute path to a .txt/.jsonl file or a folder of them (on `remoteHost` when given). */
+export async function pickData(remoteHost?: string): Promise<string | undefined> {
+  if (remoteHost) return pickRemoteData(remoteHost);
   const items: (vscode.QuickPickItem & { value: string })[] = [
     { label: '$(book) Classical Chinese poetry', description: 'embedded default corpus', detail: '30,720 Tang and Song poems, traditional characters', value: 'default' },
   ];

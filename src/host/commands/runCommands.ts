@@ -83,7 +83,7 @@ async function startTraining(s: CommandServices): Promise<void> {
   if (!where) return;
   const preset = await pickPreset(defaultPreset());
   if (!preset) return;
-  const data = await pickData();
+  const data = await pickData(where.target.id === 'local' ? undefined : where.target.label);
   if (!data) return;
   const steps = await askSteps('Start Training (4/5): steps', PRESETS[preset].max_steps);
   if (steps === undefined) return;

@@ -3,6 +3,7 @@
 // four a second. Every message from the webview is checked against the protocol before use.
 import * as vscode from 'vscode';
 import { checkWebviewMessage, DEFAULT_VIEW, ViewStateSchema, type HostToWebview, type ViewState, type WebviewToHost } from '../../shared/protocol';
+import { chatCheckpoints, DashboardChat, type ChatHub } from '../chat/dashboardChat';
 import type { Disposable, RunKey, RunStoreApi } from '../runs/types';
 import { dashboardHtml, makeNonce } from './dashboardHtml';
 import { DashboardModel } from './dashboardModel';
@@ -26,7 +27,7 @@ export class DashboardPanel {
   private static readonly open = new Map<string, DashboardPanel>();
 
   /** Shows the dashboard of these runs, reusing the panel already showing the same set. */
-  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[]): DashboardPanel {
+  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], hub: ChatHub): DashboardPanel {
     const id = [...new Set(keys)].sort().join('\n');
     const existing = DashboardPanel.open.get(id);
     if (existing) {
@@ -38,12 +39,14 @@ export class DashboardPanel {
       enableScripts: true,
       localResourceRoots: roots,
     });
-    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, id);
+    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, id, hub);
     DashboardPanel.open.set(id, created);
     return created;
   }
 
   private readonly model: DashboardModel;
+  /** The Chat tab's state; it outlives the webview (src/host/chat/dashboardChat.ts). */
+  private readonly chat: DashboardChat;
   private readonly disposables: Disposable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private lastSent = 0;
@@ -56,8 +59,10 @@ export class DashboardPanel {
     keys: RunKey[],
     private readonly panel: vscode.WebviewPanel,
     private readonly id: string,
+    hub: ChatHub,
   ) {
     this.model = new DashboardModel(store, keys, storedView(context));
+    this.chat = new DashboardChat(hub, () => chatCheckpoints(store, keys), (m) => this.postChat(m));
     this.updateTitle();
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'steelscope.svg');
     panel.webview.html = this.html();
@@ -68,7 +73,10 @@ export class DashboardPanel {
       panel.onDidDispose(() => this.dispose()),
       store.onDidChange((change) => {
         if (!this.model.accept(change)) return;
-        if (change.summaryChanged) this.updateTitle();
+        if (change.summaryChanged) {
+          this.updateTitle();
+          this.chat.checkpointsChanged();
+        }
         this.schedule();
       }),
     );
@@ -106,7 +114,8 @@ export class DashboardPanel {
         this.ready = true;
         // A reloaded webview remembers its view (vscode.setState); the zoom is not kept.
         if (m.view) this.model.setView({ ...m.view, range: null });
-        return this.post(this.model.snapshot());
+        this.post(this.model.snapshot());
+        return this.chat.resend();
       case 'requestSnapshot':
         return this.post(this.model.snapshot());
       case 'setSmoothing':
@@ -117,7 +126,26 @@ export class DashboardPanel {
         return this.changeView(m.axis === 'x' ? { logX: m.log } : { logY: m.log });
       case 'zoom':
         return this.changeView({ range: m.range });
+      case 'chatSend':
+      case 'chatRegenerate':
+      case 'chatStop':
+      case 'chatClear':
+      case 'chatSelect':
+        return this.chat.handle(m);
     }
+  }
+
+  /** Brings the panel forward on its Chat tab, with this checkpoint chosen. */
+  focusChat(checkpointDir?: string): void {
+    this.panel.reveal();
+    this.chat.focus(checkpointDir);
+  }
+
+  /** Chat messages go out unthrottled; a webview that is not there gets the chat snapshot on "ready". */
+  private postChat(message: HostToWebview): boolean {
+    if (!this.ready || !this.panel.visible) return false;
+    void this.panel.webview.postMessage(message);
+    return true;
   }
 
   private changeView(patch: Partial<ViewState>): void {
@@ -152,6 +180,7 @@ export class DashboardPanel {
   dispose(): void {
     if (this.timer) clearTimeout(this.timer);
     DashboardPanel.open.delete(this.id);
+    this.chat.dispose();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }

@@ -75,7 +75,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
       case 'run':
         return runItem(this.store.get(node.key)?.summary);
       case 'checkpoint':
-        return checkpointItem(node.checkpoint);
+        return checkpointItem(node.checkpoint, this.store.get(node.key)?.summary.hostId !== 'local');
       case 'samples': {
         const item = new vscode.TreeItem('Latest samples', vscode.TreeItemCollapsibleState.Collapsed);
         item.iconPath = new vscode.ThemeIcon('comment-discussion');
@@ -93,7 +93,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     item.id = `host:${hostId}`;
     item.description = host && host.state !== 'connected' ? host.state : undefined;
     item.iconPath = new vscode.ThemeIcon(hostId === 'local' ? 'vm' : 'remote', host?.state === 'disconnected' ? new vscode.ThemeColor('list.warningForeground') : undefined);
-    item.contextValue = `host.${host?.state ?? 'connected'}`;
+    item.contextValue = hostId === 'local' ? 'host.local' : `host.ssh.${host?.state ?? 'disconnected'}`;
     return item;
   }
 
@@ -113,10 +113,10 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   item.description = parts.join(' · ');
   const [icon, color] = STATUS_ICON[summary.status];
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
-  item.contextValue = `run.${summary.status}`;
+  item.contextValue = `run.${summary.status}${summary.hostId === 'local' ? '' : '.remote'}`;
   item.tooltip = runTooltip(summary);
   item.command = { command: 'steelscope.openDashboard', title: 'Open Dashboard', arguments: [{ kind: 'run', key: summary.key }] };
-  item.resourceUri = vscode.Uri.file(summary.dir);
+  if (summary.hostId === 'local') item.resourceUri = vscode.Uri.file(summary.dir);
   return item;
 }
 
@@ -133,7 +133,7 @@ function runTooltip(s: RunSummary): vscode.MarkdownString {
   return md;
 }
 
-function checkpointItem(c: CheckpointSummary): vscode.TreeItem {
+function checkpointItem(c: CheckpointSummary, remote: boolean): vscode.TreeItem {
   const item = new vscode.TreeItem(`step ${c.step}`, vscode.TreeItemCollapsibleState.None);
   item.id = `ckpt:${c.dir}`;
   const parts: string[] = [];
@@ -142,9 +142,9 @@ function checkpointItem(c: CheckpointSummary): vscode.TreeItem {
   if (!c.complete) parts.push('incomplete');
   item.description = parts.join(' · ');
   item.iconPath = new vscode.ThemeIcon(c.complete ? (c.best ? 'star-full' : 'save') : 'circle-slash');
-  item.contextValue = c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete';
+  item.contextValue = (c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete') + (remote ? '.remote' : '');
   item.tooltip = c.dir;
-  item.resourceUri = vscode.Uri.file(c.dir);
+  if (!remote) item.resourceUri = vscode.Uri.file(c.dir);
   return item;
 }
 

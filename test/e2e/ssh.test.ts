@@ -1,0 +1,71 @@
+// Issue 4's end-to-end scenario: a real OpenSSH server on 127.0.0.1 (its own host key, key auth)
+// is added from the command palette — the unknown host key is shown and trusted — and a tiny run
+// is started there from "Start Training…", followed over SSH in the Runs view and the dashboard.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { scratch } from '../helpers';
+import { sshdSkipReason, TestSshd } from '../sshd';
+import { e2eSkip, eventually, withVSCode } from './harness';
+
+const HOST = 'e2e-box';
+const RUN = 'ssh-run';
+
+/** A HOME whose ~/.ssh/config names the test server; known_hosts starts empty. */
+function sshHome(sshd: TestSshd): string {
+  const home = scratch('e2e-home');
+  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+  const config = [`Host ${HOST}`, '  HostName 127.0.0.1', `  Port ${sshd.port}`, '  User root', `  IdentityFile ${sshd.clientKey}`, '  IdentitiesOnly yes', ''];
+  writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
+  return home;
+}
+
+test('add an SSH host, trust its key, start a run there from the palette and follow it', { skip: e2eSkip() || sshdSkipReason(), timeout: 420_000 }, async () => {
+  const sshd = await TestSshd.start();
+  try {
+    await withVSCode({ name: 'ssh', env: { HOME: sshHome(sshd) } }, async (vs) => {
+      await vs.openWorkbench();
+      await vs.runCommand('Steelscope: Add SSH Host…');
+      await vs.pickItem(HOST);
+      const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
+      await trust.waitFor({ state: 'visible', timeout: 60_000 });
+      await vs.screenshot('host-key');
+      await trust.click();
+      await vs.notificationText(new RegExp(`${HOST} is ready`));
+
+      await vs.runCommand('Steelscope: Start Training…');
+      await vs.pickItem(new RegExp(HOST));
+      await vs.pickItem('tiny');
+      await vs.pickItem(/Classical Chinese poetry/);
+      await vs.typeInput('300');
+      await vs.typeInput(RUN);
+
+      const dash = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);
+      assert.ok(dash);
+      const points = async () => Number((await dash.locator('canvas[data-chart="loss"]').getAttribute('data-points', { timeout: 5_000 }).catch(() => null)) ?? '0');
+      const first = await eventually(points, (n) => n >= 2, 180_000);
+      const later = await eventually(points, (n) => n > first, 120_000);
+      assert.ok(later > first, `records arrive over SSH (${first} → ${later})`);
+
+      const rows = await eventually(
+        () => vs.treeItems('Steelscope', 'Runs', 0),
+        (r) => r.some((row) => row.label === HOST) && r.some((row) => row.label === RUN && /running/.test(row.description ?? '')),
+        120_000,
+      );
+      assert.ok(rows.some((row) => row.label === RUN));
+      await vs.screenshot('explorer');
+
+      await vs.runCommand('Steelscope: Stop Run');
+      await vs.pickItem(RUN);
+      await eventually(
+        () => vs.treeItems('Steelscope', 'Runs', 0),
+        (r) => r.some((row) => row.label === RUN && /stopped/.test(row.description ?? '')),
+        120_000,
+      );
+      await vs.screenshot('stopped');
+    });
+  } finally {
+    await sshd.stop();
+  }
+});
