@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { registerChat } from './host/chat/register';
 import { registerRunCommands } from './host/commands/runCommands';
 import { DashboardPanel } from './host/panels/dashboard';
 import { LocalTarget } from './host/runs/localTarget';
@@ -18,6 +19,7 @@ const OBSERVED_FOLDERS = 'steelscope.observedFolders';
 
 export function activate(context: vscode.ExtensionContext): void {
   const store = new RunStore();
+  const chat = registerChat(context, store);
   const cliPath = join(context.extensionPath, 'dist', 'cli.js');
   let local = makeLocalTarget(cliPath);
   // SSH hosts (issue 4): created first because the tree lists their connection states.
@@ -50,7 +52,7 @@ export function activate(context: vscode.ExtensionContext): void {
       removeRun: (key) => void store.removeRun(key),
       rescan,
       openDashboard: (keys) => {
-        DashboardPanel.show(context, store, keys);
+        DashboardPanel.show(context, store, keys, chat);
         statusBar.focus(keys[0]);
       },
       rememberFolder: async (dir) => {

@@ -1,0 +1,368 @@
+// Everything the store knows about one run folder, kept current: the three JSONL files tailed,
+// run.json re-read when it changes (ignored while half-written or invalid), the checkpoints folder
+// rescanned, and the trainer's pid checked while run.json says it is active. One fs.watch on the
+// run folder (and one on checkpoints/) wakes the readers; a slow poll is the fallback.
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  isEventRecord,
+  isMetricRecord,
+  isRunInfo,
+  isSampleRecord,
+  type EventRecord,
+  type MetricRecord,
+  type RunInfo,
+  type SampleRecord,
+} from '../../shared/run';
+import { sameCheckpoints, scanCheckpoints, type EvalLossCache } from './checkpoints';
+import { CoalescedTask } from './coalesce';
+import { appendRecord, kindOf, lastValue, newSeriesTable } from './series';
+import { JsonlTailer } from './tailer';
+import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
+
+export interface TrackerOptions {
+  pollMs: number;
+  aliveCheckMs: number;
+  watch: boolean;
+}
+
+/** The three JSONL files by their short name. */
+export type LogFile = 'metrics' | 'samples' | 'events';
+
+/** A batch of records a pushed source read from one file, as a local tailer would deliver it. */
+export type PushedBatch =
+  | { file: 'metrics'; records: MetricRecord[]; reset: boolean }
+  | { file: 'samples'; records: SampleRecord[]; reset: boolean }
+  | { file: 'events'; records: EventRecord[]; reset: boolean };
+
+/** Where a pushed source delivers what it reads. */
+export interface RunSink {
+  batch(batch: PushedBatch): void;
+  /** Malformed lines skipped so far in the current file (a reset starts the count again). */
+  malformed(file: LogFile, total: number): void;
+  runInfo(info: RunInfo): void;
+  checkpoints(list: CheckpointSummary[]): void;
+}
+
+/**
+ * A run whose files are read elsewhere (an SSH host's `steelscope follow`) and pushed here,
+ * instead of tailed from this machine's disk. The tracker calls start once and dispose once.
+ */
+export interface RunSource {
+  start(sink: RunSink): void;
+  dispose(): void;
+  /** Resolves once what is pending has been delivered (tests, explicit refresh). */
+  whenIdle?(): Promise<void>;
+}
+
+/** What one tracker reports to the store; the store merges these into one RunChange per flush. */
+export interface RunDelta {
+  summary?: boolean;
+  table?: { kind: string; from: number };
+  samplesFrom?: number;
+  eventsFrom?: number;
+}
+
+const ACTIVE = new Set(['starting', 'running', 'stopping']);
+
+export function displayStatus(info: RunInfo | undefined, alive: boolean | undefined): RunDisplayStatus {
+  if (!info) return 'unknown';
+  if (ACTIVE.has(info.status) && alive === false) return 'stale';
+  return info.status;
+}
+
+export class RunTracker {
+  readonly data: RunData;
+  private readonly tables = new Map<string, SeriesTable>();
+  private readonly samples: SampleRecord[] = [];
+  private readonly events: EventRecord[] = [];
+  /** The local readers; undefined for a pushed run (`source`). */
+  private readonly tails: { metrics: JsonlTailer<MetricRecord>; samples: JsonlTailer<SampleRecord>; events: JsonlTailer<EventRecord> } | undefined;
+  private readonly pushedMalformed = { metrics: 0, samples: 0, events: 0 };
+  private readonly runJsonRead = new CoalescedTask(() => this.readRunJson());
+  private readonly checkpointScan = new CoalescedTask(() => this.scanCheckpoints());
+  private readonly aliveCheck = new CoalescedTask(() => this.checkAlive());
+  private info: RunInfo | undefined;
+  private runJsonText = '';
+  private checkpoints: CheckpointSummary[] = [];
+  private readonly evalLosses: EvalLossCache = new Map();
+  private alive: boolean | undefined;
+  private dirWatcher: FSWatcher | undefined;
+  private checkpointsWatcher: FSWatcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private disposed = false;
+
+  constructor(
+    readonly key: RunKey,
+    private readonly target: RunTarget,
+    readonly dir: string,
+    private readonly options: TrackerOptions,
+    private readonly report: (delta: RunDelta) => void,
+    /** Set for a run read elsewhere and pushed here; then nothing is read from this machine's disk. */
+    private readonly source?: RunSource,
+  ) {
+    this.tails = source ? undefined : this.makeTails();
+    this.data = { summary: this.buildSummary(), tables: this.tables, samples: this.samples, events: this.events };
+  }
+
+  private makeTails(): NonNullable<RunTracker['tails']> {
+    // The tracker's folder watch wakes the tailers; their own polls stay as the fallback.
+    const tailOptions = { pollMs: this.options.pollMs, watch: false };
+    const tails = {
+      metrics: new JsonlTailer(join(this.dir, 'metrics.jsonl'), isMetricRecord, tailOptions),
+      samples: new JsonlTailer(join(this.dir, 'samples.jsonl'), isSampleRecord, tailOptions),
+      events: new JsonlTailer(join(this.dir, 'events.jsonl'), isEventRecord, tailOptions),
+    };
+    tails.metrics.onRecords((records, batch) => this.onMetrics(records, batch.reset));
+    tails.samples.onRecords((records, batch) => this.onLog(this.samples, records, batch.reset, 'samplesFrom'));
+    tails.events.onRecords((records, batch) => this.onEvents(records, batch.reset));
+    for (const tail of Object.values(tails)) tail.onMalformed(() => this.updateSummary());
+    return tails;
+  }
+
+  private get tailList(): (JsonlTailer<MetricRecord> | JsonlTailer<SampleRecord> | JsonlTailer<EventRecord>)[] {
+    return this.tails ? [this.tails.metrics, this.tails.samples, this.tails.events] : [];
+  }
+
+  start(): void {
+    if (this.source) return this.startPushed(this.source);
+    if (this.options.watch) this.watchDir();
+    for (const tail of this.tailList) tail.start();
+    void this.runJsonRead.run();
+    void this.checkpointScan.run();
+    this.every(this.options.pollMs, () => {
+      if (this.options.watch && !this.dirWatcher) this.watchDir();
+      void this.runJsonRead.run();
+      void this.checkpointScan.run();
+    });
+    this.startAliveChecks();
+  }
+
+  private every(ms: number, fn: () => void): void {
+    if (ms <= 0) return;
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private startAliveChecks(): void {
+    this.every(this.options.aliveCheckMs, () => {
+      if (this.info && ACTIVE.has(this.info.status)) void this.aliveCheck.run();
+    });
+  }
+
+  /** A pushed run: the source delivers records, run.json and checkpoints; the pid is still checked through the target. */
+  private startPushed(source: RunSource): void {
+    const live = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
+      if (!this.disposed) fn(...args);
+    };
+    source.start({
+      batch: live((b: PushedBatch) => {
+        if (b.file === 'metrics') this.onMetrics(b.records, b.reset);
+        else if (b.file === 'samples') this.onLog(this.samples, b.records, b.reset, 'samplesFrom');
+        else this.onEvents(b.records, b.reset);
+      }),
+      malformed: live((file: LogFile, total: number) => {
+        this.pushedMalformed[file] = total;
+        this.updateSummary();
+      }),
+      runInfo: live((info: RunInfo) => void this.applyRunInfo(info, JSON.stringify(info))),
+      checkpoints: live((list: CheckpointSummary[]) => this.applyCheckpoints(list)),
+    });
+    this.startAliveChecks();
+  }
+
+  /** Re-reads every file now. */
+  async refresh(): Promise<void> {
+    if (this.source) await this.source.whenIdle?.();
+    else await Promise.all([...this.tailList.map((t) => t.readNow()), this.runJsonRead.run(), this.checkpointScan.run()]);
+    await this.aliveCheck.run();
+  }
+
+  /** Resolves once no read, scan or pid check is in flight. */
+  async whenIdle(): Promise<void> {
+    const tasks = [this.runJsonRead, this.checkpointScan, this.aliveCheck];
+    await this.source?.whenIdle?.();
+    // A read can start another (run.json → pid check), so settle until nothing is busy.
+    for (;;) {
+      await Promise.all([...this.tailList.map((t) => t.whenIdle()), ...tasks.map((t) => t.whenIdle())]);
+      if (!tasks.some((t) => t.busy)) return;
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    this.dirWatcher?.close();
+    this.checkpointsWatcher?.close();
+    for (const task of [this.runJsonRead, this.checkpointScan, this.aliveCheck]) task.stop();
+    for (const tail of this.tailList) tail.dispose();
+    this.source?.dispose();
+  }
+
+  private watchDir(): void {
+    const wake: Record<string, () => void> = {
+      'metrics.jsonl': () => void this.tails?.metrics.readNow(),
+      'samples.jsonl': () => void this.tails?.samples.readNow(),
+      'events.jsonl': () => void this.tails?.events.readNow(),
+      'run.json': () => void this.runJsonRead.run(),
+      checkpoints: () => void this.checkpointScan.run(),
+    };
+    this.dirWatcher = this.watchFolder(this.dir, (name) => {
+      if (name === undefined) for (const fn of Object.values(wake)) fn();
+      else wake[name]?.();
+    }, () => (this.dirWatcher = undefined));
+  }
+
+  /** fs.watch that never throws: a missing folder or exhausted watches leave the poll in charge. */
+  private watchFolder(path: string, onName: (name: string | undefined) => void, onClosed: () => void): FSWatcher | undefined {
+    try {
+      const watcher = watch(path, { persistent: false }, (_event, filename) => onName(filename ? basename(filename.toString()) : undefined));
+      watcher.on('error', () => {
+        watcher.close();
+        onClosed();
+      });
+      return watcher;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private onMetrics(records: MetricRecord[], reset: boolean): void {
+    const from = new Map<string, number>();
+    if (reset) {
+      for (const table of this.tables.values()) {
+        table.length = 0;
+        from.set(table.kind, 0);
+      }
+    }
+    for (const record of records) {
+      const kind = kindOf(record);
+      let table = this.tables.get(kind);
+      if (!table) this.tables.set(kind, (table = newSeriesTable(kind)));
+      const row = appendRecord(table, record);
+      from.set(kind, Math.min(from.get(kind) ?? row, row));
+    }
+    for (const [kind, row] of from) this.report({ table: { kind, from: row } });
+    this.updateSummary();
+  }
+
+  private onLog<R>(log: R[], records: R[], reset: boolean, field: 'samplesFrom' | 'eventsFrom'): void {
+    if (reset) log.length = 0;
+    else if (records.length === 0) return;
+    const from = log.length;
+    for (const record of records) log.push(record);
+    this.report({ [field]: from });
+    if (reset) this.updateSummary(); // the file's malformed count started over
+  }
+
+  private onEvents(records: EventRecord[], reset: boolean): void {
+    this.onLog(this.events, records, reset, 'eventsFrom');
+    // Our trainer writes the checkpoint event after DONE: the cheapest exact moment to rescan.
+    if (!this.source && records.some((e) => e.kind === 'checkpoint')) void this.checkpointScan.run();
+  }
+
+  private async readRunJson(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, 'run.json'), 'utf8');
+    } catch {
+      return; // a foreign run, or one not started yet
+    }
+    if (text === this.runJsonText || this.disposed) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return; // half-written (a writer that does not rename atomically): wait for the next change
+    }
+    if (!isRunInfo(value)) return;
+    await this.applyRunInfo(value, text);
+  }
+
+  private async applyRunInfo(value: RunInfo, text: string): Promise<void> {
+    if (text === this.runJsonText) return;
+    this.runJsonText = text;
+    const pidChanged = this.info?.pid !== value.pid;
+    this.info = value;
+    if (pidChanged) this.alive = undefined;
+    this.updateSummary();
+    if (ACTIVE.has(value.status)) await this.aliveCheck.run();
+  }
+
+  private async checkAlive(): Promise<void> {
+    const info = this.info;
+    if (!info || !ACTIVE.has(info.status)) return;
+    const alive = await this.target.isAlive(info.pid);
+    if (this.disposed || this.info?.pid !== info.pid) return;
+    this.alive = alive;
+    this.updateSummary();
+  }
+
+  private async scanCheckpoints(): Promise<void> {
+    const found = await scanCheckpoints(this.dir, this.evalLosses);
+    if (this.disposed) return;
+    if (this.options.watch && !this.checkpointsWatcher) {
+      // Sees step folders appear and go (pruning); DONE inside one is caught by the checkpoint event or the poll.
+      const root = join(this.dir, 'checkpoints');
+      this.checkpointsWatcher = this.watchFolder(root, () => void this.checkpointScan.run(), () => (this.checkpointsWatcher = undefined));
+    }
+    this.applyCheckpoints(found);
+  }
+
+  private applyCheckpoints(found: CheckpointSummary[]): void {
+    if (sameCheckpoints(found, this.checkpoints)) return;
+    this.checkpoints = found;
+    this.updateSummary();
+  }
+
+  private buildSummary(): RunSummary {
+    const train = this.tables.get('train');
+    // The train record of step s is written before the state s+1 exists; run.json's step (set at
+    // each checkpoint) names the state a finished or stopped run ended in. The later of the two.
+    const trained = train && train.length > 0 ? train.step[train.length - 1] : undefined;
+    const lastStep = trained === undefined ? this.info?.step : Math.max(trained, this.info?.step ?? trained);
+    return {
+      key: this.key,
+      hostId: this.target.id,
+      hostLabel: this.target.label,
+      dir: this.dir,
+      name: this.info?.name ?? basename(this.dir),
+      status: displayStatus(this.info, this.alive),
+      info: this.info,
+      config: this.info?.config,
+      lastStep,
+      lastLoss: lastValue(train, 'loss'),
+      lastTokPerS: lastValue(train, 'tok_per_s'),
+      checkpoints: this.checkpoints,
+      malformed: this.tails
+        ? { metrics: this.tails.metrics.malformed, samples: this.tails.samples.malformed, events: this.tails.events.malformed }
+        : { ...this.pushedMalformed },
+    };
+  }
+
+  private updateSummary(): void {
+    if (this.disposed) return;
+    const next = this.buildSummary();
+    if (sameSummary(this.data.summary, next)) return;
+    this.data.summary = next;
+    this.report({ summary: true });
+  }
+}
+
+function sameSummary(a: RunSummary, b: RunSummary): boolean {
+  return (
+    a.status === b.status &&
+    a.name === b.name &&
+    a.info === b.info &&
+    a.checkpoints === b.checkpoints &&
+    Object.is(a.lastStep, b.lastStep) &&
+    Object.is(a.lastLoss, b.lastLoss) &&
+    Object.is(a.lastTokPerS, b.lastTokPerS) &&
+    a.malformed.metrics === b.malformed.metrics &&
+    a.malformed.samples === b.malformed.samples &&
+    a.malformed.events === b.malformed.events
+  );
+}

@@ -1,0 +1,82 @@
+// Column-wise metric series: one SeriesTable per record kind, in growable Float64Arrays (capacity
+// doubles), so a million train steps cost a few columns of 8 MB rather than a million objects.
+// Rows past `length` are spare capacity: read `column.subarray(0, table.length)`.
+import { decodeMetric, type MetricRecord } from '../../shared/run';
+import type { SeriesTable } from './types';
+
+const INITIAL_CAPACITY = 256;
+/** Fields of a record that are not series. */
+const RESERVED = new Set(['step', 't', 'kind']);
+
+export function newSeriesTable(kind: string): SeriesTable {
+  return { kind, step: new Float64Array(INITIAL_CAPACITY), t: new Float64Array(INITIAL_CAPACITY), fields: new Map(), length: 0 };
+}
+
+/** Records without a string `kind` are train records (a foreign writer's plain `{step, loss}`). */
+export function kindOf(record: MetricRecord): string {
+  return typeof record.kind === 'string' && record.kind !== '' ? record.kind : 'train';
+}
+
+function grown(column: Float64Array, capacity: number, fillFrom: number): Float64Array {
+  const next = new Float64Array(capacity);
+  next.set(column.subarray(0, Math.min(column.length, capacity)));
+  if (fillFrom < capacity) next.fill(NaN, fillFrom);
+  return next;
+}
+
+function ensureCapacity(table: SeriesTable, rows: number): void {
+  if (rows <= table.step.length) return;
+  let capacity = table.step.length;
+  while (capacity < rows) capacity *= 2;
+  table.step = grown(table.step, capacity, capacity);
+  table.t = grown(table.t, capacity, capacity);
+  for (const [name, column] of table.fields) table.fields.set(name, grown(column, capacity, table.length));
+}
+
+/** First row whose step is >= `step` (steps within a table strictly increase). */
+export function rowAtOrAfter(table: SeriesTable, step: number): number {
+  let lo = 0;
+  let hi = table.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (table.step[mid] < step) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Appends one record. A step not after the table's last row (a resumed run repeating steps)
+ * first cuts the table back to before that step: the later record wins.
+ * Returns the first row index that is new or rewritten.
+ */
+export function appendRecord(table: SeriesTable, record: MetricRecord): number {
+  let row = table.length;
+  if (row > 0 && record.step <= table.step[row - 1]) row = rowAtOrAfter(table, record.step);
+  ensureCapacity(table, row + 1);
+  table.length = row;
+  table.step[row] = record.step;
+  table.t[row] = record.t;
+  // A field missing from this record reads as NaN in its row (a gap in a chart).
+  for (const column of table.fields.values()) column[row] = NaN;
+  for (const key in record) {
+    if (RESERVED.has(key)) continue;
+    const value = decodeMetric(record[key]);
+    if (value === undefined) continue; // strings that are not NaN/±Infinity are labels, not series
+    let column = table.fields.get(key);
+    if (!column) {
+      column = new Float64Array(table.step.length).fill(NaN);
+      table.fields.set(key, column);
+    }
+    column[row] = value;
+  }
+  table.length = row + 1;
+  return row;
+}
+
+/** The last value of a field, if the table has rows and the field exists. */
+export function lastValue(table: SeriesTable | undefined, field: string): number | undefined {
+  if (!table || table.length === 0) return undefined;
+  const column = table.fields.get(field);
+  return column ? column[table.length - 1] : undefined;
+}

@@ -1,0 +1,151 @@
+// The run store: every observed run folder, kept current by a RunTracker each, with change
+// notifications batched so a trainer writing hundreds of lines a second costs the views at most
+// one RunChange per run per flush interval.
+import { resolve } from 'node:path';
+import { RunTracker, type RunDelta, type RunSource } from './runTracker';
+import type { Disposable, RunChange, RunData, RunKey, RunStoreApi, RunTarget } from './types';
+
+export interface RunStoreOptions {
+  /** Change notifications are batched over this interval. Default 150 ms. */
+  flushMs?: number;
+  /** Fallback poll of every file and folder (fs.watch does the fast path). Default 2000 ms. */
+  pollMs?: number;
+  /** How often an active run's pid is checked. Default 3000 ms. */
+  aliveCheckMs?: number;
+  /** Use fs.watch. Default true; false leaves only the poll (tests, or file systems without events). */
+  watch?: boolean;
+}
+
+export function runKey(target: RunTarget, dir: string): RunKey {
+  return `${target.id}::${dir}`;
+}
+
+export class RunStore implements RunStoreApi, Disposable {
+  private readonly trackers = new Map<RunKey, RunTracker>();
+  private readonly data = new Map<RunKey, RunData>();
+  private readonly listeners = new Set<(change: RunChange) => void>();
+  private readonly pending = new Map<RunKey, RunChange>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly flushMs: number;
+  private readonly trackerOptions: { pollMs: number; aliveCheckMs: number; watch: boolean };
+
+  constructor(options: RunStoreOptions = {}) {
+    this.flushMs = options.flushMs ?? 150;
+    this.trackerOptions = { pollMs: options.pollMs ?? 2000, aliveCheckMs: options.aliveCheckMs ?? 3000, watch: options.watch ?? true };
+  }
+
+  get runs(): ReadonlyMap<RunKey, RunData> {
+    return this.data;
+  }
+
+  get(key: RunKey): RunData | undefined {
+    return this.data.get(key);
+  }
+
+  onDidChange(listener: (change: RunChange) => void): Disposable {
+    this.listeners.add(listener);
+    return { dispose: () => this.listeners.delete(listener) };
+  }
+
+  /**
+   * Starts observing a run folder (ours with run.json, or a foreign one with only metrics.jsonl)
+   * and returns its key; adding a folder twice returns the same key. Await `whenIdle()` for the
+   * initial ingest.
+   */
+  addRun(target: RunTarget, dir: string): RunKey {
+    const absolute = resolve(dir);
+    const key = runKey(target, absolute);
+    if (this.trackers.has(key)) return key;
+    const tracker = new RunTracker(key, target, absolute, this.trackerOptions, (delta) => this.record(key, delta));
+    this.trackers.set(key, tracker);
+    this.data.set(key, tracker.data);
+    this.record(key, { summary: true });
+    tracker.start();
+    return key;
+  }
+
+  /**
+   * Observes a run whose files live elsewhere (an SSH host): `source` pushes the records, run.json
+   * and checkpoints that local readers would produce. `dir` is the host's path, kept as given (a
+   * POSIX path, never resolved against this machine). The store disposes the source with the run.
+   */
+  addRemoteRun(target: RunTarget, dir: string, source: RunSource): RunKey {
+    const key = runKey(target, dir);
+    if (this.trackers.has(key)) {
+      source.dispose();
+      return key;
+    }
+    const tracker = new RunTracker(key, target, dir, this.trackerOptions, (delta) => this.record(key, delta), source);
+    this.trackers.set(key, tracker);
+    this.data.set(key, tracker.data);
+    this.record(key, { summary: true });
+    tracker.start();
+    return key;
+  }
+
+  /** Stops observing a run; listeners get a last change with `removed: true`. */
+  removeRun(key: RunKey): boolean {
+    const tracker = this.trackers.get(key);
+    if (!tracker) return false;
+    tracker.dispose();
+    this.trackers.delete(key);
+    this.data.delete(key);
+    this.pending.set(key, { key, summaryChanged: true, tablesFrom: new Map(), removed: true });
+    this.scheduleFlush();
+    return true;
+  }
+
+  /** Re-reads every file of every run now (an explicit refresh), then resolves. */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.trackers.values()].map((t) => t.refresh()));
+  }
+
+  /** Resolves once no read is in flight for any run: the initial ingest after addRun, for example. */
+  async whenIdle(): Promise<void> {
+    await Promise.all([...this.trackers.values()].map((t) => t.whenIdle()));
+  }
+
+  /** Delivers pending changes now. */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const changes = [...this.pending.values()];
+    this.pending.clear();
+    for (const change of changes) {
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(change);
+        } catch (err) {
+          // One broken view must not starve the others of updates.
+          console.error('steelscope: a run-change listener failed', err);
+        }
+      }
+    }
+  }
+
+  dispose(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (const tracker of this.trackers.values()) tracker.dispose();
+    this.trackers.clear();
+    this.data.clear();
+    this.pending.clear();
+    this.listeners.clear();
+  }
+
+  private record(key: RunKey, delta: RunDelta): void {
+    let change = this.pending.get(key);
+    if (!change) this.pending.set(key, (change = { key, summaryChanged: false, tablesFrom: new Map() }));
+    if (delta.summary) change.summaryChanged = true;
+    if (delta.table) change.tablesFrom.set(delta.table.kind, Math.min(change.tablesFrom.get(delta.table.kind) ?? Infinity, delta.table.from));
+    if (delta.samplesFrom !== undefined) change.samplesFrom = Math.min(change.samplesFrom ?? Infinity, delta.samplesFrom);
+    if (delta.eventsFrom !== undefined) change.eventsFrom = Math.min(change.eventsFrom ?? Infinity, delta.eventsFrom);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
+    this.flushTimer.unref();
+  }
+}

@@ -1,0 +1,109 @@
+// What the extension host knows about runs, independent of where they live (this machine now,
+// SSH hosts later) and of how they are shown (tree, dashboard, status bar). No `vscode` here:
+// the store and the targets are plain Node, unit-testable; views adapt them.
+import type { TrainConfig } from '../../shared/config';
+import type { EventRecord, RunInfo, RunStatus, SampleRecord } from '../../shared/run';
+
+/** Unique across hosts: `${hostId}::${absolute run dir}`. */
+export type RunKey = string;
+
+/** run.json's status, or `stale`: the pid is gone but run.json never got a final status. */
+export type RunDisplayStatus = RunStatus | 'stale' | 'unknown';
+
+export interface CheckpointSummary {
+  step: number;
+  dir: string;
+  evalLoss: number | null;
+  /** Lowest eval loss among complete checkpoints. */
+  best: boolean;
+  /** DONE exists (hashes are checked only when a checkpoint is loaded). */
+  complete: boolean;
+}
+
+export interface RunSummary {
+  key: RunKey;
+  hostId: string;
+  hostLabel: string;
+  dir: string;
+  /** run.json's name, or the folder name for a foreign run without run.json. */
+  name: string;
+  status: RunDisplayStatus;
+  info?: RunInfo;
+  config?: TrainConfig;
+  lastStep?: number;
+  lastLoss?: number;
+  lastTokPerS?: number;
+  checkpoints: CheckpointSummary[];
+  /** Malformed lines skipped so far, per file. */
+  malformed: { metrics: number; samples: number; events: number };
+}
+
+/**
+ * Full-resolution series of one run, column-wise so a million steps stay compact.
+ * Rows of one `kind` (train, eval, or a foreign writer's kind; records without kind go to
+ * `train`). A record whose step is not after the last row of its kind (a resumed run
+ * repeating steps) first truncates that kind back to before its step: the later record wins.
+ */
+export interface SeriesTable {
+  kind: string;
+  step: Float64Array;
+  t: Float64Array;
+  /** Numeric fields by name (loss, lr, grad_norm, tokens, …); NaN/±Infinity kept as such. */
+  fields: Map<string, Float64Array>;
+  length: number;
+}
+
+export interface RunData {
+  summary: RunSummary;
+  tables: Map<string, SeriesTable>;
+  samples: readonly SampleRecord[];
+  events: readonly EventRecord[];
+}
+
+/** What changed since the last notification for one run (for throttled, numbered deltas). */
+export interface RunChange {
+  key: RunKey;
+  summaryChanged: boolean;
+  /** Per kind, the first row index that is new or was rewritten. */
+  tablesFrom: Map<string, number>;
+  samplesFrom?: number;
+  eventsFrom?: number;
+  /** The run is no longer observed (RunStore.removeRun): drop it. */
+  removed?: boolean;
+}
+
+export interface Disposable {
+  dispose(): void;
+}
+
+export interface StartRequest {
+  name?: string;
+  preset: string;
+  /** `default` or a path on the target. */
+  data: string;
+  steps: number;
+  sets?: string[];
+}
+
+/** Where runs live and how they are driven. A remote (SSH) target implements the same. */
+export interface RunTarget {
+  readonly id: string;
+  readonly label: string;
+  /** Run folders found under the target's runs root. */
+  listRunDirs(): Promise<string[]>;
+  /** Starts a detached trainer; resolves with its run dir once run.json exists. */
+  start(request: StartRequest): Promise<string>;
+  /** SIGTERM to the trainer (it checkpoints and exits). */
+  stop(runDir: string): Promise<void>;
+  /** Detached `steelscope resume`; from the newest valid checkpoint unless `checkpoint` names one. */
+  resume(runDir: string, opts?: { steps?: number; checkpoint?: string }): Promise<void>;
+  delete(runDir: string): Promise<void>;
+  /** Is this pid alive on the target? */
+  isAlive(pid: number): Promise<boolean>;
+}
+
+export interface RunStoreApi {
+  readonly runs: ReadonlyMap<RunKey, RunData>;
+  onDidChange(listener: (change: RunChange) => void): Disposable;
+  get(key: RunKey): RunData | undefined;
+}
