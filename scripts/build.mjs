@@ -62,18 +62,22 @@ if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.include
  * uses tfjs's own kernels and says so.
  */
 function buildSteelKernels() {
-  const out = join(dist, 'steel-kernels.wasm');
-  const args = [
-    '--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-fno-builtin',
-    // The module uses tfjs's heap: import its memory, keep no data or stack of our own.
-    '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all',
-    '-o', out, join(root, 'src/core/kernels/c/matmul.c'), join(root, 'src/core/kernels/c/fused.c'),
-  ];
+  const c = (name) => join(root, 'src/core/kernels/c', name);
+  // The module uses tfjs's heap: import its memory, keep no data or stack of our own.
+  const common = ['--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-fno-builtin', '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all'];
+  buildWasm('steel-kernels.wasm', [...common, c('matmul.c'), c('fused.c')]);
+  // The matmul alone over a shared memory, for the helper thread (threads.ts): a module that
+  // imports a shared memory must be built for one (atomics, bulk memory, a declared maximum).
+  buildWasm('steel-kernels-mt.wasm', [...common, '-matomics', '-mbulk-memory', '-Wl,--shared-memory', '-Wl,--max-memory=2147483648', c('matmul.c')]);
+}
+
+function buildWasm(name, args) {
+  const out = join(dist, name);
   const clang = process.env.CLANG ?? 'clang';
-  const r = spawnSync(clang, args, { encoding: 'utf8' });
+  const r = spawnSync(clang, [...args, '-o', out], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
     rmSync(out, { force: true }); // never leave a stale module that no longer matches the source
     const why = r.error ? r.error.message : r.stderr.trim().split('\n').slice(0, 3).join(' | ');
-    console.warn(`build: steel-kernels.wasm not built (${why}); the wasm backend will use tfjs's kernels. Install clang and lld to build it.`);
+    console.warn(`build: ${name} not built (${why}); the wasm backend will use tfjs's kernels (or one thread). Install clang and lld to build it.`);
   }
 }
