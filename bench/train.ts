@@ -9,9 +9,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { PRESETS, parameterCount, type PresetName, type TrainConfig } from '../src/shared/config';
 import { selectBackend, type BackendName } from '../src/core/backend';
+import { setSteelThreads, startSteelThreads, steelThreads, steelThreadsReady } from '../src/core/kernels/threads';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
 import { PYTHON, REFERENCE_PY, makeBatch, trainStep } from '../test/golden/make-fixtures';
@@ -97,10 +97,24 @@ function benchTorch(config: TrainConfig, threads: number, steps: number): { tokP
   }
 }
 
-/** Threads our backend really uses: wasm threads do not start under Node, cpu is single-threaded. */
+/** Threads our backend really uses: our wasm matmul's (tfjs's own wasm threads do not start under Node), cpu is single-threaded. */
 function ourThreads(backend: BackendName): number {
-  if (backend === 'wasm') return getThreadsCount();
+  if (backend === 'wasm') return startSteelThreads() === '' ? steelThreads() : 1;
   return backend === 'cpu' ? 1 : NaN; // native: TensorFlow's own pool
+}
+
+/** Our tokens/s at `threads` (only wasm follows the count), NaN with a message where the step fails. */
+async function measureOurs(backend: BackendName, preset: string, config: TrainConfig, plan: { warmup: number; steps: number }, threads: number): Promise<number> {
+  if (backend === 'wasm') {
+    setSteelThreads(threads);
+    await steelThreadsReady(); // products run on one thread until the helpers are up
+  }
+  try {
+    return benchOurs(config, plan.warmup, plan.steps);
+  } catch (err) {
+    console.error(`  steelscope failed on ${preset}: ${err instanceof Error ? err.message : String(err)}`);
+    return NaN;
+  }
 }
 
 function fmt(x: number | null, digits = 0): string {
@@ -141,15 +155,13 @@ async function main(): Promise<void> {
     const plan = PLAN[preset as keyof typeof PLAN];
     if (!plan) throw new Error(`bench covers presets ${Object.keys(PLAN).join(', ')}, not ${preset}`);
     const config = PRESETS[preset];
-    console.log(`${preset}: steelscope, ${plan.warmup} warm-up + ${plan.steps} timed steps…`);
-    // Our thread count does not follow the row's (see ourThreads), so measure once per preset.
+    // Only wasm follows the row's thread count (see ourThreads); other backends are measured once.
     let ours = NaN;
-    try {
-      ours = benchOurs(config, plan.warmup, plan.steps);
-    } catch (err) {
-      console.error(`  steelscope failed on ${preset}: ${err instanceof Error ? err.message : String(err)}`);
-    }
     for (const threads of threadCounts) {
+      if (choice.name === 'wasm' || threads === threadCounts[0]) {
+        console.log(`${preset}: steelscope at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.steps} timed steps…`);
+        ours = await measureOurs(choice.name, preset, config, plan, threads);
+      }
       console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_REPEATS} runs of ${plan.torchSteps} timed steps…`);
       const torch = benchTorch(config, threads, plan.torchSteps);
       const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len };

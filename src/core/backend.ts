@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { steelKernelStatus } from './kernels/steel';
+import { setSteelThreads, startSteelThreads, steelThreads } from './kernels/threads';
 import { registerCpuKernels, registerWasmKernels } from './kernels/wasm';
 
 export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
@@ -19,14 +20,23 @@ export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
 export interface BackendChoice {
   name: BackendName;
   skipped: { name: BackendName; reason: string }[];
-  /** wasm only: whether our SIMD kernels (steel-kernels.wasm) run, and if not, why. */
+  /** wasm only: whether our SIMD kernels (steel-kernels.wasm) run, on how many threads, and if not, why. */
   kernels?: string;
+}
+
+export interface BackendOptions {
+  /** Threads of our wasm matmul, the main one included (default: STEELSCOPE_THREADS, else 2 where the machine has 2 cores). */
+  threads?: number;
 }
 
 function kernelNote(name: BackendName): string | undefined {
   if (name !== 'wasm') return undefined;
   const status = steelKernelStatus();
-  return status.available ? 'steelscope wasm SIMD kernels' : `tfjs kernels only (${status.reason})`;
+  if (!status.available) return `tfjs kernels only (${status.reason})`;
+  const threads = steelThreads();
+  const oneOnly = startSteelThreads();
+  if (threads === 1) return 'steelscope wasm SIMD kernels, 1 thread';
+  return oneOnly === '' ? `steelscope wasm SIMD kernels, ${threads} threads` : `steelscope wasm SIMD kernels, 1 thread (${oneOnly})`;
 }
 
 export const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
@@ -122,7 +132,8 @@ async function activate(name: BackendName): Promise<void> {
  * was skipped; an explicit name tries only that backend and throws if it cannot run.
  * Calling it again is cheap: packages load once and setBackend is a no-op for the active backend.
  */
-export async function selectBackend(preference: BackendName | 'auto' = 'auto'): Promise<BackendChoice> {
+export async function selectBackend(preference: BackendName | 'auto' = 'auto', options: BackendOptions = {}): Promise<BackendChoice> {
+  if (options.threads !== undefined) setSteelThreads(options.threads);
   if (preference !== 'auto') {
     try {
       await activate(preference);

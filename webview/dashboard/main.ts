@@ -2,9 +2,10 @@
 // "ready" (with the view it remembers, if reloaded), replaces everything on a snapshot, applies
 // numbered deltas in order, and asks for a fresh snapshot when numbering has a gap.
 import type { HostToWebview, ViewState } from '../../src/shared/protocol';
-import { DEFAULT_VIEW } from '../../src/shared/protocol';
+import { DEFAULT_VIEW, isChatHostMessage } from '../../src/shared/protocol';
 import { el, Messenger, throttle } from '../common/messenger';
 import { ChartBoard, type BoardState } from './charts';
+import { ChatView } from './chat';
 import { Controls } from './controls';
 import { DashboardData } from './data';
 import { SamplesView, type SamplesState } from './samples';
@@ -14,7 +15,11 @@ interface SavedState {
   view: ViewState | null;
   hidden: string[];
   samples: SamplesState;
+  /** The tab below the charts; older saved states have none. */
+  tab?: Tab;
 }
+
+type Tab = 'samples' | 'chat';
 
 interface TestHooks {
   __steelscopeTest?: boolean;
@@ -31,8 +36,9 @@ const samplesState: SamplesState = saved?.samples ?? { run: null, stepIndex: nul
 let view: ViewState = saved?.view ?? DEFAULT_VIEW;
 let theme = readTheme();
 let waitingForSnapshot = false;
+let tab: Tab = saved?.tab ?? 'samples';
 
-const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState }; };
+const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState, tab }; };
 
 const boardState: BoardState = {
   data,
@@ -55,7 +61,27 @@ const status = el('div', { class: 'status-line' });
 const chartsRoot = el('div', { class: 'charts' });
 const board = new ChartBoard(chartsRoot, () => boardState);
 const samples = new SamplesView(() => [...data.runs.values()], samplesState, save);
-app.append(controls.root, controls.legend, status, chartsRoot, samples.root);
+const chat = new ChatView((m) => messenger.post(m), () => {
+  showTab('chat');
+  chat.root.scrollIntoView({ block: 'start' });
+});
+const tabButtons = new Map<Tab, HTMLButtonElement>([['samples', el('button', { type: 'button', role: 'tab' }, 'Samples')], ['chat', el('button', { type: 'button', role: 'tab' }, 'Chat')]]);
+const tabBar = el('div', { class: 'tabs', role: 'tablist' });
+tabBar.append(...tabButtons.values());
+for (const [name, b] of tabButtons) b.addEventListener('click', () => showTab(name));
+// The samples view hides itself while there are none, so the tab hides a wrapper around it.
+const samplesPane = el('div', { class: 'tab-pane', role: 'tabpanel' });
+samplesPane.append(samples.root);
+app.append(controls.root, controls.legend, status, chartsRoot, tabBar, samplesPane, chat.root);
+showTab(tab);
+
+function showTab(name: Tab): void {
+  tab = name;
+  for (const [n, b] of tabButtons) b.setAttribute('aria-selected', String(n === name));
+  samplesPane.hidden = name !== 'samples';
+  chat.root.hidden = name !== 'chat';
+  save();
+}
 
 function render(): void {
   controls.show(view);
@@ -78,6 +104,7 @@ function requestSnapshot(reason: string): void {
 }
 
 function receive(m: HostToWebview): void {
+  if (isChatHostMessage(m)) return chat.receive(m);
   if (m.type === 'snapshot') {
     waitingForSnapshot = false;
     data.snapshot(m);

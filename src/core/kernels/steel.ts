@@ -8,17 +8,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const STEEL_WASM = 'steel-kernels.wasm';
+export const STEEL_MT_WASM = 'steel-kernels-mt.wasm';
 
 type Fn = (...args: number[]) => number;
 
 // The WebAssembly global, typed by hand: src/core compiles without DOM types, where it lives.
 /** A WebAssembly.Memory, opaque here: only handed back to the engine as an import. */
 export type WasmMemory = object;
+/** A WebAssembly.Memory created with shared: true (its buffer a SharedArrayBuffer). */
+export interface SharedWasmMemory {
+  readonly buffer: SharedArrayBuffer;
+  grow(pages: number): number;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
+  Memory: new (desc: { initial: number; maximum: number; shared: true }) => SharedWasmMemory;
   Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
 }
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 /** The exports of steel.c; every pointer is a byte offset into tfjs's heap. */
 export interface SteelExports {
@@ -55,24 +62,43 @@ export function steelSearchDirs(): string[] {
   return [dirname(here), join(dirname(here), '..', '..', '..', 'dist')];
 }
 
-let compiled: object | null | undefined;
+const compiled = new Map<string, object | null>();
+const failures = new Map<string, string>();
+
+/** The compiled module `file` (cached), or null with the reason in failures. */
+function compileFile(file: string): object | null {
+  const known = compiled.get(file);
+  if (known !== undefined) return known;
+  let mod: object | null = null;
+  const dir = steelSearchDirs().find((d) => existsSync(join(d, file)));
+  if (dir === undefined) {
+    failures.set(file, `${file} not found in ${steelSearchDirs().join(', ')} (built only where clang with the wasm32 target is installed)`);
+  } else {
+    try {
+      mod = new WA.Module(readFileSync(join(dir, file)));
+    } catch (err) {
+      failures.set(file, `${file} did not compile: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  compiled.set(file, mod);
+  return mod;
+}
+
 let failure = '';
 
 function compile(): object | null {
-  if (compiled !== undefined) return compiled;
-  const dir = steelSearchDirs().find((d) => existsSync(join(d, STEEL_WASM)));
-  if (dir === undefined) {
-    failure = `${STEEL_WASM} not found in ${steelSearchDirs().join(', ')} (built only where clang with the wasm32 target is installed)`;
-    compiled = null;
-    return null;
-  }
-  try {
-    compiled = new WA.Module(readFileSync(join(dir, STEEL_WASM)));
-  } catch (err) {
-    failure = `${STEEL_WASM} did not compile: ${err instanceof Error ? err.message : String(err)}`;
-    compiled = null;
-  }
-  return compiled;
+  const mod = compileFile(STEEL_WASM);
+  if (mod === null) failure = failures.get(STEEL_WASM) ?? failure;
+  return mod;
+}
+
+/**
+ * The matmul built for a shared memory (steel-kernels-mt.wasm), which the helper thread of
+ * threads.ts instantiates; null with the reason where it is missing.
+ */
+export function steelSharedModule(): { module: object | null; reason: string } {
+  const module = compileFile(STEEL_MT_WASM);
+  return { module, reason: failures.get(STEEL_MT_WASM) ?? '' };
 }
 
 const instances = new WeakMap<WasmMemory, SteelExports | null>();

@@ -15,6 +15,8 @@ export interface WasmBackend {
     cwrap(name: string, returnType: null, argTypes: string[]): CFunction;
     tfjs: { disposeData(id: number): void };
     asm?: { memory?: WasmMemory };
+    /** The heap as bytes; emscripten replaces it when the heap grows, so read it after allocating. */
+    HEAPU8: Uint8Array;
   };
   dataIdMap: { get(dataId: DataId): WasmTensorData | undefined; delete(dataId: DataId): boolean };
   incRef(dataId: DataId): void;

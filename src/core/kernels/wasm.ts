@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-wasm'; // registers the stock wasm kernels we r
 import type { DataId, DataType, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { registerFusedKernels } from './fused';
 import { steelKernels, type SteelExports } from './steel';
+import { callArgs, matmulOnThreads } from './threads';
 import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
 
 // --- UnsortedSegmentSum ---
@@ -202,7 +203,8 @@ function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: T
   const bsa = batchA === 1 ? 0 : m * k;
   const bsb = batchB === 1 ? 0 : k * n;
   const ptr = (t: TensorInfo): number => tensorData(backend, t).memoryOffset;
-  steel.steel_matmul(ptr(out), ptr(a), ptr(b), pack, batch, rows, n, k, sam, sak, sbk, sbn, bsa, bsb);
+  const call = { c: ptr(out), a: ptr(a), b: ptr(b), pack, batch, m: rows, n, k, sam, sak, sbk, sbn, bsa, bsb };
+  matmulOnThreads(backend.wasm.HEAPU8.buffer, call, (part) => steel.steel_matmul(...callArgs(part)));
   return out;
 }
 

@@ -81,13 +81,16 @@ export class DashboardChat {
   private nextTurnId = 1;
   private checkpoint: string | null = null;
   private compare: string | null = null;
-  private settings: ChatSettings = DEFAULT_CHAT_SETTINGS;
+  private settings: ChatSettings;
   private readonly running = new Map<ChatAnswer, Generation>();
   private wantFocus = false;
   private sentList = '';
 
   /** `post` returns false when the webview could not take the message (hidden or loading). */
-  constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post) {}
+  constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post) {
+    // A new panel starts from the settings the last chat used.
+    this.settings = hub.last?.settings ?? DEFAULT_CHAT_SETTINGS;
+  }
 
   get busy(): boolean {
     return this.running.size > 0;

@@ -33,6 +33,12 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** Marks a rejection as expected: a caller that only cancels need not await `done`. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
 const DEFAULT_IDLE_MS = 5 * 60_000;
 const KILL_AFTER_MS = 2_000;
 const STDERR_KEEP = 2_000;
@@ -51,7 +57,7 @@ export class ServeClient {
 
   constructor(readonly checkpoint: string, private readonly options: ServeOptions, private readonly onClosed: (client: ServeClient) => void = () => {}) {
     this.ready = new Promise<ReadyMessage>((ok, fail) => { this.markReady = ok; this.markFailed = fail; });
-    this.ready.catch(() => {}); // a failure also reaches every generation; nobody must await ready
+    handled(this.ready); // a failure also reaches every generation; nobody must await ready
     try {
       this.start();
     } catch (err) {
@@ -62,6 +68,11 @@ export class ServeClient {
   /** True once the process has ended or failed; the pool then starts a fresh one. */
   get closed(): boolean {
     return this.failure !== undefined;
+  }
+
+  /** The process id while it runs (for tests and diagnostics). */
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** True while a generation is queued or running. */
@@ -119,9 +130,9 @@ export class ServeClient {
   }
 
   generate(params: GenerateParams, onToken: (token: string) => void): Generation {
-    if (this.failure) return { cancel: () => {}, done: Promise.reject(this.failure) };
+    if (this.failure) return { cancel: () => {}, done: handled(Promise.reject(this.failure)) };
     const id = this.nextId++;
-    const done = new Promise<DoneMessage>((ok, fail) => this.pending.set(id, { onToken, resolve: ok, reject: fail }));
+    const done = handled(new Promise<DoneMessage>((ok, fail) => this.pending.set(id, { onToken, resolve: ok, reject: fail })));
     this.disarmIdle();
     this.send({ id, method: 'generate', params });
     const cancel = () => { if (this.pending.has(id)) this.send({ id: this.nextId++, method: 'cancel', params: { target: id } }); };

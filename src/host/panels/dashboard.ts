@@ -71,6 +71,8 @@ export class DashboardPanel {
     this.disposables.push(
       panel.webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
       panel.onDidDispose(() => this.dispose()),
+      // A hidden webview is gone (chat tokens included); the one shown next says "ready" again.
+      panel.onDidChangeViewState(() => { if (!panel.visible) this.ready = false; }),
       store.onDidChange((change) => {
         if (!this.model.accept(change)) return;
         if (change.summaryChanged) {

@@ -1,0 +1,96 @@
+// Our wasm matmul split over a helper thread (src/core/kernels/threads.ts): the same bits as on
+// one thread for every way a product is split (rows, transposed operands, batch items, broadcast
+// operands, odd sizes), a whole training step likewise, and the thread count is reported.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../src/core/backend';
+import { steelKernelStatus, steelSharedModule } from '../../src/core/kernels/steel';
+import { setSteelThreads, steelThreadsReady, steelThreadsSplits } from '../../src/core/kernels/threads';
+import { SteelLM } from '../../src/core/model/gpt';
+import { AdamW } from '../../src/core/train/adamw';
+import { Rng } from '../../src/core/rng';
+import { PRESETS } from '../../src/shared/config';
+import { makeBatch, trainStep } from '../golden/make-fixtures';
+
+const missing = !steelKernelStatus().available ? 'steel-kernels.wasm not built' : steelSharedModule().module === null ? 'steel-kernels-mt.wasm not built' : '';
+
+function randn(rng: Rng, shape: number[]): Float32Array {
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+}
+
+/** [a shape, b shape, transposeA, transposeB] */
+const CASES: [number[], number[], boolean, boolean][] = [
+  [[37, 13], [13, 5], false, false], // rows split with a remainder, partial tiles
+  [[13, 37], [13, 21], true, false], // transposed A (copied whole)
+  [[40, 300], [19, 300], false, true], // transposed B, K past one 256-deep block
+  [[3, 20, 7], [7, 9], false, false], // batch folded into rows
+  [[5, 6, 11], [5, 11, 4], false, false], // batched both sides, odd batch
+  [[5, 11, 6], [5, 4, 11], true, true], // batched both sides, both transposed
+  [[6, 11], [4, 11, 3], false, false], // unbatched A against batched B (copied once)
+  [[4, 11, 6], [11, 3], true, false], // transposed batched A against one B (not folded)
+];
+
+function product(aData: Float32Array, bData: Float32Array, c: (typeof CASES)[number]): Float32Array {
+  return tf.tidy(() => Float32Array.from(tf.matMul(tf.tensor(aData, c[0]), tf.tensor(bData, c[1]), c[2], c[3]).dataSync()));
+}
+
+describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
+  before(async () => {
+    await selectBackend('wasm', { threads: 2 });
+    setSteelThreads(2, { minMacs: 1 });
+    assert.ok(await steelThreadsReady(), 'the helper thread started');
+  });
+
+  after(() => {
+    setSteelThreads(2);
+  });
+
+  for (const c of CASES) {
+    test(`a[${c[0]}] b[${c[1]}] tA=${c[2]} tB=${c[3]}: bit-identical to one thread, and split`, () => {
+      const rng = new Rng(c[0].length * 100 + c[0][0] + c[1][c[1].length - 1]);
+      const aData = randn(rng, c[0]);
+      const bData = randn(rng, c[1]);
+      setSteelThreads(1);
+      const one = product(aData, bData, c);
+      setSteelThreads(2, { minMacs: 1 });
+      const splitsBefore = steelThreadsSplits();
+      const two = product(aData, bData, c);
+      assert.equal(steelThreadsSplits(), splitsBefore + 1, 'the product was split');
+      assert.equal(two.length, one.length);
+      const firstDiff = one.findIndex((v, i) => !Object.is(v, two[i]));
+      assert.equal(firstDiff, -1, `first difference at ${firstDiff}`);
+    });
+  }
+
+  test('two training steps of tiny: the same loss, gradient norm and weights on 1 and 2 threads', () => {
+    const config = { ...PRESETS.tiny, batch_size: 2, seq_len: 64 };
+    const run = (threads: number): { log: number[]; weights: Float32Array[] } => {
+      setSteelThreads(threads);
+      const model = SteelLM.init(config, config.seed);
+      const optimizer = new AdamW(model.params, config);
+      const batch = makeBatch(config, config.seed);
+      const log = [0, 1].flatMap((step) => Object.values(trainStep(model, batch, config, step, optimizer)));
+      const weights = [...model.params.values()].map((p) => Float32Array.from(p.dataSync()));
+      optimizer.dispose();
+      model.dispose();
+      return { log, weights };
+    };
+    const splitsBefore = steelThreadsSplits();
+    const two = run(2);
+    assert.ok(steelThreadsSplits() > splitsBefore, 'some products of the step were split');
+    const one = run(1);
+    assert.deepEqual(two.log, one.log);
+    one.weights.forEach((w, i) => assert.ok(w.every((v, j) => Object.is(v, two.weights[i][j])), `weights ${i}`));
+  });
+
+  test('the backend choice names the thread count; STEELSCOPE_THREADS=1 is honoured', async () => {
+    const choice = await selectBackend('wasm', { threads: 2 });
+    assert.match(choice.kernels ?? '', /SIMD kernels, 2 threads/);
+    const code = "require('./src/core/backend').selectBackend('wasm').then((c) => console.log(c.kernels))";
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_THREADS: '1' }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /SIMD kernels, 1 thread\b/);
+  });
+});
