@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { PRESETS, type PresetName } from '../src/shared/config';
 import { selectBackend } from '../src/core/backend';
 import { setSteelKernelsEnabled } from '../src/core/kernels/steel';
-import { setSteelThreads } from '../src/core/kernels/threads';
+import { setSteelThreads, steelThreadsReady } from '../src/core/kernels/threads';
 import { registerWasmKernels } from '../src/core/kernels/wasm';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
@@ -23,10 +23,6 @@ type Setter = (side: 'a' | 'b') => void;
 function sides(compare: string, threads: number): { labels: Record<'a' | 'b', string>; use: Setter } {
   if (compare === 'threads') {
     return { labels: { a: `${threads} threads`, b: '1 thread' }, use: (side) => setSteelThreads(side === 'a' ? threads : 1) };
-  }
-  if (compare === 'spin') {
-    const spinUs = Number(process.env.SPIN_US ?? 1000);
-    return { labels: { a: `${threads} threads, helper spins ${spinUs} us`, b: `${threads} threads, no spin` }, use: (side) => setSteelThreads(threads, { helperSpinUs: side === 'a' ? spinUs : 0 }) };
   }
   const use: Setter = (side) => {
     setSteelThreads(1);
@@ -51,6 +47,10 @@ async function main(): Promise<void> {
   const optimizer = new AdamW(model.params, config);
   const batch = makeBatch(config, config.seed);
   const { labels, use } = sides(values.compare, Number(values.threads));
+  if (values.compare !== 'steel') {
+    setSteelThreads(Number(values.threads));
+    await steelThreadsReady();
+  }
   const times: Record<'a' | 'b', number[]> = { a: [], b: [] };
   for (let i = 0; i < 2 + Number(values.steps); i++) {
     for (const side of ['a', 'b'] as const) {

@@ -1,13 +1,16 @@
 // Per-kernel time of one training step on wasm (forward + backward + norm + AdamW), summed by
-// kernel name, before (tfjs kernels + our XNNPACK matmul routing) and after (our SIMD kernels).
+// kernel name, before and after, alternating step by step:
+//   --compare steel    before: tfjs kernels + our XNNPACK matmul routing; after: our SIMD kernels (1 thread);
+//   --compare threads  before: our SIMD kernels on 1 thread; after: on N threads (--threads N, default 2).
 // Kernel times are wall-clock around each kernel; a customGrad wrapper's time includes its kernels.
-//   node --import tsx bench/profile.ts [--preset tiny|small] [--steps N]
+//   node --import tsx bench/profile.ts [--preset tiny|small] [--steps N] [--compare steel|threads] [--threads N]
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { PRESETS, type PresetName } from '../src/shared/config';
 import { selectBackend } from '../src/core/backend';
 import { setSteelKernelsEnabled } from '../src/core/kernels/steel';
+import { setSteelThreads, steelThreadsReady } from '../src/core/kernels/threads';
 import { registerWasmKernels } from '../src/core/kernels/wasm';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
@@ -27,17 +30,31 @@ function add(map: Map<string, Agg>, key: string, ms: number): void {
 
 type Side = 'before' | 'after';
 
-/** "before" is the kernel set this work started from: XNNPACK matmul via transposes, copying Identity, no fused ops. */
-function use(side: Side): void {
-  setSteelKernelsEnabled(side === 'after');
-  registerWasmKernels({ sharedIdentity: side === 'after' });
+/** steel: "before" is XNNPACK matmul via transposes, copying Identity, no fused ops; threads: 1 thread against N. */
+function user(compare: string, threads: number): (side: Side) => void {
+  if (compare === 'threads') return (side) => setSteelThreads(side === 'after' ? threads : 1);
+  return (side) => {
+    setSteelThreads(1);
+    setSteelKernelsEnabled(side === 'after');
+    registerWasmKernels({ sharedIdentity: side === 'after' });
+  };
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { preset: { type: 'string', default: 'tiny' }, steps: { type: 'string', default: '3' } },
+    options: {
+      preset: { type: 'string', default: 'tiny' },
+      steps: { type: 'string', default: '3' },
+      compare: { type: 'string', default: 'steel' },
+      threads: { type: 'string', default: '2' },
+    },
   });
   await selectBackend('wasm');
+  const use = user(values.compare, Number(values.threads));
+  if (values.compare === 'threads') {
+    setSteelThreads(Number(values.threads));
+    await steelThreadsReady();
+  }
   const config = PRESETS[values.preset as PresetName];
   const model = SteelLM.init(config, config.seed);
   const optimizer = new AdamW(model.params, config);
@@ -72,7 +89,7 @@ async function main(): Promise<void> {
   const ms = (side: Side, name: string): number => (byName[side].get(name)?.ms ?? 0) / steps;
   const calls = (side: Side, name: string): number => (byName[side].get(name)?.calls ?? 0) / steps;
   names.sort((a, b) => Math.max(ms('before', b), ms('after', b)) - Math.max(ms('before', a), ms('after', a)));
-  console.log(`${values.preset} on wasm, ms per step (profiled, ${steps} steps each, alternating), load ${loadavg()[0].toFixed(2)}`);
+  console.log(`${values.preset} on wasm, ${values.compare}, ms per step (profiled, ${steps} steps each, alternating), load ${loadavg()[0].toFixed(2)}`);
   console.log(`| kernel | before ms (calls) | after ms (calls) |\n|---|---:|---:|`);
   console.log(`| **step wall time** | ${(wall.before / steps).toFixed(1)} | ${(wall.after / steps).toFixed(1)} |`);
   for (const n of names) {

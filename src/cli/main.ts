@@ -2,6 +2,7 @@
 import { UsageError } from '../core/errors';
 import { followCommand, FOLLOW_USAGE } from './commands/follow';
 import { infoCommand } from './commands/info';
+import { installBackendCommand, INSTALL_BACKEND_USAGE } from './commands/install-backend';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
 import { serveCommand, SERVE_USAGE } from './commands/serve';
 import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './commands/train';
@@ -12,7 +13,8 @@ const USAGE = `usage:
   ${SAMPLE_USAGE}
   ${SERVE_USAGE}
   ${FOLLOW_USAGE}
-  steelscope info <preset|checkpoint-dir|run-dir>`;
+  steelscope info <preset|checkpoint-dir|run-dir>
+  ${INSTALL_BACKEND_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -40,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return followCommand(rest, control.stopRequested);
     case 'info':
       return infoCommand(rest, out);
+    case 'install-backend':
+      return installBackendCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

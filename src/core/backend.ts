@@ -61,9 +61,15 @@ const here = typeof __filename === 'string' ? __filename : join(process.cwd(), '
 // A require that esbuild cannot see, so the optional native packages are resolved at run time.
 const runtimeRequire = createRequire(here);
 
-/** Where optional native backends are looked for, in order (the user can install them in the second). */
+/** The folder `steelscope install-backend` installs native backends into by default. */
+export function userBackendDir(): string {
+  return join(homedir(), '.steelscope', 'backends');
+}
+
+/** Where optional native backends are looked for, in order: STEELSCOPE_BACKEND_DIR where set, beside the bundle, userBackendDir(). */
 export function nativeSearchDirs(): string[] {
-  return [dirname(here), join(homedir(), '.steelscope', 'backends')];
+  const extra = process.env.STEELSCOPE_BACKEND_DIR;
+  return [...(extra ? [extra] : []), dirname(here), userBackendDir()];
 }
 
 /** Directories that may hold the wasm binaries: beside the bundle (dist/), then the installed package. */

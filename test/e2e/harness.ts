@@ -32,7 +32,8 @@
 //   vs.runCommand(label)        F1, type '>label', choose the row whose label is exactly `label`
 //   vs.pickItem(label)          choose a row of the open quick pick (string: exact; or RegExp)
 //   vs.quickItems()             labels of the rows of the open quick pick
-//   vs.typeInput(text)          fill the open input box / quick pick filter, then Enter
+//   vs.typeInput(text, title?)  fill the open input box / quick pick filter (waiting for the box
+//                               titled `title` first), then Enter
 //   vs.notificationText(m?)     text of the first toast matching m (string: substring; RegExp)
 //   vs.notifications()          texts of all toasts shown now
 //   vs.showContainer(title)     open an activity-bar view container ('Explorer', 'Steelscope')
@@ -368,8 +369,13 @@ export class VSCodeSession {
     return names.map((s) => s.trim());
   }
 
-  /** Types into the open input box (or quick pick filter) and presses Enter. */
-  async typeInput(text: string): Promise<void> {
+  /**
+   * Types into the open input box (or quick pick filter) and presses Enter. With `title`, first
+   * waits for the box of that title: one input box replaces another in place, and typing before
+   * the swap would land in the previous one.
+   */
+  async typeInput(text: string, title?: RegExp): Promise<void> {
+    if (title) await this.quickInput.locator('.quick-input-title').filter({ hasText: title }).waitFor({ state: 'visible' });
     const input = this.quickInput.locator('.quick-input-box input');
     await input.waitFor({ state: 'visible' });
     await input.fill(text);

@@ -38,8 +38,8 @@ test('add an SSH host, trust its key, start a run there from the palette and fol
       await vs.pickItem(new RegExp(HOST));
       await vs.pickItem('tiny');
       await vs.pickItem(/Classical Chinese poetry/);
-      await vs.typeInput('300');
-      await vs.typeInput(RUN);
+      await vs.typeInput('300', /steps/);
+      await vs.typeInput(RUN, /run name/);
 
       const dash = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);
       assert.ok(dash);

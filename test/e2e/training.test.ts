@@ -22,8 +22,8 @@ test('start training from the palette, follow it in the explorer and the dashboa
     await vs.pickItem(/This machine/);
     await vs.pickItem('tiny');
     await vs.pickItem(/Classical Chinese poetry/);
-    await vs.typeInput('400');
-    await vs.typeInput(RUN);
+    await vs.typeInput('400', /steps/);
+    await vs.typeInput(RUN, /run name/);
 
     // The dashboard opens on its own once the run has started.
     const dash = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);

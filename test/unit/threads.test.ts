@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/core/backend';
 import { steelKernelStatus, steelSharedModule } from '../../src/core/kernels/steel';
-import { setSteelThreads, steelThreadsReady, steelThreadsSplits } from '../../src/core/kernels/threads';
+import { setSteelThreads, steelThreadsReady, steelThreadsStats } from '../../src/core/kernels/threads';
 import { SteelLM } from '../../src/core/model/gpt';
 import { AdamW } from '../../src/core/train/adamw';
 import { Rng } from '../../src/core/rng';
@@ -55,14 +55,34 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
       setSteelThreads(1);
       const one = product(aData, bData, c);
       setSteelThreads(2, { minMacs: 1 });
-      const splitsBefore = steelThreadsSplits();
+      const splitsBefore = steelThreadsStats().split;
       const two = product(aData, bData, c);
-      assert.equal(steelThreadsSplits(), splitsBefore + 1, 'the product was split');
+      assert.equal(steelThreadsStats().split, splitsBefore + 1, 'the product was split');
       assert.equal(two.length, one.length);
       const firstDiff = one.findIndex((v, i) => !Object.is(v, two[i]));
       assert.equal(firstDiff, -1, `first difference at ${firstDiff}`);
     });
   }
+
+  test('chunks that no helper claimed are computed by the main thread, with the same bits', () => {
+    const c = CASES[4];
+    const rng = new Rng(77);
+    const [aData, bData] = [randn(rng, c[0]), randn(rng, c[1])];
+    setSteelThreads(1);
+    const one = product(aData, bData, c);
+    setSteelThreads(2, { minMacs: 1, wakeHelpers: false });
+    const before = steelThreadsStats();
+    const two = product(aData, bData, c);
+    const after = steelThreadsStats();
+    setSteelThreads(2, { minMacs: 1 });
+    assert.equal(after.helperChunks, before.helperChunks);
+    assert.ok(after.mainChunks > before.mainChunks);
+    assert.deepEqual(two, one);
+    // The helpers still serve the next product after one they slept through.
+    const again = product(aData, bData, c);
+    assert.ok(steelThreadsStats().helperChunks > after.helperChunks || steelThreadsStats().mainChunks > after.mainChunks);
+    assert.deepEqual(again, one);
+  });
 
   test('two training steps of tiny: the same loss, gradient norm and weights on 1 and 2 threads', () => {
     const config = { ...PRESETS.tiny, batch_size: 2, seq_len: 64 };
@@ -77,9 +97,10 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
       model.dispose();
       return { log, weights };
     };
-    const splitsBefore = steelThreadsSplits();
+    const before = steelThreadsStats();
     const two = run(2);
-    assert.ok(steelThreadsSplits() > splitsBefore, 'some products of the step were split');
+    assert.ok(steelThreadsStats().split > before.split, 'some products of the step were split');
+    assert.ok(steelThreadsStats().helperChunks > before.helperChunks, 'the helper computed some chunks');
     const one = run(1);
     assert.deepEqual(two.log, one.log);
     one.weights.forEach((w, i) => assert.ok(w.every((v, j) => Object.is(v, two.weights[i][j])), `weights ${i}`));

@@ -1,12 +1,14 @@
 // Our matmul on more than one core. tfjs-backend-wasm runs one thread in Node (its threaded
 // build cannot start its workers there) and its heap is not shared memory, so a worker_thread
 // cannot read it. Each big product is therefore split by rows of C (or by batch item): the main
-// thread computes the first share in place on tfjs's heap, while the helpers' shares of the
-// operands are copied into one shared WebAssembly.Memory, computed there by the same kernel
-// (steel-kernels-mt.wasm) and copied back.
-// Determinism: every element of C is computed by the same instructions in the same order
-// whichever thread computes it, so results are bit-identical for any thread count; the split is a
-// fixed function of the shape, never of timing.
+// thread computes the first share in place on tfjs's heap; the rest is cut into a few chunks whose
+// operands are copied into one shared WebAssembly.Memory, where helper threads compute them with
+// the same kernel (steel-kernels-mt.wasm) for the main thread to copy back. A chunk that no
+// helper has started when the main thread is done with its share, the main thread computes
+// itself, in place: a helper that the OS has put aside (the machine is busy) costs no waiting.
+// Determinism: the chunks are a fixed function of the shape, and every element of C is computed
+// by the same instructions in the same order whichever thread computes it, so results are
+// bit-identical for any thread count and any timing.
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -32,53 +34,66 @@ export interface MatmulCall {
 
 const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb'];
 
-// Control block of one helper: Int32 slots in the shared memory, below the module's own
-// layout (wasm-ld places nothing under 1024 bytes).
-const CTL_INTS = 32;
-const REQ = 0; // 1: work posted, 2: quit; the helper resets it to 0 before DONE
-const DONE = 1;
-const READY = 2;
-const ERR = 3;
-const SPIN_US = 4; // how long the helper spins for the next request before sleeping (see HELPER_SPIN_US)
-const ARGS = 8;
-const MAX_HELPERS = 7; // 8 control blocks of 128 bytes fit under 1024
-const PACK_BASE = 1 << 20; // clear of the module's (unused) stack
+// The control block: Int32 slots in the shared memory, clear of the module's own (unused) stack.
+const CTL_BASE = 1 << 19;
+const GEN = 0; // bumped for each posted product; -1 tells the helpers to quit
+const NCHUNK = 1;
+const READY = 8; // READY + i: helper i is up
+const CHUNKS = 32; // chunk i: CHUNKS + i * CHUNK_INTS, a state then the call's arguments
+const CHUNK_INTS = 16;
+// Chunk states. Every chunk of a finished product is TAKEN, DONE or FAILED, never OPEN, so a
+// helper still scanning an older product can only claim (and then read) chunks of a newer one.
+const OPEN = 0;
+const CLAIMED = 1; // by a helper, computing
+const TAKEN = 2; // by the main thread
+const DONE = 3; // by a helper, result in shared memory
+const FAILED = 4;
+const MAX_HELPERS = 7;
+const CHUNKS_PER_HELPER = 4;
+/**
+ * The main thread's own share, as a fraction of an even split: it also copies the operands in and
+ * the results out, and takes back any chunk a helper has not started, so a smaller fixed share
+ * balances itself.
+ */
+const MAIN_SHARE = Number(process.env.STEEL_MAIN_SHARE ?? 0.75);
+const CTL_INTS = CHUNKS + MAX_HELPERS * CHUNKS_PER_HELPER * CHUNK_INTS;
+const PACK_BASE = 1 << 20;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB, as declared by steel-kernels-mt.wasm (scripts/build.mjs)
-/**
- * How long a helper spins for the next request, and the main thread for a helper's result, before
- * sleeping: a futex wake-up costs about as much as a small product's share, but a spinning
- * thread takes a core from whatever else runs on the machine.
- */
-const HELPER_SPIN_US = 0;
+/** How long the main thread spins for a helper's chunk before sleeping (a futex wake-up costs ~0.1 ms). */
 const MAIN_SPIN_MS = 0.3;
 /** Products below this many multiply-adds stay on one thread: the hand-off costs ~0.1 ms. */
 const DEFAULT_MIN_MACS = 1 << 22;
 
-// The helper's whole program: instantiate the kernel on the shared memory, then serve requests.
+// The helper's whole program: instantiate the kernel on the shared memory, then, for each posted
+// product, claim open chunks in order and compute them with its own packing scratch. It never
+// spins: a spinning thread takes a core from whatever else runs on the machine.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, ctlOffset, args } = workerData;
+const { module, memory, index, pack } = workerData;
 const matmul = new WebAssembly.Instance(module, { env: { memory } }).exports.steel_matmul;
-const ctl = new Int32Array(memory.buffer, ctlOffset, ${CTL_INTS});
-Atomics.store(ctl, ${READY}, 1);
+const ctl = new Int32Array(memory.buffer, ${CTL_BASE}, ${CTL_INTS});
+Atomics.store(ctl, ${READY} + index, 1);
+let seen = 0;
 for (;;) {
-  // Products come in bursts (a layer's forward or backward): spin a little before sleeping, as a
-  // futex wake-up costs about as much as a small product's share.
-  const until = performance.now() + ctl[${SPIN_US}] / 1000;
-  while (Atomics.load(ctl, ${REQ}) === 0) {
-    if (performance.now() > until) Atomics.wait(ctl, ${REQ}, 0);
+  Atomics.wait(ctl, ${GEN}, seen);
+  seen = Atomics.load(ctl, ${GEN});
+  if (seen < 0) break;
+  const count = Atomics.load(ctl, ${NCHUNK});
+  for (let i = 0; i < count; i++) {
+    const at = ${CHUNKS} + i * ${CHUNK_INTS};
+    if (Atomics.compareExchange(ctl, at, ${OPEN}, ${CLAIMED}) !== ${OPEN}) continue;
+    const args = Array.from(ctl.subarray(at + 1, at + 1 + ${ARG_ORDER.length}));
+    args[3] = pack;
+    let state = ${DONE};
+    try {
+      matmul(...args);
+    } catch (err) {
+      state = ${FAILED};
+    }
+    Atomics.store(ctl, at, state);
+    Atomics.notify(ctl, at);
   }
-  if (Atomics.load(ctl, ${REQ}) === 2) break;
-  try {
-    matmul(...Array.from(ctl.subarray(${ARGS}, ${ARGS} + args)));
-    ctl[${ERR}] = 0;
-  } catch (err) {
-    ctl[${ERR}] = 1;
-  }
-  Atomics.store(ctl, ${REQ}, 0);
-  Atomics.store(ctl, ${DONE}, 1);
-  Atomics.notify(ctl, ${DONE});
 }
 `;
 
@@ -89,21 +104,21 @@ function envThreads(): number | undefined {
   return Number.isInteger(n) && n >= 1 ? n : undefined;
 }
 
-let threads = envThreads() ?? (availableParallelism() >= 2 ? 2 : 1);
+let threads = Math.min(1 + MAX_HELPERS, envThreads() ?? (availableParallelism() >= 2 ? 2 : 1));
 let minMacs = DEFAULT_MIN_MACS;
-let helperSpinUs = HELPER_SPIN_US;
+let wakeHelpers = true;
 
 interface Pool {
   memory: SharedWasmMemory;
+  ctl: Int32Array;
   workers: Worker[];
-  ctl: Int32Array[];
-  packBytes: number;
   dataBase: number;
   failed: string;
 }
 
 let pool: Pool | null = null;
 let poolFailure = '';
+const stats = { split: 0, helperChunks: 0, mainChunks: 0 };
 
 /** Threads our matmul uses (the main thread included), as set by STEELSCOPE_THREADS or setSteelThreads. */
 export function steelThreads(): number {
@@ -111,27 +126,31 @@ export function steelThreads(): number {
 }
 
 /**
- * Sets the thread count (1 runs everything on the main thread; at most 1 + 7 helpers) and,
- * for tests, the smallest product that is split. Helpers already started are kept for a lower count.
+ * Sets the thread count (1 runs everything on the main thread; at most 8). Helpers already
+ * started are kept for a lower count. For tests: minMacs, the smallest product that is split;
+ * wakeHelpers false posts chunks without waking the helpers, so the main thread computes them
+ * all itself (what happens when the OS has put the helpers aside).
  */
-export function setSteelThreads(count: number, options: { minMacs?: number; helperSpinUs?: number } = {}): void {
+export function setSteelThreads(count: number, options: { minMacs?: number; wakeHelpers?: boolean } = {}): void {
   const next = Math.max(1, Math.min(1 + MAX_HELPERS, Math.floor(count)));
-  if (pool !== null && pool.workers.length < next - 1) stopHelpers(); // fewer are used from a bigger pool
+  if (pool !== null && pool.workers.length < next - 1) stopHelpers();
   threads = next;
   minMacs = options.minMacs ?? DEFAULT_MIN_MACS;
-  helperSpinUs = options.helperSpinUs ?? HELPER_SPIN_US;
-  pool?.ctl.forEach((c) => Atomics.store(c, SPIN_US, helperSpinUs));
+  wakeHelpers = options.wakeHelpers ?? true;
 }
 
-/** Stops the helper threads (they restart on the next big product). */
+/** Stops the helper threads (they start again with the next big product). */
 export function stopHelpers(): void {
   if (pool === null) return;
-  for (const c of pool.ctl) {
-    Atomics.store(c, REQ, 2);
-    Atomics.notify(c, REQ);
-  }
+  Atomics.store(pool.ctl, GEN, -1);
+  Atomics.notify(pool.ctl, GEN);
   for (const w of pool.workers) void w.terminate();
   pool = null;
+}
+
+/** Products split so far, and how many of their chunks the helpers and the main thread computed (for tests and benches). */
+export function steelThreadsStats(): { split: number; helperChunks: number; mainChunks: number } {
+  return { ...stats };
 }
 
 /**
@@ -146,6 +165,19 @@ export function startSteelThreads(): string {
   return pool?.failed || poolFailure;
 }
 
+/**
+ * Resolves true once the helpers are up (false after timeoutMs, or at once where they cannot
+ * start). Products never wait for them: until then the main thread computes them alone.
+ */
+export async function steelThreadsReady(timeoutMs = 5000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (readyPool() === null) {
+    if (threads === 1 || startSteelThreads() !== '' || Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+}
+
 function startPool(module: object, helpers: number): Pool | null {
   try {
     const memory = new WA.Memory({ initial: PACK_BASE / PAGE + 1, maximum: MAX_PAGES, shared: true });
@@ -153,8 +185,17 @@ function startPool(module: object, helpers: number): Pool | null {
     const probe = new WA.Instance(module, { env: { memory } }).exports.steel_pack_floats;
     if (typeof probe !== 'function') throw new Error('steel-kernels-mt.wasm lacks steel_pack_floats');
     const packBytes = 4 * Number(probe());
-    const p: Pool = { memory, workers: [], ctl: [], packBytes, dataBase: align(PACK_BASE + helpers * packBytes, 64), failed: '' };
-    for (let i = 0; i < helpers; i++) p.workers.push(startHelper(p, module, i));
+    const ctl = new Int32Array(memory.buffer, CTL_BASE, CTL_INTS);
+    for (let i = 0; i < MAX_HELPERS * CHUNKS_PER_HELPER; i++) ctl[CHUNKS + i * CHUNK_INTS] = TAKEN; // none open
+    const p: Pool = { memory, ctl, workers: [], dataBase: align(PACK_BASE + helpers * packBytes, 64), failed: '' };
+    for (let i = 0; i < helpers; i++) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, index: i, pack: PACK_BASE + i * packBytes } });
+      worker.unref(); // never keeps the process alive
+      worker.on('error', (err) => {
+        p.failed = `helper thread failed: ${err.message}`;
+      });
+      p.workers.push(worker);
+    }
     return p;
   } catch (err) {
     poolFailure = `helper threads did not start: ${err instanceof Error ? err.message : String(err)}`;
@@ -162,122 +203,93 @@ function startPool(module: object, helpers: number): Pool | null {
   }
 }
 
-function startHelper(p: Pool, module: object, index: number): Worker {
-  const ctlOffset = index * CTL_INTS * 4;
-  const ctl = new Int32Array(p.memory.buffer, ctlOffset, CTL_INTS);
-  ctl[SPIN_US] = helperSpinUs;
-  p.ctl.push(ctl);
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory: p.memory, ctlOffset, args: ARG_ORDER.length } });
-  worker.unref(); // never keeps the process alive
-  worker.on('error', (err) => {
-    p.failed = `helper thread failed: ${err.message}`;
-  });
-  return worker;
-}
-
-/**
- * Resolves true once the helpers are up (false after timeoutMs, or at once where they cannot
- * start). Products never wait for them: until then they run on the main thread alone.
- */
-export async function steelThreadsReady(timeoutMs = 5000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  if (startSteelThreads() !== '') return false;
-  while (readyPool() === null) {
-    if (threads === 1 || pool === null || pool.failed !== '' || Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
-
-let splits = 0;
-
-/** How many products have been split over threads so far (for tests and benches). */
-export function steelThreadsSplits(): number {
-  return splits;
+/** The pool, started on first use; null while a helper is still starting or where none can run. */
+function readyPool(): Pool | null {
+  const p = startSteelThreads() === '' ? pool : null;
+  if (p === null || p.workers.some((w) => w.threadId === -1)) return null; // none, or a helper exited
+  return p.workers.every((_, i) => Atomics.load(p.ctl, READY + i) === 1) ? p : null;
 }
 
 function align(x: number, to: number): number {
   return Math.ceil(x / to) * to;
 }
 
-/** The pool, started on first use; null while a helper is still starting or where none can run. */
-function readyPool(): Pool | null {
-  if (startSteelThreads() !== '' || pool === null) return null;
-  if (pool.workers.some((w) => w.threadId === -1)) return null; // a helper exited
-  return pool.ctl.every((c) => Atomics.load(c, READY) === 1) ? pool : null;
-}
-
-/** A block of floats copied from tfjs's heap into the shared memory (byte offsets). */
+/** A range of floats of tfjs's heap (byte offset src) that the helpers' chunks read or write. */
 interface Region {
   src: number;
   floats: number;
 }
 
-/** How one product is shared out: the main thread's call, and the helpers' calls over copied regions. */
+/** One chunk: the call on tfjs's heap (for the main thread) and on the copies (for a helper). */
+interface Chunk {
+  heap: MatmulCall;
+  shared: MatmulCall; // a, b, c relative to the copied regions
+  cOffset: number; // floats from the start of region c
+  cFloats: number;
+}
+
+/** How one product is shared out: the main thread's part, and chunks over copied regions. */
 interface Split {
   main: MatmulCall;
   a: Region;
   b: Region;
-  c: Region; // copied back after the helpers finish
-  /** Helper i's call, with a, b, c as byte offsets into the copied regions and no pack yet. */
-  helpers: MatmulCall[];
+  c: Region;
+  chunks: Chunk[];
 }
 
-/** Part boundaries of `count` items over `parts` threads; row splits keep whole 8-row tiles. */
-function bounds(count: number, parts: number, quantum: number): number[] {
-  const out = [0];
-  for (let i = 1; i < parts; i++) out.push(Math.floor((count * i) / parts / quantum) * quantum);
-  out.push(count);
-  return out;
+/** Boundaries cutting [from, to) into `parts`, multiples of `quantum` past from. */
+function cuts(from: number, to: number, parts: number, quantum: number): number[] {
+  const out = [from];
+  for (let i = 1; i < parts; i++) out.push(from + Math.floor(((to - from) * i) / parts / quantum) * quantum);
+  out.push(to);
+  return out.filter((x, i) => i === 0 || x > out[i - 1]);
 }
 
-/** Batched products: whole items per thread; an unbatched operand (stride 0) is copied once, whole. */
-function splitBatch(call: MatmulCall, parts: number): Split {
+/** Batched products: whole items per chunk; an unbatched operand (stride 0) is copied once, whole. */
+function splitBatch(call: MatmulCall, helpers: number): Split {
   const { m, n, k, bsa, bsb } = call;
-  const at = bounds(call.batch, parts, 1);
-  const first = at[1];
-  const rest = call.batch - first;
-  const a = { src: call.a + 4 * first * bsa, floats: bsa === 0 ? m * k : rest * bsa };
-  const b = { src: call.b + 4 * first * bsb, floats: bsb === 0 ? k * n : rest * bsb };
-  const c = { src: call.c + 4 * first * m * n, floats: rest * m * n };
-  const helpers = at.slice(1, -1).map((start, i) => ({
-    ...call,
-    batch: at[i + 2] - start,
-    a: 4 * (start - first) * bsa,
-    b: 4 * (start - first) * bsb,
-    c: 4 * (start - first) * m * n,
-  }));
-  return { main: { ...call, batch: first }, a, b, c, helpers };
+  const first = Math.max(1, Math.floor((MAIN_SHARE * call.batch) / (helpers + 1)));
+  const a = { src: call.a + 4 * first * bsa, floats: bsa === 0 ? m * k : (call.batch - first) * bsa };
+  const b = { src: call.b + 4 * first * bsb, floats: bsb === 0 ? k * n : (call.batch - first) * bsb };
+  const c = { src: call.c + 4 * first * m * n, floats: (call.batch - first) * m * n };
+  const at = cuts(first, call.batch, helpers * CHUNKS_PER_HELPER, 1);
+  const chunks = at.slice(0, -1).map((start, i) => {
+    const batch = at[i + 1] - start;
+    const heap = { ...call, batch, a: call.a + 4 * start * bsa, b: call.b + 4 * start * bsb, c: call.c + 4 * start * m * n };
+    const shared = { ...call, batch, a: 4 * (start - first) * bsa, b: 4 * (start - first) * bsb, c: 4 * (start - first) * m * n };
+    return { heap, shared, cOffset: (start - first) * m * n, cFloats: batch * m * n };
+  });
+  return { main: { ...call, batch: first }, a, b, c, chunks };
 }
 
 /**
- * Single products: rows of C per thread. Rows of a row-major A are copied for the helpers only;
- * a transposed A (rows strided) is copied whole, as one block copies faster than k short runs.
+ * Single products: rows of C per chunk, whole 8-row tiles. Rows of a row-major A are copied for
+ * the helpers only; a transposed A (rows strided) is copied whole, as one block copies faster than k short runs.
  */
-function splitRows(call: MatmulCall, parts: number): Split {
+function splitRows(call: MatmulCall, helpers: number): Split {
   const { m, n, k, sam, sak } = call;
-  const at = bounds(m, parts, 8);
-  const first = at[1];
+  const first = Math.max(8, Math.floor((MAIN_SHARE * m) / (helpers + 1) / 8) * 8);
   const rowMajor = sak === 1;
   const a = rowMajor ? { src: call.a + 4 * first * sam, floats: (m - first) * sam } : { src: call.a, floats: k * sak };
   const b = { src: call.b, floats: k * n };
   const c = { src: call.c + 4 * first * n, floats: (m - first) * n };
-  const helpers = at.slice(1, -1).map((start, i) => ({
-    ...call,
-    m: at[i + 2] - start,
-    a: rowMajor ? 4 * (start - first) * sam : 4 * start,
-    b: 0,
-    c: 4 * (start - first) * n,
-  }));
-  return { main: { ...call, m: first }, a, b, c, helpers };
+  const at = cuts(first, m, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((m - first) / 8)), 8);
+  const chunks = at.slice(0, -1).map((start, i) => {
+    const rows = at[i + 1] - start;
+    const heap = { ...call, m: rows, a: call.a + 4 * start * sam, c: call.c + 4 * start * n };
+    const shared = { ...call, m: rows, a: rowMajor ? 4 * (start - first) * sam : 4 * start, b: 0, c: 4 * (start - first) * n };
+    return { heap, shared, cOffset: (start - first) * n, cFloats: rows * n };
+  });
+  return { main: { ...call, m: first }, a, b, c, chunks };
 }
 
-/** The split of this product over `parts` threads, or null where it is not worth one. */
-function planSplit(call: MatmulCall, parts: number): Split | null {
-  if (parts < 2 || call.batch * call.m * call.n * call.k < minMacs) return null;
-  if (call.batch >= 2) return splitBatch(call, Math.min(parts, call.batch));
+/** The split of this product, or null where it is not worth one. */
+function planSplit(call: MatmulCall): Split | null {
+  const helpers = threads - 1;
+  if (helpers < 1 || call.batch * call.m * call.n * call.k < minMacs) return null;
+  if (call.batch >= 2) return splitBatch(call, Math.min(helpers, call.batch - 1));
   if (call.m < 16) return null;
-  return splitRows(call, Math.min(parts, Math.floor(call.m / 8)));
+  return splitRows(call, Math.min(helpers, Math.floor(call.m / 8) - 1));
 }
 
 export function callArgs(call: MatmulCall): number[] {
@@ -293,24 +305,35 @@ function reserve(p: Pool, bytes: number): boolean {
   return true;
 }
 
-function post(ctl: Int32Array, call: MatmulCall): void {
-  ctl.set(callArgs(call), ARGS);
-  Atomics.store(ctl, DONE, 0);
-  Atomics.store(ctl, REQ, 1);
-  Atomics.notify(ctl, REQ);
+/** Copies the operands in, then opens the chunks (arguments first, states last) and wakes the helpers. */
+function post(p: Pool, heap: ArrayBufferLike, split: Split, at: { a: number; b: number; c: number }): void {
+  const shared = new Float32Array(p.memory.buffer);
+  const src = new Float32Array(heap);
+  shared.set(src.subarray(split.a.src / 4, split.a.src / 4 + split.a.floats), at.a / 4);
+  shared.set(src.subarray(split.b.src / 4, split.b.src / 4 + split.b.floats), at.b / 4);
+  split.chunks.forEach((ch, i) => {
+    const call = { ...ch.shared, a: at.a + ch.shared.a, b: at.b + ch.shared.b, c: at.c + ch.shared.c };
+    p.ctl.set(callArgs(call), CHUNKS + i * CHUNK_INTS + 1);
+  });
+  split.chunks.forEach((_, i) => Atomics.store(p.ctl, CHUNKS + i * CHUNK_INTS, OPEN));
+  Atomics.store(p.ctl, NCHUNK, split.chunks.length);
+  if (!wakeHelpers) return;
+  Atomics.add(p.ctl, GEN, 1);
+  Atomics.notify(p.ctl, GEN);
 }
 
-function waitFor(p: Pool, index: number): void {
-  const ctl = p.ctl[index];
+/** Waits until chunk i is no longer being computed by a helper; its final state. */
+function settle(p: Pool, i: number): number {
+  const at = CHUNKS + i * CHUNK_INTS;
   const until = performance.now() + MAIN_SPIN_MS;
-  while (Atomics.load(ctl, DONE) === 0 && performance.now() < until);
-  while (Atomics.load(ctl, DONE) === 0) {
+  while (Atomics.load(p.ctl, at) === CLAIMED && performance.now() < until);
+  while (Atomics.load(p.ctl, at) === CLAIMED) {
     // The timeout only lets us notice a helper that died (its exit event cannot reach a blocked thread).
-    if (Atomics.wait(ctl, DONE, 0, 1000) === 'timed-out' && p.workers[index].threadId === -1) {
+    if (Atomics.wait(p.ctl, at, CLAIMED, 1000) === 'timed-out' && p.workers.some((w) => w.threadId === -1)) {
       throw new Error('steelscope: a matmul helper thread exited');
     }
   }
-  if (ctl[ERR] !== 0) throw new Error('steelscope: the matmul failed on a helper thread');
+  return Atomics.load(p.ctl, at);
 }
 
 /**
@@ -319,27 +342,37 @@ function waitFor(p: Pool, index: number): void {
  * buffer, taken after every allocation). The result is the same either way, bit for bit.
  */
 export function matmulOnThreads(heap: ArrayBufferLike, call: MatmulCall, main: (call: MatmulCall) => void): void {
-  const split = planSplit(call, threads);
+  const split = planSplit(call);
   const p = split === null ? null : readyPool();
   const [aBytes, bBytes] = split === null ? [0, 0] : [align(4 * split.a.floats, 64), align(4 * split.b.floats, 64)];
   if (split === null || p === null || !reserve(p, aBytes + bBytes + 4 * split.c.floats)) {
     main(call);
     return;
   }
-  splits++;
-  const shared = new Float32Array(p.memory.buffer);
-  const src = new Float32Array(heap);
-  const [aAt, bAt, cAt] = [p.dataBase, p.dataBase + aBytes, p.dataBase + aBytes + bBytes];
-  shared.set(src.subarray(split.a.src / 4, split.a.src / 4 + split.a.floats), aAt / 4);
-  shared.set(src.subarray(split.b.src / 4, split.b.src / 4 + split.b.floats), bAt / 4);
-  split.helpers.forEach((h, i) => {
-    const pack = PACK_BASE + i * p.packBytes;
-    post(p.ctl[i], { ...h, a: aAt + h.a, b: bAt + h.b, c: cAt + h.c, pack });
-  });
+  stats.split++;
+  const at = { a: p.dataBase, b: p.dataBase + aBytes, c: p.dataBase + aBytes + bBytes };
+  post(p, heap, split, at);
+  let states: number[] = [];
   try {
     main(split.main);
+    // Chunks no helper has claimed yet, from the last one back (helpers claim from the first).
+    for (let i = split.chunks.length - 1; i >= 0; i--) {
+      if (Atomics.compareExchange(p.ctl, CHUNKS + i * CHUNK_INTS, OPEN, TAKEN) !== OPEN) continue;
+      main(split.chunks[i].heap);
+      stats.mainChunks++;
+    }
   } finally {
-    split.helpers.forEach((_, i) => waitFor(p, i)); // never leave a helper writing into memory we reuse
+    // No chunk may stay open (see OPEN), nor a helper be left writing into memory we reuse.
+    split.chunks.forEach((_, i) => Atomics.compareExchange(p.ctl, CHUNKS + i * CHUNK_INTS, OPEN, TAKEN));
+    states = split.chunks.map((_, i) => settle(p, i));
   }
-  src.set(shared.subarray(cAt / 4, cAt / 4 + split.c.floats), split.c.src / 4);
+  if (states.includes(FAILED)) throw new Error('steelscope: the matmul failed on a helper thread');
+  const shared = new Float32Array(p.memory.buffer);
+  const dst = new Float32Array(heap);
+  split.chunks.forEach((ch, i) => {
+    if (states[i] !== DONE) return;
+    stats.helperChunks++;
+    const from = at.c / 4 + ch.cOffset;
+    dst.set(shared.subarray(from, from + ch.cFloats), split.c.src / 4 + ch.cOffset);
+  });
 }
