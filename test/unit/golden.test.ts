@@ -11,6 +11,7 @@ import { selectBackend } from '../../src/core/backend';
 import { SteelLM } from '../../src/core/model/gpt';
 import { AdamW } from '../../src/core/train/adamw';
 import { learningRate } from '../../src/core/train/schedule';
+import { maxRelDiff } from '../numeric';
 import {
   CASES,
   GOLDEN_FORMAT,
@@ -40,17 +41,6 @@ function relScalar(actual: number, expected: number): number {
   return Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12);
 }
 
-/** max |a - e| / max |e|: logits near zero make an elementwise ratio meaningless. */
-function relVector(actual: readonly number[], expected: readonly number[]): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 function loadFixture(name: string): Fixture {
   const path = fixturePath(name);
@@ -83,7 +73,7 @@ function check(backend: string, quantity: string, rel: number, tol: number, what
 }
 
 function compareLogits(backend: string, when: string, actual: LogitsSummary, expected: LogitsSummary, problems: string[]): void {
-  const relValues = relVector(actual.values, expected.values);
+  const relValues = maxRelDiff(actual.values, expected.values);
   const relLse = Math.max(...actual.row_logsumexp.map((a, i) => relScalar(a, expected.row_logsumexp[i])));
   check(backend, 'logits', relValues, TOL_LOGITS, `${when} logits`, problems);
   check(backend, 'logsumexp', relLse, TOL_LOGITS, `${when} row logsumexp`, problems);

@@ -8,6 +8,7 @@ import { selectBackend } from '../../src/core/backend';
 import { SteelLM, paramShapes } from '../../src/core/model';
 import { Rng } from '../../src/core/rng';
 import { PRESETS, parameterCount, validateConfig, type TrainConfig } from '../../src/shared/config';
+import { maxRelDiff } from '../numeric';
 
 /** vocab 64, d 32, 2 layers, 4 heads, seq 16: fast on cpu. */
 const SMALL: TrainConfig = { ...PRESETS.tiny, vocab_size: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 4, intermediate_size: 48, seq_len: 16 };
@@ -26,15 +27,6 @@ function totalSize(shapes: Map<string, number[]>): number {
   return n;
 }
 
-function maxRel(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 function logitsOf(model: SteelLM, x: tf.Tensor2D, offset = 0): Float32Array {
   const logits = model.forward(x, offset);
@@ -155,7 +147,7 @@ describe('SteelLM', () => {
   test('rotary positions are relative: a position offset leaves the logits (nearly) unchanged', () => {
     const model = SteelLM.init({ ...SMALL, rope_theta: 100 }, 9);
     const { x } = batch(SMALL, 3, 1, 10);
-    const rel = maxRel(logitsOf(model, x, 37), logitsOf(model, x, 0));
+    const rel = maxRelDiff(logitsOf(model, x, 37), logitsOf(model, x, 0));
     assert.ok(rel < 1e-4, `offset changed logits by ${rel}`);
     x.dispose();
     model.dispose();
@@ -188,7 +180,7 @@ describe('SteelLM', () => {
       await selectBackend('cpu');
       assert.ok(Math.abs(onWasm.loss - onCpu.loss) / onCpu.loss < 1e-4, `loss ${onWasm.loss} vs ${onCpu.loss}`);
       for (const [name, g] of onCpu.grads) {
-        const rel = maxRel(onWasm.grads.get(name) as Float32Array, g);
+        const rel = maxRelDiff(onWasm.grads.get(name) as Float32Array, g);
         assert.ok(rel < 1e-4, `${name}: relative ${rel.toExponential(2)}`);
       }
       tf.dispose([x, y]);
