@@ -11,14 +11,15 @@
 // - A truncated, replaced or deleted file, or a --from offset that no longer ends a line, is
 //   announced with a reset and read again from 0, as the local tailer does.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   encodeRecordMessage, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, RECORD_VALIDATORS,
   type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
-import { isRunInfo, parseCheckpointDirName } from '../../shared/run';
+import { scanCheckpoints, type EvalLossCache } from '../../shared/checkpoints';
+import { isRunInfo } from '../../shared/run';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -248,28 +249,10 @@ class RunJsonFollower {
   }
 }
 
-async function doneMtime(dir: string): Promise<number | undefined> {
-  try {
-    return (await stat(join(dir, 'DONE'))).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
-async function evalLossOf(dir: string): Promise<number | null> {
-  try {
-    const manifest: unknown = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
-    const loss = typeof manifest === 'object' && manifest !== null ? (manifest as { eval_loss?: unknown }).eval_loss : undefined;
-    return typeof loss === 'number' && Number.isFinite(loss) ? loss : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The checkpoint list, sent when it differs from the last one sent. Manifests are read once per DONE. */
 class CheckpointFollower {
   private last: string | undefined;
-  private readonly losses = new Map<string, { doneMtimeMs: number; evalLoss: number | null }>();
+  private readonly losses: EvalLossCache = new Map();
   constructor(readonly root: string) {}
 
   async poll(out: LineOutput): Promise<void> {
@@ -281,27 +264,8 @@ class CheckpointFollower {
   }
 
   private async scan(): Promise<CheckpointEntry[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.root);
-    } catch {
-      return [];
-    }
-    const found: CheckpointEntry[] = [];
-    for (const name of names) {
-      const step = parseCheckpointDirName(name); // temp folders (.tmp-step-…) never match
-      if (step === undefined) continue;
-      const dir = join(this.root, name);
-      const mtime = await doneMtime(dir);
-      let evalLoss: number | null = null;
-      if (mtime !== undefined) {
-        const cached = this.losses.get(dir);
-        evalLoss = cached?.doneMtimeMs === mtime ? cached.evalLoss : await evalLossOf(dir);
-        this.losses.set(dir, { doneMtimeMs: mtime, evalLoss });
-      }
-      found.push({ step, dir, complete: mtime !== undefined, eval_loss: evalLoss });
-    }
-    return found.sort((a, b) => a.step - b.step);
+    const found = await scanCheckpoints(dirname(this.root), this.losses);
+    return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss }));
   }
 }
 

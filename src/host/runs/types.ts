@@ -2,6 +2,7 @@
 // SSH hosts later) and of how they are shown (tree, dashboard, status bar). No `vscode` here:
 // the store and the targets are plain Node, unit-testable; views adapt them.
 import type { TrainConfig } from '../../shared/config';
+import type { CheckpointSummary } from '../../shared/checkpoints';
 import type { EventRecord, RunInfo, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
@@ -10,15 +11,7 @@ export type RunKey = string;
 /** run.json's status, or `stale`: the pid is gone but run.json never got a final status. */
 export type RunDisplayStatus = RunStatus | 'stale' | 'unknown';
 
-export interface CheckpointSummary {
-  step: number;
-  dir: string;
-  evalLoss: number | null;
-  /** Lowest eval loss among complete checkpoints. */
-  best: boolean;
-  /** DONE exists (hashes are checked only when a checkpoint is loaded). */
-  complete: boolean;
-}
+export type { CheckpointSummary } from '../../shared/checkpoints';
 
 export interface RunSummary {
   key: RunKey;
