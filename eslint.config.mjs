@@ -35,7 +35,13 @@ export default tseslint.config(
   {
     files: ['webview/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { ...noCore, paths: [{ name: 'vscode', message: 'webview code uses acquireVsCodeApi, never vscode.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'vscode', message: 'webview code uses acquireVsCodeApi, never vscode.' }],
+          patterns: [...noCore.patterns, { group: ['**/shared/node/**'], message: 'src/shared/node needs Node (fs); webviews run in a browser.' }],
+        },
+      ],
     },
   },
 );

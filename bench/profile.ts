@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   }
   const steps = Number(values.steps);
   const byName = { before: new Map<string, Agg>(), after: new Map<string, Agg>() };
-  const byShape = new Map<string, Agg>();
+  const byShape = { before: new Map<string, Agg>(), after: new Map<string, Agg>() };
   const wall = { before: 0, after: 0 };
   // Alternating step by step, so load from elsewhere on the machine hits both sides alike.
   for (let i = 0; i < steps; i++) {
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
       for (const k of info.kernels) {
         const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
         add(byName[side], k.name === 'unnamed scope' ? 'customGrad wrapper' : k.name, ms);
-        if (side === 'after' && k.name === 'BatchMatMul') add(byShape, k.inputShapes.map((sh) => `[${sh}]`).join(' x '), ms);
+        if (k.name === 'BatchMatMul') add(byShape[side], k.inputShapes.map((sh) => `[${sh}]`).join(' x '), ms);
       }
     }
   }
@@ -96,9 +96,10 @@ async function main(): Promise<void> {
     const cell = (side: Side): string => (calls(side, n) === 0 ? '-' : `${ms(side, n).toFixed(1)} (${calls(side, n)})`);
     console.log(`| ${n} | ${cell('before')} | ${cell('after')} |`);
   }
-  console.log('\nafter: BatchMatMul by input shapes');
-  for (const [shape, a] of [...byShape].sort((x, y) => y[1].ms - x[1].ms)) {
-    console.log(`${(a.ms / steps).toFixed(2).padStart(8)} ms ${String(a.calls / steps).padStart(4)}x  ${shape}`);
+  console.log('\nBatchMatMul by input shapes, ms per step: before, after (calls)');
+  for (const [shape, a] of [...byShape.after].sort((x, y) => y[1].ms - x[1].ms)) {
+    const was = ((byShape.before.get(shape)?.ms ?? 0) / steps).toFixed(2);
+    console.log(`${was.padStart(8)} ${(a.ms / steps).toFixed(2).padStart(8)} ms ${String(a.calls / steps).padStart(4)}x  ${shape}`);
   }
   optimizer.dispose();
   model.dispose();

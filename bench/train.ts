@@ -2,7 +2,8 @@
 // same run (timings never decide a test; this prints ratios against a baseline measured now).
 //   npm run bench:train -- [--backend auto|cpu|wasm] [--threads 1,2] [--presets tiny,small]
 // A step is what the trainer does: forward + backward, pre-clip global norm, clip + AdamW.
-// PyTorch runs test/golden/reference.py bench with the same shape and thread count.
+// PyTorch runs test/golden/reference.py bench with the same shape and thread count; on wasm ours
+// runs at each thread count too (our matmul's helper threads, src/core/kernels/threads.ts).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerChat } from './host/chat/register';
+import { registerFastBackendCommand, trainerNodePath } from './host/commands/fastBackend';
 import { registerRunCommands } from './host/commands/runCommands';
 import { DashboardPanel } from './host/panels/dashboard';
 import { LocalTarget } from './host/runs/localTarget';
@@ -70,6 +71,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void rescan();
     }),
   );
+  registerFastBackendCommand(context, trainerNodePath, cliPath);
   // Re-attach to every run on disk, running ones included (their pid is in run.json).
   void rescan();
 }

@@ -18,7 +18,7 @@ import {
   encodeRecordMessage, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, RECORD_VALIDATORS,
   type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
-import { scanCheckpoints, type EvalLossCache } from '../../shared/checkpoints';
+import { scanCheckpoints, type EvalLossCache } from '../../shared/node/checkpoints';
 import { isRunInfo } from '../../shared/run';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 

@@ -1,9 +1,10 @@
 // Our matmul on more than one core. tfjs-backend-wasm runs one thread in Node (its threaded
 // build cannot start its workers there) and its heap is not shared memory, so a worker_thread
 // cannot read it. Each big product is therefore split by rows of C (or by batch item): the main
-// thread computes the first share in place on tfjs's heap; the rest is cut into a few chunks whose
-// operands are copied into one shared WebAssembly.Memory, where helper threads compute them with
-// the same kernel (steel-kernels-mt.wasm) for the main thread to copy back. A chunk that no
+// thread computes an even share in place on tfjs's heap; the rest is cut into a few chunks whose
+// operands are copied into one shared WebAssembly.Memory (each chunk opened as soon as its own are
+// in), where helper threads compute them with the same kernel (steel-kernels-mt.wasm) for the main
+// thread to copy back. A chunk that no
 // helper has started when the main thread is done with its share, the main thread computes
 // itself, in place: a helper that the OS has put aside (the machine is busy) costs no waiting.
 // Determinism: the chunks are a fixed function of the shape, and every element of C is computed
@@ -36,8 +37,9 @@ const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch'
 
 // The control block: Int32 slots in the shared memory, clear of the module's own (unused) stack.
 const CTL_BASE = 1 << 19;
-const GEN = 0; // bumped for each posted product; -1 tells the helpers to quit
+const GEN = 0; // bumped as each product starts (before its operands are copied in); -1 tells the helpers to quit
 const NCHUNK = 1;
+const POSTED = 2; // the GEN whose chunks are open
 const READY = 8; // READY + i: helper i is up
 const CHUNKS = 32; // chunk i: CHUNKS + i * CHUNK_INTS, a state then the call's arguments
 const CHUNK_INTS = 16;
@@ -48,26 +50,25 @@ const CLAIMED = 1; // by a helper, computing
 const TAKEN = 2; // by the main thread
 const DONE = 3; // by a helper, result in shared memory
 const FAILED = 4;
+const PENDING = 5; // announced, operands still being copied in
 const MAX_HELPERS = 7;
 const CHUNKS_PER_HELPER = 4;
-/**
- * The main thread's own share, as a fraction of an even split: it also copies the operands in and
- * the results out, and takes back any chunk a helper has not started, so a smaller fixed share
- * balances itself.
- */
-const MAIN_SHARE = Number(process.env.STEEL_MAIN_SHARE ?? 0.75);
 const CTL_INTS = CHUNKS + MAX_HELPERS * CHUNKS_PER_HELPER * CHUNK_INTS;
 const PACK_BASE = 1 << 20;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB, as declared by steel-kernels-mt.wasm (scripts/build.mjs)
 /** How long the main thread spins for a helper's chunk before sleeping (a futex wake-up costs ~0.1 ms). */
 const MAIN_SPIN_MS = 0.3;
+/** How long a woken helper spins while the main thread copies the operands in, before sleeping. */
+const HELPER_SPIN_MS = 1;
 /** Products below this many multiply-adds stay on one thread: the hand-off costs ~0.1 ms. */
 const DEFAULT_MIN_MACS = 1 << 22;
 
 // The helper's whole program: instantiate the kernel on the shared memory, then, for each posted
-// product, claim open chunks in order and compute them with its own packing scratch. It never
-// spins: a spinning thread takes a core from whatever else runs on the machine.
+// product, claim open chunks in order and compute them with its own packing scratch. It is woken
+// as a product starts, so its wake-up overlaps the copying in; it spins only while that lasts (at
+// most HELPER_SPIN_MS), as a spinning thread takes a core from whatever else runs on the machine.
+// Where it gives up waiting, the main thread computes the chunks itself.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, index, pack } = workerData;
@@ -79,9 +80,17 @@ for (;;) {
   Atomics.wait(ctl, ${GEN}, seen);
   seen = Atomics.load(ctl, ${GEN});
   if (seen < 0) break;
+  const until = performance.now() + ${HELPER_SPIN_MS};
+  while (Atomics.load(ctl, ${POSTED}) !== seen && performance.now() < until);
+  const posted = Atomics.load(ctl, ${POSTED});
+  if (posted !== seen) Atomics.wait(ctl, ${POSTED}, posted, 100);
+  if (Atomics.load(ctl, ${POSTED}) !== seen) continue;
   const count = Atomics.load(ctl, ${NCHUNK});
   for (let i = 0; i < count; i++) {
     const at = ${CHUNKS} + i * ${CHUNK_INTS};
+    const spinUntil = performance.now() + ${HELPER_SPIN_MS};
+    while (Atomics.load(ctl, at) === ${PENDING} && performance.now() < spinUntil);
+    while (Atomics.load(ctl, at) === ${PENDING}) Atomics.wait(ctl, at, ${PENDING}, 100);
     if (Atomics.compareExchange(ctl, at, ${OPEN}, ${CLAIMED}) !== ${OPEN}) continue;
     const args = Array.from(ctl.subarray(at + 1, at + 1 + ${ARG_ORDER.length}));
     args[3] = pack;
@@ -214,26 +223,26 @@ function align(x: number, to: number): number {
   return Math.ceil(x / to) * to;
 }
 
-/** A range of floats of tfjs's heap (byte offset src) that the helpers' chunks read or write. */
-interface Region {
+/** Floats copied between tfjs's heap (byte offset src) and the shared memory (byte offset dst into the operand area). */
+interface Copy {
   src: number;
+  dst: number;
   floats: number;
 }
 
 /** One chunk: the call on tfjs's heap (for the main thread) and on the copies (for a helper). */
 interface Chunk {
   heap: MatmulCall;
-  shared: MatmulCall; // a, b, c relative to the copied regions
-  cOffset: number; // floats from the start of region c
-  cFloats: number;
+  shared: MatmulCall; // a, b, c as offsets into the operand area
+  copies: Copy[]; // its own operands, copied in just before it opens
+  result: Copy; // copied back where a helper computed it
 }
 
-/** How one product is shared out: the main thread's part, and chunks over copied regions. */
+/** How one product is shared out: the main thread's part, and chunks over copied operands. */
 interface Split {
   main: MatmulCall;
-  a: Region;
-  b: Region;
-  c: Region;
+  bytes: number; // of the operand area
+  upfront: Copy[]; // operands every chunk reads
   chunks: Chunk[];
 }
 
@@ -248,39 +257,45 @@ function cuts(from: number, to: number, parts: number, quantum: number): number[
 /** Batched products: whole items per chunk; an unbatched operand (stride 0) is copied once, whole. */
 function splitBatch(call: MatmulCall, helpers: number): Split {
   const { m, n, k, bsa, bsb } = call;
-  const first = Math.max(1, Math.floor((MAIN_SHARE * call.batch) / (helpers + 1)));
-  const a = { src: call.a + 4 * first * bsa, floats: bsa === 0 ? m * k : (call.batch - first) * bsa };
-  const b = { src: call.b + 4 * first * bsb, floats: bsb === 0 ? k * n : (call.batch - first) * bsb };
-  const c = { src: call.c + 4 * first * m * n, floats: (call.batch - first) * m * n };
+  const first = Math.floor(call.batch / (helpers + 1)); // an even share (a smaller one measured no faster)
+  const rest = call.batch - first;
+  const aBytes = align(4 * (bsa === 0 ? m * k : rest * bsa), 64);
+  const bBytes = align(4 * (bsb === 0 ? k * n : rest * bsb), 64);
+  const upfront = [...(bsa === 0 ? [{ src: call.a, dst: 0, floats: m * k }] : []), ...(bsb === 0 ? [{ src: call.b, dst: aBytes, floats: k * n }] : [])];
   const at = cuts(first, call.batch, helpers * CHUNKS_PER_HELPER, 1);
-  const chunks = at.slice(0, -1).map((start, i) => {
-    const batch = at[i + 1] - start;
-    const heap = { ...call, batch, a: call.a + 4 * start * bsa, b: call.b + 4 * start * bsb, c: call.c + 4 * start * m * n };
-    const shared = { ...call, batch, a: 4 * (start - first) * bsa, b: 4 * (start - first) * bsb, c: 4 * (start - first) * m * n };
-    return { heap, shared, cOffset: (start - first) * m * n, cFloats: batch * m * n };
+  const chunks = at.slice(0, -1).map((start, i): Chunk => {
+    const [items, o] = [at[i + 1] - start, start - first];
+    const heap = { ...call, batch: items, a: call.a + 4 * start * bsa, b: call.b + 4 * start * bsb, c: call.c + 4 * start * m * n };
+    const shared = { ...call, batch: items, a: 4 * o * bsa, b: aBytes + 4 * o * bsb, c: aBytes + bBytes + 4 * o * m * n };
+    const copies = [
+      ...(bsa === 0 ? [] : [{ src: heap.a, dst: shared.a, floats: items * bsa }]),
+      ...(bsb === 0 ? [] : [{ src: heap.b, dst: shared.b, floats: items * bsb }]),
+    ];
+    return { heap, shared, copies, result: { src: heap.c, dst: shared.c, floats: items * m * n } };
   });
-  return { main: { ...call, batch: first }, a, b, c, chunks };
+  return { main: { ...call, batch: first }, bytes: aBytes + bBytes + 4 * rest * m * n, upfront, chunks };
 }
 
 /**
- * Single products: rows of C per chunk, whole 8-row tiles. Rows of a row-major A are copied for
- * the helpers only; a transposed A (rows strided) is copied whole, as one block copies faster than k short runs.
+ * Single products: rows of C per chunk, whole 8-row tiles. Rows of a row-major A are copied
+ * chunk by chunk; a transposed A (rows strided) is copied whole, as one block copies faster than k short runs.
  */
 function splitRows(call: MatmulCall, helpers: number): Split {
   const { m, n, k, sam, sak } = call;
-  const first = Math.max(8, Math.floor((MAIN_SHARE * m) / (helpers + 1) / 8) * 8);
+  const first = Math.floor(m / (helpers + 1) / 8) * 8;
   const rowMajor = sak === 1;
-  const a = rowMajor ? { src: call.a + 4 * first * sam, floats: (m - first) * sam } : { src: call.a, floats: k * sak };
-  const b = { src: call.b, floats: k * n };
-  const c = { src: call.c + 4 * first * n, floats: (m - first) * n };
+  const aBytes = align(4 * (rowMajor ? (m - first) * sam : k * sak), 64);
+  const bBytes = align(4 * k * n, 64);
+  const upfront = [{ src: call.b, dst: aBytes, floats: k * n }, ...(rowMajor ? [] : [{ src: call.a, dst: 0, floats: k * sak }])];
   const at = cuts(first, m, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((m - first) / 8)), 8);
-  const chunks = at.slice(0, -1).map((start, i) => {
+  const chunks = at.slice(0, -1).map((start, i): Chunk => {
     const rows = at[i + 1] - start;
     const heap = { ...call, m: rows, a: call.a + 4 * start * sam, c: call.c + 4 * start * n };
-    const shared = { ...call, m: rows, a: rowMajor ? 4 * (start - first) * sam : 4 * start, b: 0, c: 4 * (start - first) * n };
-    return { heap, shared, cOffset: (start - first) * n, cFloats: rows * n };
+    const shared = { ...call, m: rows, a: rowMajor ? 4 * (start - first) * sam : 4 * start, b: aBytes, c: aBytes + bBytes + 4 * (start - first) * n };
+    const copies = rowMajor ? [{ src: heap.a, dst: shared.a, floats: rows * sam }] : [];
+    return { heap, shared, copies, result: { src: heap.c, dst: shared.c, floats: rows * n } };
   });
-  return { main: { ...call, m: first }, a, b, c, chunks };
+  return { main: { ...call, m: first }, bytes: aBytes + bBytes + 4 * (m - first) * n, upfront, chunks };
 }
 
 /** The split of this product, or null where it is not worth one. */
@@ -305,21 +320,48 @@ function reserve(p: Pool, bytes: number): boolean {
   return true;
 }
 
-/** Copies the operands in, then opens the chunks (arguments first, states last) and wakes the helpers. */
-function post(p: Pool, heap: ArrayBufferLike, split: Split, at: { a: number; b: number; c: number }): void {
-  const shared = new Float32Array(p.memory.buffer);
-  const src = new Float32Array(heap);
-  shared.set(src.subarray(split.a.src / 4, split.a.src / 4 + split.a.floats), at.a / 4);
-  shared.set(src.subarray(split.b.src / 4, split.b.src / 4 + split.b.floats), at.b / 4);
-  split.chunks.forEach((ch, i) => {
-    const call = { ...ch.shared, a: at.a + ch.shared.a, b: at.b + ch.shared.b, c: at.c + ch.shared.c };
-    p.ctl.set(callArgs(call), CHUNKS + i * CHUNK_INTS + 1);
-  });
-  split.chunks.forEach((_, i) => Atomics.store(p.ctl, CHUNKS + i * CHUNK_INTS, OPEN));
-  Atomics.store(p.ctl, NCHUNK, split.chunks.length);
-  if (!wakeHelpers) return;
-  Atomics.add(p.ctl, GEN, 1);
+/** Wakes the helpers, so that their wake-up overlaps the copying in; the GEN that post() will open. */
+function wake(p: Pool): number {
+  if (!wakeHelpers) return Atomics.load(p.ctl, GEN);
+  const gen = Atomics.add(p.ctl, GEN, 1) + 1;
   Atomics.notify(p.ctl, GEN);
+  return gen;
+}
+
+function copy(from: Float32Array, fromAt: number, to: Float32Array, toAt: number, floats: number): void {
+  to.set(from.subarray(fromAt / 4, fromAt / 4 + floats), toAt / 4);
+}
+
+/**
+ * Announces the chunks (PENDING), then copies the shared operands in and opens each chunk as soon
+ * as its own operands are in (arguments first, state last), so a helper starts on the first chunk
+ * while the main thread copies the next.
+ */
+function post(p: Pool, heap: Float32Array, split: Split, gen: number): void {
+  const shared = new Float32Array(p.memory.buffer);
+  const state = (i: number): number => CHUNKS + i * CHUNK_INTS;
+  split.chunks.forEach((_, i) => Atomics.store(p.ctl, state(i), PENDING));
+  Atomics.store(p.ctl, NCHUNK, split.chunks.length);
+  Atomics.store(p.ctl, POSTED, gen);
+  Atomics.notify(p.ctl, POSTED);
+  for (const c of split.upfront) copy(heap, c.src, shared, p.dataBase + c.dst, c.floats);
+  split.chunks.forEach((ch, i) => {
+    for (const c of ch.copies) copy(heap, c.src, shared, p.dataBase + c.dst, c.floats);
+    const base = p.dataBase;
+    p.ctl.set(callArgs({ ...ch.shared, a: base + ch.shared.a, b: base + ch.shared.b, c: base + ch.shared.c }), state(i) + 1);
+    Atomics.store(p.ctl, state(i), OPEN);
+    Atomics.notify(p.ctl, state(i));
+  });
+}
+
+/** Closes every chunk not claimed yet (see OPEN), waking a helper that waits on a pending one. */
+function closeAll(p: Pool, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const at = CHUNKS + i * CHUNK_INTS;
+    if (Atomics.compareExchange(p.ctl, at, OPEN, TAKEN) === OPEN || Atomics.compareExchange(p.ctl, at, PENDING, TAKEN) === PENDING) {
+      Atomics.notify(p.ctl, at);
+    }
+  }
 }
 
 /** Waits until chunk i is no longer being computed by a helper; its final state. */
@@ -336,6 +378,27 @@ function settle(p: Pool, i: number): number {
   return Atomics.load(p.ctl, at);
 }
 
+/** Copies back the helpers' results, those already done first (overlapping the helpers' last chunks); false if one failed. */
+function collect(p: Pool, heap: Float32Array, split: Split): boolean {
+  const shared = new Float32Array(p.memory.buffer);
+  const later: number[] = [];
+  let ok = true;
+  const take = (i: number, state: number): void => {
+    if (state === FAILED) ok = false;
+    if (state !== DONE) return;
+    const r = split.chunks[i].result;
+    copy(shared, p.dataBase + r.dst, heap, r.src, r.floats);
+    stats.helperChunks++;
+  };
+  split.chunks.forEach((_, i) => {
+    const state = Atomics.load(p.ctl, CHUNKS + i * CHUNK_INTS);
+    if (state === CLAIMED) later.push(i);
+    else take(i, state);
+  });
+  for (const i of later) take(i, settle(p, i));
+  return ok;
+}
+
 /**
  * Runs one product, on the helper threads as well where it is big enough and they are up;
  * `main` runs a call on the calling thread against tfjs's heap `heap` (the memory's current
@@ -344,16 +407,15 @@ function settle(p: Pool, i: number): number {
 export function matmulOnThreads(heap: ArrayBufferLike, call: MatmulCall, main: (call: MatmulCall) => void): void {
   const split = planSplit(call);
   const p = split === null ? null : readyPool();
-  const [aBytes, bBytes] = split === null ? [0, 0] : [align(4 * split.a.floats, 64), align(4 * split.b.floats, 64)];
-  if (split === null || p === null || !reserve(p, aBytes + bBytes + 4 * split.c.floats)) {
+  if (split === null || p === null || !reserve(p, split.bytes)) {
     main(call);
     return;
   }
   stats.split++;
-  const at = { a: p.dataBase, b: p.dataBase + aBytes, c: p.dataBase + aBytes + bBytes };
-  post(p, heap, split, at);
-  let states: number[] = [];
+  const floats = new Float32Array(heap);
+  let finished = false;
   try {
+    post(p, floats, split, wake(p));
     main(split.main);
     // Chunks no helper has claimed yet, from the last one back (helpers claim from the first).
     for (let i = split.chunks.length - 1; i >= 0; i--) {
@@ -361,18 +423,11 @@ export function matmulOnThreads(heap: ArrayBufferLike, call: MatmulCall, main: (
       main(split.chunks[i].heap);
       stats.mainChunks++;
     }
+    finished = true;
   } finally {
-    // No chunk may stay open (see OPEN), nor a helper be left writing into memory we reuse.
-    split.chunks.forEach((_, i) => Atomics.compareExchange(p.ctl, CHUNKS + i * CHUNK_INTS, OPEN, TAKEN));
-    states = split.chunks.map((_, i) => settle(p, i));
+    closeAll(p, split.chunks.length);
+    // Never leave a helper writing into memory we reuse.
+    if (!finished) split.chunks.forEach((_, i) => settle(p, i));
   }
-  if (states.includes(FAILED)) throw new Error('steelscope: the matmul failed on a helper thread');
-  const shared = new Float32Array(p.memory.buffer);
-  const dst = new Float32Array(heap);
-  split.chunks.forEach((ch, i) => {
-    if (states[i] !== DONE) return;
-    stats.helperChunks++;
-    const from = at.c / 4 + ch.cOffset;
-    dst.set(shared.subarray(from, from + ch.cFloats), split.c.src / 4 + ch.cOffset);
-  });
+  if (!collect(p, floats, split)) throw new Error('steelscope: the matmul failed on a helper thread');
 }

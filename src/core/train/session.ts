@@ -149,7 +149,7 @@ function chosenCheckpoint(dir: string): { entry: CheckpointEntry; manifest: Chec
 async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {
   const backend = await selectBackend(preference);
   for (const s of backend.skipped) control.log(`backend: skipped ${s.name}: ${s.reason}`);
-  control.log(`backend: using ${backend.name}`);
+  control.log(`backend: using ${backend.name}${backend.kernels ? ` (${backend.kernels})` : ''}`);
   return backend;
 }
 

@@ -2,7 +2,7 @@
 // SSH hosts later) and of how they are shown (tree, dashboard, status bar). No `vscode` here:
 // the store and the targets are plain Node, unit-testable; views adapt them.
 import type { TrainConfig } from '../../shared/config';
-import type { CheckpointSummary } from '../../shared/checkpoints';
+import type { CheckpointSummary } from '../../shared/node/checkpoints';
 import type { EventRecord, RunInfo, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
@@ -11,7 +11,7 @@ export type RunKey = string;
 /** run.json's status, or `stale`: the pid is gone but run.json never got a final status. */
 export type RunDisplayStatus = RunStatus | 'stale' | 'unknown';
 
-export type { CheckpointSummary } from '../../shared/checkpoints';
+export type { CheckpointSummary } from '../../shared/node/checkpoints';
 
 export interface RunSummary {
   key: RunKey;

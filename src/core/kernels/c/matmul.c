@@ -107,29 +107,35 @@ static inline void store_row(f32 *c, v4 lo, v4 hi, int w, int acc) {
   }
 }
 
-// C tile (rows < mr, columns < w) (+)= packed A panel · packed B panel, depth kc.
+// C tile (rows < mr, columns < w) (+)= A panel · packed B panel, depth kc, where row r of the
+// panel at step k is ap[r*rs + k*ks]: a packed panel (rs 1, ks MR) or row-major A read in place
+// (rs = its row stride, ks 1). Rows past mr re-read row 0 and are not stored.
 // A's values are broadcast straight from memory (v128.load32_splat) rather than by shuffling one
 // loaded vector: a shuffle competes with the multiplies for execution ports, a load does not
 // (4x8 went from ~35 to ~45 GFLOP/s; 5x8 and 6x8 tiles were slower, as V8 then spills registers).
-static void micro(const f32 *ap, int mr, const f32 *panel, int kc, f32 *c, int ldc, int w, int acc) {
+static void micro(const f32 *ap, int rs, int ks, int mr, const f32 *panel, int kc, f32 *c, int ldc, int w, int acc) {
   v4 c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const f32 *a0 = ap, *a1 = mr > 1 ? ap + rs : ap, *a2 = mr > 2 ? ap + 2 * rs : ap, *a3 = mr > 3 ? ap + 3 * rs : ap;
   for (int k = 0; k < kc; k++) {
     v4 b0 = wasm_v128_load(panel);
     v4 b1 = wasm_v128_load(panel + 4);
-    v4 x = wasm_v128_load32_splat(ap);
+    v4 x = wasm_v128_load32_splat(a0);
     c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
     c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(ap + 1);
+    x = wasm_v128_load32_splat(a1);
     c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
     c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(ap + 2);
+    x = wasm_v128_load32_splat(a2);
     c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
     c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(ap + 3);
+    x = wasm_v128_load32_splat(a3);
     c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
     c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
     panel += NR;
-    ap += MR;
+    a0 += ks;
+    a1 += ks;
+    a2 += ks;
+    a3 += ks;
   }
   store_row(c, c00, c01, w, acc);
   if (mr > 1) store_row(c + ldc, c10, c11, w, acc);
@@ -150,12 +156,19 @@ static void gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, in
       pack_b(pack, b + pc * sbk + jc * sbn, sbk, sbn, kc, nc);
       for (int ic = 0; ic < m; ic += MC) {
         int mc = m - ic < MC ? m - ic : MC;
-        pack_a(packA, a + ic * sam + pc * sak, sam, sak, mc, kc);
+        // Row-major A is read in place (4 rows stay in L1 across the panels of B): packing it cost
+        // up to 14% where N is small (attention's head_dim). A transposed A is packed, as reading
+        // it in place would touch a new page at every k.
+        const f32 *ablock = a + ic * sam + pc * sak;
+        int direct = sak == 1;
+        if (!direct) pack_a(packA, ablock, sam, sak, mc, kc);
         for (int i = 0; i < mc; i += MR) {
           int mr = mc - i < MR ? mc - i : MR;
+          const f32 *ap = direct ? ablock + i * sam : packA + i * kc;
+          int rs = direct ? sam : 1, ks = direct ? 1 : MR;
           for (int j = 0; j < nc; j += NR) {
             int w = nc - j < NR ? nc - j : NR;
-            micro(packA + i * kc, mr, pack + j * kc, kc, c + (ic + i) * n + jc + j, n, w, pc > 0);
+            micro(ap, rs, ks, mr, pack + j * kc, kc, c + (ic + i) * n + jc + j, n, w, pc > 0);
           }
         }
       }

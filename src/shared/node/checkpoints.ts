@@ -4,7 +4,7 @@
 // host for local runs and by `steelscope follow` on an SSH host; never by webviews.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseCheckpointDirName } from './run';
+import { parseCheckpointDirName } from '../run';
 
 export interface CheckpointSummary {
   step: number;
