@@ -12,25 +12,9 @@ import { steelKernelStatus } from '../../src/core/kernels/steel';
 import { applyRotary, rmsNorm, rotaryTables } from '../../src/core/model/layers';
 import { Rng } from '../../src/core/rng';
 import { AdamW } from '../../src/core/train/adamw';
+import { maxRelDiff, randn } from '../numeric';
 
 const TOL = 1e-4;
-
-function randn(rng: Rng, shape: number[], scale = 1): Float32Array {
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < out.length; i++) out[i] = rng.normal() * scale;
-  return out;
-}
-
-function relDiff(actual: Float32Array, expected: Float32Array): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 async function runOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<Float32Array[]> {
   await tf.setBackend(backend);
@@ -44,7 +28,7 @@ async function assertSame(label: string, fn: () => tf.Tensor[]): Promise<void> {
   const expected = await runOn('cpu', fn);
   const actual = await runOn('wasm', fn);
   actual.forEach((a, i) => {
-    const rel = relDiff(a, expected[i]);
+    const rel = maxRelDiff(a, expected[i]);
     assert.ok(rel <= TOL, `${label}: output ${i} relative difference ${rel.toExponential(2)} > ${TOL}`);
   });
 }

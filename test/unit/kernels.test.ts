@@ -10,26 +10,9 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { selectBackend } from '../../src/core/backend';
 import { registerCpuKernels, registerWasmKernels } from '../../src/core/kernels/wasm';
 import { Rng } from '../../src/core/rng';
+import { maxRelDiff, randn } from '../numeric';
 
 const TOL = 1e-4;
-
-function randn(rng: Rng, shape: number[]): Float32Array {
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < out.length; i++) out[i] = rng.normal();
-  return out;
-}
-
-/** max |a - e| / max |e| (an elementwise ratio is meaningless for values near zero). */
-function relDiff(actual: Float32Array | Int32Array, expected: Float32Array | Int32Array): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 1e-30;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
 
 /** Runs fn on a backend and returns copies of its outputs' values and shapes. */
 async function runOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<{ shape: number[]; data: Float32Array }[]> {
@@ -45,7 +28,7 @@ async function assertSameOnBoth(label: string, fn: () => tf.Tensor[]): Promise<v
   const actual = await runOn('wasm', fn);
   actual.forEach((a, i) => {
     assert.deepEqual(a.shape, expected[i].shape, `${label}: output ${i} shape`);
-    const rel = relDiff(a.data, expected[i].data);
+    const rel = maxRelDiff(a.data, expected[i].data);
     assert.ok(rel <= TOL, `${label}: output ${i} relative difference ${rel.toExponential(2)} > ${TOL}`);
   });
 }
@@ -193,7 +176,7 @@ describe('wasm kernels against the stock cpu backend', () => {
     const ours = await runOn('cpu', fn);
     ours.forEach((o, i) => {
       assert.deepEqual(o.shape, stock[i].shape);
-      assert.ok(relDiff(o.data, stock[i].data) <= 1e-6, `output ${i}`);
+      assert.ok(maxRelDiff(o.data, stock[i].data) <= 1e-6, `output ${i}`);
     });
   });
 });
