@@ -1,6 +1,7 @@
 // Shared by the integration tests: run the built CLI as a real child process, make small corpora.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parseJsonl, isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
@@ -71,4 +72,17 @@ export function trainLosses(run: string): Map<number, number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for test servers: sshd, code-server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -3,10 +3,10 @@
 // test user (created when the tests run as root). Stopped with its session processes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { SshHostConfig } from '../src/host/ssh/sshConfig';
-import { scratch, sleep } from './helpers';
+import { freePort, scratch, sleep } from './helpers';
 
 export const SSHD = '/usr/sbin/sshd';
 export const PASSWORD_USER = 'steelscope-test';
@@ -36,17 +36,6 @@ export function pubBlob(pubPath: string): Buffer {
   return Buffer.from(readFileSync(pubPath, 'utf8').trim().split(/\s+/)[1], 'base64');
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
