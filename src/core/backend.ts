@@ -35,8 +35,9 @@ function kernelNote(name: BackendName): string | undefined {
   if (!status.available) return `tfjs kernels only (${status.reason})`;
   const threads = steelThreads();
   const oneOnly = startSteelThreads();
-  if (threads === 1) return 'steelscope wasm SIMD kernels, 1 thread';
-  return oneOnly === '' ? `steelscope wasm SIMD kernels, ${threads} threads` : `steelscope wasm SIMD kernels, 1 thread (${oneOnly})`;
+  const simd = status.fma ? 'steelscope wasm SIMD kernels with FMA' : `steelscope wasm SIMD kernels (${status.fmaNote})`;
+  if (threads === 1) return `${simd}, 1 thread`;
+  return oneOnly === '' ? `${simd}, ${threads} threads` : `${simd}, 1 thread (${oneOnly})`;
 }
 
 export const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];

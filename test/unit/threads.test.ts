@@ -108,10 +108,34 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
 
   test('the backend choice names the thread count; STEELSCOPE_THREADS=1 is honoured', async () => {
     const choice = await selectBackend('wasm', { threads: 2 });
-    assert.match(choice.kernels ?? '', /SIMD kernels, 2 threads/);
+    assert.match(choice.kernels ?? '', /SIMD kernels[^,]*, 2 threads/);
     const code = "require('./src/core/backend').selectBackend('wasm').then((c) => console.log(c.kernels))";
     const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_THREADS: '1' }, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /SIMD kernels, 1 thread\b/);
+    assert.match(r.stdout, /SIMD kernels[^,]*, 1 thread\b/);
+  });
+
+  test('with fused multiply-add off (STEELSCOPE_FMA=0) the plain build runs, says so, and matches cpu', { skip: steelKernelStatus().fma ? undefined : 'the fma build is not in use here' }, () => {
+    // The fma build is the one every other test here exercises; this runs the plain one in a child.
+    const code = `
+      const tf = require('@tensorflow/tfjs-core');
+      const { selectBackend } = require('./src/core/backend');
+      (async () => {
+        const choice = await selectBackend('wasm', { threads: 2 });
+        const { steelThreadsReady } = require('./src/core/kernels/threads');
+        await steelThreadsReady();
+        const a = tf.randomNormal([300, 200], 0, 1, 'float32', 1), b = tf.randomNormal([200, 150], 0, 1, 'float32', 2);
+        const ours = tf.matMul(a, b, false, false).dataSync();
+        await tf.setBackend('cpu');
+        const ref = tf.matMul(tf.tensor(a.dataSync(), a.shape), tf.tensor(b.dataSync(), b.shape)).dataSync();
+        let worst = 0;
+        for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]) / (1 + Math.abs(ref[i])));
+        console.log(JSON.stringify({ kernels: choice.kernels, worst }));
+      })();`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_FMA: '0' }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { kernels: string; worst: number };
+    assert.match(out.kernels, /fused multiply-add off \(STEELSCOPE_FMA=0\)\), 2 threads/);
+    assert.ok(out.worst < 1e-4, `plain build differs from cpu by ${out.worst}`);
   });
 });

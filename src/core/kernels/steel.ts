@@ -6,9 +6,14 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 
-export const STEEL_WASM = 'steel-kernels.wasm';
-export const STEEL_MT_WASM = 'steel-kernels-mt.wasm';
+/** plain: wasm SIMD; fma: the same plus relaxed SIMD's fused multiply-add in the matmul (c/matmul.c). */
+export type SteelVariant = 'plain' | 'fma';
+const FILES: Record<SteelVariant, { main: string; shared: string }> = {
+  plain: { main: 'steel-kernels.wasm', shared: 'steel-kernels-mt.wasm' },
+  fma: { main: 'steel-kernels-fma.wasm', shared: 'steel-kernels-mt-fma.wasm' },
+};
 
 type Fn = (...args: number[]) => number;
 
@@ -21,6 +26,7 @@ export interface SharedWasmMemory {
   grow(pages: number): number;
 }
 interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Memory: new (desc: { initial: number; maximum: number; shared: true }) => SharedWasmMemory;
   Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
@@ -62,6 +68,46 @@ export function steelSearchDirs(): string[] {
   return [dirname(here), join(dirname(here), '..', '..', '..', 'dist')];
 }
 
+/** The folder holding `file`, or undefined. */
+function findFile(file: string): string | undefined {
+  const dir = steelSearchDirs().find((d) => existsSync(join(d, file)));
+  return dir === undefined ? undefined : join(dir, file);
+}
+
+/**
+ * Whether this engine runs relaxed SIMD: Node 22+ does by default; Node 20 (V8 11.3) has it
+ * behind --experimental-wasm-relaxed-simd, which V8 honours when set at run time (the flag is
+ * process-wide, so worker threads get it too).
+ */
+function relaxedSimdRuns(bytes: Uint8Array): boolean {
+  if (WA.validate(bytes)) return true;
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return WA.validate(bytes);
+}
+
+let variant: SteelVariant | undefined;
+let variantNote = '';
+
+/**
+ * The build every thread of this process uses, chosen once (mixing them would break the
+ * bit-identity of results across thread counts): fma where it is built and the engine runs it,
+ * unless STEELSCOPE_FMA=0.
+ */
+export function steelVariant(): SteelVariant {
+  if (variant !== undefined) return variant;
+  variant = 'plain';
+  const main = findFile(FILES.fma.main);
+  if (process.env.STEELSCOPE_FMA === '0') variantNote = 'fused multiply-add off (STEELSCOPE_FMA=0)';
+  else if (main === undefined || findFile(FILES.fma.shared) === undefined) variantNote = `no fused multiply-add (${FILES.fma.main} not built: needs clang 16+)`;
+  else if (!relaxedSimdRuns(readFileSync(main))) variantNote = 'no fused multiply-add (this engine has no relaxed SIMD)';
+  else variant = 'fma';
+  return variant;
+}
+
 const compiled = new Map<string, object | null>();
 const failures = new Map<string, string>();
 
@@ -70,12 +116,12 @@ function compileFile(file: string): object | null {
   const known = compiled.get(file);
   if (known !== undefined) return known;
   let mod: object | null = null;
-  const dir = steelSearchDirs().find((d) => existsSync(join(d, file)));
-  if (dir === undefined) {
+  const path = findFile(file);
+  if (path === undefined) {
     failures.set(file, `${file} not found in ${steelSearchDirs().join(', ')} (built only where clang with the wasm32 target is installed)`);
   } else {
     try {
-      mod = new WA.Module(readFileSync(join(dir, file)));
+      mod = new WA.Module(readFileSync(path));
     } catch (err) {
       failures.set(file, `${file} did not compile: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -87,18 +133,20 @@ function compileFile(file: string): object | null {
 let failure = '';
 
 function compile(): object | null {
-  const mod = compileFile(STEEL_WASM);
-  if (mod === null) failure = failures.get(STEEL_WASM) ?? failure;
+  const file = FILES[steelVariant()].main;
+  const mod = compileFile(file);
+  if (mod === null) failure = failures.get(file) ?? failure;
   return mod;
 }
 
 /**
- * The matmul built for a shared memory (steel-kernels-mt.wasm), which the helper thread of
- * threads.ts instantiates; null with the reason where it is missing.
+ * The matmul built for a shared memory (steel-kernels-mt*.wasm), which the helper threads of
+ * threads.ts instantiate; null with the reason where it is missing.
  */
 export function steelSharedModule(): { module: object | null; reason: string } {
-  const module = compileFile(STEEL_MT_WASM);
-  return { module, reason: failures.get(STEEL_MT_WASM) ?? '' };
+  const file = FILES[steelVariant()].shared;
+  const module = compileFile(file);
+  return { module, reason: failures.get(file) ?? '' };
 }
 
 const instances = new WeakMap<WasmMemory, SteelExports | null>();
@@ -129,17 +177,17 @@ export function steelKernels(memory: WasmMemory | undefined): SteelExports | nul
     try {
       const exports = new WA.Instance(mod, { env: { memory } }).exports;
       if (isExports(exports)) result = exports;
-      else failure = `${STEEL_WASM} lacks one of ${EXPORTS.join(', ')}`;
+      else failure = `${FILES[steelVariant()].main} lacks one of ${EXPORTS.join(', ')}`;
     } catch (err) {
-      failure = `${STEEL_WASM} did not instantiate: ${err instanceof Error ? err.message : String(err)}`;
+      failure = `${FILES[steelVariant()].main} did not instantiate: ${err instanceof Error ? err.message : String(err)}`;
     }
   }
   instances.set(memory, result);
   return result;
 }
 
-/** Whether our SIMD kernels were found, and if not, why (for the backend report). */
-export function steelKernelStatus(): { available: boolean; reason: string } {
+/** Whether our SIMD kernels were found, and if not, why (for the backend report); fma: whether they use fused multiply-add. */
+export function steelKernelStatus(): { available: boolean; reason: string; fma: boolean; fmaNote: string } {
   const mod = compile();
-  return mod === null ? { available: false, reason: failure } : { available: true, reason: failure };
+  return { available: mod !== null, reason: failure, fma: variant === 'fma', fmaNote: variantNote };
 }
