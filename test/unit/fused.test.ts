@@ -7,9 +7,9 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { selectBackend } from '../../src/core/backend';
-import { fusedCrossEntropy, fusedOpsActive, fusedSwiGlu } from '../../src/core/kernels/fused';
+import { fusedCausalAttention, fusedCrossEntropy, fusedOpsActive, fusedRotary, fusedSwiGlu } from '../../src/core/kernels/fused';
 import { steelKernelStatus } from '../../src/core/kernels/steel';
-import { applyRotary, rmsNorm, rotaryTables } from '../../src/core/model/layers';
+import { applyRotary, causalMask, rmsNorm, rotaryTables } from '../../src/core/model/layers';
 import { Rng } from '../../src/core/rng';
 import { AdamW } from '../../src/core/train/adamw';
 import { maxRelDiff, randn } from '../numeric';
@@ -79,6 +79,49 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     });
   }
 
+  /** [B*T, n*hd] -> [B*n, T, hd] and back: the composed model's head layout. */
+  const splitHeads = (x: tf.Tensor, b: number, t: number, n: number, hd: number): tf.Tensor3D =>
+    tf.reshape(tf.transpose(tf.reshape(x, [b, t, n, hd]), [0, 2, 1, 3]), [b * n, t, hd]);
+  const mergeHeads = (x: tf.Tensor, b: number, t: number, n: number, hd: number): tf.Tensor2D =>
+    tf.reshape(tf.transpose(tf.reshape(x, [b, n, t, hd]), [0, 2, 1, 3]), [b * t, n * hd]);
+
+  for (const [b, t, heads, hd] of [[2, 5, 3, 8], [1, 40, 2, 16]]) {
+    test(`applyRotary on a projection's layout [${b * t}, ${heads}*${hd}] forward and gradient`, async () => {
+      const rng = new Rng(b * 31 + t * 7 + heads + hd);
+      const x = randn(rng, [b * t, heads * hd]);
+      const dy = randn(rng, [b * t, heads * hd]);
+      const { cos, sin } = rotaryTables(t, hd, 1e6, 0);
+      const rotate = (a: tf.Tensor): tf.Tensor => {
+        const [c, s2] = [tf.tensor2d(cos, [t, hd]), tf.tensor2d(sin, [t, hd])];
+        return fusedRotary(a as tf.Tensor2D, c, s2) ?? mergeHeads(applyRotary(splitHeads(a, b, t, heads, hd), c, s2), b, t, heads, hd);
+      };
+      await assertSame('applyRotary 2-D', () => withGrads(rotate, [tf.tensor2d(x, [b * t, heads * hd])], dy));
+    });
+  }
+
+  /** softmax(q k^T / sqrt(hd) + mask) v per head from tfjs ops; query head h reads kv head h / (nh / nkv). */
+  const composedAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, b: number, t: number, nh: number, nkv: number, hd: number): tf.Tensor => {
+    const kvOf = tf.tensor1d(Array.from({ length: nh }, (_, h) => Math.floor(h / (nh / nkv))), 'int32');
+    const expand = (x: tf.Tensor): tf.Tensor3D => tf.reshape(tf.gather(tf.reshape(splitHeads(x, b, t, nkv, hd), [b, nkv, t, hd]), kvOf, 1), [b * nh, t, hd]);
+    const scores = tf.add(tf.mul(tf.matMul(splitHeads(q, b, t, nh, hd), expand(k), false, true), 1 / Math.sqrt(hd)), causalMask(t));
+    return mergeHeads(tf.matMul(tf.softmax(scores), expand(v)), b, t, nh, hd);
+  };
+
+  // Sequence lengths off the kernel's 32-row causal blocks and off multiples of 4; GQA groups of 1, 2 and 3.
+  for (const [b, t, nh, nkv, hd] of [[2, 5, 2, 2, 8], [1, 37, 4, 2, 16], [2, 70, 3, 1, 8], [1, 128, 4, 4, 32]]) {
+    test(`causal attention B${b} T${t} heads ${nh}/${nkv} hd ${hd} forward and gradients`, async () => {
+      const rng = new Rng(b * 1009 + t * 31 + nh * 7 + nkv + hd);
+      const q = randn(rng, [b * t, nh * hd], 1.5);
+      const k = randn(rng, [b * t, nkv * hd], 1.5);
+      const v = randn(rng, [b * t, nkv * hd]);
+      const dy = randn(rng, [b * t, nh * hd]);
+      const attend = (qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor): tf.Tensor =>
+        fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, { batch: b, nh, nkv, hd }) ?? composedAttention(qs, ks, vs, b, t, nh, nkv, hd);
+      const inputs = (): tf.Tensor[] => [tf.tensor2d(q, [b * t, nh * hd]), tf.tensor2d(k, [b * t, nkv * hd]), tf.tensor2d(v, [b * t, nkv * hd])];
+      await assertSame('attention', () => withGrads(attend, inputs(), dy));
+    });
+  }
+
   const swiGlu = (g: tf.Tensor, u: tf.Tensor): tf.Tensor =>
     fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D) ?? tf.mul(tf.mul(g, tf.sigmoid(g)), u);
 
@@ -142,15 +185,18 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     await tf.setBackend('wasm');
     const x = tf.randomNormal([8, 16]) as tf.Tensor2D;
     const w = tf.variable(tf.ones([16]));
+    const kv = tf.randomNormal([8, 8]); // one kv head of 8 for two query heads of x's 16 columns
     const step = (): void => {
       const { value, grads } = tf.variableGrads(() => tf.sum(rmsNorm(x, w as unknown as tf.Tensor1D, 1e-6)), [w]);
       tf.dispose([value, ...Object.values(grads)]);
       tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(crossEntropy(a, tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 0], 'int32'))))([x]));
+      const attend = (q: tf.Tensor, k: tf.Tensor): tf.Tensor => fusedCausalAttention(q as tf.Tensor2D, k as tf.Tensor2D, k as tf.Tensor2D, { batch: 2, nh: 2, nkv: 1, hd: 8 }) ?? q;
+      tf.dispose(tf.grads((q: tf.Tensor, k: tf.Tensor) => tf.sum(attend(q, k)))([x, kv]));
     };
     step();
     const before = tf.memory().numTensors;
     step();
     assert.equal(tf.memory().numTensors, before);
-    tf.dispose([x, w]);
+    tf.dispose([x, w, kv]);
   });
 });

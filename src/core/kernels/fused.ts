@@ -65,10 +65,42 @@ function swiGluGradKernel(args: KernelArgs): TensorInfo[] {
 function rotaryKernel(args: KernelArgs): TensorInfo {
   const { backend, steel, ptr } = ctx(args);
   const x = input(args, 'x');
-  const [bh, t, hd] = x.shape;
+  const cos = input(args, 'cos');
+  const [t, hd] = cos.shape; // x is [..., heads * hd], its rows at positions row % t
   const y = backend.makeOutput(x.shape, 'float32');
-  steel.steel_rotary(ptr(x), ptr(input(args, 'cos')), ptr(input(args, 'sin')), ptr(y), bh, t, hd, args.attrs?.backward === true ? 1 : 0);
+  steel.steel_rotary(ptr(x), ptr(cos), ptr(input(args, 'sin')), ptr(y), rows(x), t, hd, cols(x) / hd, args.attrs?.backward === true ? 1 : 0);
   return y;
+}
+
+/** Attention shape attributes: batch, seq, heads, kv heads, head size, score scale. */
+function attnAttrs(args: KernelArgs): number[] {
+  const a = args.attrs ?? {};
+  return ['batch', 't', 'nh', 'nkv', 'hd', 'scale'].map((key) => Number(a[key]));
+}
+
+function attentionKernel(args: KernelArgs): TensorInfo[] {
+  const { backend, steel, ptr } = ctx(args);
+  const q = input(args, 'q');
+  const [batch, t, nh] = attnAttrs(args);
+  const pack = backend.makeOutput([steel.steel_pack_floats()], 'float32');
+  const y = backend.makeOutput(q.shape, 'float32');
+  const probs = backend.makeOutput([batch * nh, t, t], 'float32');
+  steel.steel_attn_fwd(ptr(q), ptr(input(args, 'k')), ptr(input(args, 'v')), ptr(y), ptr(probs), ptr(pack), ...attnAttrs(args));
+  backend.disposeData(pack.dataId);
+  return [y, probs];
+}
+
+function attentionGradKernel(args: KernelArgs): TensorInfo[] {
+  const { backend, steel, ptr } = ctx(args);
+  const [q, k, v] = ['q', 'k', 'v'].map((name) => input(args, name));
+  const t = attnAttrs(args)[1];
+  const pack = backend.makeOutput([steel.steel_pack_floats()], 'float32');
+  const ds = backend.makeOutput([t, t], 'float32');
+  const [dq, dk, dv] = [q, k, v].map((x) => backend.makeOutput(x.shape, 'float32'));
+  steel.steel_attn_bwd(ptr(q), ptr(k), ptr(v), ptr(input(args, 'probs')), ptr(input(args, 'dy')), ptr(dq), ptr(dk), ptr(dv), ptr(ds), ptr(pack), ...attnAttrs(args));
+  backend.disposeData(pack.dataId);
+  backend.disposeData(ds.dataId);
+  return [dq, dk, dv];
 }
 
 /** Per-row loss logsumexp(x) - x[target] (log taken here in float64; 0 for an out-of-range target) and the softmax, saved for backward. */
@@ -134,6 +166,8 @@ const KERNELS: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> =
   SteelSwiGlu: swiGluKernel,
   SteelSwiGluGrad: swiGluGradKernel,
   SteelRotary: rotaryKernel,
+  SteelAttention: attentionKernel,
+  SteelAttentionGrad: attentionGradKernel,
   SteelXent: xentKernel,
   SteelXentGrad: xentGradKernel,
   SteelAdamW: adamWKernel,
@@ -200,10 +234,15 @@ export function fusedSwiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D | n
   return customOp(forward, gate, up) as tf.Tensor2D;
 }
 
-/** applyRotary (layers.ts) fused; x [BH, T, hd] with hd % 8 == 0, tables [T, hd] (constants: no gradient). */
-export function fusedRotary(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D | null {
-  const [, t, hd] = x.shape;
-  const tablesFit = cos.shape.join() === `${t},${hd}` && sin.shape.join() === `${t},${hd}`;
+/**
+ * applyRotary (layers.ts) fused, tables [T, hd] (constants: no gradient), hd % 8 == 0, on x either
+ * [BH, T, hd] or [B*T, heads*hd] (a projection's output: each row's heads at position row % T).
+ */
+export function fusedRotary<R extends tf.Rank.R2 | tf.Rank.R3>(x: tf.Tensor<R>, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor<R> | null {
+  const [t, hd] = cos.shape;
+  const width = x.shape[x.rank - 1];
+  const rowsAtPositions = x.rank === 3 ? x.shape[1] === t : x.shape[0] % t === 0;
+  const tablesFit = sin.shape.join() === cos.shape.join() && width % hd === 0 && rowsAtPositions;
   if (!fusedOpsActive() || hd % 8 !== 0 || !tablesFit || !f32(x, cos, sin)) return null;
   const forward: Forward = ([xs], save) => {
     // Saved, not captured: backward runs after the caller's tidy has disposed its temporaries.
@@ -213,7 +252,29 @@ export function fusedRotary(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D):
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelRotary', { x: dy, cos: saved[0], sin: saved[1] }, { backward: true })[0],
     };
   };
-  return customOp(forward, x) as tf.Tensor3D;
+  return customOp(forward, x) as tf.Tensor<R>;
+}
+
+/**
+ * Causal grouped-query attention softmax(q k^T * scale + mask) v in one kernel each way
+ * (c/attention.c), on the projections' own layout: q [B*T, nh*hd], k and v [B*T, nkv*hd] →
+ * y [B*T, nh*hd]. Query head h reads key/value head h / (nh / nkv).
+ */
+export function fusedCausalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: { batch: number; nh: number; nkv: number; hd: number }): tf.Tensor2D | null {
+  const { batch, nh, nkv, hd } = heads;
+  const t = q.shape[0] / batch;
+  const fits = Number.isInteger(t) && q.shape[1] === nh * hd && k.shape.join() === v.shape.join() && k.shape.join() === `${q.shape[0]},${nkv * hd}` && nh % nkv === 0;
+  if (!fusedOpsActive() || !fits || !f32(q, k, v)) return null;
+  const attrs = { batch, t, nh, nkv, hd, scale: 1 / Math.sqrt(hd) };
+  const forward: Forward = ([qs, ks, vs], save) => {
+    const [y, probs] = run('SteelAttention', { q: qs, k: ks, v: vs }, attrs);
+    save([qs, ks, vs, probs]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelAttentionGrad', { q: saved[0], k: saved[1], v: saved[2], probs: saved[3], dy }, attrs),
+    };
+  };
+  return customOp(forward, q, k, v) as tf.Tensor2D;
 }
 
 /** Per-row softmax cross-entropy [N] of logits [N, V] (V % 4 == 0) against int32 targets [N]. */

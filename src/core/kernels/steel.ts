@@ -1,6 +1,7 @@
 // Loader for steelscope's own wasm SIMD kernels (src/core/kernels/c/*.c, built by
-// scripts/build.mjs into dist/steel-kernels.wasm). The module imports tfjs-backend-wasm's own
-// linear memory, so it reads operands and writes results in place: no copies in or out.
+// scripts/build.mjs into dist/steel-kernels.wasm, and steel-kernels-mt.wasm for tfjs's shared heap).
+// The module imports tfjs-backend-wasm's own linear memory, so it reads operands and writes results
+// in place: no copies in or out.
 // Where the file is missing (no clang at build time) or cannot be instantiated, callers fall
 // back to the tfjs kernels and steelKernelStatus() says why.
 
@@ -45,6 +46,8 @@ export interface SteelExports {
   steel_swiglu_bwd: Fn;
   steel_rotary: Fn;
   steel_adamw: Fn;
+  steel_attn_fwd: Fn;
+  steel_attn_bwd: Fn;
 }
 
 const EXPORTS: readonly (keyof SteelExports)[] = [
@@ -58,6 +61,8 @@ const EXPORTS: readonly (keyof SteelExports)[] = [
   'steel_swiglu_bwd',
   'steel_rotary',
   'steel_adamw',
+  'steel_attn_fwd',
+  'steel_attn_bwd',
 ];
 
 // __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.
@@ -131,17 +136,29 @@ function compileFile(file: string): object | null {
 }
 
 let failure = '';
+/** Whether tfjs's heap, as last seen by steelKernels, is shared memory (its threaded-simd build). */
+let heapShared = false;
 
-function compile(): object | null {
-  const file = FILES[steelVariant()].main;
+/** A module must be built for a shared memory to import one, and can then import only those. */
+function isShared(memory: WasmMemory): boolean {
+  return (memory as { buffer?: unknown }).buffer instanceof SharedArrayBuffer;
+}
+
+/** The module for tfjs's heap: the -mt build (the same kernels, for a shared memory) where it is shared. */
+function fileFor(shared: boolean): string {
+  return FILES[steelVariant()][shared ? 'shared' : 'main'];
+}
+
+function compile(shared = heapShared): object | null {
+  const file = fileFor(shared);
   const mod = compileFile(file);
   if (mod === null) failure = failures.get(file) ?? failure;
   return mod;
 }
 
 /**
- * The matmul built for a shared memory (steel-kernels-mt*.wasm), which the helper threads of
- * threads.ts instantiate; null with the reason where it is missing.
+ * The kernels built for a shared memory (steel-kernels-mt*.wasm), which the helper threads of
+ * threads.ts instantiate on tfjs's heap; null with the reason where it is missing.
  */
 export function steelSharedModule(): { module: object | null; reason: string } {
   const file = FILES[steelVariant()].shared;
@@ -169,25 +186,30 @@ export function steelKernels(memory: WasmMemory | undefined): SteelExports | nul
     failure = 'the tfjs wasm module does not export its memory';
     return null;
   }
+  heapShared = isShared(memory);
   const known = instances.get(memory);
   if (known !== undefined) return known;
   const mod = compile();
+  const file = fileFor(heapShared);
   let result: SteelExports | null = null;
   if (mod !== null) {
     try {
       const exports = new WA.Instance(mod, { env: { memory } }).exports;
       if (isExports(exports)) result = exports;
-      else failure = `${FILES[steelVariant()].main} lacks one of ${EXPORTS.join(', ')}`;
+      else failure = `${file} lacks one of ${EXPORTS.join(', ')}`;
     } catch (err) {
-      failure = `${FILES[steelVariant()].main} did not instantiate: ${err instanceof Error ? err.message : String(err)}`;
+      failure = `${file} did not instantiate: ${err instanceof Error ? err.message : String(err)}`;
     }
   }
   instances.set(memory, result);
   return result;
 }
 
-/** Whether our SIMD kernels were found, and if not, why (for the backend report); fma: whether they use fused multiply-add. */
-export function steelKernelStatus(): { available: boolean; reason: string; fma: boolean; fmaNote: string } {
-  const mod = compile();
+/**
+ * Whether our SIMD kernels were found, and if not, why (for the backend report); fma: whether they
+ * use fused multiply-add. `memory`: tfjs's heap, which decides the build (else the last one seen).
+ */
+export function steelKernelStatus(memory?: WasmMemory): { available: boolean; reason: string; fma: boolean; fmaNote: string } {
+  const mod = compile(memory === undefined ? heapShared : isShared(memory));
   return { available: mod !== null, reason: failure, fma: variant === 'fma', fmaNote: variantNote };
 }

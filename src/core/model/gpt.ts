@@ -9,8 +9,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { headDim, type TrainConfig } from '../../shared/config';
 import { Rng } from '../rng';
-import { fusedCrossEntropy, fusedSwiGlu } from '../kernels/fused';
+import { fusedCausalAttention, fusedCrossEntropy, fusedRotary, fusedSwiGlu } from '../kernels/fused';
 import { applyRotary, causalMask, linear, rmsNorm, rotaryTables } from './layers';
+
+/** Rotary tables [T, hd] for the positions of one forward pass. */
+interface Rope {
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+}
 
 /** Every parameter's name and shape, in canonical order (the order of init and of checkpoints). */
 export function paramShapes(config: TrainConfig): Map<string, number[]> {
@@ -142,7 +148,7 @@ export class SteelLM {
     const [B, T] = idx.shape;
     const hd = headDim(c);
     const { cos, sin } = rotaryTables(T, hd, c.rope_theta, positionOffset);
-    const rope = { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]), mask: causalMask(T) };
+    const rope: Rope = { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]) };
     let x = tf.gather(this.p<tf.Rank.R2>('wte'), tf.reshape(idx, [-1])); // [N, d], N = B*T
     for (let i = 0; i < c.n_layer; i++) {
       const h = `h.${i}.`;
@@ -156,25 +162,42 @@ export class SteelLM {
   }
 
   /** Causal grouped-query self-attention; x is [B*T, d]. */
-  private attention(x: tf.Tensor2D, layer: number, B: number, T: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor2D }): tf.Tensor2D {
-    const c = this.config;
+  private attention(x: tf.Tensor2D, layer: number, B: number, T: number, rope: Rope): tf.Tensor2D {
     const a = `h.${layer}.attn.`;
+    const q = linear(x, this.p(`${a}q.weight`), this.p(`${a}q.bias`)); // [N, nh*hd]
+    const k = linear(x, this.p(`${a}k.weight`), this.p(`${a}k.bias`)); // [N, nkv*hd]
+    const v = linear(x, this.p(`${a}v.weight`), this.p(`${a}v.bias`)); // [N, nkv*hd]
+    const merged = this.fusedAttention(q, k, v, B, rope) ?? this.composedAttention(q, k, v, B, T, rope); // [N, nh*hd]
+    return linear(merged, this.p(`${a}o.weight`)); // [N, d]
+  }
+
+  /** The attention core in one kernel each way (wasm with our kernels), on the projections' layout; null elsewhere. */
+  private fusedAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, B: number, rope: Rope): tf.Tensor2D | null {
+    const c = this.config;
+    const qr = fusedRotary(q, rope.cos, rope.sin); // [N, nh*hd]
+    const kr = qr === null ? null : fusedRotary(k, rope.cos, rope.sin); // [N, nkv*hd]
+    if (qr === null || kr === null) return null;
+    return fusedCausalAttention(qr, kr, v, { batch: B, nh: c.n_head, nkv: c.n_kv_head, hd: headDim(c) }); // [N, nh*hd]
+  }
+
+  /** The same from tfjs ops: heads split out, mask added, softmax, heads merged back. */
+  private composedAttention(q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, B: number, T: number, rope: Rope): tf.Tensor2D {
+    const c = this.config;
     const hd = headDim(c);
     const heads = (t: tf.Tensor2D, n: number): tf.Tensor3D =>
       tf.reshape(tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]), [B * n, T, hd]); // [B*n, T, hd]
-    const q = heads(linear(x, this.p(`${a}q.weight`), this.p(`${a}q.bias`)), c.n_head); // [B*nh, T, hd]
-    let k = heads(linear(x, this.p(`${a}k.weight`), this.p(`${a}k.bias`)), c.n_kv_head); // [B*nkv, T, hd]
-    let v = heads(linear(x, this.p(`${a}v.weight`), this.p(`${a}v.bias`)), c.n_kv_head); // [B*nkv, T, hd]
+    const q = heads(q2, c.n_head); // [B*nh, T, hd]
+    let k = heads(k2, c.n_kv_head); // [B*nkv, T, hd]
+    let v = heads(v2, c.n_kv_head); // [B*nkv, T, hd]
     const qr = tf.mul(applyRotary(q, rope.cos, rope.sin), 1 / Math.sqrt(hd)); // [B*nh, T, hd], pre-scaled
     k = applyRotary(k, rope.cos, rope.sin);
     if (c.n_kv_head !== c.n_head) {
       k = this.repeatKv(k, B, T); // [B*nh, T, hd]
       v = this.repeatKv(v, B, T); // [B*nh, T, hd]
     }
-    const scores = tf.add(tf.matMul(qr, k, false, true), rope.mask); // [B*nh, T, T]
+    const scores = tf.add(tf.matMul(qr, k, false, true), causalMask(T)); // [B*nh, T, T]
     const y = tf.matMul(tf.softmax(scores), v); // [B*nh, T, hd]
-    const merged = tf.reshape(tf.transpose(tf.reshape(y, [B, c.n_head, T, hd]), [0, 2, 1, 3]), [B * T, c.n_head * hd]); // [N, nh*hd]
-    return linear(merged as tf.Tensor2D, this.p(`${a}o.weight`)); // [N, d]
+    return tf.reshape(tf.transpose(tf.reshape(y, [B, c.n_head, T, hd]), [0, 2, 1, 3]), [B * T, c.n_head * hd]); // [N, nh*hd]
   }
 
   /** Query head h reads kv head floor(h / (n_head / n_kv_head)): repeat each kv head that many times. */

@@ -1,42 +1,7 @@
 // Fused element-wise kernels of the training step (see matmul.c for the module's conventions:
 // pointers are offsets into tfjs's heap, no libc, no stack). Each replaces a chain of tfjs ops
 // that would otherwise make one pass over memory, and one allocation, per op.
-#include <wasm_simd128.h>
-
-typedef float f32;
-typedef v128_t v4;
-
-// e^x, Cephes-style: x = n*ln2 + r, e^r by a degree-7 polynomial, 2^n through the exponent bits.
-// About 1 ulp over the clamped range; below -87.3 the result is ~1e-38, not 0 (harmless here).
-static inline v4 v_exp(v4 x) {
-  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
-  v4 fx = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)), wasm_f32x4_splat(0.5f)));
-  x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
-  x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
-  v4 y = wasm_f32x4_splat(1.9875691500e-4f);
-  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(1.3981999507e-3f));
-  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(8.3334519073e-3f));
-  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(4.1665795894e-2f));
-  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(1.6666665459e-1f));
-  y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(5.0000001201e-1f));
-  y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, x), x), x), wasm_f32x4_splat(1.0f));
-  v4 n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(fx), wasm_i32x4_splat(127)), 23);
-  return wasm_f32x4_mul(y, n);
-}
-
-static inline f32 hsum(v4 v) {
-  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) + (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
-}
-
-static inline f32 hmax(v4 v) {
-  f32 a = wasm_f32x4_extract_lane(v, 0), b = wasm_f32x4_extract_lane(v, 1);
-  f32 c = wasm_f32x4_extract_lane(v, 2), d = wasm_f32x4_extract_lane(v, 3);
-  a = a > b ? a : b;
-  c = c > d ? c : d;
-  return a > c ? a : c;
-}
-
-static inline f32 s_exp(f32 x) { return wasm_f32x4_extract_lane(v_exp(wasm_f32x4_splat(x)), 0); }
+#include "simd.h"
 
 // Softmax cross-entropy, forward: probs = softmax(logits) row by row; stats[2i] = row max,
 // stats[2i+1] = sum of exp(x - max) (the caller takes the log: no libm here). v % 4 == 0.
@@ -145,17 +110,20 @@ void steel_swiglu_bwd(const f32 *g, const f32 *u, const f32 *dy, f32 *dg, f32 *d
   }
 }
 
-// Rotary positions on x [bh, t, hd] with tables [t, hd], h = hd/2:
+// Rotary positions on x [rows, heads * hd], row r at position r % t (so [bh, t, hd] with heads 1,
+// or the [B*T, n_head*hd] output of a projection), with tables [t, hd], h = hd/2:
 // forward  y[j] = x[j]*cos[j] - x[j+h]*sin[j],  y[j+h] = x[j+h]*cos[j+h] + x[j]*sin[j+h];
 // backward dx[j] = dy[j]*cos[j] + dy[j+h]*sin[j+h],  dx[j+h] = dy[j+h]*cos[j+h] - dy[j]*sin[j].
 // hd % 8 == 0.
 __attribute__((export_name("steel_rotary")))
-void steel_rotary(const f32 *x, const f32 *cosT, const f32 *sinT, f32 *y, int bh, int t, int hd, int backward) {
+void steel_rotary(const f32 *x, const f32 *cosT, const f32 *sinT, f32 *y, int rows, int t, int hd, int heads, int backward) {
   int h = hd / 2;
-  for (int b = 0; b < bh; b++) {
-    for (int p = 0; p < t; p++) {
-      const f32 *xr = x + (b * t + p) * hd, *c = cosT + p * hd, *s = sinT + p * hd;
-      f32 *yr = y + (b * t + p) * hd;
+  for (int r = 0; r < rows; r++) {
+    int p = r % t; // position of the row in its sequence
+    const f32 *c = cosT + p * hd, *s = sinT + p * hd;
+    for (int head = 0; head < heads; head++) {
+      const f32 *xr = x + (r * heads + head) * hd;
+      f32 *yr = y + (r * heads + head) * hd;
       for (int j = 0; j < h; j += 4) {
         v4 x1 = wasm_v128_load(xr + j), x2 = wasm_v128_load(xr + j + h);
         v4 s1 = wasm_v128_load(s + (backward ? j + h : j)), s2 = wasm_v128_load(s + (backward ? j : j + h));

@@ -156,9 +156,11 @@ static void micro(const f32 *ap, int rs, int ks, int mr, const f32 *panel, int k
 
 #define MC 128 // rows of one packed block of A
 
-// One product C[M,N] = A·B with A(i,k) = a[i*sam + k*sak], B(k,n) = b[k*sbk + n*sbn], C row-major.
+// One product C[M,N] (+)= A·B with A(i,k) = a[i*sam + k*sak], B(k,n) = b[k*sbk + n*sbn] and
+// C(i,n) = c[i*ldc + n]; accumulate adds to C instead of overwriting it.
 // pack holds the packed B block (KC*NC floats) followed by the packed A block (MC*KC floats).
-static void gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, int k, int sam, int sak, int sbk, int sbn) {
+// Not static: attention.c runs its products through it (see gemm.h).
+void steel_gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, int k, int sam, int sak, int sbk, int sbn, int ldc, int accumulate) {
   f32 *packA = pack + KC * NC;
   for (int jc = 0; jc < n; jc += NC) {
     int nc = n - jc < NC ? n - jc : NC;
@@ -179,7 +181,7 @@ static void gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, in
           int rs = direct ? sam : 1, ks = direct ? 1 : MR;
           for (int j = 0; j < nc; j += NR) {
             int w = nc - j < NR ? nc - j : NR;
-            micro(ap, rs, ks, mr, pack + j * kc, kc, c + (ic + i) * n + jc + j, n, w, pc > 0);
+            micro(ap, rs, ks, mr, pack + j * kc, kc, c + (ic + i) * ldc + jc + j, ldc, w, pc > 0 || accumulate);
           }
         }
       }
@@ -187,12 +189,12 @@ static void gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, in
   }
 }
 
-// Batched product: for each of `batch` items, C_b = A_b · B_b with element strides as in gemm and
-// batch strides bsa, bsb (0 broadcasts one operand); C is [batch, M, N] contiguous.
+// Batched product: for each of `batch` items, C_b = A_b · B_b with element strides as in steel_gemm
+// and batch strides bsa, bsb (0 broadcasts one operand); C is [batch, M, N] contiguous.
 __attribute__((export_name("steel_matmul")))
 void steel_matmul(f32 *c, const f32 *a, const f32 *b, f32 *pack, int batch, int m, int n, int k,
                   int sam, int sak, int sbk, int sbn, int bsa, int bsb) {
-  for (int i = 0; i < batch; i++) gemm(c + i * m * n, a + i * bsa, b + i * bsb, pack, m, n, k, sam, sak, sbk, sbn);
+  for (int i = 0; i < batch; i++) steel_gemm(c + i * m * n, a + i * bsa, b + i * bsb, pack, m, n, k, sam, sak, sbk, sbn, n, 0);
 }
 
 __attribute__((export_name("steel_pack_floats")))
