@@ -43,7 +43,7 @@ static void causal_apply_t(f32 *out, int ldo, const f32 *s, const f32 *b, int ld
 static void softmax_row(f32 *row, int len, int t, f32 scale) {
   v4 mx = wasm_f32x4_splat(-3.4e38f);
   int j = 0;
-  for (; j + 4 <= len; j += 4) mx = wasm_f32x4_max(mx, wasm_v128_load(row + j));
+  for (; j + 4 <= len; j += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(row + j));
   f32 m = hmax(mx);
   for (; j < len; j++) m = row[j] > m ? row[j] : m;
   v4 vs = wasm_f32x4_splat(scale), vm = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);

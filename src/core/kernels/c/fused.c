@@ -11,7 +11,7 @@ void steel_xent_fwd(const f32 *logits, f32 *probs, f32 *stats, int n, int v) {
     const f32 *x = logits + i * v;
     f32 *p = probs + i * v;
     v4 mx = wasm_f32x4_splat(-3.4e38f);
-    for (int j = 0; j < v; j += 4) mx = wasm_f32x4_max(mx, wasm_v128_load(x + j));
+    for (int j = 0; j < v; j += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(x + j));
     f32 m = hmax(mx);
     v4 vm = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
     for (int j = 0; j < v; j += 4) {

@@ -7,9 +7,12 @@ typedef float f32;
 typedef v128_t v4;
 
 // e^x, Cephes-style: x = n*ln2 + r, e^r by a degree-7 polynomial, 2^n through the exponent bits.
-// About 1 ulp over the clamped range; below -87.3 the result is ~1e-38, not 0 (harmless here).
+// About 1 ulp over the clamped range [-87.3, 88.376]; below it the result is ~1e-38, not 0
+// (harmless here).
 static inline v4 v_exp(v4 x) {
-  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.7f));
+  // pmin/pmax are one instruction each; min/max (NaN- and signed-zero-exact) are a sequence of
+  // eight on x64, which made exp 2.3x slower. A NaN still comes through (pmax(NaN, c) is NaN).
+  x = wasm_f32x4_pmin(wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.376f));
   v4 fx = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)), wasm_f32x4_splat(0.5f)));
   x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
   x = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
@@ -20,7 +23,10 @@ static inline v4 v_exp(v4 x) {
   y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(1.6666665459e-1f));
   y = wasm_f32x4_add(wasm_f32x4_mul(y, x), wasm_f32x4_splat(5.0000001201e-1f));
   y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, x), x), x), wasm_f32x4_splat(1.0f));
-  v4 n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(fx), wasm_i32x4_splat(127)), 23);
+  // 2^n: fx + 127 is an integer in [1, 254]; added to 1.5 * 2^23 it sits in the low mantissa
+  // bits, and a shift by 23 moves it into the exponent field (dropping everything above). Cheaper
+  // than i32x4.trunc_sat, which V8 emits as a long sequence on x64.
+  v4 n = wasm_i32x4_shl(wasm_f32x4_add(fx, wasm_f32x4_splat(12583039.0f)), 23);
   return wasm_f32x4_mul(y, n);
 }
 
