@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { selectBackend } from '../../src/core/backend';
-import { fusedCausalAttention, fusedCrossEntropy, fusedOpsActive, fusedRotary, fusedSwiGlu } from '../../src/core/kernels/fused';
+import { fusedCausalAttention, fusedCrossEntropy, fusedOpsActive, fusedRotary, fusedSumOfSquares, fusedSwiGlu } from '../../src/core/kernels/fused';
 import { steelKernelStatus } from '../../src/core/kernels/steel';
 import { applyRotary, causalMask, rmsNorm, rotaryTables } from '../../src/core/model/layers';
 import { Rng } from '../../src/core/rng';
@@ -179,6 +179,22 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     const expected = await train('cpu');
     const actual = await train('wasm');
     actual.forEach((a, i) => assert.deepEqual(a, expected[i], `tensor ${i}`));
+  });
+
+  test('sum of squares (the global gradient norm) in float64 over 262,147 elements', async (t) => {
+    await tf.setBackend('wasm');
+    const rng = new Rng(5);
+    const x = randn(rng, [262_147], 0.01);
+    const tensor = tf.tensor1d(x);
+    const ours = fusedSumOfSquares(tensor);
+    tensor.dispose();
+    if (ours === null) {
+      t.skip('our kernels are not loaded');
+      return;
+    }
+    let exact = 0;
+    for (const v of x) exact += Math.fround(v * v); // each square rounded to float32, summed in float64
+    assert.ok(Math.abs(ours - exact) / exact < 1e-12, `${ours} vs ${exact}`);
   });
 
   test('fused ops leave no tensors behind under autodiff', async () => {

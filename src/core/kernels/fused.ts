@@ -296,3 +296,15 @@ export function fusedAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tenso
   if (!fusedOpsActive() || p.size % 4 !== 0 || !f32(p, g, m, v)) return null;
   return run('SteelAdamW', { p, g, m, v }, { ...s });
 }
+
+/**
+ * Sum of squares of a float32 tensor's elements, in float64, read in place on wasm (no kernel,
+ * no new tensor); null where our kernels do not run.
+ */
+export function fusedSumOfSquares(x: tf.Tensor): number | null {
+  if (!fusedOpsActive() || x.dtype !== 'float32') return null;
+  const backend = asWasmBackend(tf.backend());
+  const steel = steelKernels(backend.wasm.asm?.memory);
+  if (steel === null) return null;
+  return steel.steel_sumsq(tensorData(backend, x).memoryOffset, x.size);
+}

@@ -48,6 +48,7 @@ export interface SteelExports {
   steel_adamw: Fn;
   steel_attn_fwd: Fn;
   steel_attn_bwd: Fn;
+  steel_sumsq: Fn;
 }
 
 const EXPORTS: readonly (keyof SteelExports)[] = [
@@ -63,6 +64,7 @@ const EXPORTS: readonly (keyof SteelExports)[] = [
   'steel_adamw',
   'steel_attn_fwd',
   'steel_attn_bwd',
+  'steel_sumsq',
 ];
 
 // __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.

@@ -3,7 +3,7 @@
 // of operations so a PyTorch reference computes the same numbers.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainConfig } from '../../shared/config';
-import { fusedAdamW } from '../kernels/fused';
+import { fusedAdamW, fusedSumOfSquares } from '../kernels/fused';
 
 export type AdamWHyper = Pick<TrainConfig, 'beta1' | 'beta2' | 'adam_eps' | 'weight_decay' | 'grad_clip'>;
 
@@ -93,14 +93,21 @@ export class AdamW {
 }
 
 /**
- * sqrt of the sum of squares of every gradient element. Squares are summed per row on the
- * device, then the row sums in float64 here: wasm's Sum accumulates in float32, which over a
- * 262k-element embedding gradient drifts by ~1e-4 relative (too much for a norm that decides
- * clipping and must match a PyTorch reference).
+ * sqrt of the sum of squares of every gradient element, summed in float64: wasm's Sum
+ * accumulates in float32, which over a 262k-element embedding gradient drifts by ~1e-4 relative
+ * (too much for a norm that decides clipping and must match a PyTorch reference). On wasm our
+ * kernel reads each gradient in place; elsewhere squares are summed per row on the device, then
+ * the row sums here.
  */
 export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
-  const partials = tf.tidy(() => [...grads.values()].map((g) => (g.rank >= 2 ? tf.sum(tf.square(g), -1) : tf.square(g))));
   let sumSq = 0;
+  const rest: tf.Tensor[] = [];
+  for (const g of grads.values()) {
+    const fused = fusedSumOfSquares(g);
+    if (fused === null) rest.push(g);
+    else sumSq += fused;
+  }
+  const partials = tf.tidy(() => rest.map((g) => (g.rank >= 2 ? tf.sum(tf.square(g), -1) : tf.square(g))));
   for (const p of partials) {
     for (const v of p.dataSync()) sumSq += v;
     p.dispose();

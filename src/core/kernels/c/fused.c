@@ -166,3 +166,24 @@ void steel_adamw(const f32 *p, const f32 *g0, const f32 *m, const f32 *v, f32 *p
     wasm_v128_store(po + i, wasm_f32x4_sub(w, wasm_f32x4_mul(wasm_f32x4_div(m1, denom), vs)));
   }
 }
+
+// Sum of squares of x[0..n) for the global gradient norm: each square rounded to float32 (as
+// tfjs's Square rounds it), the sum kept in float64, so a 262k-element gradient does not drift.
+__attribute__((export_name("steel_sumsq")))
+double steel_sumsq(const f32 *x, int n) {
+  v128_t acc0 = wasm_f64x2_splat(0), acc1 = acc0;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v4 v = wasm_v128_load(x + i);
+    v4 sq = wasm_f32x4_mul(v, v);
+    acc0 = wasm_f64x2_add(acc0, wasm_f64x2_promote_low_f32x4(sq));
+    acc1 = wasm_f64x2_add(acc1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(sq, sq, 2, 3, 0, 1)));
+  }
+  v128_t acc = wasm_f64x2_add(acc0, acc1);
+  double total = wasm_f64x2_extract_lane(acc, 0) + wasm_f64x2_extract_lane(acc, 1);
+  for (; i < n; i++) {
+    f32 sq = x[i] * x[i];
+    total += (double)sq;
+  }
+  return total;
+}
