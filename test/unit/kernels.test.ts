@@ -1,7 +1,8 @@
 // Our wasm kernels (src/core/kernels/wasm.ts) compute what the stock cpu backend computes:
 // BatchMatMul (our SIMD kernel where steel-kernels.wasm is built, else XNNPACK routing) forward
 // and gradients over transposes, batch broadcast, batched-both-sides and odd sizes; Tile by rows;
-// UnsortedSegmentSum directly and as the gradient of gather. Relative tolerance 1e-4.
+// UnsortedSegmentSum directly and as the gradient of gather; GatherV2 by rows and Sum by columns
+// (rows.ts). Relative tolerance 1e-4.
 // The fused ops (RMSNorm, SwiGLU, rotary, cross-entropy, AdamW) are tested in fused.test.ts.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -157,6 +158,36 @@ describe('wasm kernels against the stock cpu backend', () => {
     await assertSameOnBoth('gather grad', () => {
       const f = (w: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.gather(w, tf.tensor2d(idx, [3, 4], 'int32')), tf.tensor(dy, [3, 4, 5])));
       return [tf.grad(f)(tf.tensor2d(table, [17, 5]))];
+    });
+  });
+
+  test('GatherV2 by rows (src/core/kernels/rows.ts): float32 and int32 tables, rank-2 ids, axis -rank; other axes stock', async () => {
+    const rng = new Rng(14);
+    const table = randn(rng, [9, 4, 3]);
+    const ti = Int32Array.from(table, (v) => Math.round(v * 100));
+    const ids = Int32Array.from([8, 0, 3, 3, 5, 1]);
+    await assertSameOnBoth('gather', () => [
+      tf.gather(tf.tensor(table, [9, 4, 3]), tf.tensor2d(ids, [2, 3], 'int32')),
+      tf.cast(tf.gather(tf.tensor(ti, [9, 4, 3], 'int32'), tf.tensor1d(ids, 'int32'), -3), 'float32'),
+      tf.gather(tf.tensor(table, [9, 4, 3]), tf.tensor1d([2, 0], 'int32'), 1),
+    ]);
+  });
+
+  test('GatherV2 by rows: an index out of range is an error, not a silent read', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    assert.throws(() => tf.tidy(() => tf.gather(tf.ones([4, 2]), tf.tensor1d([1, 4], 'int32'))), /index value 4 is not in \[0, 3\]/);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test('Sum over every axis but the last (bias gradients) by column sums; other reductions stock', async () => {
+    const rng = new Rng(15);
+    const x = randn(rng, [6, 5, 7]);
+    const dy = randn(rng, [7]);
+    await assertSameOnBoth('sum', () => {
+      const t = tf.tensor(x, [6, 5, 7]);
+      const biasGrad = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(tf.add(t, b), tf.tensor(dy, [7]))))(tf.zeros([7]));
+      return [tf.sum(t, [0, 1]), tf.sum(t, [1, 0], true), tf.sum(t, [-3, -2]), tf.sum(tf.reshape(t, [30, 7]), 0), tf.sum(t), tf.sum(t, 2), tf.sum(t, [0]), biasGrad];
     });
   });
 

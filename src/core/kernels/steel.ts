@@ -49,6 +49,7 @@ export interface SteelExports {
   steel_attn_fwd: Fn;
   steel_attn_bwd: Fn;
   steel_sumsq: Fn;
+  steel_colsum: Fn;
 }
 
 const EXPORTS: readonly (keyof SteelExports)[] = [
@@ -65,6 +66,7 @@ const EXPORTS: readonly (keyof SteelExports)[] = [
   'steel_attn_fwd',
   'steel_attn_bwd',
   'steel_sumsq',
+  'steel_colsum',
 ];
 
 // __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.

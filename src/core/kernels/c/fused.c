@@ -187,3 +187,21 @@ double steel_sumsq(const f32 *x, int n) {
   }
   return total;
 }
+
+// Column sums out[j] = sum_i x[i*cols + j] (a bias gradient: Sum over every axis but the last),
+// row by row in float32, 4 columns at a time. tfjs's Sum transposes first for such axes (~0.5 ms
+// for [1024, 128]).
+__attribute__((export_name("steel_colsum")))
+void steel_colsum(const f32 *x, f32 *out, int rows, int cols) {
+  int j = 0;
+  for (; j + 4 <= cols; j += 4) {
+    v4 acc = wasm_f32x4_splat(0);
+    for (int i = 0; i < rows; i++) acc = wasm_f32x4_add(acc, wasm_v128_load(x + i * cols + j));
+    wasm_v128_store(out + j, acc);
+  }
+  for (; j < cols; j++) {
+    f32 acc = 0;
+    for (int i = 0; i < rows; i++) acc += x[i * cols + j];
+    out[j] = acc;
+  }
+}
