@@ -1,6 +1,7 @@
 // Our wasm matmul split over a helper thread (src/core/kernels/threads.ts): the same bits as on
 // one thread for every way a product is split (rows, transposed operands, batch items, broadcast
-// operands, odd sizes), a whole training step likewise, and the thread count is reported.
+// operands, odd sizes), a whole training step likewise, in place on tfjs's shared heap (also after
+// it grew), and the thread count is reported (one thread where the heap is not shared).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -84,6 +85,34 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     assert.deepEqual(again, one);
   });
 
+  test("the helpers compute in place on tfjs's heap, which is shared memory, also after it grew", () => {
+    const wasm = (tf.backend() as unknown as { wasm: { wasmMemory?: { buffer: ArrayBufferLike }; HEAPU8: Uint8Array } }).wasm;
+    assert.ok(wasm.HEAPU8.buffer instanceof SharedArrayBuffer, "tfjs runs its threaded-simd build (a shared heap)");
+    assert.ok(steelThreadsStats().inPlace, "the helpers' memory is tfjs's heap");
+    const c: (typeof CASES)[number] = [[300, 64], [64, 40], false, false];
+    const rng = new Rng(5);
+    const [aData, bData] = [randn(rng, c[0]), randn(rng, c[1])];
+    const size = wasm.wasmMemory?.buffer.byteLength ?? 0;
+    // Grown after the helpers started: the operands and the result lie past the heap they first saw.
+    const pad = tf.zeros([(size + (32 << 20)) / 4]);
+    try {
+      assert.ok((wasm.wasmMemory?.buffer.byteLength ?? 0) > size, 'the heap grew');
+      setSteelThreads(1);
+      const one = product(aData, bData, c);
+      setSteelThreads(2, { minMacs: 1 });
+      // The helper may be slow to wake on a busy machine: a few tries until it computed a chunk.
+      for (let i = 0; i < 20; i++) {
+        const before = steelThreadsStats().helperChunks;
+        const two = product(aData, bData, c);
+        assert.deepEqual(two, one);
+        if (steelThreadsStats().helperChunks > before) return;
+      }
+      assert.fail('the helper computed no chunk in 20 products');
+    } finally {
+      pad.dispose();
+    }
+  });
+
   test('two training steps of tiny: the same loss, gradient norm and weights on 1 and 2 threads', () => {
     const config = { ...PRESETS.tiny, batch_size: 2, seq_len: 64 };
     const run = (threads: number): { log: number[]; weights: Float32Array[] } => {
@@ -113,6 +142,31 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_THREADS: '1' }, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /SIMD kernels[^,]*, 1 thread\b/);
+  });
+
+  test('where tfjs heap is not shared (STEELSCOPE_SHARED_HEAP=0) products run on one thread, which the note says, and match', () => {
+    const code = `
+      const tf = require('@tensorflow/tfjs-core');
+      const { selectBackend } = require('./src/core/backend');
+      (async () => {
+        const choice = await selectBackend('wasm', { threads: 2 });
+        const { steelThreadsStats } = require('./src/core/kernels/threads');
+        const a = tf.randomNormal([300, 200], 0, 1, 'float32', 1), b = tf.randomNormal([200, 150], 0, 1, 'float32', 2);
+        const ours = tf.matMul(a, b).dataSync();
+        const shared = tf.backend().wasm.HEAPU8.buffer instanceof SharedArrayBuffer;
+        await tf.setBackend('cpu');
+        const ref = tf.matMul(tf.tensor(a.dataSync(), a.shape), tf.tensor(b.dataSync(), b.shape)).dataSync();
+        let worst = 0;
+        for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]) / (1 + Math.abs(ref[i])));
+        console.log(JSON.stringify({ kernels: choice.kernels, worst, shared, split: steelThreadsStats().split }));
+      })();`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_SHARED_HEAP: '0' }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { kernels: string; worst: number; shared: boolean; split: number };
+    assert.match(out.kernels, /SIMD kernels[^,]*, 1 thread \(tfjs heap not shared: STEELSCOPE_SHARED_HEAP=0\)/);
+    assert.equal(out.shared, false);
+    assert.equal(out.split, 0);
+    assert.ok(out.worst < 1e-4, `differs from cpu by ${out.worst}`);
   });
 
   test('with fused multiply-add off (STEELSCOPE_FMA=0) the plain build runs, says so, and matches cpu', { skip: steelKernelStatus().fma ? undefined : 'the fma build is not in use here' }, () => {

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the stock wasm kernels we replace and delegate to
 import type { DataId, DataType, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { registerFusedKernels } from './fused';
+import { registerRowKernels } from './rows';
 import { steelKernels, type SteelExports } from './steel';
 import { callArgs, matmulOnThreads } from './threads';
 import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
@@ -204,7 +205,7 @@ function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: T
   const bsb = batchB === 1 ? 0 : k * n;
   const ptr = (t: TensorInfo): number => tensorData(backend, t).memoryOffset;
   const call = { c: ptr(out), a: ptr(a), b: ptr(b), pack, batch, m: rows, n, k, sam, sak, sbk, sbn, bsa, bsb };
-  matmulOnThreads(backend.wasm.HEAPU8.buffer, call, (part) => steel.steel_matmul(...callArgs(part)));
+  matmulOnThreads(backend.wasm.asm?.memory, call, (part) => steel.steel_matmul(...callArgs(part)));
   return out;
 }
 
@@ -348,6 +349,7 @@ export function registerWasmKernels(options: { batchMatMul?: boolean; sharedIden
     replaceKernel(tileConfig);
   }
   registerFusedKernels();
+  registerRowKernels();
   const wantFast = options.batchMatMul ?? true;
   if (wantFast && current.kernelFunc !== batchMatMulConfig.kernelFunc) replaceKernel(batchMatMulConfig);
   if (!wantFast && current.kernelFunc === batchMatMulConfig.kernelFunc && stockBatchMatMul !== undefined) {
