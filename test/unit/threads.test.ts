@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/core/backend';
 import { steelKernelStatus, steelSharedModule } from '../../src/core/kernels/steel';
+import { fusedCausalAttention } from '../../src/core/kernels/fused';
 import { setSteelThreads, steelThreadsReady, steelThreadsStats } from '../../src/core/kernels/threads';
 import { SteelLM } from '../../src/core/model/gpt';
 import { AdamW } from '../../src/core/train/adamw';
@@ -111,6 +112,30 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     } finally {
       pad.dispose();
     }
+  });
+
+  test('causal attention split by batch items: the same bits forward and backward on 1 and 2 threads', () => {
+    const [b, t, nh, nkv, hd] = [5, 40, 4, 2, 16]; // odd batch: uneven parts
+    const rng = new Rng(21);
+    const data = [randn(rng, [b * t, nh * hd]), randn(rng, [b * t, nkv * hd]), randn(rng, [b * t, nkv * hd]), randn(rng, [b * t, nh * hd])];
+    const run = (threads: number): Float32Array[] => {
+      setSteelThreads(threads);
+      return tf.tidy(() => {
+        const [q, k, v] = [tf.tensor2d(data[0], [b * t, nh * hd]), tf.tensor2d(data[1], [b * t, nkv * hd]), tf.tensor2d(data[2], [b * t, nkv * hd])];
+        const attend = (qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor): tf.Tensor => {
+          const y = fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, { batch: b, nh, nkv, hd });
+          if (y === null) throw new Error('fused attention did not run');
+          return y;
+        };
+        const grads = tf.grads((qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor) => tf.sum(tf.mul(attend(qs, ks, vs), tf.tensor2d(data[3], [b * t, nh * hd]))))([q, k, v]);
+        return [attend(q, k, v), ...grads].map((x) => Float32Array.from(x.dataSync()));
+      });
+    };
+    const before = steelThreadsStats();
+    const two = run(2);
+    assert.ok(steelThreadsStats().helperChunks > before.helperChunks, 'the helper computed some batch items');
+    const one = run(1);
+    one.forEach((x, i) => assert.ok(x.every((v, j) => Object.is(v, two[i][j])), `output ${i}`));
   });
 
   test('two training steps of tiny: the same loss, gradient norm and weights on 1 and 2 threads', () => {

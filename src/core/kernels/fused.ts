@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { steelKernels, type SteelExports } from './steel';
+import { maxParts, onThreads } from './threads';
 import { asWasmBackend, input, tensorData, type KernelArgs, type WasmBackend } from './wasm-backend';
 
 interface Ctx {
@@ -72,32 +73,52 @@ function rotaryKernel(args: KernelArgs): TensorInfo {
   return y;
 }
 
-/** Attention shape attributes: batch, seq, heads, kv heads, head size, score scale. */
-function attnAttrs(args: KernelArgs): number[] {
+/** Attention shape attributes: batch, seq, heads, kv heads, head size. */
+function attnShape(args: KernelArgs): { batch: number; t: number; nh: number; nkv: number; hd: number } {
   const a = args.attrs ?? {};
-  return ['batch', 't', 'nh', 'nkv', 'hd', 'scale'].map((key) => Number(a[key]));
+  return { batch: Number(a.batch), t: Number(a.t), nh: Number(a.nh), nkv: Number(a.nkv), hd: Number(a.hd) };
+}
+
+/**
+ * Runs an attention kernel over the batch, split by batch items over our helper threads where
+ * they are up (threads.ts): `call` gives the kernel's arguments for `count` items from `start`,
+ * computed as part `slot` (which picks its scratch). Every item is computed by the same code
+ * whichever thread runs it, so results do not depend on the thread count.
+ */
+function attentionOnThreads(c: Ctx, kernel: 'steel_attn_fwd' | 'steel_attn_bwd', batch: number, call: (start: number, count: number, slot: number) => number[]): void {
+  const fn = kernel === 'steel_attn_fwd' ? c.steel.steel_attn_fwd : c.steel.steel_attn_bwd;
+  onThreads(c.backend.wasm.asm?.memory, batch, (start, end, slot) => ({ kernel, args: call(start, end - start, slot) }), (task) => fn(...task.args));
 }
 
 function attentionKernel(args: KernelArgs): TensorInfo[] {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
+  const { backend, steel, ptr } = c;
   const q = input(args, 'q');
-  const [batch, t, nh] = attnAttrs(args);
-  const pack = backend.makeOutput([steel.steel_pack_floats()], 'float32');
+  const { batch, t, nh, nkv, hd } = attnShape(args);
+  const pack = backend.makeOutput([steel.steel_pack_floats()], 'float32'); // the main thread's; helpers have their own
   const y = backend.makeOutput(q.shape, 'float32');
   const probs = backend.makeOutput([batch * nh, t, t], 'float32');
-  steel.steel_attn_fwd(ptr(q), ptr(input(args, 'k')), ptr(input(args, 'v')), ptr(y), ptr(probs), ptr(pack), ...attnAttrs(args));
+  const [pq, pk, pv, py, pp] = [q, input(args, 'k'), input(args, 'v'), y, probs].map(ptr);
+  const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t]; // bytes per batch item
+  attentionOnThreads(c, 'steel_attn_fwd', batch, (b, n) => [pq + b * qItem, pk + b * kvItem, pv + b * kvItem, py + b * qItem, pp + b * pItem, ptr(pack), n, t, nh, nkv, hd]);
   backend.disposeData(pack.dataId);
   return [y, probs];
 }
 
 function attentionGradKernel(args: KernelArgs): TensorInfo[] {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
+  const { backend, steel, ptr } = c;
   const [q, k, v] = ['q', 'k', 'v'].map((name) => input(args, name));
-  const t = attnAttrs(args)[1];
+  const { batch, t, nh, nkv, hd } = attnShape(args);
   const pack = backend.makeOutput([steel.steel_pack_floats()], 'float32');
-  const ds = backend.makeOutput([t, t], 'float32');
+  const ds = backend.makeOutput([maxParts(batch), t, t], 'float32'); // one [t, t] scratch per part
   const [dq, dk, dv] = [q, k, v].map((x) => backend.makeOutput(x.shape, 'float32'));
-  steel.steel_attn_bwd(ptr(q), ptr(k), ptr(v), ptr(input(args, 'probs')), ptr(input(args, 'dy')), ptr(dq), ptr(dk), ptr(dv), ptr(ds), ptr(pack), ...attnAttrs(args));
+  const [pq, pk, pv, pp, pdy, pdq, pdk, pdv] = [q, k, v, input(args, 'probs'), input(args, 'dy'), dq, dk, dv].map(ptr);
+  const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t];
+  attentionOnThreads(c, 'steel_attn_bwd', batch, (b, n, slot) => [
+    pq + b * qItem, pk + b * kvItem, pv + b * kvItem, pp + b * pItem, pdy + b * qItem,
+    pdq + b * qItem, pdk + b * kvItem, pdv + b * kvItem, ptr(ds) + slot * 4 * t * t, ptr(pack), n, t, nh, nkv, hd,
+  ]);
   backend.disposeData(pack.dataId);
   backend.disposeData(ds.dataId);
   return [dq, dk, dv];
@@ -265,7 +286,7 @@ export function fusedCausalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tenso
   const t = q.shape[0] / batch;
   const fits = Number.isInteger(t) && q.shape[1] === nh * hd && k.shape.join() === v.shape.join() && k.shape.join() === `${q.shape[0]},${nkv * hd}` && nh % nkv === 0;
   if (!fusedOpsActive() || !fits || !f32(q, k, v)) return null;
-  const attrs = { batch, t, nh, nkv, hd, scale: 1 / Math.sqrt(hd) };
+  const attrs = { batch, t, nh, nkv, hd };
   const forward: Forward = ([qs, ks, vs], save) => {
     const [y, probs] = run('SteelAttention', { q: qs, k: ks, v: vs }, attrs);
     save([qs, ks, vs, probs]);

@@ -12,6 +12,7 @@
 // bit-identical for any thread count and any timing.
 // Heap growth: only tfjs's malloc, on the main thread, grows the memory; helpers never do, and
 // hold no view of it but their control block, which lies below any later growth.
+// The attention kernels are shared out the same way, by batch items (onThreads).
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -37,6 +38,23 @@ export interface MatmulCall {
 
 const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb'];
 
+/**
+ * The exports of steel-kernels-mt.wasm a helper may run, and which of each one's (integer)
+ * arguments is its packing scratch, which each thread replaces with its own.
+ */
+const THREAD_KERNELS = [
+  { name: 'steel_matmul', packArg: 3 },
+  { name: 'steel_attn_fwd', packArg: 5 },
+  { name: 'steel_attn_bwd', packArg: 9 },
+] as const;
+export type ThreadKernel = (typeof THREAD_KERNELS)[number]['name'];
+
+/** One call of a kernel: its export and its arguments (byte offsets and integers). */
+export interface Task {
+  kernel: ThreadKernel;
+  args: number[];
+}
+
 /** tfjs's heap where it is shared memory, with its allocator (what we take from it is never freed). */
 export interface SharedHeap {
   memory: SharedWasmMemory;
@@ -47,8 +65,8 @@ export interface SharedHeap {
 const GEN = 0; // bumped as each product is posted; -1 tells the helpers to quit
 const NCHUNK = 1;
 const READY = 8; // READY + i: helper i is up
-const CHUNKS = 16; // chunk i: CHUNKS + i * CHUNK_INTS, a state then the call's arguments
-const CHUNK_INTS = 16;
+const CHUNKS = 16; // chunk i: CHUNKS + i * CHUNK_INTS: a state, the kernel's index, its argument count, its arguments
+const CHUNK_INTS = 20;
 // Chunk states. Every chunk of a finished product is TAKEN, DONE or FAILED, never OPEN, so a
 // helper still scanning an older product can only claim (and then read) chunks of a newer one.
 const OPEN = 0;
@@ -71,7 +89,8 @@ const DEFAULT_MIN_MACS = 1 << 22;
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, ctlAt, index, pack } = workerData;
-const matmul = new WebAssembly.Instance(module, { env: { memory } }).exports.steel_matmul;
+const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const kernels = ${JSON.stringify(THREAD_KERNELS)}.map((k) => ({ fn: exports[k.name], packArg: k.packArg }));
 const ctl = new Int32Array(memory.buffer, ctlAt, ${CTL_INTS});
 Atomics.store(ctl, ${READY} + index, 1);
 let seen = 0;
@@ -83,11 +102,12 @@ for (;;) {
   for (let i = 0; i < count; i++) {
     const at = ${CHUNKS} + i * ${CHUNK_INTS};
     if (Atomics.compareExchange(ctl, at, ${OPEN}, ${CLAIMED}) !== ${OPEN}) continue;
-    const args = Array.from(ctl.subarray(at + 1, at + 1 + ${ARG_ORDER.length}));
-    args[3] = pack;
+    const kernel = kernels[ctl[at + 1]];
+    const args = Array.from(ctl.subarray(at + 3, at + 3 + ctl[at + 2]));
+    args[kernel.packArg] = pack;
     let state = ${DONE};
     try {
-      matmul(...args);
+      kernel.fn(...args);
     } catch (err) {
       state = ${FAILED};
     }
@@ -197,8 +217,11 @@ export async function steelThreadsReady(timeoutMs = 5000): Promise<boolean> {
 function startPool(h: SharedHeap, module: object, helpers: number): Pool | null {
   try {
     // Instantiated here too, to fail early (an import mismatch) and to learn the scratch size.
-    const probe = new WA.Instance(module, { env: { memory: h.memory } }).exports.steel_pack_floats;
+    const exports = new WA.Instance(module, { env: { memory: h.memory } }).exports;
+    const probe = exports.steel_pack_floats;
     if (typeof probe !== 'function') throw new Error('steel-kernels-mt.wasm lacks steel_pack_floats');
+    const missing = THREAD_KERNELS.find((k) => typeof exports[k.name] !== 'function');
+    if (missing !== undefined) throw new Error(`steel-kernels-mt.wasm lacks ${missing.name}`);
     const ctlBytes = align(4 * CTL_INTS, LINE);
     const packBytes = align(4 * Number(probe()), LINE);
     // The control block, then each helper's packing scratch. Never freed: a stopped helper may
@@ -238,9 +261,9 @@ function align(x: number, to: number): number {
 }
 
 /** How one product is shared out: the main thread's part, and the chunks the helpers may claim. */
-interface Split {
-  main: MatmulCall;
-  chunks: MatmulCall[];
+interface Split<T> {
+  main: T;
+  chunks: T[];
 }
 
 /** Boundaries cutting [from, to) into `parts`, multiples of `quantum` past from. */
@@ -251,19 +274,32 @@ function cuts(from: number, to: number, parts: number, quantum: number): number[
   return out.filter((x, i) => i === 0 || x > out[i - 1]);
 }
 
+/**
+ * Items [0, count) shared out: an even share [0, first) for the main thread (a smaller one measured
+ * no faster), the rest cut into at most CHUNKS_PER_HELPER chunks per helper; as [start, end) pairs.
+ */
+function shareItems(count: number, helpers: number): Split<[number, number]> {
+  const first = Math.floor(count / (helpers + 1));
+  const at = cuts(first, count, helpers * CHUNKS_PER_HELPER, 1);
+  return { main: [0, first], chunks: at.slice(0, -1).map((start, i): [number, number] => [start, at[i + 1]]) };
+}
+
 /** Batched products: whole items per chunk (an unbatched operand, stride 0, is read by all). */
-function splitBatch(call: MatmulCall, helpers: number): Split {
+function splitBatch(call: MatmulCall, helpers: number): Split<MatmulCall> {
   const { m, n, bsa, bsb } = call;
-  const first = Math.floor(call.batch / (helpers + 1)); // an even share (a smaller one measured no faster)
-  const at = cuts(first, call.batch, helpers * CHUNKS_PER_HELPER, 1);
-  const chunks = at.slice(0, -1).map(
-    (start, i): MatmulCall => ({ ...call, batch: at[i + 1] - start, a: call.a + 4 * start * bsa, b: call.b + 4 * start * bsb, c: call.c + 4 * start * m * n }),
-  );
-  return { main: { ...call, batch: first }, chunks };
+  const items = shareItems(call.batch, helpers);
+  const part = ([start, end]: [number, number]): MatmulCall => ({
+    ...call,
+    batch: end - start,
+    a: call.a + 4 * start * bsa,
+    b: call.b + 4 * start * bsb,
+    c: call.c + 4 * start * m * n,
+  });
+  return { main: part(items.main), chunks: items.chunks.map(part) };
 }
 
 /** Single products: rows of C per chunk, whole 8-row tiles (the kernel's row blocking). */
-function splitRows(call: MatmulCall, helpers: number): Split {
+function splitRows(call: MatmulCall, helpers: number): Split<MatmulCall> {
   const { m, n, sam } = call;
   const first = Math.floor(m / (helpers + 1) / 8) * 8;
   const at = cuts(first, m, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((m - first) / 8)), 8);
@@ -272,7 +308,7 @@ function splitRows(call: MatmulCall, helpers: number): Split {
 }
 
 /** The split of this product, or null where it is not worth one. */
-function planSplit(call: MatmulCall): Split | null {
+function planSplit(call: MatmulCall): Split<MatmulCall> | null {
   const helpers = threads - 1;
   if (helpers < 1 || call.batch * call.m * call.n * call.k < minMacs) return null;
   if (call.batch >= 2) return splitBatch(call, Math.min(helpers, call.batch - 1));
@@ -284,11 +320,16 @@ export function callArgs(call: MatmulCall): number[] {
   return ARG_ORDER.map((key) => call[key]);
 }
 
+const matmulTask = (call: MatmulCall): Task => ({ kernel: 'steel_matmul', args: callArgs(call) });
+
 /** Opens the chunks (arguments first, state last) and wakes the helpers. */
-function post(p: Pool, chunks: MatmulCall[]): void {
-  chunks.forEach((ch, i) => {
+function post(p: Pool, chunks: readonly Task[]): void {
+  chunks.forEach((task, i) => {
     const at = CHUNKS + i * CHUNK_INTS;
-    p.ctl.set(callArgs(ch), at + 1);
+    if (task.args.length > CHUNK_INTS - 3) throw new Error(`steelscope: ${task.kernel} takes more arguments than a chunk holds`);
+    p.ctl[at + 1] = THREAD_KERNELS.findIndex((k) => k.name === task.kernel);
+    p.ctl[at + 2] = task.args.length;
+    p.ctl.set(task.args, at + 3);
     Atomics.store(p.ctl, at, OPEN);
   });
   Atomics.store(p.ctl, NCHUNK, chunks.length);
@@ -306,27 +347,20 @@ function settle(p: Pool, i: number): number {
   while (Atomics.load(p.ctl, at) === CLAIMED) {
     // The timeout only lets us notice a helper that died (its exit event cannot reach a blocked thread).
     if (Atomics.wait(p.ctl, at, CLAIMED, 1000) === 'timed-out' && p.workers.some((w) => w.threadId === -1)) {
-      throw new Error('steelscope: a matmul helper thread exited');
+      throw new Error('steelscope: a kernel helper thread exited');
     }
   }
   return Atomics.load(p.ctl, at);
 }
 
 /**
- * Runs one product, on the helper threads as well where it is big enough and they are up;
- * `memory` is tfjs's heap, which the call's pointers are into, and `main` runs a call on the
- * calling thread. The result is the same either way, bit for bit.
+ * Runs the main thread's share, then the chunks no helper claimed, then waits for the helpers;
+ * `task` gives the helpers' form of a part, `main` runs a part on this thread.
  */
-export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall, main: (call: MatmulCall) => void): void {
-  const split = heap === null || memory !== heap.memory ? null : planSplit(call);
-  const p = split === null ? null : readyPool();
-  if (split === null || p === null) {
-    main(call);
-    return;
-  }
+function runSplit<T>(p: Pool, split: Split<T>, task: (part: T) => Task, main: (part: T) => void): void {
   stats.split++;
   const failed: number[] = [];
-  post(p, split.chunks);
+  post(p, split.chunks.map(task));
   try {
     main(split.main);
     // Chunks no helper has claimed yet, from the last one back (helpers claim from the first).
@@ -343,7 +377,51 @@ export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall
       if (state === FAILED) failed.push(i);
     });
   }
-  // A chunk that trapped on a helper is computed again here (the same bits); later products stay on one thread.
+  // A chunk that trapped on a helper is computed again here (the same bits); later calls stay on one thread.
   for (const i of failed) main(split.chunks[i]);
-  if (failed.length > 0) p.failed = 'the matmul failed on a helper thread';
+  if (failed.length > 0) p.failed = 'a kernel failed on a helper thread';
+}
+
+/** The pool where `memory` (tfjs's heap, which a call's pointers are into) is the one it shares. */
+function poolFor(memory: WasmMemory | undefined): Pool | null {
+  return heap === null || memory !== heap.memory ? null : readyPool();
+}
+
+/**
+ * Runs one product, on the helper threads as well where it is big enough and they are up;
+ * `memory` is tfjs's heap, which the call's pointers are into, and `main` runs a call on the
+ * calling thread. The result is the same either way, bit for bit.
+ */
+export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall, main: (call: MatmulCall) => void): void {
+  const split = heap === null || memory !== heap.memory ? null : planSplit(call);
+  const p = split === null ? null : poolFor(memory);
+  if (split === null || p === null) {
+    main(call);
+    return;
+  }
+  runSplit(p, split, matmulTask, main);
+}
+
+/**
+ * Runs a kernel over `count` independent items (batch items of attention) on the helper threads
+ * as well, where they are up and there are at least two items: `part(start, end, slot)` gives the
+ * call for items [start, end) (slot: which of at most maxParts(count) parts it is, for per-part
+ * scratch), `main` runs a call on the calling thread. Deterministic as long as each item's result
+ * does not depend on which part computes it.
+ */
+export function onThreads(memory: WasmMemory | undefined, count: number, part: (start: number, end: number, slot: number) => Task, main: (task: Task) => void): void {
+  const helpers = Math.min(threads - 1, count - 1);
+  const p = helpers < 1 ? null : poolFor(memory);
+  if (p === null) {
+    main(part(0, count, 0));
+    return;
+  }
+  const items = shareItems(count, helpers);
+  runSplit(p, { main: part(...items.main, 0), chunks: items.chunks.map(([start, end], i) => part(start, end, i + 1)) }, (t) => t, main);
+}
+
+/** The most parts onThreads cuts `count` items into (the main thread's and the chunks). */
+export function maxParts(count: number): number {
+  const helpers = Math.min(threads - 1, count - 1);
+  return helpers < 1 ? 1 : 1 + Math.min(count, helpers * CHUNKS_PER_HELPER);
 }

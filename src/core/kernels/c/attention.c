@@ -80,10 +80,15 @@ static void softmax_grad_row(f32 *dp, const f32 *p, int len, int t, f32 scale) {
   for (; j < t; j++) dp[j] = 0;
 }
 
-// y = softmax(scale * q k^T + causal mask) v per (batch, head); p gets the probabilities.
+// The softmax scale 1/sqrt(hd), computed here so that every argument is an integer (threads.ts
+// hands calls to its helper threads as Int32 slots).
+static f32 score_scale(int hd) { return 1.0f / __builtin_sqrtf((f32)hd); }
+
+// y = softmax(q k^T / sqrt(hd) + causal mask) v per (batch, head); p gets the probabilities.
 __attribute__((export_name("steel_attn_fwd")))
-void steel_attn_fwd(const f32 *q, const f32 *k, const f32 *v, f32 *y, f32 *p, f32 *pack, int batch, int t, int nh, int nkv, int hd, f32 scale) {
+void steel_attn_fwd(const f32 *q, const f32 *k, const f32 *v, f32 *y, f32 *p, f32 *pack, int batch, int t, int nh, int nkv, int hd) {
   int ldq = nh * hd, ldkv = nkv * hd, rep = nh / nkv;
+  f32 scale = score_scale(hd);
   for (int b = 0; b < batch; b++) {
     for (int h = 0; h < nh; h++) {
       f32 *P = p + (b * nh + h) * t * t;
@@ -99,8 +104,9 @@ void steel_attn_fwd(const f32 *q, const f32 *k, const f32 *v, f32 *y, f32 *p, f3
 // scratch. dk and dv sum over the nh / nkv query heads that share a key/value head.
 __attribute__((export_name("steel_attn_bwd")))
 void steel_attn_bwd(const f32 *q, const f32 *k, const f32 *v, const f32 *p, const f32 *dy, f32 *dq, f32 *dk, f32 *dv, f32 *ds, f32 *pack,
-                    int batch, int t, int nh, int nkv, int hd, f32 scale) {
+                    int batch, int t, int nh, int nkv, int hd) {
   int ldq = nh * hd, ldkv = nkv * hd, rep = nh / nkv;
+  f32 scale = score_scale(hd);
   for (int b = 0; b < batch; b++) {
     for (int h = 0; h < nh; h++) {
       const f32 *P = p + (b * nh + h) * t * t;
