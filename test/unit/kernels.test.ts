@@ -1,8 +1,8 @@
 // Our wasm kernels (src/core/kernels/wasm.ts) compute what the stock cpu backend computes:
 // BatchMatMul (our SIMD kernel where steel-kernels.wasm is built, else XNNPACK routing) forward
 // and gradients over transposes, batch broadcast, batched-both-sides and odd sizes; Tile by rows;
-// UnsortedSegmentSum directly and as the gradient of gather; GatherV2 by rows and Sum by columns
-// (rows.ts). Relative tolerance 1e-4.
+// UnsortedSegmentSum directly and as the gradient of gather; GatherV2 and Add by rows and Sum by
+// columns (rows.ts). Relative tolerance 1e-4.
 // The fused ops (RMSNorm, SwiGLU, rotary, cross-entropy, AdamW) are tested in fused.test.ts.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -188,6 +188,30 @@ describe('wasm kernels against the stock cpu backend', () => {
       const t = tf.tensor(x, [6, 5, 7]);
       const biasGrad = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(tf.add(t, b), tf.tensor(dy, [7]))))(tf.zeros([7]));
       return [tf.sum(t, [0, 1]), tf.sum(t, [1, 0], true), tf.sum(t, [-3, -2]), tf.sum(tf.reshape(t, [30, 7]), 0), tf.sum(t), tf.sum(t, 2), tf.sum(t, [0]), biasGrad];
+    });
+  });
+
+  test('Add by rows: same shapes (large enough for the helper threads), a bias row, and the stock cases', async () => {
+    const rng = new Rng(16);
+    const big = randn(rng, [300, 257]);
+    const big2 = randn(rng, [300, 257]);
+    const bias = randn(rng, [257]);
+    const small = randn(rng, [3, 5, 4]);
+    const dy = randn(rng, [300, 257]);
+    await assertSameOnBoth('add', () => {
+      const [x, y, b] = [tf.tensor2d(big, [300, 257]), tf.tensor2d(big2, [300, 257]), tf.tensor1d(bias)];
+      const s = tf.tensor(small, [3, 5, 4]);
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.add(p, q), tf.tensor(dy, [300, 257]))))([x, b]);
+      return [
+        tf.add(x, y),
+        tf.add(x, b),
+        tf.add(x, tf.reshape(b, [1, 257])),
+        tf.add(s, tf.slice(s, [0, 0, 0], [1, 1, 4])), // a [1, 1, 4] row
+        tf.add(tf.slice(s, [0, 0, 0], [1, 5, 4]), s), // broadcast on the left: stock
+        tf.add(s, tf.scalar(2)),
+        tf.cast(tf.add(tf.cast(s, 'int32'), tf.cast(s, 'int32')), 'float32'),
+        ...grads,
+      ];
     });
   });
 

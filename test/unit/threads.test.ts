@@ -32,6 +32,9 @@ const CASES: [number[], number[], boolean, boolean][] = [
   [[5, 11, 6], [5, 4, 11], true, true], // batched both sides, both transposed
   [[6, 11], [4, 11, 3], false, false], // unbatched A against batched B (copied once)
   [[4, 11, 6], [11, 3], true, false], // transposed batched A against one B (not folded)
+  [[20, 50], [50, 301], false, false], // columns split (M < N), a partial last panel
+  [[50, 20], [50, 133], true, false], // columns split, transposed A (a weight gradient)
+  [[24, 40], [77, 40], false, true], // columns split, transposed B
 ];
 
 function product(aData: Float32Array, bData: Float32Array, c: (typeof CASES)[number]): Float32Array {

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { steelKernels, type SteelExports } from './steel';
-import { maxParts, onThreads } from './threads';
+import { maxParts, onThreads, type ThreadKernel } from './threads';
 import { asWasmBackend, input, tensorData, type KernelArgs, type WasmBackend } from './wasm-backend';
 
 interface Ctx {
@@ -46,20 +46,35 @@ function rmsNormGradKernel(args: KernelArgs): TensorInfo[] {
   return [dx, dw];
 }
 
+/**
+ * Runs a kernel over `count` independent items (rows, or batch items), split over our helper
+ * threads where they are up (threads.ts): `call` gives the kernel's arguments for `n` items from
+ * `start`, computed as part `slot` (which picks per-part scratch). Each item is computed by the
+ * same code whichever thread runs it, so results do not depend on the thread count.
+ */
+function onItems(c: Ctx, kernel: ThreadKernel, count: number, call: (start: number, n: number, slot: number) => number[]): void {
+  const fn = c.steel[kernel];
+  onThreads(c.backend.wasm.asm?.memory, count, (start, end, slot) => ({ kernel, args: call(start, end - start, slot) }), (task) => fn(...task.args));
+}
+
 function swiGluKernel(args: KernelArgs): TensorInfo {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
   const gate = input(args, 'gate');
-  const out = backend.makeOutput(gate.shape, 'float32');
-  steel.steel_swiglu_fwd(ptr(gate), ptr(input(args, 'up')), ptr(out), tf.util.sizeFromShape(gate.shape));
+  const out = c.backend.makeOutput(gate.shape, 'float32');
+  const [pg, pu, po] = [gate, input(args, 'up'), out].map(c.ptr);
+  const width = cols(gate);
+  onItems(c, 'steel_swiglu_fwd', rows(gate), (r, n) => [pg + 4 * r * width, pu + 4 * r * width, po + 4 * r * width, n * width]);
   return out;
 }
 
 function swiGluGradKernel(args: KernelArgs): TensorInfo[] {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
   const gate = input(args, 'gate');
-  const dg = backend.makeOutput(gate.shape, 'float32');
-  const du = backend.makeOutput(gate.shape, 'float32');
-  steel.steel_swiglu_bwd(ptr(gate), ptr(input(args, 'up')), ptr(input(args, 'dy')), ptr(dg), ptr(du), tf.util.sizeFromShape(gate.shape));
+  const dg = c.backend.makeOutput(gate.shape, 'float32');
+  const du = c.backend.makeOutput(gate.shape, 'float32');
+  const ptrs = [gate, input(args, 'up'), input(args, 'dy'), dg, du].map(c.ptr);
+  const width = cols(gate);
+  onItems(c, 'steel_swiglu_bwd', rows(gate), (r, n) => [...ptrs.map((p) => p + 4 * r * width), n * width]);
   return [dg, du];
 }
 
@@ -79,17 +94,6 @@ function attnShape(args: KernelArgs): { batch: number; t: number; nh: number; nk
   return { batch: Number(a.batch), t: Number(a.t), nh: Number(a.nh), nkv: Number(a.nkv), hd: Number(a.hd) };
 }
 
-/**
- * Runs an attention kernel over the batch, split by batch items over our helper threads where
- * they are up (threads.ts): `call` gives the kernel's arguments for `count` items from `start`,
- * computed as part `slot` (which picks its scratch). Every item is computed by the same code
- * whichever thread runs it, so results do not depend on the thread count.
- */
-function attentionOnThreads(c: Ctx, kernel: 'steel_attn_fwd' | 'steel_attn_bwd', batch: number, call: (start: number, count: number, slot: number) => number[]): void {
-  const fn = kernel === 'steel_attn_fwd' ? c.steel.steel_attn_fwd : c.steel.steel_attn_bwd;
-  onThreads(c.backend.wasm.asm?.memory, batch, (start, end, slot) => ({ kernel, args: call(start, end - start, slot) }), (task) => fn(...task.args));
-}
-
 function attentionKernel(args: KernelArgs): TensorInfo[] {
   const c = ctx(args);
   const { backend, steel, ptr } = c;
@@ -100,7 +104,7 @@ function attentionKernel(args: KernelArgs): TensorInfo[] {
   const probs = backend.makeOutput([batch * nh, t, t], 'float32');
   const [pq, pk, pv, py, pp] = [q, input(args, 'k'), input(args, 'v'), y, probs].map(ptr);
   const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t]; // bytes per batch item
-  attentionOnThreads(c, 'steel_attn_fwd', batch, (b, n) => [pq + b * qItem, pk + b * kvItem, pv + b * kvItem, py + b * qItem, pp + b * pItem, ptr(pack), n, t, nh, nkv, hd]);
+  onItems(c, 'steel_attn_fwd', batch, (b, n) => [pq + b * qItem, pk + b * kvItem, pv + b * kvItem, py + b * qItem, pp + b * pItem, ptr(pack), n, t, nh, nkv, hd]);
   backend.disposeData(pack.dataId);
   return [y, probs];
 }
@@ -115,7 +119,7 @@ function attentionGradKernel(args: KernelArgs): TensorInfo[] {
   const [dq, dk, dv] = [q, k, v].map((x) => backend.makeOutput(x.shape, 'float32'));
   const [pq, pk, pv, pp, pdy, pdq, pdk, pdv] = [q, k, v, input(args, 'probs'), input(args, 'dy'), dq, dk, dv].map(ptr);
   const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t];
-  attentionOnThreads(c, 'steel_attn_bwd', batch, (b, n, slot) => [
+  onItems(c, 'steel_attn_bwd', batch, (b, n, slot) => [
     pq + b * qItem, pk + b * kvItem, pv + b * kvItem, pp + b * pItem, pdy + b * qItem,
     pdq + b * qItem, pdk + b * kvItem, pdv + b * kvItem, ptr(ds) + slot * 4 * t * t, ptr(pack), n, t, nh, nkv, hd,
   ]);
@@ -126,14 +130,16 @@ function attentionGradKernel(args: KernelArgs): TensorInfo[] {
 
 /** Per-row loss logsumexp(x) - x[target] (log taken here in float64; 0 for an out-of-range target) and the softmax, saved for backward. */
 function xentKernel(args: KernelArgs): TensorInfo[] {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
+  const { backend, ptr } = c;
   const logits = input(args, 'logits');
   const targets = input(args, 'targets');
   const [n, v] = logits.shape;
   const probs = backend.makeOutput(logits.shape, 'float32');
   const stats = backend.makeOutput([n, 2], 'float32');
   const loss = backend.makeOutput([n], 'float32');
-  steel.steel_xent_fwd(ptr(logits), ptr(probs), ptr(stats), n, v);
+  const [px, pp, ps] = [logits, probs, stats].map(ptr);
+  onItems(c, 'steel_xent_fwd', n, (r, rowsHere) => [px + 4 * r * v, pp + 4 * r * v, ps + 8 * r, rowsHere, v]);
   // Views after every allocation: a heap growth detaches older ones.
   const [x, t, st, out] = [logits, targets, stats, loss].map((info) => backend.typedArrayFromHeap(info));
   for (let i = 0; i < n; i++) {
@@ -146,11 +152,12 @@ function xentKernel(args: KernelArgs): TensorInfo[] {
 }
 
 function xentGradKernel(args: KernelArgs): TensorInfo {
-  const { backend, steel, ptr } = ctx(args);
+  const c = ctx(args);
   const probs = input(args, 'probs');
   const [n, v] = probs.shape;
-  const dx = backend.makeOutput(probs.shape, 'float32');
-  steel.steel_xent_bwd(ptr(probs), ptr(input(args, 'targets')), ptr(input(args, 'dy')), ptr(dx), n, v);
+  const dx = c.backend.makeOutput(probs.shape, 'float32');
+  const [pp, pt, pdy, pdx] = [probs, input(args, 'targets'), input(args, 'dy'), dx].map(c.ptr);
+  onItems(c, 'steel_xent_bwd', n, (r, rowsHere) => [pp + 4 * r * v, pt + 4 * r, pdy + 4 * r, pdx + 4 * r * v, rowsHere, v]);
   return dx;
 }
 

@@ -1,13 +1,16 @@
-// Two stock wasm kernels replaced where the training step meets them in a slow shape:
+// Stock wasm kernels replaced where the training step meets them in a slow shape:
 // - GatherV2 on axis 0 (the embedding lookup): one row copy per index instead of the stock
 //   kernel's per-element index arithmetic (5 ms for 1,024 rows of 128 against ~0.05 ms);
 // - Sum over every axis but the last (the gradient of a bias add), which the stock kernel does by
-//   transposing first (~0.5 ms for [1024, 128]; 12 of them a tiny step), with our column sums.
+//   transposing first (~0.5 ms for [1024, 128]; 12 of them a tiny step), with our column sums;
+// - Add of float32 tensors of one shape, or of a row to every row (a bias), split over our helper
+//   threads by rows (41 adds a tiny step: residuals, biases and the sums of gradients).
 // Every other case goes to the stock kernel.
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { steelKernels } from './steel';
+import { onThreads } from './threads';
 import { asWasmBackend, input, tensorData, type KernelArgs } from './wasm-backend';
 
 const stock = new Map<string, KernelConfig>();
@@ -25,8 +28,9 @@ function rowGather(args: KernelArgs): TensorInfo | TensorInfo[] {
   const axis = Number(args.attrs?.axis ?? 0);
   const batchDims = Number(args.attrs?.batchDims ?? 0);
   const plain = (axis === 0 || axis === -x.shape.length) && batchDims === 0 && x.shape.length >= 1;
-  if (!plain || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return callStock(tf.GatherV2, args);
   const backend = asWasmBackend(args.backend);
+  const enabled = steelKernels(backend.wasm.asm?.memory) !== null; // off with the rest of ours (benches compare)
+  if (!enabled || !plain || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return callStock(tf.GatherV2, args);
   const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
   const src = backend.typedArrayFromHeap(x); // views after the allocation (heap growth detaches)
   const ids = backend.typedArrayFromHeap(indices);
@@ -68,12 +72,34 @@ function columnSum(args: KernelArgs): TensorInfo | TensorInfo[] {
   return out;
 }
 
+/** a + b by rows where b has a's shape or is one row (its last axis) broadcast over a's rows. */
+function rowAdd(args: KernelArgs): TensorInfo | TensorInfo[] {
+  const a = input(args, 'a');
+  const b = input(args, 'b');
+  const backend = asWasmBackend(args.backend);
+  const steel = steelKernels(backend.wasm.asm?.memory);
+  const cols = a.shape[a.shape.length - 1] ?? 1;
+  const same = a.shape.join() === b.shape.join();
+  const bias = b.shape.length >= 1 && b.shape.length <= a.shape.length && tf.util.sizeFromShape(b.shape) === cols && b.shape[b.shape.length - 1] === cols;
+  if (steel === null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length === 0 || !(same || bias)) return callStock(tf.Add, args);
+  const out = backend.makeOutput(a.shape, 'float32');
+  const [pa, pb, po] = [a, b, out].map((t) => tensorData(backend, t).memoryOffset);
+  const rows = cols === 0 ? 0 : tf.util.sizeFromShape(a.shape) / cols;
+  const bStep = same ? 4 * cols : 0;
+  const call = (r: number, n: number): number[] => [pa + 4 * r * cols, pb + r * bStep, po + 4 * r * cols, n, cols, same ? 1 : 0];
+  // Small adds stay on this thread: waking a helper costs more than adding 64k floats.
+  if (rows * cols < 1 << 16) steel.steel_add(...call(0, rows));
+  else onThreads(backend.wasm.asm?.memory, rows, (start, end) => ({ kernel: 'steel_add', args: call(start, end - start) }), (task) => steel.steel_add(...task.args));
+  return out;
+}
+
 const OVERRIDES: Record<string, KernelFunc> = {
   [tf.GatherV2]: rowGather as KernelFunc,
   [tf.Sum]: columnSum as KernelFunc,
+  [tf.Add]: rowAdd as KernelFunc,
 };
 
-/** Registers our GatherV2 and Sum on wasm (idempotent), keeping the stock ones as the fallback. */
+/** Registers our GatherV2, Sum and Add on wasm (idempotent), keeping the stock ones as the fallback. */
 export function registerRowKernels(): void {
   for (const [kernelName, kernelFunc] of Object.entries(OVERRIDES)) {
     const current = tf.getKernel(kernelName, 'wasm');

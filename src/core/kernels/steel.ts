@@ -50,6 +50,7 @@ export interface SteelExports {
   steel_attn_bwd: Fn;
   steel_sumsq: Fn;
   steel_colsum: Fn;
+  steel_add: Fn;
 }
 
 const EXPORTS: readonly (keyof SteelExports)[] = [
@@ -67,6 +68,7 @@ const EXPORTS: readonly (keyof SteelExports)[] = [
   'steel_attn_bwd',
   'steel_sumsq',
   'steel_colsum',
+  'steel_add',
 ];
 
 // __filename is src/core/kernels/steel.ts under tsx and dist/cli.js (or similar) when bundled.

@@ -12,7 +12,8 @@
 // bit-identical for any thread count and any timing.
 // Heap growth: only tfjs's malloc, on the main thread, grows the memory; helpers never do, and
 // hold no view of it but their control block, which lies below any later growth.
-// The attention kernels are shared out the same way, by batch items (onThreads).
+// Attention (by batch items), softmax cross-entropy and SwiGLU (by rows) are shared out the same
+// way (onThreads).
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -34,18 +35,26 @@ export interface MatmulCall {
   sbn: number;
   bsa: number;
   bsb: number;
+  /** C's row stride and batch stride (elements): n and m*n for a whole product. */
+  ldc: number;
+  bsc: number;
 }
 
-const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb'];
+const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb', 'ldc', 'bsc'];
 
 /**
- * The exports of steel-kernels-mt.wasm a helper may run, and which of each one's (integer)
- * arguments is its packing scratch, which each thread replaces with its own.
+ * The exports of steel-kernels-mt.wasm a helper may run (all of their arguments integers), and
+ * which argument is the packing scratch that each thread replaces with its own (-1: none).
  */
 const THREAD_KERNELS = [
   { name: 'steel_matmul', packArg: 3 },
   { name: 'steel_attn_fwd', packArg: 5 },
   { name: 'steel_attn_bwd', packArg: 9 },
+  { name: 'steel_xent_fwd', packArg: -1 },
+  { name: 'steel_xent_bwd', packArg: -1 },
+  { name: 'steel_swiglu_fwd', packArg: -1 },
+  { name: 'steel_swiglu_bwd', packArg: -1 },
+  { name: 'steel_add', packArg: -1 },
 ] as const;
 export type ThreadKernel = (typeof THREAD_KERNELS)[number]['name'];
 
@@ -104,7 +113,7 @@ for (;;) {
     if (Atomics.compareExchange(ctl, at, ${OPEN}, ${CLAIMED}) !== ${OPEN}) continue;
     const kernel = kernels[ctl[at + 1]];
     const args = Array.from(ctl.subarray(at + 3, at + 3 + ctl[at + 2]));
-    args[kernel.packArg] = pack;
+    if (kernel.packArg >= 0) args[kernel.packArg] = pack;
     let state = ${DONE};
     try {
       kernel.fn(...args);
@@ -286,25 +295,39 @@ function shareItems(count: number, helpers: number): Split<[number, number]> {
 
 /** Batched products: whole items per chunk (an unbatched operand, stride 0, is read by all). */
 function splitBatch(call: MatmulCall, helpers: number): Split<MatmulCall> {
-  const { m, n, bsa, bsb } = call;
+  const { bsa, bsb, bsc } = call;
   const items = shareItems(call.batch, helpers);
   const part = ([start, end]: [number, number]): MatmulCall => ({
     ...call,
     batch: end - start,
     a: call.a + 4 * start * bsa,
     b: call.b + 4 * start * bsb,
-    c: call.c + 4 * start * m * n,
+    c: call.c + 4 * start * bsc,
   });
   return { main: part(items.main), chunks: items.chunks.map(part) };
 }
 
-/** Single products: rows of C per chunk, whole 8-row tiles (the kernel's row blocking). */
-function splitRows(call: MatmulCall, helpers: number): Split<MatmulCall> {
-  const { m, n, sam } = call;
-  const first = Math.floor(m / (helpers + 1) / 8) * 8;
-  const at = cuts(first, m, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((m - first) / 8)), 8);
-  const chunks = at.slice(0, -1).map((start, i): MatmulCall => ({ ...call, m: at[i + 1] - start, a: call.a + 4 * start * sam, c: call.c + 4 * start * n }));
-  return { main: { ...call, m: first }, chunks };
+/** Starts of a share of [0, size) for the main thread and the chunks, in whole `quantum`s. */
+function shareRange(size: number, helpers: number, quantum: number): number[] {
+  const first = Math.floor(size / (helpers + 1) / quantum) * quantum;
+  return [0, ...cuts(first, size, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((size - first) / quantum)), quantum)];
+}
+
+/**
+ * Single products: by rows of C (whole 8-row tiles) or by columns (whole 8-column panels). Each
+ * part packs all of the operand it shares with the others (B for rows, A for columns), so the
+ * split shares the smaller one: columns where M*K < K*N (a weight gradient X^T·dY with few rows).
+ */
+function splitSingle(call: MatmulCall, helpers: number): Split<MatmulCall> {
+  const { m, n, sam, sbn } = call;
+  const byColumns = m < n && n >= 16;
+  const at = shareRange(byColumns ? n : m, helpers, 8);
+  const parts = at.slice(0, -1).map((start, i): MatmulCall => {
+    const size = at[i + 1] - start;
+    if (byColumns) return { ...call, n: size, b: call.b + 4 * start * sbn, c: call.c + 4 * start };
+    return { ...call, m: size, a: call.a + 4 * start * sam, c: call.c + 4 * start * call.ldc };
+  });
+  return { main: parts[0], chunks: parts.slice(1) };
 }
 
 /** The split of this product, or null where it is not worth one. */
@@ -312,8 +335,9 @@ function planSplit(call: MatmulCall): Split<MatmulCall> | null {
   const helpers = threads - 1;
   if (helpers < 1 || call.batch * call.m * call.n * call.k < minMacs) return null;
   if (call.batch >= 2) return splitBatch(call, Math.min(helpers, call.batch - 1));
-  if (call.m < 16) return null;
-  return splitRows(call, Math.min(helpers, Math.floor(call.m / 8) - 1));
+  const along = Math.max(call.m, call.n);
+  if (along < 16) return null;
+  return splitSingle(call, Math.min(helpers, Math.floor(along / 8) - 1));
 }
 
 export function callArgs(call: MatmulCall): number[] {

@@ -204,7 +204,7 @@ function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: T
   const bsa = batchA === 1 ? 0 : m * k;
   const bsb = batchB === 1 ? 0 : k * n;
   const ptr = (t: TensorInfo): number => tensorData(backend, t).memoryOffset;
-  const call = { c: ptr(out), a: ptr(a), b: ptr(b), pack, batch, m: rows, n, k, sam, sak, sbk, sbn, bsa, bsb };
+  const call = { c: ptr(out), a: ptr(a), b: ptr(b), pack, batch, m: rows, n, k, sam, sak, sbk, sbn, bsa, bsb, ldc: n, bsc: rows * n };
   matmulOnThreads(backend.wasm.asm?.memory, call, (part) => steel.steel_matmul(...callArgs(part)));
   return out;
 }

@@ -205,3 +205,16 @@ void steel_colsum(const f32 *x, f32 *out, int rows, int cols) {
     out[j] = acc;
   }
 }
+
+// out = a + b over `rows` rows of `cols`, b either the same shape (b_rows 1) or one row added to
+// every row (b_rows 0: a bias). The residual adds, bias adds and gradient sums of a training step.
+__attribute__((export_name("steel_add")))
+void steel_add(const f32 *a, const f32 *b, f32 *out, int rows, int cols, int b_rows) {
+  for (int r = 0; r < rows; r++) {
+    const f32 *ar = a + r * cols, *br = b_rows ? b + r * cols : b;
+    f32 *o = out + r * cols;
+    int j = 0;
+    for (; j + 4 <= cols; j += 4) wasm_v128_store(o + j, wasm_f32x4_add(wasm_v128_load(ar + j), wasm_v128_load(br + j)));
+    for (; j < cols; j++) o[j] = ar[j] + br[j];
+  }
+}

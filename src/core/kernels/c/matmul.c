@@ -190,11 +190,12 @@ void steel_gemm(f32 *c, const f32 *a, const f32 *b, f32 *pack, int m, int n, int
 }
 
 // Batched product: for each of `batch` items, C_b = A_b · B_b with element strides as in steel_gemm
-// and batch strides bsa, bsb (0 broadcasts one operand); C is [batch, M, N] contiguous.
+// and batch strides bsa, bsb (0 broadcasts one operand); C_b(i, n) = c[b*bsc + i*ldc + n] (for a
+// whole product, [batch, M, N] contiguous: ldc = N, bsc = M*N; a slice of its columns keeps those).
 __attribute__((export_name("steel_matmul")))
 void steel_matmul(f32 *c, const f32 *a, const f32 *b, f32 *pack, int batch, int m, int n, int k,
-                  int sam, int sak, int sbk, int sbn, int bsa, int bsb) {
-  for (int i = 0; i < batch; i++) steel_gemm(c + i * m * n, a + i * bsa, b + i * bsb, pack, m, n, k, sam, sak, sbk, sbn, n, 0);
+                  int sam, int sak, int sbk, int sbn, int bsa, int bsb, int ldc, int bsc) {
+  for (int i = 0; i < batch; i++) steel_gemm(c + i * bsc, a + i * bsa, b + i * bsb, pack, m, n, k, sam, sak, sbk, sbn, ldc, 0);
 }
 
 __attribute__((export_name("steel_pack_floats")))
