@@ -1,5 +1,7 @@
 // Per-kernel time of one training step on wasm (forward + backward + norm + AdamW), summed by
 // kernel name, before and after, alternating step by step:
+//   --compare stock    before: tfjs-backend-wasm's own kernels (with our UnsortedSegmentSum, which it
+//                      lacks); after: our SIMD kernels (1 thread);
 //   --compare steel    before: tfjs kernels + our XNNPACK matmul routing; after: our SIMD kernels (1 thread);
 //   --compare threads  before: our SIMD kernels on 1 thread; after: on N threads (--threads N, default 2).
 // Kernel times are wall-clock around each kernel; a customGrad wrapper's time includes its kernels.
@@ -30,13 +32,13 @@ function add(map: Map<string, Agg>, key: string, ms: number): void {
 
 type Side = 'before' | 'after';
 
-/** steel: "before" is XNNPACK matmul via transposes, copying Identity, no fused ops; threads: 1 thread against N. */
+/** stock: "before" is tfjs's kernels; steel: XNNPACK matmul via transposes, copying Identity, no fused ops; threads: 1 thread against N. */
 function user(compare: string, threads: number): (side: Side) => void {
   if (compare === 'threads') return (side) => setSteelThreads(side === 'after' ? threads : 1);
   return (side) => {
     setSteelThreads(1);
     setSteelKernelsEnabled(side === 'after');
-    registerWasmKernels({ sharedIdentity: side === 'after' });
+    registerWasmKernels({ sharedIdentity: side === 'after', batchMatMul: compare !== 'stock' || side === 'after' });
   };
 }
 
