@@ -99,8 +99,8 @@ const HELPER_SPIN_MS = 0.2;
 const DEFAULT_MIN_MACS = 1 << 22;
 
 // The helper's whole program: instantiate the kernels on tfjs's memory, then, for each posted
-// product, claim open chunks in order and compute them with its own packing scratch. Between
-// products it sleeps (a spinning thread would take a core from whatever else runs).
+// call, claim open chunks in order and compute them with its own packing scratch. Between calls
+// it watches for HELPER_SPIN_MS, then sleeps.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, ctlAt, index, pack } = workerData;
