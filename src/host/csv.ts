@@ -17,8 +17,9 @@ export function metricsCsv(runs: readonly RunData[]): string {
       for (let i = 0; i < table.length; i++) {
         const row: (string | number)[] = [run.summary.name, table.kind, table.step[i], table.t[i]];
         for (const name of columns) {
-          const col = table.fields.get(name);
-          row.push(col ? col[i] : '');
+          const value = table.fields.get(name)?.[i] ?? NaN;
+          const missing = Number.isNaN(value) && table.loggedNaN.get(name)?.has(i) !== true;
+          row.push(missing ? '' : value);
         }
         lines.push(row.map(cell).join(','));
       }

@@ -172,6 +172,11 @@ export interface DownsampleInput {
   stride: number;
   /** First bucket to emit (0: all). */
   fromBucket?: number;
+  /**
+   * Rows where NaN was logged (a marker); a NaN in any other row is a missing value, skipped like
+   * a gap. Without it every NaN is taken as logged.
+   */
+  loggedNaN?: ReadonlySet<number>;
 }
 
 /** M4 over rows [lo, hi). Rows whose x is not finite are not plottable and are skipped. */
@@ -193,7 +198,7 @@ export function downsample(input: DownsampleInput, points: Points, markers?: Mar
         else if (v > y[max - yStart]) max = i;
         last = i;
       } else if (Number.isNaN(v)) {
-        if (nan < 0) nan = i;
+        if (nan < 0 && (input.loggedNaN === undefined || input.loggedNaN.has(i))) nan = i;
       } else if (v > 0) {
         if (pinf < 0) pinf = i;
       } else if (ninf < 0) ninf = i;

@@ -30,3 +30,18 @@ test('several runs export as one long-format CSV: a field a table never logged i
     'b,train,0,2000,6,,3',
   ]);
 });
+
+test('a field a record left out is an empty cell, where the same field logged NaN is NaN', () => {
+  const train = newSeriesTable('train');
+  appendRecord(train, { step: 0, t: 1, loss: 7 }); // no acc yet
+  appendRecord(train, { step: 1, t: 2, loss: 6, acc: 0.5 });
+  appendRecord(train, { step: 2, t: 3, loss: 5 }); // acc left out again
+  appendRecord(train, { step: 3, t: 4, loss: 4, acc: 'NaN' });
+  assert.deepEqual(metricsCsv([run('r', [train])]).trim().split('\n'), [
+    'run,kind,step,t,acc,loss',
+    'r,train,0,1,,7',
+    'r,train,1,2,0.5,6',
+    'r,train,2,3,,5',
+    'r,train,3,4,NaN,4',
+  ]);
+});

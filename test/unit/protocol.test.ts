@@ -145,6 +145,23 @@ for (const view of [DEFAULT_VIEW, { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing:
   });
 }
 
+test('a field a foreign writer logs only sometimes has gaps, not NaN markers; a logged NaN is a marker', () => {
+  const data = runData('k');
+  append(data, [
+    { step: 0, t: 1, loss: 3 },
+    { step: 1, t: 2, loss: 2.5, acc: 0.4 },
+    { step: 2, t: 3, loss: 2 },
+    { step: 3, t: 4, loss: 1.5, acc: 'NaN' },
+    { step: 4, t: 5, loss: 1, acc: 0.6 },
+  ]);
+  const payload = computeChartPayload(data, DEFAULT_VIEW);
+  const acc = payload.series.find((s) => s.field === 'acc');
+  assert.ok(acc);
+  assert.deepEqual(acc.raw.x, [1, 4]);
+  assert.deepEqual(acc.markers.step, [3]);
+  assert.deepEqual(acc.markers.v, ['NaN']);
+});
+
 test('a gap in numbering is refused; a resume that rewrites history yields a snapshot', () => {
   const store = new FakeStore();
   const data = runData('k');

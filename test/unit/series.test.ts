@@ -127,6 +127,16 @@ test('non-finite points become markers, never points, never dropped', () => {
   assert.deepEqual(short.m.x, [1]);
 });
 
+test('with loggedNaN given, only logged NaN rows become markers; other NaN rows are gaps', () => {
+  const y = [1, NaN, 3, NaN, 5];
+  const p = emptyPoints();
+  const m = emptyMarkers();
+  downsample({ x: { values: [0, 1, 2, 3, 4], offset: 0 }, y, lo: 0, hi: 5, stride: 1, loggedNaN: new Set([3]) }, p, m);
+  assert.deepEqual(p.x, [0, 2, 4]);
+  assert.deepEqual(m.x, [3]);
+  assert.deepEqual(m.v, ['NaN']);
+});
+
 test('a tail re-sent from a bucket equals the same buckets of a full pass', () => {
   const n = 30_000;
   const x = Float64Array.from({ length: n }, (_, i) => i);

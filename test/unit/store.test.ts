@@ -7,6 +7,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
+import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/series';
 import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
 import { scratch } from '../helpers';
 
@@ -197,6 +198,7 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
   assert.equal(data?.summary.info, undefined);
   assert.equal(data?.summary.lastLoss, 6);
   assert.deepEqual(column(data?.tables.get('train'), 'acc'), [NaN, 0.1]);
+  assert.equal(data?.tables.get('train')?.loggedNaN.get('acc')?.size ?? 0, 0, 'a field left out is not a logged NaN');
   assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0 });
   assert.equal(key, `fake::${dir}`);
   store.dispose();
@@ -271,4 +273,20 @@ test('the flush timer delivers on its own, and the fs.watch path needs no refres
   while (!changes.some((c) => c.tablesFrom.has('train')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.equal(store.get(key)?.summary.lastLoss, 3);
   store.dispose();
+});
+
+test('repeated steps (a resume) replace later rows and their logged NaNs; lastValue skips rows without the field', () => {
+  const table = newSeriesTable('train');
+  appendRecord(table, { step: 0, t: 1, loss: 7, acc: 0.1 });
+  appendRecord(table, { step: 1, t: 2, loss: 'NaN', acc: 0.2 });
+  appendRecord(table, { step: 2, t: 3, loss: 'NaN' });
+  assert.deepEqual([...(table.loggedNaN.get('loss') ?? [])], [1, 2]);
+  assert.equal(lastValue(table, 'acc'), 0.2, 'the newest row that logged acc');
+  assert.ok(Number.isNaN(lastValue(table, 'loss') ?? 0), 'a logged NaN is the last value');
+  appendRecord(table, { step: 1, t: 4, loss: 6 }); // resumed from step 1
+  assert.equal(table.length, 2);
+  assert.deepEqual([...(table.loggedNaN.get('loss') ?? [])], []);
+  assert.equal(lastValue(table, 'loss'), 6);
+  assert.equal(lastValue(table, 'acc'), 0.1);
+  assert.equal(lastValue(table, 'missing'), undefined);
 });

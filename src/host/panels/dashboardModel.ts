@@ -100,6 +100,8 @@ export function runHeader(data: RunData, color: number): RunHeader {
   };
 }
 
+const NO_ROWS: ReadonlySet<number> = new Set();
+
 /**
  * One series as a chunk: buckets from `fromRow`'s bucket on when the webview already holds the
  * same bucketing of the same rows, else all of it.
@@ -120,7 +122,8 @@ function seriesChunk(data: RunData, state: RunState, table: SeriesTable, field: 
   const fromBucket = incremental ? Math.max(0, Math.floor((Math.min(fromRow, sent.hi) - lo) / stride)) : 0;
   const raw = emptyPoints();
   const markers = emptyMarkers();
-  downsample({ x, y: column, lo, hi, stride, fromBucket }, raw, markers, table.step);
+  const loggedNaN = table.loggedNaN.get(field) ?? NO_ROWS;
+  downsample({ x, y: column, lo, hi, stride, fromBucket, loggedNaN }, raw, markers, table.step);
   let smooth = null;
   if (view.smoothing > 0) {
     const yStart = lo + fromBucket * stride;

@@ -9,7 +9,7 @@ const INITIAL_CAPACITY = 256;
 const RESERVED = new Set(['step', 't', 'kind']);
 
 export function newSeriesTable(kind: string): SeriesTable {
-  return { kind, step: new Float64Array(INITIAL_CAPACITY), t: new Float64Array(INITIAL_CAPACITY), fields: new Map(), length: 0 };
+  return { kind, step: new Float64Array(INITIAL_CAPACITY), t: new Float64Array(INITIAL_CAPACITY), fields: new Map(), loggedNaN: new Map(), length: 0 };
 }
 
 /** Records without a string `kind` are train records (a foreign writer's plain `{step, loss}`). */
@@ -52,12 +52,15 @@ export function rowAtOrAfter(table: SeriesTable, step: number): number {
  */
 export function appendRecord(table: SeriesTable, record: MetricRecord): number {
   let row = table.length;
-  if (row > 0 && record.step <= table.step[row - 1]) row = rowAtOrAfter(table, record.step);
+  if (row > 0 && record.step <= table.step[row - 1]) {
+    row = rowAtOrAfter(table, record.step);
+    for (const rows of table.loggedNaN.values()) for (const r of rows) if (r >= row) rows.delete(r);
+  }
   ensureCapacity(table, row + 1);
   table.length = row;
   table.step[row] = record.step;
   table.t[row] = record.t;
-  // A field missing from this record reads as NaN in its row (a gap in a chart).
+  // A field missing from this record reads as NaN in its row, not in loggedNaN (a gap in a chart).
   for (const column of table.fields.values()) column[row] = NaN;
   for (const key in record) {
     if (RESERVED.has(key)) continue;
@@ -69,14 +72,25 @@ export function appendRecord(table: SeriesTable, record: MetricRecord): number {
       table.fields.set(key, column);
     }
     column[row] = value;
+    if (Number.isNaN(value)) {
+      const rows = table.loggedNaN.get(key) ?? new Set<number>();
+      rows.add(row);
+      table.loggedNaN.set(key, rows);
+    }
   }
   table.length = row + 1;
   return row;
 }
 
-/** The last value of a field, if the table has rows and the field exists. */
+/** The last logged value of a field, if any row has it. */
 export function lastValue(table: SeriesTable | undefined, field: string): number | undefined {
   if (!table || table.length === 0) return undefined;
   const column = table.fields.get(field);
-  return column ? column[table.length - 1] : undefined;
+  if (!column) return undefined;
+  // The newest row that has the field (logged, NaN included); rows without it are skipped.
+  const logged = table.loggedNaN.get(field);
+  for (let row = table.length - 1; row >= 0; row--) {
+    if (!Number.isNaN(column[row]) || logged?.has(row) === true) return column[row];
+  }
+  return undefined;
 }

@@ -41,8 +41,14 @@ export interface SeriesTable {
   kind: string;
   step: Float64Array;
   t: Float64Array;
-  /** Numeric fields by name (loss, lr, grad_norm, tokens, …); NaN/±Infinity kept as such. */
+  /**
+   * Numeric fields by name (loss, lr, grad_norm, tokens, …); ±Infinity kept as such. NaN is
+   * either logged (a row in loggedNaN: drawn as a marker) or the field is missing from that
+   * record (a gap in the chart, an empty CSV cell).
+   */
   fields: Map<string, Float64Array>;
+  /** Per field, the rows whose record logged NaN for it. */
+  loggedNaN: Map<string, Set<number>>;
   length: number;
 }
 
