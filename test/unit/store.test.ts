@@ -227,6 +227,30 @@ test('samples and events are kept in order and reported from their first new ind
   store.dispose();
 });
 
+test('after a resume, the first attempt\'s samples of later steps are dropped, whichever file is read first', async () => {
+  const dir = scratch('store');
+  const sample = (step: number, t: number) => ({ step, t, prompt: '春', text: `${step}@${t}`, temperature: 1, top_k: 0, top_p: 1, seed: 1 });
+  // The first attempt sampled steps 10, 20, 30 and died after its step-20 checkpoint.
+  writeFileSync(join(dir, 'samples.jsonl'), jsonl(sample(10, 100), sample(20, 200), sample(30, 300)));
+  writeFileSync(join(dir, 'events.jsonl'), jsonl({ step: 0, t: 0, kind: 'start', level: 'info', message: 'go' }));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  store.flush();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  // The resumed trainer samples step 30 again (after its resume event); the samples arrive first.
+  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sample(30, 600)));
+  await settled(store);
+  appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 20, t: 500, kind: 'resume', level: 'info', message: 'Resumed from step 20' }));
+  await settled(store);
+  store.flush();
+  assert.deepEqual(store.get(key)?.samples.map((s) => s.text), ['10@100', '20@200', '30@600']);
+  assert.deepEqual(store.get(key)?.events.map((e) => e.kind), ['start', 'resume']);
+  assert.equal(Math.min(...changes.map((c) => c.samplesFrom ?? Infinity)), 2, 'the webview re-reads samples from the first dropped one');
+  store.dispose();
+});
+
 test('changes are batched: one notification per run per flush, with the earliest changed row', async () => {
   const a = scratch('store');
   const b = scratch('store');

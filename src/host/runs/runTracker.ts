@@ -115,7 +115,7 @@ export class RunTracker {
       events: new JsonlTailer(join(this.dir, 'events.jsonl'), isEventRecord, tailOptions),
     };
     tails.metrics.onRecords((records, batch) => this.onMetrics(records, batch.reset));
-    tails.samples.onRecords((records, batch) => this.onLog(this.samples, records, batch.reset, 'samplesFrom'));
+    tails.samples.onRecords((records, batch) => this.onSamples(records, batch.reset));
     tails.events.onRecords((records, batch) => this.onEvents(records, batch.reset));
     for (const tail of Object.values(tails)) tail.onMalformed(() => this.updateSummary());
     return tails;
@@ -160,7 +160,7 @@ export class RunTracker {
     source.start({
       batch: live((b: PushedBatch) => {
         if (b.file === 'metrics') this.onMetrics(b.records, b.reset);
-        else if (b.file === 'samples') this.onLog(this.samples, b.records, b.reset, 'samplesFrom');
+        else if (b.file === 'samples') this.onSamples(b.records, b.reset);
         else this.onEvents(b.records, b.reset);
       }),
       malformed: live((file: LogFile, total: number) => {
@@ -258,8 +258,30 @@ export class RunTracker {
     if (reset) this.updateSummary(); // the file's malformed count started over
   }
 
+  private onSamples(records: SampleRecord[], reset: boolean): void {
+    this.onLog(this.samples, records, reset, 'samplesFrom');
+    this.dropSupersededSamples();
+  }
+
+  /**
+   * A resumed trainer goes back to its checkpoint's step and samples the later steps again: the
+   * samples of steps after a resume's step that were written before it (the first attempt's) are
+   * dropped, as metrics rows are (series.ts). Events stay: they are the run's history.
+   */
+  private dropSupersededSamples(): void {
+    const resumes = this.events.filter((e) => e.kind === 'resume');
+    if (resumes.length === 0) return;
+    const superseded = (s: SampleRecord): boolean => resumes.some((r) => s.step > r.step && s.t < r.t);
+    const first = this.samples.findIndex(superseded);
+    if (first < 0) return;
+    const kept = this.samples.slice(first).filter((s) => !superseded(s));
+    this.samples.splice(first, this.samples.length - first, ...kept);
+    this.report({ samplesFrom: first });
+  }
+
   private onEvents(records: EventRecord[], reset: boolean): void {
     this.onLog(this.events, records, reset, 'eventsFrom');
+    if (records.some((e) => e.kind === 'resume')) this.dropSupersededSamples();
     // Our trainer writes the checkpoint event after DONE: the cheapest exact moment to rescan.
     if (!this.source && records.some((e) => e.kind === 'checkpoint')) void this.checkpointScan.run();
   }
