@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       console.log(`open -> first chart paint (downsampled, all series): ${down.total.toFixed(0)} ms (page load to ready ${down.ready.toFixed(0)} ms, with the host's snapshot ${down.compute.toFixed(0)} ms computed meanwhile; ready to painted ${down.paint.toFixed(0)} ms, of which in the page ${down.inPage.toFixed(0)} ms: check, apply, draw)`);
       const full = computeChartPayload(data, { ...DEFAULT_VIEW, smoothing: 0 }, { maxPoints: Number.MAX_SAFE_INTEGER });
       const lossOnly = { ...full, series: full.series.filter((s) => s.kind === 'train' && s.field === 'loss') };
-      const base = await open(() => ({ type: 'snapshot', seq: 1, view: { ...DEFAULT_VIEW, smoothing: 0 }, maxPoints: Number.MAX_SAFE_INTEGER, runs: [lossOnly] }));
+      const base = await open(() => ({ type: 'snapshot', seq: 1, view: { ...DEFAULT_VIEW, smoothing: 0 }, maxPoints: Number.MAX_SAFE_INTEGER, keys: [lossOnly.header.key], runs: [lossOnly] }));
       console.log(`baseline, one series at full resolution (${lossOnly.series[0].raw.x.length.toLocaleString('en-US')} points, no downsampling): ${base.total.toFixed(0)} ms (ready to painted ${base.paint.toFixed(0)} ms, in the page ${base.inPage.toFixed(0)} ms) — ${(base.total / down.total).toFixed(1)}x the downsampled dashboard`);
     } finally {
       await browser.close();

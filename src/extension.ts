@@ -42,6 +42,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
   context.subscriptions.push(
     store,
+    DashboardPanel.registerSerializer(context, store, chat),
     tree,
     statusBar,
     view,

@@ -191,7 +191,8 @@ const chatSelection = { checkpoint: str, compare: nullable(str), settings: ChatS
 // ---- the messages ---------------------------------------------------------------------------
 
 export const hostToWebview = {
-  snapshot: obj({ seq: int, view: ViewStateSchema, maxPoints: int, runs: arr(RunSnapshotSchema) }, ['type']),
+  /** `keys`: the runs this panel shows, which the webview keeps (vscode.setState) so a window reload can restore the panel. */
+  snapshot: obj({ seq: int, view: ViewStateSchema, maxPoints: int, keys: arr(str), runs: arr(RunSnapshotSchema) }, ['type']),
   delta: obj({ seq: int, runs: arr(RunDeltaSchema) }, ['type']),
   /** The whole chat; `focus`: show the Chat tab (Steelscope: Chat with Checkpoint). */
   chatSnapshot: obj({ checkpoints: arr(ChatCheckpointSchema), checkpoint: nullable(str), compare: nullable(str), settings: ChatSettingsSchema, turns: arr(ChatTurnSchema), focus: bool }, ['type']),

@@ -1,6 +1,7 @@
 // Issue 3's end-to-end scenario in a real VS Code: start a tiny run from the command palette, see
 // it running in the Runs view, watch the dashboard's loss chart gain points and a sample appear
-// (read from inside the webview), stop it and see its status change. Screenshots are artifacts.
+// (read from inside the webview), stop it and see its status change; reload the window and see the
+// dashboard come back. Screenshots are artifacts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, eventually, withVSCode, type VSCodeSession } from './harness';
@@ -46,5 +47,15 @@ test('start training from the palette, follow it in the explorer and the dashboa
     const stopped = await runRow(vs, /stopped/);
     assert.ok(stopped.some((r) => r.label === RUN && /stopped/.test(r.description ?? '')));
     await vs.screenshot('explorer-stopped');
+
+    // A window reload brings the dashboard back with the same run (its WebviewPanelSerializer).
+    const before = await lossPoints();
+    await vs.openWorkbench();
+    const restored = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);
+    assert.ok(restored);
+    const restoredPoints = async () => Number((await restored.locator('canvas[data-chart="loss"]').getAttribute('data-points', { timeout: 5_000 }).catch(() => null)) ?? '0');
+    const after = await eventually(restoredPoints, (n) => n >= before, 60_000);
+    assert.ok(after >= before, `the restored dashboard shows the run's points (${after} of ${before})`);
+    await vs.screenshot('dashboard-restored');
   });
 });

@@ -42,7 +42,7 @@ test('chat tab: send with Enter, stream two answers side by side, text stays tex
   try {
     const { page, refused } = await openDashboard(browser);
     await page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
-    await postToWebview(page, { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, runs: [] });
+    await postToWebview(page, { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, keys: [], runs: [] });
     assert.equal(await page.locator('.chat').isVisible(), false, 'the samples tab is shown first');
     await postToWebview(page, chatSnapshot({ focus: true }));
     await page.locator('.chat').waitFor({ state: 'visible' });

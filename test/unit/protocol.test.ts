@@ -18,8 +18,8 @@ const sample = { step: 3, t: 1, prompt: '春', text: '<img src=x onerror=alert(1
 const event = { x: 2, step: 2, kind: 'spike', level: 'warning', message: 'loss spike' };
 
 const goodHost: HostToWebview[] = [
-  { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, runs: [{ header, series: [chunk as never], events: [event], samples: [sample] }] },
-  { type: 'snapshot', seq: 2, view: { ...DEFAULT_VIEW, range: [1, 2], xAxis: 'wall' }, maxPoints: 2000, runs: [] },
+  { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, keys: [header.key], runs: [{ header, series: [chunk as never], events: [event], samples: [sample] }] },
+  { type: 'snapshot', seq: 2, view: { ...DEFAULT_VIEW, range: [1, 2], xAxis: 'wall' }, maxPoints: 2000, keys: [], runs: [] },
   { type: 'delta', seq: 2, runs: [{ key: 'k', header: null, series: [], events: { from: 0, items: [{ ...event, x: null }] }, samples: null }] },
 ];
 const goodWebview: WebviewToHost[] = [
@@ -62,6 +62,7 @@ test('validators reject malformed messages, naming the field', () => {
   const snap = goodHost[0] as { runs: { series: unknown[] }[] };
   const badHost: [unknown, RegExp][] = [
     [{ ...goodHost[0], seq: 1.5 }, /seq: expected an integer/],
+    [{ ...goodHost[0], keys: [3] }, /keys\[0\]: expected a string/],
     [{ ...goodHost[0], runs: [{ ...snap.runs[0], series: [{ ...chunk, raw: { x: [null], y: [1], n: [1] } }] }] }, /raw\.x\[0\]: expected a finite number/],
     [{ ...goodHost[0], runs: [{ ...snap.runs[0], series: [{ ...chunk, markers: { ...chunk.markers, v: ['nan'] } }] }] }, /markers\.v\[0\]/],
     [{ ...goodHost[0], runs: [{ ...snap.runs[0], samples: [{ ...sample, text: 5 }] }] }, /text: expected a string/],

@@ -17,6 +17,8 @@ interface SavedState {
   samples: SamplesState;
   /** The tab below the charts; older saved states have none. */
   tab?: Tab;
+  /** The runs shown (from the last snapshot): what the host restores this panel with after a window reload. */
+  keys?: string[];
 }
 
 type Tab = 'samples' | 'chat';
@@ -37,8 +39,9 @@ let view: ViewState = saved?.view ?? DEFAULT_VIEW;
 let theme = readTheme();
 let waitingForSnapshot = false;
 let tab: Tab = saved?.tab ?? 'samples';
+let keys: string[] = saved?.keys ?? [];
 
-const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState, tab }; };
+const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState, tab, keys }; };
 
 const boardState: BoardState = {
   data,
@@ -109,6 +112,7 @@ function receive(m: HostToWebview): void {
     waitingForSnapshot = false;
     data.snapshot(m);
     view = m.view;
+    keys = m.keys;
     save();
     render();
     const hooks = window as unknown as TestHooks;

@@ -23,24 +23,57 @@ function storedView(context: vscode.ExtensionContext): ViewState {
   return ViewStateSchema.check(view, 'view') ? defaults : view;
 }
 
+/** One panel per set of runs, whatever their order. */
+function panelId(keys: readonly RunKey[]): string {
+  return [...new Set(keys)].sort().join('\n');
+}
+
+function webviewOptions(context: vscode.ExtensionContext): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+  return {
+    enableScripts: true,
+    localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')],
+  };
+}
+
+/** The run keys a dashboard webview saved, checked (the state comes from the webview: untrusted). */
+function savedKeys(state: unknown): RunKey[] {
+  const keys = (state as { keys?: unknown } | null | undefined)?.keys;
+  return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string' && k.length > 0 && k.length < 4096).slice(0, 64) : [];
+}
+
 export class DashboardPanel {
   private static readonly open = new Map<string, DashboardPanel>();
 
   /** Shows the dashboard of these runs, reusing the panel already showing the same set. */
   static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], hub: ChatHub): DashboardPanel {
-    const id = [...new Set(keys)].sort().join('\n');
-    const existing = DashboardPanel.open.get(id);
+    const existing = DashboardPanel.open.get(panelId(keys));
     if (existing) {
       existing.panel.reveal();
       return existing;
     }
-    const roots = [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')];
-    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Steelscope', vscode.ViewColumn.Active, {
-      enableScripts: true,
-      localResourceRoots: roots,
+    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Steelscope', vscode.ViewColumn.Active, webviewOptions(context));
+    return DashboardPanel.adopt(context, store, keys, panel, hub);
+  }
+
+  /**
+   * Restores the dashboards of the last session after a window reload: VS Code hands back each
+   * panel with the state its webview saved (vscode.setState), which names its runs.
+   */
+  static registerSerializer(context: vscode.ExtensionContext, store: RunStoreApi, hub: ChatHub): vscode.Disposable {
+    return vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
+      deserializeWebviewPanel: (panel, state: unknown) => {
+        const keys = savedKeys(state);
+        if (keys.length === 0 || DashboardPanel.open.has(panelId(keys))) panel.dispose(); // nothing to show, or shown already
+        else DashboardPanel.adopt(context, store, keys, panel, hub);
+        return Promise.resolve();
+      },
     });
-    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, id, hub);
-    DashboardPanel.open.set(id, created);
+  }
+
+  private static adopt(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], panel: vscode.WebviewPanel, hub: ChatHub): DashboardPanel {
+    panel.webview.options = webviewOptions(context);
+    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, panelId(keys), hub);
+    DashboardPanel.open.set(created.id, created);
     return created;
   }
 

@@ -210,7 +210,7 @@ export class DashboardModel {
       this.states.set(k, state);
       return runSnapshot(d, state, this.view, i, this.maxPoints);
     });
-    return { type: 'snapshot', seq: ++this.seq, view: this.view, maxPoints: this.maxPoints, runs };
+    return { type: 'snapshot', seq: ++this.seq, view: this.view, maxPoints: this.maxPoints, keys: [...this.keys], runs };
   }
 
   setView(patch: Partial<ViewState>): void {
