@@ -20,12 +20,12 @@ const OBSERVED_FOLDERS = 'steelscope.observedFolders';
 
 export function activate(context: vscode.ExtensionContext): void {
   const store = new RunStore();
-  const chat = registerChat(context, store);
   const cliPath = join(context.extensionPath, 'dist', 'cli.js');
   let local = makeLocalTarget(cliPath);
-  // SSH hosts (issue 4): created first because the tree lists their connection states.
+  // SSH hosts (issue 4): created first because the tree lists their connection states and the chat serves on them.
   let refreshTree = (): void => undefined;
   const ssh = registerSshCommands({ context, store, onHostsChanged: () => refreshTree() });
+  const chat = registerChat(context, store, () => ssh.hosts.list());
   const targets = (): RunTarget[] => [local, ...ssh.hosts.list()];
 
   const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }, ...hostStates(ssh.hosts)]);

@@ -1,16 +1,20 @@
 // Issue 4's end-to-end scenario: a real OpenSSH server on 127.0.0.1 (its own host key, key auth)
 // is added from the command palette — the unknown host key is shown and trusted — and a tiny run
-// is started there from "Start Training…", followed over SSH in the Runs view and the dashboard.
+// is started there from "Start Training…", followed over SSH in the Runs view and the dashboard,
+// stopped, and its last checkpoint chatted with (served on the host).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { scratch } from '../helpers';
 import { sshdSkipReason, TestSshd } from '../sshd';
 import { e2eSkip, eventually, withVSCode } from './harness';
 
 const HOST = 'e2e-box';
-const RUN = 'ssh-run';
+/** Unique per test process: the host's runs folder is the login user's real ~/.steelscope/runs. */
+const RUN = `ssh-run-${process.pid}`;
+const REMOTE_RUNS = join(homedir(), '.steelscope', 'runs'); // the test sshd logs in as this user
 
 /** A HOME whose ~/.ssh/config names the test server; known_hosts starts empty. */
 function sshHome(sshd: TestSshd): string {
@@ -64,8 +68,27 @@ test('add an SSH host, trust its key, start a run there from the palette and fol
         120_000,
       );
       await vs.screenshot('stopped');
+
+      // Chat with the stopped run's last checkpoint where it is: `steelscope serve` runs on the host.
+      await vs.runCommand('Steelscope: Chat with Checkpoint');
+      await vs.pickItem(RUN);
+      await vs.pickItem(/^step \d+/);
+      const chat = await vs.frameOfWebview(RUN);
+      const prompt = chat.locator('.chat textarea');
+      await prompt.waitFor({ state: 'visible', timeout: 30_000 });
+      await prompt.fill('春');
+      await prompt.press('Enter');
+      const answer = chat.locator('.chat-answer').first();
+      await chat.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: 120_000 });
+      assert.notEqual(await answer.getAttribute('data-status'), 'error', (await answer.locator('.chat-answer-note').textContent()) ?? '');
+      assert.ok(((await answer.locator('.chat-answer-text').textContent()) ?? '').length > 0, 'the remote checkpoint answered');
+      await vs.screenshot('chat-remote');
     });
   } finally {
     await sshd.stop();
+    // The run folder this test made on the "host" (this machine): removed, so runs do not pile up.
+    for (const dir of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
+      if (dir.startsWith(RUN)) rmSync(join(REMOTE_RUNS, dir), { recursive: true, force: true });
+    }
   }
 });

@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { isRunInfo, type RunInfo } from '../../src/shared/run';
@@ -14,7 +15,9 @@ import type { RunData } from '../../src/host/runs/types';
 import { SshConnection, type SecretRef, type SshPrompts } from '../../src/host/ssh/connection';
 import { checkHostKey } from '../../src/host/ssh/knownHosts';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
-import { poetrySubset, readEvents, readMetrics, readSamples, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { refOnHost } from '../../src/host/chat/dashboardChat';
+import { ServePool } from '../../src/host/chat/serveClient';
+import { CLI, poetrySubset, readEvents, readMetrics, readSamples, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
@@ -223,6 +226,29 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       assert.ok(existsSync(join(local, 'DONE')));
       assert.deepEqual(readdirSync(local).sort(), readdirSync(source).sort());
       assert.equal(progress.at(-1), manifest.files.reduce((s, f) => s + f.bytes, 0));
+
+      // Chat with the checkpoint where it is: `steelscope serve` over an exec channel answers
+      // as a local serve of the fetched copy does (greedy, same weights: the same text).
+      const route = (ref: string) => {
+        const dir = refOnHost(ref, target.id);
+        return dir === undefined ? undefined : () => target.serve(dir);
+      };
+      const pool = new ServePool({ cliPath: CLI, nodePath: () => process.execPath, env: TEST_ENV, route });
+      const serving = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`serve ${source}`));
+      try {
+        const params = { prompt: '春', max_tokens: 12, temperature: 0 };
+        const tokens: string[] = [];
+        const remote = await pool.generate(`${target.id}::${source}`, params, (t) => tokens.push(t)).done;
+        const here = await pool.generate(local, params, () => {}).done;
+        assert.ok(remote.completion_tokens > 0);
+        assert.equal(tokens.join(''), remote.text, 'tokens streamed over SSH');
+        assert.equal(remote.text, here.text);
+        assert.equal(pool.live.length, 2);
+        assert.ok(serving().length >= 1, 'a serve process on the host');
+      } finally {
+        pool.dispose();
+      }
+      await until('the remote serve process to end', () => serving().length === 0, 20_000);
     } finally {
       reap(runDir);
       store.dispose();

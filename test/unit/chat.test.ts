@@ -2,7 +2,7 @@
 // scripted serve, which checkpoint @steelscope answers from, and its literal markdown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChatHub, chatCheckpoints, DashboardChat, generateParams, laneHistory } from '../../src/host/chat/dashboardChat';
+import { ChatHub, chatCheckpoints, DashboardChat, generateParams, laneHistory, refOnHost } from '../../src/host/chat/dashboardChat';
 import { answeringLine, escapeMarkdown, LiteralBlock, participantChoice } from '../../src/host/chat/participantText';
 import type { Generation } from '../../src/host/chat/serveClient';
 import type { CheckpointSummary, RunData, RunStoreApi, RunSummary } from '../../src/host/runs/types';
@@ -140,15 +140,23 @@ test('focus selects the checkpoint and asks for the Chat tab until a webview get
   assert.equal((posted.at(-1) as { checkpoint: string }).checkpoint, '/c/1', 'an unknown checkpoint is not chosen');
 });
 
-test('chat lists complete local checkpoints, newest first, best marked', () => {
+test('chat lists complete checkpoints, newest first, best marked; a remote one by host and folder', () => {
   const s = store(
     { dir: '/a', name: 'a', checkpoints: [ckpt('/a/1', 1, { evalLoss: 3.5, best: true }), ckpt('/a/2', 2, { evalLoss: 3.6 }), ckpt('/a/3', 3, { complete: false })] },
-    { dir: '/b', name: 'b', hostId: 'gpu', checkpoints: [ckpt('/b/1', 1)] },
+    { dir: '/b', name: 'b', hostId: 'ssh:gpu', checkpoints: [ckpt('/b/1', 1)] },
   );
-  assert.deepEqual(chatCheckpoints(s, ['local::/a', 'local::/b']), [
+  assert.deepEqual(chatCheckpoints(s, ['local::/a']), [
     { dir: '/a/2', step: 2, best: false, label: 'step 2 · eval 3.600' },
     { dir: '/a/1', step: 1, best: true, label: 'step 1 · eval 3.500 ★ best' },
   ]);
+  assert.deepEqual(chatCheckpoints(s, ['local::/a', 'local::/b']).map((c) => [c.dir, c.label]), [
+    ['/a/2', 'a · step 2 · eval 3.600'],
+    ['/a/1', 'a · step 1 · eval 3.500 ★ best'],
+    ['ssh:gpu::/b/1', 'b · step 1'],
+  ]);
+  assert.equal(refOnHost('ssh:gpu::/b/1', 'ssh:gpu'), '/b/1');
+  assert.equal(refOnHost('ssh:gpu::/b/1', 'ssh:other'), undefined);
+  assert.equal(refOnHost('/a/1', 'local'), undefined);
 });
 
 test('@steelscope answers from the last checkpoint used, else the best of the newest run', () => {
@@ -163,6 +171,8 @@ test('@steelscope answers from the last checkpoint used, else the best of the ne
   const settings = { ...DEFAULT_CHAT_SETTINGS, seed: 4 };
   const last = participantChoice(s, { checkpoint: { dir: '/old/5', label: '', step: 5, best: true }, settings });
   assert.deepEqual([last?.dir, last?.why, last?.settings.seed], ['/old/5', 'the checkpoint last used in the dashboard chat', 4]);
+  const remote = participantChoice(s, { checkpoint: { dir: 'gpu::/far/1', label: '', step: 1, best: true }, settings });
+  assert.deepEqual([remote?.dir, remote?.label], ['gpu::/far/1', 'far · step 1'], 'the last one used, on its host');
   const gone = participantChoice(s, { checkpoint: { dir: '/deleted/1', label: '', step: 1, best: false }, settings });
   assert.equal(gone?.dir, '/new/2');
   assert.equal(participantChoice(store(), undefined), undefined);

@@ -37,13 +37,26 @@ export function checkpointLabel(run: RunSummary, c: CheckpointSummary, withRun: 
 }
 
 /**
- * Complete checkpoints of these runs, newest first. Only runs on this machine: a remote
- * checkpoint would need `steelscope serve` on its host.
+ * How the chat names a checkpoint (ChatCheckpoint.dir): its folder on this machine, or
+ * `${hostId}::${folder}` on an SSH host, where `steelscope serve` then runs (register.ts).
  */
+export function checkpointRef(run: RunSummary, dir: string): string {
+  return run.hostId === 'local' ? dir : `${run.hostId}::${dir}`;
+}
+
+/** The folder of a ref on the host `hostId`, or undefined where the ref is not that host's. */
+export function refOnHost(ref: string, hostId: string): string | undefined {
+  return hostId !== 'local' && ref.startsWith(`${hostId}::`) ? ref.slice(hostId.length + 2) : undefined;
+}
+
+/** Complete checkpoints of these runs, newest first, on this machine or an SSH host. */
 export function chatCheckpoints(store: RunStoreApi, keys: readonly RunKey[]): ChatCheckpoint[] {
-  const runs = keys.map((k) => store.get(k)?.summary).filter((s): s is RunSummary => s !== undefined && s.hostId === 'local');
+  const runs = keys.map((k) => store.get(k)?.summary).filter((s): s is RunSummary => s !== undefined);
   return runs.flatMap((run) =>
-    run.checkpoints.filter((c) => c.complete).reverse().map((c) => ({ dir: c.dir, step: c.step, best: c.best, label: checkpointLabel(run, c, runs.length > 1) })),
+    run.checkpoints
+      .filter((c) => c.complete)
+      .reverse()
+      .map((c) => ({ dir: checkpointRef(run, c.dir), step: c.step, best: c.best, label: checkpointLabel(run, c, runs.length > 1) })),
   );
 }
 

@@ -2,7 +2,7 @@
 // text as markdown that renders literally while it streams in.
 import { DEFAULT_CHAT_SETTINGS, type ChatSettings } from '../../shared/protocol';
 import type { RunStoreApi, RunSummary } from '../runs/types';
-import type { ChatChoice } from './dashboardChat';
+import { checkpointRef, type ChatChoice } from './dashboardChat';
 
 /**
  * Model text → markdown, piece by piece, as an indented code block: every line starts with four
@@ -60,18 +60,19 @@ function newestFirst(a: RunSummary, b: RunSummary): number {
 }
 
 /**
- * The checkpoint the dashboard chat used last while it still exists; else the best checkpoint
- * (lowest eval loss) of the newest run on this machine that has one, or that run's newest.
+ * The checkpoint the dashboard chat used last while it still exists (here or on an SSH host);
+ * else the best checkpoint (lowest eval loss) of the newest run on this machine that has one, or
+ * that run's newest. `dir` is the chat's checkpoint ref (checkpointRef).
  */
 export function participantChoice(store: RunStoreApi, last: ChatChoice | undefined): ParticipantChoice | undefined {
-  const runs = [...store.runs.values()].map((r) => r.summary).filter((s) => s.hostId === 'local');
+  const all = [...store.runs.values()].map((r) => r.summary);
   if (last) {
-    for (const run of runs) {
-      const c = run.checkpoints.find((k) => k.complete && k.dir === last.checkpoint.dir);
-      if (c) return { dir: c.dir, label: `${run.name} · step ${c.step}`, why: 'the checkpoint last used in the dashboard chat', settings: last.settings };
+    for (const run of all) {
+      const c = run.checkpoints.find((k) => k.complete && checkpointRef(run, k.dir) === last.checkpoint.dir);
+      if (c) return { dir: last.checkpoint.dir, label: `${run.name} · step ${c.step}`, why: 'the checkpoint last used in the dashboard chat', settings: last.settings };
     }
   }
-  for (const run of runs.sort(newestFirst)) {
+  for (const run of all.filter((s) => s.hostId === 'local').sort(newestFirst)) {
     const complete = run.checkpoints.filter((c) => c.complete);
     const c = complete.find((k) => k.best) ?? complete.at(-1);
     if (!c) continue;

@@ -7,14 +7,25 @@ import { resolveNodePath } from '../runs/nodePath';
 import type { RunKey, RunStoreApi } from '../runs/types';
 import { nodePathSetting } from '../settings';
 import type { RunsNode } from '../views/runsTree';
-import { checkpointLabel, ChatHub } from './dashboardChat';
+import type { RemoteTarget } from '../ssh/remoteTarget';
+import { checkpointLabel, checkpointRef, ChatHub, refOnHost } from './dashboardChat';
 import { registerChatParticipant } from './participant';
-import { ServePool } from './serveClient';
+import { ServePool, type ServeStart } from './serveClient';
 
-/** Registers the chat command and participant; returns the hub every dashboard chats through. */
-export function registerChat(context: vscode.ExtensionContext, store: RunStoreApi): ChatHub {
+/**
+ * Registers the chat command and participant; returns the hub every dashboard chats through. A
+ * checkpoint on an SSH host (one of `remotes`) is served there, over the host's connection.
+ */
+export function registerChat(context: vscode.ExtensionContext, store: RunStoreApi, remotes: () => readonly RemoteTarget[]): ChatHub {
   const cliPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'cli.js').fsPath;
-  const hub = new ChatHub(new ServePool({ cliPath, nodePath: () => resolveNodePath(nodePathSetting()), onWarning: (m) => console.warn(m) }));
+  const route = (ref: string): ServeStart | undefined => {
+    for (const target of remotes()) {
+      const dir = refOnHost(ref, target.id);
+      if (dir !== undefined) return () => target.serve(dir);
+    }
+    return undefined;
+  };
+  const hub = new ChatHub(new ServePool({ cliPath, nodePath: () => resolveNodePath(nodePathSetting()), onWarning: (m) => console.warn(m), route }));
   const command = vscode.commands.registerCommand('steelscope.chatWithCheckpoint', async (node?: unknown) => {
     try {
       const chosen = await chooseCheckpoint(store, node as RunsNode | undefined);
@@ -27,17 +38,16 @@ export function registerChat(context: vscode.ExtensionContext, store: RunStoreAp
   return hub;
 }
 
-/** From a checkpoint item, a run item (its best checkpoint), or quick picks: run, then checkpoint. */
+/** From a checkpoint item, a run item (its best checkpoint), or quick picks: run, then checkpoint; `dir` is a chat ref. */
 async function chooseCheckpoint(store: RunStoreApi, node: RunsNode | undefined): Promise<{ key: RunKey; dir?: string } | undefined> {
-  if (node?.kind === 'checkpoint') return { key: node.key, dir: node.checkpoint.dir };
-  const key = node?.kind === 'run' ? node.key : (await pickRuns(store, 'Chat with Checkpoint: pick a run'))[0];
+  const key = node?.kind === 'run' || node?.kind === 'checkpoint' ? node.key : (await pickRuns(store, 'Chat with Checkpoint: pick a run'))[0];
   const run = key !== undefined ? store.get(key)?.summary : undefined;
   if (!run) return undefined;
-  if (run.hostId !== 'local') throw new Error(`chat runs on this machine only for now; ${run.name} is on ${run.hostLabel}.`);
+  if (node?.kind === 'checkpoint') return { key: run.key, dir: checkpointRef(run, node.checkpoint.dir) };
   const complete = run.checkpoints.filter((c) => c.complete).reverse();
   if (complete.length === 0) throw new Error(`${run.name} has no complete checkpoint yet.`);
   if (node?.kind === 'run') return { key: run.key };
-  const items = complete.map((c) => ({ label: checkpointLabel(run, c, false), detail: c.dir, dir: c.dir }));
+  const items = complete.map((c) => ({ label: checkpointLabel(run, c, false), detail: c.dir, dir: checkpointRef(run, c.dir) }));
   const picked = await vscode.window.showQuickPick(items, { title: `Chat with Checkpoint: ${run.name}`, placeHolder: 'The checkpoint to answer' });
   return picked ? { key: run.key, dir: picked.dir } : undefined;
 }

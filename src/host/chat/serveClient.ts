@@ -1,11 +1,27 @@
 // The extension's end of `steelscope serve` (src/shared/serve-protocol.ts), without vscode: one
-// `node dist/cli.js serve <checkpoint>` child per checkpoint, loaded once and reused for every
-// generation, ended when disposed or idle. Every stdout line is validated before use; the model
-// never loads in the extension host (DESIGN.md).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+// `node dist/cli.js serve <checkpoint>` per checkpoint (a child process here, or an exec channel
+// on the SSH host that holds the checkpoint), loaded once and reused for every generation, ended
+// when disposed or idle. Every stdout line is validated before use; the model never loads in the
+// extension host (DESIGN.md).
+import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseServeMessage, type DoneMessage, type GenerateParams, type ReadyMessage, type RequestId, type ServeMessage, type ServeRequest } from '../../shared/serve-protocol';
+
+/** A running `steelscope serve`: a child process here, or an exec channel on an SSH host. */
+export interface ServeProcess {
+  stdin: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  stderr: NodeJS.ReadableStream;
+  /** Settles once it has ended and its output is read to the end; `error`: it could not run at all. */
+  exit: Promise<{ code: number | null; signal?: string | null; error?: string }>;
+  /** Ends it: stdin closed (the server's end of input) and SIGTERM where there is a process to signal; forced if it lingers. */
+  stop(): void;
+  pid?: number;
+}
+
+/** Starts `serve` on a checkpoint; rejects (or throws) with a message for the user. */
+export type ServeStart = (checkpoint: string) => ServeProcess | Promise<ServeProcess>;
 
 export interface ServeOptions {
   /** The node binary (see resolveNodePath); asked at each spawn so a changed setting applies. May throw. */
@@ -19,6 +35,29 @@ export interface ServeOptions {
   idleMs?: number;
   /** Hears about stdout lines that are no protocol message (they are skipped). */
   onWarning?: (message: string) => void;
+  /** Where a checkpoint is not on this machine: how to start serve for it (an SSH host's); undefined: here. */
+  route?: (checkpoint: string) => ServeStart | undefined;
+}
+
+/** `node dist/cli.js serve <checkpoint>` as a child process of the extension host. */
+function localServe(options: ServeOptions): ServeStart {
+  return (checkpoint) => {
+    const args = [options.cliPath, 'serve', checkpoint, ...(options.args ?? [])];
+    const child = spawn(options.nodePath(), args, { env: options.env ?? process.env, stdio: 'pipe', windowsHide: true });
+    // 'close', not 'exit': by then stdout is read to its end, so a load error line came first.
+    const exit = new Promise<{ code: number | null; signal?: string | null; error?: string }>((done) => {
+      child.once('error', (err) => done({ code: null, error: `Could not run the serve process: ${err.message}. Check steelscope.nodePath.` }));
+      child.once('close', (code, signal) => done({ code, signal }));
+    });
+    const stop = (): void => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin.end();
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, KILL_AFTER_MS);
+      timer.unref();
+    };
+    return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exit, stop, pid: child.pid };
+  };
 }
 
 export interface Generation {
@@ -46,7 +85,9 @@ const STDERR_KEEP = 2_000;
 /** One serve process for one checkpoint. */
 export class ServeClient {
   readonly ready: Promise<ReadyMessage>;
-  private child: ChildProcessWithoutNullStreams | undefined;
+  private proc: ServeProcess | undefined;
+  /** Request lines written before the process is up (a remote one takes a connection and a deploy). */
+  private readonly queued: string[] = [];
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
   private failure: Error | undefined;
@@ -58,11 +99,18 @@ export class ServeClient {
   constructor(readonly checkpoint: string, private readonly options: ServeOptions, private readonly onClosed: (client: ServeClient) => void = () => {}) {
     this.ready = new Promise<ReadyMessage>((ok, fail) => { this.markReady = ok; this.markFailed = fail; });
     handled(this.ready); // a failure also reaches every generation; nobody must await ready
+    const start = options.route?.(checkpoint) ?? localServe(options);
+    let started: ServeProcess | Promise<ServeProcess>;
     try {
-      this.start();
+      started = start(checkpoint);
     } catch (err) {
-      this.close(new Error(`Could not start the serve process: ${err instanceof Error ? err.message : String(err)}`));
+      started = Promise.reject(err);
     }
+    void Promise.resolve(started).then(
+      (proc) => this.attach(proc),
+      (err: unknown) => this.close(new Error(`Could not start the serve process: ${err instanceof Error ? err.message : String(err)}`)),
+    );
+    this.armIdle();
   }
 
   /** True once the process has ended or failed; the pool then starts a fresh one. */
@@ -70,9 +118,9 @@ export class ServeClient {
     return this.failure !== undefined;
   }
 
-  /** The process id while it runs (for tests and diagnostics). */
+  /** The process id while it runs here (for tests and diagnostics; none for a remote one). */
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.proc?.pid;
   }
 
   /** True while a generation is queued or running. */
@@ -80,20 +128,17 @@ export class ServeClient {
     return this.pending.size > 0;
   }
 
-  private start(): void {
-    const args = [this.options.cliPath, 'serve', this.checkpoint, ...(this.options.args ?? [])];
-    const child = spawn(this.options.nodePath(), args, { env: this.options.env ?? process.env, stdio: 'pipe', windowsHide: true });
-    this.child = child;
-    child.once('error', (err) => this.close(new Error(`Could not run the serve process: ${err.message}. Check steelscope.nodePath.`)));
-    // 'close', not 'exit': by then stdout is read to its end, so a load error line came first.
-    child.once('close', (code, signal) => this.close(this.exitError(code, signal)));
-    child.stdin.on('error', () => {}); // EPIPE after an exit: the exit handler reports it
-    child.stderr.on('data', (chunk: Buffer) => { this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_KEEP); });
-    createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => this.receive(line));
-    this.armIdle();
+  private attach(proc: ServeProcess): void {
+    if (this.closed) return proc.stop(); // disposed while it was starting
+    this.proc = proc;
+    void proc.exit.then((r) => this.close(r.error !== undefined ? new Error(r.error) : this.exitError(r.code, r.signal ?? null)));
+    proc.stdin.on('error', () => {}); // EPIPE after an exit: the exit handler reports it
+    proc.stderr.on('data', (chunk: Buffer) => { this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_KEEP); });
+    createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (line) => this.receive(line));
+    for (const line of this.queued.splice(0)) proc.stdin.write(line);
   }
 
-  private exitError(code: number | null, signal: NodeJS.Signals | null): Error {
+  private exitError(code: number | null, signal: string | null): Error {
     const how = code !== null ? `with code ${code}` : `on ${signal}`;
     const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n');
     return new Error(`The serve process for ${this.checkpoint} exited ${how}.${tail ? `\n${tail}` : ''}`);
@@ -141,7 +186,9 @@ export class ServeClient {
 
   private send(request: ServeRequest): void {
     // Lines written before "ready" wait in the pipe: the server reads stdin once it has loaded.
-    this.child?.stdin.write(JSON.stringify(request) + '\n');
+    const line = JSON.stringify(request) + '\n';
+    if (this.proc) this.proc.stdin.write(line);
+    else this.queued.push(line);
   }
 
   private armIdle(): void {
@@ -169,13 +216,8 @@ export class ServeClient {
 
   /** Ends the process: SIGTERM cancels what runs (the server's first-signal path), SIGKILL if it lingers. */
   dispose(): void {
-    const child = this.child;
     this.close(new Error(`The serve process for ${this.checkpoint} was closed.`));
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.stdin.end();
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, KILL_AFTER_MS);
-    timer.unref();
+    this.proc?.stop();
   }
 }
 
@@ -187,7 +229,7 @@ export class ServePool {
 
   /** The live client of this checkpoint, or a new one (a failed one is replaced). */
   client(checkpoint: string): ServeClient {
-    const key = resolve(checkpoint);
+    const key = this.options.route?.(checkpoint) !== undefined ? checkpoint : resolve(checkpoint); // a remote one is an id, not a local path
     const existing = this.clients.get(key);
     if (existing && !existing.closed) {
       this.clients.delete(key); // re-insert: Map order is the least-recently-used order

@@ -12,6 +12,7 @@ import { Transform } from 'node:stream';
 import { encodeFollowOffsets, type FollowOffsets } from '../../shared/follow-protocol';
 import { checkpointDirName, isRunInfo, type RunInfo } from '../../shared/run';
 import { slugify } from '../runs/localTarget';
+import type { ServeProcess } from '../chat/serveClient';
 import type { RunTarget, StartRequest } from '../runs/types';
 import { SshError, type SshConnection } from './connection';
 import { RemoteFollower, type ConnectionState, type RemoteFollowerOptions } from './remoteFollower';
@@ -337,6 +338,22 @@ export class RemoteTarget extends EventEmitter implements RunTarget {
     this.followers.add(follower);
     follower.once('disposed', () => this.followers.delete(follower));
     return follower;
+  }
+
+  /**
+   * `steelscope serve <checkpoint>` on this host over an exec channel, for the chat: the same JSON
+   * lines as a local serve process. stop() ends its input and closes the channel, which ends it.
+   */
+  async serve(checkpoint: string): Promise<ServeProcess> {
+    const cli = await this.deploy();
+    const env = Object.entries(this.options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const command = shCommand([...(env.length ? ['env', ...env] : []), this.options.nodePath ?? 'node', cli, 'serve', checkpoint]);
+    const proc = await (await this.connection()).exec(command);
+    const stop = (): void => {
+      proc.stdin.end();
+      proc.close();
+    };
+    return { stdin: proc.stdin, stdout: proc.stdout, stderr: proc.stderr, exit: proc.exit, stop };
   }
 
   async followCommand(runDir: string, from: FollowOffsets): Promise<string> {
