@@ -123,6 +123,27 @@ test('dashboard chat: streams into the history, refuses while busy, stops, clear
   assert.match(JSON.stringify(posted.at(-1)), /Nothing to regenerate/);
 });
 
+test('a chat is kept across a window reload: a new DashboardChat with the same memory has its turns and choice', async () => {
+  const serve = new ScriptedServe();
+  let kept: unknown;
+  const memory = { load: () => kept, save: (chat: unknown) => { kept = JSON.parse(JSON.stringify(chat)); } };
+  const list = [{ dir: '/c/2', label: '2', step: 2, best: true }, { dir: '/c/1', label: '1', step: 1, best: false }];
+  const settings = { ...DEFAULT_CHAT_SETTINGS, temperature: 0.3 };
+  const first = new DashboardChat(new ChatHub(serve), () => list, () => true, memory);
+  first.handle({ type: 'chatSend', prompt: 'one', checkpoint: '/c/1', compare: null, settings });
+  serve.asked[0].finish({ text: 'answer one' });
+  await settle();
+  first.handle({ type: 'chatSend', prompt: 'two', checkpoint: '/c/1', compare: null, settings }); // the window goes while it streams
+
+  const restored = new DashboardChat(new ChatHub(serve), () => list, () => true, memory).snapshot();
+  assert.deepEqual(restored.turns.map((t) => [t.prompt, t.answers[0].text, t.answers[0].status]), [['one', 'answer one', 'done'], ['two', '', 'stopped']]);
+  assert.match(restored.turns[1].answers[0].note, /interrupted by a window reload/);
+  assert.deepEqual([restored.checkpoint, restored.settings.temperature], ['/c/1', 0.3]);
+
+  const broken = new DashboardChat(new ChatHub(serve), () => list, () => true, { load: () => ({ turns: 'not turns' }), save: () => {} }).snapshot();
+  assert.deepEqual(broken.turns, [], 'a damaged memory is ignored');
+});
+
 test('focus selects the checkpoint and asks for the Chat tab until a webview gets it', () => {
   let open = false;
   const posted: HostToWebview[] = [];

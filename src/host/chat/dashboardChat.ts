@@ -1,10 +1,10 @@
 // The dashboard's chat, host side and without vscode: the history lives here, not in the webview,
 // so hiding, showing or reloading the panel loses nothing (the webview gets a chatSnapshot on
-// "ready", then tokens as they stream). Each answer is a generation of `steelscope serve` on one
+// "ready", then tokens as they stream), and a ChatMemory keeps it across a window reload. Each answer is a generation of `steelscope serve` on one
 // checkpoint; "Compare with" sends the same prompt to a second checkpoint (lane 1).
 import {
-  DEFAULT_CHAT_SETTINGS,
-  type ChatAnswer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
+  arr, ChatSettingsSchema, ChatTurnSchema, DEFAULT_CHAT_SETTINGS, nullable, obj, str,
+  type ChatAnswer, type Infer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
 } from '../../shared/protocol';
 import type { ChatMessage, DoneMessage, FinishReason, GenerateParams } from '../../shared/serve-protocol';
 import type { CheckpointSummary, RunKey, RunStoreApi, RunSummary } from '../runs/types';
@@ -89,6 +89,19 @@ export function laneHistory(turns: readonly ChatTurn[], turn: ChatTurn, lane: nu
 
 type Post = (message: HostToWebview) => boolean;
 
+/** What a chat keeps across a window reload (in the workspace's state). */
+const SavedChatSchema = obj({ turns: arr(ChatTurnSchema), checkpoint: nullable(str), compare: nullable(str), settings: ChatSettingsSchema });
+type SavedChat = Infer<typeof SavedChatSchema>;
+
+/** Where a chat is kept between sessions; load() may return anything (it is checked). */
+export interface ChatMemory {
+  load(): unknown;
+  save(chat: SavedChat): void;
+}
+
+/** Turns kept across a reload: the newest ones. */
+const KEEP_TURNS = 50;
+
 export class DashboardChat {
   private turns: ChatTurn[] = [];
   private nextTurnId = 1;
@@ -99,10 +112,32 @@ export class DashboardChat {
   private wantFocus = false;
   private sentList = '';
 
-  /** `post` returns false when the webview could not take the message (hidden or loading). */
-  constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post) {
-    // A new panel starts from the settings the last chat used.
+  /**
+   * `post` returns false when the webview could not take the message (hidden or loading);
+   * `memory` keeps the conversation across a window reload (a restored panel picks it up).
+   */
+  constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post, private readonly memory?: ChatMemory) {
+    // A new panel starts from the settings the last chat used, or from what this panel kept.
     this.settings = hub.last?.settings ?? DEFAULT_CHAT_SETTINGS;
+    const saved = memory?.load();
+    if (saved !== undefined && SavedChatSchema.check(saved, 'chat') === undefined) this.restore(saved as SavedChat);
+  }
+
+  private restore(saved: SavedChat): void {
+    // An answer still streaming when the window went away was cut off there.
+    for (const answer of saved.turns.flatMap((t) => t.answers)) {
+      if (answer.status === 'streaming') Object.assign(answer, { status: 'stopped', note: 'interrupted by a window reload' });
+    }
+    this.turns = saved.turns;
+    this.nextTurnId = Math.max(0, ...saved.turns.map((t) => t.id)) + 1;
+    this.checkpoint = saved.checkpoint;
+    this.compare = saved.compare;
+    this.settings = saved.settings;
+  }
+
+  /** Keeps the conversation (the newest turns) for a reload. */
+  private remember(): void {
+    this.memory?.save({ turns: this.turns.slice(-KEEP_TURNS), checkpoint: this.checkpoint, compare: this.compare, settings: this.settings });
   }
 
   get busy(): boolean {
@@ -148,6 +183,7 @@ export class DashboardChat {
       case 'chatClear':
         this.stop();
         this.turns = [];
+        this.remember();
         return this.resend();
     }
   }
@@ -173,6 +209,7 @@ export class DashboardChat {
     this.compare = compare;
     this.settings = settings;
     this.reconcile(this.list());
+    this.remember();
   }
 
   private refuse(message: string): void {
@@ -211,6 +248,7 @@ export class DashboardChat {
   }
 
   private startAll(turn: ChatTurn): void {
+    this.remember();
     this.resend();
     turn.answers.forEach((answer, lane) => this.start(turn, lane, answer));
   }
@@ -237,6 +275,7 @@ export class DashboardChat {
       if (!this.current(turn, lane, answer)) return;
       Object.assign(answer, patch);
       this.post({ type: 'chatDone', turn: turn.id, lane, answer });
+      this.remember();
     };
     generation.done.then(
       (d) => finish({ status: d.reason === 'cancelled' ? 'stopped' : 'done', note: doneNote(d), text: d.text }),

@@ -11,6 +11,8 @@ import { DashboardModel } from './dashboardModel';
 export const DASHBOARD_VIEW_TYPE = 'steelscope.dashboard';
 /** workspaceState key: the axis choices a new panel starts with. */
 const VIEW_STATE_KEY = 'steelscope.dashboard.view';
+/** workspaceState key prefix: a panel's chat (by its set of runs), kept across window reloads. */
+const CHAT_STATE_KEY = 'steelscope.dashboard.chat';
 /** Deltas to the webview are throttled to this interval (≤ 4/s); the store flushes every ~150 ms. */
 const DELTA_INTERVAL_MS = 250;
 
@@ -95,7 +97,9 @@ export class DashboardPanel {
     hub: ChatHub,
   ) {
     this.model = new DashboardModel(store, keys, storedView(context));
-    this.chat = new DashboardChat(hub, () => chatCheckpoints(store, keys), (m) => this.postChat(m));
+    const chatKey = `${CHAT_STATE_KEY}:${id}`;
+    const memory = { load: () => context.workspaceState.get(chatKey), save: (chat: unknown) => void context.workspaceState.update(chatKey, chat) };
+    this.chat = new DashboardChat(hub, () => chatCheckpoints(store, keys), (m) => this.postChat(m), memory);
     this.updateTitle();
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'steelscope.svg');
     panel.webview.html = this.html();
