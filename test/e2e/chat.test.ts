@@ -2,7 +2,8 @@
 // the CLI into the runs folder before the workbench opens, about two seconds), then "Steelscope:
 // Chat with Checkpoint" from the palette, a prompt typed into the dashboard's Chat tab, and the
 // reply read from inside the webview while it streams; then the same with "Compare with", and
-// the conversation is still there after the panel was hidden and shown again.
+// the conversation is still there after the panel was hidden and shown again, and after a window
+// reload (the panel and its chat are restored).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
