@@ -141,19 +141,23 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     assert.deepEqual([r.code, r.stdout], [0, 'ok']);
   });
 
-  test('ProxyJump: one hop through a jump host (here the same sshd) to the target', async () => {
-    const connection = await SshConnection.connect({
-      host: sshd.hostConfig({ alias: 'behind', proxyJump: [{ host: 'jump' }] }),
-      prompts,
-      knownHostsFile: sshd.knownHosts,
-      agent: '',
-      resolveJump: (h) => sshd.hostConfig({ alias: h }),
-    });
-    try {
-      const r = await connection.run(`printf %s ${"'"}through${"'"}`);
-      assert.deepEqual([r.code, r.stdout], [0, 'through']);
-    } finally {
-      connection.close();
+  test('ProxyJump: one hop, and two hops, through jump hosts (here the same sshd) to the target', async () => {
+    for (const hops of [['jump'], ['jump-a', 'jump-b']]) {
+      const resolved: string[] = [];
+      const connection = await SshConnection.connect({
+        host: sshd.hostConfig({ alias: 'behind', proxyJump: hops.map((host) => ({ host })) }),
+        prompts,
+        knownHostsFile: sshd.knownHosts,
+        agent: '',
+        resolveJump: (h) => (resolved.push(h), sshd.hostConfig({ alias: h })),
+      });
+      try {
+        const r = await connection.run(`printf %s ${"'"}through${"'"}`);
+        assert.deepEqual([r.code, r.stdout], [0, 'through'], hops.join(','));
+        assert.deepEqual(resolved, [...hops].reverse(), 'the last hop is reached through the ones before it');
+      } finally {
+        connection.close();
+      }
     }
   });
 

@@ -1,7 +1,7 @@
 // One SSH connection (ssh2's Client) with the checks a user expects of ssh itself: the host key
 // verified against known_hosts before anything is sent (a changed key refused, an unknown one
 // only on the user's word), auth by agent, key files (passphrase asked) or password (asked),
-// ProxyJump through one hop, keepalives, and errors that say what went wrong. Prompts are an
+// ProxyJump through a chain of hops, keepalives, and errors that say what went wrong. Prompts are an
 // interface: VS Code dialogs in vscodePrompts.ts, a script in tests. No vscode here.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -102,6 +102,9 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<Sock
   });
 }
 
+/** Jump hosts one connection may go through (ProxyJump a,b,…). */
+const MAX_JUMPS = 8;
+
 export class SshConnection extends EventEmitter {
   private sftpSession: Promise<SFTPWrapper> | undefined;
   private closedFlag = false;
@@ -122,13 +125,15 @@ export class SshConnection extends EventEmitter {
   static async connect(options: SshConnectOptions): Promise<SshConnection> {
     const { host } = options;
     const timeoutMs = options.readyTimeoutMs ?? 20_000;
-    if (host.proxyJump.length > 1) throw new SshError(`ProxyJump through ${host.proxyJump.length} hosts is not supported (one hop only): ${host.alias}.`, 'other');
+    if (host.proxyJump.length > MAX_JUMPS) throw new SshError(`ProxyJump through ${host.proxyJump.length} hosts is more than ${MAX_JUMPS}: ${host.alias}.`, 'other');
     let jump: SshConnection | undefined;
     let transport: Duplex;
-    if (host.proxyJump.length === 1) {
-      const spec = host.proxyJump[0];
+    if (host.proxyJump.length > 0) {
+      // As OpenSSH: ProxyJump a,b reaches b through a, then the host through b. The last hop is
+      // connected to with the hops before it as its own jumps (its config's ProxyJump is ignored).
+      const spec = host.proxyJump[host.proxyJump.length - 1];
       const base = options.resolveJump?.(spec.host) ?? { alias: spec.host, hostName: spec.host, user: host.user, port: 22, identityFiles: [], identitiesOnly: false, proxyJump: [] };
-      const jumpConfig: SshHostConfig = { ...base, user: spec.user ?? base.user, port: spec.port ?? base.port, proxyJump: [] };
+      const jumpConfig: SshHostConfig = { ...base, user: spec.user ?? base.user, port: spec.port ?? base.port, proxyJump: host.proxyJump.slice(0, -1) };
       jump = await SshConnection.connect({ ...options, host: jumpConfig });
       try {
         transport = await jump.forwardOut(host.hostName, host.port);
