@@ -193,15 +193,15 @@ describe('wasm kernels against the stock cpu backend', () => {
 
   test('Add by rows: same shapes (large enough for the helper threads), a bias row, and the stock cases', async () => {
     const rng = new Rng(16);
-    const big = randn(rng, [300, 257]);
-    const big2 = randn(rng, [300, 257]);
+    const big = randn(rng, [1100, 257]);
+    const big2 = randn(rng, [1100, 257]);
     const bias = randn(rng, [257]);
     const small = randn(rng, [3, 5, 4]);
-    const dy = randn(rng, [300, 257]);
+    const dy = randn(rng, [1100, 257]);
     await assertSameOnBoth('add', () => {
-      const [x, y, b] = [tf.tensor2d(big, [300, 257]), tf.tensor2d(big2, [300, 257]), tf.tensor1d(bias)];
+      const [x, y, b] = [tf.tensor2d(big, [1100, 257]), tf.tensor2d(big2, [1100, 257]), tf.tensor1d(bias)];
       const s = tf.tensor(small, [3, 5, 4]);
-      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.add(p, q), tf.tensor(dy, [300, 257]))))([x, b]);
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.add(p, q), tf.tensor(dy, [1100, 257]))))([x, b]);
       return [
         tf.add(x, y),
         tf.add(x, b),

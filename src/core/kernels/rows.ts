@@ -87,8 +87,8 @@ function rowAdd(args: KernelArgs): TensorInfo | TensorInfo[] {
   const rows = cols === 0 ? 0 : tf.util.sizeFromShape(a.shape) / cols;
   const bStep = same ? 4 * cols : 0;
   const call = (r: number, n: number): number[] => [pa + 4 * r * cols, pb + r * bStep, po + 4 * r * cols, n, cols, same ? 1 : 0];
-  // Small adds stay on this thread: waking a helper costs more than adding 64k floats.
-  if (rows * cols < 1 << 16) steel.steel_add(...call(0, rows));
+  // Adds are memory-bound: below ~256k floats a second thread gained nothing (tiny's [1024, 128]).
+  if (rows * cols < 1 << 18) steel.steel_add(...call(0, rows));
   else onThreads(backend.wasm.asm?.memory, rows, (start, end) => ({ kernel: 'steel_add', args: call(start, end - start) }), (task) => steel.steel_add(...task.args));
   return out;
 }
