@@ -204,10 +204,12 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
   store.dispose();
 });
 
-test('samples and events are kept in order and reported from their first new index', async () => {
+const sampleAt = (step: number, t = step) => ({ step, t, prompt: '春', text: `${step}@${t}`, temperature: 1, top_k: 0, top_p: 1, seed: 1 });
+
+/** A run folder with these samples and a start event, read by a store; then the changes it reports. */
+async function watchedRun(samples: object[]): Promise<{ dir: string; store: RunStore; key: string; changes: RunChange[] }> {
   const dir = scratch('store');
-  const sample = (step: number) => ({ step, t: step, prompt: '春', text: '眠不覺曉', temperature: 1, top_k: 0, top_p: 1, seed: 1 });
-  writeFileSync(join(dir, 'samples.jsonl'), jsonl(sample(10)));
+  writeFileSync(join(dir, 'samples.jsonl'), jsonl(...samples));
   writeFileSync(join(dir, 'events.jsonl'), jsonl({ step: 0, t: 0, kind: 'start', level: 'info', message: 'go' }));
   const store = quietStore();
   const key = store.addRun(fakeTarget(), dir);
@@ -215,7 +217,12 @@ test('samples and events are kept in order and reported from their first new ind
   store.flush();
   const changes: RunChange[] = [];
   store.onDidChange((c) => changes.push(c));
-  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sample(20), sample(30)));
+  return { dir, store, key, changes };
+}
+
+test('samples and events are kept in order and reported from their first new index', async () => {
+  const { dir, store, key, changes } = await watchedRun([sampleAt(10)]);
+  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sampleAt(20), sampleAt(30)));
   appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 30, t: 3, kind: 'stop', level: 'info', message: 'bye' }));
   await settled(store);
   store.flush();
@@ -228,19 +235,10 @@ test('samples and events are kept in order and reported from their first new ind
 });
 
 test('after a resume, the first attempt\'s samples of later steps are dropped, whichever file is read first', async () => {
-  const dir = scratch('store');
-  const sample = (step: number, t: number) => ({ step, t, prompt: '春', text: `${step}@${t}`, temperature: 1, top_k: 0, top_p: 1, seed: 1 });
   // The first attempt sampled steps 10, 20, 30 and died after its step-20 checkpoint.
-  writeFileSync(join(dir, 'samples.jsonl'), jsonl(sample(10, 100), sample(20, 200), sample(30, 300)));
-  writeFileSync(join(dir, 'events.jsonl'), jsonl({ step: 0, t: 0, kind: 'start', level: 'info', message: 'go' }));
-  const store = quietStore();
-  const key = store.addRun(fakeTarget(), dir);
-  await store.whenIdle();
-  store.flush();
-  const changes: RunChange[] = [];
-  store.onDidChange((c) => changes.push(c));
+  const { dir, store, key, changes } = await watchedRun([sampleAt(10, 100), sampleAt(20, 200), sampleAt(30, 300)]);
   // The resumed trainer samples step 30 again (after its resume event); the samples arrive first.
-  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sample(30, 600)));
+  appendFileSync(join(dir, 'samples.jsonl'), jsonl(sampleAt(30, 600)));
   await settled(store);
   appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 20, t: 500, kind: 'resume', level: 'info', message: 'Resumed from step 20' }));
   await settled(store);
