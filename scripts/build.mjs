@@ -62,17 +62,18 @@ if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.include
  * uses tfjs's own kernels and says so.
  */
 function buildSteelKernels() {
-  const c = (name) => join(root, 'src/core/kernels/c', name);
+  // Every module holds every kernel: the -mt ones serve the main thread too where tfjs's heap is shared.
+  const sources = ['matmul.c', 'fused.c', 'attention.c'].map((name) => join(root, 'src/core/kernels/c', name));
   // The module uses tfjs's heap: import its memory, keep no data or stack of our own.
   const common = ['--target=wasm32', '-O3', '-msimd128', '-ffp-contract=off', '-nostdlib', '-fno-builtin', '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--strip-all'];
   // The same kernels for a shared memory (-mt): tfjs's heap on its threaded-simd build, which the
-  // main thread and our matmul's helper threads (threads.ts) compute on in place. A module that
+  // main thread and our helper threads (threads.ts) compute on in place. A module that
   // imports a shared memory must be built for one (atomics, bulk memory, a declared maximum) whose
   // maximum is at least that memory's: tfjs's is 4 GiB.
   const shared = ['-matomics', '-mbulk-memory', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'];
   const clang = process.env.CLANG ?? 'clang';
-  buildWasm(clang, 'steel-kernels.wasm', [...common, c('matmul.c'), c('fused.c'), c('attention.c')]);
-  buildWasm(clang, 'steel-kernels-mt.wasm', [...common, ...shared, c('matmul.c'), c('fused.c'), c('attention.c')]);
+  buildWasm(clang, 'steel-kernels.wasm', [...common, ...sources]);
+  buildWasm(clang, 'steel-kernels-mt.wasm', [...common, ...shared, ...sources]);
   // The same with relaxed SIMD's fused multiply-add (clang 16 or later; Debian: clang-16 lld-16).
   // steel.ts prefers these where the engine runs relaxed SIMD (Node 20 behind a V8 flag it sets).
   const fma = ['-mrelaxed-simd', '-DSTEEL_FMA'];
@@ -82,8 +83,8 @@ function buildSteelKernels() {
     console.warn('build: no clang 16 or later found (set CLANG_RELAXED, or apt-get install clang-16 lld-16): the wasm matmul runs without fused multiply-add (about 15% slower).');
     return;
   }
-  buildWasm(relaxedClang, 'steel-kernels-fma.wasm', [...common, ...fma, c('matmul.c'), c('fused.c'), c('attention.c')]);
-  buildWasm(relaxedClang, 'steel-kernels-mt-fma.wasm', [...common, ...fma, ...shared, c('matmul.c'), c('fused.c'), c('attention.c')]);
+  buildWasm(relaxedClang, 'steel-kernels-fma.wasm', [...common, ...fma, ...sources]);
+  buildWasm(relaxedClang, 'steel-kernels-mt-fma.wasm', [...common, ...fma, ...shared, ...sources]);
 }
 
 /** A clang that knows relaxed SIMD (16+), with a wasm-ld beside it, or null. */

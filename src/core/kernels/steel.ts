@@ -79,7 +79,7 @@ export function steelSearchDirs(): string[] {
   return [dirname(here), join(dirname(here), '..', '..', '..', 'dist')];
 }
 
-/** The folder holding `file`, or undefined. */
+/** The path of `file` in the first search folder that has it, or undefined. */
 function findFile(file: string): string | undefined {
   const dir = steelSearchDirs().find((d) => existsSync(join(d, file)));
   return dir === undefined ? undefined : join(dir, file);
