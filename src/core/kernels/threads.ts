@@ -17,30 +17,8 @@
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { callArgs, CHUNKS_PER_HELPER, planSplit, shareItems, type MatmulCall, type Split } from './split';
 import { WA, steelSharedModule, type SharedWasmMemory, type WasmMemory } from './steel';
-
-/** One product as steel_matmul takes it: pointers are byte offsets, strides in elements. */
-export interface MatmulCall {
-  c: number;
-  a: number;
-  b: number;
-  pack: number;
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  sam: number;
-  sak: number;
-  sbk: number;
-  sbn: number;
-  bsa: number;
-  bsb: number;
-  /** C's row stride and batch stride (elements): n and m*n for a whole product. */
-  ldc: number;
-  bsc: number;
-}
-
-const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb', 'ldc', 'bsc'];
 
 /**
  * The exports of steel-kernels-mt.wasm a helper may run (all of their arguments integers), and
@@ -84,7 +62,6 @@ const TAKEN = 2; // by the main thread
 const DONE = 3; // by a helper
 const FAILED = 4;
 const MAX_HELPERS = 7;
-const CHUNKS_PER_HELPER = 4;
 const CTL_INTS = CHUNKS + MAX_HELPERS * CHUNKS_PER_HELPER * CHUNK_INTS;
 const LINE = 64; // the control block and each helper's scratch on cache lines of their own
 /** How long the main thread spins for a helper's chunk before sleeping (a futex wake-up costs ~0.1 ms). */
@@ -277,81 +254,6 @@ function align(x: number, to: number): number {
   return Math.ceil(x / to) * to;
 }
 
-/** How one product is shared out: the main thread's part, and the chunks the helpers may claim. */
-interface Split<T> {
-  main: T;
-  chunks: T[];
-}
-
-/** Boundaries cutting [from, to) into `parts`, multiples of `quantum` past from. */
-function cuts(from: number, to: number, parts: number, quantum: number): number[] {
-  const out = [from];
-  for (let i = 1; i < parts; i++) out.push(from + Math.floor(((to - from) * i) / parts / quantum) * quantum);
-  out.push(to);
-  return out.filter((x, i) => i === 0 || x > out[i - 1]);
-}
-
-/**
- * Items [0, count) shared out: an even share [0, first) for the main thread (a smaller one measured
- * no faster), the rest cut into at most CHUNKS_PER_HELPER chunks per helper; as [start, end) pairs.
- */
-function shareItems(count: number, helpers: number): Split<[number, number]> {
-  const first = Math.floor(count / (helpers + 1));
-  const at = cuts(first, count, helpers * CHUNKS_PER_HELPER, 1);
-  return { main: [0, first], chunks: at.slice(0, -1).map((start, i): [number, number] => [start, at[i + 1]]) };
-}
-
-/** Batched products: whole items per chunk (an unbatched operand, stride 0, is read by all). */
-function splitBatch(call: MatmulCall, helpers: number): Split<MatmulCall> {
-  const { bsa, bsb, bsc } = call;
-  const items = shareItems(call.batch, helpers);
-  const part = ([start, end]: [number, number]): MatmulCall => ({
-    ...call,
-    batch: end - start,
-    a: call.a + 4 * start * bsa,
-    b: call.b + 4 * start * bsb,
-    c: call.c + 4 * start * bsc,
-  });
-  return { main: part(items.main), chunks: items.chunks.map(part) };
-}
-
-/** Starts of a share of [0, size) for the main thread and the chunks, in whole `quantum`s. */
-function shareRange(size: number, helpers: number, quantum: number): number[] {
-  const first = Math.floor(size / (helpers + 1) / quantum) * quantum;
-  return [0, ...cuts(first, size, Math.min(helpers * CHUNKS_PER_HELPER, Math.ceil((size - first) / quantum)), quantum)];
-}
-
-/**
- * Single products: by rows of C (whole 8-row tiles) or by columns (whole 8-column panels). Each
- * part packs all of the operand it shares with the others (B for rows, A for columns), so the
- * split shares the smaller one: columns where M*K < K*N (a weight gradient X^T·dY with few rows).
- */
-function splitSingle(call: MatmulCall, helpers: number): Split<MatmulCall> {
-  const { m, n, sam, sbn } = call;
-  const byColumns = m < n && n >= 16;
-  const at = shareRange(byColumns ? n : m, helpers, 8);
-  const parts = at.slice(0, -1).map((start, i): MatmulCall => {
-    const size = at[i + 1] - start;
-    if (byColumns) return { ...call, n: size, b: call.b + 4 * start * sbn, c: call.c + 4 * start };
-    return { ...call, m: size, a: call.a + 4 * start * sam, c: call.c + 4 * start * call.ldc };
-  });
-  return { main: parts[0], chunks: parts.slice(1) };
-}
-
-/** The split of this product, or null where it is not worth one. */
-function planSplit(call: MatmulCall): Split<MatmulCall> | null {
-  const helpers = threads - 1;
-  if (helpers < 1 || call.batch * call.m * call.n * call.k < minMacs) return null;
-  if (call.batch >= 2) return splitBatch(call, Math.min(helpers, call.batch - 1));
-  const along = Math.max(call.m, call.n);
-  if (along < 16) return null;
-  return splitSingle(call, Math.min(helpers, Math.floor(along / 8) - 1));
-}
-
-export function callArgs(call: MatmulCall): number[] {
-  return ARG_ORDER.map((key) => call[key]);
-}
-
 const matmulTask = (call: MatmulCall): Task => ({ kernel: 'steel_matmul', args: callArgs(call) });
 
 /** Opens the chunks (arguments first, state last) and wakes the helpers. */
@@ -425,7 +327,7 @@ function poolFor(memory: WasmMemory | undefined): Pool | null {
  * calling thread. The result is the same either way, bit for bit.
  */
 export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall, main: (call: MatmulCall) => void): void {
-  const split = heap === null || memory !== heap.memory ? null : planSplit(call);
+  const split = heap === null || memory !== heap.memory ? null : planSplit(call, threads - 1, minMacs);
   const p = split === null ? null : poolFor(memory);
   if (split === null || p === null) {
     main(call);

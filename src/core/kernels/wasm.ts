@@ -11,7 +11,8 @@ import type { DataId, DataType, KernelConfig, KernelFunc, TensorInfo } from '@te
 import { registerFusedKernels } from './fused';
 import { registerRowKernels } from './rows';
 import { steelKernels, type SteelExports } from './steel';
-import { callArgs, matmulOnThreads } from './threads';
+import { callArgs } from './split';
+import { matmulOnThreads } from './threads';
 import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
 
 // --- UnsortedSegmentSum ---
