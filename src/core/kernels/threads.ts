@@ -1,10 +1,10 @@
-// Our matmul on more than one core, in place on tfjs's heap. tfjs-backend-wasm runs on its
-// threaded-simd build (backend.ts), whose heap is a shared WebAssembly.Memory, but starts no
+// Our kernels on more than one core, in place on tfjs's heap. tfjs-backend-wasm runs on its
+// threaded-simd build (wasm-start.ts), whose heap is a shared WebAssembly.Memory, but starts no
 // threads of its own in Node; so our helper threads (worker_threads) instantiate our kernels
-// (steel-kernels-mt.wasm) on that same memory and compute parts of a product straight from its
-// operands into its result: nothing is copied. Each big product is split by rows of C (or by
-// batch item): the main thread computes an even share; the rest is cut into a few chunks that the
-// helpers claim. A chunk that no helper has claimed when the main thread is done with its share,
+// (steel-kernels-mt*.wasm) on that same memory and compute parts of a call straight from its
+// operands into its result: nothing is copied. Each big product is split by rows or columns of C
+// (or by batch item; split.ts): the main thread computes an even share; the rest is cut into a
+// few chunks that the helpers claim. A chunk that no helper has claimed when the main thread is done with its share,
 // the main thread computes itself: a helper that the OS has put aside (the machine is busy) costs
 // no waiting. Where tfjs's heap is not shared (its simd build), products run on one thread.
 // Determinism: the chunks are a fixed function of the shape, and every element of C is computed
