@@ -249,6 +249,20 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
         assert.equal(remote.text, here.text);
         assert.equal(pool.live.length, 2);
         assert.ok(serving().length >= 1, 'a serve process on the host');
+
+        // The connection drops mid-answer: the answer fails saying so, and the next prompt reconnects.
+        let dropped: unknown;
+        for (let seed = 1; seed < 6 && dropped === undefined; seed++) {
+          let first: () => void = () => {};
+          const streaming = new Promise<void>((r) => (first = r));
+          const long = pool.generate(`${target.id}::${source}`, { prompt: '春', max_tokens: 1_000_000, seed }, () => first());
+          await Promise.race([streaming, long.done]);
+          sshd.killSessions();
+          dropped = await long.done.then(() => undefined, (err: unknown) => err); // undefined: it ended on its own first
+        }
+        assert.match(String(dropped), /connection closed/);
+        const again = await pool.generate(`${target.id}::${source}`, params, () => {}).done;
+        assert.equal(again.text, remote.text, 'answered again over a new connection');
       } finally {
         pool.dispose();
       }

@@ -139,9 +139,10 @@ export class ServeClient {
   }
 
   private exitError(code: number | null, signal: string | null): Error {
-    const how = code !== null ? `with code ${code}` : `on ${signal}`;
+    // Neither a code nor a signal: an SSH channel that closed under it (the connection dropped).
+    const how = code !== null ? `exited with code ${code}` : signal ? `exited on ${signal}` : 'ended without an exit status (its connection closed); send the prompt again to reconnect';
     const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n');
-    return new Error(`The serve process for ${this.checkpoint} exited ${how}.${tail ? `\n${tail}` : ''}`);
+    return new Error(`The serve process for ${this.checkpoint} ${how}.${tail ? `\n${tail}` : ''}`);
   }
 
   private receive(line: string): void {
