@@ -11,7 +11,7 @@ import { LocalTarget } from './host/runs/localTarget';
 import { resolveNodePath } from './host/runs/nodePath';
 import { RunStore } from './host/runs/store';
 import type { RunTarget } from './host/runs/types';
-import { nodePathSetting, runsRoot } from './host/settings';
+import { nodePathSetting, runsRoot, trainerEnv } from './host/settings';
 import { RunsTreeProvider } from './host/views/runsTree';
 import { hostStates, observeRun, registerSshCommands } from './host/ssh/commands';
 import { RunStatusBar } from './host/views/statusBar';
@@ -67,7 +67,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage(`Steelscope ${version}`);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (!e.affectsConfiguration('steelscope.runsRoot') && !e.affectsConfiguration('steelscope.nodePath')) return;
+      if (!['runsRoot', 'nodePath', 'threads'].some((key) => e.affectsConfiguration(`steelscope.${key}`))) return;
       local = makeLocalTarget(cliPath);
       void rescan();
     }),
@@ -86,7 +86,7 @@ function makeLocalTarget(cliPath: string): LocalTarget {
     void vscode.window.showWarningMessage(`Steelscope: ${(err as Error).message}`);
     nodePath = nodePathSetting() || 'node';
   }
-  return new LocalTarget({ runsRoot: runsRoot(), nodePath, cliPath });
+  return new LocalTarget({ runsRoot: runsRoot(), nodePath, cliPath, env: trainerEnv() });
 }
 
 export function deactivate(): void {}

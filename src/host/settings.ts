@@ -18,3 +18,12 @@ export function nodePathSetting(): string {
 export function defaultPreset(): string {
   return vscode.workspace.getConfiguration('steelscope').get<string>('defaultPreset', 'tiny');
 }
+
+/**
+ * The environment of trainers on this machine: STEELSCOPE_THREADS from `steelscope.threads`
+ * (0 leaves the choice to the trainer: two threads where there are two cores).
+ */
+export function trainerEnv(): NodeJS.ProcessEnv {
+  const threads = vscode.workspace.getConfiguration('steelscope').get<number>('threads', 0);
+  return Number.isInteger(threads) && threads > 0 ? { ...process.env, STEELSCOPE_THREADS: String(threads) } : process.env;
+}

@@ -32,7 +32,8 @@ export interface RunInfo {
   status: RunStatus;
   step: number;
   config: TrainConfig;
-  backend: { name: string; skipped: { name: string; reason: string }[] };
+  /** kernels (wasm): which of our kernels run, on how many threads; written since format 1's second release, so optional. */
+  backend: { name: string; skipped: { name: string; reason: string }[]; kernels?: string };
   data: { input: string; files: DataFileRecord[]; shards?: DataFileRecord[] };
   resumes: { at: string; step: number; pid: number; checkpoint: string }[];
   exit: { code: number; reason: string; at: string } | null;

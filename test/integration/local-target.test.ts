@@ -103,7 +103,9 @@ test('the trainer outlives the process that started it', async () => {
       process.exit(0); // at once: the trainer must not care
     });
   `);
-  const starter = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: TEST_ENV, encoding: 'utf8', timeout: 60_000 });
+  // STEELSCOPE_THREADS (what the steelscope.threads setting sets) reaches the trainer through the target's environment.
+  const env = { ...TEST_ENV, STEELSCOPE_THREADS: '1' };
+  const starter = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(starter.status, 0, starter.stderr);
   const runDir = starter.stdout.trim();
   try {
@@ -115,6 +117,7 @@ test('the trainer outlives the process that started it', async () => {
     assert.equal(info.status, 'finished', readFileSync(join(runDir, 'trainer.log'), 'utf8'));
     assert.equal(info.step, 40);
     assert.ok(existsSync(join(runDir, 'checkpoints', 'step-00000040', 'DONE')));
+    assert.match(info.backend.kernels ?? '', /, 1 thread\b/, 'run.json says which kernels ran, on how many threads');
   } finally {
     reap(runDir);
   }

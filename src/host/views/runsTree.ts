@@ -126,7 +126,10 @@ function runTooltip(s: RunSummary): vscode.MarkdownString {
   md.appendMarkdown(`**${escapeMarkdown(s.name)}** — ${s.status}\n\n`);
   md.appendMarkdown(`${escapeMarkdown(s.dir)}\n\n`);
   if (s.config) md.appendMarkdown(`${s.config.n_layer} layers · d ${s.config.n_embd} · vocab ${s.config.vocab_size}\n\n`);
-  if (s.info?.backend) md.appendMarkdown(`backend: ${escapeMarkdown(s.info.backend.name)}\n\n`);
+  if (s.info?.backend) {
+    const kernels = typeof s.info.backend.kernels === 'string' ? ` — ${escapeMarkdown(s.info.backend.kernels)}` : '';
+    md.appendMarkdown(`backend: ${escapeMarkdown(s.info.backend.name)}${kernels}\n\n`);
+  }
   if (s.lastTokPerS !== undefined) md.appendMarkdown(`${Math.round(s.lastTokPerS).toLocaleString('en-US')} tokens/s\n\n`);
   const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events;
   if (bad > 0) md.appendMarkdown(`$(warning) ${bad} malformed line(s) skipped`);
