@@ -69,17 +69,22 @@ test('metrics become per-kind columns; NaN and Infinity strings stay non-finite 
   store.dispose();
 });
 
-test('a resumed run repeating steps supersedes them; the change names the first rewritten row', async () => {
+/** A run folder with these records per file, read by a store; then the changes it reports from here on. */
+async function watchedRun(files: Record<string, object[]>): Promise<{ dir: string; store: RunStore; key: string; changes: RunChange[] }> {
   const dir = scratch('store');
-  const metrics = join(dir, 'metrics.jsonl');
-  writeFileSync(metrics, jsonl(...[1, 2, 3, 4, 5].map((step) => ({ step, t: step, kind: 'train', loss: 10 - step }))));
+  for (const [name, records] of Object.entries(files)) writeFileSync(join(dir, name), jsonl(...records));
   const store = quietStore();
   const key = store.addRun(fakeTarget(), dir);
   await store.whenIdle();
   store.flush();
   const changes: RunChange[] = [];
   store.onDidChange((c) => changes.push(c));
-  appendFileSync(metrics, jsonl({ step: 3, t: 30, kind: 'train', loss: 0.3 }, { step: 4, t: 40, kind: 'train', loss: 0.4 }));
+  return { dir, store, key, changes };
+}
+
+test('a resumed run repeating steps supersedes them; the change names the first rewritten row', async () => {
+  const { dir, store, key, changes } = await watchedRun({ 'metrics.jsonl': [1, 2, 3, 4, 5].map((step) => ({ step, t: step, kind: 'train', loss: 10 - step })) });
+  appendFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 3, t: 30, kind: 'train', loss: 0.3 }, { step: 4, t: 40, kind: 'train', loss: 0.4 }));
   await settled(store);
   store.flush();
   const train = store.get(key)?.tables.get('train');
@@ -204,24 +209,11 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
   store.dispose();
 });
 
+const START = { step: 0, t: 0, kind: 'start', level: 'info', message: 'go' };
 const sampleAt = (step: number, t = step) => ({ step, t, prompt: '春', text: `${step}@${t}`, temperature: 1, top_k: 0, top_p: 1, seed: 1 });
 
-/** A run folder with these samples and a start event, read by a store; then the changes it reports. */
-async function watchedRun(samples: object[]): Promise<{ dir: string; store: RunStore; key: string; changes: RunChange[] }> {
-  const dir = scratch('store');
-  writeFileSync(join(dir, 'samples.jsonl'), jsonl(...samples));
-  writeFileSync(join(dir, 'events.jsonl'), jsonl({ step: 0, t: 0, kind: 'start', level: 'info', message: 'go' }));
-  const store = quietStore();
-  const key = store.addRun(fakeTarget(), dir);
-  await store.whenIdle();
-  store.flush();
-  const changes: RunChange[] = [];
-  store.onDidChange((c) => changes.push(c));
-  return { dir, store, key, changes };
-}
-
 test('samples and events are kept in order and reported from their first new index', async () => {
-  const { dir, store, key, changes } = await watchedRun([sampleAt(10)]);
+  const { dir, store, key, changes } = await watchedRun({ 'samples.jsonl': [sampleAt(10)], 'events.jsonl': [START] });
   appendFileSync(join(dir, 'samples.jsonl'), jsonl(sampleAt(20), sampleAt(30)));
   appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 30, t: 3, kind: 'stop', level: 'info', message: 'bye' }));
   await settled(store);
@@ -236,7 +228,7 @@ test('samples and events are kept in order and reported from their first new ind
 
 test('after a resume, the first attempt\'s samples of later steps are dropped, whichever file is read first', async () => {
   // The first attempt sampled steps 10, 20, 30 and died after its step-20 checkpoint.
-  const { dir, store, key, changes } = await watchedRun([sampleAt(10, 100), sampleAt(20, 200), sampleAt(30, 300)]);
+  const { dir, store, key, changes } = await watchedRun({ 'samples.jsonl': [sampleAt(10, 100), sampleAt(20, 200), sampleAt(30, 300)], 'events.jsonl': [START] });
   // The resumed trainer samples step 30 again (after its resume event); the samples arrive first.
   appendFileSync(join(dir, 'samples.jsonl'), jsonl(sampleAt(30, 600)));
   await settled(store);
