@@ -46,15 +46,9 @@ function rmsNormGradKernel(args: KernelArgs): TensorInfo[] {
   return [dx, dw];
 }
 
-/**
- * Runs a kernel over `count` independent items (rows, or batch items), split over our helper
- * threads where they are up (threads.ts): `call` gives the kernel's arguments for `n` items from
- * `start`, computed as part `slot` (which picks per-part scratch). Each item is computed by the
- * same code whichever thread runs it, so results do not depend on the thread count.
- */
-function onItems(c: Ctx, kernel: ThreadKernel, count: number, call: (start: number, n: number, slot: number) => number[]): void {
-  const fn = c.steel[kernel];
-  onThreads(c.backend.wasm.asm?.memory, count, (start, end, slot) => ({ kernel, args: call(start, end - start, slot) }), (task) => fn(...task.args));
+/** onThreads (threads.ts) with this kernel call's heap and exports: items split over our helper threads. */
+function onItems(c: Ctx, kernel: ThreadKernel, count: number, args: (start: number, n: number, slot: number) => number[]): void {
+  onThreads(c.backend.wasm.asm?.memory, kernel, count, args, (a) => c.steel[kernel](...a));
 }
 
 function swiGluKernel(args: KernelArgs): TensorInfo {

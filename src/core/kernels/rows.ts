@@ -89,7 +89,7 @@ function rowAdd(args: KernelArgs): TensorInfo | TensorInfo[] {
   const call = (r: number, n: number): number[] => [pa + 4 * r * cols, pb + r * bStep, po + 4 * r * cols, n, cols, same ? 1 : 0];
   // Adds are memory-bound: below ~256k floats a second thread gained nothing (tiny's [1024, 128]).
   if (rows * cols < 1 << 18) steel.steel_add(...call(0, rows));
-  else onThreads(backend.wasm.asm?.memory, rows, (start, end) => ({ kernel: 'steel_add', args: call(start, end - start) }), (task) => steel.steel_add(...task.args));
+  else onThreads(backend.wasm.asm?.memory, 'steel_add', rows, call, (a) => steel.steel_add(...a));
   return out;
 }
 

@@ -337,21 +337,22 @@ export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall
 }
 
 /**
- * Runs a kernel over `count` independent items (batch items of attention) on the helper threads
- * as well, where they are up and there are at least two items: `part(start, end, slot)` gives the
- * call for items [start, end) (slot: which of at most maxParts(count) parts it is, for per-part
- * scratch), `main` runs a call on the calling thread. Deterministic as long as each item's result
- * does not depend on which part computes it.
+ * Runs `kernel` over `count` independent items (rows, or batch items) on the helper threads as
+ * well, where they are up and there are at least two items: `args(start, n, slot)` gives its
+ * arguments for n items from start (slot: which of at most maxParts(count) parts it is, for
+ * per-part scratch), `run` calls it on the calling thread. Deterministic as long as each item's
+ * result does not depend on which part computes it.
  */
-export function onThreads(memory: WasmMemory | undefined, count: number, part: (start: number, end: number, slot: number) => Task, main: (task: Task) => void): void {
+export function onThreads(memory: WasmMemory | undefined, kernel: ThreadKernel, count: number, args: (start: number, n: number, slot: number) => number[], run: (args: number[]) => void): void {
+  const part = ([start, end]: [number, number], slot: number): Task => ({ kernel, args: args(start, end - start, slot) });
   const helpers = Math.min(threads - 1, count - 1);
   const p = helpers < 1 ? null : poolFor(memory);
   if (p === null) {
-    main(part(0, count, 0));
+    run(part([0, count], 0).args);
     return;
   }
   const items = shareItems(count, helpers);
-  runSplit(p, { main: part(...items.main, 0), chunks: items.chunks.map(([start, end], i) => part(start, end, i + 1)) }, (t) => t, main);
+  runSplit(p, { main: part(items.main, 0), chunks: items.chunks.map((range, i) => part(range, i + 1)) }, (t) => t, (t) => run(t.args));
 }
 
 /** The most parts onThreads cuts `count` items into (the main thread's and the chunks). */
