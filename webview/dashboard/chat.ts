@@ -6,6 +6,7 @@ import {
   ChatSettingsSchema,
   type ChatAnswer, type ChatCheckpoint, type ChatHostMessage, type ChatSettings, type ChatTurn, type HostMessage, type WebviewToHost,
 } from '../../src/shared/protocol';
+import { parseAs } from '../../src/shared/schema';
 import { el } from '../common/messenger';
 
 interface Field {
@@ -144,8 +145,9 @@ export class ChatView {
       return text === '' && key === 'seed' ? null : Number(text === '' ? NaN : text);
     };
     const s = Object.fromEntries(FIELDS.map((f) => [f.key, value(f.key)]));
-    const error = ChatSettingsSchema.check(s, 'settings');
-    if (error === undefined) return s as ChatSettings;
+    const parsed = parseAs(ChatSettingsSchema, s, 'settings');
+    if (parsed.ok) return parsed.value;
+    const error = parsed.error;
     const field = FIELDS.find((f) => error.startsWith(`settings.${f.key}`));
     this.notice.textContent = `${field?.label ?? 'A setting'} is out of range (${error.replace(/^settings\.\w+: /, '')}).`;
     return undefined;

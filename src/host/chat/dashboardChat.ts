@@ -2,10 +2,12 @@
 // so hiding, showing or reloading the panel loses nothing (the webview gets a chatSnapshot on
 // "ready", then tokens as they stream), and a ChatMemory keeps it across a window reload. Each answer is a generation of `steelscope serve` on one
 // checkpoint; "Compare with" sends the same prompt to a second checkpoint (lane 1).
+import * as v from 'valibot';
 import {
-  arr, ChatSettingsSchema, ChatTurnSchema, DEFAULT_CHAT_SETTINGS, nullable, obj, str,
-  type ChatAnswer, type Infer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
+  ChatSettingsSchema, ChatTurnSchema, DEFAULT_CHAT_SETTINGS,
+  type ChatAnswer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
 } from '../../shared/protocol';
+import { arr, obj, parseOrUndefined, str, type Output } from '../../shared/schema';
 import type { ChatMessage, DoneMessage, FinishReason, GenerateParams } from '../../shared/serve-protocol';
 import type { CheckpointSummary, RunKey, RunStoreApi, RunSummary } from '../runs/types';
 import type { Generation, ServePool } from './serveClient';
@@ -90,8 +92,8 @@ export function laneHistory(turns: readonly ChatTurn[], turn: ChatTurn, lane: nu
 type Post = (message: HostToWebview) => boolean;
 
 /** What a chat keeps across a window reload (in the workspace's state). */
-const SavedChatSchema = obj({ turns: arr(ChatTurnSchema), checkpoint: nullable(str), compare: nullable(str), settings: ChatSettingsSchema });
-type SavedChat = Infer<typeof SavedChatSchema>;
+const SavedChatSchema = obj({ turns: arr(ChatTurnSchema), checkpoint: v.nullable(str), compare: v.nullable(str), settings: ChatSettingsSchema });
+type SavedChat = Output<typeof SavedChatSchema>;
 
 /** Where a chat is kept between sessions; load() may return anything (it is checked). */
 export interface ChatMemory {
@@ -119,8 +121,8 @@ export class DashboardChat {
   constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post, private readonly memory?: ChatMemory) {
     // A new panel starts from the settings the last chat used, or from what this panel kept.
     this.settings = hub.last?.settings ?? DEFAULT_CHAT_SETTINGS;
-    const saved = memory?.load();
-    if (saved !== undefined && SavedChatSchema.check(saved, 'chat') === undefined) this.restore(saved as SavedChat);
+    const saved = parseOrUndefined(SavedChatSchema, memory?.load());
+    if (saved !== undefined) this.restore(saved);
   }
 
   private restore(saved: SavedChat): void {

@@ -3,6 +3,7 @@
 // four a second. Every message from the webview is checked against the protocol before use.
 import * as vscode from 'vscode';
 import { checkWebviewMessage, DEFAULT_VIEW, ViewStateSchema, type HostToWebview, type ViewState, type WebviewToHost } from '../../shared/protocol';
+import { parseOrUndefined } from '../../shared/schema';
 import { chatCheckpoints, DashboardChat, type ChatHub } from '../chat/dashboardChat';
 import type { Disposable, RunKey, RunStoreApi } from '../runs/types';
 import { dashboardHtml, makeNonce } from './dashboardHtml';
@@ -19,10 +20,10 @@ const DELTA_INTERVAL_MS = 250;
 /** The axis choices this workspace last used; else the defaults, smoothing from the settings. */
 function storedView(context: vscode.ExtensionContext): ViewState {
   const smoothing = vscode.workspace.getConfiguration('steelscope').get<number>('dashboard.smoothing', DEFAULT_VIEW.smoothing);
-  const defaults = ViewStateSchema.check({ ...DEFAULT_VIEW, smoothing }, 'view') ? DEFAULT_VIEW : { ...DEFAULT_VIEW, smoothing };
+  const defaults = parseOrUndefined(ViewStateSchema, { ...DEFAULT_VIEW, smoothing }) ?? DEFAULT_VIEW;
   const stored: unknown = context.workspaceState.get(VIEW_STATE_KEY);
   const view = { ...defaults, ...(typeof stored === 'object' && stored ? stored : {}), range: null };
-  return ViewStateSchema.check(view, 'view') ? defaults : view;
+  return parseOrUndefined(ViewStateSchema, view) ?? defaults;
 }
 
 /** One panel per set of runs, whatever their order. */
