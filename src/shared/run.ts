@@ -16,6 +16,16 @@ export const CHECKPOINT_FORMAT = 'steelscope.checkpoint/1';
 
 export type RunStatus = 'starting' | 'running' | 'stopping' | 'finished' | 'failed' | 'stopped';
 
+/**
+ * The statuses in which run.json says a trainer holds the run: its pid is checked for life, and it
+ * must be stopped before the run is resumed or deleted. A run in one of these whose pid is gone is stale.
+ */
+export const ACTIVE_STATUSES: readonly RunStatus[] = ['starting', 'running', 'stopping'];
+
+export function isActiveStatus(status: RunStatus): boolean {
+  return ACTIVE_STATUSES.includes(status);
+}
+
 export interface DataFileRecord {
   path: string;
   sha256: string;

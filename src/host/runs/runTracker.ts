@@ -6,6 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
+  isActiveStatus,
   isEventRecord,
   isMetricRecord,
   isRunInfo,
@@ -64,11 +65,9 @@ export interface RunDelta {
   eventsFrom?: number;
 }
 
-const ACTIVE = new Set(['starting', 'running', 'stopping']);
-
 export function displayStatus(info: RunInfo | undefined, alive: boolean | undefined): RunDisplayStatus {
   if (!info) return 'unknown';
-  if (ACTIVE.has(info.status) && alive === false) return 'stale';
+  if (isActiveStatus(info.status) && alive === false) return 'stale';
   return info.status;
 }
 
@@ -148,7 +147,7 @@ export class RunTracker {
 
   private startAliveChecks(): void {
     this.every(this.options.aliveCheckMs, () => {
-      if (this.info && ACTIVE.has(this.info.status)) void this.aliveCheck.run();
+      if (this.info && isActiveStatus(this.info.status)) void this.aliveCheck.run();
     });
   }
 
@@ -311,12 +310,12 @@ export class RunTracker {
     this.info = value;
     if (pidChanged) this.alive = undefined;
     this.updateSummary();
-    if (ACTIVE.has(value.status)) await this.aliveCheck.run();
+    if (isActiveStatus(value.status)) await this.aliveCheck.run();
   }
 
   private async checkAlive(): Promise<void> {
     const info = this.info;
-    if (!info || !ACTIVE.has(info.status)) return;
+    if (!info || !isActiveStatus(info.status)) return;
     const alive = await this.target.isAlive(info.pid);
     if (this.disposed || this.info?.pid !== info.pid) return;
     this.alive = alive;

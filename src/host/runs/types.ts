@@ -84,7 +84,17 @@ export interface StartRequest {
   sets?: string[];
 }
 
-/** Where runs live and how they are driven. A remote (SSH) target implements the same. */
+export interface ResumeOptions {
+  /** Train until this step. */
+  steps?: number;
+  /** A checkpoint folder of the run; default its newest valid one. */
+  checkpoint?: string;
+}
+
+/**
+ * Where runs live and how they are driven: this machine (LocalTarget) or an SSH host
+ * (RemoteTarget). Both are a RunControl over the target's files and its Launcher (runControl.ts).
+ */
 export interface RunTarget {
   readonly id: string;
   readonly label: string;
@@ -95,7 +105,7 @@ export interface RunTarget {
   /** SIGTERM to the trainer (it checkpoints and exits). */
   stop(runDir: string): Promise<void>;
   /** Detached `steelscope resume`; from the newest valid checkpoint unless `checkpoint` names one. */
-  resume(runDir: string, opts?: { steps?: number; checkpoint?: string }): Promise<void>;
+  resume(runDir: string, opts?: ResumeOptions): Promise<void>;
   delete(runDir: string): Promise<void>;
   /** Is this pid alive on the target? */
   isAlive(pid: number): Promise<boolean>;

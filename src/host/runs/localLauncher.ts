@@ -1,0 +1,86 @@
+// Trainers on this machine: `node dist/cli.js train|resume …` started DETACHED (their own process
+// group, stdio to a log file, unref'd), so they outlive the extension host, a window reload or
+// the editor closing. The Launcher of LocalTarget.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import type { LaunchedTrainer, Launcher, LaunchRequest } from './runControl';
+
+export interface NodeCliLauncherOptions {
+  /** The node binary for trainers (settings.ts: trainerNodePath); never Electron's. */
+  nodePath: string;
+  /** The bundled dist/cli.js. */
+  cliPath: string;
+  /** Environment of trainers; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Is `pid` a live process here? A zombie (exited, not yet reaped by its parent) is not. */
+export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+  try {
+    // "pid (comm) S …": the state follows the last ')'. Linux only; elsewhere kill(0) must do.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+export class NodeCliLauncher implements Launcher {
+  constructor(private readonly options: NodeCliLauncherOptions) {}
+
+  /**
+   * Starts `node cli.js …` detached: its own process group, stdout and stderr appended to the log
+   * (this side's descriptor is closed; the child keeps its copy), unref'd so this process may exit first.
+   */
+  async launch(request: LaunchRequest): Promise<LaunchedTrainer> {
+    const { nodePath, cliPath, env } = this.options;
+    const logFd = openSync(request.log, 'a');
+    try {
+      const child = spawn(nodePath, [cliPath, ...request.args], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+        env: env ?? process.env,
+        cwd: request.cwd,
+        windowsHide: true,
+      });
+      let exit: string | undefined;
+      const exited = new Promise<void>((resolveExit) =>
+        child.once('exit', (code, signal) => {
+          exit = code !== null ? `with code ${code}` : `on ${signal}`;
+          resolveExit();
+        }),
+      );
+      await new Promise<void>((resolveSpawn, reject) => {
+        child.once('spawn', resolveSpawn);
+        child.once('error', (err) => reject(new Error(`Could not start ${nodePath}: ${err.message}. Check steelscope.nodePath.`)));
+      });
+      child.unref();
+      const pid = child.pid ?? -1;
+      return {
+        pid,
+        running: async () => exit === undefined && isPidAlive(pid),
+        exitNote: async () => {
+          // The pid can be gone a moment before this process hears the exit code.
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 1000))]);
+          return exit ?? '';
+        },
+      };
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  async isAlive(pid: number): Promise<boolean> {
+    return isPidAlive(pid);
+  }
+
+  async terminate(pid: number): Promise<void> {
+    process.kill(pid, 'SIGTERM');
+  }
+}

@@ -1,0 +1,259 @@
+// How every target drives runs, written once: run-folder names and their reservation, starting
+// and resuming a detached trainer and waiting until it has taken the run, the trainer log that
+// moves into the run folder, stop / resume / delete guards. A target supplies two things:
+// - RunFiles: its file system (node:fs here, SFTP on an SSH host);
+// - a Launcher: what starts the trainer process and signals it (the bundled node CLI today;
+//   torchrun or sbatch plug in here as other launchers).
+import { isActiveStatus, isRunInfo, type RunInfo } from '../../shared/run';
+import type { ResumeOptions, StartRequest } from './types';
+
+/** The trainer's stdout and stderr, beside the run folder while it starts, then inside it. */
+export const TRAINER_LOG = 'trainer.log';
+
+/** The target's files, by its own paths (native here, POSIX on an SSH host). */
+export interface RunFiles {
+  join(...parts: string[]): string;
+  basename(path: string): string;
+  exists(path: string): Promise<boolean>;
+  /** The size in bytes; 0 when the file is missing. */
+  size(path: string): Promise<number>;
+  read(path: string): Promise<Buffer>;
+  /** The names of the folders in `dir`; none when `dir` is missing. */
+  subfolders(dir: string): Promise<string[]>;
+  mkdirs(dir: string): Promise<void>;
+  /** Creates an empty `path` unless it exists (O_EXCL); false when it did. */
+  createExclusive(path: string): Promise<boolean>;
+  /** Renames over an existing `to`. */
+  rename(from: string, to: string): Promise<void>;
+  removeFile(path: string): Promise<void>;
+  removeFolder(dir: string): Promise<void>;
+}
+
+/** What to start: CLI-shaped arguments (`train …` or `resume …`), where, and the log to append to. */
+export interface LaunchRequest {
+  args: string[];
+  cwd: string;
+  log: string;
+}
+
+/** A trainer just started by a Launcher. */
+export interface LaunchedTrainer {
+  pid: number;
+  /** Whether it still runs (a local child: cheap; a remote one: a round trip). */
+  running(): Promise<boolean>;
+  /** How it exited as far as this side can tell ("with code 2"), or '' when it cannot. */
+  exitNote(): Promise<string>;
+}
+
+/** What starts a trainer process detached (it outlives the editor and the connection) and signals it. */
+export interface Launcher {
+  launch(request: LaunchRequest): Promise<LaunchedTrainer>;
+  isAlive(pid: number): Promise<boolean>;
+  /** Asks the trainer to checkpoint and exit (SIGTERM). */
+  terminate(pid: number): Promise<void>;
+}
+
+export interface RunControlOptions {
+  files: RunFiles;
+  launcher: Launcher;
+  /** The runs root on the target (absolute). */
+  runsRoot: () => Promise<string>;
+  /** How messages name the target after a path or a trainer: '' here, ' on gpu-box' over SSH. */
+  where: string;
+  /** How long start()/resume() wait for the trainer to take the run. */
+  startTimeoutMs: number;
+  /** Poll interval while waiting, and every how many polls the trainer's life is checked. */
+  pollMs: number;
+  aliveCheckEvery: number;
+}
+
+/** A folder-name slug that keeps letters of any script (a Chinese run name stays readable). */
+export function slugify(name: string): string {
+  const slug = name
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}._-]+/gu, '-')
+    .replace(/^[-.]+|-+$/g, '')
+    .slice(0, 48);
+  return slug || 'run';
+}
+
+/** Local time as YYYYMMDD-HHMMSS, the suffix of new run folders. */
+export function folderTimestamp(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const day = `${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}`;
+  return `${day}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
+}
+
+/** The CLI arguments of a new run. */
+export function trainArgs(request: StartRequest, runDir: string): string[] {
+  const args = ['train', '--preset', request.preset, '--data', request.data, '--run-dir', runDir];
+  args.push('--steps', String(request.steps));
+  for (const setting of request.sets ?? []) args.push('--set', setting);
+  if (request.name) args.push('--name', request.name);
+  return args;
+}
+
+export function resumeArgs(runDir: string, opts: ResumeOptions): string[] {
+  const args = ['resume', runDir];
+  if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
+  if (opts.checkpoint !== undefined) args.push('--checkpoint', opts.checkpoint);
+  return args;
+}
+
+function lastLines(text: string, count: number): string {
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+export class RunControl {
+  /** Pids SIGTERM was sent to: a second SIGTERM would make the trainer exit without a checkpoint. */
+  private readonly stopsSent = new Set<number>();
+
+  constructor(private readonly o: RunControlOptions) {}
+
+  /** Run folders under the runs root: those with a run.json or a metrics.jsonl. */
+  async listRunDirs(): Promise<string[]> {
+    const { files } = this.o;
+    const root = await this.o.runsRoot();
+    const dirs: string[] = [];
+    for (const name of await files.subfolders(root)) {
+      const dir = files.join(root, name);
+      if ((await files.exists(files.join(dir, 'run.json'))) || (await files.exists(files.join(dir, 'metrics.jsonl')))) {
+        dirs.push(dir);
+      }
+    }
+    return dirs.sort();
+  }
+
+  /**
+   * Starts a trainer on a new run folder; resolves with it once run.json exists. The trainer
+   * refuses a non-empty run dir, so its log starts beside the folder (created exclusively: it
+   * also reserves the name against a concurrent start) and moves in once run.json exists.
+   */
+  async start(request: StartRequest): Promise<string> {
+    const root = await this.o.runsRoot();
+    await this.o.files.mkdirs(root);
+    const { runDir, pendingLog } = await this.reserveRunDir(root, request.name ?? request.preset);
+    const runJson = this.o.files.join(runDir, 'run.json');
+    try {
+      const trainer = await this.o.launcher.launch({ args: trainArgs(request, runDir), cwd: root, log: pendingLog });
+      await this.waitFor(trainer, pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
+    } finally {
+      await this.settleLog(runDir, pendingLog);
+    }
+    return runDir;
+  }
+
+  /** SIGTERM once: the trainer checkpoints and exits. A second one is refused. */
+  async stop(runDir: string): Promise<void> {
+    const info = await this.readInfo(runDir);
+    if (!(await this.holds(info))) throw new Error(`Run ${info.name} is not running (status ${info.status}).`);
+    if (this.stopsSent.has(info.pid)) {
+      throw new Error(`Stop was already requested for run ${info.name}; it is saving a checkpoint.`);
+    }
+    this.stopsSent.add(info.pid);
+    await this.o.launcher.terminate(info.pid);
+  }
+
+  /** Detached `resume`; resolves once the new trainer has taken the run over (run.json holds its pid). */
+  async resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
+    const info = await this.readInfo(runDir);
+    if (await this.holds(info)) throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
+    const log = this.o.files.join(runDir, TRAINER_LOG);
+    const logStart = await this.o.files.size(log);
+    const trainer = await this.o.launcher.launch({ args: resumeArgs(runDir, opts), cwd: await this.o.runsRoot(), log });
+    const tookOver = async () => (await this.readInfo(runDir).catch(() => undefined))?.pid === trainer.pid;
+    await this.waitFor(trainer, log, logStart, tookOver, 'before the run resumed');
+  }
+
+  async delete(runDir: string): Promise<void> {
+    const { files, where } = this.o;
+    const info = await this.readInfo(runDir).catch(() => undefined);
+    if (info && (await this.holds(info))) {
+      throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it before deleting it.`);
+    }
+    if (!info && !(await files.exists(files.join(runDir, 'metrics.jsonl')))) {
+      throw new Error(`${runDir}${where} is not a run folder (no run.json or metrics.jsonl); not deleting it.`);
+    }
+    await files.removeFolder(runDir);
+  }
+
+  async readInfo(runDir: string): Promise<RunInfo> {
+    const path = this.o.files.join(runDir, 'run.json');
+    let value: unknown;
+    try {
+      value = JSON.parse((await this.o.files.read(path)).toString('utf8'));
+    } catch (err) {
+      throw new Error(`${path}${this.o.where} is missing or unreadable (${(err as Error).message}).`);
+    }
+    if (!isRunInfo(value)) throw new Error(`${path}${this.o.where} is not a steelscope run file.`);
+    return value;
+  }
+
+  isAlive(pid: number): Promise<boolean> {
+    return this.o.launcher.isAlive(pid);
+  }
+
+  /** Does a live trainer hold this run (an active status and its pid alive)? */
+  private async holds(info: RunInfo): Promise<boolean> {
+    return isActiveStatus(info.status) && (await this.o.launcher.isAlive(info.pid));
+  }
+
+  /** A new run folder name (slug-stamp, -2, -3… if taken) and its pending log, created exclusively. */
+  private async reserveRunDir(root: string, name: string): Promise<{ runDir: string; pendingLog: string }> {
+    const { files } = this.o;
+    const base = `${slugify(name)}-${folderTimestamp(new Date())}`;
+    for (let n = 1; ; n++) {
+      const runDir = files.join(root, n === 1 ? base : `${base}-${n}`);
+      const pendingLog = files.join(root, `.${files.basename(runDir)}.${TRAINER_LOG}`);
+      if (await files.exists(runDir)) continue;
+      if (await files.createExclusive(pendingLog)) return { runDir, pendingLog };
+    }
+  }
+
+  /** Polls `ready` until true; rejects with the log's last lines if the trainer exits first. */
+  private async waitFor(
+    trainer: LaunchedTrainer,
+    log: string,
+    logStart: number,
+    ready: () => Promise<boolean>,
+    what: string,
+  ): Promise<void> {
+    const { startTimeoutMs, pollMs, aliveCheckEvery, where } = this.o;
+    const deadline = Date.now() + startTimeoutMs;
+    for (let i = 0; ; i++) {
+      if (await ready()) return;
+      if ((i + 1) % aliveCheckEvery === 0 && !(await trainer.running())) {
+        if (await ready()) return; // it finished in between
+        const note = await trainer.exitNote();
+        const tail = await this.logTail(log, logStart);
+        throw new Error(`The trainer${where} exited ${note ? `${note} ` : ''}${what}.${tail ? `\n${tail}` : ''}`);
+      }
+      if (Date.now() > deadline) {
+        const limit = `${startTimeoutMs / 1000} s`;
+        throw new Error(`The trainer${where} (pid ${trainer.pid}) did not get going within ${limit}; see ${log}${where}.`);
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /** The last lines written to `log` after byte `from` (what this trainer said, not earlier ones). */
+  private async logTail(log: string, from: number, count = 20): Promise<string> {
+    try {
+      return lastLines((await this.o.files.read(log)).subarray(from).toString('utf8'), count);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Moves the pending log into the run folder once it exists; removes it if the run never started. */
+  private async settleLog(runDir: string, pendingLog: string): Promise<void> {
+    const { files } = this.o;
+    try {
+      if (await files.exists(files.join(runDir, 'run.json'))) await files.rename(pendingLog, files.join(runDir, TRAINER_LOG));
+      else if (!(await files.exists(runDir))) await files.removeFile(pendingLog);
+    } catch {
+      // A log that cannot move stays beside the folder; the run itself is unaffected.
+    }
+  }
+}
