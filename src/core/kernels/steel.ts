@@ -2,8 +2,8 @@
 // scripts/build.mjs into dist/steel-kernels.wasm, and steel-kernels-mt.wasm for tfjs's shared heap).
 // The module imports tfjs-backend-wasm's own linear memory, so it reads operands and writes results
 // in place: no copies in or out.
-// Where the file is missing (no clang at build time) or cannot be instantiated, callers fall
-// back to the tfjs kernels and steelKernelStatus() says why.
+// Where the file is missing (a build that failed or never ran) or cannot be instantiated, callers
+// fall back to the tfjs kernels and steelKernelStatus() says why.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -113,7 +113,7 @@ export function steelVariant(): SteelVariant {
   variant = 'plain';
   const main = findFile(FILES.fma.main);
   if (process.env.STEELSCOPE_FMA === '0') variantNote = 'fused multiply-add off (STEELSCOPE_FMA=0)';
-  else if (main === undefined || findFile(FILES.fma.shared) === undefined) variantNote = `no fused multiply-add (${FILES.fma.main} not built: needs clang 16+)`;
+  else if (main === undefined || findFile(FILES.fma.shared) === undefined) variantNote = `no fused multiply-add (${FILES.fma.main} not built: run npm run build)`;
   else if (!relaxedSimdRuns(readFileSync(main))) variantNote = 'no fused multiply-add (this engine has no relaxed SIMD)';
   else variant = 'fma';
   return variant;
@@ -129,7 +129,7 @@ function compileFile(file: string): object | null {
   let mod: object | null = null;
   const path = findFile(file);
   if (path === undefined) {
-    failures.set(file, `${file} not found in ${steelSearchDirs().join(', ')} (built only where clang with the wasm32 target is installed)`);
+    failures.set(file, `${file} not found in ${steelSearchDirs().join(', ')} (npm run build makes it)`);
   } else {
     try {
       mod = new WA.Module(readFileSync(path));

@@ -2,7 +2,7 @@
 // every pointer here is an offset into tfjs's heap: operands are read where tfjs keeps them and
 // results written into tensors tfjs allocated. No libc, no data segment, no stack use (only
 // scalar and v128 locals), so nothing here touches memory that tfjs did not hand over.
-// Built with fused.c into one module by scripts/build.mjs:
+// Built with fused.c into one module by scripts/build-kernels.mjs (with @yowasp/clang):
 //   clang --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin -Wl,--no-entry -Wl,--import-memory ...
 #include <wasm_simd128.h>
 
