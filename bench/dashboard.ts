@@ -51,7 +51,7 @@ const benchTarget: RunTarget = {
   id: 'bench', label: 'bench',
   listRunDirs: async () => [],
   start: () => Promise.reject(new Error('not in the bench')),
-  stop: async () => {}, resume: async () => {}, delete: async () => {},
+  stop: async () => {}, resume: async () => {}, delete: async () => {}, planDelete: () => Promise.reject(new Error('not in the bench')),
   isAlive: async () => false,
 };
 

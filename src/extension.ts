@@ -61,6 +61,10 @@ export function activate(context: vscode.ExtensionContext): void {
         const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
         await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
       },
+      forgetFolder: async (dir) => {
+        const folders = context.globalState.get<string[]>(OBSERVED_FOLDERS, []).filter((f) => f !== dir);
+        await context.globalState.update(OBSERVED_FOLDERS, folders);
+      },
     }),
     vscode.commands.registerCommand('steelscope.showVersion', () => {
       const version = (context.extension.packageJSON as { version?: string }).version ?? 'unknown';

@@ -56,6 +56,7 @@ const target: RunTarget = {
   start: async () => '',
   stop: async () => {},
   resume: async () => {},
+  planDelete: async (dir) => ({ action: 'forget', dir, why: 'fake' }),
   delete: async () => {},
   isAlive: async () => true,
 };

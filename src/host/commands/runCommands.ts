@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PRESETS } from '../../shared/config';
 import type { RunKey, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
+import { deleteQuestion } from '../runs/deletePlan';
 import type { RunsNode } from '../views/runsTree';
 import { metricsCsv } from '../csv';
 import { defaultPreset } from '../settings';
@@ -21,6 +22,8 @@ export interface CommandServices {
   openDashboard(keys: RunKey[]): void;
   /** Remembers a folder opened with "Open Run Folder…" across sessions. */
   rememberFolder(dir: string): Promise<void>;
+  /** Stops remembering a folder opened with "Open Run Folder…" (nothing on disk changes). */
+  forgetFolder(dir: string): Promise<void>;
 }
 
 type Handler = (node?: unknown, nodes?: unknown) => Promise<void>;
@@ -148,13 +151,15 @@ async function exportCsv(s: CommandServices, node: unknown, nodes: unknown): Pro
 }
 
 async function deleteRuns(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
-  const runs = await runsFor(s, node, nodes, 'Delete Run');
-  if (runs.length === 0) return;
-  const names = runs.map((r) => r.name).join(', ');
-  const answer = await vscode.window.showWarningMessage(`Delete ${names} with all checkpoints and logs? This cannot be undone.`, { modal: true }, 'Delete');
-  if (answer !== 'Delete') return;
-  for (const run of runs) {
-    await targetOf(s, run).delete(run.dir);
+  for (const run of await runsFor(s, node, nodes, 'Delete Run')) {
+    const target = targetOf(s, run);
+    // Only a folder the target created goes; one observed from elsewhere is only forgotten.
+    const plan = await target.planDelete(run.dir);
+    const verb = plan.action === 'delete' ? 'Delete' : 'Forget';
+    const answer = await vscode.window.showWarningMessage(deleteQuestion(plan, run.name, run.hostLabel), { modal: true }, verb);
+    if (answer !== verb) continue;
+    if (plan.action === 'delete') await target.delete(plan.dir);
+    else await s.forgetFolder(run.dir);
     s.removeRun(run.key);
   }
 }

@@ -1,8 +1,10 @@
 // Runs on this machine: a RunControl over node:fs and the detached node-CLI launcher. Everything
 // else is read back from the run directory.
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import { basename, join, resolve } from 'node:path';
 import type { RunInfo } from '../../shared/run';
+import type { DeletePlan } from './deletePlan';
 import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
@@ -20,6 +22,7 @@ export interface LocalTargetOptions extends NodeCliLauncherOptions {
 
 /** RunFiles over this machine's file system. */
 export const localRunFiles: RunFiles = {
+  paths: path,
   join,
   basename,
   exists: (path) => access(path).then(
@@ -48,6 +51,7 @@ export const localRunFiles: RunFiles = {
   rename,
   removeFile: (path) => rm(path, { force: true }),
   removeFolder: (dir) => rm(dir, { recursive: true, force: true }),
+  realpath: (p) => realpath(p).catch(() => resolve(p)),
 };
 
 export class LocalTarget implements RunTarget {
@@ -86,6 +90,10 @@ export class LocalTarget implements RunTarget {
   resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
     const checkpoint = opts.checkpoint === undefined ? undefined : resolve(opts.checkpoint);
     return this.control.resume(resolve(runDir), { ...opts, checkpoint });
+  }
+
+  planDelete(runDir: string): Promise<DeletePlan> {
+    return this.control.planDelete(resolve(runDir));
   }
 
   delete(runDir: string): Promise<void> {

@@ -4,7 +4,9 @@
 // - RunFiles: its file system (node:fs here, SFTP on an SSH host);
 // - a Launcher: what starts the trainer process and signals it (the bundled node CLI today;
 //   torchrun or sbatch plug in here as other launchers).
+import type { PlatformPath } from 'node:path';
 import { isActiveStatus, isRunInfo, type RunInfo } from '../../shared/run';
+import { planDelete, type DeletePlan } from './deletePlan';
 import type { ResumeOptions, StartRequest } from './types';
 
 /** The trainer's stdout and stderr, beside the run folder while it starts, then inside it. */
@@ -12,6 +14,8 @@ export const TRAINER_LOG = 'trainer.log';
 
 /** The target's files, by its own paths (native here, POSIX on an SSH host). */
 export interface RunFiles {
+  /** The target's flavour of paths (node:path here, posix on an SSH host). */
+  paths: PlatformPath;
   join(...parts: string[]): string;
   basename(path: string): string;
   exists(path: string): Promise<boolean>;
@@ -27,6 +31,8 @@ export interface RunFiles {
   rename(from: string, to: string): Promise<void>;
   removeFile(path: string): Promise<void>;
   removeFolder(dir: string): Promise<void>;
+  /** The path with symlinks resolved; the path itself (resolved) when that fails. */
+  realpath(path: string): Promise<string>;
 }
 
 /** What to start: CLI-shaped arguments (`train …` or `resume …`), where, and the log to append to. */
@@ -166,8 +172,18 @@ export class RunControl {
     await this.waitFor(trainer, log, logStart, tookOver, 'before the run resumed');
   }
 
+  /** What Delete Run may do with this folder: remove it only when it is the target's own (real paths). */
+  async planDelete(runDir: string): Promise<DeletePlan> {
+    const { files } = this.o;
+    return planDelete(await files.realpath(runDir), await files.realpath(await this.o.runsRoot()), files.paths);
+  }
+
+  /** Removes a run folder of the runs root; any other folder is refused (planDelete). */
   async delete(runDir: string): Promise<void> {
     const { files, where } = this.o;
+    const plan = await this.planDelete(runDir);
+    if (plan.action !== 'delete') throw new Error(`${plan.why}${where}; not deleting it.`);
+    runDir = plan.dir;
     const info = await this.readInfo(runDir).catch(() => undefined);
     if (info && (await this.holds(info))) {
       throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it before deleting it.`);

@@ -3,6 +3,7 @@
 // the store and the targets are plain Node, unit-testable; views adapt them.
 import type { TrainConfig } from '../../shared/config';
 import type { CheckpointSummary } from '../../shared/node/checkpoints';
+import type { DeletePlan } from './deletePlan';
 import type { EventRecord, RunInfo, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
@@ -106,6 +107,9 @@ export interface RunTarget {
   stop(runDir: string): Promise<void>;
   /** Detached `steelscope resume`; from the newest valid checkpoint unless `checkpoint` names one. */
   resume(runDir: string, opts?: ResumeOptions): Promise<void>;
+  /** What Delete Run may do with this folder (src/host/runs/deletePlan.ts), from real paths. */
+  planDelete(runDir: string): Promise<DeletePlan>;
+  /** Removes a run folder of this target's runs root; refuses any other folder (planDelete). */
   delete(runDir: string): Promise<void>;
   /** Is this pid alive on the target? */
   isAlive(pid: number): Promise<boolean>;

@@ -4,10 +4,11 @@ import { posix } from 'node:path';
 import type { RunFiles } from '../runs/runControl';
 import { shQuote } from './quote';
 import type { RemoteHost } from './remoteHost';
-import { createExclusive, readdirNames, readRemoteFile, renameOver, statOrUndefined, unlink } from './sftp';
+import { createExclusive, readdirNames, readRemoteFile, realpath, renameOver, statOrUndefined, unlink } from './sftp';
 
 export function remoteRunFiles(host: RemoteHost): RunFiles {
   return {
+    paths: posix,
     join: posix.join,
     basename: posix.basename,
     exists: async (path) => (await statOrUndefined(await host.sftp(), path)) !== undefined,
@@ -23,5 +24,6 @@ export function remoteRunFiles(host: RemoteHost): RunFiles {
     rename: async (from, to) => renameOver(await host.sftp(), from, to),
     removeFile: async (path) => unlink(await host.sftp(), path),
     removeFolder: async (dir) => void (await host.sh(`rm -rf -- ${shQuote(dir)}`, `Deleting ${dir}`)),
+    realpath: async (path) => realpath(await host.sftp(), path).catch(() => posix.resolve(path)),
   };
 }

@@ -7,6 +7,7 @@ import type { FollowOffsets } from '../../shared/follow-protocol';
 import { encodeFollowOffsets } from '../../shared/follow-protocol';
 import type { RunInfo } from '../../shared/run';
 import type { ServeProcess } from '../chat/serveClient';
+import type { DeletePlan } from '../runs/deletePlan';
 import { RunControl, type Launcher } from '../runs/runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from '../runs/types';
 import type { SshConnection } from './connection';
@@ -111,6 +112,10 @@ export class RemoteTarget implements RunTarget {
 
   resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
     return this.control.resume(runDir, opts);
+  }
+
+  planDelete(runDir: string): Promise<DeletePlan> {
+    return this.control.planDelete(runDir);
   }
 
   delete(runDir: string): Promise<void> {
