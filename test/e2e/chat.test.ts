@@ -83,7 +83,7 @@ test('chat with a checkpoint from the palette: the reply streams into the dashbo
     assert.equal(await again.locator('.chat').isVisible(), true, 'still on the Chat tab');
 
     // A window reload restores the panel, and its conversation with it.
-    await vs.openWorkbench();
+    await vs.reloadWindow();
     const reloaded = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 60_000);
     assert.ok(reloaded);
     await eventually(() => reloaded.locator('.chat-answer-text').allTextContents(), (texts) => JSON.stringify(texts) === JSON.stringify(before), 30_000);

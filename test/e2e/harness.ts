@@ -29,6 +29,7 @@
 //   vs.page                     the playwright Page of the workbench
 //   vs.workspace / vs.runsRoot  the temp workspace folder, and `steelscope.runsRoot` inside it
 //   vs.openWorkbench(folder?)   open a folder (default vs.workspace); resolves once it is drawn
+//   vs.reloadWindow()           Developer: Reload Window (state flushed first); resolves when drawn
 //   vs.runCommand(label)        F1, type '>label', choose the row whose label is exactly `label`
 //   vs.pickItem(label)          choose a row of the open quick pick (string: exact; or RegExp)
 //   vs.quickItems()             labels of the rows of the open quick pick
@@ -305,6 +306,21 @@ export class VSCodeSession {
   /** Opens `folder` in the workbench; resolves when the workbench is drawn and the palette works. */
   async openWorkbench(folder = this.workspace): Promise<void> {
     await this.page.goto(`${this.url}/?folder=${encodeURIComponent(folder)}`);
+    await this.page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
+    await this.page.locator('.monaco-workbench .part.activitybar').waitFor({ state: 'visible' });
+  }
+
+  /**
+   * Reloads the window as a user does (Developer: Reload Window) and waits for it to be drawn
+   * again. Not page.goto/page.reload: the web workbench keeps its state (open editors, webview
+   * state, extensions' workspaceState) in IndexedDB and on a browser navigation only starts the
+   * flush in `beforeunload` without waiting for it, so the write can be lost with the page and the
+   * state of up to a minute ago (its periodic flush) comes back. The command awaits the flush first.
+   */
+  async reloadWindow(): Promise<void> {
+    const loaded = this.page.waitForEvent('load', { timeout: 120_000 });
+    await this.runCommand('Developer: Reload Window');
+    await loaded;
     await this.page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
     await this.page.locator('.monaco-workbench .part.activitybar').waitFor({ state: 'visible' });
   }

@@ -50,7 +50,7 @@ test('start training from the palette, follow it in the explorer and the dashboa
 
     // A window reload brings the dashboard back with the same run (its WebviewPanelSerializer).
     const before = await lossPoints();
-    await vs.openWorkbench();
+    await vs.reloadWindow();
     const restored = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);
     assert.ok(restored);
     const restoredPoints = async () => Number((await restored.locator('canvas[data-chart="loss"]').getAttribute('data-points', { timeout: 5_000 }).catch(() => null)) ?? '0');
