@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { parseJsonl, isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
+import { parseJsonl } from '../src/shared/jsonl';
+import { isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
 
 export const ROOT = resolve(__dirname, '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');

@@ -8,7 +8,8 @@
 //   checkpoints/step-NNNNNNNN/   manifest.json, weights.*, optimizer.*, tokenizer.json, DONE
 //
 // JSON has no NaN or Infinity; a non-finite metric is written as the string "NaN",
-// "Infinity" or "-Infinity" so an observer can show it instead of dropping it.
+// "Infinity" or "-Infinity" so an observer can show it instead of dropping it (Python's bare
+// tokens are read as those strings: src/shared/jsonl.ts). Lines are read by src/shared/jsonl.ts.
 import type { TrainConfig } from './config';
 
 export const RUN_FORMAT = 'steelscope.run/1';
@@ -103,39 +104,6 @@ export function checkpointDirName(step: number): string {
 export function parseCheckpointDirName(name: string): number | undefined {
   const m = /^step-(\d{8,})$/.exec(name);
   return m ? Number(m[1]) : undefined;
-}
-
-export interface JsonlChunk<T> {
-  records: T[];
-  /** Byte offset just past the last complete line consumed. */
-  consumed: number;
-  /** Lines that were not valid JSON objects of the expected shape, skipped. */
-  malformed: number;
-}
-
-/**
- * Splits a byte buffer of a JSONL file into records. A last line without its newline is not yet
- * a line: it is left unconsumed. Malformed lines are skipped and counted, never fatal.
- */
-export function parseJsonl<T>(bytes: Uint8Array, accept: (value: unknown) => value is T): JsonlChunk<T> {
-  const records: T[] = [];
-  let malformed = 0;
-  let start = 0;
-  const decoder = new TextDecoder();
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== 0x0a) continue;
-    const line = decoder.decode(bytes.subarray(start, i)).trim();
-    start = i + 1;
-    if (!line) continue;
-    try {
-      const value: unknown = JSON.parse(line);
-      if (accept(value)) records.push(value);
-      else malformed++;
-    } catch {
-      malformed++;
-    }
-  }
-  return { records, consumed: start, malformed };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -11,7 +11,8 @@ import {
   applyFollowMessage, asFollowMessage, emptyOffsets, encodeFollowOffsets, RECORD_VALIDATORS,
   type CheckpointsMessage, type FollowedFile, type FollowMessage, type FollowOffsets, type RunMessage,
 } from '../../src/shared/follow-protocol';
-import { isMetricRecord, parseJsonl, RUN_FORMAT } from '../../src/shared/run';
+import { parseJsonl } from '../../src/shared/jsonl';
+import { isMetricRecord, RUN_FORMAT } from '../../src/shared/run';
 import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV } from '../helpers';
 
 type FileMessage = Extract<FollowMessage, { file: FollowedFile }>;

@@ -2,31 +2,28 @@
 // an exec channel) and streams what is appended to its files as JSON lines on stdout
 // (src/shared/follow-protocol.ts), until stdin ends, a signal arrives or the channel closes.
 //
-// - Files are read by byte offset in chunks, so catching up on a million-line file never holds it
-//   whole; a last line without its newline waits until it has one.
+// - The JSONL files are read by the shared incremental reader (src/shared/node/reader.ts), which
+//   owns the rules: partial last line, truncation/replacement/deletion (sent as a reset), the
+//   record cap, regular files only. This command turns its frames into protocol messages.
 // - Every chunk's messages are written at once and the next chunk waits for stdout's 'drain', so a
-//   slow channel slows the reading instead of filling memory.
+//   slow channel slows the reading instead of filling memory; a stop request is checked per chunk.
 // - fs.watch on the run folder and its checkpoints folder wakes a scan at once; a short stat poll
 //   is the fallback (watches fail on some file systems and never see DONE inside a step folder).
-// - A truncated, replaced or deleted file, or a --from offset that no longer ends a line, is
-//   announced with a reset and read again from 0, as the local tailer does.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
   encodeRecordMessage, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, RECORD_VALIDATORS,
   type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
+import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type EvalLossCache } from '../../shared/node/checkpoints';
+import { IncrementalReader, type Frame } from '../../shared/node/reader';
 import { isRunInfo } from '../../shared/run';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
-
-/** Bytes read per step of a catch-up; a longer line grows the buffer for itself. */
-const CHUNK_BYTES = 1024 * 1024;
-const NEWLINE = 0x0a;
 
 interface Setup {
   dir: string;
@@ -119,102 +116,47 @@ class Wake {
   }
 }
 
-/** One append-only JSONL file, followed from a byte offset. */
+/** One JSONL file, read by the shared incremental reader from the --from offset; each line becomes a message. */
 class FileFollower {
-  /** Inode of the file last read; undefined before the first read (a --from offset is checked by content). */
-  private ino: number | undefined;
-  private signature = '';
+  private readonly reader: IncrementalReader;
+  private readonly accept: (value: unknown) => value is object;
 
   constructor(
     readonly file: FollowedFile,
-    private readonly path: string,
-    private offset: number,
-  ) {}
+    path: string,
+    offset: number,
+  ) {
+    this.reader = new IncrementalReader(path, jsonlFramer, { offset });
+    this.accept = RECORD_VALIDATORS[file];
+  }
 
   /** Just past the last line sent (or skipped, when blank); always in step with what stdout got. */
   get position(): number {
-    return this.offset;
+    return this.reader.offset;
   }
 
   async poll(out: LineOutput, stop: StopSignal): Promise<void> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.path, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      if (this.offset > 0) this.restart(out); // deleted: what the client has from it is gone
-      this.ino = undefined;
-      this.signature = 'missing';
-      return;
-    }
-    try {
-      const s = await handle.stat();
-      const signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
-      if (signature === this.signature) return; // the poll costs one stat while nothing changes
-      if (this.offset > 0 && (await this.replaced(handle, s))) this.restart(out);
-      this.ino = s.ino;
-      await this.readFrom(handle, out, stop);
-      this.signature = signature;
-    } finally {
-      await handle.close();
-    }
-  }
-
-  private restart(out: LineOutput): void {
-    out.send({ reset: this.file });
-    this.offset = 0;
-  }
-
-  /** Truncated, another file, or (a replacement reusing the inode) no line ending just before our offset. */
-  private async replaced(handle: FileHandle, s: Stats): Promise<boolean> {
-    if ((this.ino !== undefined && s.ino !== this.ino) || s.size < this.offset) return true;
-    const one = Buffer.alloc(1);
-    const { bytesRead } = await handle.read(one, 0, 1, this.offset - 1);
-    return bytesRead !== 1 || one[0] !== NEWLINE;
-  }
-
-  private async readFrom(handle: FileHandle, out: LineOutput, stop: StopSignal): Promise<void> {
-    let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-    while (!stop.stopped) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.offset);
-      const full = bytesRead === buffer.length;
-      const { text, consumed } = this.encodeLines(buffer.subarray(0, bytesRead));
-      if (consumed === 0) {
-        if (!full) return; // nothing, or only a partial last line: it waits for its newline
-        buffer = Buffer.allocUnsafe(buffer.length * 2); // one line longer than the buffer
-        continue;
-      }
-      this.offset += consumed; // no await between these two: a heartbeat never sees one without the other
-      out.write(text);
+    for await (const event of this.reader.read()) {
+      // The reader moves its offset and hands over the frames with no await between: the messages
+      // are written before a heartbeat can report that offset.
+      if (event.kind === 'reset') out.send({ reset: this.file });
+      else out.write(event.frames.map((frame) => this.encode(frame)).join(''));
       await out.drained();
-      if (!full) return;
-      if (buffer.length > CHUNK_BYTES) buffer = Buffer.allocUnsafe(CHUNK_BYTES); // the long line is behind us
+      if (stop.stopped) return;
     }
   }
 
-  /** The messages of the complete lines in `bytes` (read at this.offset), and the bytes they span. */
-  private encodeLines(bytes: Buffer): { text: string; consumed: number } {
-    let text = '';
-    let start = 0;
-    for (let nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, start)) {
-      const line = bytes.toString('utf8', start, nl).trim();
-      start = nl + 1;
-      if (line) text += this.encodeLine(line, this.offset + start) + '\n';
-    }
-    return { text, consumed: start };
-  }
-
-  private encodeLine(line: string, offset: number): string {
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      value = undefined;
-    }
-    if (!RECORD_VALIDATORS[this.file](value)) return JSON.stringify({ file: this.file, offset, malformed: true });
+  /** A line's message with its newline; a blank line has none (the next message carries the offset past it). */
+  private encode(frame: Frame): string {
+    const malformed = JSON.stringify({ file: this.file, offset: frame.end, malformed: true }) + '\n';
+    if (frame.kind === 'oversized') return malformed;
+    const line = decodeJsonLine(frame.bytes, this.accept);
+    if (line.kind === 'blank') return '';
+    if (line.kind === 'malformed') return malformed;
     // The writer's own text travels; a bare '\r' inside it (legal JSON whitespace) would end the
     // line for readers that split on it, so such a line is re-serialized instead.
-    return encodeRecordMessage(this.file, offset, line.includes('\r') ? JSON.stringify(value) : line);
+    const json = line.json.includes('\r') ? JSON.stringify(line.value) : line.json;
+    return encodeRecordMessage(this.file, frame.end, json) + '\n';
   }
 }
 

@@ -1,19 +1,18 @@
-// Follows one append-only JSONL file by byte offset: the observer's half of the run-directory
-// contract. Plain Node (no `vscode`), so it is unit-tested and reused by every target that can
-// read files locally.
+// Follows one append-only JSONL file by byte offset for the extension: the shared incremental
+// reader (src/shared/node/reader.ts: partial last line, truncation, replacement, deletion, the
+// record cap, regular files only) with the JSONL decoding (src/shared/jsonl.ts), plus what only the
+// host needs: listeners, and waking up.
 //
-// - A last line without its newline is not yet a line: it waits, unconsumed.
-// - A truncated file (size < offset), a replaced one (other inode, or no newline just before our
-//   offset) or a deleted one is re-read from the start, announced with `reset: true` so consumers
-//   drop what they had from this file.
-// - Malformed lines are skipped and counted, never fatal.
+// - A reset (truncated, replaced or deleted file) is announced with `reset: true` on the next
+//   batch so consumers drop what they had from this file.
+// - Malformed and oversized lines are skipped and counted, never fatal.
 // - fs.watch on the parent folder (it survives the file being replaced or not existing yet) wakes
 //   reads; a slow stat poll is the fallback where watching fails or is unavailable. One read is in
 //   flight per file; requests during a read coalesce into one more read.
 import { watch, type FSWatcher } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { parseJsonl } from '../../shared/run';
+import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
+import { currentSignature, IncrementalReader, type Frame } from '../../shared/node/reader';
 import { CoalescedTask } from './coalesce';
 import type { Disposable } from './types';
 
@@ -22,8 +21,10 @@ export interface TailerOptions {
   pollMs?: number;
   /** Wake on fs.watch events of the parent folder. Default true. */
   watch?: boolean;
-  /** Bytes read per chunk (a longer line grows the buffer for itself). Default 4 MiB. */
+  /** Bytes read per chunk. Default 1 MiB. */
   chunkBytes?: number;
+  /** Longer lines are skipped as malformed. Default MAX_RECORD_BYTES (16 MiB); tests pass less. */
+  maxRecordBytes?: number;
 }
 
 export interface RecordBatch {
@@ -49,19 +50,13 @@ class Emitter<A extends unknown[]> {
   }
 }
 
-const NEWLINE = 0x0a;
-
 export class JsonlTailer<T> implements Disposable {
   private readonly records = new Emitter<[T[], RecordBatch]>();
   private readonly malformedLines = new Emitter<[number, number]>();
   private readonly pollMs: number;
   private readonly useWatch: boolean;
-  private readonly chunkBytes: number;
-  private consumed = 0;
+  private readonly reader: IncrementalReader;
   private malformedTotal = 0;
-  /** Identity of the file we read from: inode, or undefined before the first read. */
-  private inode: number | undefined;
-  private lastStat = '';
   private resetPending = false;
   private readonly reads = new CoalescedTask(() => this.readOnce());
   private watcher: FSWatcher | undefined;
@@ -75,12 +70,12 @@ export class JsonlTailer<T> implements Disposable {
   ) {
     this.pollMs = options.pollMs ?? 2000;
     this.useWatch = options.watch ?? true;
-    this.chunkBytes = Math.max(1024, options.chunkBytes ?? 4 * 1024 * 1024);
+    this.reader = new IncrementalReader(path, jsonlFramer, { chunkBytes: options.chunkBytes, maxRecordBytes: options.maxRecordBytes });
   }
 
   /** Byte offset just past the last complete line consumed. */
   get offset(): number {
-    return this.consumed;
+    return this.reader.offset;
   }
 
   /** Malformed lines skipped in the current file (a reset starts the count again). */
@@ -154,82 +149,44 @@ export class JsonlTailer<T> implements Disposable {
   /** The poll costs one stat while nothing changes. */
   private async poll(): Promise<void> {
     if (this.useWatch && !this.watcher) this.watchFolder();
-    let signature: string;
-    try {
-      const s = await stat(this.path);
-      signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch {
-      signature = 'missing';
-    }
-    if (signature !== this.lastStat) await this.readNow();
+    if ((await currentSignature(this.path)) !== this.reader.signature) await this.readNow();
   }
 
   private async readOnce(): Promise<void> {
-    let handle: FileHandle;
     try {
-      handle = await open(this.path, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // kept as lastError; the next read tries again
-      this.lastStat = 'missing';
-      if (this.inode !== undefined) this.restart(undefined, true); // deleted: what we had is gone
-      return;
-    }
-    try {
-      const s = await handle.stat();
-      this.lastStat = `${s.ino}:${s.size}:${s.mtimeMs}`;
-      if (this.inode !== s.ino || s.size < this.consumed || !(await this.endsLineAt(handle, this.consumed))) {
-        if (this.inode !== undefined) this.restart(s.ino, this.consumed > 0 || this.malformedTotal > 0);
-        this.inode = s.ino;
+      for await (const event of this.reader.read()) {
+        if (this.disposed) return;
+        if (event.kind === 'reset') {
+          this.malformedTotal = 0;
+          this.resetPending = true;
+        } else {
+          this.deliver(event.frames);
+        }
       }
-      await this.readFrom(handle);
     } finally {
-      await handle.close();
+      if (this.resetPending && !this.disposed) this.emitBatch([]); // truncated to nothing: still tell consumers
     }
-    if (this.resetPending && !this.disposed) this.emitBatch([]); // truncated to nothing: still tell consumers
   }
 
-  private restart(inode: number | undefined, hadContent: boolean): void {
-    this.inode = inode;
-    this.consumed = 0;
-    this.malformedTotal = 0;
-    if (hadContent) this.resetPending = true;
-    if (inode === undefined && this.resetPending) this.emitBatch([]);
-  }
-
-  /** A replaced file that happens to reuse the inode shows up as a byte other than '\n' before our offset. */
-  private async endsLineAt(handle: FileHandle, offset: number): Promise<boolean> {
-    if (offset === 0) return true;
-    const one = Buffer.alloc(1);
-    const { bytesRead } = await handle.read(one, 0, 1, offset - 1);
-    return bytesRead === 1 && one[0] === NEWLINE;
-  }
-
-  private async readFrom(handle: FileHandle): Promise<void> {
-    let buffer = Buffer.allocUnsafe(this.chunkBytes);
-    while (!this.disposed) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.consumed);
-      if (bytesRead === 0) return;
-      const chunk = parseJsonl(buffer.subarray(0, bytesRead), this.accept);
-      if (chunk.consumed === 0) {
-        if (bytesRead < buffer.length) return; // only a partial last line: it waits
-        buffer = Buffer.allocUnsafe(buffer.length * 2); // one line longer than the buffer
-        continue;
-      }
-      this.consumed += chunk.consumed;
-      const full = bytesRead === buffer.length;
-      if (buffer.length > this.chunkBytes) buffer = Buffer.allocUnsafe(this.chunkBytes); // the long line is behind us
-      if (chunk.malformed > 0) {
-        this.malformedTotal += chunk.malformed;
-        this.malformedLines.emit(chunk.malformed, this.malformedTotal);
-      }
-      if (chunk.records.length > 0 || this.resetPending) this.emitBatch(chunk.records);
-      if (!full) return;
+  private deliver(frames: readonly Frame[]): void {
+    const records: T[] = [];
+    let malformed = 0;
+    for (const frame of frames) {
+      const line = frame.kind === 'record' ? decodeJsonLine(frame.bytes, this.accept) : { kind: 'malformed' as const };
+      if (line.kind === 'record') records.push(line.value);
+      else if (line.kind === 'malformed') malformed++;
     }
+    if (malformed > 0) {
+      this.malformedTotal += malformed;
+      this.malformedLines.emit(malformed, this.malformedTotal);
+    }
+    if (records.length > 0 || this.resetPending) this.emitBatch(records);
   }
 
   private emitBatch(records: T[]): void {
     const reset = this.resetPending;
     this.resetPending = false;
-    this.records.emit(records, { reset, offset: this.consumed });
+    this.records.emit(records, { reset, offset: this.reader.offset });
   }
 }
+

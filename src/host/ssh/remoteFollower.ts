@@ -8,6 +8,8 @@ import {
   applyFollowMessage, emptyOffsets, parseFollowMessage,
   type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets,
 } from '../../shared/follow-protocol';
+import { MAX_RECORD_BYTES, RecordAssembler } from '../../shared/framing';
+import { jsonlFramer } from '../../shared/jsonl';
 import type { LogFile, PushedBatch, RunSink, RunSource } from '../runs/runTracker';
 import type { CheckpointSummary } from '../runs/types';
 import { SshError, type RemoteProcess, type SshConnection } from './connection';
@@ -30,6 +32,13 @@ export interface RemoteFollowerOptions {
   /** Nothing heard for this long (heartbeats come every 5 s) closes the channel and retries. Default 20 s. */
   silenceMs?: number;
 }
+
+/**
+ * The longest protocol line accepted: a record at the cap, grown by the quoting of Python's
+ * non-finite tokens (at most half again), inside its message. A longer line is no message of ours.
+ */
+const MAX_FOLLOW_LINE_BYTES = 2 * MAX_RECORD_BYTES + 4096;
+const utf8 = new TextDecoder();
 
 const SHORT: Record<FollowedFile, LogFile> = { 'metrics.jsonl': 'metrics', 'samples.jsonl': 'samples', 'events.jsonl': 'events' };
 
@@ -172,7 +181,7 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     if (this.disposed) proc.close();
     let ready = false;
     let stderr = '';
-    let buffered: Buffer = Buffer.alloc(0);
+    const lines = new RecordAssembler(jsonlFramer, MAX_FOLLOW_LINE_BYTES);
     const silenceMs = this.options.silenceMs ?? 20_000;
     const silence = () => setTimeout(() => proc.close(), silenceMs);
     let watchdog = silence();
@@ -180,12 +189,9 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     proc.stdout.on('data', (chunk: Buffer) => {
       clearTimeout(watchdog);
       watchdog = silence();
-      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-      const end = buffered.lastIndexOf(0x0a);
-      if (end < 0) return;
-      const lines = buffered.subarray(0, end).toString('utf8').split('\n');
-      buffered = buffered.subarray(end + 1);
-      if (this.deliver(lines)) ready = true;
+      // Chunks wait in a list and are joined once a line can be complete; an overlong line is dropped.
+      const complete = lines.push(chunk).flatMap((line) => (line.kind === 'record' ? [utf8.decode(line.bytes)] : []));
+      if (complete.length > 0 && this.deliver(complete)) ready = true;
     });
     const { code } = await proc.exit;
     clearTimeout(watchdog);
