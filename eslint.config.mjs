@@ -16,7 +16,7 @@ const domGlobals = ['window', 'document', 'navigator', 'HTMLElement', 'localStor
 }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/golden/**/*.py', '.test-tmp/**'] },
+  { ignores: ['dist/**', 'dist-test/**', 'node_modules/**', 'test/golden/**/*.py', '.test-tmp/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

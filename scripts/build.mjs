@@ -31,11 +31,13 @@ await Promise.all([
 
 // Webviews: browser bundles (chart.js inside), written to dist/webview with their stylesheet, the
 // only folder besides media/ that a panel may load from (localResourceRoots).
+// The same bundle with the test hooks (webview/dashboard/testHooks.ts) goes to dist-test/webview,
+// which the render tests and the dashboard bench load; the shipped one is built without them.
 const webviewDist = join(dist, 'webview');
-mkdirSync(webviewDist, { recursive: true });
-await esbuild.build({
+const webviewTestDist = join(root, 'dist-test', 'webview');
+const webview = (outdir, testHooks) => esbuild.build({
   entryPoints: [join(root, 'webview/dashboard/main.ts')],
-  outfile: join(webviewDist, 'dashboard.js'),
+  outfile: join(outdir, 'dashboard.js'),
   bundle: true,
   platform: 'browser',
   format: 'iife',
@@ -43,8 +45,10 @@ await esbuild.build({
   minify: true,
   sourcemap: true,
   logLevel: 'warning',
+  define: { STEELSCOPE_TEST_HOOKS: String(testHooks) },
 });
-copyFileSync(join(root, 'media/dashboard.css'), join(webviewDist, 'dashboard.css'));
+await Promise.all([webview(webviewDist, false), webview(webviewTestDist, true)]);
+for (const dir of [webviewDist, webviewTestDist]) copyFileSync(join(root, 'media/dashboard.css'), join(dir, 'dashboard.css'));
 
 const wasmDir = join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
 import { poetrySubset, runCli, SMALL_SETS } from '../helpers';
+import { choose, valueOf } from '../toolkit-controls';
 import { e2eSkip, eventually, withVSCode } from './harness';
 
 const RUN = 'chat-run';
@@ -46,7 +47,8 @@ test('chat with a checkpoint from the palette: the reply streams into the dashbo
     assert.ok(dash);
     const prompt = dash.locator('.chat textarea');
     await prompt.waitFor({ state: 'visible' });
-    assert.equal(await dash.locator('.chat select[aria-label=Checkpoint]').inputValue(), step(20), 'the picked checkpoint is chosen');
+    const chosen = await eventually(() => valueOf(dash.locator('.chat vscode-dropdown[aria-label=Checkpoint]')), (v) => v === step(20), 10_000);
+    assert.equal(chosen, step(20), 'the picked checkpoint is chosen');
 
     await recordLengths(dash);
     await prompt.fill('寫一首春天的詩');
@@ -63,7 +65,7 @@ test('chat with a checkpoint from the palette: the reply streams into the dashbo
     await vs.screenshot('chat');
 
     // The same prompt to two checkpoints, answered next to each other.
-    await dash.locator('.chat select[aria-label="Compare with"]').selectOption(step(10));
+    await choose(dash.locator('.chat vscode-dropdown[aria-label="Compare with"]'), step(10));
     await prompt.fill('月');
     await prompt.press('Enter');
     const second = dash.locator('.chat-turn').nth(1);

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { ROOT } from '../helpers';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview } from './dashboard-page';
+import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
+import { buttonNamed, choose, optionTexts, valueOf } from '../toolkit-controls';
 import { DEFAULT_CHAT_SETTINGS, DEFAULT_VIEW, type ChatAnswer, type HostMessage } from '../../src/shared/protocol';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -37,7 +38,7 @@ async function settles<T>(read: () => Promise<T>, expected: T, message?: string)
 const posted = (page: Page) => page.evaluate(() => (window as unknown as { __posted: { type: string }[] }).__posted);
 
 test('chat tab: send with Enter, stream two answers side by side, text stays text', { skip, timeout: 60_000 }, async () => {
-  assert.ok(existsSync(join(ROOT, 'dist/webview/dashboard.js')), 'run npm run build first');
+  assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const { page, refused } = await openDashboard(browser);
@@ -46,10 +47,10 @@ test('chat tab: send with Enter, stream two answers side by side, text stays tex
     assert.equal(await page.locator('.chat').isVisible(), false, 'the samples tab is shown first');
     await postToWebview(page, chatSnapshot({ focus: true }));
     await page.locator('.chat').waitFor({ state: 'visible' });
-    assert.equal(await page.locator('.chat select[aria-label=Checkpoint]').inputValue(), checkpoints[1].dir, 'the host chose the best');
-    assert.deepEqual(await page.locator('.chat select[aria-label="Compare with"] option').allTextContents(), ['None', 'step 20']);
+    await settles(() => valueOf(page.locator('.chat vscode-dropdown[aria-label=Checkpoint]')), checkpoints[1].dir, 'the host chose the best');
+    assert.deepEqual(await optionTexts(page.locator('.chat vscode-dropdown[aria-label="Compare with"]')), ['None', 'step 20']);
 
-    await page.locator('.chat select[aria-label="Compare with"]').selectOption(checkpoints[0].dir);
+    await choose(page.locator('.chat vscode-dropdown[aria-label="Compare with"]'), checkpoints[0].dir);
     await page.locator('.chat textarea').fill('寫一首春天的詩');
     await page.locator('.chat textarea').press('Enter');
     const sent = (await posted(page)).filter((m) => m.type === 'chatSend' || m.type === 'chatSelect');
@@ -65,22 +66,22 @@ test('chat tab: send with Enter, stream two answers side by side, text stays tex
     await postToWebview(page, { type: 'chatToken', turn: 7, lane: 0, token: 'lost' });
     await settles(() => page.locator('.chat-answer-text').allTextContents(), [`春眠${XSS}`, '月']);
     assert.equal(await page.locator('.chat-answers.compare').count(), 1, 'two answers side by side');
-    assert.equal(await page.locator('.chat button', { hasText: 'Send' }).isDisabled(), true);
-    assert.equal(await page.locator('.chat button', { hasText: 'Stop' }).isDisabled(), false);
-    await page.locator('.chat button', { hasText: 'Stop' }).click();
+    assert.equal(await buttonNamed(page.locator('.chat'), 'Send').isDisabled(), true);
+    assert.equal(await buttonNamed(page.locator('.chat'), 'Stop').isDisabled(), false);
+    await buttonNamed(page.locator('.chat'), 'Stop').click();
     assert.equal((await posted(page)).at(-1)?.type, 'chatStop');
 
     await postToWebview(page, { type: 'chatDone', turn: 1, lane: 0, answer: answer(checkpoints[1].dir, `春眠${XSS}`, 'stopped', 'stopped · 3 tokens · seed 1') });
     await postToWebview(page, { type: 'chatDone', turn: 1, lane: 1, answer: answer(checkpoints[0].dir, '月', 'error', 'The serve process exited with code 1.') });
     await settles(() => page.locator('.chat-answer-note').allTextContents(), ['stopped · 3 tokens · seed 1', 'The serve process exited with code 1.']);
-    assert.equal(await page.locator('.chat button', { hasText: 'Regenerate' }).isDisabled(), false);
+    assert.equal(await buttonNamed(page.locator('.chat'), 'Regenerate').isDisabled(), false);
     assert.equal(await page.locator('.chat img').count(), 0, 'no element made from model text');
 
     // A setting out of range is named, and nothing is sent.
     const before = (await posted(page)).length;
-    await page.locator('.chat input[data-setting=top_p]').fill('0');
+    await page.locator('.chat vscode-text-field[data-setting=top_p] input').fill('0');
     await page.locator('.chat textarea').fill('again');
-    await page.locator('.chat button', { hasText: 'Send' }).click();
+    await buttonNamed(page.locator('.chat'), 'Send').click();
     assert.match(await page.locator('.chat-notice').textContent() ?? '', /Top-p is out of range/);
     assert.equal((await posted(page)).slice(before).some((m) => m.type === 'chatSend'), false);
     await postToWebview(page, { type: 'chatError', message: 'An answer is still being written.' });

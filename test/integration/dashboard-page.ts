@@ -1,6 +1,7 @@
 // Loads the built dashboard webview in Debian's Chromium (playwright-core) the way VS Code would:
-// the real HTML shell with its CSP, the bundle from dist/webview, a stub of acquireVsCodeApi that
-// records what the webview posts. Shared by the render test and bench/dashboard.ts.
+// the real HTML shell with its CSP, the bundle built with its test hooks (dist-test/webview: the
+// shipped dist/webview one without them), a stub of acquireVsCodeApi that records what the webview
+// posts. Shared by the render tests and bench/dashboard.ts.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -11,6 +12,8 @@ const ROOT = resolve(__dirname, '..', '..');
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ORIGIN = 'https://steelscope-webview.test';
+/** The dashboard bundle with its test hooks (scripts/build.mjs). */
+export const TEST_BUNDLE = 'dist-test/webview';
 
 /** A page with the dashboard loaded from the built bundle; every request outside it is refused and recorded. */
 export interface OpenOptions {
@@ -28,8 +31,9 @@ export async function openDashboard(browser: Browser, options: OpenOptions = {})
   const html = dashboardHtml({
     cspSource: ORIGIN,
     nonce: 'testnonce123',
-    scriptUri: options.inline ? dataUrl('dist/webview/dashboard.js', 'text/javascript') : `${ORIGIN}/dist/webview/dashboard.js`,
-    styleUri: options.inline ? dataUrl('dist/webview/dashboard.css', 'text/css') : `${ORIGIN}/dist/webview/dashboard.css`,
+    styleNonce: 'teststyles456',
+    scriptUri: options.inline ? dataUrl(`${TEST_BUNDLE}/dashboard.js`, 'text/javascript') : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
+    styleUri: options.inline ? dataUrl(`${TEST_BUNDLE}/dashboard.css`, 'text/css') : `${ORIGIN}/${TEST_BUNDLE}/dashboard.css`,
     title: 'test',
   });
   await page.route('**/*', async (route) => {
@@ -40,7 +44,7 @@ export async function openDashboard(browser: Browser, options: OpenOptions = {})
       return options.whileLoading?.();
     }
     const file = join(ROOT, url.pathname);
-    if (url.pathname.startsWith('/dist/webview/') && existsSync(file)) {
+    if (url.pathname.startsWith(`/${TEST_BUNDLE}/`) && existsSync(file)) {
       return route.fulfill({ contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript', body: readFileSync(file) });
     }
     refused.push(url.href);
@@ -51,7 +55,7 @@ export async function openDashboard(browser: Browser, options: OpenOptions = {})
     const posted = [], violations = [], alerts = [];
     let state;
     Object.assign(window, {
-      __posted: posted, __violations: violations, __alerts: alerts, __steelscopeTest: true,
+      __posted: posted, __violations: violations, __alerts: alerts,
       alert: (m) => alerts.push(m),
       acquireVsCodeApi: () => ({ postMessage: (m) => posted.push(m), getState: () => state, setState: (s) => { state = s; } }),
     });

@@ -3,11 +3,11 @@
 // the real host model. Needs `npm run build` first (npm test runs it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { ROOT } from '../helpers';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview } from './dashboard-page';
+import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/series';
 import type { RunData, RunStoreApi } from '../../src/host/runs/types';
@@ -74,7 +74,7 @@ async function probe(page: Page): Promise<ChartProbe[]> {
 }
 
 test('dashboard renders a snapshot, applies deltas, and asks for a snapshot after a gap', { skip, timeout: 60_000 }, async () => {
-  assert.ok(existsSync(join(ROOT, 'dist/webview/dashboard.js')), 'run npm run build first');
+  assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const { page, refused } = await openDashboard(browser);
@@ -156,7 +156,7 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
       const c = (window as unknown as { __steelscopeCharts: Record<string, { scales: { x: { min: number; max: number } } }> }).__steelscopeCharts.loss;
       return c.scales.x.min === 1000 && c.scales.x.max === 1500;
     });
-    assert.equal(await page.locator('.toolbar button', { hasText: 'Reset zoom' }).isVisible(), true);
+    assert.equal(await page.locator('.toolbar vscode-button', { hasText: 'Reset zoom' }).isVisible(), true);
 
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard.png'), fullPage: true });
@@ -166,4 +166,11 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
   } finally {
     await browser.close();
   }
+});
+
+test('the shipped dashboard bundle holds no test hooks; the test bundle has them', () => {
+  const shipped = join(ROOT, 'dist/webview/dashboard.js');
+  assert.ok(existsSync(shipped), 'run npm run build first');
+  assert.doesNotMatch(readFileSync(shipped, 'utf8'), /__steelscope/);
+  assert.match(readFileSync(join(ROOT, TEST_BUNDLE, 'dashboard.js'), 'utf8'), /__steelscopeCharts/);
 });

@@ -8,20 +8,22 @@ import {
 } from '../../src/shared/protocol';
 import { parseAs } from '../../src/shared/schema';
 import { el } from '../common/messenger';
+import { button, dropdown, textArea, textField, type TextInput } from '../common/ui';
 
 interface Field {
   key: keyof ChatSettings;
   label: string;
-  attrs: Record<string, string>;
+  placeholder?: string;
 }
 
+// Text fields (the toolkit's has no number type): the schema checks what is typed, on send.
 const FIELDS: Field[] = [
-  { key: 'temperature', label: 'Temperature', attrs: { min: '0', max: '5', step: '0.05' } },
-  { key: 'top_k', label: 'Top-k', attrs: { min: '0', step: '1' } },
-  { key: 'top_p', label: 'Top-p', attrs: { min: '0.01', max: '1', step: '0.01' } },
-  { key: 'max_tokens', label: 'Max tokens', attrs: { min: '1', max: '8192', step: '1' } },
-  { key: 'repetition_penalty', label: 'Repetition penalty', attrs: { min: '0.01', max: '10', step: '0.05' } },
-  { key: 'seed', label: 'Seed', attrs: { min: '0', step: '1', placeholder: 'random' } },
+  { key: 'temperature', label: 'Temperature' },
+  { key: 'top_k', label: 'Top-k' },
+  { key: 'top_p', label: 'Top-p' },
+  { key: 'max_tokens', label: 'Max tokens' },
+  { key: 'repetition_penalty', label: 'Repetition penalty' },
+  { key: 'seed', label: 'Seed', placeholder: 'random' },
 ];
 
 interface AnswerView {
@@ -30,16 +32,14 @@ interface AnswerView {
   note: HTMLElement;
 }
 
-const button = (text: string, cls = '') => el('button', { type: 'button', ...(cls ? { class: cls } : {}) }, text);
-
 export class ChatView {
   readonly root = el('section', { class: 'chat', 'aria-label': 'Chat' });
-  private readonly checkpoint = el('select', { 'aria-label': 'Checkpoint' });
-  private readonly compare = el('select', { 'aria-label': 'Compare with' });
-  private readonly inputs = new Map<keyof ChatSettings, HTMLInputElement>();
+  private readonly checkpoint = dropdown('Checkpoint');
+  private readonly compare = dropdown('Compare with');
+  private readonly inputs = new Map<keyof ChatSettings, TextInput>();
   private readonly transcript = el('div', { class: 'chat-transcript' });
-  private readonly prompt = el('textarea', { class: 'chat-input', rows: '3', 'aria-label': 'Prompt', placeholder: 'Type a prompt. Enter sends; Shift+Enter starts a new line.' });
-  private readonly sendButton = button('Send', 'primary');
+  private readonly prompt = textArea('Prompt', { class: 'chat-input', rows: '3', placeholder: 'Type a prompt. Enter sends; Shift+Enter starts a new line.' });
+  private readonly sendButton = button('Send', { primary: true });
   private readonly stopButton = button('Stop');
   private readonly regenerateButton = button('Regenerate');
   private readonly clearButton = button('Clear');
@@ -51,13 +51,13 @@ export class ChatView {
   /** `focus` is called when the host asks for the Chat tab (Steelscope: Chat with Checkpoint). */
   constructor(private readonly post: (m: WebviewToHost) => void, private readonly focus: () => void) {
     this.root.append(this.selectors(), this.settingsRow(), this.transcript, this.composer(), this.notice);
-    this.checkpoint.addEventListener('change', () => { this.fillCompare(); this.select(); });
-    this.compare.addEventListener('change', () => this.select());
-    this.sendButton.addEventListener('click', () => this.send());
-    this.stopButton.addEventListener('click', () => this.post({ type: 'chatStop' }));
-    this.regenerateButton.addEventListener('click', () => this.request((s) => ({ type: 'chatRegenerate', ...s })));
-    this.clearButton.addEventListener('click', () => this.post({ type: 'chatClear' }));
-    this.prompt.addEventListener('keydown', (e) => {
+    this.checkpoint.onChange(() => { this.fillCompare(); this.select(); });
+    this.compare.onChange(() => this.select());
+    this.sendButton.onClick(() => this.send());
+    this.stopButton.onClick(() => this.post({ type: 'chatStop' }));
+    this.regenerateButton.onClick(() => this.request((s) => ({ type: 'chatRegenerate', ...s })));
+    this.clearButton.onClick(() => this.post({ type: 'chatClear' }));
+    this.prompt.root.addEventListener('keydown', (e) => {
       // isComposing: Enter also confirms a word in an input method (Chinese, Japanese…).
       if (e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
       e.preventDefault();
@@ -69,19 +69,17 @@ export class ChatView {
   private selectors(): HTMLElement {
     const bar = el('div', { class: 'chat-bar' });
     const label = (text: string, control: HTMLElement) => { const l = el('label', {}, text); l.append(control); return l; };
-    bar.append(label('Checkpoint ', this.checkpoint), label('Compare with ', this.compare));
+    bar.append(label('Checkpoint ', this.checkpoint.root), label('Compare with ', this.compare.root));
     return bar;
   }
 
   private settingsRow(): HTMLElement {
     const row = el('div', { class: 'chat-settings' });
     for (const f of FIELDS) {
-      const input = el('input', { type: 'number', ...f.attrs, 'aria-label': f.label, 'data-setting': f.key });
-      input.addEventListener('change', () => this.select());
+      const input = textField(f.label, { 'data-setting': f.key, size: '6', ...(f.placeholder ? { placeholder: f.placeholder } : {}) });
+      input.root.addEventListener('change', () => this.select());
       this.inputs.set(f.key, input);
-      const l = el('label', {}, `${f.label} `);
-      l.append(input);
-      row.append(l);
+      row.append(input.root);
     }
     return row;
   }
@@ -89,8 +87,8 @@ export class ChatView {
   private composer(): HTMLElement {
     const box = el('div', { class: 'chat-composer' });
     const buttons = el('div', { class: 'chat-buttons' });
-    buttons.append(this.sendButton, this.stopButton, this.regenerateButton, this.clearButton);
-    box.append(this.prompt, buttons);
+    buttons.append(this.sendButton.root, this.stopButton.root, this.regenerateButton.root, this.clearButton.root);
+    box.append(this.prompt.root, buttons);
     return box;
   }
 
@@ -111,8 +109,7 @@ export class ChatView {
   private snapshot(m: HostMessage<'chatSnapshot'>): void {
     this.checkpoints = m.checkpoints;
     this.turns = m.turns;
-    this.checkpoint.replaceChildren(...m.checkpoints.map((c) => el('option', { value: c.dir }, c.label)));
-    if (m.checkpoint !== null) this.checkpoint.value = m.checkpoint;
+    this.checkpoint.setOptions(m.checkpoints.map((c) => ({ value: c.dir, label: c.label })), m.checkpoint ?? undefined);
     this.fillCompare(m.compare);
     this.showSettings(m.settings);
     this.drawTranscript();
@@ -126,13 +123,12 @@ export class ChatView {
   /** "None" and every checkpoint but the chosen one. */
   private fillCompare(value: string | null = this.compare.value || null): void {
     const others = this.checkpoints.filter((c) => c.dir !== this.checkpoint.value);
-    this.compare.replaceChildren(el('option', { value: '' }, 'None'), ...others.map((c) => el('option', { value: c.dir }, c.label)));
-    this.compare.value = value !== null && others.some((c) => c.dir === value) ? value : '';
+    this.compare.setOptions([{ value: '', label: 'None' }, ...others.map((c) => ({ value: c.dir, label: c.label }))], value ?? '');
   }
 
   private showSettings(s: ChatSettings): void {
     for (const [key, input] of this.inputs) {
-      if (document.activeElement === input) continue; // never overwrite what is being typed
+      if (input.focused) continue; // never overwrite what is being typed
       const v = s[key];
       input.value = v === null ? '' : String(v);
     }

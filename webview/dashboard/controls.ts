@@ -1,44 +1,45 @@
-// The toolbar (x axis, smoothing, log scales, zoom reset) and the run legend. Plain elements
-// styled with --vscode-* variables: the webview-ui-toolkit is deprecated, has no slider, and
-// would add ~200 KB of web components for four controls.
+// The toolbar (x axis, smoothing, log scales, zoom reset) and the run legend. Controls come from
+// webview/common/ui.ts (the toolkit); the smoothing slider is a native range input (it has none).
 import type { ViewState, WebviewToHost } from '../../src/shared/protocol';
 import { X_AXES, type XAxis } from '../../src/shared/series';
 import { el, throttle } from '../common/messenger';
+import { button, checkbox, dropdown, slider } from '../common/ui';
 import type { RunModel } from './data';
 import { runColor, type Theme } from './theme';
 
+const isXAxis = (v: string): v is XAxis => (X_AXES as readonly string[]).includes(v);
 const AXIS_LABELS: Record<XAxis, string> = { step: 'Step', tokens: 'Tokens', relative: 'Relative time', wall: 'Wall time' };
 
 export class Controls {
   readonly root = el('div', { class: 'toolbar' });
   readonly legend = el('div', { class: 'run-legend' });
-  private readonly axis = el('select', { 'aria-label': 'X axis' });
-  private readonly smoothing = el('input', { type: 'range', min: '0', max: '0.99', step: '0.01', 'aria-label': 'Smoothing' });
+  private readonly axis = dropdown('X axis');
+  private readonly smoothing = slider('Smoothing', { min: '0', max: '0.99', step: '0.01' });
   private readonly smoothingValue = el('span', { class: 'value' });
-  private readonly logX = el('input', { type: 'checkbox' });
-  private readonly logY = el('input', { type: 'checkbox' });
-  private readonly reset = el('button', { type: 'button' }, 'Reset zoom');
+  private readonly logX = checkbox('log x');
+  private readonly logY = checkbox('log y');
+  private readonly reset = button('Reset zoom');
 
   constructor(send: (m: WebviewToHost) => void) {
-    this.axis.append(...X_AXES.map((a) => el('option', { value: a }, AXIS_LABELS[a])));
+    this.axis.setOptions(X_AXES.map((a) => ({ value: a, label: AXIS_LABELS[a] })));
     const label = (text: string, ...children: HTMLElement[]) => { const l = el('label', {}, text); l.append(...children); return l; };
     this.root.append(
-      label('X axis ', this.axis),
+      label('X axis ', this.axis.root),
       label('Smoothing ', this.smoothing, this.smoothingValue),
-      label('', this.logX, el('span', {}, 'log x')),
-      label('', this.logY, el('span', {}, 'log y')),
-      this.reset,
+      this.logX.root,
+      this.logY.root,
+      this.reset.root,
     );
-    this.axis.addEventListener('change', () => send({ type: 'setXAxis', axis: this.axis.value as XAxis }));
+    this.axis.onChange((axis) => { if (isXAxis(axis)) send({ type: 'setXAxis', axis }); });
     // Dragging the slider fires many inputs; the host re-smooths a million points per message.
     const sendSmoothing = throttle((w: number) => send({ type: 'setSmoothing', weight: w }), 120);
     this.smoothing.addEventListener('input', () => {
       this.smoothingValue.textContent = Number(this.smoothing.value).toFixed(2);
       sendSmoothing(Number(this.smoothing.value));
     });
-    this.logX.addEventListener('change', () => send({ type: 'setScale', axis: 'x', log: this.logX.checked }));
-    this.logY.addEventListener('change', () => send({ type: 'setScale', axis: 'y', log: this.logY.checked }));
-    this.reset.addEventListener('click', () => send({ type: 'zoom', range: null }));
+    this.logX.onChange((log) => send({ type: 'setScale', axis: 'x', log }));
+    this.logY.onChange((log) => send({ type: 'setScale', axis: 'y', log }));
+    this.reset.onClick(() => send({ type: 'zoom', range: null }));
   }
 
   /** Shows the host's view (the host owns it; these controls only ask for changes). */
@@ -48,7 +49,7 @@ export class Controls {
     this.smoothingValue.textContent = view.smoothing.toFixed(2);
     this.logX.checked = view.logX;
     this.logY.checked = view.logY;
-    this.reset.hidden = view.range === null;
+    this.reset.root.hidden = view.range === null;
   }
 
   /** One chip per run: colour, name, status, malformed-line count; a click hides or shows the run. */

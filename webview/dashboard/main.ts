@@ -4,12 +4,17 @@
 import type { HostToWebview, ViewState } from '../../src/shared/protocol';
 import { DEFAULT_VIEW, isChatHostMessage } from '../../src/shared/protocol';
 import { el, Messenger, throttle } from '../common/messenger';
+import { tabs } from '../common/ui';
 import { ChartBoard, type BoardState } from './charts';
 import { ChatView } from './chat';
 import { Controls } from './controls';
 import { DashboardData } from './data';
 import { SamplesView, type SamplesState } from './samples';
+import { exposeCharts, markPainted } from './testHooks';
 import { readTheme } from './theme';
+
+/** Set by the build: true in the test bundle only, so the production bundle holds no test hooks. */
+declare const STEELSCOPE_TEST_HOOKS: boolean;
 
 interface SavedState {
   view: ViewState | null;
@@ -22,13 +27,6 @@ interface SavedState {
 }
 
 type Tab = 'samples' | 'chat';
-
-interface TestHooks {
-  __steelscopeTest?: boolean;
-  __steelscopeCharts?: unknown;
-  /** performance.now() of the first paint after a snapshot. */
-  __steelscopePainted?: number;
-}
 
 const messenger = new Messenger<SavedState>();
 const saved = messenger.state;
@@ -68,21 +66,17 @@ const chat = new ChatView((m) => messenger.post(m), () => {
   showTab('chat');
   chat.root.scrollIntoView({ block: 'start' });
 });
-const tabButtons = new Map<Tab, HTMLButtonElement>([['samples', el('button', { type: 'button', role: 'tab' }, 'Samples')], ['chat', el('button', { type: 'button', role: 'tab' }, 'Chat')]]);
-const tabBar = el('div', { class: 'tabs', role: 'tablist' });
-tabBar.append(...tabButtons.values());
-for (const [name, b] of tabButtons) b.addEventListener('click', () => showTab(name));
-// The samples view hides itself while there are none, so the tab hides a wrapper around it.
-const samplesPane = el('div', { class: 'tab-pane', role: 'tabpanel' });
-samplesPane.append(samples.root);
-app.append(controls.root, controls.legend, status, chartsRoot, tabBar, samplesPane, chat.root);
+const tabBar = tabs(new Map<Tab, string>([['samples', 'Samples'], ['chat', 'Chat']]), 'Samples and chat');
+tabBar.root.classList.add('tabs');
+tabBar.panes.get('samples')?.append(samples.root);
+tabBar.panes.get('chat')?.append(chat.root);
+tabBar.onChange((name) => { tab = name; save(); });
+app.append(controls.root, controls.legend, status, chartsRoot, tabBar.root);
 showTab(tab);
 
 function showTab(name: Tab): void {
   tab = name;
-  for (const [n, b] of tabButtons) b.setAttribute('aria-selected', String(n === name));
-  samplesPane.hidden = name !== 'samples';
-  chat.root.hidden = name !== 'chat';
+  tabBar.show(name);
   save();
 }
 
@@ -92,8 +86,7 @@ function render(): void {
   status.textContent = data.runs.size === 0 ? 'No data from these runs yet.' : view.range ? 'Zoomed: drag to zoom further, double-click to reset.' : 'Drag across a chart to zoom.';
   board.render();
   samples.render();
-  const hooks = window as unknown as TestHooks;
-  if (hooks.__steelscopeTest) hooks.__steelscopeCharts = Object.fromEntries(board.charts);
+  if (STEELSCOPE_TEST_HOOKS) exposeCharts(board.charts);
 }
 
 // Deltas arrive at most 4/s; a burst of them (a reconnect) is drawn once per frame.
@@ -115,8 +108,7 @@ function receive(m: HostToWebview): void {
     keys = m.keys;
     save();
     render();
-    const hooks = window as unknown as TestHooks;
-    if (hooks.__steelscopeTest) requestAnimationFrame(() => { hooks.__steelscopePainted = performance.now(); });
+    if (STEELSCOPE_TEST_HOOKS) requestAnimationFrame(markPainted);
     return;
   }
   if (waitingForSnapshot) return;

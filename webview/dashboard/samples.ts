@@ -3,6 +3,7 @@
 // only — a model (or a foreign writer) can emit anything, and it must stay text.
 import type { SampleItem } from '../../src/shared/protocol';
 import { el } from '../common/messenger';
+import { dropdown, slider } from '../common/ui';
 import type { RunModel } from './data';
 
 export interface SamplesState {
@@ -29,16 +30,16 @@ export function samplesAt(samples: readonly SampleItem[], step: number): SampleI
 
 export class SamplesView {
   readonly root = el('section', { class: 'samples' });
-  private readonly runSelect = el('select', { 'aria-label': 'Run' });
-  private readonly slider = el('input', { type: 'range', min: '0', max: '0', step: '1', 'aria-label': 'Sample step' });
+  private readonly runSelect = dropdown('Run');
+  private readonly slider = slider('Sample step', { min: '0', max: '0', step: '1' });
   private readonly stepLabel = el('span', { class: 'step-label' });
   private readonly list = el('div', { class: 'sample-list' });
 
   constructor(private readonly runs: () => RunModel[], private readonly state: SamplesState, private readonly changed: () => void) {
     const bar = el('div', { class: 'samples-bar' });
-    bar.append(el('h2', {}, 'Samples'), this.runSelect, this.slider, this.stepLabel);
+    bar.append(el('h2', {}, 'Samples'), this.runSelect.root, this.slider, this.stepLabel);
     this.root.append(bar, this.list);
-    this.runSelect.addEventListener('change', () => { this.state.run = this.runSelect.value; this.state.stepIndex = null; this.render(); this.changed(); });
+    this.runSelect.onChange((run) => { this.state.run = run; this.state.stepIndex = null; this.render(); this.changed(); });
     this.slider.addEventListener('input', () => {
       const i = Number(this.slider.value);
       this.state.stepIndex = i >= Number(this.slider.max) ? null : i;
@@ -50,9 +51,8 @@ export class SamplesView {
   render(): void {
     const runs = this.runs();
     const run = runs.find((r) => r.header.key === this.state.run) ?? runs[0];
-    this.runSelect.replaceChildren(...runs.map((r) => el('option', { value: r.header.key }, r.header.name)));
-    this.runSelect.hidden = runs.length < 2;
-    if (run) this.runSelect.value = run.header.key;
+    this.runSelect.setOptions(runs.map((r) => ({ value: r.header.key, label: r.header.name })), run?.header.key);
+    this.runSelect.root.hidden = runs.length < 2;
     const steps = run ? sampleSteps(run.samples) : [];
     this.root.hidden = steps.length === 0;
     if (!run || steps.length === 0) return;

@@ -128,6 +128,7 @@ export class DashboardPanel {
     return dashboardHtml({
       cspSource: webview.cspSource,
       nonce: makeNonce(),
+      styleNonce: makeNonce(),
       scriptUri: asset('dist', 'webview', 'dashboard.js'),
       styleUri: asset('dist', 'webview', 'dashboard.css'),
       title: this.panel.title,

@@ -1,13 +1,22 @@
 // The dashboard's HTML shell, without vscode so the render test loads the very same page. Strict
-// CSP: scripts only with this load's nonce, styles only from the extension (or with the nonce),
-// images from the extension or data: URLs, no network, no inline handlers. The page holds no
-// data: everything arrives as messages and is written with textContent or drawn on canvases.
+// CSP: scripts only with this load's nonce, styles only from the extension (or with a second
+// nonce of their own), images from the extension or data: URLs, no network, no inline handlers,
+// no 'unsafe-inline' anywhere. The page holds no data: everything arrives as messages and is
+// written with textContent or drawn on canvases.
+//
+// The UI toolkit (webview/common/ui.ts, FAST web components) styles its components with
+// constructable stylesheets (adoptedStyleSheets), which style-src does not govern, and sets design
+// tokens through the CSSOM. Once, at start, FAST probes :focus-visible support with a <style>
+// element, which it gives the nonce of <meta property="csp-nonce">: that is the style nonce (never
+// the script one), so the probe passes the CSP without 'unsafe-inline'.
 import { randomBytes } from 'node:crypto';
 
 export interface DashboardHtmlOptions {
   /** webview.cspSource */
   cspSource: string;
   nonce: string;
+  /** The nonce of styles: a different one, as the page can read it from its csp-nonce meta. */
+  styleNonce: string;
   scriptUri: string;
   styleUri: string;
   title: string;
@@ -23,7 +32,7 @@ export function dashboardHtml(o: DashboardHtmlOptions): string {
   const csp = [
     "default-src 'none'",
     `script-src 'nonce-${o.nonce}'`,
-    `style-src ${o.cspSource} 'nonce-${o.nonce}'`,
+    `style-src ${o.cspSource} 'nonce-${o.styleNonce}'`,
     `img-src ${o.cspSource} data:`,
     `font-src ${o.cspSource}`,
   ].join('; ');
@@ -33,7 +42,8 @@ export function dashboardHtml(o: DashboardHtmlOptions): string {
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${escapeHtml(o.styleUri)}" nonce="${o.nonce}">
+<meta property="csp-nonce" content="${o.styleNonce}">
+<link rel="stylesheet" href="${escapeHtml(o.styleUri)}" nonce="${o.styleNonce}">
 <title>${escapeHtml(o.title)}</title>
 </head>
 <body>

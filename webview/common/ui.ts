@@ -1,0 +1,233 @@
+// The webviews' controls: the one module that knows the UI toolkit (@vscode/webview-ui-toolkit,
+// web components on FAST). Everything else asks this module for a button, a dropdown, a checkbox,
+// a text field, a text area, tabs or a table and gets small interfaces of our own back, so moving
+// to the toolkit's successor (the toolkit is deprecated upstream) touches this file only.
+// The toolkit has no range slider: the smoothing and sample-step sliders stay native inputs.
+//
+// Under the webviews' CSP (no 'unsafe-inline' style or script, see src/host/panels/dashboardHtml.ts)
+// the components style themselves with constructable stylesheets (adoptedStyleSheets), which a
+// style-src directive does not govern, and the toolkit reads the --vscode-* theme variables from
+// the body and follows theme changes itself.
+import {
+  provideVSCodeDesignSystem, vsCodeButton, vsCodeCheckbox, vsCodeDataGrid, vsCodeDataGridCell, vsCodeDataGridRow,
+  vsCodeDropdown, vsCodeOption, vsCodePanels, vsCodePanelTab, vsCodePanelView, vsCodeTextArea, vsCodeTextField,
+} from '@vscode/webview-ui-toolkit';
+import { el } from './messenger';
+
+provideVSCodeDesignSystem().register(
+  vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridCell(), vsCodeDataGridRow(), vsCodeDropdown(),
+  vsCodeOption(), vsCodePanels(), vsCodePanelTab(), vsCodePanelView(), vsCodeTextArea(), vsCodeTextField(),
+);
+
+/** The toolkit's elements, seen through the few properties we use. */
+interface ValueElement extends HTMLElement {
+  value: string;
+}
+interface OptionElement extends ValueElement {
+  selected: boolean;
+}
+interface DisableableElement extends HTMLElement {
+  disabled: boolean;
+}
+interface CheckElement extends HTMLElement {
+  checked: boolean;
+}
+interface PanelsElement extends HTMLElement {
+  activeid: string;
+}
+interface GridElement extends HTMLElement {
+  rowsData: object[];
+  columnDefinitions: { columnDataKey: string; title: string }[] | null;
+  gridTemplateColumns: string;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'vscode-button': DisableableElement;
+    'vscode-checkbox': CheckElement;
+    'vscode-data-grid': GridElement;
+    'vscode-dropdown': ValueElement;
+    'vscode-option': OptionElement;
+    'vscode-panels': PanelsElement;
+    'vscode-panel-tab': HTMLElement;
+    'vscode-panel-view': HTMLElement;
+    'vscode-text-area': ValueElement;
+    'vscode-text-field': ValueElement;
+  }
+}
+
+export interface Button {
+  readonly root: HTMLElement;
+  disabled: boolean;
+  onClick(fn: () => void): void;
+}
+
+/** A push button; `primary` for the one action a row is about. */
+export function button(text: string, options: { primary?: boolean; title?: string } = {}): Button {
+  const attrs: Record<string, string> = { appearance: options.primary ? 'primary' : 'secondary' };
+  if (options.title) attrs.title = options.title;
+  const root = el('vscode-button', attrs, text);
+  return {
+    root,
+    get disabled() { return root.disabled; },
+    set disabled(v: boolean) { root.disabled = v; },
+    onClick: (fn) => root.addEventListener('click', () => { if (!root.disabled) fn(); }),
+  };
+}
+
+export interface Choice {
+  value: string;
+  label: string;
+}
+
+export interface Dropdown {
+  readonly root: HTMLElement;
+  /** The chosen value: the user's last choice, or what was last set. */
+  value: string;
+  /** Replaces the options; `value` is chosen if it is one of them, else the first. */
+  setOptions(choices: readonly Choice[], value?: string): void;
+  /** Called on the user's choice only, never when the value is set from code. */
+  onChange(fn: (value: string) => void): void;
+}
+
+/**
+ * A dropdown whose value is known at once: the component takes its new options a moment after
+ * they are inserted (a slotchange), so its own `value` is briefly stale after setOptions.
+ */
+export function dropdown(label: string): Dropdown {
+  const root = el('vscode-dropdown', { 'aria-label': label, position: 'below' });
+  let current = '';
+  let choices: readonly Choice[] = [];
+  const pick = (v: string) => (choices.some((c) => c.value === v) ? v : (choices[0]?.value ?? ''));
+  const listeners: ((value: string) => void)[] = [];
+  root.addEventListener('change', () => {
+    if (root.value === current) return;
+    current = root.value;
+    for (const fn of listeners) fn(current);
+  });
+  const options = () => [...root.children].filter((o): o is OptionElement => o.localName === 'vscode-option');
+  return {
+    root,
+    get value() { return current; },
+    set value(v: string) {
+      current = pick(v);
+      root.value = current;
+    },
+    setOptions(next, value = current) {
+      choices = [...next];
+      current = pick(value);
+      const held = options();
+      const same = held.length === choices.length && choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
+      // New options carry `selected`, which the component reads when it takes them.
+      if (!same) root.replaceChildren(...choices.map((c) => el('vscode-option', c.value === current ? { value: c.value, selected: '' } : { value: c.value }, c.label)));
+      else root.value = current;
+    },
+    onChange: (fn) => { listeners.push(fn); },
+  };
+}
+
+export interface Checkbox {
+  readonly root: HTMLElement;
+  checked: boolean;
+  /** Called on the user's change only. */
+  onChange(fn: (checked: boolean) => void): void;
+}
+
+export function checkbox(label: string): Checkbox {
+  const root = el('vscode-checkbox', {}, label);
+  // The component fires "change" for changes made from code as well; those are not the user's.
+  let fromCode = false;
+  return {
+    root,
+    get checked() { return root.checked; },
+    set checked(v: boolean) {
+      if (root.checked === v) return;
+      fromCode = true;
+      root.checked = v;
+      fromCode = false;
+    },
+    onChange: (fn) => root.addEventListener('change', () => { if (!fromCode) fn(root.checked); }),
+  };
+}
+
+export interface TextInput {
+  readonly root: HTMLElement;
+  value: string;
+  /** Whether the user is typing in it (so a refresh from the host does not overwrite it). */
+  readonly focused: boolean;
+  focus(): void;
+}
+
+const textInput = (root: ValueElement): TextInput => ({
+  root,
+  get value() { return root.value; },
+  set value(v: string) { root.value = v; },
+  get focused() { return root.matches(':focus-within') || document.activeElement === root; },
+  focus: () => root.focus(),
+});
+
+/** A one-line field with its label beside it (the label is the component's own). */
+export function textField(label: string, attrs: Record<string, string> = {}): TextInput {
+  return textInput(el('vscode-text-field', { ...attrs, 'aria-label': label }, label));
+}
+
+export function textArea(label: string, attrs: Record<string, string> = {}): TextInput {
+  return textInput(el('vscode-text-area', { resize: 'vertical', ...attrs, 'aria-label': label }));
+}
+
+export interface Tabs<T extends string> {
+  readonly root: HTMLElement;
+  /** The pane of each tab, to fill with content. */
+  readonly panes: ReadonlyMap<T, HTMLElement>;
+  show(tab: T): void;
+  /** Called when the user picks a tab. */
+  onChange(fn: (tab: T) => void): void;
+}
+
+export function tabs<T extends string>(labels: ReadonlyMap<T, string>, label: string): Tabs<T> {
+  const root = el('vscode-panels', { 'aria-label': label });
+  const panes = new Map<T, HTMLElement>();
+  const tabList: HTMLElement[] = [];
+  for (const [name, text] of labels) {
+    tabList.push(el('vscode-panel-tab', { id: `tab-${name}`, 'data-tab': name }, text));
+    const pane = el('vscode-panel-view', { id: `view-${name}`, 'data-tab': name });
+    panes.set(name, pane);
+  }
+  root.append(...tabList, ...panes.values());
+  const names = [...labels.keys()];
+  return {
+    root,
+    panes,
+    show: (tab) => { root.activeid = `tab-${tab}`; },
+    onChange: (fn) => root.addEventListener('change', (e) => {
+      if (e.target !== root) return; // a dropdown's change inside a pane bubbles here too
+      const name = names.find((n) => `tab-${n}` === root.activeid);
+      if (name !== undefined) fn(name);
+    }),
+  };
+}
+
+export interface Column {
+  key: string;
+  title: string;
+  /** A CSS grid track size, e.g. "8em" or "1fr". */
+  width: string;
+}
+
+export interface Table {
+  readonly root: HTMLElement;
+  /** Rows of display text by column key; cells are set as text, never as markup. */
+  setRows(rows: readonly Record<string, string>[]): void;
+}
+
+export function table(label: string, columns: readonly Column[]): Table {
+  const root = el('vscode-data-grid', { 'aria-label': label, 'generate-header': 'sticky' });
+  root.columnDefinitions = columns.map((c) => ({ columnDataKey: c.key, title: c.title }));
+  root.gridTemplateColumns = columns.map((c) => c.width).join(' ');
+  return { root, setRows: (rows) => { root.rowsData = [...rows]; } };
+}
+
+/** A native range slider (the toolkit has none), styled by dashboard.css with theme colours. */
+export function slider(label: string, attrs: Record<string, string>): HTMLInputElement {
+  return el('input', { type: 'range', ...attrs, 'aria-label': label });
+}
