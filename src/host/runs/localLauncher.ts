@@ -32,7 +32,15 @@ export function isPidAlive(pid: number): boolean {
 }
 
 export class NodeCliLauncher implements Launcher {
+  /** Trainers this launcher started that have not exited: known to be ours without /proc. */
+  private readonly children = new Set<number>();
+
   constructor(private readonly options: NodeCliLauncherOptions) {}
+
+  /** Did this launcher start `pid`, and has it not exited since? */
+  isOwnChild(pid: number): boolean {
+    return this.children.has(pid);
+  }
 
   /**
    * Starts `node cli.js …` detached: its own process group, stdout and stderr appended to the log
@@ -62,6 +70,8 @@ export class NodeCliLauncher implements Launcher {
       });
       child.unref();
       const pid = child.pid ?? -1;
+      this.children.add(pid);
+      void exited.then(() => this.children.delete(pid));
       return {
         pid,
         running: async () => exit === undefined && isPidAlive(pid),

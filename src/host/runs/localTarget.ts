@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { basename, join, resolve } from 'node:path';
 import type { RunInfo } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
-import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
+import { checkOurTrainer } from '../../shared/node/ourProcess';
+import { isPidAlive, NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
 
@@ -59,14 +60,16 @@ export class LocalTarget implements RunTarget {
   readonly label: string;
   readonly runsRoot: string;
   private readonly control: RunControl;
+  private readonly launcher: Launcher & { isOwnChild?(pid: number): boolean };
 
   constructor(options: LocalTargetOptions) {
     this.id = options.id ?? 'local';
     this.label = options.label ?? 'This machine';
     this.runsRoot = resolve(options.runsRoot);
+    this.launcher = options.launcher ?? new NodeCliLauncher(options);
     this.control = new RunControl({
       files: localRunFiles,
-      launcher: options.launcher ?? new NodeCliLauncher(options),
+      launcher: this.launcher,
       runsRoot: async () => this.runsRoot,
       where: '',
       startTimeoutMs: options.startTimeoutMs ?? 120_000,
@@ -83,8 +86,15 @@ export class LocalTarget implements RunTarget {
     return this.control.start(request);
   }
 
-  stop(runDir: string): Promise<void> {
-    return this.control.stop(resolve(runDir));
+  /** Signals only a verifiably own trainer (src/shared/node/ourProcess.ts); else says why not. */
+  async stop(runDir: string): Promise<void> {
+    const dir = resolve(runDir);
+    const info = await this.control.readInfo(dir);
+    if (isPidAlive(info.pid) && !this.launcher.isOwnChild?.(info.pid)) {
+      const check = checkOurTrainer(info, dir);
+      if (!check.ours) throw new Error(`Not stopping run ${info.name}: ${check.why}. Nothing was signalled.`);
+    }
+    return this.control.stop(dir);
   }
 
   resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {

@@ -1,0 +1,106 @@
+// Is the pid a run.json names really our trainer of that run? run.json is only a file: a foreign
+// or stale one can name any process (an editor, a shell, a pid since reused). Before a signal is
+// sent, the process itself must say it is ours (Linux, from /proc):
+// - its command line runs our CLI (…/cli.js or …/steelscope[.js]) with `train --run-dir <dir>` or
+//   `resume <dir>`, the dir resolved against the process's own working folder being this run's;
+// - it started no later than run.json says it took the run (createdAt, or the `at` of the resume
+//   that recorded this pid): a process started after that is a reused pid.
+// Elsewhere (no /proc) nothing can be verified and the answer is no; a process this extension
+// spawned itself is known without any of this (the launcher's own children).
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
+import type { RunInfo } from '../run';
+
+export type TrainerCheck = { ours: true } | { ours: false; why: string };
+
+/** The kernel's USER_HZ: /proc/<pid>/stat counts start times in these ticks (100 on every Linux ABI). */
+const CLOCK_TICKS_PER_S = 100;
+/** btime has whole seconds and the tick 10 ms: a start this much after the claim still matches. */
+const START_SLACK_MS = 2_000;
+const CLI_SCRIPTS = new Set(['cli.js', 'steelscope.js', 'steelscope']);
+
+/** argv of a /proc/<pid>/cmdline (NUL-separated, NUL-terminated). */
+export function parseCmdline(raw: string): string[] {
+  const args = raw.split('\0');
+  if (args.at(-1) === '') args.pop();
+  return args;
+}
+
+/**
+ * The run folder our CLI was started on according to `argv` (relative to `cwd`), or undefined when
+ * argv is not `<node> [node flags] <our cli> train|resume …`.
+ */
+export function trainerRunDir(argv: readonly string[], cwd: string): string | undefined {
+  const cli = argv.findIndex((a, i) => i > 0 && CLI_SCRIPTS.has(basename(a)));
+  if (cli < 0) return undefined;
+  const [command, ...rest] = argv.slice(cli + 1);
+  let dir: string | undefined;
+  if (command === 'train') {
+    const i = rest.findIndex((a) => a === '--run-dir' || a.startsWith('--run-dir='));
+    if (i >= 0) dir = rest[i].startsWith('--run-dir=') ? rest[i].slice('--run-dir='.length) : rest[i + 1];
+  } else if (command === 'resume') {
+    // The first argument that is neither a flag nor a flag's value (resume's flags all take one).
+    for (let i = 0; i < rest.length && dir === undefined; i++) {
+      if (!rest[i].startsWith('--')) dir = rest[i];
+      else if (!rest[i].includes('=')) i++;
+    }
+  }
+  return dir === undefined || dir === '' ? undefined : isAbsolute(dir) ? resolve(dir) : resolve(cwd, dir);
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in ticks after boot); fields counted after "(comm)". */
+export function startTicks(stat: string): number | undefined {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[22 - 3]);
+  return Number.isFinite(ticks) ? ticks : undefined;
+}
+
+/** When run.json says the process `info.pid` took the run (Unix ms), or undefined when unparsable. */
+export function claimedAt(info: RunInfo): number | undefined {
+  const resume = [...info.resumes].reverse().find((r) => r.pid === info.pid);
+  const at = Date.parse(resume?.at ?? info.createdAt);
+  return Number.isFinite(at) ? at : undefined;
+}
+
+function realOrResolved(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** Checks from /proc (procRoot for tests) that `info.pid` is our trainer of `runDir`. */
+export function checkOurTrainer(info: RunInfo, runDir: string, procRoot = '/proc'): TrainerCheck {
+  const pid = info.pid;
+  if (!Number.isInteger(pid) || pid <= 0) return { ours: false, why: `run.json names no valid pid (${String(pid)})` };
+  const proc = `${procRoot}/${pid}`;
+  let argv: string[];
+  let cwd: string;
+  let stat: string;
+  let bootS: number;
+  try {
+    argv = parseCmdline(readFileSync(`${proc}/cmdline`, 'utf8'));
+    cwd = readlinkSync(`${proc}/cwd`);
+    stat = readFileSync(`${proc}/stat`, 'utf8');
+    bootS = Number(/^btime (\d+)$/m.exec(readFileSync(`${procRoot}/stat`, 'utf8'))?.[1]);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ours: false, why: `process ${pid} cannot be inspected here (no ${proc})` };
+    return { ours: false, why: `process ${pid} cannot be inspected (${code ?? String(err)})` };
+  }
+  const dir = trainerRunDir(argv, cwd);
+  if (dir === undefined) return { ours: false, why: `process ${pid} is not a steelscope trainer (it runs ${argv.join(' ').slice(0, 200)})` };
+  if (realOrResolved(dir) !== realOrResolved(runDir)) return { ours: false, why: `process ${pid} trains another run folder (${dir})` };
+  const ticks = startTicks(stat);
+  const claim = claimedAt(info);
+  if (ticks === undefined || !Number.isFinite(bootS) || claim === undefined) {
+    return { ours: false, why: `the start time of process ${pid} or run.json's time cannot be read` };
+  }
+  const startedMs = (bootS + ticks / CLOCK_TICKS_PER_S) * 1000;
+  if (startedMs > claim + START_SLACK_MS) {
+    const when = new Date(startedMs).toISOString();
+    return { ours: false, why: `process ${pid} started at ${when}, after run.json says its trainer did (a reused pid)` };
+  }
+  return { ours: true };
+}
