@@ -4,14 +4,14 @@ import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { registerChat } from './host/chat/register';
-import { registerFastBackendCommand, trainerNodePath } from './host/commands/fastBackend';
+import { registerFastBackendCommand } from './host/commands/fastBackend';
 import { registerRunCommands } from './host/commands/runCommands';
 import { DashboardPanel } from './host/panels/dashboard';
 import { LocalTarget } from './host/runs/localTarget';
-import { resolveNodePath } from './host/runs/nodePath';
 import { RunStore } from './host/runs/store';
 import type { RunTarget } from './host/runs/types';
-import { nodePathSetting, runsRoot, trainerEnv } from './host/settings';
+import { disposeHostLog, hostLog } from './host/log';
+import { runsRoot, trainerEnv, trainerNode } from './host/settings';
 import { RunsTreeProvider } from './host/views/runsTree';
 import { hostStates, observeRun, registerSshCommands } from './host/ssh/commands';
 import { RunStatusBar } from './host/views/statusBar';
@@ -19,7 +19,7 @@ import { RunStatusBar } from './host/views/statusBar';
 const OBSERVED_FOLDERS = 'steelscope.observedFolders';
 
 export function activate(context: vscode.ExtensionContext): void {
-  const store = new RunStore();
+  const store = new RunStore({ log: hostLog() });
   const cliPath = join(context.extensionPath, 'dist', 'cli.js');
   let local = makeLocalTarget(cliPath);
   // SSH hosts (issue 4): created first because the tree lists their connection states and the chat serves on them.
@@ -41,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   context.subscriptions.push(
+    { dispose: disposeHostLog },
     store,
     DashboardPanel.registerSerializer(context, store, chat),
     tree,
@@ -76,21 +77,19 @@ export function activate(context: vscode.ExtensionContext): void {
       void rescan();
     }),
   );
-  registerFastBackendCommand(context, trainerNodePath, cliPath);
+  registerFastBackendCommand(context, () => trainerNode().path, cliPath);
   // Re-attach to every run on disk, running ones included (their pid is in run.json).
   void rescan();
 }
 
 function makeLocalTarget(cliPath: string): LocalTarget {
-  let nodePath: string;
-  try {
-    nodePath = resolveNodePath(nodePathSetting());
-  } catch (err) {
-    // Reported when a run is started (spawn fails with this name and the hint to set the path).
-    void vscode.window.showWarningMessage(`Steelscope: ${(err as Error).message}`);
-    nodePath = nodePathSetting() || 'node';
+  const node = trainerNode();
+  if (node.problem) {
+    // Shown now; a start then fails with this name and the hint to set the path.
+    hostLog().warn(node.problem);
+    void vscode.window.showWarningMessage(`Steelscope: ${node.problem}`);
   }
-  return new LocalTarget({ runsRoot: runsRoot(), nodePath, cliPath, env: trainerEnv() });
+  return new LocalTarget({ runsRoot: runsRoot(), nodePath: node.path, cliPath, env: trainerEnv() });
 }
 
 export function deactivate(): void {}

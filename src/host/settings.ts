@@ -1,7 +1,9 @@
-// The extension's settings, read in one place with their defaults resolved.
+// The extension's settings, read in one place with their defaults resolved, and the node binary
+// that runs the CLI (trainers, serve processes, the backend installer) resolved from them.
 import * as vscode from 'vscode';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { resolveNodePath } from './runs/nodePath';
 
 export function runsRoot(): string {
   const configured = vscode.workspace.getConfiguration('steelscope').get<string>('runsRoot', '').trim();
@@ -11,8 +13,26 @@ export function runsRoot(): string {
 }
 
 /** The configured node binary, or '' to search PATH. */
-export function nodePathSetting(): string {
+function nodePathSetting(): string {
   return vscode.workspace.getConfiguration('steelscope').get<string>('nodePath', '').trim();
+}
+
+/**
+ * The node that runs the CLI: steelscope.nodePath, else `node` on PATH. Where neither is found,
+ * the setting's value (or `node`) all the same, so that spawning it fails with a message that
+ * names the setting, and `problem` says what to fix.
+ */
+export function trainerNode(): { path: string; problem?: string } {
+  try {
+    return { path: resolveNodePath(nodePathSetting()) };
+  } catch (err) {
+    return { path: nodePathSetting() || 'node', problem: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The dashboard charts' default smoothing weight (steelscope.dashboard.smoothing). */
+export function dashboardSmoothing(fallback: number): number {
+  return vscode.workspace.getConfiguration('steelscope').get<number>('dashboard.smoothing', fallback);
 }
 
 export function defaultPreset(): string {

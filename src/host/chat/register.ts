@@ -1,12 +1,12 @@
 // Chat wiring: the shared serve processes, "Steelscope: Chat with Checkpoint" (palette, and the
 // context menu of runs and complete checkpoints), and the @steelscope chat participant.
 import * as vscode from 'vscode';
+import { checkpointArg, runKeyArg } from '../commands/menuArgs';
 import { pickRuns } from '../commands/pickers';
 import { DashboardPanel } from '../panels/dashboard';
-import { resolveNodePath } from '../runs/nodePath';
 import type { RunKey, RunStoreApi } from '../runs/types';
-import { nodePathSetting } from '../settings';
-import type { RunsNode } from '../views/runsTree';
+import { hostLog } from '../log';
+import { trainerNode } from '../settings';
 import type { RemoteTarget } from '../ssh/remoteTarget';
 import { checkpointLabel, checkpointRef, ChatHub, refOnHost } from './dashboardChat';
 import { registerChatParticipant } from './participant';
@@ -25,10 +25,10 @@ export function registerChat(context: vscode.ExtensionContext, store: RunStoreAp
     }
     return undefined;
   };
-  const hub = new ChatHub(new ServePool({ cliPath, nodePath: () => resolveNodePath(nodePathSetting()), onWarning: (m) => console.warn(m), route }));
+  const hub = new ChatHub(new ServePool({ cliPath, nodePath: () => trainerNode().path, onWarning: (m) => hostLog().warn(m), route }));
   const command = vscode.commands.registerCommand('steelscope.chatWithCheckpoint', async (node?: unknown) => {
     try {
-      const chosen = await chooseCheckpoint(store, node as RunsNode | undefined);
+      const chosen = await chooseCheckpoint(store, node);
       if (chosen) DashboardPanel.show(context, store, [chosen.key], hub).focusChat(chosen.dir);
     } catch (err) {
       void vscode.window.showErrorMessage(`Steelscope: ${err instanceof Error ? err.message : String(err)}`);
@@ -39,14 +39,16 @@ export function registerChat(context: vscode.ExtensionContext, store: RunStoreAp
 }
 
 /** From a checkpoint item, a run item (its best checkpoint), or quick picks: run, then checkpoint; `dir` is a chat ref. */
-async function chooseCheckpoint(store: RunStoreApi, node: RunsNode | undefined): Promise<{ key: RunKey; dir?: string } | undefined> {
-  const key = node?.kind === 'run' || node?.kind === 'checkpoint' ? node.key : (await pickRuns(store, 'Chat with Checkpoint: pick a run'))[0];
+async function chooseCheckpoint(store: RunStoreApi, node: unknown): Promise<{ key: RunKey; dir?: string } | undefined> {
+  const checkpoint = checkpointArg(node);
+  const runItem = runKeyArg(node);
+  const key = checkpoint?.key ?? runItem ?? (await pickRuns(store, 'Chat with Checkpoint: pick a run'))[0];
   const run = key !== undefined ? store.get(key)?.summary : undefined;
   if (!run) return undefined;
-  if (node?.kind === 'checkpoint') return { key: run.key, dir: checkpointRef(run, node.checkpoint.dir) };
+  if (checkpoint) return { key: run.key, dir: checkpointRef(run, checkpoint.checkpoint.dir) };
   const complete = run.checkpoints.filter((c) => c.complete).reverse();
   if (complete.length === 0) throw new Error(`${run.name} has no complete checkpoint yet.`);
-  if (node?.kind === 'run') return { key: run.key };
+  if (runItem !== undefined) return { key: run.key };
   const items = complete.map((c) => ({ label: checkpointLabel(run, c, false), detail: c.dir, dir: checkpointRef(run, c.dir) }));
   const picked = await vscode.window.showQuickPick(items, { title: `Chat with Checkpoint: ${run.name}`, placeHolder: 'The checkpoint to answer' });
   return picked ? { key: run.key, dir: picked.dir } : undefined;

@@ -24,7 +24,7 @@ export interface ServeProcess {
 export type ServeStart = (checkpoint: string) => ServeProcess | Promise<ServeProcess>;
 
 export interface ServeOptions {
-  /** The node binary (see resolveNodePath); asked at each spawn so a changed setting applies. May throw. */
+  /** The node binary (settings.ts: trainerNode); asked at each spawn so a changed setting applies. May throw. */
   nodePath: () => string;
   /** The bundled dist/cli.js. */
   cliPath: string;

@@ -3,8 +3,6 @@
 // reports the outcome. The CLI does the work and the explaining; this only shows it.
 import * as vscode from 'vscode';
 import { spawn } from 'node:child_process';
-import { resolveNodePath } from '../runs/nodePath';
-import { nodePathSetting } from '../settings';
 
 export const FAST_BACKEND_COMMAND = 'steelscope.installFastBackend';
 
@@ -71,15 +69,6 @@ async function installFastBackend(nodePath: () => string, cliPath: string, chann
   } else {
     const show = await vscode.window.showWarningMessage(text.startsWith('steelscope:') ? `S${text.slice(1)}` : `Steelscope: ${text}`, 'Show Output');
     if (show) channel.show();
-  }
-}
-
-/** The node that runs the CLI, as for training runs: the steelscope.nodePath setting, else node on PATH. */
-export function trainerNodePath(): string {
-  try {
-    return resolveNodePath(nodePathSetting());
-  } catch {
-    return nodePathSetting() || 'node'; // spawning it then fails with a message that names it
   }
 }
 

@@ -2,18 +2,6 @@
 import * as vscode from 'vscode';
 import { parameterCount, PRESET_NAMES, PRESETS, type PresetName } from '../../shared/config';
 import type { RunDisplayStatus, RunKey, RunStoreApi, RunSummary } from '../runs/types';
-import type { RunsNode } from '../views/runsTree';
-
-/** The run keys a command was invoked on: the tree selection, the clicked node, or none. */
-export function keysFromArgs(node: unknown, nodes: unknown): RunKey[] {
-  const list = Array.isArray(nodes) && nodes.length ? nodes : node ? [node] : [];
-  const keys = list.filter(isRunsNode).map((n) => ('key' in n ? n.key : undefined)).filter((k): k is string => !!k);
-  return [...new Set(keys)];
-}
-
-function isRunsNode(value: unknown): value is RunsNode {
-  return typeof value === 'object' && value !== null && typeof (value as { kind?: unknown }).kind === 'string';
-}
 
 interface RunPick extends vscode.QuickPickItem {
   key: RunKey;
@@ -46,6 +34,7 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
     const params = parameterCount(c);
     const size = params >= 1e9 ? `${(params / 1e9).toFixed(2)}B` : `${(params / 1e6).toFixed(1)}M`;
     return {
+      name,
       label: name,
       description: `${size} parameters`,
       detail: `${c.n_layer} layers · hidden ${c.n_embd} · ${c.n_head} heads · vocab ${c.vocab_size} · context ${c.seq_len}${name === 'steel-1b' ? ' — needs a GPU' : ''}`,
@@ -54,7 +43,7 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
   });
   items.sort((a, b) => Number(b.label === defaultPreset) - Number(a.label === defaultPreset));
   const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (2/5): model preset' });
-  return picked?.label as PresetName | undefined;
+  return picked?.name;
 }
 
 /** On an SSH host: `default`, or a path on that host. */

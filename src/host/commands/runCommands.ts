@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { PRESETS } from '../../shared/config';
 import type { RunKey, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
 import { deleteQuestion } from '../runs/deletePlan';
-import type { RunsNode } from '../views/runsTree';
 import { metricsCsv } from '../csv';
 import { defaultPreset } from '../settings';
-import { askSteps, keysFromArgs, pickData, pickPreset, pickRuns } from './pickers';
+import { checkpointArg, keysFromArgs } from './menuArgs';
+import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
 
 export interface CommandServices {
   store: RunStoreApi;
@@ -48,8 +48,8 @@ export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
     'steelscope.exportCsv': (n, ns) => exportCsv(s, n, ns),
     'steelscope.deleteRun': (n, ns) => deleteRuns(s, n, ns),
     'steelscope.revealRun': async (n) => {
-      const node = n as RunsNode | undefined;
-      const dir = node?.kind === 'checkpoint' ? node.checkpoint.dir : node && 'key' in node ? s.store.get(node.key)?.summary.dir : undefined;
+      const [key] = keysFromArgs(n, undefined);
+      const dir = checkpointArg(n)?.checkpoint.dir ?? (key === undefined ? undefined : s.store.get(key)?.summary.dir);
       if (dir) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(dir));
     },
     'steelscope.refreshRuns': () => s.rescan(),
@@ -117,8 +117,8 @@ async function resumeRun(s: CommandServices, node: unknown, nodes: unknown): Pro
 }
 
 async function resumeFromCheckpoint(s: CommandServices, node: unknown): Promise<void> {
-  const n = node as RunsNode | undefined;
-  if (n?.kind !== 'checkpoint') throw new Error('pick a checkpoint in the Runs view.');
+  const n = checkpointArg(node);
+  if (!n) throw new Error('pick a checkpoint in the Runs view.');
   const run = s.store.get(n.key)?.summary;
   if (!run) return;
   const steps = await askSteps(`Resume ${run.name} from step ${n.checkpoint.step}: train until step`, run.config?.max_steps ?? n.checkpoint.step * 2, n.checkpoint.step + 1);

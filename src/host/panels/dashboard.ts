@@ -5,7 +5,9 @@ import * as vscode from 'vscode';
 import { checkWebviewMessage, DEFAULT_VIEW, ViewStateSchema, type HostToWebview, type ViewState, type WebviewToHost } from '../../shared/protocol';
 import { parseOrUndefined } from '../../shared/schema';
 import { chatCheckpoints, DashboardChat, type ChatHub } from '../chat/dashboardChat';
+import { hostLog } from '../log';
 import type { Disposable, RunKey, RunStoreApi } from '../runs/types';
+import { dashboardSmoothing } from '../settings';
 import { dashboardHtml, makeNonce } from './dashboardHtml';
 import { DashboardModel } from './dashboardModel';
 
@@ -19,7 +21,7 @@ const DELTA_INTERVAL_MS = 250;
 
 /** The axis choices this workspace last used; else the defaults, smoothing from the settings. */
 function storedView(context: vscode.ExtensionContext): ViewState {
-  const smoothing = vscode.workspace.getConfiguration('steelscope').get<number>('dashboard.smoothing', DEFAULT_VIEW.smoothing);
+  const smoothing = dashboardSmoothing(DEFAULT_VIEW.smoothing);
   const defaults = parseOrUndefined(ViewStateSchema, { ...DEFAULT_VIEW, smoothing }) ?? DEFAULT_VIEW;
   const stored: unknown = context.workspaceState.get(VIEW_STATE_KEY);
   const view = { ...defaults, ...(typeof stored === 'object' && stored ? stored : {}), range: null };
@@ -143,7 +145,7 @@ export class DashboardPanel {
   private receive(raw: unknown): void {
     const checked = checkWebviewMessage(raw);
     if (!checked.ok) {
-      console.warn(`steelscope dashboard: dropped a malformed message (${checked.error})`);
+      hostLog().warn(`dashboard: dropped a malformed message (${checked.error})`);
       return;
     }
     this.handle(checked.message);

@@ -14,7 +14,18 @@ export interface RunStoreOptions {
   aliveCheckMs?: number;
   /** Use fs.watch. Default true; false leaves only the poll (tests, or file systems without events). */
   watch?: boolean;
+  /** Where failures nobody awaits are reported (the Steelscope log in the extension). Default stderr. */
+  log?: HostLogger;
 }
+
+/** The part of a log (vscode's LogOutputChannel in the extension) that vscode-free modules use. */
+export interface HostLogger {
+  error(message: string, ...args: unknown[]): void;
+}
+
+const stderrLog: HostLogger = {
+  error: (message, ...args) => process.stderr.write(`steelscope: ${message} ${args.map(String).join(' ')}\n`),
+};
 
 export function runKey(target: RunTarget, dir: string): RunKey {
   return `${target.id}::${dir}`;
@@ -28,9 +39,11 @@ export class RunStore implements RunStoreApi, Disposable {
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly flushMs: number;
   private readonly trackerOptions: { pollMs: number; aliveCheckMs: number; watch: boolean };
+  private readonly log: HostLogger;
 
   constructor(options: RunStoreOptions = {}) {
     this.flushMs = options.flushMs ?? 150;
+    this.log = options.log ?? stderrLog;
     this.trackerOptions = { pollMs: options.pollMs ?? 2000, aliveCheckMs: options.aliveCheckMs ?? 3000, watch: options.watch ?? true };
   }
 
@@ -117,7 +130,7 @@ export class RunStore implements RunStoreApi, Disposable {
           listener(change);
         } catch (err) {
           // One broken view must not starve the others of updates.
-          console.error('steelscope: a run-change listener failed', err);
+          this.log.error('a run-change listener failed', err);
         }
       }
     }

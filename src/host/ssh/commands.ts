@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { checkpointDirName } from '../../shared/run';
 import type { RunKey, RunStoreApi, RunTarget } from '../runs/types';
 import type { HostState } from '../views/runsTree';
+import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
 import { RemoteTarget } from './remoteTarget';
 import { hostsFromConfig, readUserConfig } from './sshConfig';
@@ -100,7 +101,7 @@ async function pickHost(): Promise<string | undefined> {
 }
 
 async function targetFrom(hosts: SshHosts, node: unknown, title: string): Promise<RemoteTarget | undefined> {
-  const hostId = typeof node === 'object' && node !== null ? (node as { hostId?: unknown }).hostId : undefined;
+  const hostId = hostIdArg(node);
   const byNode = hosts.list().find((t) => t.id === hostId);
   if (byNode) return byNode;
   if (hosts.list().length === 0) throw new Error('no SSH host has been added. Use "Steelscope: Add SSH Host…".');
@@ -109,9 +110,9 @@ async function targetFrom(hosts: SshHosts, node: unknown, title: string): Promis
 }
 
 async function fetchCheckpoint(s: SshCommandServices, hosts: SshHosts, node: unknown): Promise<void> {
-  const n = node as { kind?: string; key?: string; checkpoint?: { step: number } } | undefined;
-  const run = n?.kind === 'checkpoint' && n.key ? s.store.get(n.key)?.summary : undefined;
-  if (!run || !n?.checkpoint) throw new Error('pick a checkpoint of a run on an SSH host in the Runs view.');
+  const n = checkpointArg(node);
+  const run = n ? s.store.get(n.key)?.summary : undefined;
+  if (!run || !n) throw new Error('pick a checkpoint of a run on an SSH host in the Runs view.');
   const target = hosts.list().find((t) => t.id === run.hostId);
   if (!target) throw new Error(`${run.name} is not on an SSH host.`);
   const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Download here' });

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { Client, utils, type AnyAuthMethod, type AuthenticationType, type ClientChannel, type ParsedKey, type SFTPWrapper } from 'ssh2';
+import { Client, utils, type AnyAuthMethod, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey, type SFTPWrapper } from 'ssh2';
 import { addHostKey, checkHostKey, defaultKnownHostsPath, fingerprint, hostEntryName } from './knownHosts';
 import { defaultIdentityFiles, type SshHostConfig } from './sshConfig';
 
@@ -282,7 +282,8 @@ function handshake(options: SshConnectOptions, transport: Duplex, jump: SshConne
         );
       },
       authHandler: (methodsLeft, _partial, next) => {
-        auth.next(methodsLeft).then((m) => next(m ?? NO_MORE_METHODS), () => next(NO_MORE_METHODS));
+        const nextOrEnd = endableAuth(next);
+        auth.next(methodsLeft).then((m) => nextOrEnd(m ?? false), () => nextOrEnd(false));
       },
     });
   });
@@ -310,8 +311,14 @@ async function verifyHostKey(options: SshConnectOptions, key: Buffer): Promise<v
   addHostKey(hostName, port, key, { hashed: options.hashKnownHosts, file });
 }
 
-/** ssh2 takes `false` for "no method left", which its types do not spell. */
-const NO_MORE_METHODS = false as unknown as AuthenticationType;
+/**
+ * ssh2's `next` also takes `false` for "no method left" (it then fails with "All configured
+ * authentication methods failed"; see ssh2/lib/client.js), which @types/ssh2 does not spell.
+ * The assertion only widens what `next` is known to accept.
+ */
+function endableAuth(next: NextAuthHandler): (method: AnyAuthMethod | false) => void {
+  return next as (method: AnyAuthMethod | false) => void;
+}
 
 interface AuthStep {
   type: AuthenticationType;
