@@ -3,7 +3,7 @@
 // (build-kernels.mjs, with @yowasp/clang; a build without them fails); the default corpus is derived
 // from the chinese-poetry package (see build-corpus.mjs) unless it is already up to date.
 import * as esbuild from 'esbuild';
-import { copyFileSync, mkdirSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus } from './build-corpus.mjs';
@@ -53,6 +53,14 @@ for (const dir of [webviewDist, webviewTestDist]) copyFileSync(join(root, 'media
 const wasmDir = join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
   copyFileSync(join(wasmDir, f), join(dist, f));
+}
+
+// The PyTorch engine ships as its Python sources beside the CLI, which starts it under torchrun.
+const torchEngine = join(dist, 'engines', 'torch');
+rmSync(torchEngine, { recursive: true, force: true });
+mkdirSync(torchEngine, { recursive: true });
+for (const f of readdirSync(join(root, 'src/engines/torch')).filter((name) => name.endsWith('.py'))) {
+  copyFileSync(join(root, 'src/engines/torch', f), join(torchEngine, f));
 }
 
 try {

@@ -2,6 +2,7 @@
 import { UsageError } from '../core/errors';
 import { followCommand, FOLLOW_USAGE } from './commands/follow';
 import { infoCommand } from './commands/info';
+import { prepareCommand, PREPARE_USAGE } from './commands/prepare';
 import { installBackendCommand, INSTALL_BACKEND_USAGE } from './commands/install-backend';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
 import { serveCommand, SERVE_USAGE } from './commands/serve';
@@ -10,6 +11,7 @@ import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './comman
 const USAGE = `usage:
   ${TRAIN_USAGE}
   ${RESUME_USAGE}
+  ${PREPARE_USAGE}
   ${SAMPLE_USAGE}
   ${SERVE_USAGE}
   ${FOLLOW_USAGE}
@@ -34,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return trainCommand(rest, control);
     case 'resume':
       return resumeCommand(rest, control);
+    case 'prepare':
+      return prepareCommand(rest, out);
     case 'sample':
       return sampleCommand(rest, out);
     case 'serve':

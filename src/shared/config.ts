@@ -74,6 +74,8 @@ export interface TrainConfig {
   keep_checkpoints: number;
   /** A loss this many standard deviations above its recent mean writes a spike event. */
   spike_sigma: number;
+  /** PyTorch engine: train through torch.compile where the installed torch has it (the TF.js engine ignores it). */
+  compile: boolean;
 }
 
 export type ConfigKey = keyof TrainConfig;
@@ -122,6 +124,7 @@ export const CONFIG_SPEC: Record<ConfigKey, KeySpec> = {
   checkpoint_every: { kind: 'int', min: 0 },
   keep_checkpoints: { kind: 'int', min: 1, max: 10_000 },
   spike_sigma: { kind: 'number', min: 0 },
+  compile: { kind: 'bool' },
 };
 
 const SHARED_DEFAULTS: Omit<
@@ -154,6 +157,7 @@ const SHARED_DEFAULTS: Omit<
   checkpoint_every: 200,
   keep_checkpoints: 3,
   spike_sigma: 6,
+  compile: false,
 };
 
 export const PRESET_NAMES = ['tiny', 'small', 'steel-1b'] as const;

@@ -48,7 +48,19 @@ export interface RunInfo {
   data: { input: string; files: DataFileRecord[]; shards?: DataFileRecord[] };
   resumes: { at: string; step: number; pid: number; checkpoint: string }[];
   exit: { code: number; reason: string; at: string } | null;
+  // Written since the PyTorch engine (optional: older runs lack them). engine: which one trains
+  // (TensorFlow.js or PyTorch); device: cpu, cuda, mps (torch) or the tfjs backend's; precision:
+  // fp32, bf16 or fp16; world_size: processes (torchrun ranks); gpus: device names.
+  engine?: EngineName;
+  device?: string;
+  precision?: string;
+  world_size?: number;
+  torch_version?: string;
+  gpus?: string[];
 }
+
+export const ENGINE_NAMES = ['tfjs', 'torch'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
 
 export type MetricValue = number | 'NaN' | 'Infinity' | '-Infinity';
 

@@ -3,13 +3,36 @@
 import { applySettings, ConfigError, PRESET_NAMES, PRESETS, type PresetName, type TrainConfig } from '../../shared/config';
 import type { BackendName } from '../../core/backend';
 import { resumeRun, startRun, type RunControl } from '../../core/train/session';
-import { listFlag, numberFlag, parseArgs, stringFlag, UsageError } from '../args';
+import { readRunInfo } from '../../core/train/rundir';
+import { ENGINE_NAMES, type EngineName } from '../../shared/run';
+import { listFlag, numberFlag, parseArgs, stringFlag, UsageError, type Parsed } from '../args';
+import { resumeTorchRun, startTorchRun, type TorchOptions } from '../torchrun';
 
 const BACKENDS = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 
 export const TRAIN_USAGE = `steelscope train --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir>
-                 [--steps N] [--set key=value …] [--name NAME] [--backend ${BACKENDS.join('|')}]`;
-export const RESUME_USAGE = 'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …]';
+                 [--steps N] [--set key=value …] [--name NAME] [--backend ${BACKENDS.join('|')}]
+                 [--engine tfjs|torch] [--nproc N|auto] [--python PATH]`;
+export const RESUME_USAGE = 'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …] [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
+export const PREPARE_USAGE = `steelscope prepare --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir> [--set key=value …]`;
+
+const ENGINE_FLAGS = { engine: { kind: 'string' }, nproc: { kind: 'string' }, python: { kind: 'string' } } as const;
+
+function engineFlag(value: string | undefined, fallback: EngineName): EngineName {
+  const name = value ?? fallback;
+  if (!(ENGINE_NAMES as readonly string[]).includes(name)) throw new UsageError(`--engine must be one of ${ENGINE_NAMES.join(', ')}; got "${name}".`);
+  return name as EngineName;
+}
+
+/** --nproc and --python, which only the torch engine takes. */
+function torchOptions(p: Parsed, engine: EngineName): TorchOptions {
+  const raw = stringFlag(p, 'nproc');
+  if (engine !== 'torch' && (raw !== undefined || stringFlag(p, 'python') !== undefined)) {
+    throw new UsageError('--nproc and --python are options of the PyTorch engine: add --engine torch.');
+  }
+  if (raw !== undefined && raw !== 'auto' && !/^[1-9]\d*$/.test(raw)) throw new UsageError(`--nproc must be a positive integer or auto, got "${raw}".`);
+  return { nproc: raw === undefined || raw === 'auto' ? 'auto' : Number(raw), python: stringFlag(p, 'python') };
+}
 
 export function backendFlag(value: string | undefined): BackendName | 'auto' {
   const name = value ?? 'auto';
@@ -23,7 +46,7 @@ function positiveSteps(steps: number | undefined): number | undefined {
 }
 
 /** The preset with --set applied; --steps also sets the cosine length unless max_steps is set explicitly. */
-function buildConfig(preset: string, sets: string[], steps: number | undefined): TrainConfig {
+export function buildConfig(preset: string, sets: string[], steps: number | undefined): TrainConfig {
   if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`Unknown preset "${preset}". Presets: ${PRESET_NAMES.join(', ')}.`);
   const explicitMax = sets.some((s) => s.trim().startsWith('max_steps='));
   const withSteps = steps !== undefined && !explicitMax ? [`max_steps=${steps}`, ...sets] : sets;
@@ -36,7 +59,7 @@ function buildConfig(preset: string, sets: string[], steps: number | undefined):
 }
 
 export async function trainCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = { preset: { kind: 'string' }, data: { kind: 'string' }, 'run-dir': { kind: 'string' }, steps: { kind: 'int' }, set: { kind: 'list' }, name: { kind: 'string' }, backend: { kind: 'string' } } as const;
+  const flags = { preset: { kind: 'string' }, data: { kind: 'string' }, 'run-dir': { kind: 'string' }, steps: { kind: 'int' }, set: { kind: 'list' }, name: { kind: 'string' }, backend: { kind: 'string' }, ...ENGINE_FLAGS } as const;
   const p = parseArgs(argv, flags, 'train');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${TRAIN_USAGE}`);
   const data = stringFlag(p, 'data');
@@ -44,16 +67,28 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
   if (!data || !runDir) throw new UsageError(`--data and --run-dir are required. Usage: ${TRAIN_USAGE}`);
   const steps = positiveSteps(numberFlag(p, 'steps'));
   const config = buildConfig(stringFlag(p, 'preset') ?? 'tiny', listFlag(p, 'set'), steps);
-  const backend = backendFlag(stringFlag(p, 'backend'));
-  const status = await startRun({ runDir, config, data, name: stringFlag(p, 'name'), backend, steps: steps ?? config.max_steps }, control);
+  const engine = engineFlag(stringFlag(p, 'engine'), 'tfjs');
+  const torch = torchOptions(p, engine);
+  const name = stringFlag(p, 'name');
+  const status =
+    engine === 'torch'
+      ? await startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, control)
+      : await startRun({ runDir, config, data, name, backend: backendFlag(stringFlag(p, 'backend')), steps: steps ?? config.max_steps }, control);
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }
 
 export async function resumeCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const p = parseArgs(argv, { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' } }, 'resume');
+  const p = parseArgs(argv, { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' }, ...ENGINE_FLAGS }, 'resume');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${RESUME_USAGE}`);
   const steps = positiveSteps(numberFlag(p, 'steps'));
-  const opts = { runDir: p.positional[0], steps, backend: backendFlag(stringFlag(p, 'backend')), checkpoint: stringFlag(p, 'checkpoint') };
-  const status = await resumeRun(opts, control);
+  const runDir = p.positional[0];
+  // A run resumes on the engine that wrote it unless --engine says otherwise.
+  const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
+  const torch = torchOptions(p, engine);
+  const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
+  const status =
+    engine === 'torch'
+      ? await resumeTorchRun({ ...opts, ...torch }, control)
+      : await resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, control);
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }

@@ -11,6 +11,7 @@ import { buildDataset, readDocuments, resolveCorpus, type CorpusFile } from '../
 import { BpeTokenizer } from '../tokenizer';
 import { sha256 } from './checkpoint';
 import { writeFileAtomic } from './rundir';
+import { SAMPLE_PROMPTS } from './trainer';
 
 export interface PreparedData {
   files: CorpusFile[];
@@ -85,4 +86,29 @@ function cachedTokenizer(files: CorpusFile[], corpusKey: string, vocabSize: numb
   writeFileAtomic(path, text);
   log(`tokenizer: trained in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return text;
+}
+
+export const PREPARED_FORMAT = 'steelscope.prepared/1';
+export const PROMPTS_FORMAT = 'steelscope.prompts/1';
+
+/**
+ * `steelscope prepare`: the data of a new run, prepared once by this core for any engine. Besides
+ * prepareData's tokenizer.json and data/{train,val}.bin it writes data/prepared.json (the config,
+ * the corpus files and the shards with their hashes: what the PyTorch engine starts from) and
+ * data/prompts.json (the sample prompts' ids, so that engine needs no port of the encoder).
+ */
+export function prepareRun(input: string, config: TrainConfig, runDir: string, log: ProgressLog): PreparedData {
+  const data = prepareData(input, config, runDir, log);
+  const prepared = { format: PREPARED_FORMAT, config, input, files: data.files, shards: data.shards, tokenizer: 'tokenizer.json' };
+  writeFileAtomic(join(runDir, 'data', 'prepared.json'), JSON.stringify(prepared, null, 2) + '\n');
+  writePrompts(runDir, data.tokenizer);
+  return data;
+}
+
+/** data/prompts.json: SAMPLE_PROMPTS with their ids under this tokenizer (and the id that ends a sample). */
+export function writePrompts(runDir: string, tokenizer: BpeTokenizer): void {
+  const prompts = SAMPLE_PROMPTS.map((text) => ({ text, ids: tokenizer.encode(text) }));
+  mkdirSync(join(runDir, 'data'), { recursive: true });
+  const json = { format: PROMPTS_FORMAT, eot_id: tokenizer.eotId, prompts };
+  writeFileAtomic(join(runDir, 'data', 'prompts.json'), JSON.stringify(json, null, 2) + '\n');
 }

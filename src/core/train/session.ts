@@ -18,6 +18,9 @@ import { prepareData } from './prepare';
 import { readRunInfo, RunWriter } from './rundir';
 import { trainLoop, type Batch, type TrainSession } from './trainer';
 
+/** run.json's engine fields for this engine (a torch run resumed here is recorded as tfjs from then on). */
+const TFJS_ENGINE = { engine: 'tfjs', precision: 'fp32', world_size: 1 } as const satisfies Partial<RunInfo>;
+
 export interface RunControl {
   log: (line: string) => void;
   stopRequested: () => boolean;
@@ -109,6 +112,10 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     status: 'starting',
     exit: null,
     backend,
+    ...TFJS_ENGINE,
+    device: undefined, // fields a torch engine may have written, dropped from run.json
+    torch_version: undefined,
+    gpus: undefined,
     resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.entry.dir }],
   });
   return runGuarded(writer, async () => {
@@ -191,8 +198,10 @@ function newRunInfo(runDir: string, opts: StartOptions, backend: BackendChoice):
     data: { input: opts.data, files: [] },
     resumes: [],
     exit: null,
+    ...TFJS_ENGINE,
   };
 }
+
 
 function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch[] {
   if (val.length < config.seq_len + 1) return [];

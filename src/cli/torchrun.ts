@@ -1,0 +1,212 @@
+// `steelscope train|resume --engine torch`: prepares the data with this core, then starts the
+// PyTorch engine (src/engines/torch, shipped as dist/engines/torch) under torchrun and stays as its
+// supervisor: run.json names this process, so Stop signals it and it asks the ranks to stop (a
+// stop file rank 0 polls); a second signal kills the whole torchrun tree. When torchrun ends with
+// a rank's failure the engine could not record, it is recorded here (crash event, status failed).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { TrainConfig } from '../shared/config';
+import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
+import type { RunStatus } from '../shared/run';
+import { resolveCorpus } from '../core/data';
+import { BpeTokenizer } from '../core/tokenizer';
+import { prepareRun, writePrompts } from '../core/train/prepare';
+import { readRunInfo, RunWriter } from '../core/train/rundir';
+import { UsageError } from './args';
+
+export interface TorchControl {
+  log: (line: string) => void;
+  stopRequested: () => boolean;
+}
+
+export interface TorchOptions {
+  nproc: number | 'auto';
+  python?: string;
+}
+
+interface RankError {
+  rank: number;
+  message: string;
+  type: string;
+  traceback: string;
+  t: number;
+}
+
+const ENGINE_MAIN = join(__dirname, 'engines', 'torch', 'main.py');
+const TERMINAL: readonly RunStatus[] = ['finished', 'stopped', 'failed'];
+
+/** The torch to use, or a UsageError saying what to install (before anything is written). */
+function requireTorch(python: string | undefined, log: (line: string) => void): TorchFound {
+  const result = findTorch(python);
+  if ('reason' in result) throw new UsageError(result.reason);
+  log(`engine: ${describeTorch(result.found)} (${result.found.executable})`);
+  return result.found;
+}
+
+function processCount(nproc: number | 'auto', torch: TorchFound, config: TrainConfig): number {
+  const n = nproc === 'auto' ? Math.max(1, torch.gpus.length) : nproc;
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--nproc must be a positive integer or auto, got ${nproc}.`);
+  if (config.batch_size % n !== 0) {
+    throw new UsageError(`batch_size (${config.batch_size}) must be a multiple of --nproc (${n}): each process takes an equal slice of every batch.`);
+  }
+  return n;
+}
+
+export interface TorchStart extends TorchOptions {
+  runDir: string;
+  config: TrainConfig;
+  data: string;
+  name?: string;
+  steps: number;
+}
+
+/** A new run: checks, `prepare`, then the engine's `train`. */
+export async function startTorchRun(opts: TorchStart, control: TorchControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  if (existsSync(join(runDir, 'run.json'))) throw new UsageError(`${runDir} already holds a run. Resume it, or choose another --run-dir.`);
+  if (existsSync(runDir) && readdirSync(runDir).length > 0) throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  resolveCorpus(opts.data);
+  const torch = requireTorch(opts.python, control.log);
+  const nproc = processCount(opts.nproc, torch, opts.config);
+  prepareRun(opts.data, opts.config, runDir, control.log);
+  const args = ['train', '--run-dir', runDir, '--steps', String(opts.steps), ...(opts.name ? ['--name', opts.name] : [])];
+  return superviseTorchrun(torch, nproc, runDir, args, control);
+}
+
+export interface TorchResume extends TorchOptions {
+  runDir: string;
+  steps?: number;
+  checkpoint?: string;
+}
+
+/** Continues a run of either engine on torch. */
+export async function resumeTorchRun(opts: TorchResume, control: TorchControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  const info = readRunInfo(runDir);
+  if (isAlive(info.pid) && (info.status === 'running' || info.status === 'starting')) {
+    throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
+  }
+  const torch = requireTorch(opts.python, control.log);
+  const nproc = processCount(opts.nproc, torch, info.config);
+  if (!existsSync(join(runDir, 'data', 'prompts.json')) && existsSync(join(runDir, 'tokenizer.json'))) {
+    writePrompts(runDir, BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(runDir, 'tokenizer.json'), 'utf8'))));
+  }
+  const args = ['resume', '--run-dir', runDir];
+  if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
+  if (opts.checkpoint) args.push('--checkpoint', resolve(opts.checkpoint));
+  return superviseTorchrun(torch, nproc, runDir, args, control);
+}
+
+/** torchrun's per-rank "i:1,…" mapping: torch 1.13 on Python 3.11 crashes on the default "0". */
+function perRank(nproc: number): string {
+  return Array.from({ length: nproc }, (_, i) => `${i}:1`).join(',');
+}
+
+async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: string, engineArgs: string[], control: TorchControl): Promise<RunStatus> {
+  const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
+  const stopFile = join(scratch, 'stop');
+  const errorDir = join(scratch, 'errors');
+  const args = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', String(nproc),
+    '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
+  const env = { ...process.env, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
+    STEELSCOPE_ERROR_DIR: errorDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  control.log(`engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`);
+  // Its own process group, so a second signal (or this process exiting) can end every rank at once.
+  const child = spawn(torch.executable, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const killTree = () => {
+    if (child.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killTree);
+  let stderrTail = '';
+  relayLines(child.stdout, (line) => control.log(line.replace(/^\[default\d+\]:/, '')));
+  child.stderr.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-16_384);
+  });
+  const poll = setInterval(() => {
+    if (control.stopRequested() && !existsSync(stopFile)) writeFileSync(stopFile, '');
+  }, 200);
+  const code = await new Promise<number | null>((done) => child.once('close', (c) => done(c)));
+  clearInterval(poll);
+  process.removeListener('exit', killTree);
+  try {
+    return recordOutcome(runDir, code, readRankErrors(errorDir), stderrTail);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function relayLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let pending = '';
+  stream.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  stream.on('end', () => pending && onLine(pending));
+}
+
+function readRankErrors(dir: string): RankError[] {
+  if (!existsSync(dir)) return [];
+  const errors: RankError[] = [];
+  for (const name of readdirSync(dir)) {
+    try {
+      errors.push(JSON.parse(readFileSync(join(dir, name), 'utf8')) as RankError);
+    } catch {
+      // a rank killed while writing it: torchrun's own summary still names the failure
+    }
+  }
+  return errors.sort((a, b) => a.t - b.t);
+}
+
+/** torchrun's "Root Cause" summary of a rank that died without an error file (a signal, say). */
+function rootCause(stderr: string): string | undefined {
+  const at = stderr.lastIndexOf('Root Cause');
+  if (at < 0) return undefined;
+  const block = stderr.slice(at);
+  const rank = /rank\s*:\s*(\d+)/.exec(block)?.[1];
+  const exit = /exitcode\s*:\s*(-?\d+)/.exec(block)?.[1];
+  const trace = /traceback\s*:\s*(.+)/.exec(block)?.[1]?.trim();
+  return `rank ${rank ?? '?'} exited with code ${exit ?? '?'}${trace && !trace.startsWith('To enable') ? `: ${trace}` : ''}`;
+}
+
+/** Reads what rank 0 recorded and adds what only torchrun knows; returns the run's final status. */
+function recordOutcome(runDir: string, code: number | null, errors: RankError[], stderrTail: string): RunStatus {
+  if (!existsSync(join(runDir, 'run.json'))) {
+    const first = errors[0];
+    const message = first?.message ?? rootCause(stderrTail) ?? `torchrun exited with code ${code}`;
+    if (!first || first.type === 'UsageError' || first.type === 'DataError') throw new UsageError(message);
+    throw new Error(message);
+  }
+  const info = readRunInfo(runDir);
+  const writer = new RunWriter(runDir, info);
+  const ok = code === 0 && errors.length === 0;
+  if (ok && TERMINAL.includes(info.status)) return info.status;
+  // Rank 0 records its own failure; another rank's, or a rank killed by a signal, only shows here.
+  for (const e of errors) {
+    if (e.rank !== 0 || info.status !== 'failed') writer.event(info.step, 'crash', 'error', `rank ${e.rank}: ${e.message}`, { stack: e.traceback });
+  }
+  const cause = errors.find((e) => e.rank !== 0) ?? errors[0];
+  const summary = rootCause(stderrTail);
+  if (errors.length === 0) writer.event(info.step, 'crash', 'error', summary ?? `torchrun exited with code ${code}.`, { stderr: stderrTail.slice(-4000) });
+  const reason = cause ? `rank ${cause.rank}: ${cause.message}` : (summary ?? `torchrun exited with code ${code}`);
+  writer.update({ status: 'failed', exit: { code: code || 1, reason, at: new Date().toISOString() } });
+  return 'failed';
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
