@@ -11,6 +11,7 @@ import {
   applyFollowMessage, asFollowMessage, emptyOffsets, encodeFollowOffsets, RECORD_VALIDATORS,
   type CheckpointsMessage, type FollowedFile, type FollowMessage, type FollowOffsets, type RunMessage,
 } from '../../src/shared/follow-protocol';
+import { MAX_RECORD_BYTES } from '../../src/shared/framing';
 import { parseJsonl } from '../../src/shared/jsonl';
 import { isMetricRecord, RUN_FORMAT } from '../../src/shared/run';
 import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV } from '../helpers';
@@ -198,6 +199,39 @@ describe('steelscope follow', () => {
     const lastReset = client.messages.map((m) => 'reset' in m).lastIndexOf(true);
     const tail = client.messages.slice(lastReset);
     assert.deepEqual(tail, [{ reset: 'metrics.jsonl' }, ...expectedMessages('metrics.jsonl', Buffer.from(replacement))]);
+  });
+
+  test("Python's NaN and Infinity tokens travel as markers; a line over the 16 MiB cap is one malformed message", async () => {
+    const dir = newRun('python');
+    const metrics = join(dir, 'metrics.jsonl');
+    const python = '{"step": 1, "t": 2, "loss": NaN, "grad_norm": Infinity, "lr": -Infinity, "note": "NaN stays"}\n';
+    const huge = `{"step":2,"t":3,"blob":"${'b'.repeat(MAX_RECORD_BYTES)}"}\n`;
+    appendFileSync(metrics, python + huge + metric(3));
+    const client = new FollowClient(dir);
+    await client.waitFor(() => client.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'all three lines');
+    assert.equal(await client.end(), 0);
+    assert.deepEqual(client.fileMessages('metrics.jsonl'), [
+      { file: 'metrics.jsonl', offset: python.length, record: { step: 1, t: 2, loss: 'NaN', grad_norm: 'Infinity', lr: '-Infinity', note: 'NaN stays' } },
+      { file: 'metrics.jsonl', offset: python.length + huge.length, malformed: true },
+      ...expectedMessages('metrics.jsonl', Buffer.from(metric(3))).map((m) => ({ ...m, offset: m.offset + python.length + huge.length })),
+    ]);
+  });
+
+  test('SIGTERM in the middle of a huge read ends it within 2 s, with code 0', { timeout: 60_000 }, async () => {
+    const dir = newRun('sigterm');
+    const metrics = join(dir, 'metrics.jsonl');
+    writeFileSync(metrics, '');
+    truncateSync(metrics, 64 * 1024 ** 3); // 64 GiB of zeros without a newline (sparse: no disk used)
+    const client = new FollowClient(dir);
+    await client.waitFor(() => client.count('ready') === 1, 'ready');
+    await sleep(500); // well into the read
+    const signalled = Date.now();
+    client.child.kill('SIGTERM');
+    const code = await client.exited;
+    const took = Date.now() - signalled;
+    assert.equal(code, 0);
+    assert.ok(took < 2000, `exited ${took} ms after SIGTERM`);
+    assert.equal(client.offsets['metrics.jsonl'], 0, 'no record in it, so nothing consumed');
   });
 
   test('a --from offset that no longer fits its file is a reset, then the whole file', async () => {

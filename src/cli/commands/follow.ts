@@ -142,7 +142,7 @@ class FileFollower {
       if (event.kind === 'reset') out.send({ reset: this.file });
       else out.write(event.frames.map((frame) => this.encode(frame)).join(''));
       await out.drained();
-      if (stop.stopped) return;
+      if (stop.stopped) return; // checked per chunk read: a huge file never delays a stop
     }
   }
 

@@ -159,7 +159,7 @@ export class JsonlTailer<T> implements Disposable {
         if (event.kind === 'reset') {
           this.malformedTotal = 0;
           this.resetPending = true;
-        } else {
+        } else if (event.frames.length > 0) {
           this.deliver(event.frames);
         }
       }

@@ -33,7 +33,7 @@ export type Frame = { kind: 'record'; bytes: Uint8Array; end: number } | { kind:
 export type ReadEvent =
   /** The file was truncated, replaced or deleted: drop what came from it; reading restarts at 0. */
   | { kind: 'reset' }
-  /** Records in file order; `offset` is the reader's offset after them. */
+  /** Records in file order (none when a chunk completed none); `offset` is the reader's offset after them. */
   | { kind: 'frames'; frames: Frame[]; offset: number };
 
 export class NotRegularFileError extends Error {
@@ -57,6 +57,8 @@ export class IncrementalReader {
   /** The bytes just before the offset when we last saw them; undefined: check with the framer instead. */
   private tail: Uint8Array | undefined;
   private signatureNow = '';
+  /** Bytes of records read from files so far (the check bytes before the offset aside). */
+  private readTotal = 0;
 
   constructor(
     readonly path: string,
@@ -77,6 +79,11 @@ export class IncrementalReader {
   /** The largest run of bytes ever held at once: at most the cap plus one chunk. */
   get peakBufferedBytes(): number {
     return this.assembler.peakWindow;
+  }
+
+  /** Every byte of the file is read once, however often it is polled: tests check this count. */
+  get bytesRead(): number {
+    return this.readTotal;
   }
 
   /** The file's stat signature as of the last complete pass ('missing' when it did not exist). */
@@ -156,6 +163,7 @@ export class IncrementalReader {
       const { bytesRead } = await handle.read(chunk, 0, want, this.readPos);
       if (bytesRead === 0) return;
       this.readPos += bytesRead;
+      this.readTotal += bytesRead;
       const frames: Frame[] = [];
       this.tail = undefined; // until the pass ends and reads it again
       for (const item of this.assembler.push(chunk.subarray(0, bytesRead))) {
@@ -163,8 +171,9 @@ export class IncrementalReader {
         if (item.kind === 'record') frames.push({ kind: 'record', bytes: item.bytes, end: this.offsetNow });
         else frames.push({ kind: 'oversized', end: this.offsetNow, length: item.length });
       }
-      // No await between the offset moving and the yield: a consumer sees both together.
-      if (frames.length > 0) yield { kind: 'frames', frames, offset: this.offsetNow };
+      // No await between the offset moving and the yield: a consumer sees both together. A chunk
+      // without a complete record yields too (no frames), so a consumer can stop a huge read.
+      yield { kind: 'frames', frames, offset: this.offsetNow };
       if (bytesRead < want) return;
     }
   }
