@@ -6,6 +6,15 @@
 export const X_AXES = ['step', 'tokens', 'relative', 'wall'] as const;
 export type XAxis = (typeof X_AXES)[number];
 
+/**
+ * A schedule the trainer sets rather than a measurement (the learning rate: ours `lr`, Hugging
+ * Face's `learning_rate`, Lightning's `lr-AdamW`, `train/lr`…): drawn as logged, never smoothed,
+ * as an average would make it lag the true schedule.
+ */
+export function isSchedule(field: string): boolean {
+  return /(^|[/_-])(lr|learning_rate)($|[/_-])/i.test(field);
+}
+
 export const NON_FINITE = ['NaN', 'Infinity', '-Infinity'] as const;
 export type NonFinite = (typeof NON_FINITE)[number];
 

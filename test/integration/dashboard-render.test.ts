@@ -123,14 +123,18 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
       return c.data.datasets.some((d) => d.data.at(-1)?.x === 3099);
     });
 
-    // Two runs overlaid, one colour each.
-    const colours = await page.evaluate(() => {
-      const c = (window as unknown as { __steelscopeCharts: Record<string, { data: { datasets: { label?: string; borderColor?: unknown }[] } }> }).__steelscopeCharts.lr;
+    // Two runs overlaid, one colour each; the learning rate (a schedule) without a smoothed line.
+    const colours = (chart: string) => page.evaluate((key) => {
+      const c = (window as unknown as { __steelscopeCharts: Record<string, { data: { datasets: { label?: string; borderColor?: unknown }[] } }> }).__steelscopeCharts[key];
       return c.data.datasets.map((d) => [d.label, d.borderColor]);
-    });
-    const colourOf = (run: string) => new Set(colours.filter(([l]) => String(l).startsWith(run)).map(([, c]) => String(c)));
+    }, chart);
+    const gradColours = await colours('grad_norm');
+    const colourOf = (run: string, list = gradColours) => new Set(list.filter(([l]) => String(l).startsWith(run)).map(([, c]) => String(c)));
     assert.equal(colourOf('run-a').size, 2, 'raw (faint) and smoothed');
-    assert.deepEqual([...colourOf('run-a')].filter((c) => colourOf('run-b').has(c)), [], JSON.stringify(colours));
+    assert.deepEqual([...colourOf('run-a')].filter((c) => colourOf('run-b').has(c)), [], JSON.stringify(gradColours));
+    const lrColours = await colours('lr');
+    assert.deepEqual(lrColours.map(([l]) => l), ['run-a · lr', 'run-b · lr'], 'one unsmoothed line per run');
+    assert.equal(colourOf('run-a', lrColours).size, 1);
 
     // Drag across the loss chart: a zoom request with an x-range.
     const box = (await page.locator('canvas[data-chart=loss]').boundingBox())!;

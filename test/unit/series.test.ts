@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, lookupByStep, lowerBound, rowRange, smooth, strideFor, upperBound,
+  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, lookupByStep, lowerBound, rowRange, smooth, strideFor, upperBound,
   type Markers, type Points,
 } from '../../src/shared/series';
 
@@ -176,4 +176,9 @@ test('lookupByStep takes the last source row at or before each step', () => {
   const out = lookupByStep([1, 2, 3, 10], [100, 200, 300, 1000], 4, [0, 2, 5, 10, 11]);
   assert.ok(Number.isNaN(out[0]));
   assert.deepEqual([...out.slice(1)], [200, 300, 1000, 1000]);
+});
+
+test('the learning rate, however a writer names it, is a schedule (drawn unsmoothed); other series are not', () => {
+  for (const f of ['lr', 'learning_rate', 'lr-AdamW', 'train/lr', 'train/learning_rate', 'LR']) assert.equal(isSchedule(f), true, f);
+  for (const f of ['loss', 'grad_norm', 'tok_per_s', 'clr', 'lrate', 'slr_decay', 'epoch']) assert.equal(isSchedule(f), false, f);
 });

@@ -4,10 +4,10 @@
 // delta, legend toggles and theme changes all take the same path.
 import {
   Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, PointElement, Tooltip,
-  type ChartDataset, type ChartOptions, type LegendItem, type TooltipItem,
+  type ChartDataset, type ChartOptions, type LegendItem, type Scale, type TooltipItem,
 } from 'chart.js';
 import type { ViewState } from '../../src/shared/protocol';
-import type { XAxis } from '../../src/shared/series';
+import { compactNumber, logTicks, xLabel, xTickLabel, xTicks, xTitle } from './axes';
 import type { DashboardData, MarkerPt, Pt, RunModel, SeriesData } from './data';
 import { clipPlugin, eventsPlugin, selectPlugin, type EventLine } from './plugins';
 import { runColor, withAlpha, type Theme } from './theme';
@@ -34,34 +34,16 @@ export function chartOf(kind: string, field: string): string {
   return kind === 'train' ? field : `${kind}/${field}`;
 }
 
+/** How many labelled ticks fit along a scale without their labels touching. */
+function tickCount(scale: Scale): number {
+  return Math.max(2, Math.floor(scale.isHorizontal() ? scale.chart.width / 90 : scale.chart.height / 36));
+}
+
 interface DatasetMeta {
   run: RunModel;
   series: SeriesData;
   role: 'raw' | 'smooth' | 'markers';
   group: string;
-}
-
-export function formatX(axis: XAxis, x: number, short = false): string {
-  switch (axis) {
-    case 'step': return short ? compact(x) : String(Math.round(x));
-    case 'tokens': return short ? compact(x) : x.toLocaleString('en-US');
-    case 'relative': return duration(x);
-    case 'wall': return short ? new Date(x).toLocaleTimeString() : new Date(x).toLocaleString();
-  }
-}
-
-function compact(x: number): string {
-  const a = Math.abs(x);
-  if (a >= 1e9) return `${+(x / 1e9).toFixed(2)}G`;
-  if (a >= 1e6) return `${+(x / 1e6).toFixed(2)}M`;
-  if (a >= 1e4) return `${+(x / 1e3).toFixed(1)}k`;
-  return String(+x.toPrecision(6));
-}
-
-function duration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${Math.floor(s / 3600)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}`;
 }
 
 class ChartView {
@@ -100,6 +82,7 @@ class ChartView {
     const { view, theme } = this.state();
     const axis = (log: boolean) => (log ? 'logarithmic' : 'linear') as 'linear';
     const [min, max] = view.range ?? this.extent ?? [undefined, undefined];
+    let xStep = 1; // the distance between x ticks, which time labels choose their unit by
     return {
       animation: false,
       parsing: false,
@@ -112,9 +95,25 @@ class ChartView {
       scales: {
         x: {
           type: axis(view.logX), min: view.logX && min !== undefined && min <= 0 ? undefined : min, max,
-          grid: { color: theme.grid }, ticks: { color: theme.muted, maxRotation: 0, callback: (v) => formatX(view.xAxis, Number(v), true) },
+          title: { display: true, text: xTitle(view.xAxis), color: theme.muted, padding: 0 },
+          grid: { color: theme.grid },
+          ticks: { color: theme.muted, maxRotation: 0, callback: (v) => xTickLabel(view.xAxis, Number(v), xStep) },
+          afterBuildTicks: (scale) => {
+            const chosen = xTicks(view.xAxis, view.logX, scale.min, scale.max, tickCount(scale));
+            xStep = chosen.step;
+            if (chosen.ticks.length) scale.ticks = chosen.ticks.map((value) => ({ value }));
+          },
         },
-        y: { type: axis(view.logY), grid: { color: theme.grid }, ticks: { color: theme.muted }, suggestedMax: this.clip ? this.clip.value * 1.1 : undefined },
+        y: {
+          type: axis(view.logY), grid: { color: theme.grid }, suggestedMax: this.clip ? this.clip.value * 1.1 : undefined,
+          ...(view.logY ? {
+            ticks: { color: theme.muted, callback: (v: number | string) => compactNumber(Number(v)) },
+            afterBuildTicks: (scale: Scale) => {
+              const ticks = logTicks(scale.min, scale.max, tickCount(scale));
+              if (ticks.length) scale.ticks = ticks.map((value) => ({ value }));
+            },
+          } : { ticks: { color: theme.muted } }),
+        },
         m: { type: 'linear', axis: 'y', display: false, min: 0, max: 1 },
       },
       plugins: {
@@ -124,7 +123,7 @@ class ChartView {
         },
         tooltip: {
           callbacks: {
-            title: (items) => (items.length ? formatX(view.xAxis, items[0].parsed.x ?? 0) : ''),
+            title: (items) => (items.length ? xLabel(view.xAxis, items[0].parsed.x ?? 0) : ''),
             label: (item) => this.label(item),
           },
         },
@@ -141,7 +140,7 @@ class ChartView {
       return `${name}: ${p.v} at step ${p.step}`;
     }
     const y = (item.raw as Pt).y;
-    return `${name}${m.role === 'raw' && m.series.smooth ? ' (raw)' : m.role === 'smooth' ? ' (smoothed)' : ''}: ${String(y)}`;
+    return `${name}${m.role === 'raw' && m.series.smooth ? ' (raw)' : m.role === 'smooth' ? ' (smoothed)' : ''}: ${+y.toPrecision(6)}`;
   }
 
   /** Rebuilds datasets, scales and event lines from the held data. */
@@ -207,9 +206,12 @@ export class ChartBoard {
         groups.get(key)?.push([run, s]);
       }
     }
+    // A log x axis starts at the first positive x (step 0 and token 0 have no place on it; left
+    // to itself chart.js would start a decade below the end).
+    const first = (pts: { x: number }[]) => (this.state().view.logX ? pts.find((p) => p.x > 0)?.x : pts[0]?.x) ?? Infinity;
     let lo = Infinity, hi = -Infinity;
     for (const [, s] of [...groups.values()].flat()) {
-      for (const pts of [s.raw.pts, s.markers.pts]) if (pts.length) { lo = Math.min(lo, pts[0].x); hi = Math.max(hi, pts[pts.length - 1].x); }
+      for (const pts of [s.raw.pts, s.markers.pts]) if (pts.length) { lo = Math.min(lo, first(pts)); hi = Math.max(hi, pts[pts.length - 1].x); }
     }
     const extent: [number, number] | null = lo < hi ? [lo, hi] : null;
     const order = [...FIXED.map(([k]) => k).filter((k) => groups.has(k)), ...[...groups.keys()].filter((k) => !FIXED.some(([f]) => f === k)).sort()];

@@ -6,7 +6,7 @@
 import { decodeMetric, type EventRecord, type SampleRecord } from '../../shared/run';
 import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk, ViewState } from '../../shared/protocol';
 import {
-  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, lookupByStep, rowRange, strideFor, upperBound,
+  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, lookupByStep, rowRange, strideFor, upperBound,
   type XAxis, type XColumn,
 } from '../../shared/series';
 import type { RunChange, RunData, RunKey, RunStoreApi, SeriesTable } from '../runs/types';
@@ -125,7 +125,7 @@ function seriesChunk(data: RunData, state: RunState, table: SeriesTable, field: 
   const loggedNaN = table.loggedNaN.get(field) ?? NO_ROWS;
   downsample({ x, y: column, lo, hi, stride, fromBucket, loggedNaN }, raw, markers, table.step);
   let smooth = null;
-  if (view.smoothing > 0) {
+  if (view.smoothing > 0 && !isSchedule(field)) {
     const yStart = lo + fromBucket * stride;
     smooth = emptyPoints();
     downsample({ x, y: sent.ema.smoothRange(column, yStart, hi), yStart, lo, hi, stride, fromBucket }, smooth);
