@@ -2,7 +2,6 @@
 // else is read back from the run directory.
 import { access, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { basename, join, resolve } from 'node:path';
 import type { RunInfo } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
 import { checkOurTrainer } from '../../shared/node/ourProcess';
@@ -24,8 +23,6 @@ export interface LocalTargetOptions extends NodeCliLauncherOptions {
 /** RunFiles over this machine's file system. */
 export const localRunFiles: RunFiles = {
   paths: path,
-  join,
-  basename,
   exists: (path) => access(path).then(
     () => true,
     () => false,
@@ -52,7 +49,7 @@ export const localRunFiles: RunFiles = {
   rename,
   removeFile: (path) => rm(path, { force: true }),
   removeFolder: (dir) => rm(dir, { recursive: true, force: true }),
-  realpath: (p) => realpath(p).catch(() => resolve(p)),
+  realpath: (p) => realpath(p).catch(() => path.resolve(p)),
 };
 
 export class LocalTarget implements RunTarget {
@@ -65,7 +62,7 @@ export class LocalTarget implements RunTarget {
   constructor(options: LocalTargetOptions) {
     this.id = options.id ?? 'local';
     this.label = options.label ?? 'This machine';
-    this.runsRoot = resolve(options.runsRoot);
+    this.runsRoot = path.resolve(options.runsRoot);
     this.launcher = options.launcher ?? new NodeCliLauncher(options);
     this.control = new RunControl({
       files: localRunFiles,
@@ -88,7 +85,7 @@ export class LocalTarget implements RunTarget {
 
   /** Signals only a verifiably own trainer (src/shared/node/ourProcess.ts); else says why not. */
   async stop(runDir: string): Promise<void> {
-    const dir = resolve(runDir);
+    const dir = path.resolve(runDir);
     const info = await this.control.readInfo(dir);
     if (isPidAlive(info.pid) && !this.launcher.isOwnChild?.(info.pid)) {
       const check = checkOurTrainer(info, dir);
@@ -98,20 +95,20 @@ export class LocalTarget implements RunTarget {
   }
 
   resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
-    const checkpoint = opts.checkpoint === undefined ? undefined : resolve(opts.checkpoint);
-    return this.control.resume(resolve(runDir), { ...opts, checkpoint });
+    const checkpoint = opts.checkpoint === undefined ? undefined : path.resolve(opts.checkpoint);
+    return this.control.resume(path.resolve(runDir), { ...opts, checkpoint });
   }
 
   planDelete(runDir: string): Promise<DeletePlan> {
-    return this.control.planDelete(resolve(runDir));
+    return this.control.planDelete(path.resolve(runDir));
   }
 
   delete(runDir: string): Promise<void> {
-    return this.control.delete(resolve(runDir));
+    return this.control.delete(path.resolve(runDir));
   }
 
   readInfo(runDir: string): Promise<RunInfo> {
-    return this.control.readInfo(resolve(runDir));
+    return this.control.readInfo(path.resolve(runDir));
   }
 
   isAlive(pid: number): Promise<boolean> {

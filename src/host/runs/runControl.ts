@@ -16,8 +16,6 @@ export const TRAINER_LOG = 'trainer.log';
 export interface RunFiles {
   /** The target's flavour of paths (node:path here, posix on an SSH host). */
   paths: PlatformPath;
-  join(...parts: string[]): string;
-  basename(path: string): string;
   exists(path: string): Promise<boolean>;
   /** The size in bytes; 0 when the file is missing. */
   size(path: string): Promise<number>;
@@ -71,6 +69,8 @@ export interface RunControlOptions {
   /** Poll interval while waiting, and every how many polls the trainer's life is checked. */
   pollMs: number;
   aliveCheckEvery: number;
+  /** The clock of run-folder names; default the system's. */
+  now?: () => Date;
 }
 
 /** A folder-name slug that keeps letters of any script (a Chinese run name stays readable). */
@@ -123,8 +123,8 @@ export class RunControl {
     const root = await this.o.runsRoot();
     const dirs: string[] = [];
     for (const name of await files.subfolders(root)) {
-      const dir = files.join(root, name);
-      if ((await files.exists(files.join(dir, 'run.json'))) || (await files.exists(files.join(dir, 'metrics.jsonl')))) {
+      const dir = files.paths.join(root, name);
+      if ((await files.exists(files.paths.join(dir, 'run.json'))) || (await files.exists(files.paths.join(dir, 'metrics.jsonl')))) {
         dirs.push(dir);
       }
     }
@@ -140,7 +140,7 @@ export class RunControl {
     const root = await this.o.runsRoot();
     await this.o.files.mkdirs(root);
     const { runDir, pendingLog } = await this.reserveRunDir(root, request.name ?? request.preset);
-    const runJson = this.o.files.join(runDir, 'run.json');
+    const runJson = this.o.files.paths.join(runDir, 'run.json');
     try {
       const trainer = await this.o.launcher.launch({ args: trainArgs(request, runDir), cwd: root, log: pendingLog });
       await this.waitFor(trainer, pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
@@ -165,7 +165,7 @@ export class RunControl {
   async resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
     const info = await this.readInfo(runDir);
     if (await this.holds(info)) throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
-    const log = this.o.files.join(runDir, TRAINER_LOG);
+    const log = this.o.files.paths.join(runDir, TRAINER_LOG);
     const logStart = await this.o.files.size(log);
     const trainer = await this.o.launcher.launch({ args: resumeArgs(runDir, opts), cwd: await this.o.runsRoot(), log });
     const tookOver = async () => (await this.readInfo(runDir).catch(() => undefined))?.pid === trainer.pid;
@@ -188,14 +188,14 @@ export class RunControl {
     if (info && (await this.holds(info))) {
       throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it before deleting it.`);
     }
-    if (!info && !(await files.exists(files.join(runDir, 'metrics.jsonl')))) {
+    if (!info && !(await files.exists(files.paths.join(runDir, 'metrics.jsonl')))) {
       throw new Error(`${runDir}${where} is not a run folder (no run.json or metrics.jsonl); not deleting it.`);
     }
     await files.removeFolder(runDir);
   }
 
   async readInfo(runDir: string): Promise<RunInfo> {
-    const path = this.o.files.join(runDir, 'run.json');
+    const path = this.o.files.paths.join(runDir, 'run.json');
     let value: unknown;
     try {
       value = JSON.parse((await this.o.files.read(path)).toString('utf8'));
@@ -218,10 +218,10 @@ export class RunControl {
   /** A new run folder name (slug-stamp, -2, -3… if taken) and its pending log, created exclusively. */
   private async reserveRunDir(root: string, name: string): Promise<{ runDir: string; pendingLog: string }> {
     const { files } = this.o;
-    const base = `${slugify(name)}-${folderTimestamp(new Date())}`;
+    const base = `${slugify(name)}-${folderTimestamp(this.o.now?.() ?? new Date())}`;
     for (let n = 1; ; n++) {
-      const runDir = files.join(root, n === 1 ? base : `${base}-${n}`);
-      const pendingLog = files.join(root, `.${files.basename(runDir)}.${TRAINER_LOG}`);
+      const runDir = files.paths.join(root, n === 1 ? base : `${base}-${n}`);
+      const pendingLog = files.paths.join(root, `.${files.paths.basename(runDir)}.${TRAINER_LOG}`);
       if (await files.exists(runDir)) continue;
       if (await files.createExclusive(pendingLog)) return { runDir, pendingLog };
     }
@@ -266,7 +266,7 @@ export class RunControl {
   private async settleLog(runDir: string, pendingLog: string): Promise<void> {
     const { files } = this.o;
     try {
-      if (await files.exists(files.join(runDir, 'run.json'))) await files.rename(pendingLog, files.join(runDir, TRAINER_LOG));
+      if (await files.exists(files.paths.join(runDir, 'run.json'))) await files.rename(pendingLog, files.paths.join(runDir, TRAINER_LOG));
       else if (!(await files.exists(runDir))) await files.removeFile(pendingLog);
     } catch {
       // A log that cannot move stays beside the folder; the run itself is unaffected.

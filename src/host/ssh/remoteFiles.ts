@@ -9,8 +9,6 @@ import { createExclusive, readdirNames, readRemoteFile, realpath, renameOver, st
 export function remoteRunFiles(host: RemoteHost): RunFiles {
   return {
     paths: posix,
-    join: posix.join,
-    basename: posix.basename,
     exists: async (path) => (await statOrUndefined(await host.sftp(), path)) !== undefined,
     size: async (path) => (await statOrUndefined(await host.sftp(), path))?.size ?? 0,
     read: async (path) => readRemoteFile(await host.sftp(), path),

@@ -1,0 +1,130 @@
+// RunControl, the one implementation of start / stop / resume behind every target, over this
+// machine's files and a scripted Launcher (no trainer process): folder names and their
+// reservation, the log that moves into the run, a trainer that dies before run.json, the stop
+// and resume guards. The real trainers are in test/integration/local-target.test.ts and ssh.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
+import { localRunFiles } from '../../src/host/runs/localTarget';
+import { RunControl, type LaunchedTrainer, type Launcher, type LaunchRequest } from '../../src/host/runs/runControl';
+import { scratch } from '../helpers';
+
+function runInfo(pid: number, status: RunInfo['status'] = 'running'): RunInfo {
+  return {
+    format: RUN_FORMAT, id: 'r1', name: 'my run', createdAt: '2026-01-01T00:00:00Z', host: 'h', pid, status, step: 0,
+    config: {} as RunInfo['config'], backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+  };
+}
+
+/** What a scripted trainer does when launched: write to its log, write run.json, or die. */
+type Script = (request: LaunchRequest, pid: number, launcher: ScriptedLauncher) => void;
+
+class ScriptedLauncher implements Launcher {
+  readonly launched: LaunchRequest[] = [];
+  readonly alive = new Set<number>();
+  readonly terminated: number[] = [];
+  readonly exitNotes = new Map<number, string>();
+  private nextPid = 1000;
+
+  constructor(private readonly script: Script) {}
+
+  async launch(request: LaunchRequest): Promise<LaunchedTrainer> {
+    const pid = this.nextPid++;
+    this.launched.push(request);
+    this.alive.add(pid);
+    this.script(request, pid, this);
+    return { pid, running: async () => this.alive.has(pid), exitNote: async () => this.exitNotes.get(pid) ?? '' };
+  }
+
+  async isAlive(pid: number): Promise<boolean> {
+    return this.alive.has(pid);
+  }
+
+  async terminate(pid: number): Promise<void> {
+    this.terminated.push(pid);
+  }
+}
+
+/** A trainer that says hello in its log and writes run.json into the run dir of its arguments. */
+const healthy: Script = (request, pid) => {
+  appendFileSync(request.log, `trainer ${pid} up\n`);
+  const runDir = request.args[0] === 'resume' ? request.args[1] : request.args[request.args.indexOf('--run-dir') + 1];
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, 'run.json'), JSON.stringify(runInfo(pid)));
+};
+
+const NOON = new Date(2026, 0, 2, 12, 0, 5);
+
+function control(root: string, launcher: Launcher): RunControl {
+  return new RunControl({
+    files: localRunFiles,
+    launcher,
+    runsRoot: async () => root,
+    where: '',
+    startTimeoutMs: 10_000,
+    pollMs: 1,
+    aliveCheckEvery: 1,
+    now: () => NOON,
+  });
+}
+
+test('start names the folder slug-stamp, -2 when taken; the log moves in; nothing is left beside it', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const first = await runs.start({ name: '唐詩 run', preset: 'tiny', data: 'default', steps: 5, sets: ['lr=0.01'] });
+  const second = await runs.start({ name: '唐詩 run', preset: 'tiny', data: 'default', steps: 5 });
+  assert.equal(first, join(root, '唐詩-run-20260102-120005'));
+  assert.equal(second, `${first}-2`);
+  assert.deepEqual(launcher.launched[0].args, ['train', '--preset', 'tiny', '--data', 'default', '--run-dir', first, '--steps', '5', '--set', 'lr=0.01', '--name', '唐詩 run']);
+  assert.equal(launcher.launched[0].cwd, root);
+  assert.equal(readFileSync(join(first, 'trainer.log'), 'utf8'), 'trainer 1000 up\n');
+  assert.deepEqual(readdirSync(root).sort(), ['唐詩-run-20260102-120005', '唐詩-run-20260102-120005-2']);
+  assert.deepEqual(await runs.listRunDirs(), [first, second]);
+});
+
+test('a trainer that dies before run.json rejects start with its exit and last log lines, and leaves nothing', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher((request, pid, l) => {
+    appendFileSync(request.log, 'loading…\nerror: unknown setting no_such_key\n');
+    l.alive.delete(pid);
+    l.exitNotes.set(pid, 'with code 2');
+  });
+  await assert.rejects(control(root, launcher).start({ preset: 'tiny', data: 'default', steps: 5 }), (err: Error) => {
+    assert.match(err.message, /^The trainer exited with code 2 before the run started\.\nloading…\nerror: unknown setting no_such_key$/);
+    return true;
+  });
+  assert.deepEqual(readdirSync(root), [], 'the pending log is removed with the run that never was');
+});
+
+test('stop sends one SIGTERM; a second is refused, and so is a stop of a run whose trainer is gone', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const dir = await runs.start({ preset: 'tiny', data: 'default', steps: 5 });
+  await runs.stop(dir);
+  assert.deepEqual(launcher.terminated, [1000]);
+  await assert.rejects(runs.stop(dir), /already requested/);
+  launcher.alive.delete(1000);
+  await assert.rejects(runs.stop(dir), /is not running \(status running\)/);
+  assert.deepEqual(launcher.terminated, [1000]);
+});
+
+test('resume is refused while a trainer holds the run; afterwards it waits until the new trainer has taken it', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const dir = await runs.start({ preset: 'tiny', data: 'default', steps: 5 });
+  await assert.rejects(runs.resume(dir, { steps: 9 }), /still running \(pid 1000\)\. Stop it first/);
+  await assert.rejects(runs.delete(dir), /still running/);
+  launcher.alive.delete(1000);
+  await runs.resume(dir, { steps: 9, checkpoint: join(dir, 'checkpoints', 'step-00000004') });
+  assert.deepEqual(launcher.launched[1].args, ['resume', dir, '--steps', '9', '--checkpoint', join(dir, 'checkpoints', 'step-00000004')]);
+  assert.equal((await runs.readInfo(dir)).pid, 1001);
+  assert.equal(readFileSync(join(dir, 'trainer.log'), 'utf8'), 'trainer 1000 up\ntrainer 1001 up\n', 'resume appends to the log');
+  launcher.alive.delete(1001);
+  await runs.delete(dir);
+  assert.equal(existsSync(dir), false);
+});
