@@ -4,8 +4,10 @@ import { applySettings, ConfigError, PRESET_NAMES, PRESETS, type PresetName, typ
 import type { BackendName } from '../../core/backend';
 import { resumeRun, startRun, type RunControl } from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
-import { ENGINE_NAMES, type EngineName } from '../../shared/run';
+import { ENGINE_NAMES, type EngineName, type RunStatus } from '../../shared/run';
 import { listFlag, numberFlag, parseArgs, stringFlag, UsageError, type Parsed } from '../args';
+import { progressDisplay } from '../progress';
+import { runSummary } from '../summary';
 import { resumeTorchRun, startTorchRun, type TorchOptions } from '../torchrun';
 
 const BACKENDS = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
@@ -70,10 +72,12 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
   const engine = engineFlag(stringFlag(p, 'engine'), 'tfjs');
   const torch = torchOptions(p, engine);
   const name = stringFlag(p, 'name');
-  const status =
+  const status = await withProgress(control, (shown) =>
     engine === 'torch'
-      ? await startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, control)
-      : await startRun({ runDir, config, data, name, backend: backendFlag(stringFlag(p, 'backend')), steps: steps ?? config.max_steps }, control);
+      ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
+      : startRun({ runDir, config, data, name, backend: backendFlag(stringFlag(p, 'backend')), steps: steps ?? config.max_steps }, shown),
+  );
+  control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }
 
@@ -86,9 +90,25 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
   const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
   const torch = torchOptions(p, engine);
   const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
-  const status =
+  const status = await withProgress(control, (shown) =>
     engine === 'torch'
-      ? await resumeTorchRun({ ...opts, ...torch }, control)
-      : await resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, control);
+      ? resumeTorchRun({ ...opts, ...torch }, shown)
+      : resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, shown),
+  );
+  control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
+}
+
+/** Runs the loop with its log and step figures going to the progress display on stdout. */
+async function withProgress(control: RunControl, run: (shown: RunControl) => Promise<RunStatus>): Promise<RunStatus> {
+  const display = progressDisplay(process.stdout);
+  try {
+    return await run({ ...control, log: display.log, progress: display.progress });
+  } finally {
+    display.end();
+  }
+}
+
+function summaryOptions(): { columns: number; cwd: string } {
+  return { columns: process.stdout.columns ?? 80, cwd: process.cwd() };
 }

@@ -16,7 +16,7 @@ import { AdamW } from './adamw';
 import { latestValidCheckpoint, loadCheckpoint, sha256, verifyCheckpoint, type CheckpointEntry, type CheckpointManifest } from './checkpoint';
 import { prepareData } from './prepare';
 import { readRunInfo, RunWriter } from './rundir';
-import { trainLoop, type Batch, type TrainSession } from './trainer';
+import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
 
 /** run.json's engine fields for this engine (a torch run resumed here is recorded as tfjs from then on). */
 const TFJS_ENGINE = { engine: 'tfjs', precision: 'fp32', world_size: 1 } as const satisfies Partial<RunInfo>;
@@ -26,6 +26,8 @@ export interface RunControl {
   stopRequested: () => boolean;
   /** Called after each step, once its tensors are released (tests watch tf.memory() here). */
   onStep?: (step: number) => void;
+  /** Each step's figures for a progress display (the CLI's); without it the loop logs a line per step. */
+  progress?: (p: StepProgress) => void;
 }
 
 export interface StartOptions {

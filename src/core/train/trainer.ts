@@ -37,6 +37,21 @@ export interface TrainSession {
   /** Polled between steps; true once SIGTERM/SIGINT asked the run to stop. */
   stopRequested: () => boolean;
   onStep?: (step: number) => void;
+  /** Where each step's figures go (the CLI draws them); without it, one plain log line per step. */
+  progress?: (p: StepProgress) => void;
+}
+
+/** What one optimizer update did, for a progress display. */
+export interface StepProgress {
+  step: number;
+  /** The step the run stops at; updates run from startStep to targetStep - 1. */
+  targetStep: number;
+  startStep: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokPerS: number;
+  stepSeconds: number;
 }
 
 /** Prompts sampled on the sample_every schedule: a title, a title and author, a first character. */
@@ -81,7 +96,9 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
     }
     const spike = spikes.observe(loss);
     if (spike) writer.event(step, 'spike', 'warning', `Loss ${loss.toFixed(4)} is ${spike.sigmas.toFixed(1)}σ above its recent mean ${spike.mean.toFixed(4)}.`, { loss, mean: spike.mean, std: spike.std });
-    s.log(progressLine(step, s.targetStep, loss, lr, gradNorm, tokensPerStep / seconds, seconds));
+    const progress = { step, targetStep: s.targetStep, startStep: s.startStep, loss, lr, gradNorm, tokPerS: tokensPerStep / seconds, stepSeconds: seconds };
+    if (s.progress) s.progress(progress);
+    else s.log(progressLine(progress));
     s.onStep?.(step);
     // Let signal handlers and stdout run between steps: the step itself is synchronous.
     await new Promise((resolve) => setImmediate(resolve));
@@ -190,8 +207,8 @@ function checkpoint(s: TrainSession, step: number, evalLoss: number | null, trai
   s.log(`step ${step}: checkpoint ${dir}`);
 }
 
-function progressLine(step: number, target: number, loss: number, lr: number, gradNorm: number, tokPerS: number, stepSeconds: number): string {
-  const left = Math.round((target - step - 1) * stepSeconds);
+function progressLine(p: StepProgress): string {
+  const left = Math.round((p.targetStep - p.step - 1) * p.stepSeconds);
   const eta = left >= 60 ? `${Math.floor(left / 60)}m${String(left % 60).padStart(2, '0')}s` : `${left}s`;
-  return `step ${step}/${target} | loss ${loss.toFixed(4)} | lr ${lr.toExponential(2)} | grad_norm ${gradNorm.toFixed(3)} | ${Math.round(tokPerS)} tok/s | eta ${eta}`;
+  return `step ${p.step}/${p.targetStep} | loss ${p.loss.toFixed(4)} | lr ${p.lr.toExponential(2)} | grad_norm ${p.gradNorm.toFixed(3)} | ${Math.round(p.tokPerS)} tok/s | eta ${eta}`;
 }
