@@ -4,10 +4,10 @@
 // A step is what the trainer does: forward + backward, pre-clip global norm, clip + AdamW.
 // PyTorch runs test/golden/reference.py bench with the same shape and thread count; on wasm ours
 // runs at each thread count too (our matmul's helper threads, src/core/kernels/threads.ts).
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Before measuring, it prints the BLAS and thread settings PyTorch runs with, and it prints no
+// ratio against a reference BLAS, or where PyTorch at 2 threads is slower than at 1 (see
+// bench/torch-baseline.ts; `bash scripts/install-bench.sh` sets up a fair PyTorch).
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { PRESETS, parameterCount, type PresetName, type TrainConfig } from '../src/shared/config';
@@ -15,7 +15,8 @@ import { selectBackend, type BackendName } from '../src/core/backend';
 import { setSteelThreads, startSteelThreads, steelThreads, steelThreadsReady } from '../src/core/kernels/threads';
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
-import { PYTHON, REFERENCE_PY, makeBatch, trainStep } from '../test/golden/make-fixtures';
+import { makeBatch, trainStep } from '../test/golden/make-fixtures';
+import { benchTorch, describeBlas, describeThreads, probeTorch, slowerThanOneThread, torchPython, TORCH_RUNS, unfairReason } from './torch-baseline';
 
 /** Warm-up and timed steps per preset, sized so the whole bench stays near 2 minutes on 2 cores
  * (a `small` step takes seconds on wasm). PyTorch's steps are cheap, so it gets more of them. */
@@ -23,8 +24,6 @@ const PLAN: Record<'tiny' | 'small', { warmup: number; steps: number; torchSteps
   tiny: { warmup: 2, steps: 10, torchSteps: 20 },
   small: { warmup: 1, steps: 4, torchSteps: 10 },
 };
-
-const TORCH_REPEATS = 3;
 
 interface Row {
   preset: string;
@@ -35,6 +34,8 @@ interface Row {
   ours: number; // tokens/s
   torch: number | null;
   torchNote: string;
+  /** Why there is no ratio for this row although both figures exist; '' when there is one. */
+  refused: string;
 }
 
 function median(xs: number[]): number {
@@ -62,42 +63,6 @@ function benchOurs(config: TrainConfig, warmup: number, steps: number): number {
   return (config.batch_size * config.seq_len) / median(times);
 }
 
-/** Runs reference.py bench once: tokens/s, or null with the reason when python or torch is not there. */
-function runTorchOnce(configPath: string, threads: number, steps: number): { tokPerS: number | null; note: string } {
-  const args = [REFERENCE_PY, 'bench', '--config', configPath, '--threads', String(threads), '--steps', String(steps)];
-  // OpenBLAS-openmp follows OMP_NUM_THREADS; more threads than torch's would oversubscribe the cores.
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  const r = spawnSync(PYTHON, args, { env, encoding: 'utf8', timeout: 300_000 });
-  if (r.error) return { tokPerS: null, note: `${PYTHON} not usable (${r.error.message})` };
-  if (r.status !== 0) {
-    const missing = /No module named '(torch|numpy)'/.exec(r.stderr);
-    return { tokPerS: null, note: missing ? `${missing[1]} is not installed for ${PYTHON}` : `reference.py failed: ${r.stderr.trim().split('\n').pop()}` };
-  }
-  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { tok_per_s?: number };
-  return { tokPerS: out.tok_per_s ?? null, note: '' };
-}
-
-/**
- * PyTorch's tokens/s: the best of TORCH_REPEATS runs (each a median after warm-up). OpenMP threads
- * spin at barriers, so one busy core elsewhere can slow a 2-thread run tenfold; taking the best
- * run only makes the baseline stronger, never flatters steelscope.
- */
-function benchTorch(config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-'));
-  try {
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-    let best: number | null = null;
-    for (let i = 0; i < TORCH_REPEATS; i++) {
-      const run = runTorchOnce(join(dir, 'config.json'), threads, steps);
-      if (run.tokPerS === null) return run;
-      best = Math.max(best ?? 0, run.tokPerS);
-    }
-    return { tokPerS: best, note: '' };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** Threads our backend really uses: our wasm matmul's (tfjs's own wasm threads do not start under Node), cpu is single-threaded. */
 function ourThreads(backend: BackendName): number {
   if (backend === 'wasm') return startSteelThreads() === '' ? steelThreads() : 1;
@@ -118,6 +83,31 @@ async function measureOurs(backend: BackendName, preset: string, config: TrainCo
   }
 }
 
+/**
+ * Prints what PyTorch runs with before anything is measured: the BLAS it loaded, and per thread
+ * count the thread settings; returns the python to use (null: none has torch) and, per thread
+ * count, why its figure would be no baseline.
+ */
+function torchSetup(threadCounts: number[]): { python: string | null; unfair: Map<number, string> } {
+  const python = torchPython();
+  const unfair = new Map<number, string>();
+  for (const threads of threadCounts) {
+    const probe = probeTorch(python, threads);
+    if ('error' in probe) {
+      console.log(`pytorch: ${probe.error}`);
+      return { python: null, unfair };
+    }
+    if (threads === threadCounts[0]) console.log(describeBlas(probe.env));
+    console.log(`pytorch at ${threads} thread(s): ${describeThreads(probe.env)}`);
+    const reason = unfairReason(probe.env, threads);
+    if (reason) {
+      console.log(`pytorch at ${threads} thread(s): no baseline: ${reason}.`);
+      unfair.set(threads, reason);
+    }
+  }
+  return { python, unfair };
+}
+
 function fmt(x: number | null, digits = 0): string {
   return x === null || !Number.isFinite(x) ? '-' : x.toFixed(digits);
 }
@@ -131,12 +121,13 @@ function printTable(backend: string, rows: Row[]): void {
     r.oursThreads === r.threads ? String(r.threads) : `${r.threads} (ours ${fmt(r.oursThreads)})`,
     `${fmt(r.ours, 1)} tok/s`,
     r.torch === null ? r.torchNote : `${fmt(r.torch, 0)} tok/s`,
-    r.torch === null ? '-' : (r.ours / r.torch).toFixed(3),
+    r.torch === null || r.refused ? '-' : (r.ours / r.torch).toFixed(3),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
   console.log('ratio = steelscope tokens/s / PyTorch tokens/s (median step after warm-up, same shapes, same machine).');
+  for (const r of rows.filter((row) => row.refused)) console.log(`no ratio for ${r.preset} at ${r.threads} thread(s): ${r.refused}.`);
 }
 
 async function main(): Promise<void> {
@@ -151,6 +142,7 @@ async function main(): Promise<void> {
   const choice = await selectBackend(values.backend as BackendName | 'auto');
   console.log(`steelscope backend: ${choice.name}${choice.kernels ? ` (${choice.kernels})` : ''}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`);
   const threadCounts = values.threads.split(',').map(Number);
+  const torch = torchSetup(threadCounts);
   const rows: Row[] = [];
   for (const preset of values.presets.split(',') as PresetName[]) {
     const plan = PLAN[preset as keyof typeof PLAN];
@@ -158,15 +150,23 @@ async function main(): Promise<void> {
     const config = PRESETS[preset];
     // Only wasm follows the row's thread count (see ourThreads); other backends are measured once.
     let ours = NaN;
+    let torchOneThread: number | undefined;
     for (const threads of threadCounts) {
       if (choice.name === 'wasm' || threads === threadCounts[0]) {
         console.log(`${preset}: steelscope at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.steps} timed steps…`);
         ours = await measureOurs(choice.name, preset, config, plan, threads);
       }
-      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_REPEATS} runs of ${plan.torchSteps} timed steps…`);
-      const torch = benchTorch(config, threads, plan.torchSteps);
-      const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len };
-      rows.push({ ...base, threads, oursThreads: ourThreads(choice.name), ours, torch: torch.tokPerS, torchNote: torch.note });
+      const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len, threads, oursThreads: ourThreads(choice.name), ours };
+      const unfair = torch.unfair.get(threads) ?? '';
+      if (torch.python === null || unfair) {
+        rows.push({ ...base, torch: null, torchNote: torch.python === null ? 'not measured' : 'not measured (see below)', refused: unfair });
+        continue;
+      }
+      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps…`);
+      const measured = benchTorch(torch.python, config, threads, plan.torchSteps);
+      if (threads === 1 && measured.tokPerS !== null) torchOneThread = measured.tokPerS;
+      const refused = measured.tokPerS === null ? '' : slowerThanOneThread(threads, measured.tokPerS, torchOneThread);
+      rows.push({ ...base, torch: measured.tokPerS, torchNote: measured.note, refused });
     }
   }
   printTable(choice.name, rows);

@@ -1,0 +1,131 @@
+// The PyTorch side of bench/train.ts, made fair before it is measured: which python has torch,
+// which BLAS it really loaded and with how many threads (bench/torch_env.py), every library's
+// thread count pinned, and the reasons a figure is no baseline (a reference BLAS; more threads
+// slower than one). `bash scripts/install-bench.sh` installs and selects what a fair run needs.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as v from 'valibot';
+import type { TrainConfig } from '../src/shared/config';
+import { REFERENCE_PY } from '../test/golden/make-fixtures';
+
+const TORCH_ENV_PY = join(__dirname, 'torch_env.py');
+/** Debian's python, where apt's python3-torch lives; a python3 earlier on PATH (pyenv) may lack torch. */
+const DEBIAN_PYTHON = '/usr/bin/python3';
+const TORCH_REPEATS = 3;
+const INSTALL_HINT = 'run `bash scripts/install-bench.sh`';
+
+/** `python3` on PATH where it imports torch, else Debian's /usr/bin/python3. */
+export function torchPython(): string {
+  const r = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
+  return !r.error && r.status === 0 ? 'python3' : DEBIAN_PYTHON;
+}
+
+/** Every thread pool PyTorch may use, pinned to `threads` (torch's own is set in the script). */
+function pinnedEnv(threads: number): NodeJS.ProcessEnv {
+  const n = String(threads);
+  return { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}
+
+const TorchEnv = v.object({
+  python: v.string(),
+  torch: v.string(),
+  blas_path: v.nullable(v.string()),
+  blas_kind: v.string(),
+  openblas: v.nullable(v.object({ config: v.string(), parallel: v.string(), threads: v.number() })),
+  alternative: v.nullable(v.object({ name: v.string(), value: v.nullable(v.string()) })),
+  torch_threads: v.number(),
+  interop_threads: v.number(),
+  aten_backend: v.nullable(v.string()),
+  env: v.record(v.string(), v.nullable(v.string())),
+});
+export type TorchEnv = v.InferOutput<typeof TorchEnv>;
+
+/** What `python` runs PyTorch with at `threads`, or why it cannot run it. */
+export function probeTorch(python: string, threads: number): { env: TorchEnv } | { error: string } {
+  const r = spawnSync(python, [TORCH_ENV_PY, String(threads)], { env: pinnedEnv(threads), encoding: 'utf8', timeout: 120_000 });
+  if (r.error) return { error: `${python} not usable (${r.error.message}); ${INSTALL_HINT}` };
+  if (r.status !== 0) {
+    const missing = /No module named '(\w+)'/.exec(r.stderr);
+    return { error: missing ? `${missing[1]} is not installed for ${python}; ${INSTALL_HINT}` : `torch_env.py failed: ${lastLine(r.stderr)}` };
+  }
+  const parsed = v.safeParse(TorchEnv, JSON.parse(lastLine(r.stdout) || '{}'));
+  return parsed.success ? { env: parsed.output } : { error: `torch_env.py printed an unexpected report: ${parsed.issues[0].message}` };
+}
+
+/** The BLAS line: library, its threading, and where it came from. */
+export function describeBlas(env: TorchEnv): string {
+  const library = env.openblas ? `${env.openblas.config} (${env.openblas.parallel} threading)` : env.blas_kind;
+  const alternative = env.alternative ? `; ${env.alternative.name} → ${env.alternative.value ?? 'unset'}` : '';
+  return `pytorch ${env.torch} (${env.python}): BLAS ${library} at ${env.blas_path ?? 'none loaded'}${alternative}`;
+}
+
+/** The thread settings PyTorch runs with at one thread count. */
+export function describeThreads(env: TorchEnv): string {
+  const vars = Object.entries(env.env).map(([k, value]) => `${k}=${value ?? 'unset'}`).join(' ');
+  const blasThreads = env.openblas ? `, OpenBLAS ${env.openblas.threads}` : '';
+  return `torch threads ${env.torch_threads} (interop ${env.interop_threads}, ${env.aten_backend ?? '?'} backend${blasThreads}), ${vars}`;
+}
+
+/** Why this environment gives no baseline at `threads`, or '' when it does. */
+export function unfairReason(env: TorchEnv, threads: number): string {
+  if (env.blas_kind === 'reference') {
+    return `PyTorch loaded the reference (netlib) BLAS ${env.blas_path}, about 20× slower than OpenBLAS: no ratio against it; ${INSTALL_HINT}`;
+  }
+  if (env.blas_kind === 'none') return 'PyTorch loaded no BLAS library that this bench recognises';
+  if (env.torch_threads !== threads || (env.openblas !== null && env.openblas.threads !== threads)) {
+    return `threads not pinned to ${threads} (torch ${env.torch_threads}, OpenBLAS ${env.openblas?.threads ?? '-'})`;
+  }
+  if (env.openblas?.parallel === 'pthread' && threads > 1) {
+    return `OpenBLAS's pthread build beside torch's OpenMP threads oversubscribes the cores; ${INSTALL_HINT}`;
+  }
+  return '';
+}
+
+/** Runs reference.py bench once: tokens/s, or null with the reason. */
+function runTorchOnce(python: string, configPath: string, threads: number, steps: number): { tokPerS: number | null; note: string } {
+  const args = [REFERENCE_PY, 'bench', '--config', configPath, '--threads', String(threads), '--steps', String(steps)];
+  const r = spawnSync(python, args, { env: pinnedEnv(threads), encoding: 'utf8', timeout: 300_000 });
+  if (r.error) return { tokPerS: null, note: `${python} not usable (${r.error.message})` };
+  if (r.status !== 0) return { tokPerS: null, note: `reference.py failed: ${lastLine(r.stderr)}` };
+  const out = JSON.parse(lastLine(r.stdout) || '{}') as { tok_per_s?: number; threads?: number };
+  if (out.threads !== threads) return { tokPerS: null, note: `reference.py ran ${out.threads} torch threads, not ${threads}` };
+  return { tokPerS: out.tok_per_s ?? null, note: '' };
+}
+
+/**
+ * PyTorch's tokens/s: the best of TORCH_REPEATS runs (each a median after warm-up). OpenMP threads
+ * spin at barriers, so one busy core elsewhere can slow a 2-thread run tenfold; taking the best
+ * run only makes the baseline stronger, never flatters steelscope.
+ */
+export function benchTorch(python: string, config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-'));
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    let best: number | null = null;
+    for (let i = 0; i < TORCH_REPEATS; i++) {
+      const run = runTorchOnce(python, join(dir, 'config.json'), threads, steps);
+      if (run.tokPerS === null) return run;
+      best = Math.max(best ?? 0, run.tokPerS);
+    }
+    return { tokPerS: best, note: '' };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const TORCH_RUNS = TORCH_REPEATS;
+
+/**
+ * Why PyTorch's figure at `threads` is no baseline given its 1-thread figure: more threads slower
+ * than one means its threads fought each other or other work for the cores.
+ */
+export function slowerThanOneThread(threads: number, tokPerS: number, oneThread: number | undefined): string {
+  if (threads <= 1 || oneThread === undefined || tokPerS >= oneThread) return '';
+  return `PyTorch at ${threads} threads (${Math.round(tokPerS)} tok/s) was slower than at 1 (${Math.round(oneThread)} tok/s): its threads were oversubscribed or the machine busy, so this is no baseline`;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop() ?? '';
+}
