@@ -3,7 +3,8 @@
 // watch the run in VS Code.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { decodeMetric, isMetricRecord, isSampleRecord, parseJsonl, type MetricRecord, type SampleRecord } from '../shared/run';
+import { parseJsonl } from '../shared/jsonl';
+import { decodeMetric, isMetricRecord, isSampleRecord, type MetricRecord, type SampleRecord } from '../shared/run';
 import { brailleChart, type Point } from './plot';
 
 export interface SummaryOptions {
