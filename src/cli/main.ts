@@ -28,8 +28,13 @@ async function main(argv: string[]): Promise<number> {
     stop = true;
     process.stderr.write(`\n${signal}: ${command === 'train' || command === 'resume' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`);
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const listen = () => {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  };
+  // serve has nothing to save while it loads (a long synchronous read): until it is ready, a
+  // signal keeps its default action and ends it at once; it listens from then on.
+  if (command !== 'serve') listen();
   const control = { log: out, stopRequested: () => stop };
   switch (command) {
     case 'train':
@@ -41,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
     case 'sample':
       return sampleCommand(rest, out);
     case 'serve':
-      return serveCommand(rest, control.stopRequested);
+      return serveCommand(rest, control.stopRequested, listen);
     case 'follow':
       return followCommand(rest, control.stopRequested);
     case 'info':

@@ -47,7 +47,8 @@ function watchStop(stopRequested: () => boolean, stop: () => void): () => void {
   return () => clearInterval(timer);
 }
 
-export async function serveCommand(argv: readonly string[], stopRequested: () => boolean): Promise<number> {
+/** `listen` installs the signal handlers (main.ts): called once loaded, so a signal during the load ends serve at once. */
+export async function serveCommand(argv: readonly string[], stopRequested: () => boolean, listen: () => void): Promise<number> {
   const send = (message: ServeMessage): void => {
     process.stdout.write(JSON.stringify(message) + '\n');
   };
@@ -62,6 +63,7 @@ export async function serveCommand(argv: readonly string[], stopRequested: () =>
   }
   const { model, tokenizer, ready } = start.loaded;
   const session = new ServeSession(model, tokenizer, send, { cropTo: start.cropTo });
+  listen();
   send(ready);
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   const ended = new Promise<void>((resolve) => lines.once('close', resolve));

@@ -110,6 +110,13 @@ export class BlockLoader {
   cursor(): DataCursor {
     return { seed: this.seed, epoch: this.epoch, index: this.index };
   }
+
+  /** Goes back to a position this loader returned from cursor() (a step abandoned half-way). */
+  rewind(to: DataCursor): void {
+    if (to.epoch !== this.epoch) this.order = epochOrder(this.seed, to.epoch, this.numBlocks);
+    this.epoch = to.epoch;
+    this.index = to.index;
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Batch, BlockLoader } from '../data';
 export type { Batch };
 import type { SteelLM } from '../model';
 import { Rng } from '../rng';
-import { generate } from '../sample/generate';
+import { tokenStream } from '../sample/generate';
 import type { BpeTokenizer } from '../tokenizer';
 import { AdamW, globalNorm } from './adamw';
 import { pruneCheckpoints, saveCheckpoint, type Tensors } from './checkpoint';
@@ -70,8 +70,8 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
   let step = s.startStep;
   for (; ; step++) {
     const fresh = !resumed || step > s.startStep; // the checkpointed state's eval/sample were already written
-    if (fresh && config.eval_every > 0 && step % config.eval_every === 0) lastEval = evaluate(s, step);
-    if (fresh && config.sample_every > 0 && step % config.sample_every === 0) writeSamples(s, step);
+    if (fresh && config.eval_every > 0 && step % config.eval_every === 0) lastEval = (await evaluate(s, step)) ?? lastEval;
+    if (fresh && config.sample_every > 0 && step % config.sample_every === 0) await writeSamples(s, step);
     if (step > lastCheckpoint && config.checkpoint_every > 0 && step % config.checkpoint_every === 0) {
       checkpoint(s, step, lastEval, lastLoss);
       lastCheckpoint = step;
@@ -80,7 +80,15 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
 
     const started = performance.now();
     const lr = learningRate(step, config);
-    const { loss, grads } = accumulateGradients(s);
+    const cursor = s.loader.cursor();
+    const accumulated = await accumulateGradients(s);
+    if (!accumulated) {
+      // Stopped half-way through the step: nothing was applied; the checkpoint is the state at
+      // `step`, so the batches this step drew are drawn again after a resume.
+      s.loader.rewind(cursor);
+      break;
+    }
+    const { loss, grads } = accumulated;
     const gradNorm = globalNorm(grads);
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
       s.optimizer.apply(grads, gradNorm, lr);
@@ -107,13 +115,26 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
   return step >= s.targetStep ? 'finished' : 'stopped';
 }
 
-/** Mean loss and mean gradients over grad_accum micro-batches. The caller disposes the grads. */
-function accumulateGradients(s: TrainSession): { loss: number; grads: Map<string, tf.Tensor> } {
+/** Lets the signal handler run: a stop is seen between micro-batches, eval batches and sampled tokens. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Mean loss and mean gradients over grad_accum micro-batches. The caller disposes the grads.
+ * Undefined when a stop arrived between micro-batches: the partial sums are freed, nothing applied.
+ */
+async function accumulateGradients(s: TrainSession): Promise<{ loss: number; grads: Map<string, tf.Tensor> } | undefined> {
   const { config, model, loader } = s;
   const vars = [...model.params.values()];
   const summed = new Map<string, tf.Tensor>();
   let lossSum = 0;
   for (let micro = 0; micro < config.grad_accum; micro++) {
+    if (micro > 0) {
+      await nextTurn();
+      if (s.stopRequested()) {
+        tf.dispose([...summed.values()]);
+        return undefined;
+      }
+    }
     const batch = loader.nextBatch(config.batch_size);
     const { value, grads } = tf.tidy(() => {
       const x = tf.tensor2d(batch.x, [config.batch_size, config.seq_len], 'int32'); // [B, T]
@@ -142,10 +163,16 @@ function accumulateGradients(s: TrainSession): { loss: number; grads: Map<string
   return { loss: lossSum / config.grad_accum, grads: summed };
 }
 
-function evaluate(s: TrainSession, step: number): number | null {
+/** The mean eval loss; null without eval data, or when a stop cut it short (an eval-skipped event). */
+async function evaluate(s: TrainSession, step: number): Promise<number | null> {
   if (s.evalSet.length === 0) return null;
   let sum = 0;
   for (const batch of s.evalSet) {
+    await nextTurn();
+    if (s.stopRequested()) {
+      s.writer.event(step, 'eval-skipped', 'info', `Evaluation at step ${step} was cut short by the stop request.`);
+      return null;
+    }
     const rows = batch.x.length / s.config.seq_len;
     const loss = tf.tidy(() => {
       const x = tf.tensor2d(batch.x, [rows, s.config.seq_len], 'int32'); // [b, T]
@@ -161,22 +188,32 @@ function evaluate(s: TrainSession, step: number): number | null {
   return mean;
 }
 
-function writeSamples(s: TrainSession, step: number): void {
+/** One sample per prompt; a stop request ends sampling between tokens (the cut sample is not written). */
+async function writeSamples(s: TrainSession, step: number): Promise<void> {
   const { config } = s;
-  SAMPLE_PROMPTS.forEach((prompt, i) => {
+  for (const [i, prompt] of SAMPLE_PROMPTS.entries()) {
     const seed = (config.seed + step * 7919 + i) >>> 0; // independent of the training stream
-    const ids = generate(s.model, s.tokenizer.encode(prompt), {
+    const stream = tokenStream(s.model, s.tokenizer.encode(prompt), {
       maxTokens: config.sample_tokens,
       temperature: config.sample_temperature,
       topK: config.sample_top_k,
       topP: config.sample_top_p,
       rng: new Rng(seed),
-      stopIds: [s.tokenizer.eotId],
     });
+    const ids: number[] = [];
+    try {
+      for (let next = stream.next(); next.done !== true && next.value !== s.tokenizer.eotId; next = stream.next()) {
+        ids.push(next.value);
+        await nextTurn();
+        if (s.stopRequested()) return;
+      }
+    } finally {
+      stream.return(); // frees the KV cache
+    }
     const text = s.tokenizer.decode(ids);
     s.writer.sample({ step, prompt, text, temperature: config.sample_temperature, top_k: config.sample_top_k, top_p: config.sample_top_p, seed });
     if (i === 0) s.log(`step ${step}: sample ${JSON.stringify(prompt + text)}`);
-  });
+  }
 }
 
 function checkpoint(s: TrainSession, step: number, evalLoss: number | null, trainLoss: number | null): void {
