@@ -57,7 +57,7 @@ test('JSONL readers: fuzzed files never throw, never hold more than the cap plus
   const before = memory();
   const dir = scratch('fuzz-jsonl');
   for (const file of Object.keys(VALID) as FollowedFile[]) {
-    const accept = RECORD_VALIDATORS[file];
+    const accept: (value: unknown) => value is object = RECORD_VALIDATORS[file];
     const path = join(dir, file);
     writeFileSync(path, '');
     // One reader and one tailer follow the same file while every case is written over it (same
