@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
+import { heldByOtherTrainer } from '../shared/node/pid';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
 import type { RunStatus } from '../shared/run';
 import { resolveCorpus } from '../core/data';
@@ -85,7 +86,7 @@ export interface TorchResume extends TorchOptions {
 export async function resumeTorchRun(opts: TorchResume, control: TorchControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunInfo(runDir);
-  if (isAlive(info.pid) && (info.status === 'running' || info.status === 'starting')) {
+  if (heldByOtherTrainer(info)) {
     throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
   }
   const torch = requireTorch(opts.python, control.log);
@@ -202,11 +203,3 @@ function recordOutcome(runDir: string, code: number | null, errors: RankError[],
   return 'failed';
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

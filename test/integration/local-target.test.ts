@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isRunInfo, type RunInfo } from '../../src/shared/run';
-import { isPidAlive } from '../../src/host/runs/localLauncher';
+import { isPidAlive } from '../../src/shared/node/pid';
 import { LocalTarget } from '../../src/host/runs/localTarget';
 import { slugify } from '../../src/host/runs/runControl';
 import { findOnPath, resolveNodePath } from '../../src/host/runs/nodePath';

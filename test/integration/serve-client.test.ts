@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ChatHub, DashboardChat } from '../../src/host/chat/dashboardChat';
 import { ServePool, type ServeOptions } from '../../src/host/chat/serveClient';
-import { isPidAlive } from '../../src/host/runs/localLauncher';
+import { isPidAlive } from '../../src/shared/node/pid';
 import { checkHostMessage, DEFAULT_CHAT_SETTINGS, type ChatCheckpoint, type HostToWebview } from '../../src/shared/protocol';
 import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
 

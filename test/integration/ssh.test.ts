@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { isRunInfo, type RunInfo } from '../../src/shared/run';
-import { isPidAlive } from '../../src/host/runs/localLauncher';
+import { isPidAlive } from '../../src/shared/node/pid';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunData } from '../../src/host/runs/types';
 import { SshConnection, type SecretRef, type SshPrompts } from '../../src/host/ssh/connection';

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { checkOurTrainer, claimedAt, parseCmdline, startTicks, trainerRunDir } from '../../src/shared/node/ourProcess';
-import { isPidAlive } from '../../src/host/runs/localLauncher';
+import { isPidAlive } from '../../src/shared/node/pid';
 import { LocalTarget } from '../../src/host/runs/localTarget';
 import { scratch, sleep } from '../helpers';
 

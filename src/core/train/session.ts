@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { TrainConfig } from '../../shared/config';
+import { heldByOtherTrainer } from '../../shared/node/pid';
 import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import { selectBackend, type BackendChoice, type BackendName } from '../backend';
 import { BlockLoader, buildDataset, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
@@ -92,7 +93,7 @@ export interface ResumeOptions {
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunInfo(runDir);
-  if (isAlive(info.pid) && info.pid !== process.pid && (info.status === 'running' || info.status === 'starting')) {
+  if (heldByOtherTrainer(info)) {
     throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
   }
   const writer = new RunWriter(runDir, info);
@@ -227,11 +228,3 @@ function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, c
   return { train: readShard(recorded[0].path), val: readShard(recorded[1].path) };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -2,7 +2,8 @@
 // group, stdio to a log file, unref'd), so they outlive the extension host, a window reload or
 // the editor closing. The Launcher of LocalTarget.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { isPidAlive } from '../../shared/node/pid';
 import type { LaunchedTrainer, Launcher, LaunchRequest } from './runControl';
 
 export interface NodeCliLauncherOptions {
@@ -12,23 +13,6 @@ export interface NodeCliLauncherOptions {
   cliPath: string;
   /** Environment of trainers; default process.env. */
   env?: NodeJS.ProcessEnv;
-}
-
-/** Is `pid` a live process here? A zombie (exited, not yet reaped by its parent) is not. */
-export function isPidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
-  }
-  try {
-    // "pid (comm) S …": the state follows the last ')'. Linux only; elsewhere kill(0) must do.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
 }
 
 export class NodeCliLauncher implements Launcher {

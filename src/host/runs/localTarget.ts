@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import type { RunInfo } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
 import { checkOurTrainer } from '../../shared/node/ourProcess';
-import { isPidAlive, NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
+import { isPidAlive } from '../../shared/node/pid';
+import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
 

@@ -1,0 +1,26 @@
+// Whether a pid is a live process on this machine, written once for the trainer (is the run
+// held by another live trainer?), the torchrun supervisor and the extension's local launcher.
+import { readFileSync } from 'node:fs';
+import { isActiveStatus, type RunInfo } from '../run';
+
+/** Is `pid` a live process here? A zombie (exited, not yet reaped by its parent) is not. */
+export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+  try {
+    // "pid (comm) S …": the state follows the last ')'. Linux only; elsewhere kill(0) must do.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Does another live trainer on this machine hold the run (an active status, its pid alive)? */
+export function heldByOtherTrainer(info: RunInfo): boolean {
+  return isActiveStatus(info.status) && info.pid !== process.pid && isPidAlive(info.pid);
+}
