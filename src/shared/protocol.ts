@@ -153,6 +153,14 @@ export const HostToWebviewSchema = v.variant(
   unknownType,
 );
 
+/** A chart picture: a PNG data URL, at most 32 MiB of base64 (a 4K canvas is a few MB). */
+export const PNG_DATA_URL_PREFIX = 'data:image/png;base64,';
+const PngDataUrlSchema = v.pipe(
+  str,
+  v.startsWith(PNG_DATA_URL_PREFIX, `expected a ${PNG_DATA_URL_PREFIX}… URL`),
+  v.maxLength(32 * 2 ** 20, 'expected at most 32 MiB'),
+);
+
 export const WebviewToHostSchema = v.variant(
   'type',
   [
@@ -163,6 +171,8 @@ export const WebviewToHostSchema = v.variant(
     message('setXAxis', { axis: XAxisSchema }),
     message('setScale', { axis: oneOf(['x', 'y'] as const), log: bool }),
     message('zoom', { range: v.nullable(pair(num)) }),
+    /** One chart as a PNG (chart.js toBase64Image) for the user to save; `chart` is its key (loss, lr…). */
+    message('savePng', { chart: str, dataUrl: PngDataUrlSchema }),
     /** A new prompt for the chosen checkpoint (and the compared one). */
     message('chatSend', { prompt: str, ...chatSelection }),
     /** Answer the last prompt again, replacing its answers. */

@@ -56,7 +56,7 @@ test('chat tab: send with Enter, stream two answers side by side, text stays tex
     const sent = (await posted(page)).filter((m) => m.type === 'chatSend' || m.type === 'chatSelect');
     assert.deepEqual(sent.at(-1), { type: 'chatSend', prompt: '寫一首春天的詩', checkpoint: checkpoints[1].dir, compare: checkpoints[0].dir, settings: DEFAULT_CHAT_SETTINGS });
     assert.equal(sent[0].type, 'chatSelect', 'choosing a comparison is remembered by the host');
-    assert.equal(await page.locator('.chat textarea').inputValue(), '');
+    await settles(() => page.locator('.chat textarea').inputValue(), '', 'the prompt is cleared once sent');
 
     // The host answers with the turn, then streams both lanes.
     const turn = { id: 1, prompt: '寫一首春天的詩', answers: [answer(checkpoints[1].dir), answer(checkpoints[0].dir)] };
@@ -66,15 +66,15 @@ test('chat tab: send with Enter, stream two answers side by side, text stays tex
     await postToWebview(page, { type: 'chatToken', turn: 7, lane: 0, token: 'lost' });
     await settles(() => page.locator('.chat-answer-text').allTextContents(), [`春眠${XSS}`, '月']);
     assert.equal(await page.locator('.chat-answers.compare').count(), 1, 'two answers side by side');
-    assert.equal(await buttonNamed(page.locator('.chat'), 'Send').isDisabled(), true);
-    assert.equal(await buttonNamed(page.locator('.chat'), 'Stop').isDisabled(), false);
+    await settles(() => buttonNamed(page.locator('.chat'), 'Send').isDisabled(), true, 'Send disabled');
+    await settles(() => buttonNamed(page.locator('.chat'), 'Stop').isDisabled(), false, 'Stop enabled');
     await buttonNamed(page.locator('.chat'), 'Stop').click();
     assert.equal((await posted(page)).at(-1)?.type, 'chatStop');
 
     await postToWebview(page, { type: 'chatDone', turn: 1, lane: 0, answer: answer(checkpoints[1].dir, `春眠${XSS}`, 'stopped', 'stopped · 3 tokens · seed 1') });
     await postToWebview(page, { type: 'chatDone', turn: 1, lane: 1, answer: answer(checkpoints[0].dir, '月', 'error', 'The serve process exited with code 1.') });
     await settles(() => page.locator('.chat-answer-note').allTextContents(), ['stopped · 3 tokens · seed 1', 'The serve process exited with code 1.']);
-    assert.equal(await buttonNamed(page.locator('.chat'), 'Regenerate').isDisabled(), false);
+    await settles(() => buttonNamed(page.locator('.chat'), 'Regenerate').isDisabled(), false, 'Regenerate enabled');
     assert.equal(await page.locator('.chat img').count(), 0, 'no element made from model text');
 
     // A setting out of range is named, and nothing is sent.

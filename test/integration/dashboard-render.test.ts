@@ -11,7 +11,8 @@ import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } fr
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/series';
 import type { RunData, RunStoreApi } from '../../src/host/runs/types';
-import { DEFAULT_VIEW } from '../../src/shared/protocol';
+import { checkWebviewMessage, DEFAULT_VIEW } from '../../src/shared/protocol';
+import { pngBytes } from '../../src/host/panels/chartPng';
 import type { MetricRecord } from '../../src/shared/run';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -137,6 +138,7 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
     assert.equal(colourOf('run-a', lrColours).size, 1);
 
     // Drag across the loss chart: a zoom request with an x-range.
+    await page.evaluate(() => window.scrollTo(0, 0)); // moving the sample slider scrolled the charts away
     const box = (await page.locator('canvas[data-chart=loss]').boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
     await page.mouse.down();
@@ -161,6 +163,20 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
       return c.scales.x.min === 1000 && c.scales.x.max === 1500;
     });
     assert.equal(await page.locator('.toolbar vscode-button', { hasText: 'Reset zoom' }).isVisible(), true);
+
+    // Save Chart as PNG: the webview sends the loss chart as a PNG the size of its canvas, on the theme's background.
+    await page.locator('vscode-button[data-save=loss]').click();
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'savePng'));
+    const saved = (await page.evaluate(() => (window as unknown as { __posted: { type: string }[] }).__posted)).find((m) => m.type === 'savePng');
+    const checked = checkWebviewMessage(saved);
+    assert.ok(checked.ok && checked.message.type === "savePng" && checked.message.chart === "loss", JSON.stringify(checked).slice(0, 300));
+    const png = pngBytes(checked.message.dataUrl);
+    assert.ok(png.ok);
+    const canvas = await page.locator('canvas[data-chart=loss]').evaluate((c: HTMLCanvasElement) => [c.width, c.height]);
+    const ihdr = Buffer.from(png.bytes.subarray(16, 24));
+    assert.deepEqual([ihdr.readUInt32BE(0), ihdr.readUInt32BE(4)], canvas);
+    const corner = await page.locator('canvas[data-chart=loss]').evaluate((c: HTMLCanvasElement) => [...(c.getContext('2d')?.getImageData(1, 1, 1, 1).data ?? [])]);
+    assert.equal(corner[3], 255, 'an opaque background, not a transparent one');
 
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard.png'), fullPage: true });

@@ -9,7 +9,8 @@ import {
 import type { ViewState } from '../../src/shared/protocol';
 import { compactNumber, logTicks, xLabel, xTickLabel, xTicks, xTitle } from './axes';
 import type { DashboardData, MarkerPt, Pt, RunModel, SeriesData } from './data';
-import { clipPlugin, eventsPlugin, selectPlugin, type EventLine } from './plugins';
+import { button } from '../common/ui';
+import { backgroundPlugin, clipPlugin, eventsPlugin, selectPlugin, type EventLine } from './plugins';
 import { runColor, withAlpha, type Theme } from './theme';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip, Legend);
@@ -22,6 +23,8 @@ export interface BoardState {
   theme: Theme;
   zoom(range: [number, number] | null): void;
   toggle(id: string): void;
+  /** Save Chart as PNG: the host asks where and writes it. */
+  savePng(chart: string, dataUrl: string): void;
 }
 
 const FIXED: [string, string][] = [['loss', 'Loss'], ['grad_norm', 'Gradient norm'], ['lr', 'Learning rate'], ['tok_per_s', 'Tokens/s']];
@@ -58,19 +61,27 @@ class ChartView {
   constructor(readonly key: string, title: string, private readonly state: () => BoardState) {
     this.card = document.createElement('section');
     this.card.className = 'chart-card';
+    const head = document.createElement('div');
+    head.className = 'chart-head';
     const h = document.createElement('h3');
     h.textContent = title;
+    const save = button('Save PNG', { title: `Save the ${title} chart as a PNG image` });
+    save.root.dataset.save = key;
+    // The picture has the theme's background (backgroundPlugin), so it reads outside the editor too.
+    save.onClick(() => this.state().savePng(key, this.chart.toBase64Image('image/png')));
+    head.append(h, save.root);
     const box = document.createElement('div');
     box.className = 'chart-box';
     const canvas = document.createElement('canvas');
     canvas.dataset.chart = key;
     box.append(canvas);
-    this.card.append(h, box);
+    this.card.append(head, box);
     this.chart = new Chart<'line', Pt[]>(canvas, {
       type: 'line',
       data: { datasets: [] },
       options: this.options(),
       plugins: [
+        backgroundPlugin(() => this.state().theme.bg),
         eventsPlugin(() => this.lines),
         clipPlugin(() => this.clip),
         selectPlugin((r) => this.state().zoom(r), () => withAlpha(this.state().theme.fg, 0.12), () => this.lines),

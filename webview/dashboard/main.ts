@@ -47,6 +47,7 @@ const boardState: BoardState = {
   hidden,
   get theme() { return theme; },
   zoom: (range) => messenger.post({ type: 'zoom', range }),
+  savePng: (chart, dataUrl) => messenger.post({ type: 'savePng', chart, dataUrl }),
   toggle: (id) => {
     if (!hidden.delete(id)) hidden.add(id);
     save();

@@ -1,5 +1,5 @@
-// Small chart.js plugins (no zoom plugin is installed, so drag-to-zoom is ours): vertical event
-// markers (spike, resume, checkpoint…), the gradient-clip threshold line, and a drag-to-select
+// Small chart.js plugins (no zoom plugin is installed, so drag-to-zoom is ours): the background,
+// vertical event markers (spike, resume, checkpoint…), the gradient-clip threshold line, and a drag-to-select
 // x-range with double-click to reset. Each is made per chart with closures over its data.
 import type { Chart, Plugin } from 'chart.js';
 
@@ -31,6 +31,21 @@ export function eventsPlugin(lines: () => EventLine[]): Plugin<'line'> {
         ctx.stroke();
         ctx.fillText(e.label, px, area.top + 8);
       }
+      ctx.restore();
+    },
+  };
+}
+
+/** Fills the canvas with the editor's background, so a saved PNG looks as the chart does on screen. */
+export function backgroundPlugin(color: () => string): Plugin<'line'> {
+  return {
+    id: 'ssBackground',
+    beforeDraw(chart) {
+      const { ctx } = chart;
+      ctx.save();
+      ctx.globalCompositeOperation = 'destination-over';
+      ctx.fillStyle = color();
+      ctx.fillRect(0, 0, chart.width, chart.height);
       ctx.restore();
     },
   };

@@ -4,6 +4,7 @@
 
 export interface Theme {
   runs: string[];
+  bg: string;
   fg: string;
   muted: string;
   grid: string;
@@ -33,6 +34,7 @@ export function readTheme(): Theme {
   for (let i = 0; i < 8; i++) runs.push(v(`--ss-run-${i}`));
   return {
     runs,
+    bg: v('--ss-bg'),
     fg: v('--ss-fg'),
     muted: v('--ss-muted'),
     grid: withAlpha(v('--ss-grid'), 0.35),

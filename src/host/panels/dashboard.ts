@@ -10,6 +10,7 @@ import type { Disposable, RunKey, RunStoreApi } from '../runs/types';
 import { dashboardSmoothing } from '../settings';
 import { dashboardHtml, makeNonce } from './dashboardHtml';
 import { DashboardModel } from './dashboardModel';
+import { saveChartPng } from './savePng';
 
 export const DASHBOARD_VIEW_TYPE = 'steelscope.dashboard';
 /** workspaceState key: the axis choices a new panel starts with. */
@@ -169,6 +170,8 @@ export class DashboardPanel {
         return this.changeView(m.axis === 'x' ? { logX: m.log } : { logY: m.log });
       case 'zoom':
         return this.changeView({ range: m.range });
+      case 'savePng':
+        return void saveChartPng(this.model.keys.flatMap((k) => this.store.get(k)?.summary ?? []), m.chart, m.dataUrl);
       case 'chatSend':
       case 'chatRegenerate':
       case 'chatStop':
