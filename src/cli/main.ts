@@ -64,12 +64,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Errors about what the user gave (data, config, a checkpoint folder): their message alone, exit 2.
+const INPUT_ERRORS = new Set(['DataError', 'ConfigError', 'CheckpointError', 'TokenizerError']);
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    const usage = err instanceof UsageError || (err instanceof Error && err.name === 'DataError') || (err instanceof Error && err.name === 'ConfigError');
+    const usage = err instanceof UsageError || (err instanceof Error && INPUT_ERRORS.has(err.name));
     process.stderr.write(`steelscope: ${err instanceof Error ? (usage ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
     process.exitCode = usage ? 2 : 1;
   },

@@ -5,7 +5,7 @@
 //   metrics.jsonl     MetricRecord per line (append-only)
 //   samples.jsonl     SampleRecord per line
 //   events.jsonl      EventRecord per line
-//   checkpoints/step-NNNNNNNN/   manifest.json, weights.*, optimizer.*, tokenizer.json, DONE
+//   checkpoints/step-NNNNNNNN/   manifest.json, weights.*, optimizer.*, tokenizer.json, DONE (checkpoint.ts)
 //
 // JSON has no NaN or Infinity; a non-finite metric is written as the string "NaN",
 // "Infinity" or "-Infinity" so an observer can show it instead of dropping it (Python's bare

@@ -2,7 +2,7 @@
 // `steelscope resume`, with the very losses the uninterrupted run computed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { poetrySubset, readEvents, runCli, scratch, sleep, SMALL_SETS, spawnCli, trainLosses } from '../helpers';
@@ -128,6 +128,26 @@ test('resume --checkpoint continues from an earlier checkpoint with the same los
   const bad = runCli(['resume', runDir, '--checkpoint', join(dir, 'nope')]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /nope cannot be used: no DONE marker/);
+
+  // Another run's checkpoint (its own run id, tokenizer and data, each a valid checkpoint) is
+  // refused in one line naming what differs, and the run is left as it was.
+  const foreign = join(dir, 'foreign');
+  cpSync(join(runDir, 'checkpoints', 'step-00000010'), foreign, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(foreign, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.run_id, JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).id, 'checkpoints record their run');
+  const tokenizerText = JSON.stringify(JSON.parse(readFileSync(join(foreign, 'tokenizer.json'), 'utf8')), null, 1);
+  writeFileSync(join(foreign, 'tokenizer.json'), tokenizerText);
+  const tokRecord = manifest.files.find((f: { name: string }) => f.name === 'tokenizer.json');
+  Object.assign(tokRecord, { sha256: createHash('sha256').update(tokenizerText).digest('hex'), bytes: Buffer.byteLength(tokenizerText) });
+  manifest.run_id = 'another-run';
+  manifest.data.files[0].sha256 = '0'.repeat(64);
+  writeFileSync(join(foreign, 'manifest.json'), JSON.stringify(manifest));
+  const before = readFileSync(join(runDir, 'run.json'), 'utf8');
+  const other = runCli(['resume', runDir, '--checkpoint', foreign, '--steps', '13']);
+  assert.equal(other.code, 2, other.stderr);
+  assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
+  assert.match(other.stderr, /foreign is not from this run: run id another-run \(this run is [0-9a-f-]+\); tokenizer sha256 [0-9a-f]{12}… \(this run's is [0-9a-f]{12}…\); data file sha256s/);
+  assert.equal(readFileSync(join(runDir, 'run.json'), 'utf8'), before, 'run.json untouched');
 });
 
 test('a non-finite loss skips the update, writes a nan event and logs "NaN"', () => {

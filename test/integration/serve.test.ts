@@ -180,9 +180,15 @@ describe('steelscope serve', () => {
   test('a checkpoint that cannot be loaded: one error line, a clear message, exit code 2', () => {
     const broken = join(scratch('serve-broken'), 'step-00000010');
     cpSync(join(runDir, 'checkpoints', 'step-00000010'), broken, { recursive: true });
-    writeFileSync(join(broken, 'weights.bin'), 'not weights');
+    const weights = readFileSync(join(broken, 'weights.bin'));
+    weights[100] ^= 0xff; // same size, other bytes: only the hash can tell
+    writeFileSync(join(broken, 'weights.bin'), weights);
+    const shortened = join(scratch('serve-short'), 'step-00000010');
+    cpSync(broken, shortened, { recursive: true });
+    writeFileSync(join(shortened, 'weights.bin'), 'not weights');
     for (const [target, message] of [
       [broken, /weights\.bin does not match its sha256/],
+      [shortened, /weights\.bin has 11 bytes, the manifest says \d+/],
       [join(runDir, 'nowhere'), /neither a checkpoint folder/],
     ] as const) {
       const r = runCli(['serve', target]);

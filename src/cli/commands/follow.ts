@@ -18,7 +18,7 @@ import {
   type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
-import { scanCheckpoints, type EvalLossCache } from '../../shared/node/checkpoints';
+import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { IncrementalReader, type Frame } from '../../shared/node/reader';
 import { isRunInfo } from '../../shared/run';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
@@ -194,7 +194,7 @@ class RunJsonFollower {
 /** The checkpoint list, sent when it differs from the last one sent. Manifests are read once per DONE. */
 class CheckpointFollower {
   private last: string | undefined;
-  private readonly losses: EvalLossCache = new Map();
+  private readonly checks: CheckpointScanCache = new Map();
   constructor(readonly root: string) {}
 
   async poll(out: LineOutput): Promise<void> {
@@ -206,7 +206,7 @@ class CheckpointFollower {
   }
 
   private async scan(): Promise<CheckpointEntry[]> {
-    const found = await scanCheckpoints(dirname(this.root), this.losses);
+    const found = await scanCheckpoints(dirname(this.root), this.checks);
     return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss }));
   }
 }

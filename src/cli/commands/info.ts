@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { headDim, parameterCount, PRESET_NAMES, PRESETS, type PresetName, type TrainConfig } from '../../shared/config';
-import { verifyCheckpoint } from '../../core/train/checkpoint';
+import { checkCheckpoint } from '../../shared/node/checkpoints';
 import { parseArgs, UsageError } from '../args';
 import { resolveCheckpointDir } from './sample';
 
@@ -32,7 +32,7 @@ export function infoCommand(argv: readonly string[], out: (line: string) => void
   }
   if (!existsSync(target)) throw new UsageError(`"${target}" is not a preset (${PRESET_NAMES.join(', ')}) nor an existing folder.`);
   const dir = resolveCheckpointDir(target);
-  const result = verifyCheckpoint(dir);
+  const result = checkCheckpoint(dir, { hashes: true });
   if (!result.ok) throw new UsageError(`Checkpoint ${dir} is not usable: ${result.reason}.`);
   const m = result.manifest;
   out(`checkpoint ${dir}`);

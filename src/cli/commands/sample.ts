@@ -1,7 +1,8 @@
 // `steelscope sample <checkpoint|run-dir> --prompt TEXT …`: load one checkpoint, generate, print.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint, latestValidCheckpoint } from '../../core/train/checkpoint';
+import { loadCheckpoint } from '../../core/train/checkpoint';
+import { latestValidCheckpoint } from '../../shared/node/checkpoints';
 import { selectBackend } from '../../core/backend';
 import { SteelLM } from '../../core/model';
 import { Rng } from '../../core/rng';
@@ -12,13 +13,13 @@ import { backendFlag } from './train';
 
 export const SAMPLE_USAGE = 'steelscope sample <checkpoint-dir|run-dir> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]';
 
-/** A checkpoint folder itself, or a run folder's newest valid checkpoint. */
-export function resolveCheckpointDir(path: string): string {
+/** A checkpoint folder itself, or a run folder's newest valid checkpoint (those passed over reported on stderr). */
+export function resolveCheckpointDir(path: string, report = (line: string) => process.stderr.write(line + '\n')): string {
   if (existsSync(join(path, 'manifest.json'))) return path;
   if (existsSync(join(path, 'run.json'))) {
-    const found = latestValidCheckpoint(path, () => undefined);
+    const found = latestValidCheckpoint(path, (folder, reason) => report(`steelscope: skipping checkpoint ${folder.dir}: ${reason}`));
     if (!found) throw new UsageError(`${path} has no complete checkpoint yet.`);
-    return found.entry.dir;
+    return found.folder.dir;
   }
   throw new UsageError(`${path} is neither a checkpoint folder (with manifest.json) nor a run folder (with run.json).`);
 }

@@ -1,35 +1,29 @@
-// Checkpoints: checkpoints/step-NNNNNNNN/ holding manifest.json, weights.{json,bin},
-// optimizer.{json,bin}, tokenizer.json, and an empty DONE written last (llm.c's convention).
-// Written into a temp folder, renamed into place, then DONE. A folder without DONE, or whose
-// files do not match the sha256 in its manifest, does not exist for any reader.
+// Writing, loading and pruning checkpoints of the TensorFlow.js engine. The format (the fixed
+// file names, the manifest) is src/shared/checkpoint.ts; validity, order and the best checkpoint
+// are decided in src/shared/node/checkpoints.ts for every reader. Written into a temp folder,
+// renamed into place, then DONE (llm.c's convention).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TrainConfig } from '../../shared/config';
-import { CHECKPOINT_FORMAT, checkpointDirName, parseCheckpointDirName, type DataFileRecord } from '../../shared/run';
-import type { DataCursor } from '../data';
-import type { RngState } from '../rng';
-import { encodeTensors, readTensors } from './tensorfile';
+import {
+  bestCheckpointIndex, CHECKPOINT_FORMAT, DONE_FILE, MANIFEST_FILE, TOKENIZER_FILE, type CheckpointDataFile, type CheckpointManifest,
+  type ManifestInput,
+} from '../../shared/checkpoint';
+import {
+  checkCheckpoint, checkpointsDir, CheckpointError, listCheckpointFolders, readCheckpointFile,
+} from '../../shared/node/checkpoints';
+import { checkpointDirName } from '../../shared/run';
+import { decodeTensors, encodeTensors, parseTensorIndex } from './tensorfile';
 import { writeFileAtomic } from './rundir';
 
-export interface CheckpointManifest {
-  format: typeof CHECKPOINT_FORMAT;
-  step: number;
-  tokens: number;
-  createdAt: string;
-  config: TrainConfig;
-  tokenizer: string;
-  files: { name: string; sha256: string; bytes: number }[];
-  data: { cursor: DataCursor; files: DataFileRecord[] };
-  rng: RngState;
-  optimizer: { step: number };
-  eval_loss: number | null;
-  train_loss: number | null;
-}
+export type { CheckpointManifest };
 
 export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
-export interface CheckpointPayload extends Omit<CheckpointManifest, 'format' | 'files' | 'createdAt' | 'tokenizer'> {
+export interface CheckpointPayload extends Omit<ManifestInput, 'format' | 'files' | 'createdAt' | 'tokenizer' | 'eval_loss' | 'train_loss'> {
+  /** Non-finite losses are saved as null. */
+  eval_loss: number | null;
+  train_loss: number | null;
   weights: Tensors;
   /** AdamW moments, named m.<param> and v.<param>. */
   optimizerState: Tensors;
@@ -38,10 +32,6 @@ export interface CheckpointPayload extends Omit<CheckpointManifest, 'format' | '
 
 export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-export function checkpointsDir(runDir: string): string {
-  return join(runDir, 'checkpoints');
 }
 
 /** Saves atomically and returns the checkpoint's folder. */
@@ -55,86 +45,32 @@ export function saveCheckpoint(runDir: string, payload: CheckpointPayload): stri
 
   const [weightsIndex, weightsBin] = encodeTensors(payload.weights);
   const [optIndex, optBin] = encodeTensors(payload.optimizerState);
-  const files: [string, string | Buffer][] = [
+  const files: [CheckpointDataFile, string | Buffer][] = [
     ['weights.json', weightsIndex],
     ['weights.bin', weightsBin],
     ['optimizer.json', optIndex],
     ['optimizer.bin', optBin],
-    ['tokenizer.json', payload.tokenizerJson],
+    [TOKENIZER_FILE, payload.tokenizerJson],
   ];
-  const records: CheckpointManifest['files'] = [];
+  const records: ManifestInput['files'] = [];
   for (const [name, data] of files) {
     writeFileAtomic(join(tmpDir, name), data);
     records.push({ name, sha256: sha256(data), bytes: Buffer.byteLength(data) });
   }
   const { weights: _w, optimizerState: _o, tokenizerJson: _t, ...rest } = payload;
-  const manifest: CheckpointManifest = {
+  const manifest: ManifestInput = {
     format: CHECKPOINT_FORMAT,
     ...rest,
     createdAt: new Date().toISOString(),
-    tokenizer: 'tokenizer.json',
+    tokenizer: TOKENIZER_FILE,
     files: records,
   };
-  writeFileAtomic(join(tmpDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileAtomic(join(tmpDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   // A re-save of the same step (resume after a crash) replaces the old folder.
   rmSync(finalDir, { recursive: true, force: true });
   renameSync(tmpDir, finalDir);
-  writeFileSync(join(finalDir, 'DONE'), '');
+  writeFileSync(join(finalDir, DONE_FILE), '');
   return finalDir;
-}
-
-export type Verified = { ok: true; manifest: CheckpointManifest } | { ok: false; reason: string };
-
-/** Checks DONE, the manifest and every file's sha256. */
-export function verifyCheckpoint(dir: string): Verified {
-  if (!existsSync(join(dir, 'DONE'))) return { ok: false, reason: 'no DONE marker (the write did not finish)' };
-  let manifest: CheckpointManifest;
-  try {
-    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as CheckpointManifest;
-  } catch (err) {
-    return { ok: false, reason: `manifest.json unreadable: ${(err as Error).message}` };
-  }
-  if (manifest.format !== CHECKPOINT_FORMAT || !Array.isArray(manifest.files)) {
-    return { ok: false, reason: `manifest.json is not a ${CHECKPOINT_FORMAT} manifest` };
-  }
-  for (const f of manifest.files) {
-    const path = join(dir, f.name);
-    if (!existsSync(path)) return { ok: false, reason: `${f.name} is missing` };
-    const actual = sha256(readFileSync(path));
-    if (actual !== f.sha256) return { ok: false, reason: `${f.name} does not match its sha256 (expected ${f.sha256.slice(0, 12)}…, found ${actual.slice(0, 12)}…)` };
-  }
-  return { ok: true, manifest };
-}
-
-export interface CheckpointEntry {
-  step: number;
-  dir: string;
-}
-
-/** Checkpoint folders by ascending step (complete or not; temp folders excluded). */
-export function listCheckpoints(runDir: string): CheckpointEntry[] {
-  const root = checkpointsDir(runDir);
-  if (!existsSync(root)) return [];
-  const entries: CheckpointEntry[] = [];
-  for (const name of readdirSync(root)) {
-    const step = parseCheckpointDirName(name);
-    if (step !== undefined && statSync(join(root, name)).isDirectory()) entries.push({ step, dir: join(root, name) });
-  }
-  return entries.sort((a, b) => a.step - b.step);
-}
-
-/** The newest checkpoint that verifies; each one passed over is reported with its reason. */
-export function latestValidCheckpoint(
-  runDir: string,
-  onSkip: (entry: CheckpointEntry, reason: string) => void,
-): { entry: CheckpointEntry; manifest: CheckpointManifest } | undefined {
-  const entries = listCheckpoints(runDir);
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const result = verifyCheckpoint(entries[i].dir);
-    if (result.ok) return { entry: entries[i], manifest: result.manifest };
-    onSkip(entries[i], result.reason);
-  }
-  return undefined;
 }
 
 export interface LoadedCheckpoint {
@@ -144,16 +80,29 @@ export interface LoadedCheckpoint {
   tokenizerJson: unknown;
 }
 
-/** Verifies then reads a checkpoint folder; throws with the reason when it is not valid. */
+/** Tensors of one index + payload pair, the index checked against the payload's size first. */
+function loadTensors(dir: string, manifest: CheckpointManifest, index: 'weights.json' | 'optimizer.json', payload: 'weights.bin' | 'optimizer.bin'): Tensors {
+  const payloadBytes = manifest.files.find((f) => f.name === payload)?.bytes ?? 0;
+  const parsed = parseTensorIndex(readCheckpointFile(dir, manifest, index), payloadBytes, index);
+  return decodeTensors(parsed, readCheckpointFile(dir, manifest, payload));
+}
+
+/**
+ * Checks then reads a checkpoint folder (every file read once, its size and hash checked on the
+ * bytes used); throws CheckpointError with the reason when it is not valid.
+ */
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
-  const result = verifyCheckpoint(dir);
-  if (!result.ok) throw new Error(`Checkpoint ${dir} cannot be used: ${result.reason}.`);
-  return {
-    manifest: result.manifest,
-    weights: readTensors(join(dir, 'weights.json'), join(dir, 'weights.bin')),
-    optimizerState: readTensors(join(dir, 'optimizer.json'), join(dir, 'optimizer.bin')),
-    tokenizerJson: JSON.parse(readFileSync(join(dir, result.manifest.tokenizer), 'utf8')),
-  };
+  const result = checkCheckpoint(dir, { hashes: false });
+  if (!result.ok) throw new CheckpointError(`Checkpoint ${dir} cannot be used: ${result.reason}.`);
+  const { manifest } = result;
+  try {
+    const weights = loadTensors(dir, manifest, 'weights.json', 'weights.bin');
+    const optimizerState = loadTensors(dir, manifest, 'optimizer.json', 'optimizer.bin');
+    const tokenizerText = readCheckpointFile(dir, manifest, TOKENIZER_FILE).toString('utf8');
+    return { manifest, weights, optimizerState, tokenizerJson: JSON.parse(tokenizerText) };
+  } catch (err) {
+    throw new CheckpointError(`Checkpoint ${dir} cannot be used: ${err instanceof Error ? err.message : String(err)}.`);
+  }
 }
 
 /**
@@ -166,12 +115,9 @@ export function pruneCheckpoints(runDir: string, keep: number): number[] {
   for (const name of readdirSync(root)) {
     if (name.startsWith('.tmp-') && !name.endsWith(`-${process.pid}`)) rmSync(join(root, name), { recursive: true, force: true });
   }
-  const complete = listCheckpoints(runDir).filter((e) => existsSync(join(e.dir, 'DONE')));
-  let best: { step: number; loss: number } | undefined;
-  for (const e of complete) {
-    const loss = readEvalLoss(e.dir);
-    if (loss !== null && (!best || loss < best.loss)) best = { step: e.step, loss };
-  }
+  const complete = listCheckpointFolders(runDir).filter((f) => existsSync(join(f.dir, DONE_FILE)));
+  const ranked = complete.map((f) => ({ ...f, complete: true, evalLoss: readEvalLoss(f.dir) }));
+  const best = ranked[bestCheckpointIndex(ranked)];
   const keepSteps = new Set(complete.slice(-keep).map((e) => e.step));
   if (best) keepSteps.add(best.step);
   const removed: number[] = [];
@@ -183,11 +129,8 @@ export function pruneCheckpoints(runDir: string, keep: number): number[] {
   return removed;
 }
 
+/** The manifest's eval loss, or null when the manifest is not valid (such a folder is never best). */
 function readEvalLoss(dir: string): number | null {
-  try {
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Partial<CheckpointManifest>;
-    return typeof m.eval_loss === 'number' ? m.eval_loss : null;
-  } catch {
-    return null;
-  }
+  const check = checkCheckpoint(dir, { hashes: false });
+  return check.ok ? check.manifest.eval_loss : null;
 }

@@ -14,7 +14,9 @@ import { UsageError } from '../errors';
 import { Rng } from '../rng';
 import { BpeTokenizer } from '../tokenizer';
 import { AdamW } from './adamw';
-import { latestValidCheckpoint, loadCheckpoint, sha256, verifyCheckpoint, type CheckpointEntry, type CheckpointManifest } from './checkpoint';
+import { TOKENIZER_FILE, TOKENIZER_MAX_BYTES, type CheckpointManifest } from '../../shared/checkpoint';
+import { checkCheckpoint, latestValidCheckpoint, readRegularFile, type CheckpointFolder } from '../../shared/node/checkpoints';
+import { loadCheckpoint, sha256 } from './checkpoint';
 import { prepareData } from './prepare';
 import { readRunInfo, RunWriter } from './rundir';
 import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
@@ -97,12 +99,17 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
   }
   const writer = new RunWriter(runDir, info);
+  const notOfThisRun = (manifest: CheckpointManifest) => runMismatch(manifest, info, runDir);
   const found = opts.checkpoint
-    ? chosenCheckpoint(opts.checkpoint)
-    : latestValidCheckpoint(runDir, (entry, reason) => {
-        writer.event(entry.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${entry.step} not used: ${reason}.`, { path: entry.dir });
-        control.log(`skipping checkpoint ${entry.dir}: ${reason}`);
-      });
+    ? chosenCheckpoint(opts.checkpoint, notOfThisRun)
+    : latestValidCheckpoint(
+        runDir,
+        (folder, reason) => {
+          writer.event(folder.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${folder.step} not used: ${reason}.`, { path: folder.dir });
+          control.log(`skipping checkpoint ${folder.dir}: ${reason}`);
+        },
+        notOfThisRun,
+      );
   if (!found) throw new UsageError(`${runDir} has no complete checkpoint to resume from. Start a new run.`);
   verifyCorpus(info.data.files);
   const target = opts.steps ?? found.manifest.config.max_steps;
@@ -119,10 +126,10 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     device: undefined, // fields a torch engine may have written, dropped from run.json
     torch_version: undefined,
     gpus: undefined,
-    resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.entry.dir }],
+    resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.folder.dir }],
   });
   return runGuarded(writer, async () => {
-    const ckpt = loadCheckpoint(found.entry.dir);
+    const ckpt = loadCheckpoint(found.folder.dir);
     const config = ckpt.manifest.config;
     const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
     const shards = restoreShards(runDir, info, tokenizer, config);
@@ -130,7 +137,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     const model = SteelLM.fromWeights(config, weights);
     const optimizer = new AdamW(model.params, config);
     optimizer.load(ckpt.optimizerState, ckpt.manifest.optimizer.step);
-    writer.event(ckpt.manifest.step, 'resume', 'info', `Resumed from step ${ckpt.manifest.step} on ${backend.name}.`, { checkpoint: found.entry.dir });
+    writer.event(ckpt.manifest.step, 'resume', 'info', `Resumed from step ${ckpt.manifest.step} on ${backend.name}.`, { checkpoint: found.folder.dir });
     const session: TrainSession = {
       config,
       writer,
@@ -150,10 +157,33 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
   });
 }
 
-function chosenCheckpoint(dir: string): { entry: CheckpointEntry; manifest: CheckpointManifest } {
-  const result = verifyCheckpoint(resolve(dir));
+function chosenCheckpoint(dir: string, notOfThisRun: (m: CheckpointManifest) => string | undefined): { folder: CheckpointFolder; manifest: CheckpointManifest } {
+  const result = checkCheckpoint(resolve(dir), { hashes: true });
   if (!result.ok) throw new UsageError(`Checkpoint ${dir} cannot be used: ${result.reason}.`);
-  return { entry: { step: result.manifest.step, dir: resolve(dir) }, manifest: result.manifest };
+  const mismatch = notOfThisRun(result.manifest);
+  if (mismatch) throw new UsageError(`Checkpoint ${dir} is not from this run: ${mismatch}. Resume the run it came from, or start a new run.`);
+  return { folder: { step: result.manifest.step, dir: resolve(dir) }, manifest: result.manifest };
+}
+
+/**
+ * Why a checkpoint cannot continue this run: another run id, another tokenizer (its sha256 against
+ * the run's tokenizer.json) or other data files (their sha256s). Undefined when it can. Checkpoints
+ * written before run_id was recorded are matched by tokenizer and data alone.
+ */
+export function runMismatch(manifest: CheckpointManifest, info: RunInfo, runDir: string): string | undefined {
+  const problems: string[] = [];
+  if (manifest.run_id !== undefined && manifest.run_id !== info.id) problems.push(`run id ${manifest.run_id} (this run is ${info.id})`);
+  const runTokenizer = join(runDir, TOKENIZER_FILE);
+  if (existsSync(runTokenizer)) {
+    const ours = sha256(readRegularFile(runTokenizer, TOKENIZER_FILE, TOKENIZER_MAX_BYTES));
+    const theirs = manifest.files.find((f) => f.name === TOKENIZER_FILE)?.sha256;
+    if (theirs !== ours) problems.push(`tokenizer sha256 ${theirs?.slice(0, 12)}… (this run's is ${ours.slice(0, 12)}…)`);
+  }
+  const hashes = (files: readonly { sha256: string }[]) => files.map((f) => f.sha256).sort().join(',');
+  if (hashes(manifest.data.files) !== hashes(info.data.files)) {
+    problems.push(`data file sha256s (the checkpoint's ${manifest.data.files.length} file(s) differ from this run's ${info.data.files.length})`);
+  }
+  return problems.length ? problems.join('; ') : undefined;
 }
 
 async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {

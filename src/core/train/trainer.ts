@@ -226,6 +226,7 @@ function checkpoint(s: TrainSession, step: number, evalLoss: number | null, trai
     optimizerState.set(`v.${name}`, { shape: slot.v.shape, data: slot.v.dataSync() as Float32Array });
   }
   const dir = saveCheckpoint(s.writer.dir, {
+    run_id: s.writer.run.id,
     step,
     tokens: step * s.config.batch_size * s.config.seq_len * s.config.grad_accum,
     config: s.config,

@@ -16,7 +16,7 @@ import {
   type RunInfo,
   type SampleRecord,
 } from '../../shared/run';
-import { sameCheckpoints, scanCheckpoints, type EvalLossCache } from './checkpoints';
+import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
 import { appendRecord, kindOf, lastValue, newSeriesTable } from './series';
 import { JsonlTailer } from './tailer';
@@ -85,7 +85,7 @@ export class RunTracker {
   private info: RunInfo | undefined;
   private runJsonText = '';
   private checkpoints: CheckpointSummary[] = [];
-  private readonly evalLosses: EvalLossCache = new Map();
+  private readonly checkpointChecks: CheckpointScanCache = new Map();
   private alive: boolean | undefined;
   private dirWatcher: FSWatcher | undefined;
   private checkpointsWatcher: FSWatcher | undefined;
@@ -323,7 +323,7 @@ export class RunTracker {
   }
 
   private async scanCheckpoints(): Promise<void> {
-    const found = await scanCheckpoints(this.dir, this.evalLosses);
+    const found = await scanCheckpoints(this.dir, this.checkpointChecks);
     if (this.disposed) return;
     if (this.options.watch && !this.checkpointsWatcher) {
       // Sees step folders appear and go (pruning); DONE inside one is caught by the checkpoint event or the poll.

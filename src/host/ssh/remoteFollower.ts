@@ -11,7 +11,8 @@ import {
 import { MAX_RECORD_BYTES, RecordAssembler } from '../../shared/framing';
 import { jsonlFramer } from '../../shared/jsonl';
 import type { LogFile, PushedBatch, RunSink, RunSource } from '../runs/runTracker';
-import type { CheckpointSummary } from '../runs/types';
+import { rankingLoss } from '../../shared/checkpoint';
+import { markBest, type CheckpointSummary } from '../../shared/node/checkpoints';
 import { SshError, type RemoteProcess, type SshConnection } from './connection';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
@@ -42,13 +43,9 @@ const utf8 = new TextDecoder();
 
 const SHORT: Record<FollowedFile, LogFile> = { 'metrics.jsonl': 'metrics', 'samples.jsonl': 'samples', 'events.jsonl': 'events' };
 
-/** The protocol's checkpoint entries as the store's summaries, `best` marking the lowest eval loss. */
+/** The protocol's checkpoint entries as the store's summaries, `best` marked by the format's rule. */
 export function toCheckpointSummaries(entries: readonly CheckpointEntry[]): CheckpointSummary[] {
-  const list = entries.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, evalLoss: c.eval_loss, best: false }));
-  let best: CheckpointSummary | undefined;
-  for (const c of list) if (c.complete && c.evalLoss !== null && (!best || c.evalLoss < (best.evalLoss ?? Infinity))) best = c;
-  if (best) best.best = true;
-  return list;
+  return markBest(entries.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, evalLoss: rankingLoss(c.eval_loss), best: false })));
 }
 
 /** Records of one stdout chunk, grouped per file in order, handed over at the chunk's end. */

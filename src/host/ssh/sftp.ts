@@ -19,6 +19,23 @@ export async function statOrUndefined(sftp: SFTPWrapper, path: string): Promise<
   }
 }
 
+/**
+ * A remote file that must be a regular file (lstat: not a link, device or FIFO) of at most
+ * maxBytes, read whole; throws naming what is wrong, before reading anything otherwise.
+ */
+export async function readRemoteRegularFile(sftp: SFTPWrapper, path: string, maxBytes: number): Promise<Buffer> {
+  const st = await remoteRegularFileSize(sftp, path);
+  if (st > maxBytes) throw new Error(`${path} has ${st} bytes, more than the ${maxBytes} allowed.`);
+  return readRemoteFile(sftp, path);
+}
+
+/** The size of a remote regular file (lstat); throws when it is anything else. */
+export async function remoteRegularFileSize(sftp: SFTPWrapper, path: string): Promise<number> {
+  const st = await call<Stats>((cb) => sftp.lstat(path, cb));
+  if (!st.isFile()) throw new Error(`${path} is not a regular file${st.isSymbolicLink() ? ' (a symbolic link)' : ''}.`);
+  return st.size;
+}
+
 export function readRemoteFile(sftp: SFTPWrapper, path: string): Promise<Buffer> {
   return call<Buffer>((cb) => sftp.readFile(path, cb));
 }

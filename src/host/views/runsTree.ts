@@ -142,11 +142,11 @@ function checkpointItem(c: CheckpointSummary, remote: boolean): vscode.TreeItem 
   const parts: string[] = [];
   if (c.evalLoss !== null) parts.push(`eval ${formatNumber(c.evalLoss)}`);
   if (c.best) parts.push('★ best');
-  if (!c.complete) parts.push('incomplete');
+  if (!c.complete) parts.push(c.problem ? 'skipped' : 'incomplete');
   item.description = parts.join(' · ');
   item.iconPath = new vscode.ThemeIcon(c.complete ? (c.best ? 'star-full' : 'save') : 'circle-slash');
   item.contextValue = (c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete') + (remote ? '.remote' : '');
-  item.tooltip = c.dir;
+  item.tooltip = c.problem ? `${c.dir}\nSkipped: ${c.problem}` : c.dir;
   if (!remote) item.resourceUri = vscode.Uri.file(c.dir);
   return item;
 }
