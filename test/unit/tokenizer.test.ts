@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpeTokenizer, PRETOKENIZER_V1, SPECIAL_TOKENS, type TokenizerJSON } from '../../src/core/tokenizer';
+import { BpeTokenizer, PRETOKENIZER_V1, PRETOKENIZERS, SPECIAL_TOKENS, type TokenizerJSON } from '../../src/core/tokenizer';
 import { Rng } from '../../src/core/rng';
 
 // Poetry-like text from a small pool of common characters: 5-character lines, "，" and "。\n",
@@ -110,8 +110,28 @@ test('fromJSON rejects malformed input with a clear message', () => {
   assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: [[1, 256]] })), /merges\[0\].*below 256/);
   assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: [[1, 2], [1, 2]] })), /merges\[1\] repeats the pair/);
   assert.throws(() => BpeTokenizer.fromJSON(bad({ specials: { '<|endoftext|>': 2045 } })), /specials must be exactly/);
-  assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: 7 })), /pretokenizer must be a non-empty/);
-  assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: '(' })), /pretokenizer is not a valid/);
+  assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: 7 })), /pretokenizer must be one of qwen2-cjk-v1, got number/);
+  assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: '(' })), /pretokenizer must be one of qwen2-cjk-v1/);
+});
+
+test('pre-tokenizers are named by id: a regex from a file is never compiled, an unknown id is refused', () => {
+  const good = trained.toJSON();
+  assert.equal(good.pretokenizer, 'qwen2-cjk-v1');
+  // Catastrophic backtracking: compiled, this kept serve busy for minutes on a 42-character prompt.
+  const evil = { ...good, pretokenizer: '(a|a)+$|(\\p{L}+)+!' };
+  assert.throws(() => BpeTokenizer.fromJSON(evil), /tokenizer JSON: pretokenizer must be one of qwen2-cjk-v1, got "\(a\|a\)\+\$/);
+  assert.throws(() => BpeTokenizer.fromJSON({ ...good, pretokenizer: 'qwen2-cjk-v9' }), /must be one of qwen2-cjk-v1, got "qwen2-cjk-v9"/);
+  assert.throws(() => BpeTokenizer.fromJSON({ ...good, pretokenizer: 'toString' }), /must be one of/);
+});
+
+test('tokenizer files written before ids (carrying the v1 pattern itself) load and encode the same', () => {
+  const legacy = { ...trained.toJSON(), pretokenizer: PRETOKENIZER_V1 };
+  const loaded = BpeTokenizer.fromJSON(legacy);
+  const text = "床前明月光，疑是地上霜。\nIt's 2024 — 舉頭望明月。";
+  assert.deepEqual(loaded.encode(text), trained.encode(text));
+  assert.equal(loaded.toJSON().pretokenizer, 'qwen2-cjk-v1');
+  // A pattern that is not exactly one of ours is not "close enough".
+  assert.throws(() => BpeTokenizer.fromJSON({ ...legacy, pretokenizer: PRETOKENIZER_V1 + '|x' }), /must be one of/);
 });
 
 test('common characters of the training text become single tokens', () => {
@@ -205,7 +225,7 @@ function referenceTrain(corpus: string[], maxMerges: number): [number, number][]
 }
 
 function referenceEncode(json: TokenizerJSON, text: string): number[] {
-  return pretokenize(text, json.pretokenizer).flatMap((piece) => {
+  return pretokenize(text, PRETOKENIZERS[json.pretokenizer]).flatMap((piece) => {
     let word = [...new TextEncoder().encode(piece)];
     json.merges.forEach(([left, right], rank) => (word = applyMerge(word, left, right, 256 + rank)));
     return word;

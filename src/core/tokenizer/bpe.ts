@@ -4,10 +4,10 @@
 // merging (count >= 2), the ids between the last merge and the specials are simply never produced
 // (they decode to no bytes), so the model's embedding shape never depends on the corpus.
 
-import { compilePretokenizer, forEachPretoken, PRETOKENIZER_FLAGS, PRETOKENIZER_V1 } from './pretokenize';
+import { DEFAULT_PRETOKENIZER, forEachPretoken, PRETOKENIZER_V1, PRETOKENIZERS, pretokenizerId, pretokenizerPattern, type PretokenizerId } from './pretokenize';
 import { BYTE_TOKENS, trainMerges, type ProgressFn } from './train';
 
-export { PRETOKENIZER_V1 };
+export { PRETOKENIZER_V1, PRETOKENIZERS, type PretokenizerId };
 export const SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
 
 export interface TokenizerJSON {
@@ -18,11 +18,19 @@ export interface TokenizerJSON {
   merges: [number, number][];
   /** Special string -> id; always the last three ids, in SPECIAL_TOKENS order. */
   specials: Record<string, number>;
-  /** Pre-tokenizer regex source, compiled with flags 'gv' (format /1 fixes the flags). */
-  pretokenizer: string;
+  /** Pre-tokenizer id from PRETOKENIZERS (older files carry the pattern of one of them). */
+  pretokenizer: PretokenizerId;
 }
 
 const FORMAT = 'steelscope.tokenizer/1';
+
+/** A tokenizer file that is not one we can load; the message names the field. */
+export class TokenizerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenizerError';
+  }
+}
 const MIN_VOCAB = BYTE_TOKENS + SPECIAL_TOKENS.length;
 // Keeps pair keys (left * vocabSize + right) exact in a double and the tables a sane size.
 const MAX_VOCAB = 1 << 20;
@@ -155,7 +163,7 @@ export class BpeTokenizer {
   readonly imStartId: number;
   readonly imEndId: number;
   private readonly merges: readonly [number, number][];
-  private readonly pretokenizerSource: string;
+  private readonly pretokenizerId: PretokenizerId;
   private readonly pretokenizer: RegExp;
   /** Bytes of every id; empty for the unused ids between the merges and the specials. */
   private readonly tokenBytes: Uint8Array[];
@@ -163,14 +171,14 @@ export class BpeTokenizer {
   private readonly pieceCache = new Map<string, number[]>();
   private encodeBuffer = new Uint8Array(256);
 
-  private constructor(vocabSize: number, merges: readonly [number, number][], pretokenizerSource: string) {
+  private constructor(vocabSize: number, merges: readonly [number, number][], pretokenizer: PretokenizerId) {
     this.vocabSize = vocabSize;
     this.eotId = vocabSize - 3;
     this.imStartId = vocabSize - 2;
     this.imEndId = vocabSize - 1;
     this.merges = merges;
-    this.pretokenizerSource = pretokenizerSource;
-    this.pretokenizer = compilePretokenizer(pretokenizerSource);
+    this.pretokenizerId = pretokenizer;
+    this.pretokenizer = pretokenizerPattern(pretokenizer);
     this.tokenBytes = buildTokenBytes(vocabSize, merges);
     const mergedIdOf = new Map<number, number>();
     merges.forEach(([left, right], rank) => mergedIdOf.set(left * vocabSize + right, BYTE_TOKENS + rank));
@@ -185,8 +193,8 @@ export class BpeTokenizer {
     checkVocabSize(vocabSize);
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!(maxBytes >= 0)) throw new Error(`tokenizer: maxBytes must be >= 0, got ${maxBytes}`);
-    const merges = trainMerges(documents, vocabSize, vocabSize - MIN_VOCAB, maxBytes, compilePretokenizer(PRETOKENIZER_V1), opts.onProgress);
-    return new BpeTokenizer(vocabSize, merges, PRETOKENIZER_V1);
+    const merges = trainMerges(documents, vocabSize, vocabSize - MIN_VOCAB, maxBytes, pretokenizerPattern(DEFAULT_PRETOKENIZER), opts.onProgress);
+    return new BpeTokenizer(vocabSize, merges, DEFAULT_PRETOKENIZER);
   }
 
   /** Rebuilds a tokenizer saved by toJSON; throws an Error naming the first problem found. */
@@ -204,7 +212,7 @@ export class BpeTokenizer {
       vocab_size: this.vocabSize,
       merges: this.merges.map(([left, right]): [number, number] => [left, right]),
       specials,
-      pretokenizer: this.pretokenizerSource,
+      pretokenizer: this.pretokenizerId,
     };
   }
 
@@ -322,7 +330,7 @@ function buildTokenBytes(vocabSize: number, merges: readonly [number, number][])
 
 function checkVocabSize(vocabSize: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB || vocabSize > MAX_VOCAB) {
-    throw new Error(`tokenizer: vocab_size must be an integer in ${MIN_VOCAB}..${MAX_VOCAB}, got ${vocabSize}`);
+    throw new TokenizerError(`tokenizer: vocab_size must be an integer in ${MIN_VOCAB}..${MAX_VOCAB}, got ${vocabSize}`);
   }
 }
 
@@ -335,53 +343,49 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Checks every field of a saved tokenizer; the error names the field and what was wrong. */
-function validateTokenizerJSON(json: unknown): { vocabSize: number; merges: [number, number][]; pretokenizer: string } {
-  if (!isRecord(json)) throw new Error('tokenizer JSON: expected an object');
-  if (json.format !== FORMAT) throw new Error(`tokenizer JSON: format must be "${FORMAT}", got ${JSON.stringify(json.format)}`);
-  if (json.type !== 'byte-bpe') throw new Error(`tokenizer JSON: type must be "byte-bpe", got ${JSON.stringify(json.type)}`);
+function validateTokenizerJSON(json: unknown): { vocabSize: number; merges: [number, number][]; pretokenizer: PretokenizerId } {
+  if (!isRecord(json)) throw new TokenizerError('tokenizer JSON: expected an object');
+  if (json.format !== FORMAT) throw new TokenizerError(`tokenizer JSON: format must be "${FORMAT}", got ${JSON.stringify(json.format)}`);
+  if (json.type !== 'byte-bpe') throw new TokenizerError(`tokenizer JSON: type must be "byte-bpe", got ${JSON.stringify(json.type)}`);
   const vocabSize = json.vocab_size;
-  if (typeof vocabSize !== 'number') throw new Error('tokenizer JSON: vocab_size must be a number');
+  if (typeof vocabSize !== 'number') throw new TokenizerError('tokenizer JSON: vocab_size must be a number');
   checkVocabSize(vocabSize);
   const merges = validateMerges(json.merges, vocabSize);
   validateSpecials(json.specials, vocabSize);
-  const pretokenizer = json.pretokenizer;
-  if (typeof pretokenizer !== 'string' || pretokenizer.length === 0) {
-    throw new Error('tokenizer JSON: pretokenizer must be a non-empty regex source string');
-  }
-  try {
-    compilePretokenizer(pretokenizer);
-  } catch (error) {
-    throw new Error(`tokenizer JSON: pretokenizer is not a valid /${PRETOKENIZER_FLAGS} regex: ${(error as Error).message}`);
+  const pretokenizer = pretokenizerId(json.pretokenizer);
+  if (pretokenizer === undefined) {
+    const shown = typeof json.pretokenizer === 'string' ? JSON.stringify(json.pretokenizer.slice(0, 40)) : typeof json.pretokenizer;
+    throw new TokenizerError(`tokenizer JSON: pretokenizer must be one of ${Object.keys(PRETOKENIZERS).join(', ')}, got ${shown}`);
   }
   return { vocabSize, merges, pretokenizer };
 }
 
 function validateMerges(value: unknown, vocabSize: number): [number, number][] {
-  if (!Array.isArray(value)) throw new Error('tokenizer JSON: merges must be an array');
+  if (!Array.isArray(value)) throw new TokenizerError('tokenizer JSON: merges must be an array');
   const maxMerges = vocabSize - MIN_VOCAB;
   if (value.length > maxMerges) {
-    throw new Error(`tokenizer JSON: ${value.length} merges do not fit vocab_size ${vocabSize} (at most ${maxMerges})`);
+    throw new TokenizerError(`tokenizer JSON: ${value.length} merges do not fit vocab_size ${vocabSize} (at most ${maxMerges})`);
   }
   const seen = new Set<number>();
   return value.map((merge: unknown, rank): [number, number] => {
     const newId = BYTE_TOKENS + rank;
     const isIdBelowNew = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < newId;
     if (!Array.isArray(merge) || merge.length !== 2 || !isIdBelowNew(merge[0]) || !isIdBelowNew(merge[1])) {
-      throw new Error(`tokenizer JSON: merges[${rank}] must be [left, right] with integer ids below ${newId}, got ${JSON.stringify(merge)}`);
+      throw new TokenizerError(`tokenizer JSON: merges[${rank}] must be [left, right] with integer ids below ${newId}, got ${JSON.stringify(merge)}`);
     }
     const key = merge[0] * vocabSize + merge[1];
-    if (seen.has(key)) throw new Error(`tokenizer JSON: merges[${rank}] repeats the pair ${JSON.stringify(merge)}`);
+    if (seen.has(key)) throw new TokenizerError(`tokenizer JSON: merges[${rank}] repeats the pair ${JSON.stringify(merge)}`);
     seen.add(key);
     return [merge[0], merge[1]];
   });
 }
 
 function validateSpecials(value: unknown, vocabSize: number): void {
-  if (!isRecord(value)) throw new Error('tokenizer JSON: specials must be an object');
+  if (!isRecord(value)) throw new TokenizerError('tokenizer JSON: specials must be an object');
   const expected = SPECIAL_TOKENS.map((token, i) => `${token}=${vocabSize - SPECIAL_TOKENS.length + i}`).join(', ');
   const keys = Object.keys(value);
   const matches =
     keys.length === SPECIAL_TOKENS.length &&
     SPECIAL_TOKENS.every((token, i) => value[token] === vocabSize - SPECIAL_TOKENS.length + i);
-  if (!matches) throw new Error(`tokenizer JSON: specials must be exactly {${expected}}, got ${JSON.stringify(value)}`);
+  if (!matches) throw new TokenizerError(`tokenizer JSON: specials must be exactly {${expected}}, got ${JSON.stringify(value)}`);
 }

@@ -1,2 +1,2 @@
-export { BpeTokenizer, SPECIAL_TOKENS, PRETOKENIZER_V1 } from './bpe';
-export type { TokenizerJSON, TrainOptions } from './bpe';
+export { BpeTokenizer, SPECIAL_TOKENS, PRETOKENIZER_V1, PRETOKENIZERS, TokenizerError } from './bpe';
+export type { PretokenizerId, TokenizerJSON, TrainOptions } from './bpe';

@@ -1,6 +1,7 @@
 // The pre-tokenizer of the byte-level BPE: text is cut into pieces first, and merges never cross
-// a piece boundary. Its regex source is saved in every tokenizer.json (versioned), so a saved
-// tokenizer encodes identically later.
+// a piece boundary. A tokenizer.json names its pre-tokenizer by id from the fixed list below, so a
+// saved tokenizer encodes identically later and no regex from a file is ever compiled (a crafted
+// one could backtrack for minutes on a short prompt).
 
 export const PRETOKENIZER_FLAGS = 'gv';
 
@@ -49,6 +50,26 @@ export function forEachPretoken(text: string, pattern: RegExp, visit: (piece: st
   if (covered < text.length) visit(text.slice(covered));
 }
 
-export function compilePretokenizer(source: string): RegExp {
-  return new RegExp(source, PRETOKENIZER_FLAGS);
+/** The pre-tokenizers a tokenizer.json may name, by id. Add new ones here; never change one. */
+export const PRETOKENIZERS = { 'qwen2-cjk-v1': PRETOKENIZER_V1 } as const;
+export type PretokenizerId = keyof typeof PRETOKENIZERS;
+export const DEFAULT_PRETOKENIZER: PretokenizerId = 'qwen2-cjk-v1';
+
+function isPretokenizerId(value: unknown): value is PretokenizerId {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(PRETOKENIZERS, value);
+}
+
+/**
+ * The id a tokenizer file's `pretokenizer` field names, or undefined for anything else. Files
+ * written before ids existed carry a pattern's source itself; the exact source of a listed
+ * pattern maps to its id, so those files keep loading.
+ */
+export function pretokenizerId(value: unknown): PretokenizerId | undefined {
+  if (isPretokenizerId(value)) return value;
+  return (Object.keys(PRETOKENIZERS) as PretokenizerId[]).find((id) => PRETOKENIZERS[id] === value);
+}
+
+/** A fresh matcher (it carries lastIndex) for one of our own patterns. */
+export function pretokenizerPattern(id: PretokenizerId): RegExp {
+  return new RegExp(PRETOKENIZERS[id], PRETOKENIZER_FLAGS);
 }
