@@ -1,9 +1,11 @@
 // Shared by the integration tests: run the built CLI as a real child process, make small corpora.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { saveCheckpoint } from '../src/core/train/checkpoint';
+import { PRESETS } from '../src/shared/config';
 import { parseJsonl } from '../src/shared/jsonl';
 import { isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
 
@@ -86,4 +88,24 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A real, tiny checkpoint folder as the trainer writes it (without DONE when `done` is false); returns its path. */
+export function writeTestCheckpoint(runDir: string, step: number, evalLoss: number | null, done = true): string {
+  const w = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const dir = saveCheckpoint(runDir, {
+    step,
+    tokens: step * 100,
+    config: PRESETS.tiny,
+    data: { cursor: { seed: 1, epoch: 0, index: 0 }, files: [] },
+    rng: [1, 2, 3, 4],
+    optimizer: { step },
+    eval_loss: evalLoss,
+    train_loss: null,
+    weights: new Map([['wte', { shape: [2, 3], data: w }]]),
+    optimizerState: new Map([['m.wte', { shape: [2, 3], data: w }]]),
+    tokenizerJson: '{}',
+  });
+  if (!done) unlinkSync(join(dir, 'DONE'));
+  return dir;
 }

@@ -14,7 +14,7 @@ import {
 import { MAX_RECORD_BYTES } from '../../src/shared/framing';
 import { parseJsonl } from '../../src/shared/jsonl';
 import { isMetricRecord, RUN_FORMAT } from '../../src/shared/run';
-import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV } from '../helpers';
+import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV, writeTestCheckpoint } from '../helpers';
 
 type FileMessage = Extract<FollowMessage, { file: FollowedFile }>;
 
@@ -266,9 +266,7 @@ describe('steelscope follow', () => {
 
     const ckpt = join(dir, 'checkpoints', 'step-00000010');
     mkdirSync(join(dir, 'checkpoints', '.tmp-step-00000020'), { recursive: true }); // a save in progress is no checkpoint
-    mkdirSync(ckpt);
-    writeFileSync(join(ckpt, 'manifest.json'), JSON.stringify({ step: 10, eval_loss: 2.5 }));
-    writeFileSync(join(ckpt, 'DONE'), '');
+    writeTestCheckpoint(dir, 10, 2.5);
     const expected = [{ step: 10, dir: ckpt, complete: true, eval_loss: 2.5 }];
     await client.waitFor(() => JSON.stringify(lists().at(-1)) === JSON.stringify(expected), 'the complete checkpoint');
     assert.equal(await client.end(), 0);

@@ -9,7 +9,7 @@ import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
 import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/series';
 import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
-import { scratch } from '../helpers';
+import { scratch, writeTestCheckpoint } from '../helpers';
 
 /** A target whose pids are alive exactly when listed; nothing else is used by the store. */
 function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
@@ -115,12 +115,7 @@ test('columns grow past their initial capacity, and a field appearing late reads
 test('checkpoints: complete ones carry eval loss, best is the lowest complete one, no DONE means incomplete', async () => {
   const dir = scratch('store');
   writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ status: 'finished' })));
-  const ckpt = (step: number, evalLoss: number | null, done: boolean) => {
-    const d = join(dir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
-    mkdirSync(d, { recursive: true });
-    writeFileSync(join(d, 'manifest.json'), JSON.stringify({ step, eval_loss: evalLoss }));
-    if (done) writeFileSync(join(d, 'DONE'), '');
-  };
+  const ckpt = (step: number, evalLoss: number | null, done: boolean) => writeTestCheckpoint(dir, step, evalLoss, done);
   ckpt(10, 3.0, true);
   ckpt(20, 2.5, true);
   ckpt(30, 1.0, false); // lower, but the write never finished
