@@ -1,6 +1,7 @@
 // One flat, documented training config, saved with every run and every checkpoint.
 // Model shape follows Steel-LLM / Qwen1.5; names follow nanoGPT where one exists.
 // Shared by the CLI (validation of --set) and the extension (the Start Training picks).
+import * as v from 'valibot';
 
 export interface TrainConfig {
   // --- model (Qwen1.5-shaped decoder) ---
@@ -264,21 +265,15 @@ export function parseSetting(assignment: string): [ConfigKey, number | boolean] 
 
 /** Applies `key=value` assignments to a preset; the result is validated as a whole. */
 export function applySettings(base: TrainConfig, assignments: readonly string[]): TrainConfig {
-  const config: TrainConfig = { ...base };
-  const record = config as unknown as Record<ConfigKey, number | boolean>;
-  for (const a of assignments) {
-    const [key, value] = parseSetting(a);
-    record[key] = value;
-  }
+  const config: TrainConfig = { ...base, ...Object.fromEntries(assignments.map(parseSetting)) };
   validateConfig(config);
   return config;
 }
 
-/** Checks every key's type and bounds, then the shapes that must agree with each other. */
-export function validateConfig(config: TrainConfig): void {
-  const record = config as unknown as Record<string, unknown>;
-  for (const key of Object.keys(CONFIG_SPEC) as ConfigKey[]) {
-    const spec = CONFIG_SPEC[key];
+/** Checks every key's type and bounds, then the shapes that must agree with each other; throws ConfigError. */
+export function validateConfig(value: object): asserts value is TrainConfig {
+  const record: Record<string, unknown> = { ...value };
+  for (const [key, spec] of Object.entries(CONFIG_SPEC)) {
     const value = record[key];
     const ok =
       spec.kind === 'bool'
@@ -293,19 +288,39 @@ export function validateConfig(config: TrainConfig): void {
   for (const key of Object.keys(record)) {
     if (!isKey(key)) throw new ConfigError(key, `Unknown config key "${key}".`);
   }
-  if (config.n_embd % config.n_head !== 0) {
-    throw new ConfigError('n_head', `n_embd (${config.n_embd}) must be divisible by n_head (${config.n_head}).`);
+  // Every key is a number of its bounds now (tie_embeddings aside, which is not read here).
+  const n = (key: ConfigKey) => Number(record[key]);
+  if (n('n_embd') % n('n_head') !== 0) {
+    throw new ConfigError('n_head', `n_embd (${n('n_embd')}) must be divisible by n_head (${n('n_head')}).`);
   }
-  if ((config.n_embd / config.n_head) % 2 !== 0) {
-    throw new ConfigError('n_head', `head_dim = n_embd / n_head = ${config.n_embd / config.n_head} must be even for rotary positions.`);
+  if ((n('n_embd') / n('n_head')) % 2 !== 0) {
+    throw new ConfigError('n_head', `head_dim = n_embd / n_head = ${n('n_embd') / n('n_head')} must be even for rotary positions.`);
   }
-  if (config.n_head % config.n_kv_head !== 0) {
-    throw new ConfigError('n_kv_head', `n_kv_head (${config.n_kv_head}) must divide n_head (${config.n_head}).`);
+  if (n('n_head') % n('n_kv_head') !== 0) {
+    throw new ConfigError('n_kv_head', `n_kv_head (${n('n_kv_head')}) must divide n_head (${n('n_head')}).`);
   }
-  if (config.min_lr > config.lr) {
-    throw new ConfigError('min_lr', `min_lr (${config.min_lr}) must not exceed lr (${config.lr}).`);
+  if (n('min_lr') > n('lr')) {
+    throw new ConfigError('min_lr', `min_lr (${n('min_lr')}) must not exceed lr (${n('lr')}).`);
   }
 }
+
+/** What is wrong with a config read from a file or a pipe (ConfigError's message), or undefined. */
+export function configProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected a config object';
+  try {
+    validateConfig(value);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+}
+
+/** A config as run.json, a manifest or `serve` carries it: every key of its type and bounds. */
+export const TrainConfigSchema = v.custom<TrainConfig>(
+  (value) => configProblem(value) === undefined,
+  (issue) => configProblem(issue.input) ?? 'expected a config object',
+);
 
 export function headDim(config: TrainConfig): number {
   return config.n_embd / config.n_head;

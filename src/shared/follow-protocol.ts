@@ -7,8 +7,8 @@
 // Messages (stdout):
 //   {"ready":true,"protocol":"steelscope.follow/1","dir":"/abs/run","from":{"metrics.jsonl":0,…}}
 //                 once, first: the run folder as the host resolved it and the offsets it starts at
-//   {"run":{…}}   the parsed run.json (a RunInfo): once at start if it exists, then whenever its
-//                 content changes (it is rewritten by atomic rename)
+//   {"run":{…}}   run.json's object as read: once at start if it exists, then whenever its content
+//                 changes (it is rewritten by atomic rename); the client checks it (observeRunInfo)
 //   {"checkpoints":[{"step":10,"dir":"/abs/run/checkpoints/step-00000010","complete":true,"eval_loss":2.1|null}]}
 //                 every step-NNNNNNNN folder by ascending step: once at start, then on any change
 //   {"file":"metrics.jsonl","offset":1234,"record":{…}}
@@ -34,77 +34,66 @@
 // connection, runs `follow --from '<encodeFollowOffsets(offsets)>'`; records after those offsets
 // arrive, none repeated and none lost. Stops: stdin EOF, SIGTERM/SIGINT, or the channel closing
 // (exit code 0).
-import { isEventRecord, isMetricRecord, isRunInfo, isSampleRecord, type EventRecord, type MetricRecord, type RunInfo, type SampleRecord } from './run';
+import * as v from 'valibot';
+import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo } from './run';
+import { bool, int, nonNegativeInt, oneOf, parseOrUndefined, str, type Output } from './schema';
 
 export const FOLLOW_PROTOCOL = 'steelscope.follow/1';
 
 export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl'] as const;
 export type FollowedFile = (typeof FOLLOWED_FILES)[number];
+const FollowedFileSchema = oneOf(FOLLOWED_FILES);
 
 /** Byte offset just past the last line the client has, per file; a missing file means 0. */
-export type FollowOffsets = Record<FollowedFile, number>;
-
-export interface FollowReadyMessage {
-  ready: true;
-  protocol: typeof FOLLOW_PROTOCOL;
-  dir: string;
-  from: FollowOffsets;
-}
-
-export interface RunMessage {
-  run: RunInfo;
-}
-
-export interface CheckpointEntry {
-  step: number;
-  /** Absolute path on the host that runs the follower. */
-  dir: string;
-  /** DONE exists (hashes are checked only when a checkpoint is loaded). */
-  complete: boolean;
-  /** manifest.json's eval_loss of a complete checkpoint; null when absent or not finite. */
-  eval_loss: number | null;
-}
-
-export interface CheckpointsMessage {
-  checkpoints: CheckpointEntry[];
-}
-
-interface RecordTypes {
-  'metrics.jsonl': MetricRecord;
-  'samples.jsonl': SampleRecord;
-  'events.jsonl': EventRecord;
-}
-
-export type RecordMessage = { [F in FollowedFile]: { file: F; offset: number; record: RecordTypes[F] } }[FollowedFile];
-
-export interface MalformedMessage {
-  file: FollowedFile;
-  offset: number;
-  malformed: true;
-}
-
-export interface ResetMessage {
-  reset: FollowedFile;
-}
-
-export interface HeartbeatMessage {
-  heartbeat: true;
-  t: number;
-  offsets: FollowOffsets;
-}
-
-export interface FollowErrorMessage {
-  error: { message: string };
-}
-
-export type FollowMessage = FollowReadyMessage | RunMessage | CheckpointsMessage | RecordMessage | MalformedMessage | ResetMessage | HeartbeatMessage | FollowErrorMessage;
+const FollowOffsetsSchema = v.object({ 'metrics.jsonl': nonNegativeInt, 'samples.jsonl': nonNegativeInt, 'events.jsonl': nonNegativeInt });
+export type FollowOffsets = Output<typeof FollowOffsetsSchema>;
 
 /** The record shape of each file: the same checks every local reader applies. */
-export const RECORD_VALIDATORS: { [F in FollowedFile]: (value: unknown) => value is RecordTypes[F] } = {
-  'metrics.jsonl': isMetricRecord,
-  'samples.jsonl': isSampleRecord,
-  'events.jsonl': isEventRecord,
+export const RECORD_VALIDATORS = { 'metrics.jsonl': isMetricRecord, 'samples.jsonl': isSampleRecord, 'events.jsonl': isEventRecord };
+
+type Guarded<G> = G extends (value: unknown) => value is infer T ? T : never;
+type RecordOf<F extends FollowedFile> = Guarded<(typeof RECORD_VALIDATORS)[F]>;
+
+const recordMessage = <F extends FollowedFile>(file: F) =>
+  v.object({ file: v.literal(file), offset: nonNegativeInt, record: v.custom<RecordOf<F>>(RECORD_VALIDATORS[file]) });
+
+const CheckpointEntrySchema = v.object({
+  step: int,
+  /** Absolute path on the host that runs the follower. */
+  dir: str,
+  /** DONE exists (hashes are checked only when a checkpoint is loaded). */
+  complete: bool,
+  /** manifest.json's eval_loss of a complete checkpoint; null when absent or not finite. */
+  eval_loss: v.nullable(v.number()),
+});
+export type CheckpointEntry = Output<typeof CheckpointEntrySchema>;
+
+/** Every message, by the key that tells it apart (asFollowMessage picks the schema by it). */
+const MESSAGES = {
+  ready: v.object({ ready: v.literal(true), protocol: v.literal(FOLLOW_PROTOCOL), dir: str, from: FollowOffsetsSchema }),
+  /** Sent as run.json's object; read as what observeRunInfo makes of it (a bad field is reported, not fatal). */
+  run: v.object({ run: v.pipe(v.unknown(), v.transform(observeRunInfo)) }),
+  checkpoints: v.object({ checkpoints: v.array(CheckpointEntrySchema) }),
+  record: v.union([recordMessage('metrics.jsonl'), recordMessage('samples.jsonl'), recordMessage('events.jsonl')]),
+  malformed: v.object({ file: FollowedFileSchema, offset: nonNegativeInt, malformed: v.literal(true) }),
+  reset: v.object({ reset: FollowedFileSchema }),
+  heartbeat: v.object({ heartbeat: v.literal(true), t: v.number(), offsets: FollowOffsetsSchema }),
+  error: v.object({ error: v.object({ message: str }) }),
 };
+type MessageSchema = (typeof MESSAGES)[keyof typeof MESSAGES];
+
+/** A message as the client holds it, checked. */
+export type FollowMessage = Output<MessageSchema>;
+/** A message as the follower writes it (run: run.json's object as read). */
+export type FollowLine = v.InferInput<MessageSchema>;
+export type FollowReadyMessage = Output<typeof MESSAGES.ready>;
+export type RunMessage = Output<typeof MESSAGES.run>;
+export type CheckpointsMessage = Output<typeof MESSAGES.checkpoints>;
+export type RecordMessage = Output<typeof MESSAGES.record>;
+export type MalformedMessage = Output<typeof MESSAGES.malformed>;
+export type ResetMessage = Output<typeof MESSAGES.reset>;
+export type HeartbeatMessage = Output<typeof MESSAGES.heartbeat>;
+export type FollowErrorMessage = Output<typeof MESSAGES.error>;
 
 type Json = Record<string, unknown>;
 
@@ -113,11 +102,11 @@ function isObject(value: unknown): value is Json {
 }
 
 export function isFollowedFile(value: unknown): value is FollowedFile {
-  return typeof value === 'string' && (FOLLOWED_FILES as readonly string[]).includes(value);
+  return v.is(FollowedFileSchema, value);
 }
 
 function isOffset(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0;
+  return v.is(nonNegativeInt, value);
 }
 
 export function emptyOffsets(): FollowOffsets {
@@ -157,38 +146,23 @@ export function encodeRecordMessage(file: FollowedFile, offset: number, recordJs
   return `{"file":${JSON.stringify(file)},"offset":${offset},"record":${recordJson}}`;
 }
 
-function isCheckpointEntry(value: unknown): value is CheckpointEntry {
-  if (!isObject(value)) return false;
-  const loss = value.eval_loss;
-  return Number.isSafeInteger(value.step) && typeof value.dir === 'string' && typeof value.complete === 'boolean' && (loss === null || typeof loss === 'number');
-}
-
-function asFileMessage(value: Json): RecordMessage | MalformedMessage | undefined {
-  const file = value.file;
-  if (!isFollowedFile(file) || !isOffset(value.offset)) return undefined;
-  if (value.malformed === true) return value as unknown as MalformedMessage;
-  return RECORD_VALIDATORS[file](value.record) ? (value as unknown as RecordMessage) : undefined;
-}
-
-function isOffsets(value: unknown): value is FollowOffsets {
-  return isObject(value) && FOLLOWED_FILES.every((f) => isOffset(value[f]));
+/** The schema a parsed line must fit, chosen by the key that tells the messages apart. */
+function schemaFor(value: Json): MessageSchema | undefined {
+  if ('file' in value) return value.malformed === true ? MESSAGES.malformed : MESSAGES.record;
+  if (value.ready === true) return MESSAGES.ready;
+  if ('run' in value) return MESSAGES.run;
+  if ('checkpoints' in value) return MESSAGES.checkpoints;
+  if ('reset' in value) return MESSAGES.reset;
+  if (value.heartbeat === true) return MESSAGES.heartbeat;
+  if ('error' in value) return MESSAGES.error;
+  return undefined;
 }
 
 /** Checks a parsed stdout line of the follower; undefined when it is no message of this protocol. */
 export function asFollowMessage(value: unknown): FollowMessage | undefined {
   if (!isObject(value)) return undefined;
-  if ('file' in value) return asFileMessage(value);
-  if (value.ready === true) {
-    return value.protocol === FOLLOW_PROTOCOL && typeof value.dir === 'string' && isOffsets(value.from) ? (value as unknown as FollowReadyMessage) : undefined;
-  }
-  if ('run' in value) return isRunInfo(value.run) ? (value as unknown as RunMessage) : undefined;
-  if ('checkpoints' in value) {
-    return Array.isArray(value.checkpoints) && value.checkpoints.every(isCheckpointEntry) ? (value as unknown as CheckpointsMessage) : undefined;
-  }
-  if ('reset' in value) return isFollowedFile(value.reset) ? (value as unknown as ResetMessage) : undefined;
-  if (value.heartbeat === true) return typeof value.t === 'number' && isOffsets(value.offsets) ? (value as unknown as HeartbeatMessage) : undefined;
-  if (isObject(value.error)) return typeof value.error.message === 'string' ? (value as unknown as FollowErrorMessage) : undefined;
-  return undefined;
+  const schema = schemaFor(value);
+  return schema && parseOrUndefined(schema, value);
 }
 
 /** parse + asFollowMessage for one stdout line. */

@@ -10,12 +10,15 @@
 // JSON has no NaN or Infinity; a non-finite metric is written as the string "NaN",
 // "Infinity" or "-Infinity" so an observer can show it instead of dropping it (Python's bare
 // tokens are read as those strings: src/shared/jsonl.ts). Lines are read by src/shared/jsonl.ts.
-import type { TrainConfig } from './config';
+import * as v from 'valibot';
+import { TrainConfigSchema } from './config';
+import { arr, int, nonNegativeInt, oneOf, openObj, parseAs, str, type Output, type Parsed } from './schema';
 
 export const RUN_FORMAT = 'steelscope.run/1';
 export const CHECKPOINT_FORMAT = 'steelscope.checkpoint/1';
 
-export type RunStatus = 'starting' | 'running' | 'stopping' | 'finished' | 'failed' | 'stopped';
+export const RUN_STATUSES = ['starting', 'running', 'stopping', 'finished', 'failed', 'stopped'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /**
  * The statuses in which run.json says a trainer holds the run: its pid is checked for life, and it
@@ -27,40 +30,99 @@ export function isActiveStatus(status: RunStatus): boolean {
   return ACTIVE_STATUSES.includes(status);
 }
 
-export interface DataFileRecord {
-  path: string;
-  sha256: string;
-  bytes: number;
-}
-
-export interface RunInfo {
-  format: typeof RUN_FORMAT;
-  id: string;
-  name: string;
-  createdAt: string;
-  host: string;
-  pid: number;
-  status: RunStatus;
-  step: number;
-  config: TrainConfig;
-  /** kernels (wasm): which of our kernels run, on how many threads; written since format 1's second release, so optional. */
-  backend: { name: string; skipped: { name: string; reason: string }[]; kernels?: string };
-  data: { input: string; files: DataFileRecord[]; shards?: DataFileRecord[] };
-  resumes: { at: string; step: number; pid: number; checkpoint: string }[];
-  exit: { code: number; reason: string; at: string } | null;
-  // Written since the PyTorch engine (optional: older runs lack them). engine: which one trains
-  // (TensorFlow.js or PyTorch); device: cpu, cuda, mps (torch) or the tfjs backend's; precision:
-  // fp32, bf16 or fp16; world_size: processes (torchrun ranks); gpus: device names.
-  engine?: EngineName;
-  device?: string;
-  precision?: string;
-  world_size?: number;
-  torch_version?: string;
-  gpus?: string[];
-}
-
 export const ENGINE_NAMES = ['tfjs', 'torch'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
+
+const DataFileSchema = v.object({ path: str, sha256: str, bytes: nonNegativeInt });
+export type DataFileRecord = Output<typeof DataFileSchema>;
+
+/** What makes a run.json a run: without these (or with a bad one) it is not read at all. */
+const RUN_IDENTITY = {
+  format: v.literal(RUN_FORMAT, `expected "${RUN_FORMAT}"`),
+  id: str,
+  status: oneOf(RUN_STATUSES),
+  /** The trainer's process; a run is signalled only through it, so it is never guessed. */
+  pid: v.pipe(int, v.minValue(1, 'expected a positive integer')),
+};
+
+/** Shown in lists and tooltips; a bad one is replaced by a default and reported (observeRunInfo). */
+const RUN_DISPLAY = { name: str, createdAt: str, host: str, step: nonNegativeInt };
+
+/** What the trainer needs to resume; an observer does without a bad one (reported). */
+const RUN_DETAILS = {
+  config: TrainConfigSchema,
+  /** kernels (wasm): which of our kernels run, on how many threads; since format 1's second release, so optional. */
+  backend: v.object({ name: str, skipped: arr(v.object({ name: str, reason: str })), kernels: v.optional(str) }),
+  data: v.object({ input: str, files: arr(DataFileSchema), shards: v.optional(arr(DataFileSchema)) }),
+  resumes: arr(v.object({ at: str, step: nonNegativeInt, pid: int, checkpoint: str })),
+  exit: v.nullable(v.object({ code: int, reason: str, at: str })),
+};
+
+/**
+ * Written since the PyTorch engine (optional: older runs lack them). engine: which one trains
+ * (TensorFlow.js or PyTorch); device: cpu, cuda, mps (torch) or the tfjs backend's; precision:
+ * fp32, bf16 or fp16; world_size: processes (torchrun ranks); gpus: device names.
+ */
+const RUN_ENGINE = {
+  engine: v.optional(oneOf(ENGINE_NAMES)),
+  device: v.optional(str),
+  precision: v.optional(str),
+  world_size: v.optional(v.pipe(int, v.minValue(1, 'expected a positive integer'))),
+  torch_version: v.optional(str),
+  gpus: v.optional(arr(str)),
+};
+
+/**
+ * run.json as our trainers write it. Open: other writers (the PyTorch engine) add fields of their
+ * own, which are kept when the file is rewritten (by a resume, say).
+ */
+export const RunInfoSchema = openObj({ ...RUN_IDENTITY, ...RUN_DISPLAY, ...RUN_DETAILS, ...RUN_ENGINE });
+export type RunInfo = Output<typeof RunInfoSchema>;
+
+/** run.json as an observer holds it: defaults for bad display fields, details only where readable. */
+export const ObservedRunSchema = openObj({
+  ...RUN_IDENTITY,
+  ...RUN_DISPLAY,
+  ...v.partial(v.object(RUN_DETAILS)).entries,
+  ...RUN_ENGINE,
+});
+export type ObservedRun = Output<typeof ObservedRunSchema>;
+
+/** The whole run.json, every field checked: what a trainer needs to resume a run. */
+export function parseRunInfo(value: unknown, root = 'run.json'): Parsed<RunInfo> {
+  return parseAs(RunInfoSchema, value, root);
+}
+
+export type Observed = { ok: true; run: ObservedRun; problems: string[] } | { ok: false; error: string };
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * run.json for the Runs view, the dashboard and `follow`: validated and normalised once, when read.
+ * A bad display field gets a default (name: the id; step: 0; others: empty) and a bad detail is
+ * left out, each reported in `problems` ("run.json: name: expected a string; shown as …"), so one
+ * careless writer costs that run a note, never the list or a compared dashboard. Without a valid
+ * format, id, status and pid it is not a run (`error`).
+ */
+export function observeRunInfo(value: unknown): Observed {
+  const identity = parseAs(v.looseObject(RUN_IDENTITY, 'expected an object'), value, 'run.json');
+  if (!identity.ok || !isRecord(value)) return { ok: false, error: identity.ok ? 'run.json: expected an object' : identity.error };
+  const fixed: Record<string, unknown> = { ...value };
+  const problems: string[] = [];
+  const defaults = new Map<string, unknown>([['name', identity.value.id], ['createdAt', ''], ['host', ''], ['step', 0]]);
+  for (const [key, schema] of Object.entries<v.GenericSchema>({ ...RUN_DISPLAY, ...RUN_DETAILS, ...RUN_ENGINE })) {
+    const fallback = defaults.get(key);
+    if (fallback === undefined && value[key] === undefined) continue; // a detail a foreign writer does not write
+    const field = parseAs(schema, value[key], `run.json: ${key}`);
+    if (field.ok) continue;
+    if (fallback === undefined) delete fixed[key];
+    else fixed[key] = fallback;
+    problems.push(`${field.error}; ${fallback === undefined ? 'left out' : `shown as ${JSON.stringify(fallback)}`}.`);
+  }
+  const run = parseAs(ObservedRunSchema, fixed, 'run.json');
+  return run.ok ? { ok: true, run: run.value, problems } : run;
+}
 
 export type MetricValue = number | 'NaN' | 'Infinity' | '-Infinity';
 
@@ -134,6 +196,3 @@ export function isEventRecord(value: unknown): value is EventRecord {
   return isObject(value) && Number.isInteger(value.step) && typeof value.kind === 'string' && typeof value.message === 'string';
 }
 
-export function isRunInfo(value: unknown): value is RunInfo {
-  return isObject(value) && value.format === RUN_FORMAT && typeof value.id === 'string' && typeof value.status === 'string';
-}

@@ -14,98 +14,107 @@
 //                 line had no readable id; also the single line of a server that could not start)
 // Requests run one at a time in arrival order; a cancel acts at once on the running or a queued
 // generate (a queued one is answered with done/cancelled and never runs).
-import { validateConfig, type TrainConfig } from './config';
+import * as v from 'valibot';
+import { TrainConfigSchema } from './config';
+import { describeIssue, int, intRange, num, oneOf, parseOrUndefined, str, type Output } from './schema';
 
 export const SERVE_PROTOCOL = 'steelscope.serve/1';
 
-export type RequestId = number | string;
-export type ChatRole = 'system' | 'user' | 'assistant';
-export const CHAT_ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
+const RequestIdSchema = v.union([num, str], 'expected a number or a string');
+export type RequestId = Output<typeof RequestIdSchema>;
+export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
+export type ChatRole = (typeof CHAT_ROLES)[number];
 
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
-
-/** Exactly one of prompt (raw text; ChatML specials in it are honoured) and messages. */
-export interface GenerateParams {
-  prompt?: string;
-  messages?: ChatMessage[];
-  /** Tokens to generate at most (default 256). */
-  max_tokens?: number;
-  /** 0 = greedy (default 0.8). */
-  temperature?: number;
-  /** 0 = off (default 40). */
-  top_k?: number;
-  /** In (0, 1]; 1 = off (default 0.95). */
-  top_p?: number;
-  /** > 0; 1 = off (default 1), as in Hugging Face. */
-  repetition_penalty?: number;
-  /** Unsigned 32-bit seed; omitted: a random one, reported in the done message. */
-  seed?: number;
-  /** Text that ends generation (reason "stop"); the text returned stops before it. */
-  stop?: string[];
-}
-
-export interface GenerateRequest {
-  id: RequestId;
-  method: 'generate';
-  params: GenerateParams;
-}
-
-export interface CancelRequest {
-  id: RequestId;
-  method: 'cancel';
-  params: { target: RequestId };
-}
-
-export type ServeRequest = GenerateRequest | CancelRequest;
+const ChatMessageSchema = v.strictObject({ role: oneOf(CHAT_ROLES), content: str }, 'expected {role, content}');
+export type ChatMessage = Output<typeof ChatMessageSchema>;
 
 export const GENERATE_DEFAULTS = { max_tokens: 256, temperature: 0.8, top_k: 40, top_p: 0.95, repetition_penalty: 1 } as const;
 export const MAX_STOP_STRINGS = 16;
 
-export interface ReadyMessage {
-  ready: true;
-  protocol: typeof SERVE_PROTOCOL;
-  /** The checkpoint folder that was loaded. */
-  checkpoint: string;
-  step: number;
-  config: TrainConfig;
-  backend: string;
-}
+const atLeast = (min: number, expected: string) => v.pipe(num, v.minValue(min, expected));
+const above = (min: number, expected: string) => v.pipe(num, v.gtValue(min, expected));
 
-export interface TokenMessage {
-  id: RequestId;
-  token: string;
-}
+/** Exactly one of prompt (raw text; ChatML specials in it are honoured) and messages. */
+const GenerateParamsSchema = v.strictObject(
+  {
+    prompt: v.optional(str),
+    messages: v.optional(v.pipe(v.array(ChatMessageSchema, 'expected an array'), v.nonEmpty('expected a non-empty array'))),
+    /** Tokens to generate at most (default 256). */
+    max_tokens: v.optional(intRange(1, 1_000_000)),
+    /** 0 = greedy (default 0.8). */
+    temperature: v.optional(atLeast(0, 'expected a number >= 0')),
+    /** 0 = off (default 40). */
+    top_k: v.optional(v.pipe(int, v.minValue(0, 'expected an integer >= 0'))),
+    /** In (0, 1]; 1 = off (default 0.95). */
+    top_p: v.optional(v.pipe(above(0, 'expected a number in (0, 1]'), v.maxValue(1, 'expected a number in (0, 1]'))),
+    /** > 0; 1 = off (default 1), as in Hugging Face. */
+    repetition_penalty: v.optional(above(0, 'expected a number > 0')),
+    /** Unsigned 32-bit seed; omitted: a random one, reported in the done message. */
+    seed: v.optional(intRange(0, 0xffffffff)),
+    /** Text that ends generation (reason "stop"); the text returned stops before it. */
+    stop: v.optional(
+      v.pipe(
+        v.array(v.pipe(v.string('expected a non-empty string'), v.nonEmpty('expected a non-empty string')), 'expected an array'),
+        v.maxLength(MAX_STOP_STRINGS, `expected at most ${MAX_STOP_STRINGS} strings`),
+      ),
+    ),
+  },
+  'expected an object',
+);
+export type GenerateParams = Output<typeof GenerateParamsSchema>;
 
-export type FinishReason = 'length' | 'stop' | 'eos' | 'cancelled';
-export const FINISH_REASONS: readonly FinishReason[] = ['length', 'stop', 'eos', 'cancelled'];
+/** Checked before the fields, so that "both" or "neither" is said as such. */
+const GenerateParamsCheck = v.pipe(
+  v.looseObject({}, '"params" must be an object.'),
+  v.check((params) => ('prompt' in params) !== ('messages' in params), 'generate needs exactly one of params.prompt and params.messages.'),
+  GenerateParamsSchema,
+);
 
-export interface DoneMessage {
-  id: RequestId;
-  done: true;
-  /** Everything generated (the concatenation of the token messages), stop string excluded. */
-  text: string;
-  reason: FinishReason;
-  /** Ids of the rendered prompt. */
-  prompt_tokens: number;
-  /** Ids sampled, including an end-of-sequence id or the ids of a stop string. */
-  completion_tokens: number;
-  /** The seed that was used: the request's, or the random one drawn for it. */
-  seed: number;
-}
+const CancelParamsSchema = v.strictObject({ target: RequestIdSchema }, 'expected an object');
 
-export interface CancelResult {
-  id: RequestId;
-  result: { target: RequestId; cancelled: boolean };
-}
+const REQUESTS = {
+  generate: v.object({ id: RequestIdSchema, method: v.literal('generate'), params: GenerateParamsCheck }),
+  cancel: v.object({ id: RequestIdSchema, method: v.literal('cancel'), params: CancelParamsSchema }),
+};
+export type GenerateRequest = Output<typeof REQUESTS.generate>;
+export type CancelRequest = Output<typeof REQUESTS.cancel>;
+export type ServeRequest = GenerateRequest | CancelRequest;
 
-export interface ErrorMessage {
-  id: RequestId | null;
-  error: { message: string };
-}
+export const FINISH_REASONS = ['length', 'stop', 'eos', 'cancelled'] as const;
+export type FinishReason = (typeof FINISH_REASONS)[number];
 
+const MESSAGES = {
+  ready: v.object({
+    ready: v.literal(true),
+    protocol: v.literal(SERVE_PROTOCOL),
+    /** The checkpoint folder that was loaded. */
+    checkpoint: str,
+    step: int,
+    config: TrainConfigSchema,
+    backend: str,
+  }),
+  token: v.object({ id: RequestIdSchema, token: str }),
+  done: v.object({
+    id: RequestIdSchema,
+    done: v.literal(true),
+    /** Everything generated (the concatenation of the token messages), stop string excluded. */
+    text: str,
+    reason: oneOf(FINISH_REASONS),
+    /** Ids of the rendered prompt. */
+    prompt_tokens: int,
+    /** Ids sampled, including an end-of-sequence id or the ids of a stop string. */
+    completion_tokens: int,
+    /** The seed that was used: the request's, or the random one drawn for it. */
+    seed: int,
+  }),
+  result: v.object({ id: RequestIdSchema, result: v.object({ target: RequestIdSchema, cancelled: v.boolean() }) }),
+  error: v.object({ id: v.nullable(RequestIdSchema), error: v.object({ message: str }) }),
+};
+export type ReadyMessage = Output<typeof MESSAGES.ready>;
+export type TokenMessage = Output<typeof MESSAGES.token>;
+export type DoneMessage = Output<typeof MESSAGES.done>;
+export type CancelResult = Output<typeof MESSAGES.result>;
+export type ErrorMessage = Output<typeof MESSAGES.error>;
 export type ServeMessage = ReadyMessage | TokenMessage | DoneMessage | CancelResult | ErrorMessage;
 
 export type ParsedRequest = { ok: true; request: ServeRequest } | { ok: false; id: RequestId | null; message: string };
@@ -117,66 +126,22 @@ function isObject(value: unknown): value is Json {
 }
 
 export function isRequestId(value: unknown): value is RequestId {
-  return (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'string';
+  return v.is(RequestIdSchema, value);
 }
 
-class RequestError extends Error {}
-
-function fail(message: string): never {
-  throw new RequestError(message);
-}
-
-function optionalNumber(params: Json, key: string, ok: (n: number) => boolean, what: string): void {
-  const value = params[key];
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) fail(`params.${key} must be ${what}, got ${JSON.stringify(value)}.`);
-}
-
-function checkMessages(value: unknown): void {
-  if (!Array.isArray(value) || value.length === 0) fail('params.messages must be a non-empty array of {role, content}.');
-  value.forEach((m: unknown, i) => {
-    if (!isObject(m) || !CHAT_ROLES.includes(m.role as ChatRole) || typeof m.content !== 'string') {
-      fail(`params.messages[${i}] must be {"role": ${CHAT_ROLES.map((r) => `"${r}"`).join('|')}, "content": string}.`);
-    }
-    const extra = Object.keys(m).find((k) => k !== 'role' && k !== 'content');
-    if (extra !== undefined) fail(`params.messages[${i}] has an unknown key "${extra}".`);
-  });
-}
-
-const GENERATE_KEYS = ['prompt', 'messages', 'max_tokens', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'seed', 'stop'];
-
-function checkGenerateParams(params: Json): GenerateParams {
-  const unknown = Object.keys(params).find((k) => !GENERATE_KEYS.includes(k));
-  if (unknown !== undefined) fail(`Unknown generate parameter "${unknown}". Allowed: ${GENERATE_KEYS.join(', ')}.`);
-  if ((params.prompt === undefined) === (params.messages === undefined)) fail('generate needs exactly one of params.prompt and params.messages.');
-  if (params.prompt !== undefined && typeof params.prompt !== 'string') fail('params.prompt must be a string.');
-  if (params.messages !== undefined) checkMessages(params.messages);
-  const int = Number.isInteger;
-  optionalNumber(params, 'max_tokens', (n) => int(n) && n >= 1 && n <= 1_000_000, 'an integer in 1..1000000');
-  optionalNumber(params, 'temperature', (n) => n >= 0, 'a number >= 0');
-  optionalNumber(params, 'top_k', (n) => int(n) && n >= 0, 'an integer >= 0');
-  optionalNumber(params, 'top_p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
-  optionalNumber(params, 'repetition_penalty', (n) => n > 0, 'a number > 0');
-  optionalNumber(params, 'seed', (n) => int(n) && n >= 0 && n <= 0xffffffff, 'an integer in 0..4294967295');
-  const stop = params.stop;
-  if (stop !== undefined) {
-    const ok = Array.isArray(stop) && stop.length <= MAX_STOP_STRINGS && stop.every((s) => typeof s === 'string' && s.length > 0);
-    if (!ok) fail(`params.stop must be an array of at most ${MAX_STOP_STRINGS} non-empty strings.`);
+/** The first problem of a request, in words a client can act on. */
+function checkRequest(value: unknown): ParsedRequest {
+  if (!isObject(value)) return { ok: false, id: null, message: 'A request must be a JSON object.' };
+  if (!isRequestId(value.id)) return { ok: false, id: null, message: 'A request needs an "id" (number or string).' };
+  const id = value.id;
+  const method = value.method;
+  if (method !== 'generate' && method !== 'cancel') {
+    return { ok: false, id, message: `Unknown method ${JSON.stringify(method)}; the methods are "generate" and "cancel".` };
   }
-  return params as GenerateParams;
-}
-
-function checkRequest(value: unknown): ServeRequest {
-  if (!isObject(value)) fail('A request must be a JSON object.');
-  if (!isRequestId(value.id)) fail('A request needs an "id" (number or string).');
-  const params = value.params ?? {};
-  if (!isObject(params)) fail('"params" must be an object.');
-  if (value.method === 'generate') return { id: value.id, method: 'generate', params: checkGenerateParams(params) };
-  if (value.method === 'cancel') {
-    if (!isRequestId(params.target)) fail('cancel needs params.target, the id of the request to stop.');
-    return { id: value.id, method: 'cancel', params: { target: params.target } };
-  }
-  return fail(`Unknown method ${JSON.stringify(value.method)}; the methods are "generate" and "cancel".`);
+  const result = v.safeParse(REQUESTS[method], { ...value, params: value.params ?? {} }, { abortEarly: true });
+  if (result.success) return { ok: true, request: result.output };
+  const issue = result.issues[0];
+  return { ok: false, id, message: issue.type === 'check' || issue.type === 'loose_object' ? issue.message : describeIssue(issue, 'request') };
 }
 
 /** Parses and checks one request line; a failure keeps the id when one could be read. */
@@ -187,45 +152,24 @@ export function parseServeRequest(line: string): ParsedRequest {
   } catch (err) {
     return { ok: false, id: null, message: `Not valid JSON: ${(err as Error).message}` };
   }
-  try {
-    return { ok: true, request: checkRequest(value) };
-  } catch (err) {
-    if (!(err instanceof RequestError)) throw err;
-    const id = isObject(value) && isRequestId(value.id) ? value.id : null;
-    return { ok: false, id, message: err.message };
-  }
+  return checkRequest(value);
 }
 
-function isConfig(value: unknown): value is TrainConfig {
-  if (!isObject(value)) return false;
-  try {
-    validateConfig(value as unknown as TrainConfig);
-    return true;
-  } catch {
-    return false;
-  }
+/** The schema a parsed line must fit, chosen by the key that tells the messages apart. */
+function schemaFor(value: Json) {
+  if (value.ready === true) return MESSAGES.ready;
+  if ('error' in value) return MESSAGES.error;
+  if ('token' in value) return MESSAGES.token;
+  if (value.done === true) return MESSAGES.done;
+  if ('result' in value) return MESSAGES.result;
+  return undefined;
 }
 
 /** Checks a parsed stdout line of the server; undefined when it is no message of this protocol. */
 export function asServeMessage(value: unknown): ServeMessage | undefined {
   if (!isObject(value)) return undefined;
-  if (value.ready === true) {
-    const ok = value.protocol === SERVE_PROTOCOL && typeof value.checkpoint === 'string' && Number.isInteger(value.step) && isConfig(value.config) && typeof value.backend === 'string';
-    return ok ? (value as unknown as ReadyMessage) : undefined;
-  }
-  if (isObject(value.error)) {
-    return (value.id === null || isRequestId(value.id)) && typeof value.error.message === 'string' ? (value as unknown as ErrorMessage) : undefined;
-  }
-  if (!isRequestId(value.id)) return undefined;
-  if (typeof value.token === 'string') return value as unknown as TokenMessage;
-  if (value.done === true) {
-    const ok = typeof value.text === 'string' && FINISH_REASONS.includes(value.reason as FinishReason) && [value.prompt_tokens, value.completion_tokens, value.seed].every(Number.isInteger);
-    return ok ? (value as unknown as DoneMessage) : undefined;
-  }
-  if (isObject(value.result)) {
-    return isRequestId(value.result.target) && typeof value.result.cancelled === 'boolean' ? (value as unknown as CancelResult) : undefined;
-  }
-  return undefined;
+  const schema = schemaFor(value);
+  return schema && parseOrUndefined(schema, value);
 }
 
 /** parse + asServeMessage for one stdout line. */

@@ -253,7 +253,7 @@ describe('steelscope follow', () => {
     const dir = newRun('runjson');
     writeRunJson(dir, 'running');
     const client = new FollowClient(dir);
-    const runs = () => client.messages.filter((m): m is RunMessage => 'run' in m).map((m) => m.run.status);
+    const runs = () => client.messages.filter((m): m is RunMessage => 'run' in m).map((m) => (m.run.ok ? m.run.run.status : m.run.error));
     const lists = () => client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).map((m) => m.checkpoints);
     await client.waitFor(() => runs().length === 1 && lists().length === 1, 'the initial run.json and checkpoints');
     assert.deepEqual(lists()[0], []);
@@ -367,7 +367,7 @@ describe('steelscope follow', () => {
     const code = await new Promise<number | null>((resolve) => trainer.once('exit', resolve));
     assert.equal(code, 0);
     const metrics = readFileSync(join(dir, 'metrics.jsonl'));
-    const finished = () => client.messages.some((m) => 'run' in m && m.run.status === 'finished');
+    const finished = () => client.messages.some((m) => 'run' in m && m.run.ok && m.run.run.status === 'finished');
     await client.waitFor(() => client.offsets['metrics.jsonl'] === metrics.length && finished(), 'the run to be followed to its end');
     await client.waitFor(() => client.offsets['events.jsonl'] === readFileSync(join(dir, 'events.jsonl')).length, 'the events');
     assert.equal(await client.end(), 0);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { isRunInfo, type RunInfo } from '../../src/shared/run';
+import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { isPidAlive } from '../../src/shared/node/pid';
 import { LocalTarget } from '../../src/host/runs/localTarget';
 import { slugify } from '../../src/host/runs/runControl';
@@ -22,9 +22,9 @@ function localTarget(runsRoot: string): LocalTarget {
 }
 
 function readInfo(runDir: string): RunInfo {
-  const value: unknown = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-  assert.ok(isRunInfo(value));
-  return value;
+  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
+  assert.ok(info.ok, info.ok ? '' : info.error);
+  return info.value;
 }
 
 async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { isRunInfo, type RunInfo } from '../../src/shared/run';
+import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { isPidAlive } from '../../src/shared/node/pid';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunData } from '../../src/host/runs/types';
@@ -56,9 +56,9 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
 }
 
 function readInfo(runDir: string): RunInfo {
-  const value: unknown = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-  assert.ok(isRunInfo(value));
-  return value;
+  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
+  assert.ok(info.ok, info.ok ? '' : info.error);
+  return info.value;
 }
 
 function reap(runDir: string | undefined): void {

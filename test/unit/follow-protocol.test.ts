@@ -7,7 +7,7 @@ import {
 } from '../../src/shared/follow-protocol';
 import { RUN_FORMAT } from '../../src/shared/run';
 
-const run = { format: RUN_FORMAT, id: 'r1', name: 'r', status: 'running' };
+const run = { format: RUN_FORMAT, id: 'r1', name: 'r', status: 'running', pid: 42 };
 
 describe('parseFollowOffsets', () => {
   test('known files with non-negative integers; missing files start at 0', () => {
@@ -44,7 +44,6 @@ describe('parseFollowOffsets', () => {
 describe('asFollowMessage', () => {
   const valid: FollowMessage[] = [
     { ready: true, protocol: FOLLOW_PROTOCOL, dir: '/runs/a', from: emptyOffsets() },
-    { run } as unknown as FollowMessage,
     { checkpoints: [] },
     { checkpoints: [{ step: 10, dir: '/runs/a/checkpoints/step-00000010', complete: true, eval_loss: 2.5 }, { step: 20, dir: '/x', complete: false, eval_loss: null }] },
     { file: 'metrics.jsonl', offset: 40, record: { step: 1, t: 2, kind: 'train', loss: 'NaN' } },
@@ -65,7 +64,6 @@ describe('asFollowMessage', () => {
     null, [], 'text', {},
     { ready: true, protocol: 'steelscope.follow/0', dir: '/a', from: emptyOffsets() },
     { ready: true, protocol: FOLLOW_PROTOCOL, dir: '/a', from: { 'metrics.jsonl': 0 } },
-    { run: { id: 'r1' } },
     { checkpoints: [{ step: 1, dir: '/a', complete: 'yes', eval_loss: null }] },
     { checkpoints: {} },
     { file: 'run.json', offset: 0, record: run },
@@ -81,6 +79,19 @@ describe('asFollowMessage', () => {
   for (const value of invalid) {
     test(`rejects ${JSON.stringify(value)}`, () => assert.equal(asFollowMessage(value), undefined));
   }
+
+  test('run.json travels as read; the client checks it, a bad field is a problem of that run, not a lost message', () => {
+    const full = { ...run, createdAt: '2024-01-01T00:00:00Z', host: 'h', step: 3, engine: 'torch' };
+    assert.deepEqual(asFollowMessage({ run: full }), { run: { ok: true, run: full, problems: [] } });
+    const careless = asFollowMessage({ run: { ...full, name: 7, createdAt: null } });
+    assert.ok(careless && 'run' in careless && careless.run.ok);
+    assert.equal(careless.run.run.name, 'r1', 'a bad name is shown as the id');
+    assert.equal(careless.run.run.createdAt, '');
+    assert.deepEqual(careless.run.problems.map((p) => p.split(':').slice(0, 2).join(':')), ['run.json: name', 'run.json: createdAt']);
+    const notARun = asFollowMessage({ run: { id: 'r1' } });
+    assert.ok(notARun && 'run' in notARun && !notARun.run.ok);
+    assert.match(notARun.run.error, /format/);
+  });
 
   test('parseFollowMessage: not JSON is no message', () => {
     assert.equal(parseFollowMessage('{"heartbeat":true,'), undefined);

@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { PRESETS } from '../../src/shared/config';
+import { checkHostMessage, DEFAULT_VIEW } from '../../src/shared/protocol';
+import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
 import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/series';
@@ -25,7 +28,7 @@ function quietStore(): RunStore {
 function runInfo(patch: Partial<RunInfo> = {}): RunInfo {
   return {
     format: RUN_FORMAT, id: 'r1', name: 'my run', createdAt: '2025-01-01T00:00:00Z', host: 'h', pid: 4242, status: 'running', step: 0,
-    config: {} as RunInfo['config'], backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+    config: PRESETS.tiny, backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
     ...patch,
   };
 }
@@ -183,6 +186,35 @@ test('a half-written or invalid run.json is ignored until it is valid', async ()
   writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo({ name: 'second', status: 'finished' })));
   await settled(store);
   assert.equal(store.get(key)?.summary.name, 'second');
+  store.dispose();
+});
+
+test('a run.json with bad fields is reported on that run only: the others, and a dashboard comparing them, are whole', async () => {
+  const good = scratch('store');
+  const careless = scratch('store');
+  const broken = scratch('store');
+  writeFileSync(join(good, 'run.json'), JSON.stringify(runInfo({ id: 'good', name: 'good run' })));
+  const badFields = { name: 5, createdAt: { when: 'now' }, step: '12', config: { n_layer: 'many' }, backend: [] };
+  writeFileSync(join(careless, 'run.json'), JSON.stringify({ ...runInfo({ id: 'careless' }), ...badFields }));
+  writeFileSync(join(broken, 'run.json'), JSON.stringify(runInfo({ id: 'broken', status: 'paused' as RunInfo['status'] })));
+  for (const dir of [good, careless, broken]) writeFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 1, t: 10, kind: 'train', loss: 3 }));
+  const store = quietStore();
+  const keys = [good, careless, broken].map((dir) => store.addRun(fakeTarget(new Set([4242])), dir));
+  await store.whenIdle();
+  const [g, c, b] = keys.map((key) => store.get(key)?.summary);
+  assert.equal(g?.name, 'good run');
+  assert.deepEqual(g?.problems, []);
+  assert.equal(c?.name, 'careless', 'a bad name is shown as the id');
+  assert.equal(c?.status, 'running');
+  assert.equal(c?.info?.createdAt, '', 'sorting by createdAt compares strings');
+  assert.equal(c?.config, undefined, 'a bad config is left out, not passed on');
+  assert.deepEqual(c?.problems?.map((p) => p.split(':')[1].trim().split('.')[0]), ['name', 'createdAt', 'step', 'config', 'backend']);
+  assert.equal(b?.status, 'unknown', 'a run.json that is not a run is not read...');
+  assert.match(b?.problems?.[0] ?? '', /status: expected one of starting/, '...and says why');
+  const snapshot = new DashboardModel(store, keys, DEFAULT_VIEW).snapshot();
+  const checked = checkHostMessage(JSON.parse(JSON.stringify(snapshot)));
+  assert.ok(checked.ok && checked.message.type === 'snapshot', checked.ok ? '' : checked.error);
+  assert.deepEqual(checked.message.runs.map((r) => r.series.length > 0), [true, true, true], 'every compared run is drawn');
   store.dispose();
 });
 

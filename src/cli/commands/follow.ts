@@ -15,12 +15,11 @@ import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
   encodeRecordMessage, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, RECORD_VALIDATORS,
-  type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, emptyOffsets,
+  type CheckpointEntry, type FollowedFile, type FollowLine, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { IncrementalReader, type Frame } from '../../shared/node/reader';
-import { isRunInfo } from '../../shared/run';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -83,7 +82,7 @@ class LineOutput {
     if (text === '' || this.stop.stopped) return;
     if (!this.stream.write(text)) this.full = true;
   }
-  send(message: FollowMessage): void {
+  send(message: FollowLine): void {
     this.write(JSON.stringify(message) + '\n');
   }
   async drained(): Promise<void> {
@@ -185,7 +184,8 @@ class RunJsonFollower {
     } catch {
       return; // a foreign writer caught mid-write: its next write changes the signature
     }
-    if (!isRunInfo(value)) return;
+    // Any object goes: the client checks it (observeRunInfo) and shows what is wrong on the run.
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
     this.lastText = text;
     out.send({ run: value });
   }
@@ -292,7 +292,7 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     config = await setup(argv);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    process.stdout.write(JSON.stringify({ error: { message } } satisfies FollowMessage) + '\n');
+    process.stdout.write(JSON.stringify({ error: { message } } satisfies FollowLine) + '\n');
     process.stderr.write(`steelscope: ${message}\n`);
     return 2;
   }

@@ -4,7 +4,7 @@ import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import {
   encodeMetric,
-  isRunInfo,
+  parseRunInfo,
   type EventKind,
   type EventLevel,
   type EventRecord,
@@ -34,8 +34,9 @@ export function readRunInfo(runDir: string): RunInfo {
   } catch (err) {
     throw new Error(`${path} is missing or not valid JSON (${(err as Error).message}). Is ${runDir} a steelscope run directory?`);
   }
-  if (!isRunInfo(value)) throw new Error(`${path} is not a steelscope.run/1 file.`);
-  return value;
+  const info = parseRunInfo(value, path);
+  if (!info.ok) throw new Error(`${path} is not a usable steelscope.run/1 file: ${info.error}`);
+  return info.value;
 }
 
 export class RunWriter {

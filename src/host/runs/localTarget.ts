@@ -2,7 +2,7 @@
 // else is read back from the run directory.
 import { access, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { RunInfo } from '../../shared/run';
+import type { ObservedRun } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
 import { checkOurTrainer } from '../../shared/node/ourProcess';
 import { isPidAlive } from '../../shared/node/pid';
@@ -108,7 +108,7 @@ export class LocalTarget implements RunTarget {
     return this.control.delete(path.resolve(runDir));
   }
 
-  readInfo(runDir: string): Promise<RunInfo> {
+  readInfo(runDir: string): Promise<ObservedRun> {
     return this.control.readInfo(path.resolve(runDir));
   }
 

@@ -5,7 +5,7 @@
 // - a Launcher: what starts the trainer process and signals it (the bundled node CLI today;
 //   torchrun or sbatch plug in here as other launchers).
 import type { PlatformPath } from 'node:path';
-import { isActiveStatus, isRunInfo, type RunInfo } from '../../shared/run';
+import { isActiveStatus, observeRunInfo, type ObservedRun } from '../../shared/run';
 import { planDelete, type DeletePlan } from './deletePlan';
 import type { ResumeOptions, StartRequest } from './types';
 
@@ -194,7 +194,7 @@ export class RunControl {
     await files.removeFolder(runDir);
   }
 
-  async readInfo(runDir: string): Promise<RunInfo> {
+  async readInfo(runDir: string): Promise<ObservedRun> {
     const path = this.o.files.paths.join(runDir, 'run.json');
     let value: unknown;
     try {
@@ -202,8 +202,9 @@ export class RunControl {
     } catch (err) {
       throw new Error(`${path}${this.o.where} is missing or unreadable (${(err as Error).message}).`);
     }
-    if (!isRunInfo(value)) throw new Error(`${path}${this.o.where} is not a steelscope run file.`);
-    return value;
+    const observed = observeRunInfo(value);
+    if (!observed.ok) throw new Error(`${path}${this.o.where} is not a steelscope run file (${observed.error}).`);
+    return observed.run;
   }
 
   isAlive(pid: number): Promise<boolean> {
@@ -211,7 +212,7 @@ export class RunControl {
   }
 
   /** Does a live trainer hold this run (an active status and its pid alive)? */
-  private async holds(info: RunInfo): Promise<boolean> {
+  private async holds(info: ObservedRun): Promise<boolean> {
     return isActiveStatus(info.status) && (await this.o.launcher.isAlive(info.pid));
   }
 

@@ -9,11 +9,12 @@ import {
   isActiveStatus,
   isEventRecord,
   isMetricRecord,
-  isRunInfo,
   isSampleRecord,
+  observeRunInfo,
   type EventRecord,
   type MetricRecord,
-  type RunInfo,
+  type Observed,
+  type ObservedRun,
   type SampleRecord,
 } from '../../shared/run';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
@@ -42,7 +43,8 @@ export interface RunSink {
   batch(batch: PushedBatch): void;
   /** Malformed lines skipped so far in the current file (a reset starts the count again). */
   malformed(file: LogFile, total: number): void;
-  runInfo(info: RunInfo): void;
+  /** run.json as read and checked there (observeRunInfo). */
+  runInfo(observed: Observed): void;
   checkpoints(list: CheckpointSummary[]): void;
 }
 
@@ -65,7 +67,7 @@ export interface RunDelta {
   eventsFrom?: number;
 }
 
-export function displayStatus(info: RunInfo | undefined, alive: boolean | undefined): RunDisplayStatus {
+export function displayStatus(info: ObservedRun | undefined, alive: boolean | undefined): RunDisplayStatus {
   if (!info) return 'unknown';
   if (isActiveStatus(info.status) && alive === false) return 'stale';
   return info.status;
@@ -82,8 +84,10 @@ export class RunTracker {
   private readonly runJsonRead = new CoalescedTask(() => this.readRunJson());
   private readonly checkpointScan = new CoalescedTask(() => this.scanCheckpoints());
   private readonly aliveCheck = new CoalescedTask(() => this.checkAlive());
-  private info: RunInfo | undefined;
+  private info: ObservedRun | undefined;
   private runJsonText = '';
+  /** What is wrong with run.json, shown on this run (a bad field, or why it is not read at all). */
+  private runJsonProblems: readonly string[] = [];
   private checkpoints: CheckpointSummary[] = [];
   private readonly checkpointChecks: CheckpointScanCache = new Map();
   private alive: boolean | undefined;
@@ -166,7 +170,7 @@ export class RunTracker {
         this.pushedMalformed[file] = total;
         this.updateSummary();
       }),
-      runInfo: live((info: RunInfo) => void this.applyRunInfo(info, JSON.stringify(info))),
+      runInfo: live((observed: Observed) => void this.applyRunJson(observed, JSON.stringify(observed))),
       checkpoints: live((list: CheckpointSummary[]) => this.applyCheckpoints(list)),
     });
     this.startAliveChecks();
@@ -299,13 +303,17 @@ export class RunTracker {
     } catch {
       return; // half-written (a writer that does not rename atomically): wait for the next change
     }
-    if (!isRunInfo(value)) return;
-    await this.applyRunInfo(value, text);
+    await this.applyRunJson(observeRunInfo(value), text);
   }
 
-  private async applyRunInfo(value: RunInfo, text: string): Promise<void> {
+  /** A run.json that is not a run keeps what was read before (if anything) and says why. */
+  private async applyRunJson(observed: Observed, text: string): Promise<void> {
     if (text === this.runJsonText) return;
     this.runJsonText = text;
+    const problems = observed.ok ? observed.problems : [observed.error];
+    if (problems.join('\n') !== this.runJsonProblems.join('\n')) this.runJsonProblems = problems;
+    if (!observed.ok) return this.updateSummary();
+    const value = observed.run;
     const pidChanged = this.info?.pid !== value.pid;
     this.info = value;
     if (pidChanged) this.alive = undefined;
@@ -354,6 +362,7 @@ export class RunTracker {
       status: displayStatus(this.info, this.alive),
       info: this.info,
       config: this.info?.config,
+      problems: this.runJsonProblems,
       lastStep,
       lastLoss: lastValue(train, 'loss'),
       lastTokPerS: lastValue(train, 'tok_per_s'),
@@ -378,6 +387,7 @@ function sameSummary(a: RunSummary, b: RunSummary): boolean {
     a.status === b.status &&
     a.name === b.name &&
     a.info === b.info &&
+    a.problems === b.problems &&
     a.checkpoints === b.checkpoints &&
     Object.is(a.lastStep, b.lastStep) &&
     Object.is(a.lastLoss, b.lastLoss) &&

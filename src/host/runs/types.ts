@@ -4,7 +4,7 @@
 import type { TrainConfig } from '../../shared/config';
 import type { CheckpointSummary } from '../../shared/node/checkpoints';
 import type { DeletePlan } from './deletePlan';
-import type { EventRecord, RunInfo, RunStatus, SampleRecord } from '../../shared/run';
+import type { EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
 export type RunKey = string;
@@ -22,7 +22,9 @@ export interface RunSummary {
   /** run.json's name, or the folder name for a foreign run without run.json. */
   name: string;
   status: RunDisplayStatus;
-  info?: RunInfo;
+  info?: ObservedRun;
+  /** What is wrong with this run's run.json (one line each), shown on the run; absent or empty when nothing. */
+  problems?: readonly string[];
   config?: TrainConfig;
   lastStep?: number;
   lastLoss?: number;

@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import type { FollowOffsets } from '../../shared/follow-protocol';
 import { encodeFollowOffsets } from '../../shared/follow-protocol';
-import type { RunInfo } from '../../shared/run';
+import type { ObservedRun } from '../../shared/run';
 import type { ServeProcess } from '../chat/serveClient';
 import type { DeletePlan } from '../runs/deletePlan';
 import { RunControl, type Launcher } from '../runs/runControl';
@@ -126,7 +126,7 @@ export class RemoteTarget implements RunTarget {
     return this.control.isAlive(pid);
   }
 
-  readInfo(runDir: string): Promise<RunInfo> {
+  readInfo(runDir: string): Promise<ObservedRun> {
     return this.control.readInfo(runDir);
   }
 

@@ -110,6 +110,7 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   const parts: string[] = [summary.status];
   if (summary.lastStep !== undefined) parts.push(`step ${summary.lastStep}`);
   if (summary.lastLoss !== undefined) parts.push(`loss ${formatNumber(summary.lastLoss)}`);
+  if (summary.problems?.length) parts.push('run.json has problems');
   item.description = parts.join(' · ');
   const [icon, color] = STATUS_ICON[summary.status];
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
@@ -132,7 +133,8 @@ function runTooltip(s: RunSummary): vscode.MarkdownString {
   }
   if (s.lastTokPerS !== undefined) md.appendMarkdown(`${Math.round(s.lastTokPerS).toLocaleString('en-US')} tokens/s\n\n`);
   const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events;
-  if (bad > 0) md.appendMarkdown(`$(warning) ${bad} malformed line(s) skipped`);
+  if (bad > 0) md.appendMarkdown(`$(warning) ${bad} malformed line(s) skipped\n\n`);
+  for (const problem of s.problems ?? []) md.appendMarkdown(`$(warning) ${escapeMarkdown(problem)}\n\n`);
   return md;
 }
 

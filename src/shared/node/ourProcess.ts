@@ -9,7 +9,7 @@
 // spawned itself is known without any of this (the launcher's own children).
 import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import type { RunInfo } from '../run';
+import type { ObservedRun } from '../run';
 
 export type TrainerCheck = { ours: true } | { ours: false; why: string };
 
@@ -56,8 +56,8 @@ export function startTicks(stat: string): number | undefined {
 }
 
 /** When run.json says the process `info.pid` took the run (Unix ms), or undefined when unparsable. */
-export function claimedAt(info: RunInfo): number | undefined {
-  const resume = [...info.resumes].reverse().find((r) => r.pid === info.pid);
+export function claimedAt(info: ObservedRun): number | undefined {
+  const resume = [...(info.resumes ?? [])].reverse().find((r) => r.pid === info.pid);
   const at = Date.parse(resume?.at ?? info.createdAt);
   return Number.isFinite(at) ? at : undefined;
 }
@@ -71,7 +71,7 @@ function realOrResolved(path: string): string {
 }
 
 /** Checks from /proc (procRoot for tests) that `info.pid` is our trainer of `runDir`. */
-export function checkOurTrainer(info: RunInfo, runDir: string, procRoot = '/proc'): TrainerCheck {
+export function checkOurTrainer(info: ObservedRun, runDir: string, procRoot = '/proc'): TrainerCheck {
   const pid = info.pid;
   if (!Number.isInteger(pid) || pid <= 0) return { ours: false, why: `run.json names no valid pid (${String(pid)})` };
   const proc = `${procRoot}/${pid}`;
