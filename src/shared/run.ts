@@ -22,12 +22,16 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /**
  * The statuses in which run.json says a trainer holds the run: its pid is checked for life, and it
- * must be stopped before the run is resumed or deleted. A run in one of these whose pid is gone is stale.
+ * must be stopped before the run is resumed or deleted; the status bar shows the newest such run. A
+ * run in one of these whose pid is gone is stale.
  */
 export const ACTIVE_STATUSES: readonly RunStatus[] = ['starting', 'running', 'stopping'];
 
-export function isActiveStatus(status: RunStatus): boolean {
-  return ACTIVE_STATUSES.includes(status);
+const ACTIVE = new Set<string>(ACTIVE_STATUSES);
+
+/** Takes any status text (the Runs view's stale and unknown too): true only for an active RunStatus. */
+export function isActiveStatus(status: string): boolean {
+  return ACTIVE.has(status);
 }
 
 export const ENGINE_NAMES = ['tfjs', 'torch'] as const;

@@ -1,6 +1,7 @@
 // A status-bar item for the focused run: step, loss and tokens/s; a click opens its dashboard.
 // The focused run is the one whose dashboard was used last, else the newest running run.
 import * as vscode from 'vscode';
+import { isActiveStatus } from '../../shared/run';
 import type { RunKey, RunStoreApi, RunSummary } from '../runs/types';
 
 export class RunStatusBar implements vscode.Disposable {
@@ -22,7 +23,7 @@ export class RunStatusBar implements vscode.Disposable {
   private pick(): RunSummary | undefined {
     const focused = this.focused ? this.store.get(this.focused)?.summary : undefined;
     if (focused) return focused;
-    const running = [...this.store.runs.values()].map((r) => r.summary).filter((s) => s.status === 'running' || s.status === 'starting');
+    const running = [...this.store.runs.values()].map((r) => r.summary).filter((s) => isActiveStatus(s.status));
     return running.sort((a, b) => (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? ''))[0];
   }
 
