@@ -54,6 +54,8 @@ export const RunHeaderSchema = obj({
   gradClip: v.nullable(num),
   lastStep: v.nullable(num),
   malformed: obj({ metrics: int, samples: int, events: int }),
+  /** The run's checkpoints, oldest first (the dashboard's Checkpoints table). */
+  checkpoints: arr(obj({ step: int, evalLoss: v.nullable(num), best: bool, complete: bool })),
 });
 export type RunHeader = Output<typeof RunHeaderSchema>;
 

@@ -21,8 +21,12 @@ const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing 
 function fixture(key = 'local::/runs/a', name = 'run-a', scale = 1): { store: RunStoreApi; data: RunData; add: (from: number, to: number) => Map<string, number> } {
   const data: RunData = {
     summary: {
+      checkpoints: [
+        { step: 200, dir: `${key.slice(7)}/checkpoints/step-00000200`, evalLoss: 2.5, best: true, complete: true },
+        { step: 300, dir: `${key.slice(7)}/checkpoints/step-00000300`, evalLoss: null, best: false, complete: false },
+      ],
       key, hostId: 'local', hostLabel: 'this machine', dir: key.slice(7), name, status: 'running',
-      config: { grad_clip: 1 } as never, checkpoints: [], malformed: { metrics: 3, samples: 0, events: 1 },
+      config: { grad_clip: 1 } as never, malformed: { metrics: 3, samples: 0, events: 1 },
     },
     tables: new Map(),
     samples: [
@@ -104,6 +108,18 @@ test('dashboard renders a snapshot, applies deltas, and asks for a snapshot afte
     assert.deepEqual(text, [XSS], 'the newest sample per prompt, as text');
     assert.equal(await page.locator('.sample img, img').count(), 0, 'no element made from sample text');
     assert.match(await page.locator('.run-legend').textContent() ?? '', /4 malformed lines skipped/);
+
+    // The Checkpoints tab: every checkpoint of both runs in the toolkit's data grid.
+    await page.locator('vscode-panel-tab', { hasText: 'Checkpoints' }).click();
+    const rows = page.locator('.checkpoints vscode-data-grid-row');
+    await rows.nth(4).waitFor();
+    const cells = async (i: number) => (await rows.nth(i).locator('vscode-data-grid-cell').allTextContents()).map((t) => t.trim());
+    assert.deepEqual(await cells(0), ['Run', 'Step', 'Eval loss', 'Best', 'State']);
+    assert.deepEqual(await cells(1), ['run-a', '200', '2.5000', '★', 'complete']);
+    assert.deepEqual(await cells(4), ['run-b', '300', '—', '', 'incomplete']);
+    mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
+    await page.locator('.checkpoints').screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard-checkpoints.png') });
+    await page.locator('vscode-panel-tab', { hasText: 'Samples' }).click();
 
     // Step slider back to the first sample step.
     await page.locator('.samples input[type=range]').fill('0');

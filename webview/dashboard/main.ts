@@ -7,6 +7,7 @@ import { el, Messenger, throttle } from '../common/messenger';
 import { tabs } from '../common/ui';
 import { ChartBoard, type BoardState } from './charts';
 import { ChatView } from './chat';
+import { CheckpointsView } from './checkpoints';
 import { Controls } from './controls';
 import { DashboardData } from './data';
 import { SamplesView, type SamplesState } from './samples';
@@ -26,7 +27,7 @@ interface SavedState {
   keys?: string[];
 }
 
-type Tab = 'samples' | 'chat';
+type Tab = 'samples' | 'checkpoints' | 'chat';
 
 const messenger = new Messenger<SavedState>();
 const saved = messenger.state;
@@ -67,9 +68,11 @@ const chat = new ChatView((m) => messenger.post(m), () => {
   showTab('chat');
   chat.root.scrollIntoView({ block: 'start' });
 });
-const tabBar = tabs(new Map<Tab, string>([['samples', 'Samples'], ['chat', 'Chat']]), 'Samples and chat');
+const checkpoints = new CheckpointsView(() => [...data.runs.values()]);
+const tabBar = tabs(new Map<Tab, string>([['samples', 'Samples'], ['checkpoints', 'Checkpoints'], ['chat', 'Chat']]), 'Samples, checkpoints and chat');
 tabBar.root.classList.add('tabs');
 tabBar.panes.get('samples')?.append(samples.root);
+tabBar.panes.get('checkpoints')?.append(checkpoints.root);
 tabBar.panes.get('chat')?.append(chat.root);
 tabBar.onChange((name) => { tab = name; save(); });
 app.append(controls.root, controls.legend, status, chartsRoot, tabBar.root);
@@ -87,6 +90,7 @@ function render(): void {
   status.textContent = data.runs.size === 0 ? 'No data from these runs yet.' : view.range ? 'Zoomed: drag to zoom further, double-click to reset.' : 'Drag across a chart to zoom.';
   board.render();
   samples.render();
+  checkpoints.render();
   if (STEELSCOPE_TEST_HOOKS) exposeCharts(board.charts);
 }
 

@@ -97,6 +97,9 @@ export function runHeader(data: RunData, color: number): RunHeader {
     gradClip: clip !== undefined && Number.isFinite(clip) ? clip : null,
     lastStep: s.lastStep !== undefined && Number.isFinite(s.lastStep) ? s.lastStep : null,
     malformed: { ...s.malformed },
+    checkpoints: s.checkpoints.map((c) => ({
+      step: c.step, evalLoss: c.evalLoss !== null && Number.isFinite(c.evalLoss) ? c.evalLoss : null, best: c.best, complete: c.complete,
+    })),
   };
 }
 
