@@ -9,7 +9,7 @@ import { chromium, type Page } from 'playwright-core';
 import { ROOT } from '../helpers';
 import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
-import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/series';
+import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunData, RunStoreApi } from '../../src/host/runs/types';
 import { checkWebviewMessage, DEFAULT_VIEW } from '../../src/shared/protocol';
 import { pngBytes } from '../../src/host/panels/chartPng';

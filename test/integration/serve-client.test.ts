@@ -6,12 +6,12 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ChatHub, DashboardChat } from '../../src/host/chat/dashboardChat';
-import { ServePool, type ServeOptions } from '../../src/host/chat/serveClient';
+import { ServePool, type ServeClientOptions } from '../../src/host/chat/serveClient';
 import { isPidAlive } from '../../src/shared/node/pid';
 import { checkHostMessage, DEFAULT_CHAT_SETTINGS, type ChatCheckpoint, type HostToWebview } from '../../src/shared/protocol';
 import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
 
-const options = (extra: Partial<ServeOptions> = {}): ServeOptions => ({ nodePath: () => process.execPath, cliPath: CLI, env: TEST_ENV, ...extra });
+const options = (extra: Partial<ServeClientOptions> = {}): ServeClientOptions => ({ nodePath: () => process.execPath, cliPath: CLI, env: TEST_ENV, ...extra });
 
 async function until(ok: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -26,7 +26,7 @@ describe('serve client', () => {
   let step10: string;
   let step20: string;
   const pools: ServePool[] = [];
-  const pool = (extra: Partial<ServeOptions & { maxProcesses: number }> = {}) => {
+  const pool = (extra: Partial<ServeClientOptions & { maxProcesses: number }> = {}) => {
     const p = new ServePool({ ...options(), ...extra });
     pools.push(p);
     return p;

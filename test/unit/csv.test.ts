@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { metricsCsv } from '../../src/host/csv';
-import { appendRecord, newSeriesTable } from '../../src/host/runs/series';
+import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunData, SeriesTable } from '../../src/host/runs/types';
 
 function run(name: string, tables: SeriesTable[]): RunData {

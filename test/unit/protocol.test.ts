@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkHostMessage, checkWebviewMessage, DEFAULT_VIEW, type HostMessage, type HostToWebview, type ViewState, type WebviewToHost } from '../../src/shared/protocol';
-import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/series';
+import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunChange, RunData, RunStoreApi, SeriesTable } from '../../src/host/runs/types';
 import type { EventRecord, MetricRecord, SampleRecord } from '../../src/shared/run';
 import { computeChartPayload, DashboardModel } from '../../src/host/panels/dashboardModel';

@@ -10,7 +10,7 @@ import { RecordAssembler, type Assembled } from '../../src/shared/framing';
 import { decodeJsonLine, jsonlFramer, parseJsonl, quoteNonFiniteTokens } from '../../src/shared/jsonl';
 import { IncrementalReader, NotRegularFileError, type Frame } from '../../src/shared/node/reader';
 import { isMetricRecord, isSampleRecord, type MetricRecord } from '../../src/shared/run';
-import { appendRecord, newSeriesTable } from '../../src/host/runs/series';
+import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
 import { JsonlTailer } from '../../src/host/runs/tailer';
 import { scratch } from '../helpers';
 

@@ -10,7 +10,7 @@ import { checkHostMessage, DEFAULT_VIEW } from '../../src/shared/protocol';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
-import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/series';
+import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
 import { scratch, writeTestCheckpoint } from '../helpers';
 

@@ -18,7 +18,7 @@ import type { BpeTokenizer } from '../tokenizer';
 import { chatSpecials, renderChatML } from './chat';
 import { StreamingText } from './text';
 
-export interface ServeOptions {
+export interface ServeSessionOptions {
   /**
    * Ids kept when a full KV cache is rebuilt (see generate.ts). Default 3/4 of seq_len: one
    * prefill per seq_len/4 tokens once a chat outgrows the context, instead of one per token.
@@ -46,7 +46,7 @@ export class ServeSession {
     private readonly model: SteelLM,
     private readonly tokenizer: BpeTokenizer,
     private readonly send: (message: ServeMessage) => void,
-    private readonly options: ServeOptions = {},
+    private readonly options: ServeSessionOptions = {},
   ) {
     const specials = chatSpecials(tokenizer);
     this.eos = new Set([specials.imEnd, specials.endOfText]);

@@ -23,7 +23,7 @@ export interface ServeProcess {
 /** Starts `serve` on a checkpoint; rejects (or throws) with a message for the user. */
 export type ServeStart = (checkpoint: string) => ServeProcess | Promise<ServeProcess>;
 
-export interface ServeOptions {
+export interface ServeClientOptions {
   /** The node binary (settings.ts: trainerNode); asked at each spawn so a changed setting applies. May throw. */
   nodePath: () => string;
   /** The bundled dist/cli.js. */
@@ -40,7 +40,7 @@ export interface ServeOptions {
 }
 
 /** `node dist/cli.js serve <checkpoint>` as a child process of the extension host. */
-function localServe(options: ServeOptions): ServeStart {
+function localServe(options: ServeClientOptions): ServeStart {
   return (checkpoint) => {
     const args = [options.cliPath, 'serve', checkpoint, ...(options.args ?? [])];
     const child = spawn(options.nodePath(), args, { env: options.env ?? process.env, stdio: 'pipe', windowsHide: true });
@@ -96,7 +96,7 @@ export class ServeClient {
   private markReady: (ready: ReadyMessage) => void = () => {};
   private markFailed: (err: Error) => void = () => {};
 
-  constructor(readonly checkpoint: string, private readonly options: ServeOptions, private readonly onClosed: (client: ServeClient) => void = () => {}) {
+  constructor(readonly checkpoint: string, private readonly options: ServeClientOptions, private readonly onClosed: (client: ServeClient) => void = () => {}) {
     this.ready = new Promise<ReadyMessage>((ok, fail) => { this.markReady = ok; this.markFailed = fail; });
     handled(this.ready); // a failure also reaches every generation; nobody must await ready
     const start = options.route?.(checkpoint) ?? localServe(options);
@@ -226,7 +226,7 @@ export class ServeClient {
 export class ServePool {
   private readonly clients = new Map<string, ServeClient>();
 
-  constructor(private readonly options: ServeOptions & { maxProcesses?: number }) {}
+  constructor(private readonly options: ServeClientOptions & { maxProcesses?: number }) {}
 
   /** The live client of this checkpoint, or a new one (a failed one is replaced). */
   client(checkpoint: string): ServeClient {

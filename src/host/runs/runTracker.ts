@@ -19,7 +19,7 @@ import {
 } from '../../shared/run';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
-import { appendRecord, kindOf, lastValue, newSeriesTable } from './series';
+import { appendRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
 import { JsonlTailer } from './tailer';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 
@@ -60,7 +60,7 @@ export interface RunSource {
 }
 
 /** What one tracker reports to the store; the store merges these into one RunChange per flush. */
-export interface RunDelta {
+export interface TrackerReport {
   summary?: boolean;
   table?: { kind: string; from: number };
   samplesFrom?: number;
@@ -101,7 +101,7 @@ export class RunTracker {
     private readonly target: RunTarget,
     readonly dir: string,
     private readonly options: TrackerOptions,
-    private readonly report: (delta: RunDelta) => void,
+    private readonly report: (delta: TrackerReport) => void,
     /** Set for a run read elsewhere and pushed here; then nothing is read from this machine's disk. */
     private readonly source?: RunSource,
   ) {
@@ -269,7 +269,7 @@ export class RunTracker {
   /**
    * A resumed trainer goes back to its checkpoint's step and samples the later steps again: the
    * samples of steps after a resume's step that were written before it (the first attempt's) are
-   * dropped, as metrics rows are (series.ts). Events stay: they are the run's history.
+   * dropped, as metrics rows are (seriesTable.ts). Events stay: they are the run's history.
    */
   private dropSupersededSamples(): void {
     const resumes = this.events.filter((e) => e.kind === 'resume');

@@ -2,7 +2,7 @@
 // notifications batched so a trainer writing hundreds of lines a second costs the views at most
 // one RunChange per run per flush interval.
 import { resolve } from 'node:path';
-import { RunTracker, type RunDelta, type RunSource } from './runTracker';
+import { RunTracker, type TrackerReport, type RunSource } from './runTracker';
 import type { Disposable, RunChange, RunData, RunKey, RunStoreApi, RunTarget } from './types';
 
 export interface RunStoreOptions {
@@ -146,7 +146,7 @@ export class RunStore implements RunStoreApi, Disposable {
     this.listeners.clear();
   }
 
-  private record(key: RunKey, delta: RunDelta): void {
+  private record(key: RunKey, delta: TrackerReport): void {
     let change = this.pending.get(key);
     if (!change) this.pending.set(key, (change = { key, summaryChanged: false, tablesFrom: new Map() }));
     if (delta.summary) change.summaryChanged = true;
