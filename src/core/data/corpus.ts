@@ -209,20 +209,79 @@ function readWhole(path: string): Buffer {
   }
 }
 
-/** Lines without their terminator; CRLF becomes LF and a leading UTF-8 BOM is dropped. */
-function* textLines(chunks: Iterable<Uint8Array>): Generator<string> {
-  const decoder = new TextDecoder('utf-8'); // strips a leading BOM (ignoreBOM defaults to false)
+/** How many bytes at the end of `chunk` begin a UTF-8 sequence that the next chunk completes (0-3). */
+function incompleteTail(chunk: Uint8Array): number {
+  for (let back = 1; back <= Math.min(3, chunk.length); back++) {
+    const b = chunk[chunk.length - back];
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back for its lead
+    const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return length > back ? back : 0;
+  }
+  return 0;
+}
+
+/**
+ * The offset in `bytes` (which start at a character boundary) of the first sequence that is not
+ * UTF-8. Node's decoders only say *that* bytes are invalid; this finds where: decoded leniently,
+ * the text before the first bad sequence re-encodes to exactly the bytes it came from, so the
+ * first U+FFFD that the source did not spell as EF BF BD is the place.
+ */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  for (let i = text.indexOf('\uFFFD'); i !== -1; i = text.indexOf('\uFFFD', i + 1)) {
+    const at = Buffer.byteLength(text.slice(0, i));
+    if (!(bytes[at] === 0xef && bytes[at + 1] === 0xbf && bytes[at + 2] === 0xbd)) return at;
+  }
+  return -1;
+}
+
+function notText(path: string, gz: boolean, offset: number, what: string): DataError {
+  const where = gz ? ' of its decompressed data' : '';
+  return new DataError(
+    `Data file ${path} is not UTF-8 text: ${what} at byte offset ${offset}${where}. Pass a UTF-8 text file (convert it, e.g. with iconv -t UTF-8), not a binary one.`,
+  );
+}
+
+/**
+ * Lines without their terminator; CRLF becomes LF and a leading UTF-8 BOM is dropped. Bytes that
+ * are not UTF-8, and NUL (binary data, or UTF-16 text), are refused with their offset: never
+ * silently turned into U+FFFD and trained on.
+ */
+function* textLines(chunks: Iterable<Uint8Array>, path: string, gz: boolean): Generator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true }); // strips a leading BOM (ignoreBOM defaults to false)
   let carry = '';
+  let start = 0; // offset of the first byte the next decode() turns into text
+  let pending: Uint8Array = new Uint8Array(0); // the previous chunk's incomplete last character
   const split = function* (text: string): Generator<string> {
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      yield dropCR(text.slice(start, nl));
-      start = nl + 1;
+    let from = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
+      yield dropCR(text.slice(from, nl));
+      from = nl + 1;
     }
-    carry = text.slice(start);
+    carry = text.slice(from);
   };
-  for (const chunk of chunks) yield* split(carry + decoder.decode(chunk, { stream: true }));
-  yield* split(carry + decoder.decode());
+  const decode = (chunk: Uint8Array | undefined): string => {
+    // NUL is never part of a longer sequence, so its byte position is exact; the earlier problem is reported.
+    const nul = chunk ? chunk.indexOf(0) : -1;
+    let text: string;
+    try {
+      text = chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+    } catch {
+      const bytes = Buffer.concat([pending, chunk ?? new Uint8Array(0)]);
+      const bad = firstInvalidUtf8(bytes);
+      if (nul !== -1 && (bad === -1 || pending.length + nul < bad)) throw notText(path, gz, start + pending.length + nul, 'a NUL byte');
+      throw notText(path, gz, start + (bad === -1 ? bytes.length - pending.length : bad), 'an invalid byte sequence');
+    }
+    if (nul !== -1) throw notText(path, gz, start + pending.length + nul, 'a NUL byte');
+    if (chunk) {
+      const tail = incompleteTail(chunk);
+      start += pending.length + chunk.length - tail;
+      pending = Uint8Array.from(chunk.subarray(chunk.length - tail)); // a copy: the chunk's buffer is reused
+    }
+    return text;
+  };
+  for (const chunk of chunks) yield* split(carry + decode(chunk));
+  yield* split(carry + decode(undefined));
   if (carry) yield dropCR(carry);
 }
 
@@ -233,7 +292,7 @@ function dropCR(line: string): string {
 /** Plain text: documents are separated by one or more blank (or whitespace-only) lines. */
 function* txtDocuments(path: string, gz: boolean): Generator<string> {
   let lines: string[] = [];
-  for (const line of textLines(byteChunks(path, gz))) {
+  for (const line of textLines(byteChunks(path, gz), path, gz)) {
     if (line.trim() === '') {
       if (lines.length) yield lines.join('\n');
       lines = [];
@@ -258,7 +317,7 @@ function* jsonlDocuments(path: string, gz: boolean, stats: ReadStats): Generator
   let valid = 0;
   let lineNo = 0;
   let firstBad = 0;
-  for (const line of textLines(byteChunks(path, gz))) {
+  for (const line of textLines(byteChunks(path, gz), path, gz)) {
     lineNo++;
     if (line.trim() === '') continue;
     const text = textField(line);
@@ -277,6 +336,16 @@ function* jsonlDocuments(path: string, gz: boolean, stats: ReadStats): Generator
       `Data file ${path} has no valid line${where}: each line must be a JSON object like {"text": "..."}. Fix the file, or rename it to .txt if it is plain text.`,
     );
   }
+}
+
+/**
+ * Reads every document once, so that input errors (no text, not UTF-8, no valid JSONL line)
+ * surface before a run folder is created. Returns the counts.
+ */
+export function checkDocuments(files: readonly CorpusFile[]): ReadStats {
+  const stats = { documents: 0, skippedLines: 0 };
+  for (const _doc of readDocuments(files, stats));
+  return stats;
 }
 
 /**

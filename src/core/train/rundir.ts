@@ -2,6 +2,7 @@
 // files appended one whole line per write so a reader never sees half a record for long.
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { UsageError } from '../errors';
 import {
   encodeMetric,
   parseRunInfo,
@@ -28,14 +29,22 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 
 export function readRunInfo(runDir: string): RunInfo {
   const path = join(runDir, 'run.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'has no run.json' : `has a run.json that cannot be read (${code ?? String(err)})`;
+    throw new UsageError(`${runDir} is not a steelscope run folder: it ${why}. Pass the folder \`steelscope train\` created.`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${path} is missing or not valid JSON (${(err as Error).message}). Is ${runDir} a steelscope run directory?`);
+    throw new UsageError(`${path} is not valid JSON (${(err as Error).message}); the run cannot be resumed. Start a new run.`);
   }
   const info = parseRunInfo(value, path);
-  if (!info.ok) throw new Error(`${path} is not a usable steelscope.run/1 file: ${info.error}`);
+  if (!info.ok) throw new UsageError(`${path} is not a usable steelscope.run/1 file (${info.error}); the run cannot be resumed.`);
   return info.value;
 }
 

@@ -1,6 +1,6 @@
 // Starting and resuming runs: everything that has to happen before the training loop and after
 // it (run.json status, events, the final exit record). The CLI only parses arguments and calls these.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -8,7 +8,7 @@ import type { TrainConfig } from '../../shared/config';
 import { heldByOtherTrainer } from '../../shared/node/pid';
 import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import { selectBackend, type BackendChoice, type BackendName } from '../backend';
-import { BlockLoader, buildDataset, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
+import { BlockLoader, buildDataset, checkDocuments, DataError, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
 import { SteelLM } from '../model';
 import { UsageError } from '../errors';
 import { Rng } from '../rng';
@@ -46,18 +46,16 @@ export interface StartOptions {
 /** Creates a run directory and trains it. Errors found before anything is written throw UsageError or DataError. */
 export async function startRun(opts: StartOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  if (existsSync(join(runDir, 'run.json'))) {
-    throw new UsageError(`${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`);
-  }
-  if (existsSync(runDir) && readdirSync(runDir).length > 0) {
-    throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
-  }
-  resolveCorpus(opts.data); // a missing or empty input fails here, before anything is written
+  const created = checkNewRunDir(runDir);
+  // Missing, empty, whitespace-only or non-UTF-8 input fails here, before anything is written.
+  checkDocuments(resolveCorpus(opts.data));
   const backend = await announceBackend(opts.backend, control);
   mkdirSync(runDir, { recursive: true });
   const writer = new RunWriter(runDir, newRunInfo(runDir, opts, backend));
   writer.update({});
-  return runGuarded(writer, async () => {
+  // Input found wrong only while preparing (e.g. too few tokens for seq_len) leaves nothing behind.
+  const discard = () => (created ? rmSync(runDir, { recursive: true, force: true }) : emptyFolder(runDir));
+  return runGuarded(writer, discard, async () => {
     const data = prepareData(opts.data, opts.config, runDir, control.log);
     writer.update({ data: { input: opts.data, files: data.files, shards: data.shards } });
     const config = opts.config;
@@ -128,7 +126,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     gpus: undefined,
     resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.folder.dir }],
   });
-  return runGuarded(writer, async () => {
+  return runGuarded(writer, undefined, async () => {
     const ckpt = loadCheckpoint(found.folder.dir);
     const config = ckpt.manifest.config;
     const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
@@ -193,8 +191,41 @@ async function announceBackend(preference: BackendName | 'auto', control: RunCon
   return backend;
 }
 
-/** Runs setup and the loop, keeping run.json's status true whatever happens. */
-async function runGuarded(writer: RunWriter, setup: () => Promise<TrainSession>): Promise<RunStatus> {
+/**
+ * Whether `runDir` can take a new run; true when it does not exist yet (start creates it). A file,
+ * a folder that holds a run or anything else is a UsageError, before anything is written.
+ */
+function checkNewRunDir(runDir: string): boolean {
+  let isDir: boolean;
+  try {
+    isDir = statSync(runDir).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    throw new UsageError(`--run-dir ${runDir} cannot be used (${code ?? String(err)}). Choose a new or empty folder.`);
+  }
+  if (!isDir) throw new UsageError(`--run-dir ${runDir} is a file, not a folder. Choose a new or empty folder.`);
+  if (existsSync(join(runDir, 'run.json'))) {
+    throw new UsageError(`${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`);
+  }
+  if (readdirSync(runDir).length > 0) throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  return false;
+}
+
+function emptyFolder(dir: string): void {
+  for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
+}
+
+/** An error in what the user gave (its message is the whole story: exit code 2). */
+function isInputError(err: unknown): boolean {
+  return err instanceof UsageError || err instanceof DataError || (err instanceof Error && err.name === 'ConfigError');
+}
+
+/**
+ * Runs setup and the loop, keeping run.json's status true whatever happens. When setup fails on
+ * the user's input and `discard` is given (a new run), the run folder is removed instead.
+ */
+async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, setup: () => Promise<TrainSession>): Promise<RunStatus> {
   let session: TrainSession | undefined;
   try {
     session = await setup();
@@ -206,6 +237,10 @@ async function runGuarded(writer: RunWriter, setup: () => Promise<TrainSession>)
     writer.update({ status, exit: { code: 0, reason: outcome, at: new Date().toISOString() } });
     return status;
   } catch (err) {
+    if (session === undefined && discard && isInputError(err)) {
+      discard();
+      throw err;
+    }
     const message = err instanceof Error ? err.message : String(err);
     writer.event(writer.run.step, 'crash', 'error', message, { stack: err instanceof Error ? err.stack : undefined });
     writer.update({ status: 'failed', exit: { code: 1, reason: message, at: new Date().toISOString() } });
