@@ -8,10 +8,12 @@ import { appendFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RecordAssembler, type Assembled } from '../../src/shared/framing';
 import { decodeJsonLine, jsonlFramer, parseJsonl, quoteNonFiniteTokens } from '../../src/shared/jsonl';
-import { IncrementalReader, NotRegularFileError, type Frame } from '../../src/shared/node/reader';
+import { IncrementalReader, NotRegularFileError, readRegularFile, type Frame } from '../../src/shared/node/reader';
 import { isMetricRecord, isSampleRecord, type MetricRecord } from '../../src/shared/run';
 import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
 import { JsonlTailer } from '../../src/host/runs/tailer';
+import { RunStore } from '../../src/host/runs/store';
+import type { RunTarget } from '../../src/host/runs/types';
 import { scratch } from '../helpers';
 
 const line = (step: number) => `{"step":${step},"t":${1000 + step}}\n`;
@@ -160,4 +162,31 @@ test('a line arriving in many small chunks is joined once (chunks wait in a list
   assert.equal(out.length, 1);
   assert.equal(out[0].kind === 'record' && Buffer.from(out[0].bytes).equals(body), true);
   assert.equal(assembler.peakWindow, body.length + 1);
+});
+
+test('run.json is read only as a regular file of at most the cap', { timeout: 20_000 }, async () => {
+  const dir = scratch('reader');
+  symlinkSync('/dev/zero', join(dir, 'run.json'));
+  await assert.rejects(readRegularFile(join(dir, 'run.json')), NotRegularFileError);
+  writeFileSync(join(dir, 'big.json'), 'x'.repeat(2000));
+  await assert.rejects(readRegularFile(join(dir, 'big.json'), 1000), /larger than 1000 bytes/);
+  assert.equal((await readRegularFile(join(dir, 'big.json'), 2000)).length, 2000);
+});
+
+test('the store observes a folder whose files link to /dev/zero without hanging or growing', { timeout: 20_000 }, async () => {
+  const dir = scratch('reader');
+  for (const name of ['run.json', 'metrics.jsonl', 'samples.jsonl', 'events.jsonl']) symlinkSync('/dev/zero', join(dir, name));
+  const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
+  const unused = () => Promise.reject(new Error('not used by the store'));
+  const target: RunTarget = { id: 'fake', label: 'Fake', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused };
+  try {
+    const key = store.addRun(target, dir);
+    await store.refresh();
+    await store.whenIdle();
+    const run = store.get(key);
+    assert.equal(run?.summary.status, 'unknown');
+    assert.equal(run?.tables.size, 0);
+  } finally {
+    store.dispose();
+  }
 });

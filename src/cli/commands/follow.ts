@@ -10,7 +10,7 @@
 // - fs.watch on the run folder and its checkpoints folder wakes a scan at once; a short stat poll
 //   is the fallback (watches fail on some file systems and never see DONE inside a step folder).
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -19,7 +19,7 @@ import {
 } from '../../shared/follow-protocol';
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
-import { IncrementalReader, type Frame } from '../../shared/node/reader';
+import { IncrementalReader, readRegularFile, type Frame } from '../../shared/node/reader';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -175,7 +175,7 @@ class RunJsonFollower {
     }
     const signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
     if (signature === this.signature) return;
-    const text = await readFile(this.path, 'utf8'); // a failure is retried on the next pass
+    const text = (await readRegularFile(this.path)).toString('utf8'); // a failure is retried on the next pass
     this.signature = signature;
     if (text === this.lastText) return;
     let value: unknown;

@@ -3,7 +3,6 @@
 // rescanned, and the trainer's pid checked while run.json says it is active. One fs.watch on the
 // run folder (and one on checkpoints/) wakes the readers; a slow poll is the fallback.
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   isActiveStatus,
@@ -17,6 +16,7 @@ import {
   type ObservedRun,
   type SampleRecord,
 } from '../../shared/run';
+import { readRegularFile } from '../../shared/node/reader';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
 import { appendRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
@@ -292,7 +292,7 @@ export class RunTracker {
   private async readRunJson(): Promise<void> {
     let text: string;
     try {
-      text = await readFile(join(this.dir, 'run.json'), 'utf8');
+      text = (await readRegularFile(join(this.dir, 'run.json'))).toString('utf8');
     } catch {
       return; // a foreign run, or one not started yet
     }

@@ -192,3 +192,26 @@ export async function currentSignature(path: string): Promise<string> {
     return 'missing';
   }
 }
+
+/**
+ * A small whole file (run.json, a manifest) read the same careful way: a regular file only, and
+ * at most `maxBytes` (a longer one is refused, not read to its end).
+ */
+export async function readRegularFile(path: string, maxBytes = MAX_RECORD_BYTES): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const s = await handle.stat();
+    if (!s.isFile()) throw new NotRegularFileError(path);
+    const bytes = Buffer.alloc(Math.min(s.size, maxBytes) + 1);
+    let length = 0;
+    while (length < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, length, bytes.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > maxBytes) throw new Error(`${path} is larger than ${maxBytes} bytes: it is not read.`);
+    return bytes.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
