@@ -61,10 +61,12 @@ const CheckpointEntrySchema = v.object({
   step: int,
   /** Absolute path on the host that runs the follower. */
   dir: str,
-  /** DONE exists (hashes are checked only when a checkpoint is loaded). */
+  /** Passed checkCheckpoint without hashes (src/shared/node/checkpoints.ts); hashes are checked on load. */
   complete: bool,
   /** manifest.json's eval_loss of a complete checkpoint; null when absent or not finite. */
   eval_loss: v.nullable(v.number()),
+  /** Why a checkpoint with DONE is skipped (absent otherwise). */
+  problem: v.optional(str),
 });
 export type CheckpointEntry = Output<typeof CheckpointEntrySchema>;
 

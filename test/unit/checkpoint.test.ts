@@ -10,6 +10,7 @@ import { parseTensorIndex, TensorFileError } from '../../src/core/train/tensorfi
 import { bestCheckpointIndex, MANIFEST_MAX_BYTES } from '../../src/shared/checkpoint';
 import { checkCheckpoint, latestValidCheckpoint, listCheckpointFolders, scanCheckpoints } from '../../src/shared/node/checkpoints';
 import { toCheckpointSummaries } from '../../src/host/ssh/remoteFollower';
+import { parseFollowMessage } from '../../src/shared/follow-protocol';
 
 const verifyCheckpoint = (dir: string) => checkCheckpoint(dir, { hashes: true });
 
@@ -237,6 +238,11 @@ test('the observer lists a checkpoint with a bad manifest as skipped, with the r
     assert.equal(c.complete, false);
     assert.equal(c.best, false);
     assert.match(c.problem ?? '', /files must list exactly/);
+    // Over SSH: `steelscope follow` sends the reason along, and the host shows it.
+    const line = JSON.stringify({ checkpoints: [{ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, problem: c.problem }] });
+    const message = parseFollowMessage(line);
+    assert.ok(message && 'checkpoints' in message);
+    assert.deepEqual(toCheckpointSummaries(message.checkpoints), [c]);
   });
 });
 

@@ -207,7 +207,7 @@ class CheckpointFollower {
 
   private async scan(): Promise<CheckpointEntry[]> {
     const found = await scanCheckpoints(dirname(this.root), this.checks);
-    return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss }));
+    return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, ...(c.problem ? { problem: c.problem } : {}) }));
   }
 }
 

@@ -45,7 +45,11 @@ const SHORT: Record<FollowedFile, LogFile> = { 'metrics.jsonl': 'metrics', 'samp
 
 /** The protocol's checkpoint entries as the store's summaries, `best` marked by the format's rule. */
 export function toCheckpointSummaries(entries: readonly CheckpointEntry[]): CheckpointSummary[] {
-  return markBest(entries.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, evalLoss: rankingLoss(c.eval_loss), best: false })));
+  return markBest(
+    entries.map((c) => ({
+      step: c.step, dir: c.dir, complete: c.complete, evalLoss: rankingLoss(c.eval_loss), best: false, ...(c.problem ? { problem: c.problem } : {}),
+    })),
+  );
 }
 
 /** Records of one stdout chunk, grouped per file in order, handed over at the chunk's end. */
