@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
+import { RUN_FORMAT, type ObservedRun, type RunInfo } from '../../src/shared/run';
 import { localRunFiles } from '../../src/host/runs/localTarget';
 import { RunControl, type LaunchedTrainer, type Launcher, type LaunchRequest } from '../../src/host/runs/runControl';
 import { scratch } from '../helpers';
@@ -26,6 +26,8 @@ class ScriptedLauncher implements Launcher {
   readonly alive = new Set<number>();
   readonly terminated: number[] = [];
   readonly exitNotes = new Map<number, string>();
+  /** Set: terminate refuses as a launcher does when the process is not verifiably the run's trainer. */
+  refuse: string | undefined;
   private nextPid = 1000;
 
   constructor(private readonly script: Script) {}
@@ -38,12 +40,13 @@ class ScriptedLauncher implements Launcher {
     return { pid, running: async () => this.alive.has(pid), exitNote: async () => this.exitNotes.get(pid) ?? '' };
   }
 
-  async isAlive(pid: number): Promise<boolean> {
-    return this.alive.has(pid);
+  async isAlive(info: ObservedRun): Promise<boolean> {
+    return this.alive.has(info.pid);
   }
 
-  async terminate(pid: number): Promise<void> {
-    this.terminated.push(pid);
+  async terminate(info: ObservedRun): Promise<void> {
+    if (this.refuse) throw new Error(this.refuse);
+    this.terminated.push(info.pid);
   }
 }
 
@@ -127,4 +130,16 @@ test('resume is refused while a trainer holds the run; afterwards it waits until
   launcher.alive.delete(1001);
   await runs.delete(dir);
   assert.equal(existsSync(dir), false);
+});
+
+test('a stop the launcher refuses sends nothing and can be tried again', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const dir = await runs.start({ preset: 'tiny', data: 'default', steps: 5 });
+  launcher.refuse = 'Not stopping run my run: process 1000 is not a steelscope trainer. Nothing was signalled.';
+  await assert.rejects(runs.stop(dir), /Nothing was signalled/);
+  launcher.refuse = undefined;
+  await runs.stop(dir);
+  assert.deepEqual(launcher.terminated, [1000]);
 });

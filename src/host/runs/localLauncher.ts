@@ -3,7 +3,9 @@
 // the editor closing. The Launcher of LocalTarget.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { checkOurTrainer } from '../../shared/node/ourProcess';
 import { isPidAlive } from '../../shared/node/pid';
+import type { ObservedRun } from '../../shared/run';
 import type { LaunchedTrainer, Launcher, LaunchRequest } from './runControl';
 
 export interface NodeCliLauncherOptions {
@@ -21,10 +23,6 @@ export class NodeCliLauncher implements Launcher {
 
   constructor(private readonly options: NodeCliLauncherOptions) {}
 
-  /** Did this launcher start `pid`, and has it not exited since? */
-  isOwnChild(pid: number): boolean {
-    return this.children.has(pid);
-  }
 
   /**
    * Starts `node cli.js …` detached: its own process group, stdout and stderr appended to the log
@@ -70,11 +68,16 @@ export class NodeCliLauncher implements Launcher {
     }
   }
 
-  async isAlive(pid: number): Promise<boolean> {
-    return isPidAlive(pid);
+  async isAlive(info: ObservedRun): Promise<boolean> {
+    return isPidAlive(info.pid);
   }
 
-  async terminate(pid: number): Promise<void> {
-    process.kill(pid, 'SIGTERM');
+  /** Signals only a verifiably own trainer: a child of this launcher, else one /proc vouches for (ourProcess.ts). */
+  async terminate(info: ObservedRun, runDir: string): Promise<void> {
+    if (!this.children.has(info.pid)) {
+      const check = checkOurTrainer(info, runDir);
+      if (!check.ours) throw new Error(`Not stopping run ${info.name}: ${check.why}. Nothing was signalled.`);
+    }
+    process.kill(info.pid, 'SIGTERM');
   }
 }

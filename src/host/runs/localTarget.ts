@@ -4,8 +4,6 @@ import { access, mkdir, open, readdir, readFile, realpath, rename, rm, stat } fr
 import * as path from 'node:path';
 import type { ObservedRun } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
-import { checkOurTrainer } from '../../shared/node/ourProcess';
-import { isPidAlive } from '../../shared/node/pid';
 import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
@@ -58,16 +56,14 @@ export class LocalTarget implements RunTarget {
   readonly label: string;
   readonly runsRoot: string;
   private readonly control: RunControl;
-  private readonly launcher: Launcher & { isOwnChild?(pid: number): boolean };
 
   constructor(options: LocalTargetOptions) {
     this.id = options.id ?? 'local';
     this.label = options.label ?? 'This machine';
     this.runsRoot = path.resolve(options.runsRoot);
-    this.launcher = options.launcher ?? new NodeCliLauncher(options);
     this.control = new RunControl({
       files: localRunFiles,
-      launcher: this.launcher,
+      launcher: options.launcher ?? new NodeCliLauncher(options),
       runsRoot: async () => this.runsRoot,
       where: '',
       startTimeoutMs: options.startTimeoutMs ?? 120_000,
@@ -84,15 +80,9 @@ export class LocalTarget implements RunTarget {
     return this.control.start(request);
   }
 
-  /** Signals only a verifiably own trainer (src/shared/node/ourProcess.ts); else says why not. */
-  async stop(runDir: string): Promise<void> {
-    const dir = path.resolve(runDir);
-    const info = await this.control.readInfo(dir);
-    if (isPidAlive(info.pid) && !this.launcher.isOwnChild?.(info.pid)) {
-      const check = checkOurTrainer(info, dir);
-      if (!check.ours) throw new Error(`Not stopping run ${info.name}: ${check.why}. Nothing was signalled.`);
-    }
-    return this.control.stop(dir);
+  /** Signals only a verifiably own trainer (NodeCliLauncher.terminate); else says why not. */
+  stop(runDir: string): Promise<void> {
+    return this.control.stop(path.resolve(runDir));
   }
 
   resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
@@ -112,7 +102,7 @@ export class LocalTarget implements RunTarget {
     return this.control.readInfo(path.resolve(runDir));
   }
 
-  isAlive(pid: number): Promise<boolean> {
-    return this.control.isAlive(pid);
+  isAlive(info: ObservedRun): Promise<boolean> {
+    return this.control.isAlive(info);
   }
 }

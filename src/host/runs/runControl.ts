@@ -49,12 +49,20 @@ export interface LaunchedTrainer {
   exitNote(): Promise<string>;
 }
 
-/** What starts a trainer process detached (it outlives the editor and the connection) and signals it. */
+/**
+ * What starts a trainer process detached (it outlives the editor and the connection), tells
+ * whether it lives and signals it. Each takes the run's run.json, so a launcher whose trainers are
+ * not plain pids (a Slurm job) finds what it recorded there.
+ */
 export interface Launcher {
   launch(request: LaunchRequest): Promise<LaunchedTrainer>;
-  isAlive(pid: number): Promise<boolean>;
-  /** Asks the trainer to checkpoint and exit (SIGTERM). */
-  terminate(pid: number): Promise<void>;
+  /** Is the trainer run.json names alive? */
+  isAlive(info: ObservedRun): Promise<boolean>;
+  /**
+   * Asks the trainer of `runDir` to checkpoint and exit (SIGTERM). Throws, having signalled
+   * nothing, when the process cannot be told to be that trainer.
+   */
+  terminate(info: ObservedRun, runDir: string): Promise<void>;
 }
 
 export interface RunControlOptions {
@@ -158,7 +166,12 @@ export class RunControl {
       throw new Error(`Stop was already requested for run ${info.name}; it is saving a checkpoint.`);
     }
     this.stopsSent.add(info.pid);
-    await this.o.launcher.terminate(info.pid);
+    try {
+      await this.o.launcher.terminate(info, runDir);
+    } catch (err) {
+      this.stopsSent.delete(info.pid); // nothing was sent
+      throw err;
+    }
   }
 
   /** Detached `resume`; resolves once the new trainer has taken the run over (run.json holds its pid). */
@@ -207,13 +220,13 @@ export class RunControl {
     return observed.run;
   }
 
-  isAlive(pid: number): Promise<boolean> {
-    return this.o.launcher.isAlive(pid);
+  isAlive(info: ObservedRun): Promise<boolean> {
+    return this.o.launcher.isAlive(info);
   }
 
   /** Does a live trainer hold this run (an active status and its pid alive)? */
   private async holds(info: ObservedRun): Promise<boolean> {
-    return isActiveStatus(info.status) && (await this.o.launcher.isAlive(info.pid));
+    return isActiveStatus(info.status) && (await this.o.launcher.isAlive(info));
   }
 
   /** A new run folder name (slug-stamp, -2, -3… if taken) and its pending log, created exclusively. */

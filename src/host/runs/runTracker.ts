@@ -324,7 +324,7 @@ export class RunTracker {
   private async checkAlive(): Promise<void> {
     const info = this.info;
     if (!info || !isActiveStatus(info.status)) return;
-    const alive = await this.target.isAlive(info.pid);
+    const alive = await this.target.isAlive(info);
     if (this.disposed || this.info?.pid !== info.pid) return;
     this.alive = alive;
     this.updateSummary();

@@ -113,8 +113,8 @@ export interface RunTarget {
   planDelete(runDir: string): Promise<DeletePlan>;
   /** Removes a run folder of this target's runs root; refuses any other folder (planDelete). */
   delete(runDir: string): Promise<void>;
-  /** Is this pid alive on the target? */
-  isAlive(pid: number): Promise<boolean>;
+  /** Is the trainer that run.json names alive on the target? */
+  isAlive(info: ObservedRun): Promise<boolean>;
 }
 
 export interface RunStoreApi {

@@ -2,6 +2,7 @@
 // to the log, so it outlives the connection and the editor), its pid printed back over the
 // channel; signalled and checked with kill. The Launcher of RemoteTarget; an sbatch or torchrun
 // launcher would stand beside it.
+import type { ObservedRun } from '../../shared/run';
 import type { LaunchedTrainer, Launcher, LaunchRequest } from '../runs/runControl';
 import type { RemoteCli } from './deploy';
 import { shCommand, shQuote } from './quote';
@@ -31,16 +32,20 @@ export class RemoteNodeCliLauncher implements Launcher {
     const pid = Number(out.trim().split('\n')[0]);
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`Starting the trainer on ${this.host.label} printed no pid: ${out.trim()}`);
     // The exit code went to the detached shell, not to this side.
-    return { pid, running: () => this.isAlive(pid), exitNote: async () => '' };
+    return { pid, running: () => this.isPidAlive(pid), exitNote: async () => '' };
   }
 
-  async isAlive(pid: number): Promise<boolean> {
+  isAlive(info: ObservedRun): Promise<boolean> {
+    return this.isPidAlive(info.pid);
+  }
+
+  private async isPidAlive(pid: number): Promise<boolean> {
     if (!Number.isInteger(pid) || pid <= 0) return false;
     const r = await (await this.host.connection()).run(`kill -0 ${shQuote(String(pid))} 2>/dev/null`, { timeoutMs: 30_000 });
     return r.code === 0;
   }
 
-  async terminate(pid: number): Promise<void> {
-    await this.host.sh(`kill -TERM ${shQuote(String(pid))}`, `Stopping the trainer (pid ${pid})`);
+  async terminate(info: ObservedRun): Promise<void> {
+    await this.host.sh(`kill -TERM ${shQuote(String(info.pid))}`, `Stopping run ${info.name}`);
   }
 }

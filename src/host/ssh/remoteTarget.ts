@@ -122,8 +122,8 @@ export class RemoteTarget implements RunTarget {
     return this.control.delete(runDir);
   }
 
-  isAlive(pid: number): Promise<boolean> {
-    return this.control.isAlive(pid);
+  isAlive(info: ObservedRun): Promise<boolean> {
+    return this.control.isAlive(info);
   }
 
   readInfo(runDir: string): Promise<ObservedRun> {
