@@ -1,18 +1,25 @@
-// POSIX shell quoting for every argument of every remote command. A remote command is one string
-// that the user's login shell parses; single quotes are the only quoting in which nothing
-// (no $, `, \, newline) is special, so each argument becomes '…' with an embedded ' written as '\''.
+// POSIX shell quoting for every argument of every remote command: a remote command is one string
+// that the user's login shell parses. The quoting is shell-quote's (a well-kept library); what we
+// add is the refusal of what no quoting can carry (a NUL byte ends a C string) and of an empty
+// command. test/unit/ssh-quote.test.ts checks the result against real shells, byte for byte.
 // No vscode here: unit-tested in plain Node.
+import { quote } from 'shell-quote';
+
+function refuseNul(arg: string): void {
+  if (arg.includes('\0')) throw new Error('A shell argument cannot contain a NUL byte.');
+}
 
 /** One argument, quoted so that any POSIX shell passes it through byte for byte. */
 export function shQuote(arg: string): string {
-  if (arg.includes('\0')) throw new Error('A shell argument cannot contain a NUL byte.');
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
+  refuseNul(arg);
+  return quote([arg]);
 }
 
 /** A command line from a program and its arguments, every one of them quoted. */
 export function shCommand(args: readonly string[]): string {
   if (args.length === 0) throw new Error('An empty command.');
-  return args.map(shQuote).join(' ');
+  args.forEach(refuseNul);
+  return quote(args);
 }
 
 /**
