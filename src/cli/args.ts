@@ -1,6 +1,7 @@
-// A small, strict argument parser: known flags only, typed values, repeatable --set.
-// Every mistake is a UsageError (exit code 2) that says what is allowed.
-
+// Command-line flags: node:util's parseArgs splits argv (--name value, --name=value, -- ends the
+// options); here, only the rules of our commands: known flags only, typed values, repeatable
+// --set. Every mistake is a UsageError (exit code 2) on one line that says what is allowed.
+import { parseArgs as splitArgv } from 'node:util';
 import { UsageError } from '../core/errors';
 
 export { UsageError };
@@ -15,41 +16,39 @@ export interface Parsed {
   flags: Map<string, string | number | boolean | string[]>;
 }
 
+/** The typed value of one flag occurrence, or the UsageError saying why it is not one. */
+function flagValue(name: string, flag: FlagSpec, value: string | undefined, inline: boolean): string | number | boolean {
+  if (flag.kind === 'bool') {
+    if (inline) throw new UsageError(`--${name} takes no value, got "${value}".`);
+    return true;
+  }
+  if (value === undefined) throw new UsageError(`--${name} needs a value.`);
+  if (flag.kind !== 'int' && flag.kind !== 'number') return value;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || (flag.kind === 'int' && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be ${flag.kind === 'int' ? 'an integer' : 'a number'}, got "${value}".`);
+  }
+  return n;
+}
+
 export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
+  // Every flag but bool takes a value; non-strict, so that an unknown flag is ours to word.
+  const options = Object.fromEntries(Object.entries(spec).map(([name, f]) => [name, { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) }]));
+  const { tokens } = splitArgv({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
   const positional: string[] = [];
   const flags = new Map<string, string | number | boolean | string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const flag = spec[name];
+  for (const token of tokens) {
+    if (token.kind === 'positional') positional.push(token.value);
+    if (token.kind !== 'option') continue;
+    const flag = Object.prototype.hasOwnProperty.call(spec, token.name) ? spec[token.name] : undefined;
     if (!flag) {
       const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
-      throw new UsageError(`Unknown option --${name} for \`steelscope ${command}\`. Options: ${known || 'none'}.`);
+      throw new UsageError(`Unknown option ${token.rawName} for \`steelscope ${command}\`. Options: ${known || 'none'}.`);
     }
-    if (flag.kind === 'bool') {
-      flags.set(name, true);
-      continue;
-    }
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new UsageError(`--${name} needs a value.`);
-    if (flag.kind === 'list') {
-      const list = (flags.get(name) as string[] | undefined) ?? [];
-      list.push(value);
-      flags.set(name, list);
-    } else if (flag.kind === 'int' || flag.kind === 'number') {
-      const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || (flag.kind === 'int' && !Number.isInteger(n))) {
-        throw new UsageError(`--${name} must be ${flag.kind === 'int' ? 'an integer' : 'a number'}, got "${value}".`);
-      }
-      flags.set(name, n);
-    } else {
-      flags.set(name, value);
-    }
+    const value = flagValue(token.name, flag, token.value, token.inlineValue === true);
+    const list = flags.get(token.name);
+    if (flag.kind === 'list') flags.set(token.name, [...(Array.isArray(list) ? list : []), String(value)]);
+    else flags.set(token.name, value);
   }
   return { positional, flags };
 }
