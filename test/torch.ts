@@ -2,6 +2,7 @@
 // decides whether a test without it is skipped (a developer machine) or fails (CI=true, where
 // .ci/run installs Debian's python3-torch).
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { findTorch, type TorchFound } from '../src/shared/node/python';
 
 const probe = findTorch();
@@ -16,8 +17,27 @@ export function requireTorch(): TorchFound {
   return probe.found;
 }
 
-/** A configuration of `nproc` CPU processes for the same global batch; the CLI flags that pick the engine. */
+/** The Python that has torch, for --python. */
+export const torchPython = (): string => requireTorch().executable;
+
+/** The CLI flags that train on the torch engine with `nproc` processes. */
 export function torchFlags(nproc: number): string[] {
-  const found = requireTorch();
-  return ['--engine', 'torch', '--nproc', String(nproc), '--python', found.executable];
+  return ['--engine', 'torch', '--nproc', String(nproc), '--python', torchPython()];
+}
+
+/** Pids of this user's processes whose command line mentions `text` (a run folder: the supervisor, torchrun, its ranks). */
+export function processesMentioning(text: string, env?: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (!cmdline.includes(text)) continue;
+      if (env !== undefined && !readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(env)) continue;
+      pids.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  return pids;
 }

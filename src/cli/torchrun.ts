@@ -5,7 +5,7 @@
 // a rank's failure the engine could not record, it is recorded here (crash event, status failed).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
 import { heldByOtherTrainer } from '../shared/node/pid';
@@ -111,7 +111,9 @@ async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: strin
   const errorDir = join(scratch, 'errors');
   const args = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', String(nproc),
     '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
-  const env = { ...process.env, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
+  // torchrun sets 1 thread per process on its own (with a warning); our share of the cores is better.
+  const threads = process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
+  const env = { ...process.env, OMP_NUM_THREADS: threads, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
     STEELSCOPE_ERROR_DIR: errorDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
   control.log(`engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`);
   // Its own process group, so a second signal (or this process exiting) can end every rank at once.
@@ -168,37 +170,51 @@ function readRankErrors(dir: string): RankError[] {
   return errors.sort((a, b) => a.t - b.t);
 }
 
-/** torchrun's "Root Cause" summary of a rank that died without an error file (a signal, say). */
-function rootCause(stderr: string): string | undefined {
-  const at = stderr.lastIndexOf('Root Cause');
-  if (at < 0) return undefined;
-  const block = stderr.slice(at);
-  const rank = /rank\s*:\s*(\d+)/.exec(block)?.[1];
-  const exit = /exitcode\s*:\s*(-?\d+)/.exec(block)?.[1];
-  const trace = /traceback\s*:\s*(.+)/.exec(block)?.[1]?.trim();
-  return `rank ${rank ?? '?'} exited with code ${exit ?? '?'}${trace && !trace.startsWith('To enable') ? `: ${trace}` : ''}`;
+interface RankExit {
+  rank: number;
+  exitcode: number;
+  trace: string;
 }
+
+/** The entries of torchrun's failure summary ("Failures:" and "Root Cause"), one per rank. */
+function summarizedExits(stderr: string): RankExit[] {
+  const exits = new Map<number, RankExit>();
+  const entry = /rank\s*:\s*(\d+).*\n.*exitcode\s*:\s*(-?\d+).*\n.*\n\s*traceback\s*:\s*(.*)/g;
+  for (const m of stderr.matchAll(entry)) {
+    const trace = m[3].trim().startsWith('To enable') ? '' : m[3].trim();
+    exits.set(Number(m[1]), { rank: Number(m[1]), exitcode: Number(m[2]), trace });
+  }
+  return [...exits.values()];
+}
+
+const describeExit = (e: RankExit) => `rank ${e.rank} exited with code ${e.exitcode}${e.trace ? ` (${e.trace})` : ''}`;
 
 /** Reads what rank 0 recorded and adds what only torchrun knows; returns the run's final status. */
 function recordOutcome(runDir: string, code: number | null, errors: RankError[], stderrTail: string): RunStatus {
+  const exits = summarizedExits(stderrTail);
   if (!existsSync(join(runDir, 'run.json'))) {
     const first = errors[0];
-    const message = first?.message ?? rootCause(stderrTail) ?? `torchrun exited with code ${code}`;
+    const message = first?.message ?? (exits[0] ? describeExit(exits[0]) : `torchrun exited with code ${code}`);
     if (!first || first.type === 'UsageError' || first.type === 'DataError') throw new UsageError(message);
     throw new Error(message);
   }
   const info = readRunInfo(runDir);
   const writer = new RunWriter(runDir, info);
-  const ok = code === 0 && errors.length === 0;
-  if (ok && TERMINAL.includes(info.status)) return info.status;
+  if (code === 0 && errors.length === 0 && TERMINAL.includes(info.status)) return info.status;
   // Rank 0 records its own failure; another rank's, or a rank killed by a signal, only shows here.
   for (const e of errors) {
     if (e.rank !== 0 || info.status !== 'failed') writer.event(info.step, 'crash', 'error', `rank ${e.rank}: ${e.message}`, { stack: e.traceback });
   }
-  const cause = errors.find((e) => e.rank !== 0) ?? errors[0];
-  const summary = rootCause(stderrTail);
-  if (errors.length === 0) writer.event(info.step, 'crash', 'error', summary ?? `torchrun exited with code ${code}.`, { stderr: stderrTail.slice(-4000) });
-  const reason = cause ? `rank ${cause.rank}: ${cause.message}` : (summary ?? `torchrun exited with code ${code}`);
+  const silent = exits.filter((x) => !errors.some((e) => e.rank === x.rank));
+  for (const x of silent) writer.event(info.step, 'crash', 'error', `${describeExit(x)}.`, { stderr: stderrTail.slice(-4000) });
+  if (errors.length === 0 && silent.length === 0) {
+    writer.event(info.step, 'crash', 'error', `torchrun exited with code ${code}.`, { stderr: stderrTail.slice(-4000) });
+  }
+  // The cause: a rank other than 0 that failed by itself or was killed, before rank 0's consequence of it.
+  const other = errors.find((e) => e.rank !== 0);
+  const killed = silent.find((x) => x.exitcode < 0);
+  const reason = other ? `rank ${other.rank}: ${other.message}` : killed ? describeExit(killed)
+    : errors[0] ? `rank ${errors[0].rank}: ${errors[0].message}` : silent[0] ? describeExit(silent[0]) : `torchrun exited with code ${code}`;
   writer.update({ status: 'failed', exit: { code: code || 1, reason, at: new Date().toISOString() } });
   return 'failed';
 }

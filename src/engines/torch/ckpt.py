@@ -72,7 +72,7 @@ def read_tensors(json_path, bin_path):
 
 
 def save_checkpoint(run_dir, payload):
-    """checkpoint.ts saveCheckpoint. payload: step, tokens, config, data, rng, optimizer, eval_loss,
+    """checkpoint.ts saveCheckpoint. payload: run_id, step, tokens, config, data, rng, optimizer, eval_loss,
     train_loss, weights, optimizer_state ({name: tensor}), tokenizer_json (text). Returns the folder."""
     root = os.path.join(run_dir, "checkpoints")
     os.makedirs(root, exist_ok=True)
@@ -91,7 +91,7 @@ def save_checkpoint(run_dir, payload):
         write_file_atomic(os.path.join(tmp_dir, file_name), data)
         records.append({"name": file_name, "sha256": sha256(data), "bytes": len(data)})
     manifest = {"format": CHECKPOINT_FORMAT}
-    for key in ("step", "tokens", "config", "data", "rng", "optimizer", "eval_loss", "train_loss"):
+    for key in ("run_id", "step", "tokens", "config", "data", "rng", "optimizer", "eval_loss", "train_loss"):
         manifest[key] = payload[key]
     manifest.update({"createdAt": iso_now(), "tokenizer": "tokenizer.json", "files": records})
     write_file_atomic(os.path.join(tmp_dir, "manifest.json"), (json.dumps(manifest, indent=2) + "\n").encode())
@@ -111,7 +111,8 @@ def verify_checkpoint(path):
             manifest = json.load(f)
     except (OSError, ValueError) as err:
         return None, f"manifest.json unreadable: {err}"
-    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT or not isinstance(manifest.get("files"), list):
+    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT \
+            or not isinstance(manifest.get("files"), list):
         return None, f"manifest.json is not a {CHECKPOINT_FORMAT} manifest"
     for entry in manifest["files"]:
         file_path = os.path.join(path, os.path.basename(str(entry.get("name"))))

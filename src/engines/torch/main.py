@@ -131,7 +131,8 @@ def build_model(cfg, device, world, weights=None):
     model.to(device)
     ddp = model
     if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     return model, ddp
 
 
@@ -155,12 +156,14 @@ def start(args, ctx):
     train, val = verified_shards(prepared["shards"])
     with open(os.path.join(run_dir, prepared["tokenizer"]), "r", encoding="utf-8") as f:
         tokenizer_json = f.read()
+    if ctx["world"] > 1:
+        dist.barrier()  # every rank has checked the folder before rank 0 writes run.json into it
     writer = None
     if ctx["rank"] == 0:
+        data = {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]}
         info = {"format": "steelscope.run/1", "id": str(uuid.uuid4()), "name": args.name or os.path.basename(run_dir),
-                "createdAt": iso_now(), "host": socket.gethostname(), "pid": ctx["pid"], "status": "starting", "step": 0,
-                "config": cfg, "data": {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]},
-                "resumes": [], "exit": None, **ctx["fields"]}
+                "createdAt": iso_now(), "host": socket.gethostname(), "pid": ctx["pid"], "status": "starting",
+                "step": 0, "config": cfg, "data": data, "resumes": [], "exit": None, **ctx["fields"]}
         writer = RunWriter(run_dir, info)
         writer.update()
     model, ddp = build_model(cfg, ctx["device"], ctx["world"])
@@ -219,7 +222,8 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
     block = cfg["seq_len"] + 1
     s = Session(
         config=cfg, writer=writer, model=model, optimizer=optimizer, device=device, world=world, log=log,
-        stepper=Stepper(model, maybe_compile(ddp, cfg, log), optimizer, cfg, device, ctx["precision"], ctx["rank"], world),
+        stepper=Stepper(model, ddp, optimizer, cfg, device, ctx["precision"], ctx["rank"], world,
+                        maybe_compile(ddp, cfg, log)),
         loader=BlockLoader(train, block, cfg["seed"], cursor, "The training split"),
         eval_set=eval_batches(val, block, cfg["batch_size"], cfg["eval_batches"]) if len(val) >= block else [],
         tokenizer_json=tokenizer_json, data_files=data_files, start_step=start_step, target_step=target,
@@ -230,12 +234,14 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
         if not s.eval_set:
             writer.event(0, "eval-skipped", "warning", f"The validation split is shorter than one sequence of {block} "
                          "tokens: no eval loss. Use more data or a larger val_fraction.")
-        where = f"{device.type} ({ctx['precision']}, {world} process{'es' if world > 1 else ''}, torch {torch.__version__})"
+        processes = f"{world} process{'es' if world > 1 else ''}"
+        where = f"{device.type} ({ctx['precision']}, {processes}, torch {torch.__version__})"
         if how == "start":
             writer.event(0, "start", "info", f"Run started on {where}: {cfg['n_layer']} layers, d={cfg['n_embd']}, "
                          f"vocab {cfg['vocab_size']}.")
         else:
-            writer.event(start_step, "resume", "info", f"Resumed from step {start_step} on {where}.", checkpoint=checkpoint_path)
+            writer.event(start_step, "resume", "info", f"Resumed from step {start_step} on {where}.",
+                         checkpoint=checkpoint_path)
         start_sampler(writer, lambda: s.current_step, device)
     return s
 
@@ -250,8 +256,9 @@ def run(args, ctx):
         if s.writer:
             step = s.writer.info["step"]
             finished = outcome == "finished"
-            s.writer.event(step, "finish" if finished else "stop", "info",
-                           f"Finished at step {step}." if finished else f"Stopped at step {step} on request; checkpoint saved.")
+            stopped = f"Stopped at step {step} on request; checkpoint saved."
+            message = f"Finished at step {step}." if finished else stopped
+            s.writer.event(step, "finish" if finished else "stop", "info", message)
             s.writer.update(status=outcome, exit={"code": 0, "reason": outcome, "at": iso_now()})
         return 0
     except BaseException as err:

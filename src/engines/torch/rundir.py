@@ -66,7 +66,8 @@ class RunWriter:
         self.append("samples.jsonl", {**record, "t": now_ms()})
 
     def event(self, step, kind, level, message, **detail):
-        self.append("events.jsonl", {**detail, "step": step, "t": now_ms(), "kind": kind, "level": level, "message": message})
+        record = {**detail, "step": step, "t": now_ms(), "kind": kind, "level": level, "message": message}
+        self.append("events.jsonl", record)
 
     def append(self, name, record):
         # One write(2) of a whole line (O_APPEND), so a reader never sees half a record for long.

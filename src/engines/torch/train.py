@@ -62,10 +62,12 @@ class SpikeDetector:
 class Stepper:
     """One optimizer update from the micro-batches of a global batch: forward and backward under
     the device's precision, global pre-clip norm, clipping, NaN/Inf skip, AdamW.
-    `ddp` is the model as trained (DDP and/or torch.compile wrappers); `model` the plain module."""
+    `model` is the plain module, `ddp` its DDP wrapper (or itself on one process), `forward` what
+    computes the loss (ddp, or ddp through torch.compile)."""
 
-    def __init__(self, model, ddp, optimizer, cfg, device, precision, rank=0, world=1):
+    def __init__(self, model, ddp, optimizer, cfg, device, precision, rank=0, world=1, forward=None):
         self.model, self.ddp, self.optimizer, self.cfg = model, ddp, optimizer, cfg
+        self.forward = forward or ddp
         self.device, self.precision, self.rank, self.world = device, precision, rank, world
         self.params = [p for _, p in model.named_parameters()]
         self.scaler = torch.cuda.amp.GradScaler() if precision == "fp16" else None
@@ -92,7 +94,7 @@ class Stepper:
             sync = contextlib.nullcontext() if last or self.world == 1 else self.ddp.no_sync()
             with sync:
                 with self.autocast():
-                    loss = self.ddp(x, y) / accum
+                    loss = self.forward(x, y) / accum
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_sum += loss.detach().float()
         if self.scaler:
@@ -164,14 +166,16 @@ def train_loop(s):
         step += 1
     if s.writer is not None and (step > last_checkpoint or step == 0):
         checkpoint(s, step, last_eval, last_loss)
+    if s.world > 1:
+        dist.barrier()  # every rank stops after rank 0's checkpoint
     return "finished" if step >= s.target_step else "stopped"
 
 
 def report_step(s, step, loss, grad_norm, lr, applied, seconds, tokens_per_step, flops, peak, spikes):
     cfg, writer = s.config, s.writer
     if not applied:
-        writer.event(step, "nan", "warning", f"Non-finite loss ({loss}) or gradient norm ({grad_norm}): update skipped.",
-                     loss=str(loss), grad_norm=str(grad_norm))
+        message = f"Non-finite loss ({loss}) or gradient norm ({grad_norm}): update skipped."
+        writer.event(step, "nan", "warning", message, loss=str(loss), grad_norm=str(grad_norm))
     tok_per_s = tokens_per_step / seconds
     if step % cfg["log_every"] == 0:
         record = {"step": step, "kind": "train", "loss": loss, "lr": lr, "grad_norm": grad_norm,
@@ -210,6 +214,7 @@ def checkpoint(s, step, eval_loss, train_loss):
     cfg = s.config
     named = list(s.model.named_parameters())
     path = save_checkpoint(s.writer.dir, {
+        "run_id": s.writer.info["id"],
         "step": step,
         "tokens": step * cfg["batch_size"] * cfg["seq_len"] * cfg["grad_accum"],
         "config": cfg,
