@@ -75,8 +75,11 @@ export interface TrainConfig {
   keep_checkpoints: number;
   /** A loss this many standard deviations above its recent mean writes a spike event. */
   spike_sigma: number;
-  /** PyTorch engine: train through torch.compile where the installed torch has it (the TF.js engine ignores it). */
-  compile: boolean;
+  /**
+   * PyTorch engine: train through torch.compile where the installed torch has it (the TF.js engine
+   * ignores it). Optional: configs saved before the PyTorch engine lack it (false).
+   */
+  compile?: boolean;
 }
 
 export type ConfigKey = keyof TrainConfig;
@@ -86,6 +89,8 @@ interface KeySpec {
   kind: Kind;
   min?: number;
   max?: number;
+  /** May be absent from a saved config (added after configs were first saved). */
+  optional?: true;
 }
 
 /** Types and bounds of every key: what --set accepts. */
@@ -125,7 +130,7 @@ export const CONFIG_SPEC: Record<ConfigKey, KeySpec> = {
   checkpoint_every: { kind: 'int', min: 0 },
   keep_checkpoints: { kind: 'int', min: 1, max: 10_000 },
   spike_sigma: { kind: 'number', min: 0 },
-  compile: { kind: 'bool' },
+  compile: { kind: 'bool', optional: true },
 };
 
 const SHARED_DEFAULTS: Omit<
@@ -275,6 +280,7 @@ export function validateConfig(value: object): asserts value is TrainConfig {
   const record: Record<string, unknown> = { ...value };
   for (const [key, spec] of Object.entries(CONFIG_SPEC)) {
     const value = record[key];
+    if (value === undefined && spec.optional) continue;
     const ok =
       spec.kind === 'bool'
         ? typeof value === 'boolean'
