@@ -19,7 +19,7 @@ import {
 } from '../../shared/follow-protocol';
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
-import { IncrementalReader, readRegularFile, type Frame } from '../../shared/node/reader';
+import { currentSignature, IncrementalReader, readRegularFile, type Frame } from '../../shared/node/reader';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -166,15 +166,11 @@ class RunJsonFollower {
   constructor(private readonly path: string) {}
 
   async poll(out: LineOutput): Promise<void> {
-    let s: Stats;
-    try {
-      s = await stat(this.path);
-    } catch {
-      this.signature = 'missing';
+    const signature = await currentSignature(this.path);
+    if (signature === this.signature || signature === 'missing') {
+      this.signature = signature;
       return;
     }
-    const signature = `${s.ino}:${s.size}:${s.mtimeMs}`;
-    if (signature === this.signature) return;
     const text = (await readRegularFile(this.path)).toString('utf8'); // a failure is retried on the next pass
     this.signature = signature;
     if (text === this.lastText) return;
