@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatHub, chatCheckpoints, DashboardChat, generateParams, laneHistory, refOnHost } from '../../src/host/chat/dashboardChat';
-import { answeringLine, escapeMarkdown, LiteralBlock, participantChoice } from '../../src/host/chat/participantText';
+import { answeringLine, LiteralBlock, participantChoice } from '../../src/host/chat/participantText';
+import { escapeMarkdown } from '../../src/host/markdown';
 import type { Generation } from '../../src/host/chat/serveClient';
 import type { CheckpointSummary, RunData, RunStoreApi, RunSummary } from '../../src/host/runs/types';
 import { checkHostMessage, checkWebviewMessage, DEFAULT_CHAT_SETTINGS, type ChatTurn, type HostToWebview, type WebviewToHost } from '../../src/shared/protocol';

@@ -3,6 +3,7 @@
 import { DEFAULT_CHAT_SETTINGS, type ChatSettings } from '../../shared/protocol';
 import type { RunStoreApi, RunSummary } from '../runs/types';
 import { checkpointRef, type ChatChoice } from './dashboardChat';
+import { escapeMarkdown } from '../markdown';
 
 /**
  * Model text → markdown, piece by piece, as an indented code block: every line starts with four
@@ -41,10 +42,6 @@ export class LiteralBlock {
   }
 }
 
-/** Backslash-escapes markdown syntax in a short text (a run name) written into a sentence. */
-export function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!<>|$~&]/g, '\\$&').replace(/\s+/g, ' ');
-}
 
 export interface ParticipantChoice {
   dir: string;

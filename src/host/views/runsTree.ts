@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import type { CheckpointSummary, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
 import type { SampleRecord } from '../../shared/run';
+import { runTooltipMarkdown } from './runTooltip';
 
 export type RunsNode =
   | { kind: 'host'; hostId: string; label: string }
@@ -124,17 +125,7 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
 function runTooltip(s: RunSummary): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   md.isTrusted = false;
-  md.appendMarkdown(`**${escapeMarkdown(s.name)}** — ${s.status}\n\n`);
-  md.appendMarkdown(`${escapeMarkdown(s.dir)}\n\n`);
-  if (s.config) md.appendMarkdown(`${s.config.n_layer} layers · d ${s.config.n_embd} · vocab ${s.config.vocab_size}\n\n`);
-  if (s.info?.backend) {
-    const kernels = typeof s.info.backend.kernels === 'string' ? ` — ${escapeMarkdown(s.info.backend.kernels)}` : '';
-    md.appendMarkdown(`backend: ${escapeMarkdown(s.info.backend.name)}${kernels}\n\n`);
-  }
-  if (s.lastTokPerS !== undefined) md.appendMarkdown(`${Math.round(s.lastTokPerS).toLocaleString('en-US')} tokens/s\n\n`);
-  const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events;
-  if (bad > 0) md.appendMarkdown(`$(warning) ${bad} malformed line(s) skipped\n\n`);
-  for (const problem of s.problems ?? []) md.appendMarkdown(`$(warning) ${escapeMarkdown(problem)}\n\n`);
+  md.appendMarkdown(runTooltipMarkdown(s));
   return md;
 }
 
@@ -176,8 +167,4 @@ export function latestSamples(samples: readonly SampleRecord[]): SampleRecord[] 
 function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4);
-}
-
-function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!<>|$]/g, '\\$&');
 }

@@ -1,0 +1,20 @@
+// The Markdown of a run's tooltip in the Runs view. Everything in it comes from a run folder, which
+// may be anyone's: every value (numbers included: a foreign run.json's "number" can be any text)
+// is escaped, so it shows as text and never as a link, an image, HTML or a theme icon. Pure: no vscode.
+import { escapeMarkdown } from '../markdown';
+import type { RunSummary } from '../runs/types';
+
+export function runTooltipMarkdown(s: RunSummary): string {
+  const e = (value: unknown) => escapeMarkdown(String(value));
+  const parts = [`**${e(s.name)}** — ${e(s.status)}`, e(s.dir)];
+  if (s.config) parts.push(`${e(s.config.n_layer)} layers · d ${e(s.config.n_embd)} · vocab ${e(s.config.vocab_size)}`);
+  if (s.info?.backend) {
+    const kernels = typeof s.info.backend.kernels === 'string' ? ` — ${e(s.info.backend.kernels)}` : '';
+    parts.push(`backend: ${e(s.info.backend.name)}${kernels}`);
+  }
+  if (s.lastTokPerS !== undefined) parts.push(`${e(Math.round(s.lastTokPerS).toLocaleString('en-US'))} tokens/s`);
+  const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events;
+  if (bad > 0) parts.push(`$(warning) ${bad} malformed line(s) skipped`);
+  for (const problem of s.problems ?? []) parts.push(`$(warning) ${e(problem)}`);
+  return parts.map((p) => `${p}\n\n`).join('');
+}
