@@ -2,9 +2,19 @@
 // the shape pandas and spreadsheets read without reshaping. Pure: no vscode.
 import type { RunData } from './runs/types';
 
+/** A plain decimal number: a spreadsheet reads it as that number, never as a formula. */
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Text (a run name, a kind: anyone's run folder chooses them) that starts like a formula (= + - @,
+ * or a tab / carriage return before one) gets a leading apostrophe, so a spreadsheet shows it
+ * instead of evaluating it (OWASP's CSV injection advice). Numbers are written as numbers, and
+ * text that is just a number (a run named "-1") stays readable as one.
+ */
 function cell(value: string | number): string {
   if (typeof value === 'number') return String(value); // NaN, Infinity and -Infinity spelled out
-  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+  const text = /^[=+\-@\t\r]/.test(value) && !PLAIN_NUMBER.test(value) ? `'${value}` : value;
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export function metricsCsv(runs: readonly RunData[]): string {

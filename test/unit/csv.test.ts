@@ -45,3 +45,19 @@ test('a field a record left out is an empty cell, where the same field logged Na
     'r,train,3,4,NaN,4',
   ]);
 });
+
+test('text that starts like a formula is neutralised; numbers, negative ones included, stay numbers', () => {
+  const train = newSeriesTable('=cmd|"/c calc"!A1');
+  appendRecord(train, { step: 0, t: 1, loss: -0.5, '@SUM(A1)': 1, '-2+3': -1e-7 });
+  appendRecord(train, { step: 1, t: 2, loss: -Infinity });
+  const lines = metricsCsv([run('+HYPERLINK("https://evil.example")', [train]), run('-1', [])]).trim().split('\n');
+  assert.deepEqual(lines, [
+    `run,kind,step,t,'-2+3,'@SUM(A1),loss`,
+    `"'+HYPERLINK(""https://evil.example"")","'=cmd|""/c calc""!A1",0,1,-1e-7,1,-0.5`,
+    `"'+HYPERLINK(""https://evil.example"")","'=cmd|""/c calc""!A1",1,2,,,-Infinity`,
+  ]);
+  const tab = newSeriesTable('train');
+  appendRecord(tab, { step: 0, t: 1, loss: 1 });
+  assert.equal(metricsCsv([run('\t=1+1', [tab])]).trim().split('\n')[1], `'\t=1+1,train,0,1,1`);
+  assert.equal(metricsCsv([run('-1', [tab])]).trim().split('\n')[1], '-1,train,0,1,1', 'a name that is a number stays one');
+});
