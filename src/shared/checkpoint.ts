@@ -25,7 +25,13 @@ export const DONE_FILE = 'DONE';
 export const TOKENIZER_FILE = 'tokenizer.json';
 
 /** The data files a manifest lists, in the order the trainers write them. */
-export const CHECKPOINT_DATA_FILES = ['weights.json', 'weights.bin', 'optimizer.json', 'optimizer.bin', TOKENIZER_FILE] as const;
+export const CHECKPOINT_DATA_FILES = [
+  'weights.json',
+  'weights.bin',
+  'optimizer.json',
+  'optimizer.bin',
+  TOKENIZER_FILE,
+] as const;
 export type CheckpointDataFile = (typeof CHECKPOINT_DATA_FILES)[number];
 
 /** Every name a checkpoint folder holds: nothing else is part of it. */
@@ -118,7 +124,8 @@ export type ManifestResult = { ok: true; manifest: CheckpointManifest } | { ok: 
 
 /** Parses and checks manifest.json's bytes; never throws. The reason names the first bad field. */
 export function parseManifest(bytes: Uint8Array): ManifestResult {
-  if (bytes.length > MANIFEST_MAX_BYTES) return { ok: false, reason: `manifest.json is over ${MANIFEST_MAX_BYTES} bytes` };
+  if (bytes.length > MANIFEST_MAX_BYTES)
+    return { ok: false, reason: `manifest.json is over ${MANIFEST_MAX_BYTES} bytes` };
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

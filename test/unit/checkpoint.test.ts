@@ -1,14 +1,34 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, existsSync, readdirSync, mkdirSync, symlinkSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  existsSync,
+  readdirSync,
+  mkdirSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS } from '../../src/shared/config';
-import { loadCheckpoint, pruneCheckpoints, saveCheckpoint, type CheckpointPayload } from '../../src/core/train/checkpoint';
+import {
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+  type CheckpointPayload,
+} from '../../src/core/train/checkpoint';
 import { parseTensorIndex, TensorFileError } from '../../src/core/train/tensorfile';
 import { bestCheckpointIndex, MANIFEST_MAX_BYTES } from '../../src/shared/checkpoint';
-import { checkCheckpoint, latestValidCheckpoint, listCheckpointFolders, scanCheckpoints } from '../../src/shared/node/checkpoints';
+import {
+  checkCheckpoint,
+  latestValidCheckpoint,
+  listCheckpointFolders,
+  scanCheckpoints,
+} from '../../src/shared/node/checkpoints';
 import { toCheckpointSummaries } from '../../src/host/ssh/remoteFollower';
 import { parseFollowMessage } from '../../src/shared/follow-protocol';
 
@@ -26,7 +46,10 @@ function payload(step: number, evalLoss: number | null): CheckpointPayload {
     eval_loss: evalLoss,
     train_loss: 1,
     weights: new Map([['wte', { shape: [2, 3], data: w }]]),
-    optimizerState: new Map([['m.wte', { shape: [2, 3], data: new Float32Array(6).fill(step) }], ['v.wte', { shape: [2, 3], data: new Float32Array(6) }]]),
+    optimizerState: new Map([
+      ['m.wte', { shape: [2, 3], data: new Float32Array(6).fill(step) }],
+      ['v.wte', { shape: [2, 3], data: new Float32Array(6) }],
+    ]),
     tokenizerJson: '{"format":"x"}',
   };
 }
@@ -49,7 +72,11 @@ test('a saved checkpoint verifies and round-trips bit-exactly', () => {
     assert.equal(loaded.manifest.step, 10);
     assert.deepEqual([...loaded.weights.get('wte')!.data], [...payload(10, 2.5).weights.get('wte')!.data]);
     assert.deepEqual(loaded.manifest.data.cursor, { seed: 1, epoch: 0, index: 10 });
-    assert.equal(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.tmp')).length, 0, 'no temp folder left');
+    assert.equal(
+      readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.tmp')).length,
+      0,
+      'no temp folder left',
+    );
   });
 });
 
@@ -96,7 +123,10 @@ test('pruning keeps the newest K and the best by eval loss, and removes stale te
     mkdirSync(join(run, 'checkpoints', '.tmp-step-00000006-999999'));
     const removed = pruneCheckpoints(run, 2);
     assert.deepEqual(removed, [1, 3]);
-    assert.deepEqual(listCheckpointFolders(run).map((e) => e.step), [2, 4, 5]);
+    assert.deepEqual(
+      listCheckpointFolders(run).map((e) => e.step),
+      [2, 4, 5],
+    );
     assert.ok(!existsSync(join(run, 'checkpoints', '.tmp-step-00000006-999999')));
   });
 });
@@ -121,11 +151,16 @@ test('a manifest entry naming a path outside the folder is refused without readi
     writeManifest(dir, m);
     const v = verifyCheckpoint(dir);
     assert.ok(!v.ok && /files\.5\.name must be one of weights\.json/.test(v.reason), JSON.stringify(v));
-    m.files = m.files.map((f) => (f.name === 'weights.bin' ? { name: '../../outside.bin', sha256: sha('not a weight'), bytes: 12 } : f));
+    m.files = m.files.map((f) =>
+      f.name === 'weights.bin' ? { name: '../../outside.bin', sha256: sha('not a weight'), bytes: 12 } : f,
+    );
     m.files.pop();
     writeManifest(dir, m);
     assert.ok(!verifyCheckpoint(dir).ok);
-    assert.throws(() => loadCheckpoint(dir), (err: Error) => err.name === 'CheckpointError' && /must be one of/.test(err.message));
+    assert.throws(
+      () => loadCheckpoint(dir),
+      (err: Error) => err.name === 'CheckpointError' && /must be one of/.test(err.message),
+    );
   });
 });
 
@@ -138,8 +173,16 @@ test('files: [] or a missing entry is not a checkpoint: altered weights never lo
     const m = readManifest(dir);
     writeManifest(dir, { ...m, files: [] });
     const empty = verifyCheckpoint(dir);
-    assert.ok(!empty.ok && /files must list exactly weights\.json, weights\.bin, optimizer\.json, optimizer\.bin, tokenizer\.json/.test(empty.reason));
-    assert.throws(() => loadCheckpoint(dir), /cannot be used: manifest\.json is not a steelscope\.checkpoint\/1 manifest: files must list exactly/);
+    assert.ok(
+      !empty.ok &&
+        /files must list exactly weights\.json, weights\.bin, optimizer\.json, optimizer\.bin, tokenizer\.json/.test(
+          empty.reason,
+        ),
+    );
+    assert.throws(
+      () => loadCheckpoint(dir),
+      /cannot be used: manifest\.json is not a steelscope\.checkpoint\/1 manifest: files must list exactly/,
+    );
     writeManifest(dir, { ...m, files: m.files.filter((f) => f.name !== 'weights.bin') });
     assert.ok(!verifyCheckpoint(dir).ok);
     writeManifest(dir, { ...m, files: [...m.files, m.files[0]] });
@@ -160,7 +203,10 @@ test('a data file that is a symbolic link, or not of its manifest size, is refus
 
     unlinkSync(join(dir, 'weights.bin'));
     symlinkSync('/dev/zero', join(dir, 'weights.bin'));
-    assert.deepEqual(checkCheckpoint(dir, { hashes: false }), { ok: false, reason: 'weights.bin is not a regular file (a symbolic link)' });
+    assert.deepEqual(checkCheckpoint(dir, { hashes: false }), {
+      ok: false,
+      reason: 'weights.bin is not a regular file (a symbolic link)',
+    });
 
     unlinkSync(join(dir, 'weights.bin'));
     writeFileSync(join(dir, 'weights.bin'), readFileSync(real));
@@ -168,7 +214,10 @@ test('a data file that is a symbolic link, or not of its manifest size, is refus
     const bytes = m.files.find((f) => f.name === 'weights.bin')!.bytes;
     m.files = m.files.map((f) => (f.name === 'weights.bin' ? { ...f, bytes: bytes + 4 } : f));
     writeManifest(dir, m);
-    assert.deepEqual(checkCheckpoint(dir, { hashes: false }), { ok: false, reason: `weights.bin has ${bytes} bytes, the manifest says ${bytes + 4}` });
+    assert.deepEqual(checkCheckpoint(dir, { hashes: false }), {
+      ok: false,
+      reason: `weights.bin has ${bytes} bytes, the manifest says ${bytes + 4}`,
+    });
   });
 });
 
@@ -191,7 +240,9 @@ test('a skipped checkpoint says why; the resume writer turns that into an event'
     const skipped: string[] = [];
     const found = latestValidCheckpoint(run, (f, reason) => skipped.push(`${f.step}: ${reason}`));
     assert.equal(found?.manifest.step, 2);
-    assert.deepEqual(skipped, ['4: manifest.json is not a steelscope.checkpoint/1 manifest: files must list exactly weights.json, weights.bin, optimizer.json, optimizer.bin, tokenizer.json, once each']);
+    assert.deepEqual(skipped, [
+      '4: manifest.json is not a steelscope.checkpoint/1 manifest: files must list exactly weights.json, weights.bin, optimizer.json, optimizer.bin, tokenizer.json, once each',
+    ]);
   });
 });
 
@@ -199,9 +250,35 @@ test('a manifest over its cap or a tensor index that overruns its payload is ref
   withRun((run) => {
     const dir = saveCheckpoint(run, payload(4, null));
     writeFileSync(join(dir, 'manifest.json'), Buffer.alloc(MANIFEST_MAX_BYTES + 1, 0x20));
-    assert.match(String(!verifyCheckpoint(dir).ok && (verifyCheckpoint(dir) as { reason: string }).reason), /more than the 1048576 allowed/);
-    assert.throws(() => parseTensorIndex(Buffer.from(JSON.stringify({ format: 'steelscope.tensors/1', tensors: [{ name: 'w', shape: [1e6], dtype: 'float32', offset: 0, bytes: 4e6 }] })), 64, 'weights.json'), TensorFileError);
-    assert.throws(() => parseTensorIndex(Buffer.from('{"format":"steelscope.tensors/1","tensors":[{"name":"w","shape":[1],"dtype":"float64","offset":0,"bytes":4}]}'), 64, 'w.json'), /tensors\.0\.dtype/);
+    assert.match(
+      String(!verifyCheckpoint(dir).ok && (verifyCheckpoint(dir) as { reason: string }).reason),
+      /more than the 1048576 allowed/,
+    );
+    assert.throws(
+      () =>
+        parseTensorIndex(
+          Buffer.from(
+            JSON.stringify({
+              format: 'steelscope.tensors/1',
+              tensors: [{ name: 'w', shape: [1e6], dtype: 'float32', offset: 0, bytes: 4e6 }],
+            }),
+          ),
+          64,
+          'weights.json',
+        ),
+      TensorFileError,
+    );
+    assert.throws(
+      () =>
+        parseTensorIndex(
+          Buffer.from(
+            '{"format":"steelscope.tensors/1","tensors":[{"name":"w","shape":[1],"dtype":"float64","offset":0,"bytes":4}]}',
+          ),
+          64,
+          'w.json',
+        ),
+      /tensors\.0\.dtype/,
+    );
   });
 });
 
@@ -213,19 +290,49 @@ test('every reader picks the same best checkpoint, and never one whose eval loss
     { step: 1, dir: '/r/1', complete: true, eval_loss: JSON.parse('1e400') as number },
     { step: 2, dir: '/r/2', complete: true, eval_loss: null },
   ]);
-  assert.deepEqual(remote.map((c) => c.best), [false, false]);
-  assert.equal(bestCheckpointIndex([{ step: 1, complete: true, evalLoss: NaN }, { step: 2, complete: true, evalLoss: 3 }]), 1);
-  assert.equal(bestCheckpointIndex([{ step: 1, complete: true, evalLoss: 2 }, { step: 2, complete: true, evalLoss: 2 }]), 0, 'earliest on a tie');
+  assert.deepEqual(
+    remote.map((c) => c.best),
+    [false, false],
+  );
+  assert.equal(
+    bestCheckpointIndex([
+      { step: 1, complete: true, evalLoss: NaN },
+      { step: 2, complete: true, evalLoss: 3 },
+    ]),
+    1,
+  );
+  assert.equal(
+    bestCheckpointIndex([
+      { step: 1, complete: true, evalLoss: 2 },
+      { step: 2, complete: true, evalLoss: 2 },
+    ]),
+    0,
+    'earliest on a tie',
+  );
   assert.equal(bestCheckpointIndex([{ step: 1, complete: false, evalLoss: 1 }]), -1);
 
   await withRunAsync(async (run) => {
-    for (const [step, loss] of [[1, 3.0], [2, 1.0], [3, 2.0], [4, 2.5]] as const) saveCheckpoint(run, payload(step, loss));
+    for (const [step, loss] of [
+      [1, 3.0],
+      [2, 1.0],
+      [3, 2.0],
+      [4, 2.5],
+    ] as const)
+      saveCheckpoint(run, payload(step, loss));
     const two = join(run, 'checkpoints', 'step-00000002');
     writeManifest(two, { ...readManifest(two), eval_loss: 'NaN' }); // a Python writer's marker
     const local = await scanCheckpoints(run);
-    const fromFollow = toCheckpointSummaries(local.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss })));
-    assert.deepEqual(local.filter((c) => c.best).map((c) => c.step), [3]);
-    assert.deepEqual(fromFollow.filter((c) => c.best).map((c) => c.step), [3]);
+    const fromFollow = toCheckpointSummaries(
+      local.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss })),
+    );
+    assert.deepEqual(
+      local.filter((c) => c.best).map((c) => c.step),
+      [3],
+    );
+    assert.deepEqual(
+      fromFollow.filter((c) => c.best).map((c) => c.step),
+      [3],
+    );
     assert.deepEqual(pruneCheckpoints(run, 1), [1, 2], 'pruning keeps the newest and the same best');
   });
 });
@@ -239,7 +346,9 @@ test('the observer lists a checkpoint with a bad manifest as skipped, with the r
     assert.equal(c.best, false);
     assert.match(c.problem ?? '', /files must list exactly/);
     // Over SSH: `steelscope follow` sends the reason along, and the host shows it.
-    const line = JSON.stringify({ checkpoints: [{ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, problem: c.problem }] });
+    const line = JSON.stringify({
+      checkpoints: [{ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, problem: c.problem }],
+    });
     const message = parseFollowMessage(line);
     assert.ok(message && 'checkpoints' in message);
     assert.deepEqual(toCheckpointSummaries(message.checkpoints), [c]);

@@ -27,13 +27,22 @@ function payload(): CheckpointPayload {
     step: 8,
     tokens: 800,
     config: PRESETS.tiny,
-    data: { cursor: { seed: 1, epoch: 0, index: 3 }, files: [{ path: '/data/a.txt', sha256: 'a'.repeat(64), bytes: 10 }] },
+    data: {
+      cursor: { seed: 1, epoch: 0, index: 3 },
+      files: [{ path: '/data/a.txt', sha256: 'a'.repeat(64), bytes: 10 }],
+    },
     rng: [1, 2, 3, 4],
     optimizer: { step: 8 },
     eval_loss: 2.5,
     train_loss: 2.75,
-    weights: new Map([['wte', { shape: [4, 6], data: w }], ['ln_f.weight', { shape: [6], data: new Float32Array(6).fill(1) }]]),
-    optimizerState: new Map([['m.wte', { shape: [4, 6], data: w }], ['v.wte', { shape: [4, 6], data: w }]]),
+    weights: new Map([
+      ['wte', { shape: [4, 6], data: w }],
+      ['ln_f.weight', { shape: [6], data: new Float32Array(6).fill(1) }],
+    ]),
+    optimizerState: new Map([
+      ['m.wte', { shape: [4, 6], data: w }],
+      ['v.wte', { shape: [4, 6], data: w }],
+    ]),
     tokenizerJson: JSON.stringify(BpeTokenizer.train(['床前明月光，疑是地上霜。', 'It is 2024.'], 300).toJSON()),
   };
 }
@@ -52,7 +61,9 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Replaces one file of a checkpoint and re-seals the manifest, so the reader gets past the hash to the parser. */
 function reseal(dir: string, name: string, bytes: Buffer): void {
   writeFileSync(join(dir, name), bytes);
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { files: { name: string; sha256: string; bytes: number }[] };
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    files: { name: string; sha256: string; bytes: number }[];
+  };
   for (const f of manifest.files) if (f.name === name) Object.assign(f, { sha256: sha(bytes), bytes: bytes.length });
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
 }
@@ -102,7 +113,8 @@ test('fuzzed tensor index files: a checked index or a TensorFileError; decoding 
       continue;
     }
     for (const e of parsed.tensors) assert.ok(e.offset + e.bytes <= payloadBytes.length, c.name);
-    for (const t of decodeTensors(parsed, payloadBytes).values()) assert.ok(t.data.byteLength <= payloadBytes.length, c.name);
+    for (const t of decodeTensors(parsed, payloadBytes).values())
+      assert.ok(t.data.byteLength <= payloadBytes.length, c.name);
   }
   assert.ok(memory() - start < 64 * 1024 * 1024, 'memory stays bounded');
 });

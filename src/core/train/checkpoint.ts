@@ -6,11 +6,21 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  bestCheckpointIndex, CHECKPOINT_FORMAT, DONE_FILE, MANIFEST_FILE, TOKENIZER_FILE, type CheckpointDataFile, type CheckpointManifest,
+  bestCheckpointIndex,
+  CHECKPOINT_FORMAT,
+  DONE_FILE,
+  MANIFEST_FILE,
+  TOKENIZER_FILE,
+  type CheckpointDataFile,
+  type CheckpointManifest,
   type ManifestInput,
 } from '../../shared/checkpoint';
 import {
-  checkCheckpoint, checkpointsDir, CheckpointError, listCheckpointFolders, readCheckpointFile,
+  checkCheckpoint,
+  checkpointsDir,
+  CheckpointError,
+  listCheckpointFolders,
+  readCheckpointFile,
 } from '../../shared/node/checkpoints';
 import { checkpointDirName } from '../../shared/run';
 import { decodeTensors, encodeTensors, parseTensorIndex } from './tensorfile';
@@ -20,7 +30,10 @@ export type { CheckpointManifest };
 
 export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
-export interface CheckpointPayload extends Omit<ManifestInput, 'format' | 'files' | 'createdAt' | 'tokenizer' | 'eval_loss' | 'train_loss'> {
+export interface CheckpointPayload extends Omit<
+  ManifestInput,
+  'format' | 'files' | 'createdAt' | 'tokenizer' | 'eval_loss' | 'train_loss'
+> {
   /** Non-finite losses are saved as null. */
   eval_loss: number | null;
   train_loss: number | null;
@@ -81,7 +94,12 @@ export interface LoadedCheckpoint {
 }
 
 /** Tensors of one index + payload pair, the index checked against the payload's size first. */
-function loadTensors(dir: string, manifest: CheckpointManifest, index: 'weights.json' | 'optimizer.json', payload: 'weights.bin' | 'optimizer.bin'): Tensors {
+function loadTensors(
+  dir: string,
+  manifest: CheckpointManifest,
+  index: 'weights.json' | 'optimizer.json',
+  payload: 'weights.bin' | 'optimizer.bin',
+): Tensors {
   const payloadBytes = manifest.files.find((f) => f.name === payload)?.bytes ?? 0;
   const parsed = parseTensorIndex(readCheckpointFile(dir, manifest, index), payloadBytes, index);
   return decodeTensors(parsed, readCheckpointFile(dir, manifest, payload));
@@ -113,7 +131,8 @@ export function pruneCheckpoints(runDir: string, keep: number): number[] {
   const root = checkpointsDir(runDir);
   if (!existsSync(root)) return [];
   for (const name of readdirSync(root)) {
-    if (name.startsWith('.tmp-') && !name.endsWith(`-${process.pid}`)) rmSync(join(root, name), { recursive: true, force: true });
+    if (name.startsWith('.tmp-') && !name.endsWith(`-${process.pid}`))
+      rmSync(join(root, name), { recursive: true, force: true });
   }
   const complete = listCheckpointFolders(runDir).filter((f) => existsSync(join(f.dir, DONE_FILE)));
   const ranked = complete.map((f) => ({ ...f, complete: true, evalLoss: readEvalLoss(f.dir) }));

@@ -24,13 +24,16 @@ export type TensorEntry = v.InferOutput<typeof TensorEntrySchema>;
 export type TensorIndex = v.InferOutput<typeof TensorIndexSchema>;
 
 /** Encodes tensors (in map order) as [index JSON text, binary payload]. */
-export function encodeTensors(tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): [string, Buffer] {
+export function encodeTensors(
+  tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
+): [string, Buffer] {
   const entries: TensorEntry[] = [];
   const chunks: Buffer[] = [];
   let offset = 0;
   for (const [name, { shape, data }] of tensors) {
     const expected = shape.reduce((a, b) => a * b, 1);
-    if (expected !== data.length) throw new Error(`tensor ${name}: shape [${shape}] holds ${expected} values, data has ${data.length}`);
+    if (expected !== data.length)
+      throw new Error(`tensor ${name}: shape [${shape}] holds ${expected} values, data has ${data.length}`);
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     entries.push({ name, shape: [...shape], dtype: 'float32', offset, bytes: bytes.length });
     chunks.push(bytes);
@@ -54,7 +57,8 @@ export class TensorFileError extends Error {
  * shape's element count times 4) inside the payload. Throws TensorFileError.
  */
 export function parseTensorIndex(text: Uint8Array, payloadBytes: number, label: string): TensorIndex {
-  if (text.length > TENSOR_INDEX_MAX_BYTES) throw new TensorFileError(`${label}: index over ${TENSOR_INDEX_MAX_BYTES} bytes`);
+  if (text.length > TENSOR_INDEX_MAX_BYTES)
+    throw new TensorFileError(`${label}: index over ${TENSOR_INDEX_MAX_BYTES} bytes`);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
@@ -64,7 +68,9 @@ export function parseTensorIndex(text: Uint8Array, payloadBytes: number, label: 
   const parsed = v.safeParse(TensorIndexSchema, value);
   if (!parsed.success) {
     const issue = parsed.issues[0];
-    throw new TensorFileError(`${label}: not a ${TENSOR_FILE_FORMAT} index: ${v.getDotPath(issue) ?? 'index'} ${issue.message}`);
+    throw new TensorFileError(
+      `${label}: not a ${TENSOR_FILE_FORMAT} index: ${v.getDotPath(issue) ?? 'index'} ${issue.message}`,
+    );
   }
   const names = new Set<string>();
   for (const e of parsed.output.tensors) {
@@ -72,14 +78,19 @@ export function parseTensorIndex(text: Uint8Array, payloadBytes: number, label: 
     if (names.has(e.name)) throw new TensorFileError(`${label}: tensor ${e.name} is listed twice`);
     names.add(e.name);
     if (e.bytes !== count * 4 || e.offset + e.bytes > payloadBytes) {
-      throw new TensorFileError(`${label}: tensor ${e.name} does not fit the payload (offset ${e.offset}, ${e.bytes} bytes, payload ${payloadBytes} bytes)`);
+      throw new TensorFileError(
+        `${label}: tensor ${e.name} does not fit the payload (offset ${e.offset}, ${e.bytes} bytes, payload ${payloadBytes} bytes)`,
+      );
     }
   }
   return parsed.output;
 }
 
 /** The tensors of a payload whose index parseTensorIndex has checked against it. */
-export function decodeTensors(index: TensorIndex, payload: Uint8Array): Map<string, { shape: number[]; data: Float32Array }> {
+export function decodeTensors(
+  index: TensorIndex,
+  payload: Uint8Array,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const e of index.tensors) {
     // Copy into an aligned buffer: Float32Array needs a 4-byte-aligned offset.

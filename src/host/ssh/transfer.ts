@@ -30,10 +30,12 @@ export async function fetchCheckpoint(
 ): Promise<string> {
   const sftp = await host.sftp();
   const remoteDir = posix.join(runDir, 'checkpoints', checkpointDirName(step));
-  if (!(await statOrUndefined(sftp, posix.join(remoteDir, DONE_FILE)))) throw new Error(`Checkpoint ${step} of ${runDir} on ${host.label} is not complete (no DONE).`);
+  if (!(await statOrUndefined(sftp, posix.join(remoteDir, DONE_FILE))))
+    throw new Error(`Checkpoint ${step} of ${runDir} on ${host.label} is not complete (no DONE).`);
   const manifestText = await readRemoteRegularFile(sftp, posix.join(remoteDir, MANIFEST_FILE), MANIFEST_MAX_BYTES);
   const parsed = parseManifest(manifestText);
-  if (!parsed.ok) throw new Error(`Checkpoint ${step} on ${host.label} is not valid (${parsed.reason}); not fetching it.`);
+  if (!parsed.ok)
+    throw new Error(`Checkpoint ${step} on ${host.label} is not valid (${parsed.reason}); not fetching it.`);
   const files = parsed.manifest.files; // exactly the format's file names
   mkdirSync(localDir, { recursive: true });
   rmSync(join(localDir, DONE_FILE), { force: true });
@@ -42,8 +44,13 @@ export async function fetchCheckpoint(
   for (const f of files) {
     const remote = posix.join(remoteDir, f.name);
     const size = await remoteRegularFileSize(sftp, remote);
-    if (size !== f.bytes) throw new Error(`${f.name} of checkpoint ${step} has ${size} bytes on ${host.label}, the manifest says ${f.bytes}; not fetching it.`);
-    await download(sftp, remote, join(localDir, f.name), f.bytes, (n) => onProgress?.({ file: f.name, bytes: done + n, totalBytes }));
+    if (size !== f.bytes)
+      throw new Error(
+        `${f.name} of checkpoint ${step} has ${size} bytes on ${host.label}, the manifest says ${f.bytes}; not fetching it.`,
+      );
+    await download(sftp, remote, join(localDir, f.name), f.bytes, (n) =>
+      onProgress?.({ file: f.name, bytes: done + n, totalBytes }),
+    );
     done += f.bytes;
   }
   writeFileSync(join(localDir, MANIFEST_FILE), manifestText);
@@ -57,12 +64,19 @@ export async function fetchCheckpoint(
 }
 
 /** Streams one file down, at most maxBytes of it. */
-async function download(sftp: SftpSession, remote: string, local: string, maxBytes: number, onBytes: (n: number) => void): Promise<void> {
+async function download(
+  sftp: SftpSession,
+  remote: string,
+  local: string,
+  maxBytes: number,
+  onBytes: (n: number) => void,
+): Promise<void> {
   let bytes = 0;
   const cap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
-      if (bytes > maxBytes) return cb(new Error(`${remote} grew past the ${maxBytes} bytes of its manifest while downloading.`));
+      if (bytes > maxBytes)
+        return cb(new Error(`${remote} grew past the ${maxBytes} bytes of its manifest while downloading.`));
       onBytes(bytes);
       cb(null, chunk);
     },

@@ -12,8 +12,15 @@ import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, read
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  bestCheckpointIndex, CHECKPOINT_DATA_FILES, DONE_FILE, MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest, rankingLoss,
-  type CheckpointDataFile, type CheckpointManifest,
+  bestCheckpointIndex,
+  CHECKPOINT_DATA_FILES,
+  DONE_FILE,
+  MANIFEST_FILE,
+  MANIFEST_MAX_BYTES,
+  parseManifest,
+  rankingLoss,
+  type CheckpointDataFile,
+  type CheckpointManifest,
 } from '../checkpoint';
 import { parseCheckpointDirName } from '../run';
 
@@ -63,7 +70,8 @@ function readChunks(path: string, name: string, maxBytes: number, onChunk: (chun
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new CheckpointError(`${name} is not a regular file`);
-    if (st.size > maxBytes) throw new CheckpointError(`${name} has ${st.size} bytes, more than the ${maxBytes} allowed`);
+    if (st.size > maxBytes)
+      throw new CheckpointError(`${name} has ${st.size} bytes, more than the ${maxBytes} allowed`);
     const buffer = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, st.size)));
     let total = 0;
     while (total < st.size) {
@@ -106,7 +114,8 @@ function describe(err: unknown): string {
  * `hashes`) each file's sha256. Never throws; the reason says what is wrong.
  */
 export function checkCheckpoint(dir: string, opts: { hashes: boolean }): CheckpointCheck {
-  if (!lstatOrUndefined(join(dir, DONE_FILE))) return { ok: false, reason: 'no DONE marker (the write did not finish)' };
+  if (!lstatOrUndefined(join(dir, DONE_FILE)))
+    return { ok: false, reason: 'no DONE marker (the write did not finish)' };
   const done = regularFileProblem(join(dir, DONE_FILE), DONE_FILE);
   if (done) return { ok: false, reason: done };
   let parsed;
@@ -144,7 +153,8 @@ export function checkCheckpoint(dir: string, opts: { hashes: boolean }): Checkpo
 export function readCheckpointFile(dir: string, manifest: CheckpointManifest, name: CheckpointDataFile): Buffer {
   const record = recordOf(manifest, name);
   const bytes = readRegularFile(join(dir, name), name, record.bytes);
-  if (bytes.length !== record.bytes) throw new CheckpointError(`${name} has ${bytes.length} bytes, the manifest says ${record.bytes}`);
+  if (bytes.length !== record.bytes)
+    throw new CheckpointError(`${name} has ${bytes.length} bytes, the manifest says ${record.bytes}`);
   const problem = hashProblem(name, record.sha256, createHash('sha256').update(bytes).digest('hex'));
   if (problem) throw new CheckpointError(problem);
   return bytes;
@@ -171,7 +181,8 @@ export function listCheckpointFolders(runDir: string): CheckpointFolder[] {
   const folders: CheckpointFolder[] = [];
   for (const name of names) {
     const step = parseCheckpointDirName(name);
-    if (step !== undefined && lstatOrUndefined(join(root, name))?.isDirectory()) folders.push({ step, dir: join(root, name) });
+    if (step !== undefined && lstatOrUndefined(join(root, name))?.isDirectory())
+      folders.push({ step, dir: join(root, name) });
   }
   return folders.sort(byStep);
 }
@@ -229,7 +240,10 @@ export function markBest<T extends CheckpointSummary>(list: T[]): T[] {
 }
 
 /** Checkpoints by ascending step, each checked as checkCheckpoint does without hashes; `best` marked. */
-export async function scanCheckpoints(runDir: string, cache: CheckpointScanCache = new Map()): Promise<CheckpointSummary[]> {
+export async function scanCheckpoints(
+  runDir: string,
+  cache: CheckpointScanCache = new Map(),
+): Promise<CheckpointSummary[]> {
   const root = checkpointsDir(runDir);
   let names: string[];
   try {
@@ -265,7 +279,14 @@ export function sameCheckpoints(a: readonly CheckpointSummary[], b: readonly Che
     a.length === b.length &&
     a.every((c, i) => {
       const d = b[i];
-      return c.step === d.step && c.complete === d.complete && c.evalLoss === d.evalLoss && c.best === d.best && c.dir === d.dir && c.problem === d.problem;
+      return (
+        c.step === d.step &&
+        c.complete === d.complete &&
+        c.evalLoss === d.evalLoss &&
+        c.best === d.best &&
+        c.dir === d.dir &&
+        c.problem === d.problem
+      );
     })
   );
 }
