@@ -5,17 +5,34 @@ import assert from 'node:assert/strict';
 import { checkpointArg, hostIdArg, keysFromArgs, runKeyArg } from '../../src/host/commands/menuArgs';
 
 const run = (key: string) => ({ kind: 'run', key });
-const checkpoint = { kind: 'checkpoint', key: 'local::/r/a', checkpoint: { step: 40, dir: '/r/a/checkpoints/step-00000040', best: true } };
+const checkpoint = {
+  kind: 'checkpoint',
+  key: 'local::/r/a',
+  checkpoint: { step: 40, dir: '/r/a/checkpoints/step-00000040', best: true },
+};
 
 test('the selection wins over the clicked item; keys of any run item, once each', () => {
-  assert.deepEqual(keysFromArgs(run('a'), [run('b'), checkpoint, run('b'), { kind: 'samples', key: 'c' }]), ['b', 'local::/r/a', 'c']);
+  assert.deepEqual(keysFromArgs(run('a'), [run('b'), checkpoint, run('b'), { kind: 'samples', key: 'c' }]), [
+    'b',
+    'local::/r/a',
+    'c',
+  ]);
   assert.deepEqual(keysFromArgs(run('a'), []), ['a'], 'an empty selection falls back to the clicked item');
   assert.deepEqual(keysFromArgs(run('a'), undefined), ['a']);
   assert.deepEqual(keysFromArgs(undefined, undefined), []);
 });
 
 test('anything that is not a run item gives no key: the command then asks', () => {
-  const junk = [{ kind: 'host', hostId: 'local' }, { kind: 'run' }, { kind: 'run', key: 7 }, { key: 'x' }, 'run', null, 3, [run('a')]];
+  const junk = [
+    { kind: 'host', hostId: 'local' },
+    { kind: 'run' },
+    { kind: 'run', key: 7 },
+    { key: 'x' },
+    'run',
+    null,
+    3,
+    [run('a')],
+  ];
   for (const arg of junk) assert.deepEqual(keysFromArgs(arg, undefined), [], JSON.stringify(arg));
   assert.deepEqual(keysFromArgs(undefined, junk), []);
   assert.equal(runKeyArg(checkpoint), undefined, 'a checkpoint is not a run item');

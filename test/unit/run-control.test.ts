@@ -13,8 +13,19 @@ import { scratch } from '../helpers';
 
 function runInfo(pid: number, status: RunInfo['status'] = 'running'): RunInfo {
   return {
-    format: RUN_FORMAT, id: 'r1', name: 'my run', createdAt: '2026-01-01T00:00:00Z', host: 'h', pid, status, step: 0,
-    config: {} as RunInfo['config'], backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+    format: RUN_FORMAT,
+    id: 'r1',
+    name: 'my run',
+    createdAt: '2026-01-01T00:00:00Z',
+    host: 'h',
+    pid,
+    status,
+    step: 0,
+    config: {} as RunInfo['config'],
+    backend: { name: 'cpu', skipped: [] },
+    data: { input: 'default', files: [] },
+    resumes: [],
+    exit: null,
   };
 }
 
@@ -81,7 +92,21 @@ test('start names the folder slug-stamp, -2 when taken; the log moves in; nothin
   const second = await runs.start({ name: '唐詩 run', preset: 'tiny', data: 'default', steps: 5 });
   assert.equal(first, join(root, '唐詩-run-20260102-120005'));
   assert.equal(second, `${first}-2`);
-  assert.deepEqual(launcher.launched[0].args, ['train', '--preset', 'tiny', '--data', 'default', '--run-dir', first, '--steps', '5', '--set', 'lr=0.01', '--name', '唐詩 run']);
+  assert.deepEqual(launcher.launched[0].args, [
+    'train',
+    '--preset',
+    'tiny',
+    '--data',
+    'default',
+    '--run-dir',
+    first,
+    '--steps',
+    '5',
+    '--set',
+    'lr=0.01',
+    '--name',
+    '唐詩 run',
+  ]);
   assert.equal(launcher.launched[0].cwd, root);
   assert.equal(readFileSync(join(first, 'trainer.log'), 'utf8'), 'trainer 1000 up\n');
   assert.deepEqual(readdirSync(root).sort(), ['唐詩-run-20260102-120005', '唐詩-run-20260102-120005-2']);
@@ -96,7 +121,10 @@ test('a trainer that dies before run.json rejects start with its exit and last l
     l.exitNotes.set(pid, 'with code 2');
   });
   await assert.rejects(control(root, launcher).start({ preset: 'tiny', data: 'default', steps: 5 }), (err: Error) => {
-    assert.match(err.message, /^The trainer exited with code 2 before the run started\.\nloading…\nerror: unknown setting no_such_key$/);
+    assert.match(
+      err.message,
+      /^The trainer exited with code 2 before the run started\.\nloading…\nerror: unknown setting no_such_key$/,
+    );
     return true;
   });
   assert.deepEqual(readdirSync(root), [], 'the pending log is removed with the run that never was');
@@ -124,9 +152,20 @@ test('resume is refused while a trainer holds the run; afterwards it waits until
   await assert.rejects(runs.delete(dir), /still running/);
   launcher.alive.delete(1000);
   await runs.resume(dir, { steps: 9, checkpoint: join(dir, 'checkpoints', 'step-00000004') });
-  assert.deepEqual(launcher.launched[1].args, ['resume', dir, '--steps', '9', '--checkpoint', join(dir, 'checkpoints', 'step-00000004')]);
+  assert.deepEqual(launcher.launched[1].args, [
+    'resume',
+    dir,
+    '--steps',
+    '9',
+    '--checkpoint',
+    join(dir, 'checkpoints', 'step-00000004'),
+  ]);
   assert.equal((await runs.readInfo(dir)).pid, 1001);
-  assert.equal(readFileSync(join(dir, 'trainer.log'), 'utf8'), 'trainer 1000 up\ntrainer 1001 up\n', 'resume appends to the log');
+  assert.equal(
+    readFileSync(join(dir, 'trainer.log'), 'utf8'),
+    'trainer 1000 up\ntrainer 1001 up\n',
+    'resume appends to the log',
+  );
   launcher.alive.delete(1001);
   await runs.delete(dir);
   assert.equal(existsSync(dir), false);

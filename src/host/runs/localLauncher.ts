@@ -23,7 +23,6 @@ export class NodeCliLauncher implements Launcher {
 
   constructor(private readonly options: NodeCliLauncherOptions) {}
 
-
   /**
    * Starts `node cli.js …` detached: its own process group, stdout and stderr appended to the log
    * (this side's descriptor is closed; the child keeps its copy), unref'd so this process may exit first.
@@ -48,7 +47,9 @@ export class NodeCliLauncher implements Launcher {
       );
       await new Promise<void>((resolveSpawn, reject) => {
         child.once('spawn', resolveSpawn);
-        child.once('error', (err) => reject(new Error(`Could not start ${nodePath}: ${err.message}. Check steelscope.nodePath.`)));
+        child.once('error', (err) =>
+          reject(new Error(`Could not start ${nodePath}: ${err.message}. Check steelscope.nodePath.`)),
+        );
       });
       child.unref();
       const pid = child.pid ?? -1;

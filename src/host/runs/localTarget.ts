@@ -22,14 +22,16 @@ export interface LocalTargetOptions extends NodeCliLauncherOptions {
 /** RunFiles over this machine's file system. */
 export const localRunFiles: RunFiles = {
   paths: path,
-  exists: (path) => access(path).then(
-    () => true,
-    () => false,
-  ),
-  size: (path) => stat(path).then(
-    (s) => s.size,
-    () => 0,
-  ),
+  exists: (path) =>
+    access(path).then(
+      () => true,
+      () => false,
+    ),
+  size: (path) =>
+    stat(path).then(
+      (s) => s.size,
+      () => 0,
+    ),
   read: (path) => readFile(path),
   subfolders: async (dir) => {
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);

@@ -132,7 +132,10 @@ export class RunControl {
     const dirs: string[] = [];
     for (const name of await files.subfolders(root)) {
       const dir = files.paths.join(root, name);
-      if ((await files.exists(files.paths.join(dir, 'run.json'))) || (await files.exists(files.paths.join(dir, 'metrics.jsonl')))) {
+      if (
+        (await files.exists(files.paths.join(dir, 'run.json'))) ||
+        (await files.exists(files.paths.join(dir, 'metrics.jsonl')))
+      ) {
         dirs.push(dir);
       }
     }
@@ -261,7 +264,9 @@ export class RunControl {
       }
       if (Date.now() > deadline) {
         const limit = `${startTimeoutMs / 1000} s`;
-        throw new Error(`The trainer${where} (pid ${trainer.pid}) did not get going within ${limit}; see ${log}${where}.`);
+        throw new Error(
+          `The trainer${where} (pid ${trainer.pid}) did not get going within ${limit}; see ${log}${where}.`,
+        );
       }
       await new Promise((r) => setTimeout(r, pollMs));
     }
@@ -280,7 +285,8 @@ export class RunControl {
   private async settleLog(runDir: string, pendingLog: string): Promise<void> {
     const { files } = this.o;
     try {
-      if (await files.exists(files.paths.join(runDir, 'run.json'))) await files.rename(pendingLog, files.paths.join(runDir, TRAINER_LOG));
+      if (await files.exists(files.paths.join(runDir, 'run.json')))
+        await files.rename(pendingLog, files.paths.join(runDir, TRAINER_LOG));
       else if (!(await files.exists(runDir))) await files.removeFile(pendingLog);
     } catch {
       // A log that cannot move stays beside the folder; the run itself is unaffected.

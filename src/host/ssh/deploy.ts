@@ -31,7 +31,8 @@ function sha256File(path: string): string {
 /** The files a host needs: cli.js, the wasm binaries beside it, corpus/*; names relative to distDir. */
 export function deployFiles(distDir: string): string[] {
   const files = readdirSync(distDir).filter((n) => n === 'cli.js' || n.endsWith('.wasm'));
-  if (!files.includes('cli.js')) throw new Error(`${join(distDir, 'cli.js')} is missing: build the extension first (npm run build).`);
+  if (!files.includes('cli.js'))
+    throw new Error(`${join(distDir, 'cli.js')} is missing: build the extension first (npm run build).`);
   let corpus: string[] = [];
   try {
     corpus = readdirSync(join(distDir, 'corpus')).map((n) => `corpus/${n}`);
@@ -81,7 +82,10 @@ export class RemoteCli {
       );
     }
     const major = Number(m[1]);
-    if (major < MIN_NODE) throw new Error(`Node.js ${r.stdout.trim()} on ${this.host.label} is too old: Steelscope needs ${MIN_NODE} or newer.`);
+    if (major < MIN_NODE)
+      throw new Error(
+        `Node.js ${r.stdout.trim()} on ${this.host.label} is too old: Steelscope needs ${MIN_NODE} or newer.`,
+      );
     return major;
   }
 
@@ -108,7 +112,9 @@ export class RemoteCli {
     await this.host.sh(`mkdir -p -- ${shQuote(posix.join(dir, 'corpus'))}`, 'Creating the deploy folder');
     const sftp = await this.host.sftp();
     const manifestPath = posix.join(dir, 'manifest.json');
-    const remote = parseManifest((await readRemoteFile(sftp, manifestPath).catch(() => Buffer.alloc(0))).toString('utf8'));
+    const remote = parseManifest(
+      (await readRemoteFile(sftp, manifestPath).catch(() => Buffer.alloc(0))).toString('utf8'),
+    );
     const files: Record<string, string> = {};
     for (const name of deployFiles(distDir)) {
       const local = join(distDir, name);
@@ -133,8 +139,13 @@ export class RemoteCli {
    */
   async installGpuBackend(): Promise<string> {
     const { label } = this.host;
-    const probe = await (await this.host.connection()).run('command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L', { timeoutMs: 30_000 });
-    if (probe.code !== 0) throw new Error(`${label} has no NVIDIA GPU driver (nvidia-smi not found): the GPU backend cannot be used there.`);
+    const probe = await (
+      await this.host.connection()
+    ).run('command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L', { timeoutMs: 30_000 });
+    if (probe.code !== 0)
+      throw new Error(
+        `${label} has no NVIDIA GPU driver (nvidia-smi not found): the GPU backend cannot be used there.`,
+      );
     const dir = await this.host.remotePath('~/.steelscope/backends');
     const npm = this.options.nodePath ? posix.join(posix.dirname(this.options.nodePath), 'npm') : 'npm';
     const npmInstall = shCommand([npm, 'install', '--no-audit', '--no-fund', '@tensorflow/tfjs-node-gpu@4.22.0']);
@@ -142,7 +153,9 @@ export class RemoteCli {
     const r = await (await this.host.connection()).run(install, { timeoutMs: 15 * 60_000 });
     const tail = (r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n');
     if (r.code !== 0) {
-      throw new Error(`Installing @tensorflow/tfjs-node-gpu on ${label} failed (exit ${r.code}); Steelscope falls back to its CPU backends there.\n${tail}`);
+      throw new Error(
+        `Installing @tensorflow/tfjs-node-gpu on ${label} failed (exit ${r.code}); Steelscope falls back to its CPU backends there.\n${tail}`,
+      );
     }
     return tail;
   }

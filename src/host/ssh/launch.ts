@@ -30,7 +30,8 @@ export class RemoteNodeCliLauncher implements Launcher {
     const program = await this.cli.command(request.args);
     const out = await this.host.sh(detachedCommand(request.cwd, program, request.log), 'Starting the trainer', 30_000);
     const pid = Number(out.trim().split('\n')[0]);
-    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`Starting the trainer on ${this.host.label} printed no pid: ${out.trim()}`);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new Error(`Starting the trainer on ${this.host.label} printed no pid: ${out.trim()}`);
     // The exit code went to the detached shell, not to this side.
     return { pid, running: () => this.isPidAlive(pid), exitNote: async () => '' };
   }
@@ -41,7 +42,9 @@ export class RemoteNodeCliLauncher implements Launcher {
 
   private async isPidAlive(pid: number): Promise<boolean> {
     if (!Number.isInteger(pid) || pid <= 0) return false;
-    const r = await (await this.host.connection()).run(`kill -0 ${shQuote(String(pid))} 2>/dev/null`, { timeoutMs: 30_000 });
+    const r = await (
+      await this.host.connection()
+    ).run(`kill -0 ${shQuote(String(pid))} 2>/dev/null`, { timeoutMs: 30_000 });
     return r.code === 0;
   }
 

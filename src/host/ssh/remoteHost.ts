@@ -64,7 +64,8 @@ export class RemoteHost extends EventEmitter {
       return connection;
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
-      if (err instanceof SshError && ['host-key-changed', 'host-key-rejected', 'auth'].includes(err.reason)) this.refusal = err;
+      if (err instanceof SshError && ['host-key-changed', 'host-key-rejected', 'auth'].includes(err.reason))
+        this.refusal = err;
       this.setState('disconnected');
       throw err;
     }

@@ -95,7 +95,9 @@ export class RemoteTarget implements RunTarget {
   }
 
   async runsRoot(): Promise<string> {
-    return this.options.runsRoot ? this.host.remotePath(this.options.runsRoot) : posix.join(await this.cli.rootDir(), 'runs');
+    return this.options.runsRoot
+      ? this.host.remotePath(this.options.runsRoot)
+      : posix.join(await this.cli.rootDir(), 'runs');
   }
 
   listRunDirs(): Promise<string[]> {
@@ -132,7 +134,10 @@ export class RemoteTarget implements RunTarget {
 
   /** A follower of one run, to hand to RunStore.addRemoteRun. */
   createFollower(runDir: string): RemoteFollower {
-    const host = { connection: () => this.host.connection(), followCommand: (dir: string, from: FollowOffsets) => this.followCommand(dir, from) };
+    const host = {
+      connection: () => this.host.connection(),
+      followCommand: (dir: string, from: FollowOffsets) => this.followCommand(dir, from),
+    };
     const follower = new RemoteFollower(host, runDir, this.options.follower);
     this.followers.add(follower);
     follower.once('disposed', () => this.followers.delete(follower));
@@ -147,7 +152,12 @@ export class RemoteTarget implements RunTarget {
     return serveOnHost(this.host, this.cli, checkpoint);
   }
 
-  fetchCheckpoint(runDir: string, step: number, localDir: string, onProgress?: (p: FetchProgress) => void): Promise<string> {
+  fetchCheckpoint(
+    runDir: string,
+    step: number,
+    localDir: string,
+    onProgress?: (p: FetchProgress) => void,
+  ): Promise<string> {
     return fetchCheckpoint(this.host, runDir, step, localDir, onProgress);
   }
 
