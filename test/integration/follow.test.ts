@@ -370,11 +370,13 @@ describe('steelscope follow', () => {
     const finished = () => client.messages.some((m) => 'run' in m && m.run.ok && m.run.run.status === 'finished');
     await client.waitFor(() => client.offsets['metrics.jsonl'] === metrics.length && finished(), 'the run to be followed to its end');
     await client.waitFor(() => client.offsets['events.jsonl'] === readFileSync(join(dir, 'events.jsonl')).length, 'the events');
+    // The list follows run.json within the same pass; ending before it arrives would drop it.
+    const lastList = () => client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).at(-1)?.checkpoints ?? [];
+    await client.waitFor(() => lastList().length === 2, 'the last checkpoint list');
     assert.equal(await client.end(), 0);
     const followed = client.fileMessages('metrics.jsonl').map((m) => ('record' in m ? m.record : 'malformed'));
     assert.deepEqual(followed, parseJsonl(metrics, isMetricRecord).records);
     assert.equal(client.count('reset'), 0);
-    const checkpoints = client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).at(-1)?.checkpoints ?? [];
-    assert.deepEqual(checkpoints.map((c) => [c.step, c.complete]), [[10, true], [20, true]]);
+    assert.deepEqual(lastList().map((c) => [c.step, c.complete]), [[10, true], [20, true]]);
   });
 });
