@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { isPidAlive } from '../../src/shared/node/pid';
@@ -230,6 +230,17 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       assert.ok(existsSync(join(local, 'DONE')));
       assert.deepEqual(readdirSync(local).sort(), readdirSync(source).sort());
       assert.equal(progress.at(-1), manifest.files.reduce((s, f) => s + f.bytes, 0));
+
+      // A forged checkpoint on the host is refused before anything endless is read, with no DONE here.
+      const forged = join(root, 'forged-run', 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+      cpSync(source, forged, { recursive: true });
+      rmSync(join(forged, 'weights.bin'));
+      symlinkSync('/dev/zero', join(forged, 'weights.bin'));
+      const forgedLocal = join(root, 'fetched', 'forged');
+      await assert.rejects(target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal), /weights\.bin is not a regular file \(a symbolic link\)/);
+      assert.ok(!existsSync(join(forgedLocal, 'DONE')));
+      writeFileSync(join(forged, 'manifest.json'), JSON.stringify({ ...manifest, files: [] }));
+      await assert.rejects(target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal), /files must list exactly weights\.json/);
 
       // Chat with the checkpoint where it is: `steelscope serve` over an exec channel answers
       // as a local serve of the fetched copy does (greedy, same weights: the same text).
