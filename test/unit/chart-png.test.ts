@@ -12,13 +12,16 @@ test('a PNG data URL gives its bytes; anything else is refused with a reason', (
   const ok = pngBytes(`data:image/png;base64,${PIXEL}`);
   assert.ok(ok.ok);
   assert.deepEqual([...ok.bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
-  assert.deepEqual(pngBytes('data:image/jpeg;base64,/9j/4AAQ'), { ok: false, error: 'the chart did not arrive as a PNG data URL' });
+  const jpeg = pngBytes('data:image/jpeg;base64,/9j/4AAQ');
+  assert.deepEqual(jpeg, { ok: false, error: 'the chart did not arrive as a PNG data URL' });
   assert.deepEqual(pngBytes('data:image/png;base64,PHN2Zz4='), { ok: false, error: 'the chart picture is not a PNG' });
-  assert.deepEqual(pngBytes('data:image/png;base64,@@@'), { ok: false, error: 'the chart picture is not valid base64' });
+  const garbled = pngBytes('data:image/png;base64,@@@');
+  assert.deepEqual(garbled, { ok: false, error: 'the chart picture is not valid base64' });
 });
 
 test('the savePng message is checked: a PNG data URL of a named chart', () => {
-  assert.equal(checkWebviewMessage({ type: 'savePng', chart: 'loss', dataUrl: `data:image/png;base64,${PIXEL}` }).ok, true);
+  const good = checkWebviewMessage({ type: 'savePng', chart: 'loss', dataUrl: `data:image/png;base64,${PIXEL}` });
+  assert.equal(good.ok, true);
   const wrong = checkWebviewMessage({ type: 'savePng', chart: 'loss', dataUrl: 'javascript:alert(1)' });
   assert.ok(!wrong.ok && /savePng\.dataUrl/.test(wrong.error), JSON.stringify(wrong));
 });

@@ -117,10 +117,16 @@ export function dropdown(label: string): Dropdown {
       choices = [...next];
       current = pick(value);
       const held = options();
-      const same = held.length === choices.length && choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
+      const same = held.length === choices.length
+        && choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
+      if (same) {
+        root.value = current;
+        return;
+      }
       // New options carry `selected`, which the component reads when it takes them.
-      if (!same) root.replaceChildren(...choices.map((c) => el('vscode-option', c.value === current ? { value: c.value, selected: '' } : { value: c.value }, c.label)));
-      else root.value = current;
+      const option = (c: Choice) =>
+        el('vscode-option', c.value === current ? { value: c.value, selected: '' } : { value: c.value }, c.label);
+      root.replaceChildren(...choices.map(option));
     },
     onChange: (fn) => { listeners.push(fn); },
   };

@@ -40,6 +40,12 @@ export function linearTicks(min: number, max: number, count: number, minStep = 0
   return out;
 }
 
+/** Tick values, and the distance between neighbours (labels choose their unit by it). */
+export interface Ticks {
+  step: number;
+  ticks: number[];
+}
+
 /** Steps of clock time a tick may take, shortest first. */
 const TIME_STEPS = [
   SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
@@ -57,7 +63,7 @@ export function timeStep(span: number, count: number): number {
  * Ticks on whole seconds, minutes, hours or days. `zoneOffset(t)` is the clock's offset from UTC
  * at t in ms (0 for durations), so wall-time ticks fall on local round times.
  */
-export function timeTicks(min: number, max: number, count: number, zoneOffset: (t: number) => number = () => 0): { step: number; ticks: number[] } {
+export function timeTicks(min: number, max: number, count: number, zoneOffset: (t: number) => number = () => 0): Ticks {
   if (!(max > min)) return { step: SECOND, ticks: Number.isFinite(min) ? [min] : [] };
   const step = timeStep(max - min, count);
   const offset = zoneOffset(min); // one offset for the range: a DST change shifts later ticks by an hour
@@ -155,7 +161,7 @@ export function xLabel(axis: XAxis, x: number): string {
 }
 
 /** Where the x ticks go on this axis, and the step between them (for their labels). */
-export function xTicks(axis: XAxis, log: boolean, min: number, max: number, count: number): { step: number; ticks: number[] } {
+export function xTicks(axis: XAxis, log: boolean, min: number, max: number, count: number): Ticks {
   if (log) return { step: 0, ticks: logTicks(min, max, count) };
   switch (axis) {
     case 'step':

@@ -13,7 +13,9 @@ export async function saveChartPng(runs: readonly RunSummary[], chart: string, d
     return;
   }
   const local = runs.find((r) => r.hostId === 'local');
-  const folder = local ? vscode.Uri.file(local.dir) : (vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(homedir()));
+  const folder = local
+    ? vscode.Uri.file(local.dir)
+    : (vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(homedir()));
   const target = await vscode.window.showSaveDialog({
     defaultUri: vscode.Uri.joinPath(folder, pngFileName(runs.map((r) => r.name), chart)),
     filters: { 'PNG image': ['png'] },
@@ -24,7 +26,9 @@ export async function saveChartPng(runs: readonly RunSummary[], chart: string, d
   try {
     await vscode.workspace.fs.writeFile(target, png.bytes);
   } catch (e) {
-    void vscode.window.showErrorMessage(`Steelscope: could not write ${target.fsPath} (${e instanceof Error ? e.message : String(e)}). Choose another folder.`);
+    const why = e instanceof Error ? e.message : String(e);
+    const message = `Steelscope: could not write ${target.fsPath} (${why}). Choose another folder.`;
+    void vscode.window.showErrorMessage(message);
     return;
   }
   void vscode.window.showInformationMessage(`Steelscope: saved the ${chart} chart to ${target.fsPath}.`);
