@@ -43,6 +43,7 @@ test('pattern matching: *, ?, negation, case-insensitive', () => {
   assert.ok(!hostMatches(['*.lab', '!secret.lab'], 'secret.lab'));
   assert.ok(hostMatches(['gpu?'], 'GPU1'));
   assert.ok(!hostMatches(['gpu?'], 'gpu12'));
+  assert.ok(!hostMatches(['gpu?'], 'gpu'), '? is exactly one character (ssh-config\'s glob lets it match none)');
   assert.ok(!hostMatches(['!x'], 'y'), 'a negation alone matches nothing');
 });
 
@@ -84,6 +85,10 @@ test('Include is expanded in place, relative to ~/.ssh, globs included, inside t
   assert.equal(resolveHost('inc', text, withFiles).hostName, 'inc.example');
   assert.equal(resolveHost('inc', text, withFiles).user, 'from-include', 'each included file starts in the context of its Include line (here: all hosts)');
   assert.equal(resolveHost('other', text, withFiles).user, 'from-include');
+});
+
+test('a config ssh-config cannot parse is one clear error, not a crash of the host list', () => {
+  assert.throws(() => hostsFromConfig('Host "unterminated\n', ctx), /not readable as an ssh config/);
 });
 
 test('a host spec is an alias of the config, or user@host[:port] over it', () => {

@@ -1,11 +1,15 @@
 // ~/.ssh/config, read the way ssh reads it: Host blocks matched against the alias with *, ? and
 // !negation; for each keyword the first value obtained wins (so specific blocks come first, as
 // ssh's manual says); IdentityFile accumulates; Include is expanded in place; Match blocks are
-// not evaluated (skipped). Pure functions over text plus a file reader, so it is unit-tested in
-// plain Node.
+// not evaluated (skipped). The lines are parsed by the `ssh-config` package (quoting, `=`, Host
+// and Match sections). Its matching and compute() are not used: its `?` also matches no character
+// and it compares case-sensitively, where ssh wants exactly one character and ignores case
+// (test/unit/ssh-config.test.ts); it expands no Include and it evaluates Match (exec included).
+// Pure functions over text plus a file reader, so it is unit-tested in plain Node.
 import { readdirSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import { LineType, parse, type Line } from 'ssh-config';
 
 export interface JumpHost {
   /** The alias or host name as written; resolved through the config again when connecting. */
@@ -43,20 +47,19 @@ interface Entry {
   args: string[];
 }
 
-/** Splits an argument list the way ssh does: whitespace separates, double quotes group. */
-function splitArgs(text: string): string[] {
-  const args: string[] = [];
-  const re = /"([^"]*)"|(\S+)/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) args.push(m[1] ?? m[2]);
-  return args;
+/** A config's lines; text ssh-config cannot read is an error naming the file. */
+function parseConfig(text: string, file: string): Line[] {
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not readable as an ssh config: ${(err as Error).message}.`);
+  }
 }
 
-function parseLine(line: string): { keyword: string; args: string[] } | undefined {
-  const trimmed = line.trim();
-  if (!trimmed || trimmed.startsWith('#')) return undefined;
-  const m = /^(\S+?)(?:\s*=\s*|\s+)(.*)$/.exec(trimmed);
-  if (!m) return { keyword: trimmed.toLowerCase(), args: [] };
-  return { keyword: m[1].toLowerCase(), args: splitArgs(m[2]) };
+/** A directive's arguments: one value, or the words of a Host/Match line. */
+function argsOf(line: Line): string[] {
+  if (line.type !== LineType.DIRECTIVE) return [];
+  return typeof line.value === 'string' ? [line.value] : line.value.map((v) => v.val);
 }
 
 function globToRegExp(pattern: string): RegExp {
@@ -93,34 +96,38 @@ function defaultRead(path: string): string | undefined {
   }
 }
 
-/** The lines of a config with Include expanded (depth-limited, as ssh limits it to 16). */
-function entries(text: string, ctx: Required<ConfigContext>, depth = 0, inherited?: string[]): Entry[] {
+/** The files an Include argument names: relative to ~/.ssh, globs expanded. */
+function includedFiles(arg: string, ctx: Required<ConfigContext>): string[] {
+  const path = expandTilde(arg, ctx.home);
+  return ctx.glob(isAbsolute(path) ? path : join(ctx.home, '.ssh', path));
+}
+
+/**
+ * The directives of a config with Include expanded (depth-limited, as ssh limits it to 16), each
+ * with the patterns of its Host block; an included file starts in the block of its Include line.
+ */
+function entries(text: string, file: string, ctx: Required<ConfigContext>, depth = 0, inherited?: string[]): Entry[] {
   const out: Entry[] = [];
-  let patterns = inherited;
-  let skipping = false; // inside a Match block, which we do not evaluate
-  for (const line of text.split(/\r?\n/)) {
-    const parsed = parseLine(line);
-    if (!parsed) continue;
-    if (parsed.keyword === 'host') {
-      patterns = parsed.args;
-      skipping = false;
-    } else if (parsed.keyword === 'match') {
-      skipping = true;
-    } else if (skipping) {
-      continue;
-    } else if (parsed.keyword === 'include' && depth < 16) {
-      for (const arg of parsed.args) {
-        const path = expandTilde(arg, ctx.home);
-        const absolute = isAbsolute(path) ? path : join(ctx.home, '.ssh', path);
-        for (const file of ctx.glob(absolute)) {
-          const included = ctx.readFile(file);
-          if (included !== undefined) out.push(...entries(included, ctx, depth + 1, patterns));
+  const visit = (lines: readonly Line[], patterns: string[] | undefined) => {
+    for (const line of lines) {
+      if (line.type !== LineType.DIRECTIVE) continue;
+      const keyword = line.param.toLowerCase();
+      if ('config' in line) {
+        if (keyword === 'host') visit(line.config, argsOf(line)); // a Match block is skipped whole
+      } else if (keyword === 'include') {
+        if (depth >= 16) continue;
+        for (const arg of argsOf(line)) {
+          for (const path of includedFiles(arg, ctx)) {
+            const included = ctx.readFile(path);
+            if (included !== undefined) out.push(...entries(included, path, ctx, depth + 1, patterns));
+          }
         }
+      } else {
+        out.push({ patterns, keyword, args: argsOf(line) });
       }
-    } else {
-      out.push({ patterns, keyword: parsed.keyword, args: parsed.args });
     }
-  }
+  };
+  visit(parseConfig(text, file), inherited);
   return out;
 }
 
@@ -137,22 +144,21 @@ function withDefaults(ctx: ConfigContext): Required<ConfigContext> {
 export function hostsFromConfig(text: string, ctx: ConfigContext = {}): string[] {
   const seen = new Set<string>();
   const full = withDefaults(ctx);
-  const visit = (t: string, depth: number) => {
-    for (const line of t.split(/\r?\n/)) {
-      const parsed = parseLine(line);
-      if (parsed?.keyword === 'host') for (const p of parsed.args) if (!/[*?!]/.test(p)) seen.add(p);
-      if (parsed?.keyword === 'include' && depth < 16) {
-        for (const arg of parsed.args) {
-          const path = expandTilde(arg, full.home);
-          for (const file of full.glob(isAbsolute(path) ? path : join(full.home, '.ssh', path))) {
-            const included = full.readFile(file);
-            if (included !== undefined) visit(included, depth + 1);
-          }
+  const visit = (lines: readonly Line[], depth: number) => {
+    for (const line of lines) {
+      if (line.type !== LineType.DIRECTIVE) continue;
+      const keyword = line.param.toLowerCase();
+      if (keyword === 'host') for (const p of argsOf(line)) if (!/[*?!]/.test(p)) seen.add(p);
+      if ('config' in line) visit(line.config, depth);
+      if (keyword === 'include' && depth < 16) {
+        for (const path of argsOf(line).flatMap((arg) => includedFiles(arg, full))) {
+          const included = full.readFile(path);
+          if (included !== undefined) visit(parseConfig(included, path), depth + 1);
         }
       }
     }
   };
-  visit(text, 0);
+  visit(parseConfig(text, 'the ssh config'), 0);
   return [...seen];
 }
 
@@ -178,9 +184,9 @@ export function resolveHost(alias: string, text: string, ctx: ConfigContext = {}
   const full = withDefaults(ctx);
   const first = new Map<string, string[]>();
   const identity: string[] = [];
-  for (const e of entries(text, full)) {
+  for (const e of entries(text, 'the ssh config', full)) {
     if (e.patterns && !hostMatches(e.patterns, alias)) continue;
-    if (e.keyword === 'identityfile') identity.push(...e.args.slice(0, 1));
+    if (e.keyword === 'identityfile') identity.push(...e.args);
     else if (!first.has(e.keyword)) first.set(e.keyword, e.args);
   }
   const one = (k: string) => first.get(k)?.[0];
