@@ -11,7 +11,7 @@ import { LocalTarget } from './host/runs/localTarget';
 import { RunStore } from './host/runs/store';
 import type { RunTarget } from './host/runs/types';
 import { disposeHostLog, hostLog } from './host/log';
-import { runsRoot, trainerEnv, trainerNode } from './host/settings';
+import { extensionVersion, runsRoot, trainerEnv, trainerNode } from './host/settings';
 import { RunsTreeProvider } from './host/views/runsTree';
 import { hostStates, observeRun, registerSshCommands } from './host/ssh/commands';
 import { RunStatusBar } from './host/views/statusBar';
@@ -68,7 +68,7 @@ export function activate(context: vscode.ExtensionContext): void {
       },
     }),
     vscode.commands.registerCommand('steelscope.showVersion', () => {
-      const version = (context.extension.packageJSON as { version?: string }).version ?? 'unknown';
+      const version = extensionVersion(context) ?? 'unknown';
       void vscode.window.showInformationMessage(`Steelscope ${version}`);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {

@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import * as v from 'valibot';
 import { resolveNodePath } from './runs/nodePath';
 
 export function runsRoot(): string {
@@ -46,4 +47,12 @@ export function defaultPreset(): string {
 export function trainerEnv(): NodeJS.ProcessEnv {
   const threads = vscode.workspace.getConfiguration('steelscope').get<number>('threads', 0);
   return Number.isInteger(threads) && threads > 0 ? { ...process.env, STEELSCOPE_THREADS: String(threads) } : process.env;
+}
+
+const VersionedManifest = v.looseObject({ version: v.string() });
+
+/** The extension's version from its package.json (the folder its CLI is deployed to on SSH hosts). */
+export function extensionVersion(context: vscode.ExtensionContext): string | undefined {
+  const manifest: unknown = context.extension.packageJSON;
+  return v.is(VersionedManifest, manifest) ? manifest.version : undefined;
 }

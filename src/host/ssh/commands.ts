@@ -10,6 +10,7 @@ import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
 import { RemoteTarget } from './remoteTarget';
 import { hostsFromConfig, readUserConfig } from './sshConfig';
+import { extensionVersion } from '../settings';
 import { VscodeSshPrompts } from './vscodePrompts';
 
 const HOSTS_KEY = 'steelscope.sshHosts';
@@ -36,7 +37,7 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
     prompts: new VscodeSshPrompts(context.secrets),
     storage: { get: () => context.globalState.get<string[]>(HOSTS_KEY, []), set: (list) => context.globalState.update(HOSTS_KEY, list) },
     distDir: join(context.extensionPath, 'dist'),
-    version: (context.extension.packageJSON as { version?: string }).version ?? '0.0.0',
+    version: extensionVersion(context) ?? '0.0.0',
   });
   const watch = (t: RemoteTarget) => t.onState(() => s.onHostsChanged());
   const watched = new Map<string, { dispose(): void }>(hosts.list().map((t) => [t.id, watch(t)]));
