@@ -162,7 +162,8 @@ async function main(): Promise<void> {
         rows.push({ ...base, torch: null, torchNote: torch.python === null ? 'not measured' : 'not measured (see below)', refused: unfair });
         continue;
       }
-      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps…`);
+      const policies = threads > 1 ? ' (OpenMP wait policy PASSIVE, default, PASSIVE)' : '';
+      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps${policies}…`);
       const measured = benchTorch(torch.python, config, threads, plan.torchSteps);
       if (threads === 1 && measured.tokPerS !== null) torchOneThread = measured.tokPerS;
       const refused = measured.tokPerS === null ? '' : slowerThanOneThread(threads, measured.tokPerS, torchOneThread);
