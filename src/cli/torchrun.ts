@@ -113,7 +113,10 @@ async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: strin
     '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
   // torchrun sets 1 thread per process on its own (with a warning); our share of the cores is better.
   const threads = process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
-  const env = { ...process.env, OMP_NUM_THREADS: threads, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
+  // NCCL aborts a collective that outlives the process-group timeout only with async error
+  // handling (its name before and after torch 2.2), so a hung peer fails the run instead of hanging it.
+  const nccl = { NCCL_ASYNC_ERROR_HANDLING: '1', TORCH_NCCL_ASYNC_ERROR_HANDLING: '1' };
+  const env = { ...nccl, ...process.env, OMP_NUM_THREADS: threads, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
     STEELSCOPE_ERROR_DIR: errorDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
   control.log(`engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`);
   // Its own process group, so a second signal (or this process exiting) can end every rank at once.
