@@ -9,7 +9,7 @@
 // checked on the bytes that are then used.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, type Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   bestCheckpointIndex,
@@ -239,23 +239,16 @@ export function markBest<T extends CheckpointSummary>(list: T[]): T[] {
   return list;
 }
 
-/** Checkpoints by ascending step, each checked as checkCheckpoint does without hashes; `best` marked. */
+/**
+ * The folders of listCheckpointFolders (ascending step), each checked as checkCheckpoint does
+ * without hashes (cached per DONE mtime); `best` marked.
+ */
 export async function scanCheckpoints(
   runDir: string,
   cache: CheckpointScanCache = new Map(),
 ): Promise<CheckpointSummary[]> {
-  const root = checkpointsDir(runDir);
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch {
-    return [];
-  }
   const found: CheckpointSummary[] = [];
-  for (const name of names) {
-    const step = parseCheckpointDirName(name); // temp folders (.tmp-step-…) never match
-    if (step === undefined) continue;
-    const dir = join(root, name);
+  for (const { step, dir } of listCheckpointFolders(runDir)) {
     const mtime = await doneMtime(dir);
     if (mtime === undefined) {
       found.push({ step, dir, complete: false, evalLoss: null, best: false }); // still being written
@@ -271,7 +264,7 @@ export async function scanCheckpoints(
     );
   }
   for (const dir of cache.keys()) if (!found.some((c) => c.dir === dir)) cache.delete(dir); // pruned
-  return markBest(found.sort(byStep));
+  return markBest(found); // listCheckpointFolders gives them in order
 }
 
 export function sameCheckpoints(a: readonly CheckpointSummary[], b: readonly CheckpointSummary[]): boolean {
