@@ -13,7 +13,7 @@ import { isPidAlive } from '../../src/shared/node/pid';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunData } from '../../src/host/runs/types';
 import { SshConnection, type SecretRef, type SshPrompts } from '../../src/host/ssh/connection';
-import { checkHostKey } from '../../src/host/ssh/knownHosts';
+import { checkHostKey, knownHostsLine } from '../../src/host/ssh/knownHosts';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { refOnHost } from '../../src/host/chat/dashboardChat';
 import { ServePool } from '../../src/host/chat/serveClient';
@@ -28,8 +28,8 @@ class ScriptedPrompts implements SshPrompts {
   asked: string[] = [];
   forgotten: SecretRef[] = [];
   constructor(private readonly answers: { password?: string; trustHostKey?: boolean } = {}) {}
-  async password(host: string, user: string) {
-    this.asked.push(`password ${user}@${host}`);
+  async password(host: string, user: string, port: number) {
+    this.asked.push(`password ${user}@${host}:${port}`);
     return this.answers.password;
   }
   async passphrase(keyPath: string) {
@@ -321,13 +321,39 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     assert.ok(!p.asked.some((a) => a.startsWith('password')));
   });
 
+  test('StrictHostKeyChecking: yes refuses an unknown key unasked; accept-new and no add it unasked, as OpenSSH', async () => {
+    const refusedFile = join(root, 'strict_yes_known_hosts');
+    const strict = new ScriptedPrompts({ password: 'x' });
+    const yes = { ...sshd.hostConfig(), strictHostKeyChecking: 'yes' as const };
+    await assert.rejects(SshConnection.connect({ host: yes, prompts: strict, knownHostsFile: refusedFile, agent: '' }), /StrictHostKeyChecking is yes.*nothing was sent/);
+    assert.deepEqual(strict.asked, [], 'not asked to trust it, nor for a password');
+    assert.ok(!existsSync(refusedFile));
+    for (const mode of ['accept-new', 'no'] as const) {
+      const file = join(root, `strict_${mode}_known_hosts`);
+      const p = new ScriptedPrompts({ trustHostKey: false });
+      const c = await SshConnection.connect({ host: { ...sshd.hostConfig(), strictHostKeyChecking: mode }, prompts: p, knownHostsFile: file, agent: '' });
+      c.close();
+      assert.ok(!p.asked.some((a) => a.startsWith('hostkey')), `${mode}: not asked`);
+      assert.equal(checkHostKey('127.0.0.1', sshd.port, sshd.hostKeyBlob, file), 'known', `${mode}: the key was added`);
+    }
+  });
+
+  test('a host key on a @revoked line is refused, even where another line lists it as known', async () => {
+    const file = join(root, 'revoked_known_hosts');
+    const line = knownHostsLine('127.0.0.1', sshd.port, sshd.hostKeyBlob);
+    writeFileSync(file, `${line}\n@revoked * ${line.split(' ').slice(1).join(' ')}\n`);
+    const p = new ScriptedPrompts({ password: 'x' });
+    await assert.rejects(SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: file, agent: '' }), /is marked @revoked.*nothing was sent/);
+    assert.deepEqual(p.asked, []);
+  });
+
   test('a wrong password fails with a clear message; the right one works', { skip: passwordSkipReason() }, async () => {
     const wrong = new ScriptedPrompts({ password: 'not the password' });
     await assert.rejects(connectAs(wrong, { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] }), (err: Error) => {
       assert.equal(err.message, `Authentication failed for ${PASSWORD_USER}@127.0.0.1:${sshd.port}: wrong password or key.`);
       return true;
     });
-    assert.deepEqual(wrong.forgotten, [{ kind: 'password', host: '127.0.0.1', user: PASSWORD_USER }], 'a stored wrong password is dropped');
+    assert.deepEqual(wrong.forgotten, [{ kind: 'password', host: '127.0.0.1', port: sshd.port, user: PASSWORD_USER }], 'a stored wrong password is dropped');
     const right = await connectAs(new ScriptedPrompts({ password: sshd.password }), { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] });
     try {
       assert.equal((await right.run('id -un')).stdout.trim(), PASSWORD_USER);

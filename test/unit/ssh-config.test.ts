@@ -98,3 +98,11 @@ test('a host spec is an alias of the config, or user@host[:port] over it', () =>
   const typed = resolveSpec('me@gpu:2200', config);
   assert.deepEqual([typed.alias, typed.hostName, typed.user, typed.port], ['me@gpu:2200', '10.0.0.5', 'me', 2200]);
 });
+
+test('StrictHostKeyChecking: ask by default, ssh\'s spellings, a bad value refused', () => {
+  assert.equal(resolveHost('a', '', ctx).strictHostKeyChecking, 'ask');
+  const of = (v: string) => resolveHost('a', `Host a\n StrictHostKeyChecking ${v}`, ctx).strictHostKeyChecking;
+  assert.deepEqual(['yes', 'no', 'off', 'accept-new', 'ask', 'YES'].map(of), ['yes', 'no', 'no', 'accept-new', 'ask', 'yes']);
+  assert.equal(resolveHost('a', 'Host *\n StrictHostKeyChecking=yes', ctx).strictHostKeyChecking, 'yes');
+  assert.throws(() => of('maybe'), /StrictHostKeyChecking maybe of host a/);
+});

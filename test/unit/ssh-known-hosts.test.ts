@@ -41,7 +41,9 @@ test('plain, pattern, [host]:port and marker lines', { skip: !haveKeygen && 'ssh
   ].join('\n');
   assert.equal(checkHostKeyIn(text, 'gpu.example', 22, a), 'known');
   assert.equal(checkHostKeyIn(text, '10.0.0.5', 22, a), 'known');
-  assert.equal(checkHostKeyIn(text, 'gpu.example', 22, b), 'changed', 'the markers do not make b known');
+  assert.equal(checkHostKeyIn(text, 'gpu.example', 22, b), 'revoked', 'a @revoked key is refused, not merely changed');
+  assert.equal(checkHostKeyIn(text, 'other.example', 22, b), 'unknown', '@cert-authority does not make b known, @revoked is for its hosts');
+  assert.equal(checkHostKeyIn(`${text}\n@revoked * ssh-ed25519 ${b64(a)}`, 'gpu.example', 22, a), 'revoked', 'revoked wins over a known line');
   assert.equal(checkHostKeyIn(text, 'gpu.example', 22, rsa), 'unknown', 'another key type is not a change');
   assert.equal(checkHostKeyIn(text, 'gpu.example', 2222, b), 'known');
   assert.equal(checkHostKeyIn(text, 'gpu.example', 2222, a), 'changed');

@@ -11,11 +11,11 @@ import { Client, utils, type AnyAuthMethod, type AuthenticationType, type Client
 import { addHostKey, checkHostKey, defaultKnownHostsPath, fingerprint, hostEntryName } from './knownHosts';
 import { defaultIdentityFiles, type SshHostConfig } from './sshConfig';
 
-export type SecretRef = { kind: 'password'; host: string; user: string } | { kind: 'passphrase'; keyPath: string };
+export type SecretRef = { kind: 'password'; host: string; port: number; user: string } | { kind: 'passphrase'; keyPath: string };
 
 /** What a connection may ask the user. Every answer may be undefined/false: the user cancelled. */
 export interface SshPrompts {
-  password(host: string, user: string): Promise<string | undefined>;
+  password(host: string, user: string, port: number): Promise<string | undefined>;
   passphrase(keyPath: string): Promise<string | undefined>;
   /** An unknown host key: trust it (it is then added to known_hosts)? */
   confirmHostKey(host: string, fingerprint: string): Promise<boolean>;
@@ -297,6 +297,9 @@ async function verifyHostKey(options: SshConnectOptions, key: Buffer): Promise<v
   const name = hostEntryName(hostName, port);
   const status = checkHostKey(hostName, port, key, file);
   if (status === 'known') return;
+  if (status === 'revoked') {
+    throw new SshError(`The host key of ${name} (${print}) is marked @revoked in ${file}. The connection was refused; nothing was sent.`, 'host-key-rejected');
+  }
   if (status === 'changed') {
     throw new SshError(
       `The host key of ${name} has CHANGED since it was recorded in ${file}. It now offers ${print}. ` +
@@ -305,7 +308,16 @@ async function verifyHostKey(options: SshConnectOptions, key: Buffer): Promise<v
       'host-key-changed',
     );
   }
-  if (!(await options.prompts.confirmHostKey(name, print))) {
+  // An unknown key, as ssh treats it under the host's StrictHostKeyChecking (a changed one is refused above whatever it says).
+  const strict = options.host.strictHostKeyChecking ?? 'ask';
+  if (strict === 'yes') {
+    throw new SshError(
+      `The host key of ${name} (${print}) is not in ${file}, and StrictHostKeyChecking is yes for ${options.host.alias}. ` +
+        `The connection was refused; nothing was sent. Add the key (ssh ${options.host.alias} once), or change that setting.`,
+      'host-key-rejected',
+    );
+  }
+  if (strict === 'ask' && !(await options.prompts.confirmHostKey(name, print))) {
     throw new SshError(`The host key of ${name} (${print}) was not trusted; nothing was sent.`, 'host-key-rejected');
   }
   addHostKey(hostName, port, key, { hashed: options.hashKnownHosts, file });
@@ -343,7 +355,7 @@ class AuthSequence {
     this.steps.push({
       type: 'password',
       make: async () => {
-        const password = await options.prompts.password(host.hostName, username);
+        const password = await options.prompts.password(host.hostName, username, host.port);
         if (password === undefined) return undefined;
         this.passwordTried = password;
         return { type: 'password', username, password };
@@ -395,13 +407,13 @@ class AuthSequence {
   async succeeded(): Promise<void> {
     const { prompts, host } = this.options;
     for (const p of this.passphrasesUsed) await prompts.remember?.({ kind: 'passphrase', keyPath: p.keyPath }, p.value);
-    if (this.passwordTried !== undefined) await prompts.remember?.({ kind: 'password', host: host.hostName, user: host.user }, this.passwordTried);
+    if (this.passwordTried !== undefined) await prompts.remember?.({ kind: 'password', host: host.hostName, port: host.port, user: host.user }, this.passwordTried);
   }
 
   async failed(): Promise<void> {
     const { prompts, host } = this.options;
     for (const p of this.passphrasesUsed) await prompts.remember?.({ kind: 'passphrase', keyPath: p.keyPath }, p.value);
-    if (this.passwordTried !== undefined) await prompts.forget?.({ kind: 'password', host: host.hostName, user: host.user });
+    if (this.passwordTried !== undefined) await prompts.forget?.({ kind: 'password', host: host.hostName, port: host.port, user: host.user });
   }
 
   summary(): string {

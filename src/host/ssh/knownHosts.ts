@@ -1,7 +1,8 @@
 // ~/.ssh/known_hosts, read and appended the way OpenSSH does: plain `host,host2 type base64`
 // lines (patterns allowed), hashed `|1|salt|hmac` names, `[host]:port` for ports other than 22.
-// @cert-authority and @revoked lines are skipped (certificates are not supported here).
-// A key is 'known' when some line for the host holds exactly it, 'changed' when a line for the
+// @cert-authority lines are skipped (certificates are not supported here). A key on a @revoked
+// line for the host is 'revoked' and never accepted, whatever else the file says. Otherwise a
+// key is 'known' when some line for the host holds exactly it, 'changed' when a line for the
 // host holds a different key of the same type (ssh's "REMOTE HOST IDENTIFICATION HAS CHANGED"),
 // and 'unknown' otherwise. No vscode here.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
@@ -10,7 +11,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { hostMatches } from './sshConfig';
 
-export type HostKeyStatus = 'known' | 'unknown' | 'changed';
+export type HostKeyStatus = 'known' | 'unknown' | 'changed' | 'revoked';
 
 export function defaultKnownHostsPath(): string {
   return join(homedir(), '.ssh', 'known_hosts');
@@ -49,24 +50,31 @@ function namesMatch(field: string, name: string): boolean {
 interface KnownKey {
   type: string;
   blob: Buffer;
+  /** From a `@revoked` line: this key must never be accepted. */
+  revoked: boolean;
 }
 
-/** The keys known_hosts text holds for `host`:`port`. */
+/** The keys known_hosts text holds for `host`:`port` (plain and @revoked lines). */
 export function keysFor(text: string, host: string, port: number): KnownKey[] {
   const name = hostEntryName(host, port);
   const keys: KnownKey[] = [];
   for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith('@')) continue;
+    let line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const revoked = /^@revoked\s/.test(line);
+    if (revoked) line = line.slice('@revoked'.length).trim();
+    else if (line.startsWith('@')) continue; // @cert-authority
     const [names, type, base64] = line.split(/\s+/);
     if (!names || !type || !base64 || !namesMatch(names, name)) continue;
-    keys.push({ type, blob: Buffer.from(base64, 'base64') });
+    keys.push({ type, blob: Buffer.from(base64, 'base64'), revoked });
   }
   return keys;
 }
 
 export function checkHostKeyIn(text: string, host: string, port: number, keyBlob: Buffer): HostKeyStatus {
-  const keys = keysFor(text, host, port);
+  const all = keysFor(text, host, port);
+  if (all.some((k) => k.revoked && k.blob.equals(keyBlob))) return 'revoked';
+  const keys = all.filter((k) => !k.revoked);
   if (keys.some((k) => k.blob.equals(keyBlob))) return 'known';
   const type = keyType(keyBlob);
   return keys.some((k) => k.type === type) ? 'changed' : 'unknown';

@@ -29,6 +29,30 @@ export interface SshHostConfig {
   identitiesOnly: boolean;
   /** ProxyJump hops, first hop first; empty for a direct connection. */
   proxyJump: JumpHost[];
+  /** StrictHostKeyChecking (ssh's default `ask`): what happens to an unknown host key. */
+  strictHostKeyChecking?: StrictHostKeyChecking;
+}
+
+/** yes: refuse unknown keys; accept-new and no: add them unasked (as OpenSSH); ask: ask the user. */
+export type StrictHostKeyChecking = 'yes' | 'accept-new' | 'no' | 'ask';
+
+function strictness(value: string | undefined, alias: string): StrictHostKeyChecking {
+  switch (value?.toLowerCase()) {
+    case undefined:
+    case 'ask':
+      return 'ask';
+    case 'yes':
+    case 'true':
+      return 'yes';
+    case 'no':
+    case 'off':
+    case 'false':
+      return 'no';
+    case 'accept-new':
+      return 'accept-new';
+    default:
+      throw new Error(`StrictHostKeyChecking ${value} of host ${alias} is not one of yes, accept-new, no, off, ask.`);
+  }
 }
 
 export interface ConfigContext {
@@ -204,6 +228,7 @@ export function resolveHost(alias: string, text: string, ctx: ConfigContext = {}
     identityFiles: identity.map((p) => expandTilde(expandTokens(p, tokens), full.home)),
     identitiesOnly: one('identitiesonly')?.toLowerCase() === 'yes',
     proxyJump: !jump || jump.toLowerCase() === 'none' ? [] : (first.get('proxyjump') ?? []).join(',').split(',').filter(Boolean).map(parseJump),
+    strictHostKeyChecking: strictness(one('stricthostkeychecking'), alias),
   };
 }
 

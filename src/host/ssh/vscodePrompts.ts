@@ -4,8 +4,11 @@
 import * as vscode from 'vscode';
 import type { SecretRef, SshPrompts } from './connection';
 
-function secretKey(secret: SecretRef): string {
-  return secret.kind === 'password' ? `steelscope.ssh.password:${secret.user}@${secret.host}` : `steelscope.ssh.passphrase:${secret.keyPath}`;
+/** The SecretStorage key: a password belongs to user, host and port (two sshd on one host are two accounts). */
+export function secretKey(secret: SecretRef): string {
+  return secret.kind === 'password'
+    ? `steelscope.ssh.password:${secret.user}@${secret.host}:${secret.port}`
+    : `steelscope.ssh.passphrase:${secret.keyPath}`;
 }
 
 export class VscodeSshPrompts implements SshPrompts {
@@ -14,8 +17,8 @@ export class VscodeSshPrompts implements SshPrompts {
 
   constructor(private readonly secrets: vscode.SecretStorage) {}
 
-  async password(host: string, user: string): Promise<string | undefined> {
-    return this.secret({ kind: 'password', host, user }, `SSH password for ${user}@${host}`);
+  async password(host: string, user: string, port: number): Promise<string | undefined> {
+    return this.secret({ kind: 'password', host, port, user }, `SSH password for ${user}@${host}${port === 22 ? '' : `:${port}`}`);
   }
 
   async passphrase(keyPath: string): Promise<string | undefined> {
@@ -38,7 +41,7 @@ export class VscodeSshPrompts implements SshPrompts {
   async remember(secret: SecretRef, value: string): Promise<void> {
     const key = secretKey(secret);
     if (!this.typed.delete(key)) return; // it came from storage already
-    const what = secret.kind === 'password' ? `the password of ${secret.user}@${secret.host}` : `the passphrase of ${secret.keyPath}`;
+    const what = secret.kind === 'password' ? `the password of ${secret.user}@${secret.host}:${secret.port}` : `the passphrase of ${secret.keyPath}`;
     const answer = await vscode.window.showInformationMessage(`Steelscope: remember ${what} in VS Code's secret storage?`, 'Remember', 'Not now');
     if (answer === 'Remember') await this.secrets.store(key, value);
   }
