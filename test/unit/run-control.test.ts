@@ -171,6 +171,18 @@ test('resume is refused while a trainer holds the run; afterwards it waits until
   assert.equal(existsSync(dir), false);
 });
 
+test('the engine, its process count and Python reach the CLI as flags, on start and on resume', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const engine = { name: 'torch', nproc: 2, python: '/usr/bin/python3' } as const;
+  const dir = await runs.start({ preset: 'tiny', data: 'default', steps: 5, engine });
+  assert.deepEqual(launcher.launched[0].args.slice(-6), ['--engine', 'torch', '--nproc', '2', '--python', '/usr/bin/python3']);
+  launcher.alive.delete(1000);
+  await runs.resume(dir, { engine: { name: 'torch', nproc: 'auto' } });
+  assert.deepEqual(launcher.launched[1].args, ['resume', dir, '--engine', 'torch', '--nproc', 'auto']);
+});
+
 test('a stop the launcher refuses sends nothing and can be tried again', async () => {
   const root = join(scratch('run-control'), 'runs');
   const launcher = new ScriptedLauncher(healthy);

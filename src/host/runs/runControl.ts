@@ -7,7 +7,7 @@
 import type { PlatformPath } from 'node:path';
 import { isActiveStatus, observeRunInfo, type ObservedRun } from '../../shared/run';
 import { planDelete, type DeletePlan } from './deletePlan';
-import type { ResumeOptions, StartRequest } from './types';
+import type { EngineOptions, ResumeOptions, StartRequest } from './types';
 
 /** The trainer's stdout and stderr, beside the run folder while it starts, then inside it. */
 export const TRAINER_LOG = 'trainer.log';
@@ -105,13 +105,22 @@ export function trainArgs(request: StartRequest, runDir: string): string[] {
   args.push('--steps', String(request.steps));
   for (const setting of request.sets ?? []) args.push('--set', setting);
   if (request.name) args.push('--name', request.name);
-  return args;
+  return [...args, ...engineArgs(request.engine)];
 }
 
 export function resumeArgs(runDir: string, opts: ResumeOptions): string[] {
   const args = ['resume', runDir];
   if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
   if (opts.checkpoint !== undefined) args.push('--checkpoint', opts.checkpoint);
+  return [...args, ...engineArgs(opts.engine)];
+}
+
+/** The CLI runs the torch engine under torchrun itself (src/cli/torchrun.ts): only flags here. */
+function engineArgs(engine: EngineOptions | undefined): string[] {
+  if (!engine) return [];
+  const args = ['--engine', engine.name];
+  if (engine.nproc !== undefined) args.push('--nproc', String(engine.nproc));
+  if (engine.python !== undefined) args.push('--python', engine.python);
   return args;
 }
 

@@ -4,7 +4,7 @@
 import type { TrainConfig } from '../../shared/config';
 import type { CheckpointSummary } from '../../shared/node/checkpoints';
 import type { DeletePlan } from './deletePlan';
-import type { EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
+import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
 export type RunKey = string;
@@ -85,6 +85,15 @@ export interface StartRequest {
   data: string;
   steps: number;
   sets?: string[];
+  /** The engine; default the CLI's (tfjs). */
+  engine?: EngineOptions;
+}
+
+/** The PyTorch engine (src/engines/torch): torchrun with `nproc` processes, Python at `python`. */
+export interface EngineOptions {
+  name: EngineName;
+  nproc?: number | 'auto';
+  python?: string;
 }
 
 export interface ResumeOptions {
@@ -92,6 +101,8 @@ export interface ResumeOptions {
   steps?: number;
   /** A checkpoint folder of the run; default its newest valid one. */
   checkpoint?: string;
+  /** The engine; default the one that wrote the run. */
+  engine?: EngineOptions;
 }
 
 /**
