@@ -6,7 +6,7 @@
 // built, a shape the kernel does not cover): the caller then composes the same math from tfjs ops.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { steelKernels, type SteelExports } from './steel';
 import { maxParts, onThreads, type ThreadKernel } from './threads';
 import { asWasmBackend, input, tensorData, type KernelArgs, type WasmBackend } from './wasm-backend';
@@ -199,7 +199,7 @@ const KERNELS: Record<string, (args: KernelArgs) => TensorInfo | TensorInfo[]> =
 export function registerFusedKernels(): void {
   for (const [kernelName, fn] of Object.entries(KERNELS)) {
     if (tf.getKernel(kernelName, 'wasm') !== undefined) continue;
-    const config: KernelConfig = { kernelName, backendName: 'wasm', kernelFunc: fn as unknown as KernelFunc };
+    const config: KernelConfig = { kernelName, backendName: 'wasm', kernelFunc: fn };
     tf.registerKernel(config);
   }
 }

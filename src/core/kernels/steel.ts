@@ -32,7 +32,12 @@ interface WasmApi {
   Memory: new (desc: { initial: number; maximum: number; shared: true }) => SharedWasmMemory;
   Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
 }
-export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+function hasWebAssembly(scope: object): scope is { WebAssembly: WasmApi } {
+  return 'WebAssembly' in scope;
+}
+const scope: object = globalThis;
+if (!hasWebAssembly(scope)) throw new Error('This JavaScript engine has no WebAssembly; steelscope needs Node 20 or later.');
+export const WA = scope.WebAssembly;
 
 /** The exports of steel.c; every pointer is a byte offset into tfjs's heap. */
 export interface SteelExports {

@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { headDim, type TrainConfig } from '../../shared/config';
 import { Rng } from '../rng';
 import { fusedCausalAttention, fusedCrossEntropy, fusedRotary, fusedSwiGlu } from '../kernels/fused';
-import { applyRotary, causalMask, linear, rmsNorm, rotaryTables } from './layers';
+import { applyRotary, causalMask, linear, matrixParam, rmsNorm, rotaryTables, vectorParam } from './layers';
 
 /** Rotary tables [T, hd] for the positions of one forward pass. */
 interface Rope {
@@ -103,10 +103,12 @@ export class SteelLM {
     return paramShapes(this.config);
   }
 
-  private p<R extends tf.Rank>(name: string): tf.Tensor<R> {
-    const v = this.params.get(name);
-    if (v === undefined) throw new Error(`SteelLM: no parameter "${name}"`);
-    return v as unknown as tf.Tensor<R>;
+  private vector(name: string): tf.Tensor1D {
+    return vectorParam(this.params, name);
+  }
+
+  private matrix(name: string): tf.Tensor2D {
+    return matrixParam(this.params, name);
   }
 
   /** Logits [B, T, V] for token ids [B, T]; positions start at positionOffset (0 without a KV cache). */
@@ -149,26 +151,26 @@ export class SteelLM {
     const hd = headDim(c);
     const { cos, sin } = rotaryTables(T, hd, c.rope_theta, positionOffset);
     const rope: Rope = { cos: tf.tensor2d(cos, [T, hd]), sin: tf.tensor2d(sin, [T, hd]) };
-    let x = tf.gather(this.p<tf.Rank.R2>('wte'), tf.reshape(idx, [-1])); // [N, d], N = B*T
+    let x = tf.gather(this.matrix('wte'), tf.reshape(idx, [-1])); // [N, d], N = B*T
     for (let i = 0; i < c.n_layer; i++) {
       const h = `h.${i}.`;
-      x = tf.add(x, this.attention(rmsNorm(x, this.p(`${h}ln_1.weight`), c.norm_eps), i, B, T, rope)); // [N, d]
-      x = tf.add(x, this.mlp(rmsNorm(x, this.p(`${h}ln_2.weight`), c.norm_eps), i)); // [N, d]
+      x = tf.add(x, this.attention(rmsNorm(x, this.vector(`${h}ln_1.weight`), c.norm_eps), i, B, T, rope)); // [N, d]
+      x = tf.add(x, this.mlp(rmsNorm(x, this.vector(`${h}ln_2.weight`), c.norm_eps), i)); // [N, d]
     }
-    x = rmsNorm(x, this.p('ln_f.weight'), c.norm_eps);
+    x = rmsNorm(x, this.vector('ln_f.weight'), c.norm_eps);
     return c.tie_embeddings
-      ? tf.matMul(x, this.p<tf.Rank.R2>('wte'), false, true) // [N, V]
-      : tf.matMul(x, this.p<tf.Rank.R2>('lm_head.weight')); // [N, V]
+      ? tf.matMul(x, this.matrix('wte'), false, true) // [N, V]
+      : tf.matMul(x, this.matrix('lm_head.weight')); // [N, V]
   }
 
   /** Causal grouped-query self-attention; x is [B*T, d]. */
   private attention(x: tf.Tensor2D, layer: number, B: number, T: number, rope: Rope): tf.Tensor2D {
     const a = `h.${layer}.attn.`;
-    const q = linear(x, this.p(`${a}q.weight`), this.p(`${a}q.bias`)); // [N, nh*hd]
-    const k = linear(x, this.p(`${a}k.weight`), this.p(`${a}k.bias`)); // [N, nkv*hd]
-    const v = linear(x, this.p(`${a}v.weight`), this.p(`${a}v.bias`)); // [N, nkv*hd]
+    const q = linear(x, this.matrix(`${a}q.weight`), this.vector(`${a}q.bias`)); // [N, nh*hd]
+    const k = linear(x, this.matrix(`${a}k.weight`), this.vector(`${a}k.bias`)); // [N, nkv*hd]
+    const v = linear(x, this.matrix(`${a}v.weight`), this.vector(`${a}v.bias`)); // [N, nkv*hd]
     const merged = this.fusedAttention(q, k, v, B, rope) ?? this.composedAttention(q, k, v, B, T, rope); // [N, nh*hd]
-    return linear(merged, this.p(`${a}o.weight`)); // [N, d]
+    return linear(merged, this.matrix(`${a}o.weight`)); // [N, d]
   }
 
   /** The attention core in one kernel each way (wasm with our kernels), on the projections' layout; null elsewhere. */
@@ -214,9 +216,9 @@ export class SteelLM {
   /** SwiGLU: down(silu(gate(x)) * up(x)); x is [B*T, d]. */
   private mlp(x: tf.Tensor2D, layer: number): tf.Tensor2D {
     const m = `h.${layer}.mlp.`;
-    const gate = linear(x, this.p(`${m}gate.weight`)); // [N, ff]
-    const up = linear(x, this.p(`${m}up.weight`)); // [N, ff]
+    const gate = linear(x, this.matrix(`${m}gate.weight`)); // [N, ff]
+    const up = linear(x, this.matrix(`${m}up.weight`)); // [N, ff]
     const act = fusedSwiGlu(gate, up) ?? (tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D); // [N, ff]
-    return linear(act, this.p(`${m}down.weight`)); // [N, d]
+    return linear(act, this.matrix(`${m}down.weight`)); // [N, d]
   }
 }

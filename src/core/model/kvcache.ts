@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { headDim, type TrainConfig } from '../../shared/config';
 import type { SteelLM } from './gpt';
-import { applyRotary, linear, rmsNorm, rotaryTables } from './layers';
+import { applyRotary, linear, matrixParam, rmsNorm, rotaryTables, vectorParam } from './layers';
 
 // A type alias, not an interface: tf.tidy returns it inside a TensorContainer.
 type LayerKv = {
@@ -86,10 +86,12 @@ export class KvCache {
     this.reset();
   }
 
-  private p<R extends tf.Rank>(name: string): tf.Tensor<R> {
-    const v = this.model.params.get(name);
-    if (v === undefined) throw new Error(`KvCache: the model has no parameter "${name}"`);
-    return v as unknown as tf.Tensor<R>;
+  private vector(name: string): tf.Tensor1D {
+    return vectorParam(this.model.params, name);
+  }
+
+  private matrix(name: string): tf.Tensor2D {
+    return matrixParam(this.model.params, name);
   }
 
   /** The network on n new rows; returns the last row's logits and every layer's grown K/V. */
@@ -100,19 +102,19 @@ export class KvCache {
     const rep = c.n_head / c.n_kv_head;
     const { cos, sin } = rotaryTables(n, hd, c.rope_theta, past);
     const rope = { cos: tf.tensor2d(cos, [n, hd]), sin: tf.tensor2d(sin, [n, hd]), mask: offsetCausalMask(rep, n, past) };
-    let x = tf.gather(this.p<tf.Rank.R2>('wte'), tf.tensor1d(Int32Array.from(ids), 'int32')); // [n, d]
+    let x = tf.gather(this.matrix('wte'), tf.tensor1d(Int32Array.from(ids), 'int32')); // [n, d]
     const kv: LayerKv[] = [];
     for (let i = 0; i < c.n_layer; i++) {
       const h = `h.${i}.`;
-      const attn = this.attention(rmsNorm(x, this.p(`${h}ln_1.weight`), c.norm_eps), i, rope);
+      const attn = this.attention(rmsNorm(x, this.vector(`${h}ln_1.weight`), c.norm_eps), i, rope);
       kv.push(attn.kv);
       x = tf.add(x, attn.y); // [n, d]
-      x = tf.add(x, this.mlp(rmsNorm(x, this.p(`${h}ln_2.weight`), c.norm_eps), i)); // [n, d]
+      x = tf.add(x, this.mlp(rmsNorm(x, this.vector(`${h}ln_2.weight`), c.norm_eps), i)); // [n, d]
     }
-    const last = rmsNorm(tf.slice(x, [n - 1, 0], [1, c.n_embd]), this.p('ln_f.weight'), c.norm_eps); // [1, d]
+    const last = rmsNorm(tf.slice(x, [n - 1, 0], [1, c.n_embd]), this.vector('ln_f.weight'), c.norm_eps); // [1, d]
     const logits = c.tie_embeddings
-      ? tf.matMul(last, this.p<tf.Rank.R2>('wte'), false, true) // [1, V]
-      : tf.matMul(last, this.p<tf.Rank.R2>('lm_head.weight')); // [1, V]
+      ? tf.matMul(last, this.matrix('wte'), false, true) // [1, V]
+      : tf.matMul(last, this.matrix('lm_head.weight')); // [1, V]
     return { logits: tf.reshape(logits, [c.vocab_size]), kv }; // [V]
   }
 
@@ -125,9 +127,9 @@ export class KvCache {
     const nkv = c.n_kv_head;
     const rep = c.n_head / nkv;
     const heads = (t: tf.Tensor2D, count: number): tf.Tensor3D => tf.transpose(tf.reshape(t, [n, count, hd]), [1, 0, 2]); // [count, n, hd]
-    const q = heads(linear(x, this.p(`${a}q.weight`), this.p(`${a}q.bias`)), c.n_head); // [nh, n, hd]
-    const kNew = applyRotary(heads(linear(x, this.p(`${a}k.weight`), this.p(`${a}k.bias`)), nkv), rope.cos, rope.sin); // [nkv, n, hd]
-    const vNew = heads(linear(x, this.p(`${a}v.weight`), this.p(`${a}v.bias`)), nkv); // [nkv, n, hd]
+    const q = heads(linear(x, this.matrix(`${a}q.weight`), this.vector(`${a}q.bias`)), c.n_head); // [nh, n, hd]
+    const kNew = applyRotary(heads(linear(x, this.matrix(`${a}k.weight`), this.vector(`${a}k.bias`)), nkv), rope.cos, rope.sin); // [nkv, n, hd]
+    const vNew = heads(linear(x, this.matrix(`${a}v.weight`), this.vector(`${a}v.bias`)), nkv); // [nkv, n, hd]
     const k = this.append(layer, 'k', tf.reshape(kNew, [1, nkv, n, hd])); // [1, nkv, S, hd]
     const v = this.append(layer, 'v', tf.reshape(vNew, [1, nkv, n, hd])); // [1, nkv, S, hd]
     const S = k.shape[2];
@@ -138,7 +140,7 @@ export class KvCache {
     const scores = tf.add(tf.matMul(qr, k3, false, true), rope.mask); // [nkv, rep*n, S]
     const y = tf.matMul(tf.softmax(scores), v3); // [nkv, rep*n, hd]
     const merged = tf.reshape(tf.transpose(tf.reshape(y, [c.n_head, n, hd]), [1, 0, 2]), [n, c.n_head * hd]); // [n, nh*hd]
-    return { y: linear(merged as tf.Tensor2D, this.p(`${a}o.weight`)), kv: { k, v } }; // [n, d]
+    return { y: linear(merged as tf.Tensor2D, this.matrix(`${a}o.weight`)), kv: { k, v } }; // [n, d]
   }
 
   /** The layer's cached K or V with the new positions appended along the time axis. */
@@ -150,9 +152,9 @@ export class KvCache {
   /** SwiGLU, as in SteelLM: down(silu(gate(x)) * up(x)); x is [n, d]. */
   private mlp(x: tf.Tensor2D, layer: number): tf.Tensor2D {
     const m = `h.${layer}.mlp.`;
-    const gate = linear(x, this.p(`${m}gate.weight`)); // [n, ff]
-    const up = linear(x, this.p(`${m}up.weight`)); // [n, ff]
+    const gate = linear(x, this.matrix(`${m}gate.weight`)); // [n, ff]
+    const up = linear(x, this.matrix(`${m}up.weight`)); // [n, ff]
     const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D; // [n, ff]
-    return linear(act, this.p(`${m}down.weight`)); // [n, d]
+    return linear(act, this.matrix(`${m}down.weight`)); // [n, d]
   }
 }

@@ -5,6 +5,26 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedRmsNorm, fusedRotary } from '../kernels/fused';
 
+const isVector = (t: tf.Tensor): t is tf.Tensor1D => t.rank === 1;
+const isMatrix = (t: tf.Tensor): t is tf.Tensor2D => t.rank === 2;
+
+function param<T extends tf.Tensor>(params: ReadonlyMap<string, tf.Tensor>, name: string, fits: (t: tf.Tensor) => t is T, rank: number): T {
+  const t = params.get(name);
+  if (t === undefined) throw new Error(`The model has no parameter "${name}".`);
+  if (!fits(t)) throw new Error(`The model's parameter "${name}" has rank ${t.rank}, not ${rank}.`);
+  return t;
+}
+
+/** A norm weight or a bias, its rank checked (tfjs types a stored variable by no rank). */
+export function vectorParam(params: ReadonlyMap<string, tf.Tensor>, name: string): tf.Tensor1D {
+  return param(params, name, isVector, 1);
+}
+
+/** A weight matrix or an embedding, its rank checked. */
+export function matrixParam(params: ReadonlyMap<string, tf.Tensor>, name: string): tf.Tensor2D {
+  return param(params, name, isMatrix, 2);
+}
+
 /** y = x * rsqrt(mean(x^2, last axis) + eps) * weight. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
   const fused = fusedRmsNorm(x, weight, eps); // one kernel each way on wasm; null elsewhere
