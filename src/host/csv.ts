@@ -25,7 +25,8 @@ export function metricsCsv(runs: readonly RunData[]): string {
   for (const run of runs) {
     for (const table of run.tables.values()) {
       for (let i = 0; i < table.length; i++) {
-        const row: (string | number)[] = [run.summary.name, table.kind, table.step[i], table.t[i]];
+        const time = Number.isFinite(table.t[i]) ? table.t[i] : ''; // a record without time: an empty cell
+        const row: (string | number)[] = [run.summary.name, table.kind, table.step[i], time];
         for (const name of columns) {
           const value = table.fields.get(name)?.[i] ?? NaN;
           const missing = Number.isNaN(value) && table.loggedNaN.get(name)?.has(i) !== true;

@@ -54,6 +54,8 @@ export const RunHeaderSchema = obj({
   gradClip: v.nullable(num),
   lastStep: v.nullable(num),
   malformed: obj({ metrics: int, samples: int, events: int }),
+  /** Its records carry a time: false leaves the run off the wall and relative time axes (the legend says so). */
+  timed: bool,
   /** The run's checkpoints, oldest first (the dashboard's Checkpoints table). */
   checkpoints: arr(obj({ step: int, evalLoss: v.nullable(num), best: bool, complete: bool })),
 });

@@ -130,12 +130,16 @@ export function observeRunInfo(value: unknown): Observed {
 
 export type MetricValue = number | 'NaN' | 'Infinity' | '-Infinity';
 
-/** Every record has step and t (Unix ms); any other numeric field is a plottable series. */
+/**
+ * A record needs only an integer `step`. Ours also carry `t` (Unix ms) and `kind`; a foreign
+ * writer's may keep its time in another field, in seconds, and nest objects: what a record means
+ * as time and series is read by src/shared/metricFields.ts.
+ */
 export interface MetricRecord {
   step: number;
-  t: number;
-  kind?: string;
-  [series: string]: MetricValue | string | undefined;
+  t?: unknown;
+  kind?: unknown;
+  [field: string]: unknown;
 }
 
 export interface SampleRecord {
@@ -189,7 +193,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 export function isMetricRecord(value: unknown): value is MetricRecord {
-  return isObject(value) && Number.isInteger(value.step) && typeof value.t === 'number';
+  return isObject(value) && Number.isInteger(value.step);
 }
 
 export function isSampleRecord(value: unknown): value is SampleRecord {

@@ -89,6 +89,12 @@ function sampleItem(s: SampleRecord): SampleItem {
   return { step: s.step, t: typeof s.t === 'number' && Number.isFinite(s.t) ? s.t : null, prompt: s.prompt, text: s.text, settings: parts.join(' · ') };
 }
 
+/** Whether any record of the run has a time (a run without metrics yet counts as timed: nothing to say). */
+function hasTime(data: RunData): boolean {
+  const tables = [...data.tables.values()].filter((t) => t.length > 0);
+  return tables.length === 0 || tables.some((t) => Number.isFinite(t.t[t.length - 1]) || Number.isFinite(t.t[0]));
+}
+
 export function runHeader(data: RunData, color: number): RunHeader {
   const s = data.summary;
   const clip = decodeMetric(s.config?.grad_clip ?? s.info?.config?.grad_clip);
@@ -97,6 +103,7 @@ export function runHeader(data: RunData, color: number): RunHeader {
     gradClip: clip !== undefined && Number.isFinite(clip) ? clip : null,
     lastStep: s.lastStep !== undefined && Number.isFinite(s.lastStep) ? s.lastStep : null,
     malformed: { ...s.malformed },
+    timed: hasTime(data),
     checkpoints: s.checkpoints.map((c) => ({
       step: c.step, evalLoss: c.evalLoss !== null && Number.isFinite(c.evalLoss) ? c.evalLoss : null, best: c.best, complete: c.complete,
     })),

@@ -1,12 +1,11 @@
 // Column-wise metric series: one SeriesTable per record kind, in growable Float64Arrays (capacity
 // doubles), so a million train steps cost a few columns of 8 MB rather than a million objects.
 // Rows past `length` are spare capacity: read `column.subarray(0, table.length)`.
-import { decodeMetric, type MetricRecord } from '../../shared/run';
+import { forEachMetric, recordTime } from '../../shared/metricFields';
+import type { MetricRecord } from '../../shared/run';
 import type { SeriesTable } from './types';
 
 const INITIAL_CAPACITY = 256;
-/** Fields of a record that are not series. */
-const RESERVED = new Set(['step', 't', 'kind']);
 
 export function newSeriesTable(kind: string): SeriesTable {
   return { kind, step: new Float64Array(INITIAL_CAPACITY), t: new Float64Array(INITIAL_CAPACITY), fields: new Map(), loggedNaN: new Map(), length: 0 };
@@ -59,25 +58,22 @@ export function appendRecord(table: SeriesTable, record: MetricRecord): number {
   ensureCapacity(table, row + 1);
   table.length = row;
   table.step[row] = record.step;
-  table.t[row] = record.t;
+  table.t[row] = recordTime(record) ?? NaN; // no time: the row has no place on time axes
   // A field missing from this record reads as NaN in its row, not in loggedNaN (a gap in a chart).
   for (const column of table.fields.values()) column[row] = NaN;
-  for (const key in record) {
-    if (RESERVED.has(key)) continue;
-    const value = decodeMetric(record[key]);
-    if (value === undefined) continue; // strings that are not NaN/±Infinity are labels, not series
-    let column = table.fields.get(key);
+  forEachMetric(record, (name, value) => {
+    let column = table.fields.get(name);
     if (!column) {
       column = new Float64Array(table.step.length).fill(NaN);
-      table.fields.set(key, column);
+      table.fields.set(name, column);
     }
     column[row] = value;
     if (Number.isNaN(value)) {
-      const rows = table.loggedNaN.get(key) ?? new Set<number>();
+      const rows = table.loggedNaN.get(name) ?? new Set<number>();
       rows.add(row);
-      table.loggedNaN.set(key, rows);
+      table.loggedNaN.set(name, rows);
     }
-  }
+  });
   table.length = row + 1;
   return row;
 }
