@@ -10,8 +10,10 @@ import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
 import { heldByOtherTrainer } from '../shared/node/pid';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
-import type { RunStatus } from '../shared/run';
-import { resolveCorpus } from '../core/data';
+import type { RunInfo, RunStatus } from '../shared/run';
+import { resolveCorpus, verifyCorpus } from '../core/data';
+import { restoreShards } from '../core/train/session';
+import { TOKENIZER_FILE } from '../shared/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
 import { prepareRun, writePrompts } from '../core/train/prepare';
 import { readRunInfo, RunWriter } from '../core/train/rundir';
@@ -91,13 +93,25 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
   }
   const torch = requireTorch(opts.python, control.log);
   const nproc = processCount(opts.nproc, torch, info.config);
-  if (!existsSync(join(runDir, 'data', 'prompts.json')) && existsSync(join(runDir, 'tokenizer.json'))) {
-    writePrompts(runDir, BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(runDir, 'tokenizer.json'), 'utf8'))));
-  }
+  restoreData(runDir, info);
   const args = ['resume', '--run-dir', runDir];
   if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
   if (opts.checkpoint) args.push('--checkpoint', resolve(opts.checkpoint));
   return superviseTorchrun(torch, nproc, runDir, args, control);
+}
+
+/**
+ * What the engine reads besides the checkpoint, as the TF.js resume has it: the corpus unchanged,
+ * the shards (re-tokenized when missing, and recorded in run.json), the sample prompts' ids.
+ */
+function restoreData(runDir: string, info: RunInfo): void {
+  verifyCorpus(info.data.files);
+  const tokenizerPath = join(runDir, TOKENIZER_FILE);
+  if (!existsSync(tokenizerPath)) return; // the engine says what is missing
+  const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
+  const { records } = restoreShards(runDir, info, tokenizer, info.config);
+  if (JSON.stringify(records) !== JSON.stringify(info.data.shards)) new RunWriter(runDir, info).update({ data: { ...info.data, shards: records } });
+  if (!existsSync(join(runDir, 'data', 'prompts.json'))) writePrompts(runDir, tokenizer);
 }
 
 /** torchrun's per-rank "i:1,…" mapping: torch 1.13 on Python 3.11 crashes on the default "0". */

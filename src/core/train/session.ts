@@ -276,8 +276,8 @@ function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch
   return evalBatches(val, config.seq_len + 1, config.batch_size, config.eval_batches);
 }
 
-/** The run's shards, re-tokenized from the (verified) corpus if they went missing or changed. */
-function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, config: TrainConfig) {
+/** The run's shards (and their records), re-tokenized from the (verified) corpus if they went missing or changed. */
+export function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, config: TrainConfig) {
   const recorded = info.data.shards ?? [];
   const intact = recorded.length === 2 && recorded.every((s) => existsSync(s.path) && sha256(readFileSync(s.path)) === s.sha256);
   if (!intact) {
@@ -288,8 +288,8 @@ function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, c
     if (recorded.length === 2 && rebuilt.some((s, i) => s.sha256 !== recorded[i].sha256)) {
       throw new Error(`Re-tokenizing the data gave different shards than the run used (${rebuilt[0].path}); the run cannot be resumed exactly. Start a new run.`);
     }
-    return { train: readShard(built.trainPath), val: readShard(built.valPath) };
+    return { train: readShard(built.trainPath), val: readShard(built.valPath), records: rebuilt };
   }
-  return { train: readShard(recorded[0].path), val: readShard(recorded[1].path) };
+  return { train: readShard(recorded[0].path), val: readShard(recorded[1].path), records: recorded };
 }
 
