@@ -31,6 +31,11 @@ export function trainerNode(): { path: string; problem?: string } {
   }
 }
 
+/** The python3 (with torch) for the PyTorch engine: steelscope.pythonPath, else `python3` on PATH. */
+export function pythonPath(): string {
+  return vscode.workspace.getConfiguration('steelscope').get<string>('pythonPath', '').trim() || 'python3';
+}
+
 /** The dashboard charts' default smoothing weight (steelscope.dashboard.smoothing). */
 export function dashboardSmoothing(fallback: number): number {
   return vscode.workspace.getConfiguration('steelscope').get<number>('dashboard.smoothing', fallback);

@@ -313,6 +313,15 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     });
   });
 
+  test('a data path relative to the home folder is read there, not in the runs folder', async () => {
+    const c = await connectAs(prompts);
+    const home = (await c.run('pwd')).stdout.trim();
+    c.close();
+    const runDir = await target.start({ preset: 'tiny', data: posix.relative(home, data), steps: 2, sets: SETS });
+    started.push(runDir);
+    assert.equal(readInfo(runDir).data.input, data);
+  });
+
   test('an untrusted unknown host key: nothing is sent and nothing recorded', async () => {
     const p = new ScriptedPrompts({ trustHostKey: false, password: 'x' });
     const otherKnownHosts = join(root, 'other_known_hosts');

@@ -7,6 +7,12 @@ import { SshError, type SshConnection } from './connection';
 import type { ConnectionState } from './remoteFollower';
 import { realpath } from './sftp';
 
+/** `path` (not absolute) in the home folder `home`: `~` and `~/x` as a shell expands them, `x` as ssh starts in home. */
+export function underHome(path: string, home: string): string {
+  if (path === '~') return home;
+  return posix.join(home, path.startsWith('~/') ? path.slice(2) : path);
+}
+
 export type SftpSession = Awaited<ReturnType<SshConnection['sftp']>>;
 
 export class RemoteHost extends EventEmitter {
@@ -89,11 +95,14 @@ export class RemoteHost extends EventEmitter {
     return (await this.connection()).sftp();
   }
 
-  /** `~/x` on the host as an absolute path (SFTP and quoted arguments never expand ~). */
+  /**
+   * A path on the host as the user means it, made absolute: `~`, `~/x` and relative paths are in
+   * the home folder (where an SSH session starts), whatever folder a command later runs in.
+   */
   async remotePath(path: string): Promise<string> {
-    if (path !== '~' && !path.startsWith('~/')) return path;
+    if (posix.isAbsolute(path)) return path;
     this.home ??= await realpath(await this.sftp(), '.');
-    return path === '~' ? this.home : posix.join(this.home, path.slice(2));
+    return underHome(path, this.home);
   }
 
   /** Runs a command (already quoted); throws with its stderr unless it exits 0. */

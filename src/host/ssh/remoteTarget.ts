@@ -104,8 +104,10 @@ export class RemoteTarget implements RunTarget {
     return this.control.listRunDirs();
   }
 
-  start(request: StartRequest): Promise<string> {
-    return this.control.start(request);
+  /** A data path not absolute is in the home folder (as the picker says); the trainer runs in the runs folder. */
+  async start(request: StartRequest): Promise<string> {
+    const data = request.data === 'default' ? request.data : await this.host.remotePath(request.data);
+    return this.control.start({ ...request, data });
   }
 
   stop(runDir: string): Promise<void> {
