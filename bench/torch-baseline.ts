@@ -119,18 +119,21 @@ function runTorchOnce(python: string, configPath: string, threads: number, steps
  * Busy cores elsewhere slow a run, never speed it up, so the best run is the fairest baseline and
  * never flatters steelscope. A run that fails or times out leaves the others' best.
  */
-export function benchTorch(python: string, config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string } {
+export function benchTorch(python: string, config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string; runs: string } {
   const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-'));
   try {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     let best: number | null = null;
     let note = '';
+    const runs: string[] = [];
     for (const policy of waitPolicies(threads)) {
       const run = runTorchOnce(python, join(dir, 'config.json'), threads, steps, policy);
       if (run.tokPerS === null) note = run.note;
       else best = Math.max(best ?? 0, run.tokPerS);
+      const figure = run.tokPerS === null ? run.note : `${Math.round(run.tokPerS)} tok/s`;
+      runs.push(threads > 1 ? `${policy ?? 'default'} ${figure}` : figure);
     }
-    return { tokPerS: best, note: best === null ? note : '' };
+    return { tokPerS: best, note: best === null ? note : '', runs: runs.join(', ') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

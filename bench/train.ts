@@ -165,6 +165,7 @@ async function main(): Promise<void> {
       const policies = threads > 1 ? ' (OpenMP wait policy PASSIVE, default, PASSIVE)' : '';
       console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps${policies}…`);
       const measured = benchTorch(torch.python, config, threads, plan.torchSteps);
+      console.log(`  runs: ${measured.runs}`);
       if (threads === 1 && measured.tokPerS !== null) torchOneThread = measured.tokPerS;
       const refused = measured.tokPerS === null ? '' : slowerThanOneThread(threads, measured.tokPerS, torchOneThread);
       rows.push({ ...base, torch: measured.tokPerS, torchNote: measured.note, refused });
