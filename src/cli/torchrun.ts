@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
-import { heldByOtherTrainer } from '../shared/node/pid';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
 import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
@@ -16,7 +15,7 @@ import { restoreShards } from '../core/train/session';
 import { TOKENIZER_FILE } from '../shared/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
 import { prepareRun, writePrompts } from '../core/train/prepare';
-import { readRunInfo, RunWriter } from '../core/train/rundir';
+import { readRunInfo, readRunToResume, RunWriter } from '../core/train/rundir';
 import { UsageError } from './args';
 
 export interface TorchControl {
@@ -87,10 +86,7 @@ export interface TorchResume extends TorchOptions {
 /** Continues a run of either engine on torch. */
 export async function resumeTorchRun(opts: TorchResume, control: TorchControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  const info = readRunInfo(runDir);
-  if (heldByOtherTrainer(info)) {
-    throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
-  }
+  const info = readRunToResume(runDir);
   const torch = requireTorch(opts.python, control.log);
   const nproc = processCount(opts.nproc, torch, info.config);
   restoreData(runDir, info);

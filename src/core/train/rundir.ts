@@ -2,6 +2,7 @@
 // files appended one whole line per write so a reader never sees half a record for long.
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { heldByOtherTrainer } from '../../shared/node/pid';
 import { UsageError } from '../errors';
 import {
   encodeMetric,
@@ -46,6 +47,13 @@ export function readRunInfo(runDir: string): RunInfo {
   const info = parseRunInfo(value, path);
   if (!info.ok) throw new UsageError(`${path} is not a usable steelscope.run/1 file (${info.error}); the run cannot be resumed.`);
   return info.value;
+}
+
+/** run.json of a run about to be resumed (by either engine); refused while another live trainer holds it. */
+export function readRunToResume(runDir: string): RunInfo {
+  const info = readRunInfo(runDir);
+  if (heldByOtherTrainer(info)) throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
+  return info;
 }
 
 export class RunWriter {

@@ -5,7 +5,6 @@ import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { TrainConfig } from '../../shared/config';
-import { heldByOtherTrainer } from '../../shared/node/pid';
 import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import { selectBackend, type BackendChoice, type BackendName } from '../backend';
 import { BlockLoader, buildDataset, checkDocuments, DataError, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
@@ -18,7 +17,7 @@ import { TOKENIZER_FILE, TOKENIZER_MAX_BYTES, type CheckpointManifest } from '..
 import { checkCheckpoint, latestValidCheckpoint, readRegularFile, type CheckpointFolder } from '../../shared/node/checkpoints';
 import { loadCheckpoint, sha256 } from './checkpoint';
 import { prepareData } from './prepare';
-import { readRunInfo, RunWriter } from './rundir';
+import { readRunToResume, RunWriter } from './rundir';
 import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
 
 /** run.json's engine fields for this engine (a torch run resumed here is recorded as tfjs from then on). */
@@ -92,10 +91,7 @@ export interface ResumeOptions {
 /** Continues a run from its newest valid checkpoint, bit-exactly. */
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  const info = readRunInfo(runDir);
-  if (heldByOtherTrainer(info)) {
-    throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
-  }
+  const info = readRunToResume(runDir);
   const writer = new RunWriter(runDir, info);
   const notOfThisRun = (manifest: CheckpointManifest) => runMismatch(manifest, info, runDir);
   const found = opts.checkpoint
