@@ -36,7 +36,7 @@
 // (exit code 0).
 import * as v from 'valibot';
 import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo } from './run';
-import { bool, int, nonNegativeInt, oneOf, parseOrUndefined, str, type Output } from './schema';
+import { bool, int, nonNegativeInt, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
 export const FOLLOW_PROTOCOL = 'steelscope.follow/1';
 
@@ -169,11 +169,7 @@ export function asFollowMessage(value: unknown): FollowMessage | undefined {
 
 /** parse + asFollowMessage for one stdout line. */
 export function parseFollowMessage(line: string): FollowMessage | undefined {
-  try {
-    return asFollowMessage(JSON.parse(line));
-  } catch {
-    return undefined;
-  }
+  return asFollowMessage(parseJson(line));
 }
 
 /** The client's bookkeeping: the offsets to pass as --from after this message. */

@@ -16,7 +16,7 @@
 // generate (a queued one is answered with done/cancelled and never runs).
 import * as v from 'valibot';
 import { TrainConfigSchema } from './config';
-import { describeIssue, int, intRange, num, oneOf, parseOrUndefined, str, type Output } from './schema';
+import { describeIssue, int, intRange, num, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
 export const SERVE_PROTOCOL = 'steelscope.serve/1';
 
@@ -174,9 +174,5 @@ export function asServeMessage(value: unknown): ServeMessage | undefined {
 
 /** parse + asServeMessage for one stdout line. */
 export function parseServeMessage(line: string): ServeMessage | undefined {
-  try {
-    return asServeMessage(JSON.parse(line));
-  } catch {
-    return undefined;
-  }
+  return asServeMessage(parseJson(line));
 }

@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { userBackendDir } from '../../core/backend';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
+import * as v from 'valibot';
+import { parseAs, parseJson } from '../../shared/schema';
 
 export const INSTALL_BACKEND_USAGE = 'steelscope install-backend [--gpu] [--dir DIR (default ~/.steelscope/backends)] [--timeout SECONDS (default 900)]';
 
@@ -30,6 +32,9 @@ function hasNvidiaGpu(): boolean {
   return r.status === 0 && /GPU \d/.test(r.stdout);
 }
 
+/** What we read of the backends folder's package.json; the rest is kept as it is. */
+const PackageJsonSchema = v.looseObject({ allowScripts: v.optional(v.record(v.string(), v.boolean(), 'expected an object of package names to true or false')) }, 'expected a JSON object');
+
 /**
  * A package.json for the backends folder that allows the package's install script (npm 11 runs
  * unreviewed install scripts only with a notice, and refuses --allow-scripts for a folder that has
@@ -37,10 +42,13 @@ function hasNvidiaGpu(): boolean {
  */
 function allowInstallScript(dir: string, pkg: string): void {
   const file = join(dir, 'package.json');
-  let json: Record<string, unknown> = { name: 'steelscope-backends', private: true, description: 'Native TensorFlow backends installed by `steelscope install-backend`.' };
-  if (existsSync(file)) json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const allow = (json.allowScripts ?? {}) as Record<string, boolean>;
-  json.allowScripts = { ...allow, [pkg]: true };
+  const fresh = { name: 'steelscope-backends', private: true, description: 'Native TensorFlow backends installed by `steelscope install-backend`.' };
+  const existing = existsSync(file) ? parseJson(readFileSync(file, 'utf8')) : fresh;
+  const parsed = parseAs(PackageJsonSchema, existing, file);
+  // Not ours to repair: a broken one is the user's to see.
+  if (!parsed.ok) throw new UsageError(`${parsed.error}. Fix or remove ${file}, then run install-backend again.`);
+  const json = parsed.value;
+  json.allowScripts = { ...json.allowScripts, [pkg]: true };
   writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
 }
 

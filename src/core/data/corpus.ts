@@ -304,9 +304,8 @@ function* txtDocuments(path: string, gz: boolean): Generator<string> {
 function textField(line: string): string | null {
   try {
     const value: unknown = JSON.parse(line);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-    const text: unknown = (value as Record<string, unknown>).text;
-    return typeof text === 'string' ? text : null;
+    if (typeof value !== 'object' || value === null || !('text' in value)) return null;
+    return typeof value.text === 'string' ? value.text : null;
   } catch {
     return null;
   }
