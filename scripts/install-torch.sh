@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the PyTorch engine's tests need on a fresh Debian machine, idempotent (a second
-# run does nothing): Debian's python3-torch (1.13) and python3-numpy, and OpenBLAS (OpenMP build)
+# run does nothing): Debian's python3-torch (1.13) and python3-numpy, python3-protobuf and python3-crcmod
+# (test/formats/write_tfevents.py writes the event-file fixtures), and OpenBLAS (OpenMP build)
 # selected as libblas: with Debian's reference BLAS a CPU step of `small` takes minutes, not seconds
 # (/work/shared/notes/gpu-clusters-formats.md).
 set -euo pipefail
 
 log() { printf 'install-torch: %s\n' "$*" >&2; }
 
-wanted=(python3-torch python3-numpy libopenblas0-openmp)
+wanted=(python3-torch python3-numpy libopenblas0-openmp python3-protobuf python3-crcmod)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -1,7 +1,7 @@
 // Record framing: how a stream of bytes (a log file read from an offset, or an SSH channel's
 // stdout) becomes whole records. A Framer knows one format's record boundaries (JSONL: a newline;
-// later TensorBoard's length-prefixed records, CSV rows); the RecordAssembler applies the rules
-// that are the same for every format, in this one place:
+// TensorBoard's length-prefixed records in src/shared/formats/tfrecord.ts); the RecordAssembler
+// applies the rules that are the same for every format, in this one place:
 //
 // - a record is complete only when the framer finds its end: a partial last record waits;
 // - a record longer than MAX_RECORD_BYTES is skipped and reported as oversized, and its bytes are
@@ -38,8 +38,11 @@ export interface Framer {
    * may answer true when unsure (it only costs a join); false must be certain.
    */
   mayComplete(chunk: Uint8Array): boolean;
-  /** A skipper for a record already longer than the cap; `head` is its first bytes (up to 64). */
-  skipper(head: Uint8Array): Skipper;
+  /**
+   * A skipper for a record already longer than the cap; `head` is its first bytes (up to 64) and
+   * `seen` how many of its bytes are already behind us (a length-prefixed format needs both).
+   */
+  skipper(head: Uint8Array, seen: number): Skipper;
   /** Whether the bytes just before an offset (up to 8) can end a record: checks a resumed offset. */
   endsRecord(before: Uint8Array): boolean;
 }
@@ -113,7 +116,7 @@ export class RecordAssembler {
 
   /** The pending record is past the cap without an end: drop its bytes and skip the rest as it comes. */
   private startSkipping(): void {
-    this.skipping = this.framer.skipper(this.head(64));
+    this.skipping = this.framer.skipper(this.head(64), this.chunkBytes);
     this.skipped = this.chunkBytes;
     this.chunks = [];
     this.chunkBytes = 0;

@@ -1,0 +1,127 @@
+// CSV metric logs (metrics.csv of Lightning's and Fabric's CSVLogger, litgpt's CSV logger, our own
+// Export Metrics as CSV): a header row, then one row per log call with sparse columns. Each
+// non-empty numeric cell is a point of the series its column names, at the row's step.
+//
+// - The step column is `step` (a row without a step is skipped as malformed); a time column (`t`,
+//   `time`, `timestamp`, `wall_time`, `_timestamp`; seconds or ms, told apart by size) gives the
+//   wall time, else the time is unknown (NaN); `kind` (our export) names the row's table, else
+//   columns named val*/eval*/test* go to the eval table and the rest to train.
+// - Python writes nan, inf and -inf: read as the NaN/Infinity markers.
+// - Lines are framed at '\n' (a quoted cell holding a newline is not supported: no logger writes one).
+// - A header row again (Lightning rewrites the file with a wider header when a new metric appears;
+//   the reader sees a replaced file and starts over) is taken as the new header.
+// Hand-written: the csv packages parse whole files or streams; we need one line at a time, resumable.
+import { encodeMetric, type MetricRecord } from '../run';
+import { kindOfTag } from './tfevents';
+import { StepMerger } from './stepMerge';
+
+const TIME_COLUMNS = new Set(['t', 'time', 'timestamp', 'wall_time', '_timestamp']);
+/** Columns that are never series. */
+const NOT_SERIES = new Set(['step', 'kind', 'run', ...TIME_COLUMNS]);
+
+/** One CSV line's cells (RFC 4180 quoting: "a ""b""" is a "b"). */
+export function splitCsvLine(line: string): string[] {
+  const cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      cells.push(cell);
+      cell = '';
+    } else cell += c;
+  }
+  cells.push(cell);
+  return cells;
+}
+
+/** A cell as a number (Python's nan/inf spellings included), or undefined for text and empty cells. */
+export function csvNumber(cell: string): number | undefined {
+  const text = cell.trim();
+  if (text === '') return undefined;
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return NaN;
+  if (lower === 'inf' || lower === 'infinity' || lower === '+inf') return Infinity;
+  if (lower === '-inf' || lower === '-infinity') return -Infinity;
+  const value = Number(text);
+  return Number.isNaN(value) ? undefined : value;
+}
+
+/** Seconds since the epoch or ms, told apart by size (1e11 s is the year 5138; 1e11 ms is 1973). */
+export function toMs(time: number): number {
+  return Math.abs(time) < 1e11 ? time * 1000 : time;
+}
+
+export interface CsvBatch {
+  metrics: MetricRecord[];
+  malformed: number;
+}
+
+const utf8 = new TextDecoder();
+
+export class CsvDecoder {
+  private header: string[] | undefined;
+  private readonly merger = new StepMerger();
+
+  /** The file starts over: the next line is its header. */
+  reset(): void {
+    this.header = undefined;
+    this.merger.clear();
+  }
+
+  get hasHeader(): boolean {
+    return this.header !== undefined;
+  }
+
+  /** Takes the header from the file's first line (a reader resumed past it). */
+  setHeader(line: Uint8Array): void {
+    this.header = splitCsvLine(utf8.decode(line).replace(/\r$/, '')).map((c) => c.trim());
+  }
+
+  decode(lines: readonly Uint8Array[]): CsvBatch {
+    let malformed = 0;
+    for (const bytes of lines) {
+      const line = utf8.decode(bytes).replace(/\r$/, '');
+      if (line.trim() === '') continue;
+      const cells = splitCsvLine(line);
+      if (!this.header || isHeader(cells)) {
+        this.setHeader(bytes);
+        continue;
+      }
+      if (!this.row(this.header, cells)) malformed++;
+    }
+    return { metrics: this.merger.take(), malformed };
+  }
+
+  /** One data row's points; false when it has no step. */
+  private row(header: readonly string[], cells: readonly string[]): boolean {
+    let step: number | undefined;
+    let t = NaN;
+    let rowKind: string | undefined;
+    header.forEach((name, i) => {
+      const cell = cells[i] ?? '';
+      if (name === 'step') step = csvNumber(cell);
+      else if (name === 'kind' && cell.trim() !== '') rowKind = cell.trim();
+      else if (TIME_COLUMNS.has(name)) t = toMs(csvNumber(cell) ?? NaN);
+    });
+    if (step === undefined || !Number.isSafeInteger(step)) return false;
+    header.forEach((name, i) => {
+      const value = csvNumber(cells[i] ?? '');
+      if (value === undefined || NOT_SERIES.has(name) || name === '') return;
+      this.merger.add(rowKind ?? kindOfTag(name), step as number, t, name, encodeMetric(value));
+    });
+    return true;
+  }
+}
+
+/** A header row: a `step` cell and no numeric cell. */
+function isHeader(cells: readonly string[]): boolean {
+  return cells.some((c) => c.trim() === 'step') && cells.every((c) => csvNumber(c) === undefined);
+}

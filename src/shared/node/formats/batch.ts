@@ -1,0 +1,41 @@
+// What every run-folder format reader hands out per pass: the records the store already ingests
+// (metrics and samples, as our JSONL files hold them), and what was skipped.
+import type { MetricRecord, SampleRecord } from '../../run';
+
+export interface FormatBatch {
+  /** True when what this reader handed out before must be dropped (a file truncated or replaced). */
+  reset: boolean;
+  metrics: MetricRecord[];
+  samples: SampleRecord[];
+  /** Records skipped in this pass (bad checksums, rows without a step, ...). */
+  malformed: number;
+  /** Set when a file cannot be read further (a bad length checksum): one line saying which and why. */
+  problem?: string;
+}
+
+export function emptyBatch(reset = false): FormatBatch {
+  return { reset, metrics: [], samples: [], malformed: 0 };
+}
+
+/** Appends `more` to `into` (a reset in `more` drops what `into` held). */
+export function mergeBatch(into: FormatBatch, more: FormatBatch): void {
+  if (more.reset) {
+    into.reset = true;
+    into.metrics = [];
+    into.samples = [];
+    into.malformed = 0;
+  }
+  for (const m of more.metrics) into.metrics.push(m);
+  for (const s of more.samples) into.samples.push(s);
+  into.malformed += more.malformed;
+  into.problem = more.problem ?? into.problem;
+}
+
+/** One run folder's reader: a pass reads what was added since the last one. */
+export interface RunFormatReader {
+  /** What the folder holds, for the user ("3 TensorBoard event files"). */
+  readonly format: RunFormat;
+  read(): Promise<FormatBatch>;
+}
+
+export type RunFormat = 'tfevents' | 'csv' | 'trainer-state';

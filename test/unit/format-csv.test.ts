@@ -1,0 +1,96 @@
+// CSV metric logs (Lightning/Fabric/litgpt CSVLogger, our export): each non-empty numeric cell is a
+// point at its row's step; rows appended live are read; a cut last row waits for its newline; a
+// rewritten file with a wider header starts over; a reader resumed past the header still knows it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CsvFileReader } from '../../src/shared/node/formats/csv';
+import { fold, points } from '../formats/fixtures';
+import { scratch } from '../helpers';
+
+// As Lightning's CSVLogger writes it: csv.DictWriter over the union of keys, blank for missing.
+const LIGHTNING = [
+  'epoch,step,train_loss,lr-AdamW,val_loss',
+  '0,49,2.5,0.001,',
+  '0,99,2.25,0.002,',
+  '0,99,,,2.375',
+  '1,149,nan,0.003,',
+  '',
+].join('\n');
+
+test('a Lightning metrics.csv: every numeric cell is a point, validation columns in the eval table', async () => {
+  const path = join(scratch('csv-lightning'), 'metrics.csv');
+  writeFileSync(path, LIGHTNING);
+  const folded = fold([await new CsvFileReader(path).read()]);
+  assert.deepEqual(points(folded), {
+    'train:epoch': [[49, 0], [99, 0], [149, 1]],
+    'train:train_loss': [[49, 2.5], [99, 2.25]], // and a logged NaN at 149 (below)
+    'train:lr-AdamW': [[49, 0.001], [99, 0.002], [149, 0.003]],
+    'eval:val_loss': [[99, 2.375]],
+  });
+  const train = folded.tables.get('train');
+  assert.ok(train);
+  assert.ok(train.loggedNaN.get('train_loss')?.has(2), 'nan is a logged NaN marker');
+  assert.ok(Number.isNaN(train.t[0]), 'no time column: the wall time is unknown');
+});
+
+test('rows appended live, cut at every byte of the last row, are read once complete', async () => {
+  const dir = scratch('csv-cut');
+  const full = LIGHTNING + '1,199,1.5,0.004,\n';
+  const expected = points(fold([await readText(join(dir, 'full.csv'), full)]));
+  const lastStart = LIGHTNING.length;
+  for (let cut = lastStart; cut < full.length; cut++) {
+    const path = join(dir, `m${cut}.csv`);
+    writeFileSync(path, full.slice(0, cut));
+    const reader = new CsvFileReader(path);
+    const folded = fold([await reader.read()]);
+    assert.equal(reader.offset, lastStart, `cut at ${cut}`);
+    appendFileSync(path, full.slice(cut));
+    fold([await reader.read()], folded);
+    assert.deepEqual(points(folded), expected, `cut at ${cut}`);
+  }
+  assert.deepEqual(expected['train:train_loss'], [[49, 2.5], [99, 2.25], [199, 1.5]]);
+});
+
+async function readText(path: string, text: string) {
+  writeFileSync(path, text);
+  return new CsvFileReader(path).read();
+}
+
+test('a reader resumed at an offset reads the header from the first line', async () => {
+  const path = join(scratch('csv-resume'), 'metrics.csv');
+  writeFileSync(path, LIGHTNING);
+  const offset = LIGHTNING.indexOf('0,99,,,');
+  const folded = fold([await new CsvFileReader(path, offset).read()]);
+  assert.deepEqual(points(folded)['eval:val_loss'], [[99, 2.375]]);
+  assert.deepEqual(points(folded)['train:lr-AdamW'], [[149, 0.003]]);
+});
+
+test('a file rewritten with a wider header starts over with the new columns', async () => {
+  const path = join(scratch('csv-header'), 'metrics.csv');
+  writeFileSync(path, 'step,loss\n1,2.5\n2,2.25\n');
+  const reader = new CsvFileReader(path);
+  const folded = fold([await reader.read()]);
+  writeFileSync(path, 'step,loss,grad_norm\n1,2.5,\n2,2.25,\n3,2.0,0.75\n');
+  const batch = await reader.read();
+  assert.ok(batch.reset);
+  fold([batch], folded);
+  assert.deepEqual(points(folded), { 'train:loss': [[1, 2.5], [2, 2.25], [3, 2]], 'train:grad_norm': [[3, 0.75]] });
+});
+
+test('our own export (run, kind, step, t in ms) reads back into its tables with wall times', async () => {
+  const path = join(scratch('csv-export'), 'export.csv');
+  writeFileSync(path, 'run,kind,step,t,loss,eval_loss\nr,train,1,1700000000000,3,\nr,eval,1,1700000001000,,2.5\nr,train,2,1700000002000,2.75,\n');
+  const folded = fold([await new CsvFileReader(path).read()]);
+  assert.deepEqual(points(folded), { 'train:loss': [[1, 3], [2, 2.75]], 'eval:eval_loss': [[1, 2.5]] });
+  assert.equal(folded.tables.get('train')?.t[1], 1700000002000);
+});
+
+test('a row without a step is counted as malformed; quoted cells are read', async () => {
+  const path = join(scratch('csv-bad'), 'metrics.csv');
+  writeFileSync(path, 'step,"loss, smoothed"\n1,"2.5"\n,3\nx,4\n2,2\n');
+  const folded = fold([await new CsvFileReader(path).read()]);
+  assert.deepEqual(points(folded), { 'train:loss, smoothed': [[1, 2.5], [2, 2]] });
+  assert.equal(folded.malformed, 2);
+});

@@ -1,0 +1,145 @@
+// TensorBoard event files: every value written by an independent writer (test/formats/
+// write_tfevents.py: python3-protobuf and python3-crcmod) read back exactly; a file cut at any byte
+// of its last record reads complete records only and goes on when the rest arrives; a flipped data
+// byte skips one record; a bad length checksum stops the file with one counted error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { maskedCrc32c } from '../../src/shared/formats/tfrecord';
+import { EventFileReader, EventFolderReader } from '../../src/shared/node/formats/tfevents';
+import { fold, points, PYTHON, writeEvents, WRITE_TFEVENTS, type TbEvent } from '../formats/fixtures';
+import { scratch } from '../helpers';
+import { crc32c } from '@aws-crypto/crc32c';
+
+const f32 = Math.fround;
+
+const EVENTS: TbEvent[] = [
+  { wall_time: 1700000000.25, step: 1, values: [{ tag: 'train/loss', simple_value: 2.75 }] },
+  { wall_time: 1700000000.5, step: 1, values: [{ tag: 'train/lr', tensor: 0.001, dtype: 'float', packed: 'content' }] },
+  { wall_time: 1700000001, step: 2, values: [{ tag: 'train/loss', simple_value: 2.5 }, { tag: 'train/lr', tensor: 0.002 }] },
+  { wall_time: 1700000001.5, step: 2, values: [{ tag: 'grad_norm', tensor: 1.2345678901234, dtype: 'double', packed: 'content' }] },
+  { wall_time: 1700000002, step: 3, values: [{ tag: 'grad_norm', tensor: 0.1, dtype: 'double', packed: 'val' }] },
+  { wall_time: 1700000002, step: 3, values: [{ tag: 'tok_per_s', tensor: 1234.5, dtype: 'float', packed: 'val' }] },
+  { wall_time: 1700000003, step: 3, values: [{ tag: 'samples/generation', text: '春眠不觉晓 — step 3' }] },
+  { wall_time: 1700000004, step: 4, values: [{ tag: 'eval/loss', simple_value: 3.125 }] },
+  { wall_time: 1700000005, step: 5, values: [{ tag: 'train/loss', simple_value: -0.5 }, { tag: 'samples/generation', text: 'later' }] },
+];
+
+const EXPECTED = {
+  'train:train/loss': [[1, 2.75], [2, 2.5], [5, -0.5]],
+  'train:train/lr': [[1, f32(0.001)], [2, f32(0.002)]],
+  'train:grad_norm': [[2, 1.2345678901234], [3, 0.1]],
+  'train:tok_per_s': [[3, 1234.5]],
+  'eval:eval/loss': [[4, 3.125]],
+};
+
+test('the masked CRC32C matches TensorBoard test vector and crcmod', () => {
+  const vector = Buffer.from('\x1a\x11CRC test, one two', 'latin1');
+  assert.equal(maskedCrc32c(vector), 0x5794d08a);
+  assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
+  assert.equal(execFileSync(PYTHON, [WRITE_TFEVENTS, '--crc-vector']).toString().trim(), '0x5794d08a');
+});
+
+test('every scalar and text of an event file is read back exactly, with wall times', async () => {
+  const dir = scratch('tfevents-values');
+  writeEvents(join(dir, 'events.out.tfevents.1700000000.host.1.0'), EVENTS);
+  const batch = await new EventFolderReader(dir).read();
+  const folded = fold([batch]);
+  assert.deepEqual(points(folded), EXPECTED);
+  assert.deepEqual(folded.samples, [
+    { step: 3, prompt: 'samples/generation', text: '春眠不觉晓 — step 3' },
+    { step: 5, prompt: 'samples/generation', text: 'later' },
+  ]);
+  assert.equal(folded.malformed, 0);
+  const train = folded.tables.get('train');
+  assert.ok(train);
+  assert.equal(train.t[0], 1700000000500); // step 1's last event
+  assert.equal(batch.samples[0].t, 1700000003000);
+});
+
+test('a file cut at every byte of its last record reads complete records only, then the rest', async () => {
+  const dir = scratch('tfevents-cut');
+  const full = join(dir, 'full');
+  writeEvents(full, EVENTS.slice(0, -1));
+  const lastStart = statSync(full).size;
+  writeEvents(full, EVENTS.slice(-1));
+  const bytes = readFileSync(full);
+  const before = points(fold([await new EventFileReader(full).read()]));
+  for (let cut = lastStart; cut < bytes.length; cut++) {
+    const path = join(dir, `events.out.tfevents.cut${cut}`);
+    writeFileSync(path, bytes.subarray(0, cut));
+    const reader = new EventFileReader(path);
+    const folded = fold([await reader.read()]);
+    const withoutLast = points(folded);
+    assert.deepEqual(withoutLast['train:train/loss'], [[1, 2.75], [2, 2.5]], `cut at ${cut}`);
+    assert.equal(folded.samples.length, 1, `cut at ${cut}`);
+    assert.equal(reader.offset, lastStart, `cut at ${cut}`);
+    appendFileSync(path, bytes.subarray(cut));
+    fold([await reader.read()], folded);
+    assert.deepEqual(points(folded), before, `cut at ${cut}, then the rest`);
+    assert.equal(folded.samples.length, 2);
+    assert.equal(folded.malformed, 0);
+  }
+  assert.deepEqual(before, EXPECTED);
+});
+
+/** The byte offsets where each record starts (read from the lengths; the test's own walk). */
+function recordStarts(bytes: Buffer): number[] {
+  const starts: number[] = [];
+  for (let at = 0; at < bytes.length; at += 16 + Number(bytes.readBigUInt64LE(at))) starts.push(at);
+  return starts;
+}
+
+test('a flipped byte in one record data skips that record only', async () => {
+  const dir = scratch('tfevents-flip');
+  const path = join(dir, 'events.out.tfevents.1');
+  writeEvents(path, EVENTS);
+  const bytes = readFileSync(path);
+  const starts = recordStarts(bytes);
+  // Record 0 is the file_version event; record 8 is EVENTS[7], eval/loss at step 4.
+  bytes[starts[8] + 12 + 3] ^= 0x40;
+  writeFileSync(path, bytes);
+  const folded = fold([await new EventFolderReader(dir).read()]);
+  const expected: Record<string, unknown> = { ...EXPECTED, 'eval:eval/loss': undefined };
+  delete expected['eval:eval/loss'];
+  assert.deepEqual(points(folded), expected);
+  assert.equal(folded.malformed, 1);
+  assert.equal(folded.samples.length, 2);
+});
+
+test('a bad length checksum stops the file with one counted error and a problem line', async () => {
+  const dir = scratch('tfevents-length');
+  const path = join(dir, 'events.out.tfevents.1');
+  writeEvents(path, EVENTS);
+  const bytes = readFileSync(path);
+  const starts = recordStarts(bytes);
+  bytes[starts[3] + 9] ^= 0x01; // EVENTS[2]'s length checksum
+  writeFileSync(path, bytes);
+  const reader = new EventFileReader(path);
+  const batch = await reader.read();
+  const folded = fold([batch]);
+  assert.deepEqual(points(folded), { 'train:train/loss': [[1, 2.75]], 'train:train/lr': [[1, f32(0.001)]] });
+  assert.equal(folded.malformed, 1);
+  assert.match(batch.problem ?? '', /length checksum is wrong at byte \d+; the rest of the file is not read/);
+  assert.ok(reader.stopped);
+  writeEvents(path, EVENTS.slice(0, 1));
+  const later = await reader.read();
+  assert.deepEqual([later.metrics.length, later.malformed, later.problem], [0, 0, undefined]);
+});
+
+test('several event files in one folder make one run; sub-folders are not read into it', async () => {
+  const dir = scratch('tfevents-several');
+  writeEvents(join(dir, 'events.out.tfevents.1.a'), EVENTS.slice(0, 3));
+  writeEvents(join(dir, 'events.out.tfevents.2.b'), [{ wall_time: 1700000010, step: 10, values: [{ tag: 'train/loss', simple_value: 1 }] }]);
+  mkdirSync(join(dir, 'eval'));
+  writeEvents(join(dir, 'eval', 'events.out.tfevents.3.c'), [{ wall_time: 1700000010, step: 7, values: [{ tag: 'x', simple_value: 1 }] }]);
+  const reader = new EventFolderReader(dir);
+  const folded = fold([await reader.read()]);
+  assert.deepEqual(points(folded)['train:train/loss'], [[1, 2.75], [2, 2.5], [10, 1]]);
+  assert.equal(points(folded)['train:x'], undefined);
+  writeEvents(join(dir, 'events.out.tfevents.2.b'), [{ wall_time: 1700000011, step: 11, values: [{ tag: 'train/loss', simple_value: 0.5 }] }]);
+  fold([await reader.read()], folded);
+  assert.deepEqual(points(folded)['train:train/loss'], [[1, 2.75], [2, 2.5], [10, 1], [11, 0.5]]);
+});
