@@ -11,7 +11,7 @@ import type { TrainConfig } from '../shared/config';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
 import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
-import { restoreShards } from '../core/train/session';
+import { restoreShards, resumeCheckpoint } from '../core/train/session';
 import { TOKENIZER_FILE } from '../shared/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
 import { prepareRun, writePrompts } from '../core/train/prepare';
@@ -90,9 +90,10 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
   const torch = requireTorch(opts.python, control.log);
   const nproc = processCount(opts.nproc, torch, info.config);
   restoreData(runDir, info);
-  const args = ['resume', '--run-dir', runDir];
+  // Chosen here, by the one checkpoint module (validity, this run's), and named to the engine.
+  const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
+  const args = ['resume', '--run-dir', runDir, '--checkpoint', found.folder.dir];
   if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
-  if (opts.checkpoint) args.push('--checkpoint', resolve(opts.checkpoint));
   return superviseTorchrun(torch, nproc, runDir, args, control);
 }
 

@@ -93,18 +93,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
   const runDir = resolve(opts.runDir);
   const info = readRunToResume(runDir);
   const writer = new RunWriter(runDir, info);
-  const notOfThisRun = (manifest: CheckpointManifest) => runMismatch(manifest, info, runDir);
-  const found = opts.checkpoint
-    ? chosenCheckpoint(opts.checkpoint, notOfThisRun)
-    : latestValidCheckpoint(
-        runDir,
-        (folder, reason) => {
-          writer.event(folder.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${folder.step} not used: ${reason}.`, { path: folder.dir });
-          control.log(`skipping checkpoint ${folder.dir}: ${reason}`);
-        },
-        notOfThisRun,
-      );
-  if (!found) throw new UsageError(`${runDir} has no complete checkpoint to resume from. Start a new run.`);
+  const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   verifyCorpus(info.data.files);
   const target = opts.steps ?? found.manifest.config.max_steps;
   if (target <= found.manifest.step) {
@@ -149,6 +138,22 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     };
     return session;
   });
+}
+
+/**
+ * The checkpoint a resume continues from, on either engine: the chosen one (valid and of this run)
+ * or the newest valid one of this run; each one passed over gets a checkpoint-skipped event.
+ */
+export function resumeCheckpoint(runDir: string, info: RunInfo, chosen: string | undefined, log: (line: string) => void) {
+  const notOfThisRun = (manifest: CheckpointManifest) => runMismatch(manifest, info, runDir);
+  const writer = new RunWriter(runDir, info);
+  const onSkip = (folder: CheckpointFolder, reason: string) => {
+    writer.event(folder.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${folder.step} not used: ${reason}.`, { path: folder.dir });
+    log(`skipping checkpoint ${folder.dir}: ${reason}`);
+  };
+  const found = chosen ? chosenCheckpoint(chosen, notOfThisRun) : latestValidCheckpoint(runDir, onSkip, notOfThisRun);
+  if (!found) throw new UsageError(`${runDir} has no complete checkpoint to resume from. Start a new run.`);
+  return found;
 }
 
 function chosenCheckpoint(dir: string, notOfThisRun: (m: CheckpointManifest) => string | undefined): { folder: CheckpointFolder; manifest: CheckpointManifest } {
