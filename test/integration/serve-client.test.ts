@@ -2,7 +2,7 @@
 // short real training run: streaming, reuse, cancel, two checkpoints side by side, idle exit,
 // a checkpoint that cannot load, and the dashboard chat model driving it all.
 import assert from 'node:assert/strict';
-import { cpSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ChatHub, DashboardChat } from '../../src/host/chat/dashboardChat';
@@ -108,7 +108,10 @@ describe('serve client', () => {
   test('a checkpoint that cannot load fails with the server\'s message; a missing node says so', async () => {
     const broken = join(scratch('serve-client-broken'), 'step-00000010');
     cpSync(step10, broken, { recursive: true });
-    writeFileSync(join(broken, 'weights.bin'), 'not weights');
+    // Same size, one byte changed: the size check passes and the hash check must catch it.
+    const weights = readFileSync(join(broken, 'weights.bin'));
+    weights[weights.length >> 1] ^= 0xff;
+    writeFileSync(join(broken, 'weights.bin'), weights);
     const p = pool();
     const generation = p.generate(broken, { prompt: '春', max_tokens: 4 }, () => {});
     await assert.rejects(generation.done, /Could not load .*step-00000010: .*weights\.bin does not match its sha256/);
