@@ -2,16 +2,17 @@
 // messages are typed; incoming ones are checked against the protocol before anyone sees them.
 import { checkHostMessage, type HostToWebview, type WebviewToHost } from '../../src/shared/protocol';
 
-interface VsCodeApi<S> {
+interface VsCodeApi {
   postMessage(message: unknown): void;
-  getState(): S | undefined;
-  setState(state: S): void;
+  /** What an earlier bundle of this webview saved: unknown until checked. */
+  getState(): unknown;
+  setState(state: unknown): void;
 }
 
-declare function acquireVsCodeApi<S>(): VsCodeApi<S>;
+declare function acquireVsCodeApi(): VsCodeApi;
 
 export class Messenger<S> {
-  private readonly api: VsCodeApi<S> = acquireVsCodeApi<S>();
+  private readonly api: VsCodeApi = acquireVsCodeApi();
 
   post(message: WebviewToHost): void {
     this.api.postMessage(message);
@@ -26,8 +27,8 @@ export class Messenger<S> {
     });
   }
 
-  /** vscode.getState/setState: survives the webview being hidden and a window reload. */
-  get state(): S | undefined {
+  /** vscode.getState/setState: survives the webview being hidden and a window reload (check it: an older bundle may have saved it). */
+  get state(): unknown {
     return this.api.getState();
   }
 

@@ -11,26 +11,15 @@ import { CheckpointsView } from './checkpoints';
 import { Controls } from './controls';
 import { DashboardData } from './data';
 import { SamplesView, type SamplesState } from './samples';
+import { readSavedState, type SavedState, type Tab } from './savedState';
 import { exposeCharts, markPainted } from './testHooks';
 import { readTheme } from './theme';
 
 /** Set by the build: true in the test bundle only, so the production bundle holds no test hooks. */
 declare const STEELSCOPE_TEST_HOOKS: boolean;
 
-interface SavedState {
-  view: ViewState | null;
-  hidden: string[];
-  samples: SamplesState;
-  /** The tab below the charts; older saved states have none. */
-  tab?: Tab;
-  /** The runs shown (from the last snapshot): what the host restores this panel with after a window reload. */
-  keys?: string[];
-}
-
-type Tab = 'samples' | 'checkpoints' | 'chat';
-
 const messenger = new Messenger<SavedState>();
-const saved = messenger.state;
+const saved = readSavedState(messenger.state);
 const data = new DashboardData();
 const hidden = new Set<string>(saved?.hidden ?? []);
 const samplesState: SamplesState = saved?.samples ?? { run: null, stepIndex: null };
