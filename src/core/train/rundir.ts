@@ -14,6 +14,7 @@ import {
   type RunInfo,
   type SampleRecord,
 } from '../../shared/run';
+import { SYSTEM_FILE, type SystemRecord } from '../../shared/system';
 
 /** Writes `data` to `path` via a temp file, fsync and rename: readers see the old or the new file, never a mix. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -88,6 +89,11 @@ export class RunWriter {
   event(step: number, kind: EventKind, level: EventLevel, message: string, detail: Record<string, unknown> = {}): void {
     const record: EventRecord = { ...detail, step, t: Date.now(), kind, level, message };
     this.append('events.jsonl', record);
+  }
+
+  /** One system.jsonl record (src/shared/system.ts). */
+  system(record: SystemRecord): void {
+    this.append(SYSTEM_FILE, record);
   }
 
   private append(file: string, record: object): void {

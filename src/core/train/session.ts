@@ -18,6 +18,7 @@ import { checkCheckpoint, latestValidCheckpoint, readRegularFile, type Checkpoin
 import { loadCheckpoint, sha256 } from './checkpoint';
 import { prepareData } from './prepare';
 import { readRunToResume, RunWriter } from './rundir';
+import { startSystemSampler, type SystemSampler } from './system';
 import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
 
 /** run.json's engine fields for this engine (a torch run resumed here is recorded as tfjs from then on). */
@@ -228,9 +229,11 @@ function isInputError(err: unknown): boolean {
  */
 async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, setup: () => Promise<TrainSession>): Promise<RunStatus> {
   let session: TrainSession | undefined;
+  let sampler: SystemSampler | undefined;
   try {
     session = await setup();
     writer.update({ status: 'running' });
+    sampler = startSampler(session);
     const outcome = await trainLoop(session);
     const step = writer.run.step;
     const status: RunStatus = outcome === 'finished' ? 'finished' : 'stopped';
@@ -247,9 +250,21 @@ async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, 
     writer.update({ status: 'failed', exit: { code: 1, reason: message, at: new Date().toISOString() } });
     throw err;
   } finally {
+    sampler?.stop();
     session?.model.dispose();
     session?.optimizer.dispose();
   }
+}
+
+/** system.jsonl while the loop runs; the step it names is the last one trained. */
+function startSampler(session: TrainSession): SystemSampler {
+  let step = session.startStep;
+  const onStep = session.onStep;
+  session.onStep = (done) => {
+    step = done;
+    onStep?.(done);
+  };
+  return startSystemSampler((record) => session.writer.system(record), () => step);
 }
 
 function newRunInfo(runDir: string, opts: StartOptions, backend: BackendChoice): RunInfo {

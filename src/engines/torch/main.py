@@ -242,7 +242,7 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
         else:
             writer.event(start_step, "resume", "info", f"Resumed from step {start_step} on {where}.",
                          checkpoint=checkpoint_path)
-        start_sampler(writer, lambda: s.current_step, device)
+        start_sampler(writer, lambda: s.current_step)
     return s
 
 

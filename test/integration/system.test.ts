@@ -1,0 +1,81 @@
+// system.jsonl from real runs of both engines: a record at start and at least one per 10 s, with
+// CPU and RSS, and the GPU fields of the `nvidia-smi` found on PATH (a fake one printing fixed CSV).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseJsonl } from '../../src/shared/jsonl';
+import { isSystemRecord, SYSTEM_FILE, type SystemRecord } from '../../src/shared/system';
+import { CLI, poetrySubset, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { torchFlags, TORCH_SKIP } from '../torch';
+import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
+
+/** A folder holding an `nvidia-smi` that prints the documented CSV of four GPUs. */
+function fakeNvidiaSmi(dir: string): string {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'gpus.csv'), NVIDIA_SMI_OUTPUT);
+  writeFileSync(join(bin, 'nvidia-smi'), `#!/bin/sh\ncat '${join(bin, 'gpus.csv')}'\n`);
+  chmodSync(join(bin, 'nvidia-smi'), 0o755);
+  return bin;
+}
+
+const readSystem = (run: string): SystemRecord[] =>
+  existsSync(join(run, SYSTEM_FILE)) ? parseJsonl(readFileSync(join(run, SYSTEM_FILE)), isSystemRecord).records : [];
+
+function assertRecords(records: SystemRecord[]): void {
+  for (const r of records) {
+    assert.ok(typeof r.cpu_pct === 'number' && r.cpu_pct >= 0, `cpu_pct in ${JSON.stringify(r)}`);
+    assert.ok(typeof r.rss_gb === 'number' && r.rss_gb > 0, 'rss_gb');
+    assert.ok(typeof r.host_mem_total_gb === 'number', 'host_mem_total_gb');
+    assert.ok(Number.isInteger(r.step), 'step');
+    assert.equal(r['gpu0/name'], 'NVIDIA H100 80GB HBM3');
+    assert.equal(r['gpu0/util_pct'], 100);
+    assert.equal(r['gpu0/mem_used_gb'], 82.912);
+    assert.equal(r['gpu1/power_w'], undefined, '[N/A] power is left out');
+    assert.equal(r['gpu2/temp_c'], 38);
+  }
+}
+
+/** Trains until `enough` says so, then stops the run (SIGTERM) and waits for it to exit. */
+async function trainUntil(args: string[], env: NodeJS.ProcessEnv, run: string, enough: (r: SystemRecord[]) => boolean): Promise<void> {
+  const child = spawn(process.execPath, [CLI, 'train', ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  let code: number | null | undefined;
+  void exited.then((c) => (code = c));
+  try {
+    while (code === undefined && !enough(readSystem(run))) await sleep(250);
+  } finally {
+    if (code === undefined) child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0);
+}
+
+test('the TF.js trainer writes system.jsonl at start and every 10 s (the real interval), with CPU, RSS and GPUs', async () => {
+  const dir = scratch('system-tfjs');
+  const run = join(dir, 'run');
+  const env: NodeJS.ProcessEnv = { ...TEST_ENV, PATH: `${fakeNvidiaSmi(dir)}:${process.env.PATH ?? ''}` };
+  delete env.STEELSCOPE_SYSTEM_INTERVAL_MS;
+  const args = ['--data', poetrySubset(dir, 400), '--run-dir', run, '--steps', '1000000', ...SMALL_SETS];
+  await trainUntil(args, env, run, (r) => r.length >= 3);
+  const records = readSystem(run);
+  assert.ok(records.length >= 3, `${records.length} records`);
+  assertRecords(records);
+  // Ticks aim at start + k × 10 s; a step or a checkpoint in progress may hold one up a little.
+  const gaps = records.slice(1).map((r, i) => r.t - records[i].t);
+  for (const gap of gaps) assert.ok(gap <= 13_000, `records ${gaps.join(', ')} ms apart: one per 10 s`);
+  assert.equal(records[0].step, 0, 'the first record is written at start, before any step');
+});
+
+test('the torch engine writes the same records (interval shortened for the test)', { skip: TORCH_SKIP }, async () => {
+  const dir = scratch('system-torch');
+  const run = join(dir, 'run');
+  const env = { ...TEST_ENV, PATH: `${fakeNvidiaSmi(dir)}:${process.env.PATH ?? ''}`, STEELSCOPE_SYSTEM_INTERVAL_MS: '500' };
+  const args = ['--data', poetrySubset(dir, 400), '--run-dir', run, '--steps', '1000000', ...SMALL_SETS, ...torchFlags(1)];
+  await trainUntil(args, env, run, (r) => r.length >= 3);
+  const records = readSystem(run);
+  assert.ok(records.length >= 3, `${records.length} records`);
+  assertRecords(records);
+  assert.ok(records.some((r) => (r.step ?? 0) > 0), 'the step moves with training');
+});
