@@ -1,10 +1,9 @@
 // The commands of the Runs view and the command palette. Each resolves its runs (tree selection
 // or a quick pick), asks the run's target to act, and reports failures with what to do next.
 import * as vscode from 'vscode';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { PRESETS } from '../../shared/config';
+import { describeFound, findRuns } from '../../shared/node/formats/detect';
 import type { RunKey, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
 import { deleteQuestion } from '../runs/deletePlan';
 import { metricsCsv } from '../csv';
@@ -130,13 +129,23 @@ async function openRunFolder(s: CommandServices): Promise<void> {
   const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Observe this run' });
   const dir = chosen?.[0]?.fsPath;
   if (!dir) return;
-  if (!existsSync(join(dir, 'run.json')) && !existsSync(join(dir, 'metrics.jsonl'))) {
-    throw new Error(`${dir} holds neither run.json nor metrics.jsonl. A run folder needs at least a metrics.jsonl with one JSON object per line, each with "step" and "t".`);
+  const runs = await findRuns(dir);
+  if (runs.length === 0) {
+    throw new Error(
+      `${dir} holds no run: neither run.json nor metrics.jsonl (one JSON object per line with "step"), ` +
+        'TensorBoard event files (events.out.tfevents.*), a metrics.csv with a step column, nor trainer_state.json, ' +
+        'in it or in its sub-folders.',
+    );
   }
   const local = s.targets().find((t) => t.id === 'local');
   if (!local) return;
-  await s.rememberFolder(dir);
-  s.openDashboard([s.addRun(local, dir)]);
+  const keys: RunKey[] = [];
+  for (const run of runs) {
+    await s.rememberFolder(run.dir);
+    keys.push(s.addRun(local, run.dir));
+  }
+  void vscode.window.showInformationMessage(`Steelscope: ${dir}: ${describeFound(runs)}`);
+  s.openDashboard(keys);
 }
 
 async function exportCsv(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {

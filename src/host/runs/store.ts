@@ -2,6 +2,8 @@
 // notifications batched so a trainer writing hundreds of lines a second costs the views at most
 // one RunChange per run per flush interval.
 import { resolve } from 'node:path';
+import { formatOf, openFormatReader } from '../../shared/node/formats/detect';
+import { LocalFormatSource } from './formatSource';
 import { RunTracker, type TrackerReport, type RunSource } from './runTracker';
 import type { Disposable, RunChange, RunData, RunKey, RunStoreApi, RunTarget } from './types';
 
@@ -61,20 +63,28 @@ export class RunStore implements RunStoreApi, Disposable {
   }
 
   /**
-   * Starts observing a run folder (ours with run.json, or a foreign one with only metrics.jsonl)
-   * and returns its key; adding a folder twice returns the same key. Await `whenIdle()` for the
+   * Starts observing a run folder (ours with run.json, a foreign one with only metrics.jsonl, or one
+   * in another format src/shared/node/formats/detect.ts knows) and returns its key; adding a folder twice returns the same key. Await `whenIdle()` for the
    * initial ingest.
    */
   addRun(target: RunTarget, dir: string): RunKey {
     const absolute = resolve(dir);
     const key = runKey(target, absolute);
     if (this.trackers.has(key)) return key;
-    const tracker = new RunTracker(key, target, absolute, this.trackerOptions, (delta) => this.record(key, delta));
+    const tracker = new RunTracker(key, target, absolute, this.trackerOptions, (delta) => this.record(key, delta), this.formatSource(target, absolute));
     this.trackers.set(key, tracker);
     this.data.set(key, tracker.data);
     this.record(key, { summary: true });
     tracker.start();
     return key;
+  }
+
+  /** A local folder in a foreign format is read by its format's reader, pushed to the tracker. */
+  private formatSource(target: RunTarget, dir: string): RunSource | undefined {
+    if (target.id !== 'local') return undefined;
+    const format = formatOf(dir);
+    if (format === undefined || format === 'steelscope') return undefined;
+    return new LocalFormatSource(dir, openFormatReader(dir, format), this.trackerOptions);
   }
 
   /**

@@ -3,10 +3,13 @@
 import * as vscode from 'vscode';
 import type { CheckpointSummary, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
 import type { SampleRecord } from '../../shared/run';
+import { posix } from 'node:path';
+import { groupRuns } from './runGroups';
 import { runTooltipMarkdown } from './runTooltip';
 
 export type RunsNode =
   | { kind: 'host'; hostId: string; label: string }
+  | { kind: 'group'; hostId: string; dir: string }
   | { kind: 'run'; key: string }
   | { kind: 'checkpoint'; key: string; checkpoint: CheckpointSummary }
   | { kind: 'samples'; key: string }
@@ -53,11 +56,16 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
       if (runs.length === 0) return []; // the welcome view takes over
       return this.hosts().map((h) => ({ kind: 'host', hostId: h.id, label: h.label }));
     }
-    if (node.kind === 'host') {
-      return runs
+    if (node.kind === 'host' || node.kind === 'group') {
+      const ofHost = runs
         .filter((r) => r.hostId === node.hostId)
-        .sort((a, b) => (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? '') || a.name.localeCompare(b.name))
-        .map((r) => ({ kind: 'run', key: r.key }));
+        .sort((a, b) => (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? '') || a.dir.localeCompare(b.dir, undefined, { numeric: true }));
+      const entries = groupRuns(ofHost);
+      if (node.kind === 'group') {
+        const group = entries.find((e) => e.kind === 'group' && e.dir === node.dir);
+        return group?.kind === 'group' ? group.runs.map((r) => ({ kind: 'run', key: r.key })) : [];
+      }
+      return entries.map((e): RunsNode => (e.kind === 'run' ? { kind: 'run', key: e.run.key } : { kind: 'group', hostId: node.hostId, dir: e.dir }));
     }
     if (node.kind === 'run') {
       const data = this.store.get(node.key);
@@ -73,6 +81,14 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     switch (node.kind) {
       case 'host':
         return this.hostItem(node.hostId, node.label);
+      case 'group': {
+        const item = new vscode.TreeItem(posix.basename(node.dir), vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `group:${node.hostId}:${node.dir}`;
+        item.description = node.dir;
+        item.iconPath = new vscode.ThemeIcon('folder');
+        item.contextValue = 'runGroup';
+        return item;
+      }
       case 'run':
         return runItem(this.store.get(node.key)?.summary);
       case 'checkpoint':
