@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parseRunInfo, type RunInfo } from '../../src/shared/run';
@@ -311,6 +311,23 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       assert.match(err.message, /no_such_key/);
       return true;
     });
+  });
+
+  test('Stop on a foreign run.json naming an unrelated process there: nothing is signalled, and it says why', async () => {
+    const victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await new Promise((r) => victim.once('spawn', r));
+    try {
+      const runDir = join(root, 'home', '.steelscope', 'runs', 'foreign');
+      mkdirSync(runDir, { recursive: true });
+      const info = { format: 'steelscope.run/1', id: 'f1', name: 'foreign', createdAt: new Date().toISOString(), host: 'h',
+        pid: victim.pid, status: 'running', step: 1, resumes: [], exit: null };
+      writeFileSync(join(runDir, 'run.json'), JSON.stringify(info));
+      await assert.rejects(makeTarget().stop(runDir), /Not stopping run foreign on .*: process \d+ is not a steelscope trainer.*Nothing was signalled/);
+      await sleep(200);
+      assert.ok(isPidAlive(victim.pid!), 'the unrelated process lives');
+    } finally {
+      victim.kill('SIGKILL');
+    }
   });
 
   test('a data path relative to the home folder is read there, not in the runs folder', async () => {

@@ -70,37 +70,78 @@ function realOrResolved(path: string): string {
   }
 }
 
-/** Checks from /proc (procRoot for tests) that `info.pid` is our trainer of `runDir`. */
-export function checkOurTrainer(info: ObservedRun, runDir: string, procRoot = '/proc'): TrainerCheck {
+/** What /proc says of a process, read here or on an SSH host. */
+export interface ProcessFacts {
+  argv: string[];
+  /** Its working folder (relative run-folder arguments are resolved against it). */
+  cwd: string;
+  /** /proc/<pid>/stat. */
+  stat: string;
+  /** /proc/stat's btime: boot time in Unix seconds. */
+  bootTimeS: number;
+}
+
+/** The /proc reads behind ProcessFacts as one POSIX shell script (for an SSH host); `pid` is a checked integer. */
+export function procFactsScript(pid: number): string {
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`not a pid: ${pid}`);
+  const p = `/proc/${pid}`;
+  return `test -r ${p}/cmdline || exit 3; od -An -v -tx1 ${p}/cmdline | tr -d ' \\n'; echo; readlink ${p}/cwd; cat ${p}/stat; grep '^btime ' /proc/stat`;
+}
+
+/** Parses what procFactsScript printed; undefined when it is not that. */
+export function parseProcFacts(out: string): ProcessFacts | undefined {
+  const [hex, cwd, stat, btime] = out.split('\n');
+  const bootTimeS = Number(/^btime (\d+)$/.exec(btime ?? '')?.[1]);
+  if (!/^([0-9a-f]{2})*$/.test(hex ?? '') || !cwd || !stat || !Number.isFinite(bootTimeS)) return undefined;
+  return { argv: parseCmdline(Buffer.from(hex, 'hex').toString('utf8')), cwd, stat, bootTimeS };
+}
+
+/**
+ * Is the process these facts describe our trainer of `runDir` (as run.json `info` claims)?
+ * `samePath` compares run folders (real paths here; as written on a host).
+ */
+export function judgeTrainer(
+  info: ObservedRun,
+  runDir: string,
+  facts: ProcessFacts,
+  samePath: (a: string, b: string) => boolean = (a, b) => resolve(a) === resolve(b),
+): TrainerCheck {
   const pid = info.pid;
-  if (!Number.isInteger(pid) || pid <= 0) return { ours: false, why: `run.json names no valid pid (${String(pid)})` };
-  const proc = `${procRoot}/${pid}`;
-  let argv: string[];
-  let cwd: string;
-  let stat: string;
-  let bootS: number;
-  try {
-    argv = parseCmdline(readFileSync(`${proc}/cmdline`, 'utf8'));
-    cwd = readlinkSync(`${proc}/cwd`);
-    stat = readFileSync(`${proc}/stat`, 'utf8');
-    bootS = Number(/^btime (\d+)$/m.exec(readFileSync(`${procRoot}/stat`, 'utf8'))?.[1]);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ours: false, why: `process ${pid} cannot be inspected here (no ${proc})` };
-    return { ours: false, why: `process ${pid} cannot be inspected (${code ?? String(err)})` };
+  const dir = trainerRunDir(facts.argv, facts.cwd);
+  if (dir === undefined) {
+    return { ours: false, why: `process ${pid} is not a steelscope trainer (it runs ${facts.argv.join(' ').slice(0, 200)})` };
   }
-  const dir = trainerRunDir(argv, cwd);
-  if (dir === undefined) return { ours: false, why: `process ${pid} is not a steelscope trainer (it runs ${argv.join(' ').slice(0, 200)})` };
-  if (realOrResolved(dir) !== realOrResolved(runDir)) return { ours: false, why: `process ${pid} trains another run folder (${dir})` };
-  const ticks = startTicks(stat);
+  if (!samePath(dir, runDir)) return { ours: false, why: `process ${pid} trains another run folder (${dir})` };
+  const ticks = startTicks(facts.stat);
   const claim = claimedAt(info);
-  if (ticks === undefined || !Number.isFinite(bootS) || claim === undefined) {
+  if (ticks === undefined || claim === undefined || !Number.isFinite(facts.bootTimeS)) {
     return { ours: false, why: `the start time of process ${pid} or run.json's time cannot be read` };
   }
-  const startedMs = (bootS + ticks / CLOCK_TICKS_PER_S) * 1000;
+  const startedMs = (facts.bootTimeS + ticks / CLOCK_TICKS_PER_S) * 1000;
   if (startedMs > claim + START_SLACK_MS) {
     const when = new Date(startedMs).toISOString();
     return { ours: false, why: `process ${pid} started at ${when}, after run.json says its trainer did (a reused pid)` };
   }
   return { ours: true };
+}
+
+/** Checks from /proc (procRoot for tests) that `info.pid` is our trainer of `runDir`. */
+export function checkOurTrainer(info: ObservedRun, runDir: string, procRoot = '/proc'): TrainerCheck {
+  const pid = info.pid;
+  if (!Number.isInteger(pid) || pid <= 0) return { ours: false, why: `run.json names no valid pid (${String(pid)})` };
+  const proc = `${procRoot}/${pid}`;
+  let facts: ProcessFacts;
+  try {
+    facts = {
+      argv: parseCmdline(readFileSync(`${proc}/cmdline`, 'utf8')),
+      cwd: readlinkSync(`${proc}/cwd`),
+      stat: readFileSync(`${proc}/stat`, 'utf8'),
+      bootTimeS: Number(/^btime (\d+)$/m.exec(readFileSync(`${procRoot}/stat`, 'utf8'))?.[1]),
+    };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ours: false, why: `process ${pid} cannot be inspected here (no ${proc})` };
+    return { ours: false, why: `process ${pid} cannot be inspected (${code ?? String(err)})` };
+  }
+  return judgeTrainer(info, runDir, facts, (a, b) => realOrResolved(a) === realOrResolved(b));
 }
