@@ -206,14 +206,17 @@ describe('steelscope follow', () => {
     const metrics = join(dir, 'metrics.jsonl');
     const python = '{"step": 1, "t": 2, "loss": NaN, "grad_norm": Infinity, "lr": -Infinity, "note": "NaN stays"}\n';
     const huge = `{"step":2,"t":3,"blob":"${'b'.repeat(MAX_RECORD_BYTES)}"}\n`;
-    appendFileSync(metrics, python + huge + metric(3));
+    const carriageReturn = '{"step":4,\r"t":5,\r"loss":1}\n'; // '\r' as JSON whitespace inside the line
+    appendFileSync(metrics, python + huge + metric(3) + carriageReturn);
     const client = new FollowClient(dir);
-    await client.waitFor(() => client.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'all three lines');
+    await client.waitFor(() => client.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'all four lines');
     assert.equal(await client.end(), 0);
+    const third = python.length + huge.length + metric(3).length;
     assert.deepEqual(client.fileMessages('metrics.jsonl'), [
       { file: 'metrics.jsonl', offset: python.length, record: { step: 1, t: 2, loss: 'NaN', grad_norm: 'Infinity', lr: '-Infinity', note: 'NaN stays' } },
       { file: 'metrics.jsonl', offset: python.length + huge.length, malformed: true },
       ...expectedMessages('metrics.jsonl', Buffer.from(metric(3))).map((m) => ({ ...m, offset: m.offset + python.length + huge.length })),
+      { file: 'metrics.jsonl', offset: third + carriageReturn.length, record: { step: 4, t: 5, loss: 1 } },
     ]);
   });
 

@@ -47,9 +47,10 @@ export class FileFollower {
     const line = decodeJsonLine(frame.bytes, this.accept);
     if (line.kind === 'blank') return '';
     if (line.kind === 'malformed') return malformed;
-    // The writer's own text travels; a bare '\r' inside it (legal JSON whitespace) would end the
-    // line for readers that split on it, so such a line is re-serialized instead.
-    const json = line.json.includes('\r') ? JSON.stringify(line.value) : line.json;
+    // The writer's own text travels. A '\r' in valid JSON can only be whitespace between tokens
+    // (inside a string it must be escaped), and it would end the line for readers that split on
+    // it: it becomes a space, which keeps the record and its length (re-serializing could grow it).
+    const json = line.json.replaceAll('\r', ' ');
     return encodeRecordMessage(this.file, frame.end, json) + '\n';
   }
 }
