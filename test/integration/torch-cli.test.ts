@@ -18,6 +18,25 @@ test('no Python with torch: one line saying what to install, exit code 2, nothin
   assert.ok(!existsSync(run), 'no run folder');
 });
 
+test('`steelscope prepare` writes what an engine trains from, once, and refuses a folder in use', () => {
+  const dir = scratch('prepare');
+  const run = join(dir, 'run');
+  const r = runCli(['prepare', '--data', poetrySubset(dir, 100), '--run-dir', run, ...SMALL_SETS]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['tokenizer.json', 'data/train.bin', 'data/val.bin', 'data/prepared.json', 'data/prompts.json']) {
+    assert.ok(existsSync(join(run, f)), f);
+  }
+  const prepared = JSON.parse(readFileSync(join(run, 'data', 'prepared.json'), 'utf8')) as { config: { seq_len: number }; shards: unknown[] };
+  assert.equal(prepared.config.seq_len, 32);
+  assert.equal(prepared.shards.length, 2);
+  const prompts = JSON.parse(readFileSync(join(run, 'data', 'prompts.json'), 'utf8')) as { prompts: { text: string; ids: number[] }[] };
+  assert.deepEqual(prompts.prompts.map((p) => p.text), ['春', '秋夜\n', '山居\n王維\n']);
+  assert.ok(prompts.prompts.every((p) => p.ids.length > 0));
+  const again = runCli(['prepare', '--data', poetrySubset(dir, 100), '--run-dir', run]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /not empty/);
+});
+
 test('Stop: SIGTERM to the supervisor stops both ranks after rank 0 checkpoints; status stopped', { skip: TORCH_SKIP }, async () => {
   const dir = scratch('torch-stop');
   const run = join(dir, 'run');
