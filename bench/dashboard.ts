@@ -2,6 +2,7 @@
 //   1. writes metrics.jsonl (1M train records + an eval record every 100 steps) to a temp folder;
 //   2. ingests it with the real RunStore (src/host/runs/store.ts), against a plain
 //      readFile + split + JSON.parse loop over the same file in this process;
+//      and a TensorBoard event file of as many records (bench/tfevents.ts) with the same store;
 //   3. computes the chart payload (smoothing on full resolution, M4 to ~2,000 points);
 //   4. opens the built webview in headless Chromium and times opening -> first chart paint,
 //      against painting one series (train loss) at full resolution without downsampling;
@@ -16,6 +17,7 @@ import { computeChartPayload, DashboardModel } from '../src/host/panels/dashboar
 import { RunStore } from '../src/host/runs/store';
 import type { RunChange, RunTarget } from '../src/host/runs/types';
 import { DEFAULT_VIEW, type HostToWebview } from '../src/shared/protocol';
+import { benchEventFileIngest } from './tfevents';
 import { CHROMIUM, CHROMIUM_ARGS, openDashboard } from '../test/integration/dashboard-page';
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 1_000_000);
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
     const data = store.get(key);
     if (!data || data.tables.get('train')?.length !== STEPS) throw new Error(`ingest incomplete: ${data?.tables.get('train')?.length} rows`);
     console.log(`initial ingest (RunStore): ${rate(records, ingestMs)} (${ingestMs.toFixed(0)} ms); plain JSON.parse loop: ${rate(records, plainMs)} — ratio ${(plainMs / ingestMs).toFixed(2)}`);
+    console.log(await benchEventFileIngest(STEPS));
 
     t = performance.now();
     const payload = computeChartPayload(data, DEFAULT_VIEW);

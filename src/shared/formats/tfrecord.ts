@@ -19,17 +19,18 @@ export function maskedCrc32c(bytes: Uint8Array): number {
   return ((((crc >>> 15) | (crc << 17)) >>> 0) + MASK_DELTA) >>> 0;
 }
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+// Little-endian reads by hand: a DataView per record was a tenth of the ingest time (bench/tfevents.ts).
+function u32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
 }
 
 /** The data length a header claims (the header's 8 bytes as u64 LE; beyond 2^53 it is simply huge). */
 function dataLength(header: Uint8Array): number {
-  return Number(view(header).getBigUint64(0, true));
+  return u32(header, 0) + u32(header, 4) * 2 ** 32;
 }
 
 function headerIsValid(header: Uint8Array): boolean {
-  return view(header).getUint32(8, true) === maskedCrc32c(header.subarray(0, 8));
+  return u32(header, 8) === maskedCrc32c(header.subarray(0, 8));
 }
 
 export const tfrecordFramer: Framer = {
@@ -72,19 +73,22 @@ export type TfRecord =
   /** The data's checksum is wrong: this record is skipped. */
   | { kind: 'bad-data' };
 
-/** One framed record (as tfrecordFramer hands it out) checked and opened. */
+/**
+ * One framed record (as tfrecordFramer hands it out) checked and opened. The framer checked the
+ * header of every whole record it hands out; a shorter one is a header it found bad.
+ */
 export function decodeTfRecord(record: Uint8Array): TfRecord {
-  if (record.length < HEADER_BYTES || !headerIsValid(record.subarray(0, HEADER_BYTES))) return { kind: 'bad-length' };
+  if (record.length < HEADER_BYTES + FOOTER_BYTES) return { kind: 'bad-length' };
   const end = record.length - FOOTER_BYTES;
   const data = record.subarray(HEADER_BYTES, end);
-  if (end < HEADER_BYTES || view(record).getUint32(end, true) !== maskedCrc32c(data)) return { kind: 'bad-data' };
+  if (u32(record, end) !== maskedCrc32c(data)) return { kind: 'bad-data' };
   return { kind: 'data', data };
 }
 
 /** One record framed the TFRecord way (tests and the benchmark write event files with it). */
 export function encodeTfRecord(data: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES + data.length + FOOTER_BYTES);
-  const v = view(out);
+  const v = new DataView(out.buffer);
   v.setBigUint64(0, BigInt(data.length), true);
   v.setUint32(8, maskedCrc32c(out.subarray(0, 8)), true);
   out.set(data, HEADER_BYTES);
