@@ -43,7 +43,7 @@ function webviewOptions(context: vscode.ExtensionContext): vscode.WebviewOptions
 
 /** The run keys a dashboard webview saved, checked (the state comes from the webview: untrusted). */
 function savedKeys(state: unknown): RunKey[] {
-  const keys = (state as { keys?: unknown } | null | undefined)?.keys;
+  const keys = typeof state === 'object' && state !== null && 'keys' in state ? state.keys : undefined;
   return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string' && k.length > 0 && k.length < 4096).slice(0, 64) : [];
 }
 
