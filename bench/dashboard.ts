@@ -55,6 +55,7 @@ const benchTarget: RunTarget = {
   start: () => Promise.reject(new Error('not in the bench')),
   stop: async () => {}, resume: async () => {}, delete: async () => {}, planDelete: () => Promise.reject(new Error('not in the bench')),
   isAlive: async () => false,
+  findTorch: async () => ({ reason: 'not in the bench' }),
 };
 
 function computeChartPayloadMessage(model: DashboardModel): HostToWebview {

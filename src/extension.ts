@@ -11,7 +11,7 @@ import { LocalTarget } from './host/runs/localTarget';
 import { RunStore } from './host/runs/store';
 import type { RunTarget } from './host/runs/types';
 import { disposeHostLog, hostLog } from './host/log';
-import { extensionVersion, runsRoot, trainerEnv, trainerNode } from './host/settings';
+import { extensionVersion, pythonPath, runsRoot, trainerEnv, trainerNode } from './host/settings';
 import { RunsTreeProvider } from './host/views/runsTree';
 import { hostStates, observeRun, registerSshCommands } from './host/ssh/commands';
 import { RunStatusBar } from './host/views/statusBar';
@@ -89,7 +89,7 @@ function makeLocalTarget(cliPath: string): LocalTarget {
     hostLog().warn(node.problem);
     void vscode.window.showWarningMessage(`Steelscope: ${node.problem}`);
   }
-  return new LocalTarget({ runsRoot: runsRoot(), nodePath: node.path, cliPath, env: trainerEnv() });
+  return new LocalTarget({ runsRoot: runsRoot(), nodePath: node.path, cliPath, env: trainerEnv(), pythonPath });
 }
 
 export function deactivate(): void {}

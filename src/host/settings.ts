@@ -31,9 +31,9 @@ export function trainerNode(): { path: string; problem?: string } {
   }
 }
 
-/** The python3 (with torch) for the PyTorch engine: steelscope.pythonPath, else `python3` on PATH. */
-export function pythonPath(): string {
-  return vscode.workspace.getConfiguration('steelscope').get<string>('pythonPath', '').trim() || 'python3';
+/** The python3 (with torch) the user named for the PyTorch engine (steelscope.pythonPath); undefined: search PATH. */
+export function pythonPath(): string | undefined {
+  return vscode.workspace.getConfiguration('steelscope').get<string>('pythonPath', '').trim() || undefined;
 }
 
 /** The dashboard charts' default smoothing weight (steelscope.dashboard.smoothing). */

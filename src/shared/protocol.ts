@@ -56,6 +56,8 @@ export const RunHeaderSchema = obj({
   malformed: obj({ metrics: int, samples: int, events: int }),
   /** Its records carry a time: false leaves the run off the wall and relative time axes (the legend says so). */
   timed: bool,
+  /** How it computes ("PyTorch · cuda · bf16 · 8 processes", run.ts describeEngine); null when run.json does not say. */
+  engine: v.nullable(str),
   /** The run's checkpoints, oldest first (the dashboard's Checkpoints table). */
   checkpoints: arr(obj({ step: int, evalLoss: v.nullable(num), best: bool, complete: bool })),
 });

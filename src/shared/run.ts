@@ -92,6 +92,19 @@ export const ObservedRunSchema = openObj({
 });
 export type ObservedRun = Output<typeof ObservedRunSchema>;
 
+/**
+ * How a run computes, for the Runs view tooltip and the dashboard legend: "PyTorch · cuda · bf16 ·
+ * 8 processes"; undefined for a run.json without the engine fields (older runs, foreign writers).
+ */
+export function describeEngine(run: Pick<ObservedRun, 'engine' | 'device' | 'precision' | 'world_size'>): string | undefined {
+  if (run.engine === undefined && run.device === undefined) return undefined;
+  const parts = [run.engine === 'torch' ? 'PyTorch' : run.engine === 'tfjs' ? 'TensorFlow.js' : 'engine unknown'];
+  if (run.device !== undefined) parts.push(run.device);
+  if (run.precision !== undefined) parts.push(run.precision);
+  if (run.world_size !== undefined) parts.push(`${run.world_size} process${run.world_size === 1 ? '' : 'es'}`);
+  return parts.join(' · ');
+}
+
 /** The whole run.json, every field checked: what a trainer needs to resume a run. */
 export function parseRunInfo(value: unknown, root = 'run.json'): Parsed<RunInfo> {
   return parseAs(RunInfoSchema, value, root);

@@ -40,6 +40,7 @@ test('add an SSH host, trust its key, start a run there from the palette and fol
 
       await vs.runCommand('Steelscope: Start Training…');
       await vs.pickItem(new RegExp(HOST));
+      await vs.pickItem(/Bundled/);
       await vs.pickItem('tiny');
       await vs.pickItem(/Classical Chinese poetry/);
       await vs.typeInput('300', /steps/);

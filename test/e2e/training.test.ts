@@ -21,6 +21,7 @@ test('start training from the palette, follow it in the explorer and the dashboa
     await vs.openWorkbench();
     await vs.runCommand('Steelscope: Start Training…');
     await vs.pickItem(/This machine/);
+    await vs.pickItem(/Bundled/);
     await vs.pickItem('tiny');
     await vs.pickItem(/Classical Chinese poetry/);
     await vs.typeInput('400', /steps/);

@@ -13,7 +13,7 @@ const chunk = {
   smooth: null,
   markers: { x: [3], step: [3], v: ['NaN'], n: [0, 0, 1] },
 };
-const header = { key: 'local::/r', name: 'r', status: 'running', color: 0, gradClip: 1, lastStep: 3, malformed: { metrics: 1, samples: 0, events: 0 }, timed: true, checkpoints: [{ step: 2, evalLoss: 3.5, best: true, complete: true }] };
+const header = { key: 'local::/r', name: 'r', status: 'running', color: 0, gradClip: 1, lastStep: 3, malformed: { metrics: 1, samples: 0, events: 0 }, timed: true, engine: 'PyTorch · cpu · fp32 · 2 processes', checkpoints: [{ step: 2, evalLoss: 3.5, best: true, complete: true }] };
 const sample = { step: 3, t: 1, prompt: '春', text: '<img src=x onerror=alert(1)>', settings: 'T 0.8' };
 const event = { x: 2, step: 2, kind: 'spike', level: 'warning', message: 'loss spike' };
 

@@ -178,7 +178,7 @@ test('the store observes a folder whose files link to /dev/zero without hanging 
   for (const name of ['run.json', 'metrics.jsonl', 'samples.jsonl', 'events.jsonl']) symlinkSync('/dev/zero', join(dir, name));
   const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
   const unused = () => Promise.reject(new Error('not used by the store'));
-  const target: RunTarget = { id: 'fake', label: 'Fake', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused };
+  const target: RunTarget = { id: 'fake', label: 'Fake', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
   try {
     const key = store.addRun(target, dir);
     await store.refresh();

@@ -36,3 +36,12 @@ test('an ordinary run reads as before', () => {
   assert.match(md, /4 layers · d 128 · vocab 2048/);
   assert.match(md, /12,346 tokens\/s/);
 });
+
+test('a PyTorch run shows its engine, device, precision, world size and GPUs', () => {
+  const info = { format: 1, id: 'r', name: 'r', createdAt: '', host: 'h', pid: 1, status: 'running', step: 0,
+    engine: 'torch', device: 'cuda', precision: 'bf16', world_size: 8, gpus: ['NVIDIA H100 80GB HBM3'] } as const;
+  const md = runTooltipMarkdown(summary({ name: 'big', info: { ...info, gpus: [...info.gpus] } }));
+  assert.match(md, /PyTorch · cuda · bf16 · 8 processes/);
+  assert.match(md, /NVIDIA H100 80GB HBM3/);
+  assert.doesNotMatch(runTooltipMarkdown(summary({ name: 'old' })), /PyTorch|processes/);
+});

@@ -59,6 +59,7 @@ const target: RunTarget = {
   planDelete: async (dir) => ({ action: 'forget', dir, why: 'fake' }),
   delete: async () => {},
   isAlive: async () => true,
+  findTorch: async () => ({ reason: 'fake' }),
 };
 
 const info = (status: RunInfo['status']): RunInfo => ({

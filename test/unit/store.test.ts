@@ -17,7 +17,7 @@ import { scratch, writeTestCheckpoint } from '../helpers';
 /** A target whose pids are alive exactly when listed; nothing else is used by the store. */
 function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
   const unused = () => Promise.reject(new Error('not used by the store'));
-  return { id: 'fake', label: 'Fake host', alive, isAlive: async (info) => alive.has(info.pid), listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused };
+  return { id: 'fake', label: 'Fake host', alive, isAlive: async (info) => alive.has(info.pid), listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
 }
 
 /** Everything driven by explicit refresh()/flush(): no watch, no poll, no timer-dependent assertions. */

@@ -65,6 +65,7 @@ export class Controls {
         const m = h.malformed;
         chip.append(el('span', { class: 'malformed', title: `metrics ${m.metrics}, samples ${m.samples}, events ${m.events}` }, `${bad} malformed line${bad === 1 ? '' : 's'} skipped`));
       }
+      if (h.engine !== null) chip.append(el('span', { class: 'status engine' }, h.engine));
       if (!h.timed) {
         const note = 'its records have no time (t, time, timestamp, wall_time or _timestamp): not on the time axes';
         chip.append(el('span', { class: 'status', title: note }, 'no wall time'));

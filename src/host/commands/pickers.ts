@@ -42,7 +42,7 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
     };
   });
   items.sort((a, b) => Number(b.label === defaultPreset) - Number(a.label === defaultPreset));
-  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (2/5): model preset' });
+  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (3/6): model preset' });
   return picked?.name;
 }
 
@@ -53,7 +53,7 @@ async function pickRemoteData(host: string): Promise<string | undefined> {
       { label: '$(book) Classical Chinese poetry', description: 'embedded default corpus', value: 'default' },
       { label: `$(edit) A path on ${host}…`, description: 'a .txt/.jsonl file or a folder of them', value: 'path' },
     ],
-    { title: 'Start Training (3/5): training data' },
+    { title: 'Start Training (4/6): training data' },
   );
   if (!picked || picked.value === 'default') return picked?.value;
   const path = await vscode.window.showInputBox({ title: `Training data on ${host}`, prompt: 'Absolute path (or relative to the home folder) of a .txt/.jsonl file or a folder', validateInput: (v) => (v.trim() ? undefined : 'Enter a path.') });
@@ -69,7 +69,7 @@ export async function pickData(remoteHost?: string): Promise<string | undefined>
   const files = await vscode.workspace.findFiles('**/*.{txt,jsonl,txt.gz,jsonl.gz}', '**/{node_modules,runs,.git,dist}/**', 50);
   for (const f of files) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(f)}`, description: 'workspace file', value: f.fsPath });
   items.push({ label: '$(folder-opened) Browse…', description: 'a .txt/.jsonl file or a folder of them', value: 'browse' });
-  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (3/5): training data', matchOnDescription: true });
+  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (4/6): training data', matchOnDescription: true });
   if (!picked) return undefined;
   if (picked.value !== 'browse') return picked.value;
   const chosen = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, openLabel: 'Train on this', filters: { 'Text corpora': ['txt', 'jsonl', 'gz'] } });

@@ -9,6 +9,7 @@ import { deleteQuestion } from '../runs/deletePlan';
 import { metricsCsv } from '../csv';
 import { defaultPreset } from '../settings';
 import { checkpointArg, keysFromArgs } from './menuArgs';
+import { pickEngine } from './enginePick';
 import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
 
 export interface CommandServices {
@@ -80,20 +81,22 @@ async function startTraining(s: CommandServices): Promise<void> {
   const targets = s.targets();
   const where = await vscode.window.showQuickPick(
     targets.map((t) => ({ label: t.id === 'local' ? `$(vm) ${t.label}` : `$(remote) ${t.label}`, target: t })),
-    { title: 'Start Training (1/5): where should it run?' },
+    { title: 'Start Training (1/6): where should it run?' },
   );
   if (!where) return;
+  const engine = await pickEngine(where.target, '2/6');
+  if (engine === 'cancel') return;
   const preset = await pickPreset(defaultPreset());
   if (!preset) return;
   const data = await pickData(where.target.id === 'local' ? undefined : where.target.label);
   if (!data) return;
-  const steps = await askSteps('Start Training (4/5): steps', PRESETS[preset].max_steps);
+  const steps = await askSteps('Start Training (5/6): steps', PRESETS[preset].max_steps);
   if (steps === undefined) return;
   const stamp = new Date().toISOString().slice(5, 16).replace(/[-:T]/g, '');
-  const name = await vscode.window.showInputBox({ title: 'Start Training (5/5): run name (optional)', value: `${preset}-${stamp}`, prompt: 'Shown in the Runs view; any text' });
+  const name = await vscode.window.showInputBox({ title: 'Start Training (6/6): run name (optional)', value: `${preset}-${stamp}`, prompt: 'Shown in the Runs view; any text' });
   if (name === undefined) return;
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: starting ${preset} on ${where.target.label}…` }, async () => {
-    const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined });
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: starting ${preset}${engine ? ' (PyTorch)' : ''} on ${where.target.label}…` }, async () => {
+    const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined, engine });
     s.openDashboard([s.addRun(where.target, dir)]);
   });
 }

@@ -3,7 +3,7 @@
 // the visible x-range) and keeps, per panel, what the webview holds so a live run only re-sends
 // the tail of each series. The panel controller (dashboard.ts) wires it to a WebviewPanel; the
 // bench and the tests use it directly.
-import { decodeMetric, type EventRecord, type SampleRecord } from '../../shared/run';
+import { decodeMetric, describeEngine, type EventRecord, type SampleRecord } from '../../shared/run';
 import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk, ViewState } from '../../shared/protocol';
 import {
   EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, lookupByStep, rowRange, strideFor, upperBound,
@@ -104,6 +104,7 @@ export function runHeader(data: RunData, color: number): RunHeader {
     lastStep: s.lastStep !== undefined && Number.isFinite(s.lastStep) ? s.lastStep : null,
     malformed: { ...s.malformed },
     timed: hasTime(data),
+    engine: s.info ? (describeEngine(s.info) ?? null) : null,
     checkpoints: s.checkpoints.map((c) => ({
       step: c.step, evalLoss: c.evalLoss !== null && Number.isFinite(c.evalLoss) ? c.evalLoss : null, best: c.best, complete: c.complete,
     })),

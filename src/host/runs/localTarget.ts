@@ -1,11 +1,14 @@
 // Runs on this machine: a RunControl over node:fs and the detached node-CLI launcher. Everything
 // else is read back from the run directory.
+import { execFile } from 'node:child_process';
 import { access, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { parseTorchProbe, pythonCandidates, TORCH_PROBE_SCRIPT, type TorchProbe, type TorchSearch } from '../../shared/node/python';
 import type { ObservedRun } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
 import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
+import { TorchProbeCache } from './torchProbe';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
 
 export interface LocalTargetOptions extends NodeCliLauncherOptions {
@@ -17,6 +20,20 @@ export interface LocalTargetOptions extends NodeCliLauncherOptions {
   launcher?: Launcher;
   id?: string;
   label?: string;
+  /** The python3 the user named for the PyTorch engine (steelscope.pythonPath); undefined: search. */
+  pythonPath?: () => string | undefined;
+}
+
+/** How long one interpreter may take to import torch and answer. */
+const PROBE_TIMEOUT_MS = 60_000;
+
+/** Runs the torch probe with `python` on this machine; undefined when it cannot be run. */
+function probeHere(python: string): Promise<TorchProbe | undefined> {
+  return new Promise((resolveProbe) => {
+    execFile(python, ['-c', TORCH_PROBE_SCRIPT], { timeout: PROBE_TIMEOUT_MS, windowsHide: true }, (err, stdout) =>
+      resolveProbe(err ? undefined : parseTorchProbe(stdout)),
+    );
+  });
 }
 
 /** RunFiles over this machine's file system. */
@@ -58,8 +75,9 @@ export class LocalTarget implements RunTarget {
   readonly label: string;
   readonly runsRoot: string;
   private readonly control: RunControl;
+  private readonly torch = new TorchProbeCache(probeHere, '');
 
-  constructor(options: LocalTargetOptions) {
+  constructor(private readonly options: LocalTargetOptions) {
     this.id = options.id ?? 'local';
     this.label = options.label ?? 'This machine';
     this.runsRoot = path.resolve(options.runsRoot);
@@ -106,5 +124,9 @@ export class LocalTarget implements RunTarget {
 
   isAlive(info: ObservedRun): Promise<boolean> {
     return this.control.isAlive(info);
+  }
+
+  findTorch(): Promise<TorchSearch> {
+    return this.torch.search(pythonCandidates(this.options.pythonPath?.()));
   }
 }

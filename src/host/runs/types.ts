@@ -3,6 +3,7 @@
 // the store and the targets are plain Node, unit-testable; views adapt them.
 import type { TrainConfig } from '../../shared/config';
 import type { CheckpointSummary } from '../../shared/node/checkpoints';
+import type { TorchSearch } from '../../shared/node/python';
 import type { DeletePlan } from './deletePlan';
 import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 
@@ -126,6 +127,8 @@ export interface RunTarget {
   delete(runDir: string): Promise<void>;
   /** Is the trainer that run.json names alive on the target? */
   isAlive(info: ObservedRun): Promise<boolean>;
+  /** The target's Python with PyTorch and what it sees (cached while found), or what to install. */
+  findTorch(): Promise<TorchSearch>;
 }
 
 export interface RunStoreApi {

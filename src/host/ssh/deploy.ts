@@ -28,18 +28,28 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-/** The files a host needs: cli.js, the wasm binaries beside it, corpus/*; names relative to distDir. */
+/** Names under `dir` (relative to distDir, prefixed `dir/`); none when it is missing. */
+function filesUnder(distDir: string, dir: string): string[] {
+  try {
+    return readdirSync(join(distDir, dir))
+      .filter((n) => !n.startsWith('.'))
+      .map((n) => `${dir}/${n}`)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The files a host needs: cli.js, the wasm binaries beside it, corpus/* (without it remote runs
+ * need --data) and the PyTorch engine's engines/torch/*.py; names relative to distDir.
+ */
 export function deployFiles(distDir: string): string[] {
   const files = readdirSync(distDir).filter((n) => n === 'cli.js' || n.endsWith('.wasm'));
   if (!files.includes('cli.js'))
     throw new Error(`${join(distDir, 'cli.js')} is missing: build the extension first (npm run build).`);
-  let corpus: string[] = [];
-  try {
-    corpus = readdirSync(join(distDir, 'corpus')).map((n) => `corpus/${n}`);
-  } catch {
-    // no corpus: remote runs then need --data
-  }
-  return [...files.sort(), ...corpus.sort()];
+  const engine = filesUnder(distDir, 'engines/torch').filter((n) => n.endsWith('.py'));
+  return [...files.sort(), ...filesUnder(distDir, 'corpus'), ...engine];
 }
 
 /** What an earlier deploy wrote: file name → sha256; empty when there is none or it is unreadable. */
@@ -109,7 +119,8 @@ export class RemoteCli {
     await this.checkNode();
     const { distDir, version } = this.options;
     const dir = posix.join(await this.rootDir(), version);
-    await this.host.sh(`mkdir -p -- ${shQuote(posix.join(dir, 'corpus'))}`, 'Creating the deploy folder');
+    const folders = ['corpus', 'engines/torch'].map((sub) => shQuote(posix.join(dir, sub)));
+    await this.host.sh(`mkdir -p -- ${folders.join(' ')}`, 'Creating the deploy folder');
     const sftp = await this.host.sftp();
     const manifestPath = posix.join(dir, 'manifest.json');
     const remote = parseManifest(

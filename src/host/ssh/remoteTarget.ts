@@ -5,9 +5,11 @@
 import { posix } from 'node:path';
 import type { FollowOffsets } from '../../shared/follow-protocol';
 import { encodeFollowOffsets } from '../../shared/follow-protocol';
+import { parseTorchProbe, pythonCandidates, TORCH_PROBE_SCRIPT, type TorchSearch } from '../../shared/node/python';
 import type { ObservedRun } from '../../shared/run';
 import type { ServeProcess } from '../chat/serveClient';
 import type { DeletePlan } from '../runs/deletePlan';
+import { TorchProbeCache } from '../runs/torchProbe';
 import { RunControl, type Launcher } from '../runs/runControl';
 import type { ResumeOptions, RunTarget, StartRequest } from '../runs/types';
 import type { SshConnection } from './connection';
@@ -41,12 +43,19 @@ export class RemoteTarget implements RunTarget {
   readonly cli: RemoteCli;
   private readonly control: RunControl;
   private readonly followers = new Set<RemoteFollower>();
+  private readonly torch: TorchProbeCache;
 
   constructor(private readonly options: RemoteTargetOptions) {
     this.id = `ssh:${options.alias}`;
     this.label = options.alias;
     this.host = new RemoteHost(options.alias, options.connect);
     this.cli = new RemoteCli(this.host, options);
+    // Each interpreter probed over the connection, its arguments quoted; 60 s each at most.
+    this.torch = new TorchProbeCache(async (python) => {
+      const command = shCommand([python, '-c', TORCH_PROBE_SCRIPT]);
+      const r = await (await this.host.connection()).run(command, { timeoutMs: 60_000 });
+      return r.code === 0 ? parseTorchProbe(r.stdout) : undefined;
+    }, ` on ${options.alias}`);
     this.control = new RunControl({
       files: remoteRunFiles(this.host),
       launcher: (options.launcher ?? ((host, cli) => new RemoteNodeCliLauncher(host, cli)))(this.host, this.cli),
@@ -132,6 +141,11 @@ export class RemoteTarget implements RunTarget {
 
   readInfo(runDir: string): Promise<ObservedRun> {
     return this.control.readInfo(runDir);
+  }
+
+  /** python3 on the host's PATH (a non-interactive shell's), then /usr/bin/python3. */
+  findTorch(): Promise<TorchSearch> {
+    return this.torch.search(pythonCandidates());
   }
 
   /** A follower of one run, to hand to RunStore.addRemoteRun. */

@@ -2,12 +2,16 @@
 // may be anyone's: every value (numbers included: a foreign run.json's "number" can be any text)
 // is escaped, so it shows as text and never as a link, an image, HTML or a theme icon. Pure: no vscode.
 import { escapeMarkdown } from '../markdown';
+import { describeEngine } from '../../shared/run';
 import type { RunSummary } from '../runs/types';
 
 export function runTooltipMarkdown(s: RunSummary): string {
   const e = (value: unknown) => escapeMarkdown(String(value));
   const parts = [`**${e(s.name)}** — ${e(s.status)}`, e(s.dir)];
   if (s.config) parts.push(`${e(s.config.n_layer)} layers · d ${e(s.config.n_embd)} · vocab ${e(s.config.vocab_size)}`);
+  const engine = s.info ? describeEngine(s.info) : undefined;
+  if (engine !== undefined) parts.push(e(engine));
+  if (s.info?.gpus?.length) parts.push(e(s.info.gpus.join(', ')));
   if (s.info?.backend) {
     const kernels = typeof s.info.backend.kernels === 'string' ? ` — ${e(s.info.backend.kernels)}` : '';
     parts.push(`backend: ${e(s.info.backend.name)}${kernels}`);

@@ -43,11 +43,9 @@ export const INSTALL_TORCH_HINT =
   'Install PyTorch for that Python (pip install torch; on Debian/Ubuntu: apt-get install python3-torch), ' +
   'or name a Python that has it with --python PATH or STEELSCOPE_PYTHON.';
 
-/** Runs the probe with one interpreter; undefined when it cannot be run at all. */
-export function probePython(python: string, timeoutMs = 120_000): TorchProbe | undefined {
-  const r = spawnSync(python, ['-c', TORCH_PROBE_SCRIPT], { encoding: 'utf8', timeout: timeoutMs });
-  if (r.error || r.status !== 0) return undefined;
-  const line = r.stdout.trim().split('\n').pop() ?? '';
+/** The probe's last stdout line as a checked TorchProbe; undefined when it is not one. */
+export function parseTorchProbe(stdout: string): TorchProbe | undefined {
+  const line = stdout.trim().split('\n').pop() ?? '';
   try {
     const parsed = v.safeParse(ProbeSchema, JSON.parse(line));
     return parsed.success ? parsed.output : undefined;
@@ -56,20 +54,59 @@ export function probePython(python: string, timeoutMs = 120_000): TorchProbe | u
   }
 }
 
+/** Runs the probe with one interpreter; undefined when it cannot be run at all. */
+export function probePython(python: string, timeoutMs = 120_000): TorchProbe | undefined {
+  const r = spawnSync(python, ['-c', TORCH_PROBE_SCRIPT], { encoding: 'utf8', timeout: timeoutMs });
+  if (r.error || r.status !== 0) return undefined;
+  return parseTorchProbe(r.stdout);
+}
+
+/** The interpreters to try, in order: the one named, else python3 on PATH, then Debian's. */
+export function pythonCandidates(named?: string): string[] {
+  return named ? [named] : ['python3', '/usr/bin/python3'];
+}
+
+export type TorchSearch = { found: TorchFound } | { reason: string };
+
+/**
+ * The first candidate whose probe imports torch, or the reason none does (each one tried, then
+ * `hint`: what to install). `probe` runs one interpreter (here, or on an SSH host).
+ */
+export async function searchTorch(
+  candidates: string[],
+  probe: (python: string) => Promise<TorchProbe | undefined>,
+  hint = INSTALL_TORCH_HINT,
+): Promise<TorchSearch> {
+  const tried: string[] = [];
+  for (const python of candidates) {
+    const result = await probe(python);
+    if (result?.ok) return { found: result };
+    tried.push(triedNote(python, result));
+  }
+  return { reason: noTorchReason(tried, hint) };
+}
+
+function triedNote(python: string, probe: TorchProbe | undefined): string {
+  if (probe === undefined) return `${python} (cannot be run)`;
+  return probe.ok ? python : `${python} (Python ${probe.python}: ${probe.error})`;
+}
+
+function noTorchReason(tried: string[], hint: string): string {
+  return `No Python with PyTorch found: tried ${tried.join(', ')}. ${hint}`;
+}
+
 /**
  * The interpreter to use: `explicit` when given (or STEELSCOPE_PYTHON), else the first of
  * python3 on PATH and /usr/bin/python3 that imports torch. Returns the probe, or the reason none fits.
  */
-export function findTorch(explicit?: string): { found: TorchFound } | { reason: string } {
-  const named = explicit ?? process.env.STEELSCOPE_PYTHON;
-  const candidates = named ? [named] : ['python3', '/usr/bin/python3'];
+export function findTorch(explicit?: string): TorchSearch {
   const tried: string[] = [];
-  for (const python of candidates) {
+  for (const python of pythonCandidates(explicit ?? process.env.STEELSCOPE_PYTHON)) {
     const probe = probePython(python);
     if (probe?.ok) return { found: probe };
-    tried.push(probe ? `${python} (Python ${probe.python}: ${probe.error})` : `${python} (cannot be run)`);
+    tried.push(triedNote(python, probe));
   }
-  return { reason: `No Python with PyTorch found: tried ${tried.join(', ')}. ${INSTALL_TORCH_HINT}` };
+  return { reason: noTorchReason(tried, INSTALL_TORCH_HINT) };
 }
 
 /** For people: "PyTorch 2.5.1 · CUDA 12.4 · 8 × H100 80GB", "PyTorch 1.13.0 · CPU". */
