@@ -16,7 +16,7 @@ import { scratch } from '../helpers';
 
 function localTarget(): RunTarget {
   const unused = () => Promise.reject(new Error('not used by the store'));
-  return { id: 'local', label: 'This machine', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused };
+  return { id: 'local', label: 'This machine', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
 }
 
 function folderOfRuns(): string {

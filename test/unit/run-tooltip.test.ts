@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrainConfig } from '../../src/shared/config';
+import { RUN_FORMAT, type ObservedRun } from '../../src/shared/run';
 import type { RunSummary } from '../../src/host/runs/types';
 import { runTooltipMarkdown } from '../../src/host/views/runTooltip';
 
@@ -38,9 +39,9 @@ test('an ordinary run reads as before', () => {
 });
 
 test('a PyTorch run shows its engine, device, precision, world size and GPUs', () => {
-  const info = { format: 1, id: 'r', name: 'r', createdAt: '', host: 'h', pid: 1, status: 'running', step: 0,
-    engine: 'torch', device: 'cuda', precision: 'bf16', world_size: 8, gpus: ['NVIDIA H100 80GB HBM3'] } as const;
-  const md = runTooltipMarkdown(summary({ name: 'big', info: { ...info, gpus: [...info.gpus] } }));
+  const info: ObservedRun = { format: RUN_FORMAT, id: 'r', name: 'r', createdAt: '', host: 'h', pid: 1, status: 'running', step: 0,
+    engine: 'torch', device: 'cuda', precision: 'bf16', world_size: 8, gpus: ['NVIDIA H100 80GB HBM3'] };
+  const md = runTooltipMarkdown(summary({ name: 'big', info }));
   assert.match(md, /PyTorch · cuda · bf16 · 8 processes/);
   assert.match(md, /NVIDIA H100 80GB HBM3/);
   assert.doesNotMatch(runTooltipMarkdown(summary({ name: 'old' })), /PyTorch|processes/);
