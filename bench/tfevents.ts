@@ -48,6 +48,7 @@ const localTarget: RunTarget = {
   resume: () => Promise.reject(new Error('unused')),
   delete: () => Promise.reject(new Error('unused')),
   planDelete: () => Promise.reject(new Error('unused')),
+  findTorch: () => Promise.reject(new Error('unused')),
 };
 
 /** Writes the file, ingests it with a RunStore, and returns the line to print. */
