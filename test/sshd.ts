@@ -85,14 +85,16 @@ export class TestSshd {
     readonly dir: string,
     readonly port: number,
     private readonly withPassword: boolean,
+    private readonly extraConfig: readonly string[] = [],
   ) {
     this.hostKey = join(dir, 'host_key');
     this.clientKey = join(dir, 'client_key');
     this.knownHosts = join(dir, 'known_hosts');
   }
 
-  static async start(opts: { password?: boolean } = {}): Promise<TestSshd> {
-    const sshd = new TestSshd(scratch('sshd'), await freePort(), opts.password ?? false);
+  /** extraConfig: more sshd_config lines (test/slurm.ts: `SetEnv SLURM_CONF=…` for the test cluster's clients). */
+  static async start(opts: { password?: boolean; extraConfig?: string[] } = {}): Promise<TestSshd> {
+    const sshd = new TestSshd(scratch('sshd'), await freePort(), opts.password ?? false, opts.extraConfig);
     keygen(sshd.hostKey);
     keygen(sshd.clientKey);
     writeFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${sshd.clientKey}.pub`));
@@ -128,6 +130,7 @@ export class TestSshd {
       'MaxStartups 100',
       'MaxSessions 100',
       'Subsystem sftp internal-sftp',
+      ...this.extraConfig,
       '',
     ].join('\n');
   }

@@ -74,6 +74,8 @@ const RUN_ENGINE = {
   world_size: v.optional(v.pipe(int, v.minValue(1, 'expected a positive integer'))),
   torch_version: v.optional(str),
   gpus: v.optional(arr(str)),
+  /** The Slurm job the trainer runs in (SLURM_JOB_ID), when it runs in one: how a Slurm launcher finds it. */
+  slurm_job_id: v.optional(str),
 };
 
 /**

@@ -110,6 +110,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     device: undefined, // fields a torch engine may have written, dropped from run.json
     torch_version: undefined,
     gpus: undefined,
+    slurm_job_id: process.env.SLURM_JOB_ID, // the job resuming it, or none (dropped)
     resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.folder.dir }],
   });
   return runGuarded(writer, undefined, async () => {
@@ -275,6 +276,7 @@ function newRunInfo(runDir: string, opts: StartOptions, backend: BackendChoice):
     createdAt: new Date().toISOString(),
     host: hostname(),
     pid: process.pid,
+    ...(process.env.SLURM_JOB_ID ? { slurm_job_id: process.env.SLURM_JOB_ID } : {}),
     status: 'starting',
     step: 0,
     config: opts.config,

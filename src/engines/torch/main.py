@@ -120,8 +120,9 @@ def read_prompts(run_dir, log):
 
 def engine_fields(device, precision, world):
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if device.type == "cuda" else []
+    # The Slurm job this runs in (None: not in one; a resumed run drops an earlier job's id).
     return {"engine": "torch", "device": device.type, "precision": precision, "world_size": world,
-            "torch_version": torch.__version__, "gpus": gpus,
+            "torch_version": torch.__version__, "gpus": gpus, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             "backend": {"name": f"torch-{device.type}", "skipped": [],
                         "kernels": f"PyTorch {torch.__version__}, {precision}, {world} process(es)"}}
 

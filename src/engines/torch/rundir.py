@@ -46,6 +46,9 @@ def read_run_info(run_dir):
     return info
 
 
+OPTIONAL_FIELDS = ("slurm_job_id",)
+
+
 class RunWriter:
     def __init__(self, run_dir, info):
         self.dir = run_dir
@@ -53,6 +56,10 @@ class RunWriter:
 
     def update(self, **patch):
         self.info.update(patch)
+        # Optional fields patched to None are left out (run.json's schema has no null for them).
+        for key in OPTIONAL_FIELDS:
+            if key in self.info and self.info[key] is None:
+                del self.info[key]
         write_file_atomic(os.path.join(self.dir, "run.json"), json.dumps(self.info, indent=2) + "\n")
 
     def metric(self, record):

@@ -7,6 +7,7 @@
 import type { PlatformPath } from 'node:path';
 import { isActiveStatus, observeRunInfo, type ObservedRun } from '../../shared/run';
 import { planDelete, type DeletePlan } from './deletePlan';
+import type { SlurmJobOptions } from '../slurm/batchScript';
 import type { EngineOptions, ResumeOptions, StartRequest } from './types';
 
 /** The trainer's stdout and stderr, beside the run folder while it starts, then inside it. */
@@ -38,6 +39,15 @@ export interface LaunchRequest {
   args: string[];
   cwd: string;
   log: string;
+  /** The run folder the trainer takes. */
+  runDir: string;
+  /**
+   * The arguments that continue this run from its newest checkpoint (`resume …`): what a launcher
+   * whose trainer may be restarted by itself (a requeued Slurm job) runs then.
+   */
+  continueArgs: string[];
+  /** The Slurm job asked for (a Slurm launcher's; the others ignore it). */
+  slurm?: SlurmJobOptions;
 }
 
 /** A trainer just started by a Launcher. */
@@ -47,6 +57,8 @@ export interface LaunchedTrainer {
   running(): Promise<boolean>;
   /** How it exited as far as this side can tell ("with code 2"), or '' when it cannot. */
   exitNote(): Promise<string>;
+  /** Whether run.json names this trainer; default: its pid is `pid` (a Slurm job is named by its job id). */
+  owns?(info: ObservedRun): boolean;
 }
 
 /**
@@ -162,7 +174,9 @@ export class RunControl {
     const { runDir, pendingLog } = await this.reserveRunDir(root, request.name ?? request.preset);
     const runJson = this.o.files.paths.join(runDir, 'run.json');
     try {
-      const trainer = await this.o.launcher.launch({ args: trainArgs(request, runDir), cwd: root, log: pendingLog });
+      const continueArgs = resumeArgs(runDir, { engine: request.engine });
+      const args = trainArgs(request, runDir);
+      const trainer = await this.o.launcher.launch({ args, cwd: root, log: pendingLog, runDir, continueArgs, slurm: request.slurm });
       await this.waitFor(trainer, pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
     } finally {
       await this.settleLog(runDir, pendingLog);
@@ -192,8 +206,14 @@ export class RunControl {
     if (await this.holds(info)) throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
     const log = this.o.files.paths.join(runDir, TRAINER_LOG);
     const logStart = await this.o.files.size(log);
-    const trainer = await this.o.launcher.launch({ args: resumeArgs(runDir, opts), cwd: await this.o.runsRoot(), log });
-    const tookOver = async () => (await this.readInfo(runDir).catch(() => undefined))?.pid === trainer.pid;
+    const continueArgs = resumeArgs(runDir, { engine: opts.engine });
+    const cwd = await this.o.runsRoot();
+    const trainer = await this.o.launcher.launch({ args: resumeArgs(runDir, opts), cwd, log, runDir, continueArgs, slurm: opts.slurm });
+    const owns = (info: ObservedRun) => (trainer.owns ? trainer.owns(info) : info.pid === trainer.pid);
+    const tookOver = async () => {
+      const info = await this.readInfo(runDir).catch(() => undefined);
+      return info !== undefined && owns(info);
+    };
     await this.waitFor(trainer, log, logStart, tookOver, 'before the run resumed');
   }
 

@@ -5,6 +5,7 @@ import type { TrainConfig } from '../../shared/config';
 import type { CheckpointSummary } from '../../shared/node/checkpoints';
 import type { TorchSearch } from '../../shared/node/python';
 import type { DeletePlan } from './deletePlan';
+import type { SlurmJobOptions } from '../slurm/batchScript';
 import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
@@ -88,6 +89,8 @@ export interface StartRequest {
   sets?: string[];
   /** The engine; default the CLI's (tfjs). */
   engine?: EngineOptions;
+  /** On a Slurm login node: the job to ask for (partition, nodes, GPUs, time…). */
+  slurm?: SlurmJobOptions;
 }
 
 /** The PyTorch engine (src/engines/torch): torchrun with `nproc` processes, Python at `python`. */
@@ -104,6 +107,8 @@ export interface ResumeOptions {
   checkpoint?: string;
   /** The engine; default the one that wrote the run. */
   engine?: EngineOptions;
+  /** On a Slurm login node: the job to ask for; default the one the host remembers. */
+  slurm?: SlurmJobOptions;
 }
 
 /**

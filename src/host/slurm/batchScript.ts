@@ -1,0 +1,134 @@
+// The batch script of a run on a Slurm cluster: readable (a user may read it in the run folder, or
+// submit it again by hand), every shell value quoted by the one quoting home (../ssh/quote.ts).
+// #SBATCH lines are read by sbatch, not by a shell, and take no shell quoting: what goes there is
+// checked to be a plain Slurm name, number or time instead, and the output path (any characters)
+// goes on sbatch's command line, quoted (sbatchCommand). Pure: test/unit/slurm.test.ts.
+import { shCommand, shQuote } from '../ssh/quote';
+
+/** What Start Training asks for a Slurm host (remembered per host). */
+export interface SlurmJobOptions {
+  partition: string;
+  nodes: number;
+  /** GPUs per node; 0 on a CPU-only partition (the bundled engine as one task). */
+  gpusPerNode: number;
+  /** Slurm's time format: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]; '' for the partition's default. */
+  timeLimit: string;
+  account?: string;
+  qos?: string;
+  /** Seconds before the time limit the batch shell gets USR1 (checkpoint, then requeue). Default 120. */
+  signalLeadS?: number;
+}
+
+export interface BatchScriptInput {
+  job: SlurmJobOptions;
+  jobName: string;
+  /** The run folder (absolute, on the shared filesystem). */
+  runDir: string;
+  /** The CLI as a command line prefix: [env K=V…] node cli.js. */
+  cli: readonly string[];
+  /** What this job runs first (`train …`, or `resume …` with the user's choices). */
+  firstArgs: readonly string[];
+  /** What it runs when requeued: `resume …` from the newest checkpoint. */
+  continueArgs: readonly string[];
+}
+
+const NAME = /^[A-Za-z0-9_.+-]{1,64}$/;
+const TIME = /^(\d+|\d+:\d{1,2}(:\d{1,2})?|\d+-\d{1,2}(:\d{1,2}){0,2})$/;
+
+/** The options, checked: one line saying what is wrong and what Slurm wants instead. */
+export function checkJobOptions(job: SlurmJobOptions): void {
+  const name = (what: string, value: string | undefined) => {
+    if (value !== undefined && value !== '' && !NAME.test(value)) {
+      throw new Error(`${what} ${JSON.stringify(value)} is not a Slurm name (letters, digits, _ . + -).`);
+    }
+  };
+  name('Partition', job.partition);
+  name('Account', job.account);
+  name('QoS', job.qos);
+  if (!job.partition) throw new Error('Choose a partition.');
+  if (!Number.isInteger(job.nodes) || job.nodes < 1) throw new Error(`Nodes must be a whole number from 1, got ${job.nodes}.`);
+  if (!Number.isInteger(job.gpusPerNode) || job.gpusPerNode < 0) {
+    throw new Error(`GPUs per node must be a whole number from 0, got ${job.gpusPerNode}.`);
+  }
+  if (job.timeLimit && !TIME.test(job.timeLimit)) {
+    throw new Error(`Time limit ${JSON.stringify(job.timeLimit)}: use minutes, HH:MM:SS or D-HH:MM:SS.`);
+  }
+}
+
+/** A job name sbatch takes on an #SBATCH line: the run folder's name in plain characters. */
+export function jobNameOf(runFolderName: string): string {
+  return runFolderName.replace(/[^A-Za-z0-9_.+-]+/g, '-').slice(0, 64) || 'steelscope';
+}
+
+/** The shell line that submits `scriptPath` from `cwd`, its output appended to `log`. */
+export function sbatchCommand(cwd: string, scriptPath: string, log: string): string {
+  return `cd ${shQuote(cwd)} && sbatch --parsable --open-mode=append --output=${shQuote(log)} ${shQuote(scriptPath)}`;
+}
+
+/** The #SBATCH options (without the prefix); every value checked plain by checkJobOptions. */
+export function sbatchOptions(input: BatchScriptInput): string[] {
+  const { job } = input;
+  const lead = job.signalLeadS ?? 120;
+  const options = [
+    `--job-name=${jobNameOf(input.jobName)}`,
+    `--partition=${job.partition}`,
+    `--nodes=${job.nodes}`,
+    '--ntasks-per-node=1',
+    // The batch shell alone gets USR1 ahead of the limit: it asks the trainer for a checkpoint, then requeues.
+    `--signal=B:USR1@${lead}`,
+    '--requeue',
+  ];
+  if (job.gpusPerNode > 0) options.push(`--gpus-per-node=${job.gpusPerNode}`);
+  if (job.timeLimit) options.push(`--time=${job.timeLimit}`);
+  if (job.account) options.push(`--account=${job.account}`);
+  if (job.qos) options.push(`--qos=${job.qos}`);
+  return options;
+}
+
+/**
+ * The script. The trainer is the batch shell's child (one node), or srun's tasks (one per node) on
+ * several nodes. Stop's `scancel --signal=TERM --full` reaches the trainer itself, so the shell
+ * ignores TERM rather than sending a second one (a second TERM makes a trainer exit without its
+ * checkpoint). USR1 (the time limit is near, or preemption with a grace time) is passed on as TERM;
+ * once the trainer has saved its checkpoint and exited, the job requeues itself, and the requeued
+ * script finds run.json and resumes from the newest checkpoint: no step lost or repeated.
+ */
+export function batchScript(input: BatchScriptInput): string {
+  checkJobOptions(input.job);
+  const multiNode = input.job.nodes > 1;
+  const launch = multiNode ? 'srun --kill-on-bad-exit=1 --ntasks-per-node=1 ' : '';
+  return [
+    '#!/bin/bash',
+    '# steelscope: a training run on Slurm, written by the Runs view (submitted with sbatch --output=LOG).',
+    `# Run folder: ${shQuote(input.runDir)}`,
+    ...sbatchOptions(input).map((o) => `#SBATCH ${o}`),
+    '',
+    `run_dir=${shQuote(input.runDir)}`,
+    `cli=(${shCommand(input.cli)})`,
+    `first_args=(${shCommand(input.firstArgs)})`,
+    `continue_args=(${shCommand(input.continueArgs)})`,
+    '',
+    '# Requeued (time limit, preemption) after the run began: continue from its newest checkpoint.',
+    'args=("${first_args[@]}")',
+    'if [ -e "$run_dir/run.json" ]; then',
+    '  exec >>"$run_dir/trainer.log" 2>&1 # a run that exists keeps its output in its own trainer.log',
+    '  [ "${SLURM_RESTART_COUNT:-0}" = 0 ] || args=("${continue_args[@]}")',
+    'fi',
+    // Rendezvous of torchrun on the first node of the allocation (multi-node torch runs).
+    'export STEELSCOPE_RDZV_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+    'echo "steelscope: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (restart ${SLURM_RESTART_COUNT:-0}): ${args[0]}"',
+    '',
+    'requeue=0',
+    'trap \'\' TERM',
+    'trap \'echo "steelscope: time limit near: checkpoint, then requeue"; requeue=1; kill -TERM "$trainer" 2>/dev/null\' USR1',
+    `${launch}"\${cli[@]}" "\${args[@]}" &`,
+    'trainer=$!',
+    '# wait returns early when a trapped signal arrives: wait again until the trainer has exited.',
+    'while wait "$trainer"; status=$?; kill -0 "$trainer" 2>/dev/null; do :; done',
+    'if [ "$requeue" = 1 ]; then',
+    '  scontrol requeue "$SLURM_JOB_ID" && exit 0',
+    'fi',
+    'exit "$status"',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,90 @@
+// Slurm job states as `scontrol show job` prints them, and what the Runs view makes of them. Pure
+// (no ssh, no vscode): test/unit/slurm-job.test.ts feeds it real output. scontrol is read rather
+// than squeue because it also knows finished jobs (for MinJobAge seconds) and needs no accounting
+// database; sacct only works where slurmdbd runs.
+
+/** The fields of one job the Runs view and the launcher use. */
+export interface SlurmJob {
+  id: string;
+  /** JobState: PENDING, RUNNING, COMPLETED… (a `+` suffix such as CANCELLED+ is dropped). */
+  state: string;
+  /** Why it waits or ended (Priority, Resources, PartitionNodeLimit…); 'None' is ''. */
+  reason: string;
+  nodes: string;
+  /** RunTime and TimeLimit as Slurm prints them (D-HH:MM:SS). */
+  elapsed: string;
+  limit: string;
+  restarts: number;
+}
+
+/** States in which the job holds (or will hold) resources: the trainer is alive or about to be. */
+const LIVE_STATES = new Set([
+  'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_FED', 'REQUEUE_HOLD',
+  'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED',
+]);
+
+export function isLiveJobState(state: string): boolean {
+  return LIVE_STATES.has(state);
+}
+
+/**
+ * One `scontrol show job` record: whitespace-separated Key=Value tokens. Values never hold spaces
+ * except Command/WorkDir/StdOut paths and Reason, which we read up to the next token; good enough
+ * for the fields above, none of which is a path.
+ */
+export function parseScontrolJob(text: string): SlurmJob | undefined {
+  const fields = new Map<string, string>();
+  for (const token of text.split(/\s+/)) {
+    const eq = token.indexOf('=');
+    if (eq > 0 && !fields.has(token.slice(0, eq))) fields.set(token.slice(0, eq), token.slice(eq + 1));
+  }
+  const id = fields.get('JobId');
+  const state = fields.get('JobState');
+  if (!id || !state) return undefined;
+  const reason = fields.get('Reason') ?? '';
+  const nodes = fields.get('NodeList') ?? '';
+  return {
+    id,
+    state: state.replace(/\+$/, ''),
+    reason: reason === 'None' ? '' : reason,
+    nodes: nodes === '(null)' ? '' : nodes,
+    elapsed: fields.get('RunTime') ?? '',
+    limit: fields.get('TimeLimit') ?? '',
+    restarts: Number(fields.get('Restarts') ?? 0) || 0,
+  };
+}
+
+/** The Runs view's word for a job state (its own states plus pending / queued ones). */
+export function viewStateOfJob(state: string): string {
+  switch (state) {
+    case 'PENDING':
+    case 'CONFIGURING':
+    case 'REQUEUED':
+    case 'REQUEUE_HOLD':
+    case 'REQUEUE_FED':
+      return 'pending';
+    case 'RUNNING':
+    case 'SIGNALING':
+    case 'RESIZING':
+      return 'running';
+    case 'COMPLETING':
+    case 'STAGE_OUT':
+      return 'stopping';
+    case 'COMPLETED':
+      return 'finished';
+    case 'CANCELLED':
+    case 'PREEMPTED':
+      return 'stopped';
+    default: // FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, SUSPENDED…
+      return state === 'SUSPENDED' || state === 'STOPPED' ? 'pending' : 'failed';
+  }
+}
+
+/** The tooltip lines of a job: id and state (with reason), nodes, elapsed / limit. */
+export function jobTooltip(job: SlurmJob): string {
+  const lines = [`Slurm job ${job.id}: ${job.state}${job.reason ? ` (${job.reason})` : ''}`];
+  if (job.nodes) lines.push(`nodes: ${job.nodes}`);
+  lines.push(`elapsed ${job.elapsed || '0:00'} of ${job.limit || 'no limit'}`);
+  if (job.restarts > 0) lines.push(`requeued ${job.restarts} time${job.restarts > 1 ? 's' : ''}`);
+  return lines.join('\n');
+}

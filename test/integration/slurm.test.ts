@@ -1,0 +1,120 @@
+// Runs on a Slurm cluster through its login node, against a REAL one-node cluster (test/slurm.ts:
+// slurmctld, slurmd and munged on 127.0.0.1, a `debug` partition with 2 CPUs) reached through the
+// REAL test sshd (test/sshd.ts): submission with sbatch, the queue states a user sees (PENDING with
+// its reason, RUNNING, COMPLETED), losses arriving, the run's own status. Skipped with a message
+// where Slurm is missing; a failure under CI=true.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseRunInfo, type RunInfo } from '../../src/shared/run';
+import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
+import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import { SlurmLauncher } from '../../src/host/slurm/launcher';
+import { parseScontrolJob, type SlurmJob } from '../../src/host/slurm/jobState';
+import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
+import { poetrySubset, readMetrics, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { sshdSkipReason, TestSshd } from '../sshd';
+import { slurmSkipReason, TestSlurm } from '../slurm';
+
+const SETS = SMALL_SETS.filter((s) => s !== '--set');
+const skip = sshdSkipReason() ?? slurmSkipReason();
+const DEBUG: SlurmJobOptions = { partition: 'debug', nodes: 1, gpusPerNode: 0, timeLimit: '10' };
+
+const prompts: SshPrompts = {
+  password: async () => undefined,
+  passphrase: async () => undefined,
+  confirmHostKey: async () => true,
+  forget: () => undefined,
+};
+
+async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+function readInfo(runDir: string): RunInfo {
+  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
+  assert.ok(info.ok, info.ok ? '' : info.error);
+  return info.value;
+}
+
+describe('Slurm login node (real one-node cluster through the real sshd)', { skip }, () => {
+  let slurm: TestSlurm;
+  let sshd: TestSshd;
+  let root: string;
+  let data: string;
+  let target: RemoteTarget;
+  let launcher: SlurmLauncher;
+
+  /** The job as this machine's scontrol sees it (the same cluster). */
+  const jobHere = (jobId: string): SlurmJob | undefined => {
+    try {
+      return parseScontrolJob(slurm.run('scontrol', ['show', 'job', '-o', jobId]));
+    } catch {
+      return undefined;
+    }
+  };
+  before(async () => {
+    slurm = await TestSlurm.start();
+    sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
+    root = scratch('slurm-runs');
+    mkdirSync(join(root, 'data'));
+    data = poetrySubset(join(root, 'data'), 300);
+    target = new RemoteTarget({
+      alias: 'test-slurm',
+      connect: () => SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
+      distDir: join(ROOT, 'dist'),
+      version: 'test',
+      remoteRoot: join(root, 'home', '.steelscope'),
+      runsRoot: join(root, 'shared', 'runs'),
+      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
+      startTimeoutMs: 120_000,
+      launcher: (host, cli) => (launcher = new SlurmLauncher(host, cli, { stopGraceMs: 60_000 })),
+    });
+  });
+
+  after(async () => {
+    slurm?.stop();
+    target?.disconnect();
+    await sshd?.stop();
+  });
+
+  test('a tiny run: PENDING (node drained, with its reason) → RUNNING → losses → COMPLETED, status finished', async () => {
+    const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
+    // A drained node keeps the job pending, whatever the machine's speed: the state is seen for sure.
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    const starting = target.start({ name: 'slurm tiny', preset: 'tiny', data, steps: 12, sets: SETS, slurm: DEBUG });
+    let failure: unknown;
+    starting.catch((err) => (failure = err));
+    const jobId = await until('the job in the queue', () => {
+      if (failure !== undefined) throw failure;
+      const rows = slurm.run('squeue', ['-h', '-o', '%i %j']).split('\n').map((line) => line.split(' '));
+      return rows.find(([, name]) => name?.startsWith('slurm-tiny-'))?.[0];
+    });
+    const pending = await until('PENDING with a reason', () => {
+      const job = jobHere(jobId);
+      return job?.state === 'PENDING' && job.reason ? job : undefined;
+    });
+    assert.match(pending.reason, /Nodes_required|ReqNodeNotAvail|Resources|Unavailable/, `the reason: ${pending.reason}`);
+    assert.equal((await launcher.job(jobId))?.state, 'PENDING', 'the login node sees it pending too');
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+
+    const runDir = await starting;
+    assert.equal(readInfo(runDir).slurm_job_id, jobId, 'run.json names its job');
+    await until('RUNNING or done', () => ['RUNNING', 'COMPLETING', 'COMPLETED'].includes(jobHere(jobId)?.state ?? ''));
+    await until('losses', () => readMetrics(runDir).some((m) => typeof m.loss === 'number'));
+    await until('COMPLETED', () => jobHere(jobId)?.state === 'COMPLETED');
+    const info = readInfo(runDir);
+    assert.equal(info.status, 'finished');
+    assert.equal(info.step, 12);
+    const steps = readMetrics(runDir).filter((m) => m.kind === undefined || m.kind === 'train').map((m) => m.step);
+    assert.deepEqual(steps, Array.from({ length: 12 }, (_, i) => i), 'every step once');
+    assert.equal(await target.isAlive(info), false, 'a completed job is not alive');
+  });
+});
