@@ -12,7 +12,7 @@
 //   {"checkpoints":[{"step":10,"dir":"/abs/run/checkpoints/step-00000010","complete":true,"eval_loss":2.1|null}]}
 //                 every step-NNNNNNNN folder by ascending step: once at start, then on any change
 //   {"file":"metrics.jsonl","offset":1234,"record":{…}}
-//                 one complete line of metrics.jsonl, samples.jsonl or events.jsonl, in file order;
+//                 one complete line of metrics.jsonl, samples.jsonl, events.jsonl or system.jsonl, in file order;
 //                 offset is the byte offset just past the line's newline
 //   {"file":"metrics.jsonl","offset":1234,"malformed":true}
 //                 a line that is not a JSON object of the file's shape: skipped like every reader
@@ -36,20 +36,34 @@
 // (exit code 0).
 import * as v from 'valibot';
 import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo } from './run';
+import { isSystemRecord } from './system';
 import { bool, int, nonNegativeInt, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
 export const FOLLOW_PROTOCOL = 'steelscope.follow/1';
 
-export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl'] as const;
+export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl', 'system.jsonl'] as const;
 export type FollowedFile = (typeof FOLLOWED_FILES)[number];
 const FollowedFileSchema = oneOf(FOLLOWED_FILES);
 
-/** Byte offset just past the last line the client has, per file; a missing file means 0. */
-const FollowOffsetsSchema = v.object({ 'metrics.jsonl': nonNegativeInt, 'samples.jsonl': nonNegativeInt, 'events.jsonl': nonNegativeInt });
+/**
+ * Byte offset just past the last line the client has, per file; a missing file means 0. system.jsonl
+ * (an optional file) came later: a message without it reads as 0.
+ */
+const FollowOffsetsSchema = v.object({
+  'metrics.jsonl': nonNegativeInt,
+  'samples.jsonl': nonNegativeInt,
+  'events.jsonl': nonNegativeInt,
+  'system.jsonl': v.optional(nonNegativeInt, 0),
+});
 export type FollowOffsets = Output<typeof FollowOffsetsSchema>;
 
 /** The record shape of each file: the same checks every local reader applies. */
-export const RECORD_VALIDATORS = { 'metrics.jsonl': isMetricRecord, 'samples.jsonl': isSampleRecord, 'events.jsonl': isEventRecord };
+export const RECORD_VALIDATORS = {
+  'metrics.jsonl': isMetricRecord,
+  'samples.jsonl': isSampleRecord,
+  'events.jsonl': isEventRecord,
+  'system.jsonl': isSystemRecord,
+};
 
 type Guarded<G> = G extends (value: unknown) => value is infer T ? T : never;
 type RecordOf<F extends FollowedFile> = Guarded<(typeof RECORD_VALIDATORS)[F]>;
@@ -76,7 +90,12 @@ const MESSAGES = {
   /** Sent as run.json's object; read as what observeRunInfo makes of it (a bad field is reported, not fatal). */
   run: v.object({ run: v.pipe(v.unknown(), v.transform(observeRunInfo)) }),
   checkpoints: v.object({ checkpoints: v.array(CheckpointEntrySchema) }),
-  record: v.union([recordMessage('metrics.jsonl'), recordMessage('samples.jsonl'), recordMessage('events.jsonl')]),
+  record: v.union([
+    recordMessage('metrics.jsonl'),
+    recordMessage('samples.jsonl'),
+    recordMessage('events.jsonl'),
+    recordMessage('system.jsonl'),
+  ]),
   malformed: v.object({ file: FollowedFileSchema, offset: nonNegativeInt, malformed: v.literal(true) }),
   reset: v.object({ reset: FollowedFileSchema }),
   heartbeat: v.object({ heartbeat: v.literal(true), t: v.number(), offsets: FollowOffsetsSchema }),
@@ -112,7 +131,7 @@ function isOffset(value: unknown): value is number {
 }
 
 export function emptyOffsets(): FollowOffsets {
-  return { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0 };
+  return { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0, 'system.jsonl': 0 };
 }
 
 /** The --from argument for a client's offsets. */

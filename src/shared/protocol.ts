@@ -53,7 +53,7 @@ export const RunHeaderSchema = obj({
   color: int,
   gradClip: v.nullable(num),
   lastStep: v.nullable(num),
-  malformed: obj({ metrics: int, samples: int, events: int }),
+  malformed: obj({ metrics: int, samples: int, events: int, system: v.optional(int) }),
   /** Its records carry a time: false leaves the run off the wall and relative time axes (the legend says so). */
   timed: bool,
   /** How it computes ("PyTorch · cuda · bf16 · 8 processes", run.ts describeEngine); null when run.json does not say. */

@@ -300,3 +300,23 @@ export function lookupByStep(srcStep: ArrayLike<number>, srcValue: ArrayLike<num
   }
   return out;
 }
+
+/**
+ * For each time in `times`, the value of the source row nearest to it in time (`srcT` ascending):
+ * how a record that has a time but no step of its own (system.jsonl) finds its place on a step
+ * axis. NaN where the source has no rows or the time is not a number.
+ */
+export function nearestByTime(srcT: ArrayLike<number>, srcValue: ArrayLike<number>, srcLength: number, times: ArrayLike<number>, length = times.length): Float64Array {
+  const out = new Float64Array(length).fill(NaN);
+  if (srcLength === 0) return out;
+  for (let i = 0; i < length; i++) {
+    const t = times[i];
+    if (Number.isNaN(t)) continue;
+    const after = upperBound(srcT, srcLength, t);
+    const before = after - 1;
+    if (after >= srcLength) out[i] = srcValue[before];
+    else if (before < 0) out[i] = srcValue[after];
+    else out[i] = t - srcT[before] <= srcT[after] - t ? srcValue[before] : srcValue[after];
+  }
+  return out;
+}

@@ -14,6 +14,8 @@
 // (nvidia-smi's "[N/A]", "[Not Supported]") is left out: a gap in its chart, never a zero.
 
 export const SYSTEM_FILE = 'system.jsonl';
+/** The series table (and chart prefix) its records go to, beside the metrics' train and eval. */
+export const SYSTEM_KIND = 'system';
 /** How often the engines sample (ms). */
 export const SYSTEM_INTERVAL_MS = 10_000;
 

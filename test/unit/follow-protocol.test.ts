@@ -13,13 +13,13 @@ describe('parseFollowOffsets', () => {
   test('known files with non-negative integers; missing files start at 0', () => {
     assert.deepEqual(parseFollowOffsets('{"metrics.jsonl":1234,"events.jsonl":5}'), {
       ok: true,
-      offsets: { 'metrics.jsonl': 1234, 'samples.jsonl': 0, 'events.jsonl': 5 },
+      offsets: { 'metrics.jsonl': 1234, 'samples.jsonl': 0, 'events.jsonl': 5, 'system.jsonl': 0 },
     });
     assert.deepEqual(parseFollowOffsets('{}'), { ok: true, offsets: emptyOffsets() });
   });
 
   test('round-trips what encodeFollowOffsets writes', () => {
-    const offsets = { 'metrics.jsonl': 1, 'samples.jsonl': 2, 'events.jsonl': 3 };
+    const offsets = { 'metrics.jsonl': 1, 'samples.jsonl': 2, 'events.jsonl': 3, 'system.jsonl': 4 };
     assert.deepEqual(parseFollowOffsets(encodeFollowOffsets(offsets)), { ok: true, offsets });
   });
 
@@ -51,7 +51,7 @@ describe('asFollowMessage', () => {
     { file: 'events.jsonl', offset: 9, record: { step: 0, t: 2, kind: 'start', level: 'info', message: 'go' } },
     { file: 'events.jsonl', offset: 7, malformed: true },
     { reset: 'samples.jsonl' },
-    { heartbeat: true, t: 1700000000000, offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9 } },
+    { heartbeat: true, t: 1700000000000, offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9, 'system.jsonl': 0 } },
     { error: { message: 'No run directory at /x.' } },
   ];
   for (const message of valid) {
@@ -120,13 +120,13 @@ describe('applyFollowMessage', () => {
       [{ checkpoints: [] }, 20, 30],
       [{ reset: 'metrics.jsonl' }, 0, 30],
       [{ file: 'metrics.jsonl', offset: 12, record: { step: 2, t: 2 } }, 12, 30],
-      [{ heartbeat: true, t: 5, offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0 } }, 14, 31], // past blank lines
+      [{ heartbeat: true, t: 5, offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0, 'system.jsonl': 0 } }, 14, 31], // past blank lines
     ];
     for (const [message, metrics, samples] of steps) {
       const before = offsets;
       const snapshot = { ...offsets };
       offsets = applyFollowMessage(offsets, message);
-      assert.deepEqual(offsets, { 'metrics.jsonl': metrics, 'samples.jsonl': samples, 'events.jsonl': 0 });
+      assert.deepEqual(offsets, { 'metrics.jsonl': metrics, 'samples.jsonl': samples, 'events.jsonl': 0, 'system.jsonl': 0 });
       assert.deepEqual(before, snapshot, 'the input is not mutated');
     }
   });

@@ -40,6 +40,9 @@ const VALID: Record<FollowedFile, Buffer[]> = {
   'events.jsonl': [
     Buffer.from('{"step":0,"t":1,"kind":"start","level":"info","message":"開始"}\n{"step":5,"t":2,"kind":"nan","level":"error","message":"loss is NaN","value":NaN}\n'),
   ],
+  'system.jsonl': [
+    Buffer.from('{"t":1,"step":0,"cpu_pct":99.5,"rss_gb":0.2,"gpu0/name":"NVIDIA H100 80GB HBM3","gpu0/util_pct":87}\n'),
+  ],
 };
 
 function collectGarbage(): void {

@@ -101,12 +101,12 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   assert.equal(store.get(key)?.samples[0].text, '眠不覺曉');
   assert.equal(store.get(key)?.summary.name, '遠');
   assert.equal(follower.state, 'connected');
-  assert.deepEqual(follower.offsets, { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0 });
+  assert.deepEqual(follower.offsets, { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 });
 
   const second = host.nextChannel();
   ch.exit(null); // the connection dropped
   const ch2 = await second;
-  assert.deepEqual(host.froms.at(-1), { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0 }, 'resumes after what it has');
+  assert.deepEqual(host.froms.at(-1), { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 }, 'resumes after what it has');
   ch2.out.write(ready(follower.offsets) + rec('metrics.jsonl', 120, { step: 2, t: 3, kind: 'train', loss: 3 }));
   await until('the third row', () => store.get(key)?.tables.get('train')?.length === 3);
   const train = store.get(key)!.tables.get('train')!;

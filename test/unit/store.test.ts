@@ -231,7 +231,7 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
   assert.equal(data?.summary.lastLoss, 6);
   assert.deepEqual(column(data?.tables.get('train'), 'acc'), [NaN, 0.1]);
   assert.equal(data?.tables.get('train')?.loggedNaN.get('acc')?.size ?? 0, 0, 'a field left out is not a logged NaN');
-  assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0 });
+  assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0, system: 0 });
   assert.equal(key, `fake::${dir}`);
   store.dispose();
 });

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { gpuFields, isSystemRecord, parseNvidiaSmiCsv, type SystemRecord } from '../../src/shared/system';
 import { samplerInterval, startSystemSampler } from '../../src/core/train/system';
 import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
+import { nearestByTime } from '../../src/shared/series';
 
 const EXPECTED = [
   { index: 0, name: 'NVIDIA H100 80GB HBM3', util_pct: 100, mem_used_gb: 82.912, mem_total_gb: 85.521, power_w: 698.53, temp_c: 72 },
@@ -138,4 +139,12 @@ test('without nvidia-smi the records have no GPU fields', { skip: existsSync('/u
   } finally {
     process.env.PATH = path;
   }
+});
+
+test('a system row takes the step of the train record nearest in time (ties: the earlier)', () => {
+  const trainT = [1000, 2000, 3000, 10_000];
+  const trainStep = [0, 1, 2, 3];
+  const at = nearestByTime(trainT, trainStep, 4, [0, 1400, 1500, 1600, 6400, 6500, 6600, 20_000, NaN]);
+  assert.deepEqual([...at], [0, 0, 0, 1, 2, 2, 3, 3, NaN]);
+  assert.deepEqual([...nearestByTime([], [], 0, [5])], [NaN], 'no train records: no step');
 });

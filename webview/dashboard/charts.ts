@@ -7,6 +7,7 @@ import {
   type ChartDataset, type ChartOptions, type LegendItem, type Scale, type TooltipItem,
 } from 'chart.js';
 import type { ViewState } from '../../src/shared/protocol';
+import { SYSTEM_KIND } from '../../src/shared/system';
 import { compactNumber, logTicks, xLabel, xTickLabel, xTicks, xTitle } from './axes';
 import type { DashboardData, MarkerPt, Pt, RunModel, SeriesData } from './data';
 import { button } from '../common/ui';
@@ -30,8 +31,26 @@ export interface BoardState {
 const FIXED: [string, string][] = [['loss', 'Loss'], ['grad_norm', 'Gradient norm'], ['lr', 'Learning rate'], ['tok_per_s', 'Tokens/s']];
 const EVENT_LABELS: Record<string, string> = { spike: 'S', resume: 'R', checkpoint: 'C', nan: 'N', crash: '✕' };
 
+/**
+ * The System section's charts (system.jsonl, src/shared/system.ts): a field pattern, the chart's
+ * key and title. One chart per quantity: every GPU's line in one chart, used memory beside total.
+ */
+const SYSTEM_CHARTS: [RegExp, string, string][] = [
+  [/^cpu_pct$/, 'system/cpu', 'CPU % (trainer process)'],
+  [/^rss_gb$/, 'system/rss', 'Trainer RSS (GB)'],
+  [/^host_mem_(used|total)_gb$/, 'system/host_mem', 'Host memory (GB)'],
+  [/^gpu\d+\/util_pct$/, 'system/gpu_util', 'GPU utilization %'],
+  [/^gpu\d+\/mem_(used|total)_gb$/, 'system/gpu_mem', 'GPU memory (GB)'],
+  [/^gpu\d+\/power_w$/, 'system/gpu_power', 'GPU power (W)'],
+  [/^gpu\d+\/temp_c$/, 'system/gpu_temp', 'GPU temperature (°C)'],
+];
+
+/** Charts of the System section start with this (below the training charts, under their own heading). */
+const SYSTEM_PREFIX = `${SYSTEM_KIND}/`;
+
 /** Which chart a series belongs to. */
 export function chartOf(kind: string, field: string): string {
+  if (kind === SYSTEM_KIND) return SYSTEM_CHARTS.find(([pattern]) => pattern.test(field))?.[1] ?? `${SYSTEM_PREFIX}${field}`;
   if (field === 'loss' && (kind === 'train' || kind === 'eval')) return 'loss';
   if (kind === 'train' && FIXED.some(([k]) => k === field)) return field;
   return kind === 'train' ? field : `${kind}/${field}`;
@@ -163,8 +182,8 @@ class ChartView {
     for (const [run, series] of members) {
       const color = runColor(theme, run.header.color);
       const group = `${this.key}|${run.header.key}|${series.kind}/${series.field}`;
-      const common = { hidden: hidden.has(group), borderDash: series.kind === 'eval' ? [5, 3] : [], pointRadius: series.total <= 60 && series.kind === 'eval' ? 2 : 0, backgroundColor: color };
-      const label = `${run.header.name} · ${series.kind === 'train' ? series.field : `${series.kind} ${series.field}`}`;
+      const common = { hidden: hidden.has(group), borderDash: dashOf(series.kind, series.field), pointRadius: series.total <= 60 && series.kind === 'eval' ? 2 : 0, backgroundColor: color };
+      const label = `${run.header.name} · ${series.kind === 'train' || series.kind === SYSTEM_KIND ? series.field : `${series.kind} ${series.field}`}`;
       const add = (role: DatasetMeta['role'], d: ChartDataset<'line', Pt[]>) => { datasets.push(d); this.meta.push({ run, series, role, group }); };
       add('raw', { ...common, label, data: series.raw.pts, borderColor: series.smooth ? withAlpha(color, 0.25) : color, borderWidth: 1 });
       if (series.smooth) add('smooth', { ...common, label, data: series.smooth.pts, borderColor: color });
@@ -198,6 +217,8 @@ class ChartView {
 
 export class ChartBoard {
   private readonly views = new Map<string, ChartView>();
+  /** The System section's heading, shown only when some run has system.jsonl records. */
+  private readonly systemHeading = Object.assign(document.createElement('h2'), { className: 'charts-section', textContent: 'System' });
 
   constructor(private readonly root: HTMLElement, private readonly state: () => BoardState) {}
 
@@ -225,16 +246,37 @@ export class ChartBoard {
       for (const pts of [s.raw.pts, s.markers.pts]) if (pts.length) { lo = Math.min(lo, first(pts)); hi = Math.max(hi, pts[pts.length - 1].x); }
     }
     const extent: [number, number] | null = lo < hi ? [lo, hi] : null;
-    const order = [...FIXED.map(([k]) => k).filter((k) => groups.has(k)), ...[...groups.keys()].filter((k) => !FIXED.some(([f]) => f === k)).sort()];
+    const isSystem = (k: string) => k.startsWith(SYSTEM_PREFIX);
+    const others = [...groups.keys()].filter((k) => !FIXED.some(([f]) => f === k) && !isSystem(k)).sort();
+    const systemOrder = SYSTEM_CHARTS.map(([, k]) => k);
+    const rank = (k: string) => (systemOrder.includes(k) ? systemOrder.indexOf(k) : systemOrder.length);
+    const system = [...groups.keys()].filter(isSystem).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    const order = [...FIXED.map(([k]) => k).filter((k) => groups.has(k)), ...others, ...system];
     for (const [key, view] of this.views) if (!groups.has(key)) { view.destroy(); this.views.delete(key); }
+    this.systemHeading.remove();
     for (const key of order) {
       let view = this.views.get(key);
       if (!view) {
-        view = new ChartView(key, FIXED.find(([k]) => k === key)?.[1] ?? key, this.state);
+        view = new ChartView(key, chartTitle(key), this.state);
         this.views.set(key, view);
       }
+      if (key === system[0]) this.root.append(this.systemHeading); // no records, no section
       this.root.append(view.card); // keeps the order stable as charts come and go
       view.update(groups.get(key) ?? [], extent);
     }
   }
+}
+
+function chartTitle(key: string): string {
+  return FIXED.find(([k]) => k === key)?.[1] ?? SYSTEM_CHARTS.find(([, k]) => k === key)?.[2] ?? key;
+}
+
+/** GPUs of one run share its colour: each GPU gets its own dash pattern; eval lines and totals are dashed. */
+const GPU_DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3]];
+function dashOf(kind: string, field: string): number[] {
+  if (kind === 'eval') return [5, 3];
+  if (kind !== SYSTEM_KIND) return [];
+  const gpu = /^gpu(\d+)\//.exec(field);
+  if (field.includes('total')) return [1, 3];
+  return gpu ? GPU_DASHES[Number(gpu[1]) % GPU_DASHES.length] : [];
 }

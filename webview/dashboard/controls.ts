@@ -60,10 +60,10 @@ export class Controls {
       const swatch = el('span', { class: 'swatch' });
       swatch.style.backgroundColor = runColor(theme, h.color);
       chip.append(swatch, el('span', { class: 'name' }, h.name), el('span', { class: 'status' }, `${h.status}${h.lastStep !== null ? ` · step ${h.lastStep}` : ''}`));
-      const bad = h.malformed.metrics + h.malformed.samples + h.malformed.events;
+      const bad = h.malformed.metrics + h.malformed.samples + h.malformed.events + (h.malformed.system ?? 0);
       if (bad > 0) {
         const m = h.malformed;
-        chip.append(el('span', { class: 'malformed', title: `metrics ${m.metrics}, samples ${m.samples}, events ${m.events}` }, `${bad} malformed line${bad === 1 ? '' : 's'} skipped`));
+        chip.append(el('span', { class: 'malformed', title: `metrics ${m.metrics}, samples ${m.samples}, events ${m.events}, system ${m.system ?? 0}` }, `${bad} malformed line${bad === 1 ? '' : 's'} skipped`));
       }
       if (h.engine !== null) chip.append(el('span', { class: 'status engine' }, h.engine));
       if (!h.timed) {

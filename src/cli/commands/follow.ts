@@ -20,7 +20,7 @@ import { LineOutput, listenForStop, onceEach, StopSignal, Wake, Watches } from '
 import { CheckpointFollower, FileFollower, RunJsonFollower } from '../follow/sources';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
-export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
+export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
 
 interface Setup {
   dir: string;

@@ -6,9 +6,11 @@
 import { decodeMetric, describeEngine, type EventRecord, type SampleRecord } from '../../shared/run';
 import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk, ViewState } from '../../shared/protocol';
 import {
-  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, lookupByStep, rowRange, strideFor, upperBound,
+  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, isSorted, lookupByStep, nearestByTime, rowRange, strideFor,
+  upperBound,
   type XAxis, type XColumn,
 } from '../../shared/series';
+import { SYSTEM_KIND } from '../../shared/system';
 import type { RunChange, RunData, RunKey, RunStoreApi, SeriesTable } from '../runs/types';
 
 export const MAX_POINTS = 2000;
@@ -27,6 +29,8 @@ class RunState {
   readonly tableLengths = new Map<string, number>();
   readonly tokenCache = new Map<string, { length: number; values: Float64Array }>();
   t0 = NaN;
+  /** The system table's steps by time (stepsOf), for the table and train lengths they were found at. */
+  systemSteps: { length: number; trainLength: number; values: Float64Array } | undefined;
 }
 
 const seriesId = (kind: string, field: string) => `${kind}\u0000${field}`;
@@ -44,9 +48,25 @@ function tokenSource(data: RunData): SeriesTable | undefined {
   return train?.fields.has('tokens') ? train : [...data.tables.values()].find((t) => t.fields.has('tokens'));
 }
 
+/**
+ * The steps of a table's rows. A system.jsonl row takes the step of the train record nearest to it
+ * in time (its own step only where the run has no timed train records), so the System charts share
+ * the step axis with the loss even while one step spans several samples.
+ */
+function stepsOf(data: RunData, table: SeriesTable, state: RunState): Float64Array {
+  if (table.kind !== SYSTEM_KIND) return table.step;
+  const train = data.tables.get('train');
+  if (!train || train.length === 0 || !isSorted(train.t, train.length)) return table.step;
+  const cached = state.systemSteps;
+  if (cached && cached.length === table.length && cached.trainLength === train.length) return cached.values;
+  const values = nearestByTime(train.t, train.step, train.length, table.t, table.length);
+  state.systemSteps = { length: table.length, trainLength: train.length, values };
+  return values;
+}
+
 function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState): XColumn {
   switch (axis) {
-    case 'step': return { values: table.step, offset: 0 };
+    case 'step': return { values: stepsOf(data, table, state), offset: 0 };
     case 'wall': return { values: table.t, offset: 0 };
     case 'relative': return { values: table.t, offset: state.t0 };
     case 'tokens': {
@@ -57,7 +77,7 @@ function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState
       if (cached && cached.length === table.length) return { values: cached.values, offset: 0 };
       const src = tokenSource(data);
       const values = src
-        ? lookupByStep(src.step, src.fields.get('tokens') as Float64Array, src.length, table.step, table.length)
+        ? lookupByStep(src.step, src.fields.get('tokens') as Float64Array, src.length, stepsOf(data, table, state), table.length)
         : new Float64Array(table.length).fill(NaN);
       state.tokenCache.set(table.kind, { length: table.length, values });
       return { values, offset: 0 };
@@ -157,6 +177,7 @@ function allSeries(data: RunData, state: RunState, view: ViewState, maxPoints: n
 function runSnapshot(data: RunData, state: RunState, view: ViewState, color: number, maxPoints: number): RunSnapshot {
   state.series.clear();
   state.tokenCache.clear();
+  state.systemSteps = undefined;
   state.t0 = runStart(data);
   return {
     header: runHeader(data, color),

@@ -19,7 +19,8 @@ import {
 import { readRegularFile } from '../../shared/node/reader';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
-import { appendRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
+import { appendRecord, appendSystemRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
+import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
 import { JsonlTailer } from './tailer';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 
@@ -30,13 +31,14 @@ export interface TrackerOptions {
 }
 
 /** The three JSONL files by their short name. */
-export type LogFile = 'metrics' | 'samples' | 'events';
+export type LogFile = 'metrics' | 'samples' | 'events' | 'system';
 
 /** A batch of records a pushed source read from one file, as a local tailer would deliver it. */
 export type PushedBatch =
   | { file: 'metrics'; records: MetricRecord[]; reset: boolean }
   | { file: 'samples'; records: SampleRecord[]; reset: boolean }
-  | { file: 'events'; records: EventRecord[]; reset: boolean };
+  | { file: 'events'; records: EventRecord[]; reset: boolean }
+  | { file: 'system'; records: SystemRecord[]; reset: boolean };
 
 /** Where a pushed source delivers what it reads. */
 export interface RunSink {
@@ -79,8 +81,15 @@ export class RunTracker {
   private readonly samples: SampleRecord[] = [];
   private readonly events: EventRecord[] = [];
   /** The local readers; undefined for a pushed run (`source`). */
-  private readonly tails: { metrics: JsonlTailer<MetricRecord>; samples: JsonlTailer<SampleRecord>; events: JsonlTailer<EventRecord> } | undefined;
-  private readonly pushedMalformed = { metrics: 0, samples: 0, events: 0 };
+  private readonly tails:
+    | {
+        metrics: JsonlTailer<MetricRecord>;
+        samples: JsonlTailer<SampleRecord>;
+        events: JsonlTailer<EventRecord>;
+        system: JsonlTailer<SystemRecord>;
+      }
+    | undefined;
+  private readonly pushedMalformed = { metrics: 0, samples: 0, events: 0, system: 0 };
   private readonly runJsonRead = new CoalescedTask(() => this.readRunJson());
   private readonly checkpointScan = new CoalescedTask(() => this.scanCheckpoints());
   private readonly aliveCheck = new CoalescedTask(() => this.checkAlive());
@@ -116,16 +125,18 @@ export class RunTracker {
       metrics: new JsonlTailer(join(this.dir, 'metrics.jsonl'), isMetricRecord, tailOptions),
       samples: new JsonlTailer(join(this.dir, 'samples.jsonl'), isSampleRecord, tailOptions),
       events: new JsonlTailer(join(this.dir, 'events.jsonl'), isEventRecord, tailOptions),
+      system: new JsonlTailer(join(this.dir, SYSTEM_FILE), isSystemRecord, tailOptions),
     };
     tails.metrics.onRecords((records, batch) => this.onMetrics(records, batch.reset));
     tails.samples.onRecords((records, batch) => this.onSamples(records, batch.reset));
     tails.events.onRecords((records, batch) => this.onEvents(records, batch.reset));
+    tails.system.onRecords((records, batch) => this.onSystem(records, batch.reset));
     for (const tail of Object.values(tails)) tail.onMalformed(() => this.updateSummary());
     return tails;
   }
 
-  private get tailList(): (JsonlTailer<MetricRecord> | JsonlTailer<SampleRecord> | JsonlTailer<EventRecord>)[] {
-    return this.tails ? [this.tails.metrics, this.tails.samples, this.tails.events] : [];
+  private get tailList(): { readNow(): Promise<void>; whenIdle(): Promise<void>; start(): void; dispose(): void }[] {
+    return this.tails ? Object.values(this.tails) : [];
   }
 
   start(): void {
@@ -164,6 +175,7 @@ export class RunTracker {
       batch: live((b: PushedBatch) => {
         if (b.file === 'metrics') this.onMetrics(b.records, b.reset);
         else if (b.file === 'samples') this.onSamples(b.records, b.reset);
+        else if (b.file === 'system') this.onSystem(b.records, b.reset);
         else this.onEvents(b.records, b.reset);
       }),
       malformed: live((file: LogFile, total: number) => {
@@ -210,6 +222,7 @@ export class RunTracker {
       'metrics.jsonl': () => void this.tails?.metrics.readNow(),
       'samples.jsonl': () => void this.tails?.samples.readNow(),
       'events.jsonl': () => void this.tails?.events.readNow(),
+      [SYSTEM_FILE]: () => void this.tails?.system.readNow(),
       'run.json': () => void this.runJsonRead.run(),
       checkpoints: () => void this.checkpointScan.run(),
     };
@@ -237,6 +250,7 @@ export class RunTracker {
     const from = new Map<string, number>();
     if (reset) {
       for (const table of this.tables.values()) {
+        if (table.kind === SYSTEM_KIND) continue; // system.jsonl's own table
         table.length = 0;
         from.set(table.kind, 0);
       }
@@ -250,6 +264,18 @@ export class RunTracker {
     }
     for (const [kind, row] of from) this.report({ table: { kind, from: row } });
     this.updateSummary();
+  }
+
+  /** system.jsonl's records, in their own table (kind "system"), appended by time. */
+  private onSystem(records: SystemRecord[], reset: boolean): void {
+    let table = this.tables.get(SYSTEM_KIND);
+    if (!table && records.length === 0) return;
+    if (!table) this.tables.set(SYSTEM_KIND, (table = newSeriesTable(SYSTEM_KIND)));
+    if (reset) table.length = 0;
+    const from = table.length;
+    for (const record of records) appendSystemRecord(table, record);
+    this.report({ table: { kind: SYSTEM_KIND, from } });
+    if (reset) this.updateSummary();
   }
 
   private onLog<R>(log: R[], records: R[], reset: boolean, field: 'samplesFrom' | 'eventsFrom'): void {
@@ -368,7 +394,12 @@ export class RunTracker {
       lastTokPerS: lastValue(train, 'tok_per_s'),
       checkpoints: this.checkpoints,
       malformed: this.tails
-        ? { metrics: this.tails.metrics.malformed, samples: this.tails.samples.malformed, events: this.tails.events.malformed }
+        ? {
+            metrics: this.tails.metrics.malformed,
+            samples: this.tails.samples.malformed,
+            events: this.tails.events.malformed,
+            system: this.tails.system.malformed,
+          }
         : { ...this.pushedMalformed },
     };
   }
@@ -394,6 +425,7 @@ function sameSummary(a: RunSummary, b: RunSummary): boolean {
     Object.is(a.lastTokPerS, b.lastTokPerS) &&
     a.malformed.metrics === b.malformed.metrics &&
     a.malformed.samples === b.malformed.samples &&
-    a.malformed.events === b.malformed.events
+    a.malformed.events === b.malformed.events &&
+    a.malformed.system === b.malformed.system
   );
 }

@@ -3,6 +3,7 @@
 // Rows past `length` are spare capacity: read `column.subarray(0, table.length)`.
 import { forEachMetric, recordTime } from '../../shared/metricFields';
 import type { MetricRecord } from '../../shared/run';
+import type { SystemRecord } from '../../shared/system';
 import type { SeriesTable } from './types';
 
 const INITIAL_CAPACITY = 256;
@@ -55,10 +56,23 @@ export function appendRecord(table: SeriesTable, record: MetricRecord): number {
     row = rowAtOrAfter(table, record.step);
     for (const rows of table.loggedNaN.values()) for (const r of rows) if (r >= row) rows.delete(r);
   }
+  return writeRow(table, row, record, recordTime(record) ?? NaN); // no time: the row has no place on time axes
+}
+
+/**
+ * Appends one system.jsonl record (src/shared/system.ts): rows in the order written, by time. Its
+ * step (NaN without one) never cuts the table back: the step stays put while a long step, an eval
+ * or a checkpoint runs, and records keep coming. Returns the new row's index.
+ */
+export function appendSystemRecord(table: SeriesTable, record: SystemRecord): number {
+  return writeRow(table, table.length, { ...record, step: record.step ?? NaN }, record.t);
+}
+
+function writeRow(table: SeriesTable, row: number, record: MetricRecord, t: number): number {
   ensureCapacity(table, row + 1);
   table.length = row;
   table.step[row] = record.step;
-  table.t[row] = recordTime(record) ?? NaN; // no time: the row has no place on time axes
+  table.t[row] = t;
   // A field missing from this record reads as NaN in its row, not in loggedNaN (a gap in a chart).
   for (const column of table.fields.values()) column[row] = NaN;
   forEachMetric(record, (name, value) => {

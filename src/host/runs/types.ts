@@ -33,7 +33,8 @@ export interface RunSummary {
   lastTokPerS?: number;
   checkpoints: CheckpointSummary[];
   /** Malformed lines skipped so far, per file. */
-  malformed: { metrics: number; samples: number; events: number };
+  /** Lines skipped per file; system.jsonl's since it is read (optional in older summaries). */
+  malformed: { metrics: number; samples: number; events: number; system?: number };
 }
 
 /**

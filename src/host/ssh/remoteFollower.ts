@@ -41,7 +41,12 @@ export interface RemoteFollowerOptions {
 const MAX_FOLLOW_LINE_BYTES = 2 * MAX_RECORD_BYTES + 4096;
 const utf8 = new TextDecoder();
 
-const SHORT: Record<FollowedFile, LogFile> = { 'metrics.jsonl': 'metrics', 'samples.jsonl': 'samples', 'events.jsonl': 'events' };
+const SHORT: Record<FollowedFile, LogFile> = {
+  'metrics.jsonl': 'metrics',
+  'samples.jsonl': 'samples',
+  'events.jsonl': 'events',
+  'system.jsonl': 'system',
+};
 
 /** The protocol's checkpoint entries as the store's summaries, `best` marked by the format's rule. */
 export function toCheckpointSummaries(entries: readonly CheckpointEntry[]): CheckpointSummary[] {
@@ -71,7 +76,7 @@ class Pending {
 
 export class RemoteFollower extends EventEmitter implements RunSource {
   private offsetsNow: FollowOffsets = emptyOffsets();
-  private readonly malformed: Record<FollowedFile, number> = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0 };
+  private readonly malformed: Record<FollowedFile, number> = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0, 'system.jsonl': 0 };
   private stateNow: ConnectionState = 'disconnected';
   private sink: RunSink | undefined;
   private proc: RemoteProcess | undefined;
