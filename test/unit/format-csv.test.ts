@@ -62,7 +62,7 @@ test('a reader resumed at an offset reads the header from the first line', async
   const path = join(scratch('csv-resume'), 'metrics.csv');
   writeFileSync(path, LIGHTNING);
   const offset = LIGHTNING.indexOf('0,99,,,');
-  const folded = fold([await new CsvFileReader(path, offset).read()]);
+  const folded = fold([await new CsvFileReader(path, { at: offset, sent: offset }).read()]);
   assert.deepEqual(points(folded)['eval:val_loss'], [[99, 2.375]]);
   assert.deepEqual(points(folded)['train:lr-AdamW'], [[149, 0.003]]);
 });
@@ -93,4 +93,22 @@ test('a row without a step is counted as malformed; quoted cells are read', asyn
   const folded = fold([await new CsvFileReader(path).read()]);
   assert.deepEqual(points(folded), { 'train:loss, smoothed': [[1, 2.5], [2, 2]] });
   assert.equal(folded.malformed, 2);
+});
+
+test('a reader restarted at its position after any row loses and repeats nothing', async () => {
+  const dir = scratch('csv-restart');
+  const text = LIGHTNING + '1,149,,,1.75\n1,199,1.5,0.004,\n';
+  const expected = points(fold([await readText(join(dir, 'full.csv'), text)]));
+  const starts = [...text.matchAll(/\n/g)].map((m) => (m.index ?? 0) + 1);
+  for (const cut of starts) {
+    const path = join(dir, `m${cut}.csv`);
+    writeFileSync(path, text.slice(0, cut));
+    const first = new CsvFileReader(path);
+    const folded = fold([await first.read()]);
+    const resumed = new CsvFileReader(path, first.positions()['metrics.csv'] ?? first.positions()[`m${cut}.csv`]);
+    appendFileSync(path, text.slice(cut));
+    fold([await resumed.read()], folded);
+    assert.deepEqual(points(folded), expected, `restart at ${cut}`);
+    assert.equal(folded.malformed, 0);
+  }
 });

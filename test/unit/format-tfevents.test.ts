@@ -143,3 +143,24 @@ test('several event files in one folder make one run; sub-folders are not read i
   fold([await reader.read()], folded);
   assert.deepEqual(points(folded)['train:train/loss'], [[1, 2.75], [2, 2.5], [10, 1], [11, 0.5]]);
 });
+
+test('a reader restarted at its position after any record loses and repeats nothing', async () => {
+  const dir = scratch('tfevents-resume');
+  const full = join(dir, 'full');
+  writeEvents(full, EVENTS);
+  const bytes = readFileSync(full);
+  const expected = fold([await new EventFileReader(full).read()]);
+  for (const cut of [...recordStarts(bytes), bytes.length]) {
+    const sub = join(dir, `cut${cut}`);
+    mkdirSync(sub);
+    const path = join(sub, 'events.out.tfevents.1');
+    writeFileSync(path, bytes.subarray(0, cut));
+    const first = new EventFolderReader(sub);
+    const folded = fold([await first.read()]);
+    const resumed = new EventFolderReader(sub, first.positions()); // a new process, say
+    appendFileSync(path, bytes.subarray(cut));
+    fold([await resumed.read()], folded);
+    assert.deepEqual(points(folded), points(expected), `restart at ${cut}`);
+    assert.deepEqual(folded.samples, expected.samples, `restart at ${cut}`);
+  }
+});

@@ -13,7 +13,7 @@
 // Hand-written: the csv packages parse whole files or streams; we need one line at a time, resumable.
 import { encodeMetric, type MetricRecord } from '../run';
 import { kindOfTag } from './tfevents';
-import { StepMerger } from './stepMerge';
+import { NO_REPLAY, StepMerger, takesPoint, type Replay } from './stepMerge';
 
 const TIME_COLUMNS = new Set(['t', 'time', 'timestamp', 'wall_time', '_timestamp']);
 /** Columns that are never series. */
@@ -85,9 +85,13 @@ export class CsvDecoder {
     this.header = splitCsvLine(utf8.decode(line).replace(/\r$/, '')).map((c) => c.trim());
   }
 
-  decode(lines: readonly Uint8Array[]): CsvBatch {
+  /**
+   * Decodes lines in file order; `end` is each one's offset just past its newline. Rows read again
+   * after a restart (see Replay) hand out only points of the steps still open then.
+   */
+  decode(lines: readonly { bytes: Uint8Array; end: number }[], replay: Replay = NO_REPLAY): CsvBatch {
     let malformed = 0;
-    for (const bytes of lines) {
+    for (const { bytes, end } of lines) {
       const line = utf8.decode(bytes).replace(/\r$/, '');
       if (line.trim() === '') continue;
       const cells = splitCsvLine(line);
@@ -95,13 +99,23 @@ export class CsvDecoder {
         this.setHeader(bytes);
         continue;
       }
-      if (!this.row(this.header, cells)) malformed++;
+      if (!this.row(this.header, cells, { start: end - bytes.length - 1, end }, replay) && end > replay.sent) malformed++;
     }
     return { metrics: this.merger.take(), malformed };
   }
 
-  /** One data row's points; false when it has no step. */
-  private row(header: readonly string[], cells: readonly string[]): boolean {
+  /** Where a restarted reader must start to rebuild the open steps whole; undefined: where it stands. */
+  resumeAt(): number | undefined {
+    return this.merger.earliestOpen();
+  }
+
+  /** Per kind, the step still open. */
+  openSteps(): Record<string, number> {
+    return this.merger.openSteps();
+  }
+
+  /** One data row's points (`at`: where the row is in the file); false when it has no step. */
+  private row(header: readonly string[], cells: readonly string[], at: { start: number; end: number }, replay: Replay): boolean {
     let step: number | undefined;
     let t = NaN;
     let rowKind: string | undefined;
@@ -115,7 +129,8 @@ export class CsvDecoder {
     header.forEach((name, i) => {
       const value = csvNumber(cells[i] ?? '');
       if (value === undefined || NOT_SERIES.has(name) || name === '') return;
-      this.merger.add(rowKind ?? kindOfTag(name), step as number, t, name, encodeMetric(value));
+      const kind = rowKind ?? kindOfTag(name);
+      if (takesPoint(replay, at.end, kind, step as number)) this.merger.add(kind, step as number, t, name, encodeMetric(value), at.start);
     });
     return true;
   }

@@ -15,7 +15,7 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import type { MetricRecord, SampleRecord } from '../run';
 import { encodeMetric } from '../run';
-import { StepMerger } from './stepMerge';
+import { NO_REPLAY, StepMerger, takesPoint, type Replay } from './stepMerge';
 import { decodeTfRecord } from './tfrecord';
 
 const DT_FLOAT = 1;
@@ -169,43 +169,59 @@ export class EventFileDecoder {
     this.stopped = false;
   }
 
-  decode(records: readonly Uint8Array[]): DecodedBatch {
+  /**
+   * Decodes framed records in file order; `end` is each one's file offset just past it. Records
+   * read again after a restart (see Replay) hand out only points of the steps still open then.
+   */
+  decode(records: readonly { bytes: Uint8Array; end: number }[], replay: Replay = NO_REPLAY): DecodedBatch {
     const batch: DecodedBatch = { metrics: [], samples: [], malformed: 0, stopped: false };
-    for (const bytes of records) {
+    for (const { bytes, end } of records) {
       if (this.stopped) break;
+      const repeat = end <= replay.sent;
       const record = decodeTfRecord(bytes);
       if (record.kind === 'bad-length') {
         this.stopped = batch.stopped = true;
         batch.malformed++;
-      } else if (record.kind === 'bad-data') batch.malformed++;
+      } else if (record.kind === 'bad-data') batch.malformed += repeat ? 0 : 1;
       else {
         let event: TfEvent;
         try {
           event = decodeEvent(record.data);
         } catch {
-          batch.malformed++;
+          batch.malformed += repeat ? 0 : 1;
           continue;
         }
-        this.take(event, batch);
+        this.take(event, batch, { start: end - bytes.length, end }, replay);
       }
     }
     batch.metrics = this.merger.take();
     return batch;
   }
 
-  private take(event: TfEvent, batch: DecodedBatch): void {
+  /** Where a restarted reader must start to rebuild the open steps whole; undefined: where it stands. */
+  resumeAt(): number | undefined {
+    return this.merger.earliestOpen();
+  }
+
+  /** Per kind, the step still open. */
+  openSteps(): Record<string, number> {
+    return this.merger.openSteps();
+  }
+
+  private take(event: TfEvent, batch: DecodedBatch, at: { start: number; end: number }, replay: Replay): void {
     const t = event.wallTime * 1000;
     for (const value of event.values) {
       if (value.pluginName !== undefined && !this.plugins.has(value.tag)) this.plugins.set(value.tag, value.pluginName);
       const plugin = this.plugins.get(value.tag);
       const text = this.textOf(value, plugin);
       if (text !== undefined) {
-        batch.samples.push({ step: event.step, t, prompt: value.tag, text, temperature: NaN, top_k: NaN, top_p: NaN, seed: NaN });
+        if (at.end > replay.sent) batch.samples.push({ step: event.step, t, prompt: value.tag, text, temperature: NaN, top_k: NaN, top_p: NaN, seed: NaN });
         continue;
       }
       const point = this.scalarOf(value, plugin);
       if (point === undefined) continue;
-      this.merger.add(kindOfTag(value.tag), event.step, t, value.tag, encodeMetric(point));
+      const kind = kindOfTag(value.tag);
+      if (takesPoint(replay, at.end, kind, event.step)) this.merger.add(kind, event.step, t, value.tag, encodeMetric(point), at.start);
     }
   }
 

@@ -34,10 +34,22 @@ export class TrainerStateDecoder {
   private seen: string[] = [];
   private readonly merger = new StepMerger();
 
+  /** `alreadySent`: entries handed out before a restart (`steelscope follow --from`), not handed out again. */
+  constructor(private alreadySent = 0) {}
+
+  /** How many entries have been handed out. */
+  get sent(): number {
+    return this.seen.length;
+  }
+
   /** The file's parsed JSON; undefined when it is not a trainer state (nothing changes). */
   decode(state: unknown): TrainerStateBatch | undefined {
     if (!isObject(state) || !Array.isArray(state.log_history)) return undefined;
     const entries = state.log_history.map((e) => JSON.stringify(e));
+    if (this.alreadySent > 0) {
+      this.seen = entries.slice(0, this.alreadySent);
+      this.alreadySent = 0;
+    }
     const keeps = this.seen.every((text, i) => entries[i] === text);
     const batch: TrainerStateBatch = { reset: !keeps, metrics: [], malformed: 0 };
     if (!keeps) {

@@ -1,6 +1,7 @@
 // What every run-folder format reader hands out per pass: the records the store already ingests
 // (metrics and samples, as our JSONL files hold them), and what was skipped.
 import type { MetricRecord, SampleRecord } from '../../run';
+import type { Replay } from '../../formats/stepMerge';
 
 export interface FormatBatch {
   /** True when what this reader handed out before must be dropped (a file truncated or replaced). */
@@ -31,11 +32,24 @@ export function mergeBatch(into: FormatBatch, more: FormatBatch): void {
   into.problem = more.problem ?? into.problem;
 }
 
+/**
+ * Where a reader of one source file stands, to resume after a restart (`steelscope follow --from`)
+ * with nothing lost or repeated: it reads again from `at` (the start of the steps still open, so
+ * they are handed out whole again: a repeated step rewrites its row); see Replay for the rest.
+ */
+export interface SourcePosition extends Replay {
+  at: number;
+}
+
+/** Source files by their path relative to the run folder. */
+export type SourcePositions = Record<string, SourcePosition>;
+
 /** One run folder's reader: a pass reads what was added since the last one. */
 export interface RunFormatReader {
-  /** What the folder holds, for the user ("3 TensorBoard event files"). */
   readonly format: RunFormat;
   read(): Promise<FormatBatch>;
+  /** Where each source file's reading stands (after the last pass). */
+  positions(): SourcePositions;
 }
 
 export type RunFormat = 'tfevents' | 'csv' | 'trainer-state';

@@ -5,7 +5,9 @@ import { open } from 'node:fs/promises';
 import { CsvDecoder } from '../../formats/csv';
 import { jsonlFramer } from '../../jsonl';
 import { IncrementalReader } from '../reader';
-import { emptyBatch, type FormatBatch, type RunFormatReader } from './batch';
+import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
+import { emptyBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
+import { basename } from 'node:path';
 
 /** Lines end at '\n': JSONL's framer is exactly that (the CR of a CRLF file is dropped by the decoder). */
 const lineFramer = jsonlFramer;
@@ -27,16 +29,24 @@ export class CsvFileReader implements RunFormatReader {
   readonly format = 'csv' as const;
   private readonly reader: IncrementalReader;
   private readonly decoder = new CsvDecoder();
+  /** What was handed out before a restart (see Replay); forgotten when the file starts over. */
+  private replay: Replay;
 
   constructor(
     readonly path: string,
-    offset = 0,
+    from: SourcePosition = { at: 0, ...NO_REPLAY },
   ) {
-    this.reader = new IncrementalReader(path, lineFramer, { offset });
+    this.reader = new IncrementalReader(path, lineFramer, { offset: from.at });
+    this.replay = { sent: from.sent, open: from.open };
   }
 
   get offset(): number {
     return this.reader.offset;
+  }
+
+  positions(): SourcePositions {
+    const at = this.decoder.resumeAt() ?? this.reader.offset;
+    return { [basename(this.path)]: { at, sent: Math.max(this.replay.sent, this.reader.offset), open: this.decoder.openSteps() } };
   }
 
   async read(): Promise<FormatBatch> {
@@ -46,6 +56,7 @@ export class CsvFileReader implements RunFormatReader {
     for await (const event of this.reader.read()) {
       if (event.kind === 'reset') {
         this.decoder.reset();
+        this.replay = NO_REPLAY;
         batch.reset = true;
         batch.metrics = [];
         batch.malformed = 0;
@@ -59,12 +70,12 @@ export class CsvFileReader implements RunFormatReader {
         const header = await firstLine(this.path).catch(() => undefined);
         if (header) this.decoder.setHeader(header);
       }
-      const lines: Uint8Array[] = [];
+      const lines: { bytes: Uint8Array; end: number }[] = [];
       for (const frame of event.frames) {
-        if (frame.kind === 'record') lines.push(frame.bytes);
-        else batch.malformed++;
+        if (frame.kind === 'record') lines.push({ bytes: frame.bytes, end: frame.end });
+        else if (frame.end > this.replay.sent) batch.malformed++;
       }
-      const decoded = this.decoder.decode(lines);
+      const decoded = this.decoder.decode(lines, this.replay);
       for (const m of decoded.metrics) batch.metrics.push(m);
       batch.malformed += decoded.malformed;
     }

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, type Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { RunFormat, RunFormatReader } from './batch';
+import type { RunFormat, RunFormatReader, SourcePositions } from './batch';
 import { CsvFileReader } from './csv';
 import { EventFolderReader, isEventFileName } from './tfevents';
 import { TRAINER_STATE, TrainerStateReader } from './trainerState';
@@ -96,9 +96,9 @@ export function describeFound(runs: readonly FoundRun[]): string {
   return `${runs.length} run${runs.length === 1 ? '' : 's'} found: ${parts.join(', ')}.`;
 }
 
-/** The reader of a foreign run folder. */
-export function openFormatReader(dir: string, format: RunFormat): RunFormatReader {
-  if (format === 'tfevents') return new EventFolderReader(dir);
-  if (format === 'csv') return new CsvFileReader(join(dir, CSV_LOG));
-  return new TrainerStateReader(dir);
+/** The reader of a foreign run folder, resumed at `from` (what `positions()` said before a restart). */
+export function openFormatReader(dir: string, format: RunFormat, from: SourcePositions = {}): RunFormatReader {
+  if (format === 'tfevents') return new EventFolderReader(dir, from);
+  if (format === 'csv') return new CsvFileReader(join(dir, CSV_LOG), from[CSV_LOG]);
+  return new TrainerStateReader(dir, from[TRAINER_STATE]);
 }

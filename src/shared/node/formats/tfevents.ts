@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { EventFileDecoder } from '../../formats/tfevents';
 import { tfrecordFramer } from '../../formats/tfrecord';
 import { IncrementalReader } from '../reader';
-import { emptyBatch, mergeBatch, type FormatBatch, type RunFormatReader } from './batch';
+import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
+import { emptyBatch, mergeBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
 
 export const isEventFileName = (name: string): boolean => name.startsWith('events.out.tfevents.');
 
@@ -17,16 +18,23 @@ export const isEventFileName = (name: string): boolean => name.startsWith('event
 export class EventFileReader {
   private readonly reader: IncrementalReader;
   private readonly decoder = new EventFileDecoder();
+  /** What was handed out before a restart (see Replay); forgotten when the file starts over. */
+  private replay: Replay;
 
   constructor(
     readonly path: string,
-    offset = 0,
+    from: SourcePosition = { at: 0, ...NO_REPLAY },
   ) {
-    this.reader = new IncrementalReader(path, tfrecordFramer, { offset });
+    this.reader = new IncrementalReader(path, tfrecordFramer, { offset: from.at });
+    this.replay = { sent: from.sent, open: from.open };
   }
 
   get offset(): number {
     return this.reader.offset;
+  }
+
+  get position(): SourcePosition {
+    return { at: this.decoder.resumeAt() ?? this.reader.offset, sent: Math.max(this.replay.sent, this.reader.offset), open: this.decoder.openSteps() };
   }
 
   /** True once a bad length checksum stopped the file. */
@@ -40,15 +48,16 @@ export class EventFileReader {
     for await (const event of this.reader.read()) {
       if (event.kind === 'reset') {
         this.decoder.reset();
+        this.replay = NO_REPLAY;
         mergeBatch(batch, emptyBatch(true));
         continue;
       }
-      const records: Uint8Array[] = [];
+      const records: { bytes: Uint8Array; end: number }[] = [];
       for (const frame of event.frames) {
-        if (frame.kind === 'record') records.push(frame.bytes);
-        else batch.malformed++;
+        if (frame.kind === 'record') records.push({ bytes: frame.bytes, end: frame.end });
+        else if (frame.end > this.replay.sent) batch.malformed++;
       }
-      const decoded = this.decoder.decode(records);
+      const decoded = this.decoder.decode(records, this.replay);
       mergeBatch(batch, { reset: false, metrics: decoded.metrics, samples: decoded.samples, malformed: decoded.malformed });
       if (decoded.stopped) {
         batch.problem = `${this.path}: a record's length checksum is wrong at byte ${event.offset}; the rest of the file is not read.`;
@@ -63,12 +72,22 @@ export class EventFolderReader implements RunFormatReader {
   readonly format = 'tfevents' as const;
   private files = new Map<string, EventFileReader>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** Where to resume each file (by name); a file not named starts at 0. */
+    private from: SourcePositions = {},
+  ) {}
+
+  positions(): SourcePositions {
+    const out: SourcePositions = {};
+    for (const [name, file] of this.files) out[name] = file.position;
+    return out;
+  }
 
   async read(): Promise<FormatBatch> {
     const batch = emptyBatch();
     for (const name of await listEventFiles(this.dir)) {
-      if (!this.files.has(name)) this.files.set(name, new EventFileReader(join(this.dir, name)));
+      if (!this.files.has(name)) this.files.set(name, new EventFileReader(join(this.dir, name), this.from[name]));
     }
     for (const file of this.files.values()) {
       const more = await file.read();
@@ -80,6 +99,7 @@ export class EventFolderReader implements RunFormatReader {
 
   private async startOver(): Promise<FormatBatch> {
     this.files = new Map();
+    this.from = {};
     const batch = await this.read();
     batch.reset = true;
     return batch;

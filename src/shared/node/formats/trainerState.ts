@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { TrainerStateDecoder, trainerStateStep } from '../../formats/trainerState';
 import { quoteNonFiniteTokens } from '../../jsonl';
 import { currentSignature, readRegularFile } from '../reader';
-import { emptyBatch, type FormatBatch, type RunFormatReader } from './batch';
+import { emptyBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
 
 export const TRAINER_STATE = 'trainer_state.json';
 
@@ -41,10 +41,20 @@ function parsePythonJson(text: string): unknown {
 
 export class TrainerStateReader implements RunFormatReader {
   readonly format = 'trainer-state' as const;
-  private readonly decoder = new TrainerStateDecoder();
+  private readonly decoder: TrainerStateDecoder;
   private signatures = '';
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** Entries handed out before a restart: `at` counts log_history entries, not bytes. */
+    from?: SourcePosition,
+  ) {
+    this.decoder = new TrainerStateDecoder(from?.sent ?? 0);
+  }
+
+  positions(): SourcePositions {
+    return { [TRAINER_STATE]: { at: this.decoder.sent, sent: this.decoder.sent } };
+  }
 
   async read(): Promise<FormatBatch> {
     const paths = await trainerStatePaths(this.dir);
