@@ -5,7 +5,7 @@
 // where Slurm is missing; a failure under CI=true.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
@@ -116,5 +116,30 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     const steps = readMetrics(runDir).filter((m) => m.kind === undefined || m.kind === 'train').map((m) => m.step);
     assert.deepEqual(steps, Array.from({ length: 12 }, (_, i) => i), 'every step once');
     assert.equal(await target.isAlive(info), false, 'a completed job is not alive');
+  });
+
+  test('Stop: the trainer saves a checkpoint, status stopped, the job CANCELLED', async () => {
+    const runDir = await target.start({ name: 'slurm stop', preset: 'tiny', data, steps: 100_000, sets: SETS, slurm: DEBUG });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    await until('losses', () => readMetrics(runDir).some((m) => typeof m.loss === 'number'));
+    assert.equal(await target.isAlive(readInfo(runDir)), true, 'a running job is alive');
+    await target.stop(runDir);
+    await until('CANCELLED', () => jobHere(jobId)?.state === 'CANCELLED');
+    const info = readInfo(runDir);
+    assert.equal(info.status, 'stopped');
+    const checkpoint = `step-${String(info.step).padStart(8, '0')}`;
+    assert.ok(existsSync(join(runDir, 'checkpoints', checkpoint, 'DONE')), `a complete checkpoint at the last step (${checkpoint})`);
+    assert.equal(await target.isAlive(info), false);
+  });
+
+  test('a job that cannot be scheduled (more nodes than the partition has): PENDING with its reason, then cancelled', async () => {
+    const tooBig = { ...DEBUG, nodes: 2 };
+    const err = await target.start({ name: 'slurm too big', preset: 'tiny', data, steps: 5, sets: SETS, slurm: tooBig }).then(
+      () => assert.fail('start() should refuse a job that can never start'),
+      (e: Error) => e,
+    );
+    assert.match(err.message, /PENDING \(PartitionNodeLimit\) and cannot start as asked; cancelled/);
+    const id = /Slurm job (\d+)/.exec(err.message)?.[1] ?? assert.fail('the message names the job');
+    await until('CANCELLED', () => jobHere(id)?.state === 'CANCELLED');
   });
 });

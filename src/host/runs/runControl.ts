@@ -57,6 +57,8 @@ export interface LaunchedTrainer {
   running(): Promise<boolean>;
   /** How it exited as far as this side can tell ("with code 2"), or '' when it cannot. */
   exitNote(): Promise<string>;
+  /** Called when start/resume gives up on it (exited, or not going in time): a queued job is cancelled. */
+  abandon?(): Promise<void>;
   /** Whether run.json names this trainer; default: its pid is `pid` (a Slurm job is named by its job id). */
   owns?(info: ObservedRun): boolean;
 }
@@ -288,11 +290,15 @@ export class RunControl {
       if ((i + 1) % aliveCheckEvery === 0 && !(await trainer.running())) {
         if (await ready()) return; // it finished in between
         const note = await trainer.exitNote();
+        await trainer.abandon?.().catch(() => undefined);
         const tail = await this.logTail(log, logStart);
         throw new Error(`The trainer${where} exited ${note ? `${note} ` : ''}${what}.${tail ? `\n${tail}` : ''}`);
       }
       if (Date.now() > deadline) {
         const limit = `${startTimeoutMs / 1000} s`;
+        const note = await trainer.exitNote().catch(() => '');
+        await trainer.abandon?.().catch(() => undefined);
+        if (note) throw new Error(`The trainer${where} did not get going within ${limit}: ${note}; see ${log}${where}.`);
         throw new Error(
           `The trainer${where} (pid ${trainer.pid}) did not get going within ${limit}; see ${log}${where}.`,
         );

@@ -88,8 +88,9 @@ export function sbatchOptions(input: BatchScriptInput): string[] {
 /**
  * The script. The trainer is the batch shell's child (one node), or srun's tasks (one per node) on
  * several nodes. Stop's `scancel --signal=TERM --full` reaches the trainer itself, so the shell
- * ignores TERM rather than sending a second one (a second TERM makes a trainer exit without its
- * checkpoint). USR1 (the time limit is near, or preemption with a grace time) is passed on as TERM;
+ * only notes TERM rather than sending a second one (a second TERM makes a trainer exit without its
+ * checkpoint); once the trainer has saved its checkpoint and exited, the job cancels itself, so
+ * Slurm says CANCELLED as for any cancelled job. USR1 (the time limit is near, or preemption with a grace time) is passed on as TERM;
  * once the trainer has saved its checkpoint and exited, the job requeues itself, and the requeued
  * script finds run.json and resumes from the newest checkpoint: no step lost or repeated.
  */
@@ -118,8 +119,8 @@ export function batchScript(input: BatchScriptInput): string {
     'export STEELSCOPE_RDZV_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
     'echo "steelscope: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (restart ${SLURM_RESTART_COUNT:-0}): ${args[0]}"',
     '',
-    'requeue=0',
-    'trap \'\' TERM',
+    'requeue=0 stopping=0',
+    'trap \'stopping=1\' TERM',
     'trap \'echo "steelscope: time limit near: checkpoint, then requeue"; requeue=1; kill -TERM "$trainer" 2>/dev/null\' USR1',
     `${launch}"\${cli[@]}" "\${args[@]}" &`,
     'trainer=$!',
@@ -127,6 +128,9 @@ export function batchScript(input: BatchScriptInput): string {
     'while wait "$trainer"; status=$?; kill -0 "$trainer" 2>/dev/null; do :; done',
     'if [ "$requeue" = 1 ]; then',
     '  scontrol requeue "$SLURM_JOB_ID" && exit 0',
+    'elif [ "$stopping" = 1 ]; then',
+    '  echo "steelscope: stopped (the trainer saved a checkpoint); cancelling job $SLURM_JOB_ID"',
+    '  scancel "$SLURM_JOB_ID"',
     'fi',
     'exit "$status"',
     '',

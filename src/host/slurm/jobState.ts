@@ -28,6 +28,20 @@ export function isLiveJobState(state: string): boolean {
 }
 
 /**
+ * Reasons a pending job waits for something that will not come without a change by the user or an
+ * admin (more nodes or time than the partition allows, an account or QoS it may not use).
+ */
+const HOPELESS_REASONS = new Set([
+  'PartitionNodeLimit', 'PartitionTimeLimit', 'BadConstraints', 'InvalidAccount', 'InvalidQOS',
+  'AssocMaxNodesPerJobLimit', 'AssocMaxWallDurationPerJobLimit', 'QOSMaxNodePerJobLimit', 'QOSMaxWallDurationPerJobLimit',
+]);
+
+/** A pending job that can never start as asked. */
+export function isHopeless(job: SlurmJob): boolean {
+  return job.state === 'PENDING' && HOPELESS_REASONS.has(job.reason);
+}
+
+/**
  * One `scontrol show job` record: whitespace-separated Key=Value tokens. Values never hold spaces
  * except Command/WorkDir/StdOut paths and Reason, which we read up to the next token; good enough
  * for the fields above, none of which is a path.

@@ -12,7 +12,7 @@ import { shQuote } from '../ssh/quote';
 import type { RemoteHost } from '../ssh/remoteHost';
 import { writeRemoteFile } from '../ssh/sftp';
 import { batchScript, sbatchCommand, type SlurmJobOptions } from './batchScript';
-import { isLiveJobState, parseScontrolJob, type SlurmJob } from './jobState';
+import { isHopeless, isLiveJobState, parseScontrolJob, type SlurmJob } from './jobState';
 
 export interface SlurmLauncherOptions {
   /** The job of a start or resume that names none (the host's remembered choices). */
@@ -50,11 +50,19 @@ export class SlurmLauncher implements Launcher {
     if (!/^\d+$/.test(jobId)) throw new Error(`sbatch on ${this.host.label} printed no job id: ${out.trim()}`);
     return {
       pid: Number(jobId),
-      running: async () => isLiveJobState((await this.job(jobId))?.state ?? ''),
+      // A job that can never start as asked counts as ended: start() says why and cancels it.
+      running: async () => {
+        const found = await this.job(jobId);
+        return found !== undefined && isLiveJobState(found.state) && !isHopeless(found);
+      },
       exitNote: async () => {
         const found = await this.job(jobId);
-        return found ? `as Slurm job ${jobId} ended ${found.state}${found.reason ? ` (${found.reason})` : ''}` : '';
+        if (!found) return '';
+        const reason = found.reason ? ` (${found.reason})` : '';
+        if (isHopeless(found)) return `(Slurm job ${jobId} is PENDING${reason} and cannot start as asked; cancelled)`;
+        return `(Slurm job ${jobId}: ${found.state}${reason})`;
       },
+      abandon: () => this.cancelIfAlive(jobId),
       owns: (info) => info.slurm_job_id === jobId,
     };
   }
@@ -82,7 +90,7 @@ export class SlurmLauncher implements Launcher {
     grace.unref();
   }
 
-  /** After Stop's grace period: a job that still lives is cancelled (its trainer did not exit on TERM). */
+  /** After Stop's grace period (its trainer did not exit on TERM), or a start given up: a live job is cancelled. */
   private async cancelIfAlive(jobId: string): Promise<void> {
     try {
       if (isLiveJobState((await this.job(jobId))?.state ?? '')) await this.host.sh(`scancel ${shQuote(jobId)}`, 'scancel');
