@@ -24,7 +24,7 @@ export function torchPython(): string {
 }
 
 /** Every thread pool PyTorch may use, pinned to `threads` (torch's own is set in the script). */
-function pinnedEnv(threads: number, waitPolicy?: 'PASSIVE'): NodeJS.ProcessEnv {
+export function pinnedEnv(threads: number, waitPolicy?: 'PASSIVE'): NodeJS.ProcessEnv {
   const n = String(threads);
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
   if (waitPolicy) env.OMP_WAIT_POLICY = waitPolicy;

@@ -4,6 +4,8 @@
 // A step is what the trainer does: forward + backward, pre-clip global norm, clip + AdamW.
 // PyTorch runs test/golden/reference.py bench with the same shape and thread count; on wasm ours
 // runs at each thread count too (our matmul's helper threads, src/core/kernels/threads.ts).
+// The PyTorch engine (steelscope train --engine torch) is measured beside both, threads pinned
+// the same way (bench/torch-engine.ts; it needs the build: npm run bench:train builds first).
 // Before measuring, it prints the BLAS and thread settings PyTorch runs with, and it prints no
 // ratio against a reference BLAS, or where PyTorch at 2 threads is slower than at 1 (see
 // bench/torch-baseline.ts; `bash scripts/install-bench.sh` sets up a fair PyTorch).
@@ -16,6 +18,7 @@ import { setSteelThreads, startSteelThreads, steelThreads, steelThreadsReady } f
 import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
 import { makeBatch, trainStep } from '../test/golden/make-fixtures';
+import { benchTorchEngine } from './torch-engine';
 import { benchTorch, describeBlas, describeThreads, probeTorch, slowerThanOneThread, torchPython, TORCH_RUNS, unfairReason } from './torch-baseline';
 
 /** Warm-up and timed steps per preset, sized so the whole bench stays near 2 minutes on 2 cores
@@ -34,6 +37,9 @@ interface Row {
   ours: number; // tokens/s
   torch: number | null;
   torchNote: string;
+  /** The PyTorch engine's own tokens/s (`train --engine torch`, 1 process); null with engineNote. */
+  engine: number | null;
+  engineNote: string;
   /** Why there is no ratio for this row although both figures exist; '' when there is one. */
   refused: string;
 }
@@ -113,7 +119,7 @@ function fmt(x: number | null, digits = 0): string {
 }
 
 function printTable(backend: string, rows: Row[]): void {
-  const head = ['preset', 'params', 'tok/step', 'threads', `steelscope (${backend})`, 'pytorch', 'ratio'];
+  const head = ['preset', 'params', 'tok/step', 'threads', `steelscope (${backend})`, 'pytorch', 'ratio', 'torch engine'];
   const body = rows.map((r) => [
     r.preset,
     `${(r.params / 1e6).toFixed(2)}M`,
@@ -122,11 +128,13 @@ function printTable(backend: string, rows: Row[]): void {
     `${fmt(r.ours, 1)} tok/s`,
     r.torch === null ? r.torchNote : `${fmt(r.torch, 0)} tok/s`,
     r.torch === null || r.refused ? '-' : (r.ours / r.torch).toFixed(3),
+    r.engine === null ? r.engineNote : `${fmt(r.engine, 0)} tok/s`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
   console.log('ratio = steelscope tokens/s / PyTorch tokens/s (median step after warm-up, same shapes, same machine).');
+  console.log('torch engine = `steelscope train --engine torch`, 1 process: its train records\' median tok_per_s after warm-up.');
   for (const r of rows.filter((row) => row.refused)) console.log(`no ratio for ${r.preset} at ${r.threads} thread(s): ${r.refused}.`);
 }
 
@@ -159,7 +167,8 @@ async function main(): Promise<void> {
       const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len, threads, oursThreads: ourThreads(choice.name), ours };
       const unfair = torch.unfair.get(threads) ?? '';
       if (torch.python === null || unfair) {
-        rows.push({ ...base, torch: null, torchNote: torch.python === null ? 'not measured' : 'not measured (see below)', refused: unfair });
+        const note = torch.python === null ? 'not measured' : 'not measured (see below)';
+        rows.push({ ...base, torch: null, torchNote: note, engine: null, engineNote: note, refused: unfair });
         continue;
       }
       const policies = threads > 1 ? ' (OpenMP wait policy PASSIVE, default, PASSIVE)' : '';
@@ -168,7 +177,10 @@ async function main(): Promise<void> {
       console.log(`  runs: ${measured.runs}`);
       if (threads === 1 && measured.tokPerS !== null) torchOneThread = measured.tokPerS;
       const refused = measured.tokPerS === null ? '' : slowerThanOneThread(threads, measured.tokPerS, torchOneThread);
-      rows.push({ ...base, torch: measured.tokPerS, torchNote: measured.note, refused });
+      console.log(`${preset}: torch engine at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.torchSteps} timed steps…`);
+      const engine = benchTorchEngine(torch.python, preset, threads, plan.warmup, plan.torchSteps);
+      if (engine.note) console.log(`  torch engine: ${engine.note}`);
+      rows.push({ ...base, torch: measured.tokPerS, torchNote: measured.note, engine: engine.tokPerS, engineNote: engine.note ? 'failed (see above)' : '', refused });
     }
   }
   printTable(choice.name, rows);

@@ -166,7 +166,7 @@ const SHARED_DEFAULTS: Omit<
   compile: false,
 };
 
-export const PRESET_NAMES = ['tiny', 'small', 'steel-1b'] as const;
+export const PRESET_NAMES = ['tiny', 'small', 'base-100m', 'steel-1b'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const PRESETS: Record<PresetName, TrainConfig> = {
@@ -202,6 +202,30 @@ export const PRESETS: Record<PresetName, TrainConfig> = {
     eval_every: 250,
     sample_every: 250,
     checkpoint_every: 500,
+  },
+  /**
+   * A GPT-2-small-sized model for one GPU (about 98M parameters: 12 layers, hidden 768): what
+   * scripts/gpu-check.sh measures beside `small`. The vocabulary stays small's, so `prepare`
+   * trains its tokenizer on the default corpus in seconds.
+   */
+  'base-100m': {
+    ...SHARED_DEFAULTS,
+    vocab_size: 8192,
+    n_layer: 12,
+    n_embd: 768,
+    n_head: 12,
+    n_kv_head: 12,
+    intermediate_size: 2304,
+    tie_embeddings: true,
+    seq_len: 1024,
+    batch_size: 16,
+    lr: 6e-4,
+    min_lr: 6e-5,
+    warmup_steps: 200,
+    max_steps: 20_000,
+    eval_every: 500,
+    sample_every: 500,
+    checkpoint_every: 1000,
   },
   /** Steel-LLM's 1.12B shape, for GPUs: 18 layers, hidden 1792, 32 heads, untied. */
   'steel-1b': {

@@ -18,6 +18,13 @@ test('steel-1b has the 1.12B shape of Steel-LLM', () => {
   assert.ok(n > 1.1e9 && n < 1.14e9, `parameter count ${n}`);
 });
 
+test('base-100m is the ~100M-parameter preset scripts/gpu-check.sh trains', () => {
+  const c = PRESETS['base-100m'];
+  assert.equal(parameterCount(c), 98_350_848);
+  assert.equal(c.n_layer, 12);
+  assert.equal(c.n_embd, 768);
+});
+
 test('--set parses typed values', () => {
   assert.deepEqual(parseSetting('lr=0.001'), ['lr', 0.001]);
   assert.deepEqual(parseSetting('batch_size=4'), ['batch_size', 4]);

@@ -37,7 +37,7 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
       name,
       label: name,
       description: `${size} parameters`,
-      detail: `${c.n_layer} layers · hidden ${c.n_embd} · ${c.n_head} heads · vocab ${c.vocab_size} · context ${c.seq_len}${name === 'steel-1b' ? ' — needs a GPU' : ''}`,
+      detail: `${c.n_layer} layers · hidden ${c.n_embd} · ${c.n_head} heads · vocab ${c.vocab_size} · context ${c.seq_len}${name === 'steel-1b' || name === 'base-100m' ? ' — needs a GPU' : ''}`,
       picked: name === defaultPreset,
     };
   });
