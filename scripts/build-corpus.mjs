@@ -19,7 +19,7 @@ function poemFiles(dir, kind) {
   return files.sort((a, b) => Number(a.split('.')[2]) - Number(b.split('.')[2])).map((f) => join(dir, f));
 }
 
-function toDocument(poem) {
+export function toDocument(poem) {
   const body = (poem.paragraphs ?? []).map((l) => String(l).trim()).filter(Boolean);
   const title = String(poem.title ?? '').trim();
   const author = String(poem.author ?? '').trim();
@@ -28,18 +28,25 @@ function toDocument(poem) {
   return EDITORIAL.test(text) ? null : text;
 }
 
-export async function buildCorpus(outDir) {
+/** The package's folder and its Tang and Song poem files (in the order the corpus reads them). */
+export function poetrySource() {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve('chinese-poetry/package.json'));
   const dataDir = join(pkgDir, 'dist', 'quantangshi');
-  const tang = poemFiles(dataDir, 'tang');
-  const song = poemFiles(dataDir, 'song');
+  return { pkgDir, tang: poemFiles(dataDir, 'tang'), song: poemFiles(dataDir, 'song') };
+}
+
+/** The corpus documents, and the poem files read for them (build-eval-tasks.mjs holds those out). */
+export function selectCorpus() {
+  const { pkgDir, tang, song } = poetrySource();
   const lines = [];
+  const filesRead = new Set();
   let bytes = 0;
   // Alternate Tang and Song files so both dynasties are represented within the budget.
   for (let i = 0; bytes < BUDGET_BYTES && (i < tang.length || i < song.length); i++) {
     for (const file of [tang[i], song[i]]) {
       if (!file || bytes >= BUDGET_BYTES) continue;
+      filesRead.add(file);
       for (const poem of JSON.parse(readFileSync(file, 'utf8'))) {
         const text = toDocument(poem);
         if (!text) continue;
@@ -49,6 +56,11 @@ export async function buildCorpus(outDir) {
       }
     }
   }
+  return { pkgDir, lines, bytes, filesRead };
+}
+
+export async function buildCorpus(outDir) {
+  const { pkgDir, lines, bytes } = selectCorpus();
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'poetry.jsonl.gz'), gzipSync(lines.join('\n') + '\n', { level: 9 }));
   copyFileSync(join(pkgDir, 'LICENSE'), join(outDir, 'LICENSE-chinese-poetry'));

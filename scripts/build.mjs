@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:f
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus } from './build-corpus.mjs';
+import { buildEvalTasks } from './build-eval-tasks.mjs';
 import { buildSteelKernels, KernelBuildError } from './build-kernels.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,4 +74,7 @@ try {
 
 if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.includes('--corpus')) {
   await buildCorpus(join(dist, 'corpus'));
+}
+if (!existsSync(join(dist, 'tasks', 'poetry-mc', 'test')) || process.argv.includes('--corpus')) {
+  buildEvalTasks(join(dist, 'tasks', 'poetry-mc'));
 }

@@ -1,5 +1,6 @@
 // The CLI entry: dispatch only. `node dist/cli.js <command> …` or `npx steelscope <command> …`.
 import { UsageError } from '../core/errors';
+import { evalCommand, EVAL_USAGE } from './commands/eval';
 import { followCommand, FOLLOW_USAGE } from './commands/follow';
 import { infoCommand } from './commands/info';
 import { prepareCommand, PREPARE_USAGE } from './commands/prepare';
@@ -13,6 +14,7 @@ const USAGE = `usage:
   ${RESUME_USAGE}
   ${PREPARE_USAGE}
   ${SAMPLE_USAGE}
+  ${EVAL_USAGE}
   ${SERVE_USAGE}
   ${FOLLOW_USAGE}
   steelscope info <preset|checkpoint-dir|run-dir>
@@ -45,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return prepareCommand(rest, out);
     case 'sample':
       return sampleCommand(rest, out);
+    case 'eval':
+      return evalCommand(rest, out);
     case 'serve':
       return serveCommand(rest, control.stopRequested, listen);
     case 'follow':

@@ -46,21 +46,29 @@ function errCode(err: unknown): string {
 }
 
 /**
+ * A file or folder the build writes into dist/ (the corpus, the shipped eval tasks). The CLI bundle
+ * is dist/cli.js with it beside; from source (tests under tsx) we walk up until `dist/<rel>` turns up.
+ */
+export function builtAsset(rel: string): string | undefined {
+  // In an ES module there is no __dirname; `typeof` keeps that from throwing.
+  const here = typeof __dirname === 'string' ? __dirname : dirname(resolve(process.argv[1] ?? '.'));
+  if (existsSync(join(here, rel))) return join(here, rel);
+  for (let dir = here; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'dist', rel);
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
  * The built corpus. The CLI bundle is dist/cli.js with dist/corpus/ beside it; from source
  * (tests under tsx) we walk up until a `dist/corpus/` turns up.
  */
 export function defaultCorpusPath(): string {
-  // In an ES module there is no __dirname; `typeof` keeps that from throwing.
-  const here = typeof __dirname === 'string' ? __dirname : dirname(resolve(process.argv[1] ?? '.'));
-  const beside = join(here, DEFAULT_CORPUS);
-  if (existsSync(beside)) return beside;
-  for (let dir = here; ; dir = dirname(dir)) {
-    const candidate = join(dir, 'dist', DEFAULT_CORPUS);
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) break;
-  }
+  const found = builtAsset(DEFAULT_CORPUS);
+  if (found !== undefined) return found;
   throw new DataError(
-    `The default corpus ${beside} is missing. Run \`npm run build\` to derive it, or pass --data <file or folder>.`,
+    `The default corpus (dist/${DEFAULT_CORPUS}) is missing. Run \`npm run build\` to derive it, or pass --data <file or folder>.`,
   );
 }
 

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseCsv } from '../../src/core/eval/csv';
+import { fewShotPrompt, readMcTask } from '../../src/core/eval/tasks';
+import { macroAverage } from '../../src/shared/eval';
+import { meanStderr } from '../../src/core/eval/score';
+
+test('CSV: quoted fields keep commas, newlines and doubled quotes; CRLF and a BOM are read', () => {
+  const text = '\ufeffa,b,c\r\n1,"x, y","line1\nline2"\r\n2,"say ""hi""",\n';
+  assert.deepEqual(parseCsv(text), [
+    ['a', 'b', 'c'],
+    ['1', 'x, y', 'line1\nline2'],
+    ['2', 'say "hi"', ''],
+  ]);
+});
+
+test('CSV: an unclosed quote is one clear DataError', () => {
+  assert.throws(() => parseCsv('a,b\n1,"open\n', 'bad.csv'), { name: 'DataError', message: /bad\.csv: a quoted field is never closed/ });
+});
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'steelscope-eval-'));
+}
+
+test('C-Eval layout: val scored, dev gives shots, test without answers ignored, explanation column allowed', () => {
+  const root = join(tempDir(), 'ceval');
+  for (const split of ['dev', 'val', 'test']) mkdirSync(join(root, split), { recursive: true });
+  const header = 'id,question,A,B,C,D,answer,explanation\n';
+  writeFileSync(join(root, 'dev', 'law_dev.csv'), header + '0,"例題, 一",甲,乙,丙,丁,B,"因為\n如此"\n');
+  writeFileSync(join(root, 'val', 'law_val.csv'), 'id,question,A,B,C,D,answer\n0,問題,一,二,三,四,C\n1,問二,一,二,三,四,A\n');
+  writeFileSync(join(root, 'test', 'law_test.csv'), 'id,question,A,B,C,D\n0,無答,一,二,三,四\n');
+  const task = readMcTask(root);
+  assert.equal(task.name, 'ceval');
+  assert.equal(task.subjects.length, 1);
+  const [law] = task.subjects;
+  assert.equal(law.name, 'law');
+  assert.deepEqual(law.questions.map((q) => q.answer), [2, 0]);
+  assert.equal(
+    fewShotPrompt(law, law.questions[0], 5),
+    '例題, 一\nA. 甲\nB. 乙\nC. 丙\nD. 丁\n答案： B\n\n問題\nA. 一\nB. 二\nC. 三\nD. 四\n答案：',
+  );
+});
+
+test('CMMLU layout: ,Question,A,B,C,D,Answer with dev/ and test/', () => {
+  const root = join(tempDir(), 'cmmlu');
+  for (const split of ['dev', 'test']) mkdirSync(join(root, split), { recursive: true });
+  writeFileSync(join(root, 'dev', 'agronomy.csv'), ',Question,A,B,C,D,Answer\n0,例,a,b,c,d,D\n');
+  writeFileSync(join(root, 'test', 'agronomy.csv'), ',Question,A,B,C,D,Answer\n0,"多\n行",a,b,c,d,A\n');
+  writeFileSync(join(root, 'test', 'anatomy.csv'), ',Question,A,B,C,D,Answer\n0,q,a,b,c,d,B\n');
+  const task = readMcTask(root);
+  assert.deepEqual(task.subjects.map((s) => s.name), ['agronomy', 'anatomy']);
+  assert.equal(task.subjects[0].questions[0].question, '多\n行');
+  assert.equal(task.subjects[0].dev.length, 1);
+  assert.equal(task.subjects[1].dev.length, 0);
+  assert.equal(fewShotPrompt(task.subjects[0], task.subjects[0].questions[0], 0), '多\n行\nA. a\nB. b\nC. c\nD. d\n答案：');
+});
+
+test('a header without the choice columns, or an answer outside A-D, is one clear line', () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'x.csv'), 'id,question,answer\n0,q,A\n');
+  assert.throws(() => readMcTask(join(dir, 'x.csv')), { name: 'DataError', message: /header has no A, B, C, D column/ });
+  writeFileSync(join(dir, 'y.csv'), ',Question,A,B,C,D,Answer\n0,q,a,b,c,d,E\n');
+  assert.throws(() => readMcTask(join(dir, 'y.csv')), { message: /row 2: answer "E" is not one of A, B, C, D/ });
+});
+
+test('stderr is the sample standard error; the macro average combines subjects', () => {
+  assert.ok(Math.abs(meanStderr([1, 0, 1, 0]) - Math.sqrt(1 / 3 / 4)) < 1e-12);
+  const rec = (acc: number, stderr: number, n: number) => ({ step: 0, t: 0, task: 't', subject: 's', n, acc, stderr });
+  const macro = macroAverage([rec(0.5, 0.1, 10), rec(0.3, 0.2, 20)]);
+  assert.equal(macro.n, 30);
+  assert.ok(Math.abs((macro.acc ?? 0) - 0.4) < 1e-12);
+  assert.ok(Math.abs((macro.stderr ?? 0) - Math.sqrt(0.05) / 2) < 1e-12);
+});
