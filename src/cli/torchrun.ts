@@ -4,6 +4,7 @@
 // stop file rank 0 polls); a second signal kills the whole torchrun tree. When torchrun ends with
 // a rank's failure the engine could not record, it is recorded here (crash event, status failed).
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -116,19 +117,35 @@ function perRank(nproc: number): string {
   return Array.from({ length: nproc }, (_, i) => `${i}:1`).join(',');
 }
 
-async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: string, engineArgs: string[], control: TorchControl): Promise<RunStatus> {
-  const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
-  const stopFile = join(scratch, 'stop');
-  const errorDir = join(scratch, 'errors');
-  const args = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', String(nproc),
-    '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
+/** The ranks' environment: threads, NCCL error handling, and what the engine's header documents. */
+function torchrunEnv(nproc: number, stopFile: string, errorDir: string): NodeJS.ProcessEnv {
   // torchrun sets 1 thread per process on its own (with a warning); our share of the cores is better.
   const threads = process.env.OMP_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
   // NCCL aborts a collective that outlives the process-group timeout only with async error
   // handling (its name before and after torch 2.2), so a hung peer fails the run instead of hanging it.
   const nccl = { NCCL_ASYNC_ERROR_HANDLING: '1', TORCH_NCCL_ASYNC_ERROR_HANDLING: '1' };
-  const env = { ...nccl, ...process.env, OMP_NUM_THREADS: threads, STEELSCOPE_SUPERVISOR_PID: String(process.pid), STEELSCOPE_STOP_FILE: stopFile,
-    STEELSCOPE_ERROR_DIR: errorDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  return {
+    ...nccl,
+    ...process.env,
+    OMP_NUM_THREADS: threads,
+    STEELSCOPE_SUPERVISOR_PID: String(process.pid),
+    STEELSCOPE_STOP_FILE: stopFile,
+    STEELSCOPE_ERROR_DIR: errorDir,
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+  };
+}
+
+async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: string, engineArgs: string[], control: TorchControl): Promise<RunStatus> {
+  const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
+  const stopFile = join(scratch, 'stop');
+  const errorDir = join(scratch, 'errors');
+  // --standalone on one node, but with the rendezvous store on a free port: torch 1.13's standalone
+  // takes port 29400, so two runs on one machine would meet in one store.
+  const standalone = ['--nnodes', '1', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'localhost:0', '--rdzv_id', randomUUID()];
+  const args = ['-m', 'torch.distributed.run', ...standalone, '--nproc_per_node', String(nproc),
+    '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
+  const env = torchrunEnv(nproc, stopFile, errorDir);
   control.log(`engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`);
   // Its own process group, so a second signal (or this process exiting) can end every rank at once.
   const child = spawn(torch.executable, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -163,8 +180,9 @@ async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: strin
 
 function relayLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let pending = '';
-  stream.on('data', (chunk: Buffer) => {
-    const lines = (pending + chunk.toString('utf8')).split('\n');
+  stream.setEncoding('utf8'); // a character split across chunks stays whole
+  stream.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) onLine(line);
   });
