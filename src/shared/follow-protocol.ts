@@ -23,6 +23,12 @@
 //   {"heartbeat":true,"t":1700000000000,"offsets":{"metrics.jsonl":1234,…}}
 //                 every few seconds (host clock, Unix ms), so a silent dead connection is noticed;
 //                 offsets are where the follower stands, every line before them already sent
+//   {"formats":{"reset":false,"metrics":[…],"samples":[…],"malformed":0,"problem":"…"},"sources":{…}}
+//                 a run folder in another format (TensorBoard event files, metrics.csv, Hugging Face
+//                 trainer_state.json; src/shared/node/formats/): what one pass of its reader read,
+//                 as metric and sample records (an unknown time is null), and where each source file's
+//                 reading stands ("sources": file → {at, sent, open}); --from '{"sources":…}' resumes
+//                 there with nothing lost or repeated (a step still open is sent again, whole)
 //   {"error":{"message":"…"}}
 //                 the only line of a follower that could not start (exit code 2)
 //
@@ -35,7 +41,7 @@
 // arrive, none repeated and none lost. Stops: stdin EOF, SIGTERM/SIGINT, or the channel closing
 // (exit code 0).
 import * as v from 'valibot';
-import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo } from './run';
+import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo, type MetricRecord, type SampleRecord } from './run';
 import { isSystemRecord } from './system';
 import { bool, int, nonNegativeInt, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
@@ -49,11 +55,17 @@ const FollowedFileSchema = oneOf(FOLLOWED_FILES);
  * Byte offset just past the last line the client has, per file; a missing file means 0. system.jsonl
  * (an optional file) came later: a message without it reads as 0.
  */
+/** Where a foreign-format source file's reading stands (src/shared/node/formats/batch.ts SourcePosition). */
+const SourcePositionSchema = v.object({ at: nonNegativeInt, sent: nonNegativeInt, open: v.optional(v.record(str, int)) });
+const SourcesSchema = v.record(str, SourcePositionSchema);
+
 const FollowOffsetsSchema = v.object({
   'metrics.jsonl': nonNegativeInt,
   'samples.jsonl': nonNegativeInt,
   'events.jsonl': nonNegativeInt,
   'system.jsonl': v.optional(nonNegativeInt, 0),
+  /** A run folder in another format: where each of its source files stands. */
+  sources: v.optional(SourcesSchema),
 });
 export type FollowOffsets = Output<typeof FollowOffsetsSchema>;
 
@@ -100,6 +112,16 @@ const MESSAGES = {
   reset: v.object({ reset: FollowedFileSchema }),
   heartbeat: v.object({ heartbeat: v.literal(true), t: v.number(), offsets: FollowOffsetsSchema }),
   error: v.object({ error: v.object({ message: str }) }),
+  formats: v.object({
+    formats: v.object({
+      reset: bool,
+      metrics: v.array(v.custom<MetricRecord>(isWireMetric)),
+      samples: v.array(v.custom<SampleRecord>(isWireSample)),
+      malformed: nonNegativeInt,
+      problem: v.optional(str),
+    }),
+    sources: SourcesSchema,
+  }),
 };
 type MessageSchema = (typeof MESSAGES)[keyof typeof MESSAGES];
 
@@ -115,8 +137,25 @@ export type MalformedMessage = Output<typeof MESSAGES.malformed>;
 export type ResetMessage = Output<typeof MESSAGES.reset>;
 export type HeartbeatMessage = Output<typeof MESSAGES.heartbeat>;
 export type FollowErrorMessage = Output<typeof MESSAGES.error>;
+export type FormatsMessage = Output<typeof MESSAGES.formats>;
 
 type Json = Record<string, unknown>;
+
+/**
+ * A record of a foreign-format message as JSON carries it: an unknown time (NaN) arrives as null.
+ * Checked, then null made NaN again in place (the record is the parsed message's own object).
+ */
+function isWireMetric(value: unknown): value is MetricRecord {
+  if (!isObject(value) || !Number.isSafeInteger(value.step)) return false;
+  if (value.t === null) value.t = NaN;
+  return isMetricRecord(value);
+}
+
+function isWireSample(value: unknown): value is SampleRecord {
+  if (!isObject(value) || !Number.isSafeInteger(value.step)) return false;
+  for (const key of ['t', 'temperature', 'top_k', 'top_p', 'seed']) if (value[key] === null) value[key] = NaN;
+  return isSampleRecord(value);
+}
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -151,6 +190,12 @@ export function parseFollowOffsets(text: string): { ok: true; offsets: FollowOff
   if (!isObject(value)) return { ok: false, message: `--from must be a JSON object of file names to byte offsets, ${example}.` };
   const offsets = emptyOffsets();
   for (const [key, offset] of Object.entries(value)) {
+    if (key === 'sources') {
+      const sources = v.safeParse(SourcesSchema, offset);
+      if (!sources.success) return { ok: false, message: `--from: "sources" must map file names to {"at":N,"sent":N}, got ${JSON.stringify(offset)}.` };
+      offsets.sources = sources.output;
+      continue;
+    }
     if (!isFollowedFile(key)) return { ok: false, message: `--from names an unknown file "${key}"; the followed files are ${FOLLOWED_FILES.join(', ')}.` };
     if (!isOffset(offset)) return { ok: false, message: `--from: the offset of ${key} must be a non-negative integer, got ${JSON.stringify(offset)}.` };
     offsets[key] = offset;
@@ -176,6 +221,7 @@ function schemaFor(value: Json): MessageSchema | undefined {
   if ('reset' in value) return MESSAGES.reset;
   if (value.heartbeat === true) return MESSAGES.heartbeat;
   if ('error' in value) return MESSAGES.error;
+  if ('formats' in value) return MESSAGES.formats;
   return undefined;
 }
 
@@ -196,5 +242,6 @@ export function applyFollowMessage(offsets: FollowOffsets, message: FollowMessag
   if ('file' in message) return { ...offsets, [message.file]: message.offset };
   if ('reset' in message) return { ...offsets, [message.reset]: 0 };
   if ('heartbeat' in message) return { ...message.offsets };
+  if ('formats' in message) return { ...offsets, sources: message.sources };
   return offsets;
 }

@@ -2,7 +2,8 @@
 // an exec channel) and streams what is appended to its files as JSON lines on stdout
 // (src/shared/follow-protocol.ts), until stdin ends, a signal arrives or the channel closes.
 //
-// - What is followed lives in src/cli/follow/sources.ts: the JSONL files through the shared
+// - What is followed lives in src/cli/follow/sources.ts: a folder in another format (TensorBoard
+//   event files, metrics.csv, trainer_state.json) through its format reader, and the JSONL files through the shared
 //   incremental reader (src/shared/node/reader.ts), which owns the rules (partial last line,
 //   truncation/replacement/deletion sent as a reset, the record cap, regular files only), run.json
 //   and the checkpoint list; the channel's plumbing in src/cli/follow/channel.ts.
@@ -17,7 +18,8 @@ import {
   FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, type FollowLine, type FollowOffsets, emptyOffsets,
 } from '../../shared/follow-protocol';
 import { LineOutput, listenForStop, onceEach, StopSignal, Wake, Watches } from '../follow/channel';
-import { CheckpointFollower, FileFollower, RunJsonFollower } from '../follow/sources';
+import { CheckpointFollower, FileFollower, FormatFollower, RunJsonFollower } from '../follow/sources';
+import { formatOf } from '../../shared/node/formats/detect';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -55,6 +57,8 @@ interface Scanner {
   runJson: RunJsonFollower;
   checkpoints: CheckpointFollower;
   files: FileFollower[];
+  /** Set when the folder holds another format than ours. */
+  formats: FormatFollower | undefined;
   watches: Watches;
 }
 
@@ -68,6 +72,7 @@ async function scan(s: Scanner, out: LineOutput, stop: StopSignal, warn: (err: u
     if (stop.stopped) return;
     await file.poll(out, stop).catch(warn);
   }
+  if (s.formats && !stop.stopped) await s.formats.poll(out).catch(warn);
   await out.drained();
 }
 
@@ -82,6 +87,8 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     return 2;
   }
   const { dir, from, pollMs, heartbeatMs } = config;
+  const format = formatOf(dir);
+  const foreignFormat = format === undefined || format === 'steelscope' ? undefined : format;
   const stop = new StopSignal();
   const out = new LineOutput(process.stdout, stop);
   const wake = new Wake();
@@ -90,6 +97,7 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     runJson: new RunJsonFollower(join(dir, 'run.json')),
     checkpoints: new CheckpointFollower(join(dir, 'checkpoints')),
     files: FOLLOWED_FILES.map((f) => new FileFollower(f, join(dir, f), from[f])),
+    formats: foreignFormat === undefined ? undefined : new FormatFollower(dir, foreignFormat, from.sources),
     watches: new Watches(wake),
   };
   out.send({ ready: true, protocol: FOLLOW_PROTOCOL, dir, from });
@@ -97,6 +105,7 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
   const offsets = (): FollowOffsets => {
     const now = emptyOffsets();
     for (const f of scanner.files) now[f.file] = f.position;
+    if (scanner.formats) now.sources = scanner.formats.positions();
     return now;
   };
   const heartbeat = setInterval(() => out.send({ heartbeat: true, t: Date.now(), offsets: offsets() }), heartbeatMs);

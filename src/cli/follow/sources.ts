@@ -8,6 +8,8 @@ import {
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { currentSignature, IncrementalReader, readRegularFile, type Frame } from '../../shared/node/reader';
+import type { RunFormat, RunFormatReader, SourcePositions } from '../../shared/node/formats/batch';
+import { openFormatReader } from '../../shared/node/formats/detect';
 import type { LineOutput, StopSignal } from './channel';
 
 /** One JSONL file, read by the shared incremental reader from the --from offset; each line becomes a message. */
@@ -100,5 +102,29 @@ export class CheckpointFollower {
   private async scan(): Promise<CheckpointEntry[]> {
     const found = await scanCheckpoints(dirname(this.root), this.checks);
     return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, ...(c.problem ? { problem: c.problem } : {}) }));
+  }
+}
+
+/**
+ * A run folder in another format (TensorBoard event files, metrics.csv, trainer_state.json): one
+ * pass of its reader (src/shared/node/formats/) per scan, sent as one message with where each
+ * source file's reading stands, so a resumed follow (--from '{"sources":…}') goes on from there.
+ */
+export class FormatFollower {
+  private readonly reader: RunFormatReader;
+
+  constructor(dir: string, format: RunFormat, from: SourcePositions = {}) {
+    this.reader = openFormatReader(dir, format, from);
+  }
+
+  positions(): SourcePositions {
+    return this.reader.positions();
+  }
+
+  async poll(out: LineOutput): Promise<void> {
+    const batch = await this.reader.read();
+    if (!batch.reset && batch.metrics.length === 0 && batch.samples.length === 0 && batch.malformed === 0 && !batch.problem) return;
+    // The positions are taken with no await after the read: they match what this message carries.
+    out.send({ formats: batch, sources: this.reader.positions() });
   }
 }

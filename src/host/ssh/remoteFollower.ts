@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import {
   applyFollowMessage, emptyOffsets, parseFollowMessage,
-  type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets,
+  type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, type FormatsMessage,
 } from '../../shared/follow-protocol';
 import { MAX_RECORD_BYTES, RecordAssembler } from '../../shared/framing';
 import { jsonlFramer } from '../../shared/jsonl';
@@ -244,6 +244,18 @@ export class RemoteFollower extends EventEmitter implements RunSource {
       sink.checkpoints(toCheckpointSummaries(message.checkpoints));
     } else if ('error' in message) {
       this.lastError = `steelscope follow ${this.dir}: ${message.error.message}`;
+    } else if ('formats' in message) {
+      this.applyFormats(message, sink, pending);
     }
+  }
+
+  /** A pass of a foreign-format reader on the host: delivered as local format readers deliver it (src/host/runs/formatSource.ts). */
+  private applyFormats({ formats: batch }: FormatsMessage, sink: RunSink, pending: Pending): void {
+    pending.flush(sink);
+    if (batch.reset) this.malformed['metrics.jsonl'] = 0;
+    if (batch.metrics.length > 0 || batch.reset) sink.batch({ file: 'metrics', records: batch.metrics, reset: batch.reset });
+    if (batch.samples.length > 0 || batch.reset) sink.batch({ file: 'samples', records: batch.samples, reset: batch.reset });
+    if (batch.malformed > 0 || batch.reset) sink.malformed('metrics', (this.malformed['metrics.jsonl'] += batch.malformed));
+    if (batch.problem) sink.runInfo({ ok: false, error: batch.problem });
   }
 }
