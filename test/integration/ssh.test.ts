@@ -19,6 +19,8 @@ import { refOnHost } from '../../src/host/chat/dashboardChat';
 import { ServePool } from '../../src/host/chat/serveClient';
 import { CLI, poetrySubset, readEvents, readMetrics, readSamples, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
+import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
+import { fold, points, PYTHON, WRITE_TFEVENTS } from '../formats/fixtures';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 const skip = sshdSkipReason();
@@ -284,6 +286,42 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     }
     await target.delete(runDir);
     assert.ok(!existsSync(runDir));
+  });
+
+  test('an event-file folder on the host follows live through a dropped connection: nothing lost or repeated', async () => {
+    const dir = join(root, 'tb-run');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'events.out.tfevents.1700000000.remote');
+    const events = Array.from({ length: 60 }, (_, step) => ({
+      wall_time: 1700000000 + step,
+      step,
+      delay: 0.1,
+      values: [{ tag: 'train/loss', simple_value: 3 - step / 100 }, ...(step % 10 === 0 ? [{ tag: 'sample', text: `at ${step}` }] : [])],
+    }));
+    const writer = spawn(PYTHON, [WRITE_TFEVENTS, path]);
+    writer.stdin.end(JSON.stringify(events));
+    const written = new Promise((resolve) => writer.once('exit', resolve));
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    try {
+      const follower = target.createFollower(dir);
+      const key = store.addRemoteRun(target, dir, follower);
+      const rows = () => store.get(key)?.tables.get('train')?.length ?? 0;
+      await until('event-file records over SSH', () => rows() >= 5);
+      assert.ok(rows() < 60, 'still being written');
+      assert.ok(sshd.killSessions() > 0, 'the connection dropped');
+      await until('the follower back', () => follower.state === 'connected' && follower.attempts >= 2, 60_000);
+      await written;
+      const expected = fold([await new EventFolderReader(dir).read()]);
+      await until('every record', () => rows() === 60 && store.get(key)?.samples.length === 6);
+      store.flush();
+      const data = store.get(key)!;
+      const got = { tables: data.tables, samples: data.samples.map((x) => ({ step: x.step, prompt: x.prompt, text: x.text })), malformed: 0 };
+      assert.deepEqual(points(got), points(expected));
+      assert.deepEqual(got.samples, expected.samples);
+    } finally {
+      writer.kill();
+      store.dispose();
+    }
   });
 
   test('a run name with shell metacharacters is stored and shown literally and runs nothing', async () => {
