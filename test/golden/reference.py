@@ -9,6 +9,12 @@ Two modes:
       reference.py fixture --config CFG.json --weights DIR/weights --batch BATCH.json \
                            --out OUT.json [--steps 4]
 
+  loglik   per-request log-likelihood of a continuation after a context (natural log, summed over
+           the continuation's tokens), the context cut from the left so that context+continuation
+           fits seq_len+1 tokens, as lm-evaluation-harness scores multiple choice. Writes a JSON list.
+      reference.py loglik --config CFG.json --weights DIR/weights --requests REQ.json --out OUT.json
+           (REQ.json: [{"context": [ids], "continuation": [ids]}, ...])
+
   bench    time training steps (forward + backward + clip + AdamW) of a config at a given
            number of threads and print tokens/s as one JSON line.
       reference.py bench --config CFG.json --threads N [--steps 10] [--warmup 2]
@@ -296,6 +302,30 @@ def run_fixture(args):
 
 
 # -----------------------------------------------------------------------------
+# loglik mode
+
+def run_loglik(args):
+    with open(args.config, "r", encoding="utf-8") as f:
+        cfg = json.load(f)
+    with open(args.requests, "r", encoding="utf-8") as f:
+        requests = json.load(f)
+    model = SteelLMRef(cfg, read_tensors(args.weights))
+    out = []
+    with torch.no_grad():
+        for req in requests:
+            ids = req["context"] + req["continuation"]
+            ids = ids[-(cfg["seq_len"] + 1):]
+            n = len(req["continuation"])
+            x = torch.tensor([ids[:-1]], dtype=torch.long)
+            logp = F.log_softmax(model.forward(x)[0].double(), dim=-1)     # (T, V)
+            targets = ids[len(ids) - n:]
+            rows = range(len(ids) - n - 1, len(ids) - 1)
+            out.append(sum(float(logp[r, t]) for r, t in zip(rows, targets)))
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(out, f)
+
+
+# -----------------------------------------------------------------------------
 # bench mode
 
 def run_bench(args):
@@ -333,6 +363,11 @@ def main(argv):
     fx.add_argument("--batch", required=True, help='JSON {"x": [[...]], "y": [[...]]}')
     fx.add_argument("--out", required=True)
     fx.add_argument("--steps", type=int, default=4)
+    ll = sub.add_parser("loglik")
+    ll.add_argument("--config", required=True)
+    ll.add_argument("--weights", required=True, help="stem of the tensor file pair (without .json/.bin)")
+    ll.add_argument("--requests", required=True)
+    ll.add_argument("--out", required=True)
     bn = sub.add_parser("bench")
     bn.add_argument("--config", required=True)
     bn.add_argument("--threads", type=int, default=1)
@@ -341,6 +376,8 @@ def main(argv):
     args = ap.parse_args(argv)
     if args.mode == "fixture":
         run_fixture(args)
+    elif args.mode == "loglik":
+        run_loglik(args)
     else:
         run_bench(args)
 
