@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { AlertNotifier, storedRules } from './host/alerts/notifier';
 import { registerChat } from './host/chat/register';
 import { registerFastBackendCommand } from './host/commands/fastBackend';
 import { registerRunCommands } from './host/commands/runCommands';
@@ -40,8 +41,15 @@ export function activate(context: vscode.ExtensionContext): void {
     await store.refresh();
   };
 
+  const openDashboard = (keys: string[]): void => {
+    DashboardPanel.show(context, store, keys, chat);
+    statusBar.focus(keys[0]);
+  };
+  const alerts = new AlertNotifier(store, (key) => storedRules(context.workspaceState, key), openDashboard);
+
   context.subscriptions.push(
     { dispose: disposeHostLog },
+    alerts,
     store,
     DashboardPanel.registerSerializer(context, store, chat),
     tree,
@@ -54,10 +62,7 @@ export function activate(context: vscode.ExtensionContext): void {
       addRun: (target, dir) => observeRun(store, target, dir),
       removeRun: (key) => void store.removeRun(key),
       rescan,
-      openDashboard: (keys) => {
-        DashboardPanel.show(context, store, keys, chat);
-        statusBar.focus(keys[0]);
-      },
+      openDashboard,
       rememberFolder: async (dir) => {
         const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
         await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);

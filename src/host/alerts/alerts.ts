@@ -105,6 +105,8 @@ export class RunAlerts {
   constructor(
     readonly name: string,
     rules: readonly AlertRule[] = [],
+    /** Events written before this (Unix ms) are history, not news (a run read at the editor's start). */
+    private readonly since = -Infinity,
   ) {
     this.rules = rules.map((r) => new RuleState(r));
   }
@@ -121,8 +123,8 @@ export class RunAlerts {
   }
 
   /** The run's events from the first one not yet seen on (pass them all: only new ones count). */
-  onEvents(events: readonly { kind: string; step: number; message: string }[]): Alert[] {
-    const fresh = events.slice(this.eventsSeen);
+  onEvents(events: readonly { kind: string; step: number; t?: number; message: string }[]): Alert[] {
+    const fresh = events.slice(this.eventsSeen).filter((e) => !(typeof e.t === 'number' && e.t < this.since));
     this.eventsSeen = events.length;
     return fresh
       .filter((e) => e.kind === 'nan' || e.kind === 'spike')
