@@ -11,6 +11,7 @@ import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { SlurmLauncher } from '../../src/host/slurm/launcher';
+import { slurmPartitions } from '../../src/host/slurm/cluster';
 import { parseScontrolJob, type SlurmJob } from '../../src/host/slurm/jobState';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
 import { poetrySubset, readMetrics, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
@@ -85,6 +86,11 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     await sshd?.stop();
   });
 
+  test('the host is a Slurm login node: sbatch found, partitions from sinfo', async () => {
+    const partitions = await slurmPartitions(target.host);
+    assert.deepEqual(partitions?.map((p) => [p.name, p.isDefault, p.up, p.nodes, p.gpusPerNode]), [['debug', true, true, 1, 0]]);
+  });
+
   test('a tiny run: PENDING (node drained, with its reason) → RUNNING → losses → COMPLETED, status finished', async () => {
     const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
     // A drained node keeps the job pending, whatever the machine's speed: the state is seen for sure.
@@ -141,5 +147,21 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     assert.match(err.message, /PENDING \(PartitionNodeLimit\) and cannot start as asked; cancelled/);
     const id = /Slurm job (\d+)/.exec(err.message)?.[1] ?? assert.fail('the message names the job');
     await until('CANCELLED', () => jobHere(id)?.state === 'CANCELLED');
+  });
+
+  test('a job with a 1-minute limit checkpoints on USR1, requeues itself and resumes from it: every step once', async () => {
+    // The time limit's signal comes a minute ahead: at once, so the run is cut short however fast this machine is.
+    const short = { ...DEBUG, timeLimit: '1', signalLeadS: 60 };
+    const steps = 100_000;
+    const runDir = await target.start({ name: 'slurm requeue', preset: 'tiny', data, steps, sets: [...SETS, 'checkpoint_every=1000000'], slurm: short });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    await until('requeued and resumed', () => (jobHere(jobId)?.restarts ?? 0) >= 1 && readInfo(runDir).resumes.length >= 1, 300_000);
+    const resumedAt = readInfo(runDir).resumes[0].step;
+    assert.ok(resumedAt > 0, 'resumed from the checkpoint USR1 asked for');
+    await target.stop(runDir);
+    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED', 300_000);
+    const trainSteps = readMetrics(runDir).filter((m) => m.kind === undefined || m.kind === 'train').map((m) => m.step);
+    assert.deepEqual(trainSteps, Array.from({ length: trainSteps.length }, (_, i) => i), 'every step once, none lost');
+    assert.ok(trainSteps.length > resumedAt + 1, 'steps after the resume');
   });
 });

@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchScript, checkJobOptions, type BatchScriptInput } from '../../src/host/slurm/batchScript';
 import { isLiveJobState, jobTooltip, parseScontrolJob, viewStateOfJob } from '../../src/host/slurm/jobState';
+import { parseSinfo } from '../../src/host/slurm/cluster';
 import { scratch } from '../helpers';
 
 // `scontrol show job -o 7` of slurm-wlm 22.05, cut to the fields around the ones read.
@@ -91,4 +92,13 @@ test('the batch script starts the run, and continues it from its checkpoint when
   assert.match(runScript('0', false), /train\|[^|]*run \$x 'q'\|$/, 'a new run: train, the folder literally');
   assert.match(runScript('1', true), /resume\|[^|]*run \$x 'q'\|$/, 'requeued: resume, output in its trainer.log');
   assert.match(runScript('0', true), /train\|/, 'a Resume job runs what it was asked first');
+});
+
+test('sinfo: partitions with their default, state, limit, nodes and GPUs per node', () => {
+  const text = 'debug*|up|infinite|1|(null)\ngpu|up|1-00:00:00|4|gpu:a100:8(S:0-1)\ngpu|up|1-00:00:00|2|gpu:4\nold|down|30:00|1|\n';
+  assert.deepEqual(parseSinfo(text), [
+    { name: 'debug', isDefault: true, up: true, timeLimit: 'infinite', nodes: 1, gpusPerNode: 0 },
+    { name: 'gpu', isDefault: false, up: true, timeLimit: '1-00:00:00', nodes: 6, gpusPerNode: 8 },
+    { name: 'old', isDefault: false, up: false, timeLimit: '30:00', nodes: 1, gpusPerNode: 0 },
+  ]);
 });
