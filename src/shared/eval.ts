@@ -9,6 +9,7 @@ export const MACRO_SUBJECT = '_average';
 
 export const EvalRecordSchema = openObj({
   step: nonNegativeInt,
+  /** Unix ms, as every record of the run format. */
   t: num,
   /** poetry-mc, ceval, cmmlu, ppl:<file>, … */
   task: str,
@@ -26,10 +27,13 @@ export const EvalRecordSchema = openObj({
 });
 export type EvalRecord = Output<typeof EvalRecordSchema>;
 
-/** The macro average of subject records: mean acc, and the stderr of that mean. */
+/** The macro average of subject records: mean acc, and the stderr of that mean (subjects independent). */
 export function macroAverage(subjects: readonly EvalRecord[]): Pick<EvalRecord, 'acc' | 'stderr' | 'n'> {
   const accs = subjects.map((s) => s.acc ?? NaN);
   const acc = accs.reduce((a, b) => a + b, 0) / accs.length;
+  const n = subjects.reduce((a, s) => a + s.n, 0);
+  // Unknown when a subject's is (a subject of one question).
+  if (subjects.some((s) => s.stderr === undefined)) return { acc, n };
   const stderr = Math.sqrt(subjects.reduce((a, s) => a + (s.stderr ?? 0) ** 2, 0)) / subjects.length;
-  return { acc, stderr, n: subjects.reduce((a, s) => a + s.n, 0) };
+  return { acc, stderr, n };
 }

@@ -32,16 +32,18 @@ export function evaluateMc(model: SteelLM, tokenizer: BpeTokenizer, task: McTask
       return argmaxIndex(scores) === q.answer ? 1 : 0;
     });
     const acc = correct.reduce<number>((a, b) => a + b, 0) / correct.length;
-    return { step: opts.step, t: Date.now() / 1000, task: task.name, subject: subject.name, n: correct.length, acc, stderr: meanStderr(correct) };
+    const stderr = meanStderr(correct); // undefined below 2 questions (JSON has no NaN)
+    const record: EvalRecord = { step: opts.step, t: Date.now(), task: task.name, subject: subject.name, n: correct.length, acc };
+    return Number.isFinite(stderr) ? { ...record, stderr } : record;
   });
-  return [...records, { step: opts.step, t: Date.now() / 1000, task: task.name, subject: MACRO_SUBJECT, ...macroAverage(records) }];
+  return [...records, { step: opts.step, t: Date.now(), task: task.name, subject: MACRO_SUBJECT, ...macroAverage(records) }];
 }
 
 /** Perplexity of a UTF-8 text file, in windows of seq_len. */
 export function evaluatePpl(model: SteelLM, tokenizer: BpeTokenizer, file: string, opts: EvalOptions): EvalRecord[] {
   const ids = tokenizer.encode(readFileSync(file, 'utf8'));
   const { loss, tokens } = streamLoss(model, ids, (d, n) => opts.progress?.(d, n, `ppl ${basename(file)}`));
-  return [{ step: opts.step, t: Date.now() / 1000, task: `ppl:${basename(file)}`, subject: MACRO_SUBJECT, n: tokens, ppl: Math.exp(loss) }];
+  return [{ step: opts.step, t: Date.now(), task: `ppl:${basename(file)}`, subject: MACRO_SUBJECT, n: tokens, ppl: Math.exp(loss) }];
 }
 
 /** Appends records to the run folder's evals.jsonl (non-finite numbers as the run format spells them). */

@@ -1,0 +1,86 @@
+// `steelscope eval` end to end on a checkpoint written by the core's own writer: a CMMLU-layout
+// task folder is scored, the table printed, and evals.jsonl gets one record per subject plus the
+// macro average; bad input is one line and exit code 2.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { selectBackend } from '../../src/core/backend';
+import { SteelLM } from '../../src/core/model/gpt';
+import { BpeTokenizer } from '../../src/core/tokenizer';
+import { saveCheckpoint, type Tensors } from '../../src/core/train/checkpoint';
+import { PRESETS } from '../../src/shared/config';
+import { EvalRecordSchema, MACRO_SUBJECT } from '../../src/shared/eval';
+import { parseAs } from '../../src/shared/schema';
+import { runCli, scratch } from '../helpers';
+
+/** A run folder holding one checkpoint (no run.json: eval is given the checkpoint folder); returns both. */
+async function fixtureRun(): Promise<{ run: string; checkpoint: string }> {
+  await selectBackend('cpu');
+  const run = scratch('eval-cli');
+  const config = { ...PRESETS.tiny, vocab_size: 300, n_layer: 1, seq_len: 64 };
+  const tokenizer = BpeTokenizer.train(['春眠不覺曉，處處聞啼鳥。', '答案： A B C D'], config.vocab_size);
+  const model = SteelLM.init(config, 1);
+  const weights: Tensors = new Map();
+  const shapes = model.paramShapes();
+  for (const [name, data] of model.readWeights()) weights.set(name, { shape: shapes.get(name) ?? [data.length], data });
+  model.dispose();
+  const checkpoint = saveCheckpoint(run, {
+    step: 7,
+    tokens: 0,
+    config,
+    data: { cursor: { seed: 0, epoch: 0, index: 0 }, files: [] },
+    rng: [1, 2, 3, 4],
+    optimizer: { step: 7 },
+    eval_loss: null,
+    train_loss: null,
+    weights,
+    optimizerState: new Map(),
+    tokenizerJson: JSON.stringify(tokenizer.toJSON()),
+  });
+  return { run, checkpoint };
+}
+
+function cmmluTask(root: string): string {
+  const task = join(root, 'mytask');
+  for (const split of ['dev', 'test']) mkdirSync(join(task, split), { recursive: true });
+  const header = ',Question,A,B,C,D,Answer\n';
+  writeFileSync(join(task, 'dev', 'poems.csv'), header + '0,"春眠不覺曉，下一句？",處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A\n');
+  const rows = ['1,問一,甲,乙,丙,丁,A', '2,"問二, 有逗號",甲,乙,丙,丁,B', '3,"問三\n兩行",甲,乙,丙,丁,C'];
+  writeFileSync(join(task, 'test', 'poems.csv'), header + rows.join('\n') + '\n');
+  writeFileSync(join(task, 'test', 'other.csv'), header + '0,問,甲,乙,丙,丁,D\n');
+  return task;
+}
+
+test('eval scores a task folder and appends subject and average records to evals.jsonl', async () => {
+  const { run, checkpoint } = await fixtureRun();
+  const task = cmmluTask(run);
+  const r = runCli(['eval', checkpoint, '--task', task, '--shots', '1', '--backend', 'cpu']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /mytask\s+poems\s+3\s/);
+  assert.match(r.stdout, /mytask\s+\(average\)\s+4\s/);
+  assert.match(r.stderr, /eval step 7: mytask\/poems/);
+  const records = readFileSync(join(run, 'evals.jsonl'), 'utf8').trim().split('\n').map((line) => {
+    const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+    return parsed.value;
+  });
+  assert.deepEqual(records.map((x) => [x.step, x.task, x.subject, x.n]), [
+    [7, 'mytask', 'other', 1],
+    [7, 'mytask', 'poems', 3],
+    [7, 'mytask', MACRO_SUBJECT, 4],
+  ]);
+  for (const x of records) assert.ok(x.acc !== undefined && x.acc >= 0 && x.acc <= 1);
+  const macro = records[2];
+  assert.equal(macro.acc, ((records[0].acc ?? 0) + (records[1].acc ?? 0)) / 2);
+});
+
+test('eval: a task CSV without choice columns is one line and exit code 2; nothing is written', async () => {
+  const { run, checkpoint } = await fixtureRun();
+  writeFileSync(join(run, 'bad.csv'), 'id,question,answer\n0,q,A\n');
+  const r = runCli(['eval', checkpoint, '--task', join(run, 'bad.csv')]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /header has no A, B, C, D column/);
+  assert.throws(() => readFileSync(join(run, 'evals.jsonl')));
+});
