@@ -14,7 +14,8 @@ import { SlurmLauncher } from '../../src/host/slurm/launcher';
 import { slurmPartitions } from '../../src/host/slurm/cluster';
 import { parseScontrolJob, type SlurmJob } from '../../src/host/slurm/jobState';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
-import { poetrySubset, readMetrics, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { poetrySubset, readMetrics, ROOT, runCli, scratch, sleep, SMALL_SETS, TEST_ENV, trainLosses } from '../helpers';
+import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
 import { sshdSkipReason, TestSshd } from '../sshd';
 import { slurmSkipReason, TestSlurm } from '../slurm';
 
@@ -163,5 +164,24 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     const trainSteps = readMetrics(runDir).filter((m) => m.kind === undefined || m.kind === 'train').map((m) => m.step);
     assert.deepEqual(trainSteps, Array.from({ length: trainSteps.length }, (_, i) => i), 'every step once, none lost');
     assert.ok(trainSteps.length > resumedAt + 1, 'steps after the resume');
+  });
+
+  test('a 2-task job (torchrun, 2 CPU processes, gloo) trains what a 1-process run with the same global batch trains, within 1e-4', { skip: TORCH_SKIP }, async () => {
+    const engine = { name: 'torch' as const, nproc: 2, python: torchPython() };
+    const runDir = await target.start({ name: 'slurm ddp', preset: 'tiny', data, steps: 20, sets: SETS, engine, slurm: DEBUG });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    const one = runCli(['train', '--preset', 'tiny', '--data', data, '--steps', '20', ...SMALL_SETS, '--run-dir', join(root, 'one'), ...torchFlags(1)], 300_000);
+    assert.equal(one.code, 0, one.stderr);
+    await until('COMPLETED', () => jobHere(jobId)?.state === 'COMPLETED', 300_000);
+    const info = readInfo(runDir);
+    assert.equal(info.status, 'finished');
+    assert.equal(info.world_size, 2);
+    const a = trainLosses(join(root, 'one'));
+    const b = trainLosses(runDir);
+    assert.equal(a.size, 20);
+    for (const [step, loss] of a) {
+      const rel = Math.abs((b.get(step) ?? NaN) - loss) / Math.abs(loss);
+      assert.ok(rel <= 1e-4, `step ${step}: the 2-task job ${b.get(step)} vs 1 process ${loss}`);
+    }
   });
 });
