@@ -7,12 +7,14 @@ import { prepareCommand, PREPARE_USAGE } from './commands/prepare';
 import { installBackendCommand, INSTALL_BACKEND_USAGE } from './commands/install-backend';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
 import { serveCommand, SERVE_USAGE } from './commands/serve';
+import { sftCommand, SFT_USAGE } from './commands/sft';
 import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './commands/train';
 
 const USAGE = `usage:
   ${TRAIN_USAGE}
   ${RESUME_USAGE}
   ${PREPARE_USAGE}
+  ${SFT_USAGE}
   ${SAMPLE_USAGE}
   ${EVAL_USAGE}
   ${SERVE_USAGE}
@@ -28,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop) process.exit(130);
     stop = true;
-    process.stderr.write(`\n${signal}: ${command === 'train' || command === 'resume' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`);
+    process.stderr.write(`\n${signal}: ${command === 'train' || command === 'resume' || command === 'sft' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`);
   };
   const listen = () => {
     process.on('SIGTERM', onSignal);
@@ -43,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return trainCommand(rest, control);
     case 'resume':
       return resumeCommand(rest, control);
+    case 'sft':
+      return sftCommand(rest, control);
     case 'prepare':
       return prepareCommand(rest, out);
     case 'sample':

@@ -76,6 +76,10 @@ const RUN_ENGINE = {
   gpus: v.optional(arr(str)),
   /** The Slurm job the trainer runs in (SLURM_JOB_ID), when it runs in one: how a Slurm launcher finds it. */
   slurm_job_id: v.optional(str),
+  /** A fine-tuning run (`steelscope sft`): the checkpoint folder it started from, and its run id and step. */
+  base_checkpoint: v.optional(v.object({ path: str, run_id: v.optional(str), step: nonNegativeInt })),
+  /** How the run's data is rendered: absent for plain text; "chatml" for a fine-tuning run's conversations. */
+  template: v.optional(oneOf(['chatml'] as const)),
 };
 
 /**

@@ -25,7 +25,7 @@ export type RequestId = Output<typeof RequestIdSchema>;
 export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
 export type ChatRole = (typeof CHAT_ROLES)[number];
 
-const ChatMessageSchema = v.strictObject({ role: oneOf(CHAT_ROLES), content: str }, 'expected {role, content}');
+export const ChatMessageSchema = v.strictObject({ role: oneOf(CHAT_ROLES), content: str }, 'expected {role, content}');
 export type ChatMessage = Output<typeof ChatMessageSchema>;
 
 export const GENERATE_DEFAULTS = { max_tokens: 256, temperature: 0.8, top_k: 40, top_p: 0.95, repetition_penalty: 1 } as const;

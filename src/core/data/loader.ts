@@ -18,6 +18,8 @@ export interface Batch {
   x: Int32Array;
   /** [batchSize * seq_len] targets: x shifted left by one. */
   y: Int32Array;
+  /** [batchSize * seq_len] per-target loss weights (1 counts, 0 ignored); absent: every target counts. */
+  mask?: Float32Array;
 }
 
 // Odd, so consecutive epochs get well-separated seeds; not the golden-ratio step that the
@@ -36,13 +38,14 @@ function checkBatchSize(batchSize: number): void {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
 }
 
-/** Copies block `block` into row `row` of x and y. */
-function fillRow(tokens: TokenArray, blockLen: number, block: number, row: number, x: Int32Array, y: Int32Array): void {
+/** Copies block `block` into row `row` of x and y (and of mask, from the targets' weights). */
+function fillRow(tokens: TokenArray, blockLen: number, block: number, row: number, x: Int32Array, y: Int32Array, weights?: Float32Array, mask?: Float32Array): void {
   const seqLen = blockLen - 1;
   const src = block * blockLen;
   const dst = row * seqLen;
   x.set(tokens.subarray(src, src + seqLen), dst);
   y.set(tokens.subarray(src + 1, src + blockLen), dst);
+  if (weights && mask) mask.set(weights.subarray(src + 1, src + blockLen), dst);
 }
 
 export class BlockLoader {
@@ -53,10 +56,12 @@ export class BlockLoader {
   private epoch: number;
   private index: number;
   private order: Uint32Array;
+  private readonly weights?: Float32Array;
 
   /**
    * `label` names the data in error messages (e.g. the shard path). When a cursor is given its
-   * seed is the one used, since the cursor is what a checkpoint saved.
+   * seed is the one used, since the cursor is what a checkpoint saved. `weights`, laid out as the
+   * tokens, gives each token's loss weight as a target (fine-tuning's mask); batches then carry a mask.
    */
   constructor(
     tokens: TokenArray,
@@ -64,7 +69,9 @@ export class BlockLoader {
     seed: number,
     cursor?: DataCursor,
     label = 'The training data',
+    weights?: Float32Array,
   ) {
+    this.weights = weights;
     checkBlockLen(blockLen);
     this.tokens = tokens;
     this.blockLen = blockLen;
@@ -95,15 +102,16 @@ export class BlockLoader {
     const seqLen = this.blockLen - 1;
     const x = new Int32Array(batchSize * seqLen);
     const y = new Int32Array(batchSize * seqLen);
+    const mask = this.weights ? new Float32Array(batchSize * seqLen) : undefined;
     for (let row = 0; row < batchSize; row++) {
       if (this.index >= this.numBlocks) {
         this.epoch++;
         this.index = 0;
         this.order = epochOrder(this.seed, this.epoch, this.numBlocks);
       }
-      fillRow(this.tokens, this.blockLen, this.order[this.index++], row, x, y);
+      fillRow(this.tokens, this.blockLen, this.order[this.index++], row, x, y, this.weights, mask);
     }
-    return { x, y };
+    return mask ? { x, y, mask } : { x, y };
   }
 
   /** The position after the last batch returned. */

@@ -117,17 +117,25 @@ export class SteelLM {
     return tf.tidy(() => tf.reshape(this.logits2d(idx, positionOffset), [B, T, this.config.vocab_size])); // [B, T, V]
   }
 
-  /** Mean next-token cross-entropy (natural log) over all B*T positions. */
-  loss(idx: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+  /**
+   * Mean next-token cross-entropy (natural log) over all B*T positions, or, with a mask (1 counts,
+   * 0 ignored; fine-tuning's assistant tokens), over the masked-in positions only.
+   */
+  loss(idx: tf.Tensor2D, targets: tf.Tensor2D, mask?: tf.Tensor2D): tf.Scalar {
     return tf.tidy(() => {
       const V = this.config.vocab_size;
       const logits = this.logits2d(idx, 0); // [N, V]
-      const rowLoss = fusedCrossEntropy(logits, tf.reshape(targets, [-1])); // [N] on wasm; null elsewhere
-      if (rowLoss !== null) return tf.mean(rowLoss) as tf.Scalar; // scalar
-      const logProbs = tf.logSoftmax(logits); // [N, V]
-      // oneHot is int32 and cast: on wasm a float32 oneHot holds int bits (reads as ~1e-45).
-      const picked = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), V), 'float32'); // [N, V]
-      return tf.neg(tf.mean(tf.sum(tf.mul(logProbs, picked), -1))) as tf.Scalar; // scalar
+      let rowLoss: tf.Tensor | null = fusedCrossEntropy(logits, tf.reshape(targets, [-1])); // [N] on wasm; null elsewhere
+      if (rowLoss === null) {
+        const logProbs = tf.logSoftmax(logits); // [N, V]
+        // oneHot is int32 and cast: on wasm a float32 oneHot holds int bits (reads as ~1e-45).
+        const picked = tf.cast(tf.oneHot(tf.reshape(targets, [-1]), V), 'float32'); // [N, V]
+        rowLoss = tf.neg(tf.sum(tf.mul(logProbs, picked), -1)); // [N]
+      }
+      if (!mask) return tf.mean(rowLoss) as tf.Scalar; // scalar
+      const weights = tf.reshape(mask, [-1]); // [N]
+      // At least 1 in the denominator: a batch with no assistant token gives 0, not NaN.
+      return tf.div(tf.sum(tf.mul(rowLoss, weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar; // scalar
     });
   }
 

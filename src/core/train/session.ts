@@ -93,6 +93,7 @@ export interface ResumeOptions {
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunToResume(runDir);
+  if (info.template === 'chatml') throw new UsageError(`${runDir} is a fine-tuning run; resuming one is not supported yet. Start \`steelscope sft\` again.`);
   const writer = new RunWriter(runDir, info);
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   verifyCorpus(info.data.files);
@@ -187,7 +188,7 @@ export function runMismatch(manifest: CheckpointManifest, info: RunInfo, runDir:
   return problems.length ? problems.join('; ') : undefined;
 }
 
-async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {
+export async function announceBackend(preference: BackendName | 'auto', control: RunControl): Promise<BackendChoice> {
   const backend = await selectBackend(preference);
   for (const s of backend.skipped) control.log(`backend: skipped ${s.name}: ${s.reason}`);
   control.log(`backend: using ${backend.name}${backend.kernels ? ` (${backend.kernels})` : ''}`);
@@ -198,7 +199,7 @@ async function announceBackend(preference: BackendName | 'auto', control: RunCon
  * Whether `runDir` can take a new run; true when it does not exist yet (start creates it). A file,
  * a folder that holds a run or anything else is a UsageError, before anything is written.
  */
-function checkNewRunDir(runDir: string): boolean {
+export function checkNewRunDir(runDir: string): boolean {
   let isDir: boolean;
   try {
     isDir = statSync(runDir).isDirectory();
@@ -215,7 +216,7 @@ function checkNewRunDir(runDir: string): boolean {
   return false;
 }
 
-function emptyFolder(dir: string): void {
+export function emptyFolder(dir: string): void {
   for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
@@ -228,7 +229,7 @@ function isInputError(err: unknown): boolean {
  * Runs setup and the loop, keeping run.json's status true whatever happens. When setup fails on
  * the user's input and `discard` is given (a new run), the run folder is removed instead.
  */
-async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, setup: () => Promise<TrainSession>): Promise<RunStatus> {
+export async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, setup: () => Promise<TrainSession>): Promise<RunStatus> {
   let session: TrainSession | undefined;
   let sampler: SystemSampler | undefined;
   try {
@@ -268,7 +269,7 @@ function startSampler(session: TrainSession): SystemSampler {
   return startSystemSampler((record) => session.writer.system(record), () => step);
 }
 
-function newRunInfo(runDir: string, opts: StartOptions, backend: BackendChoice): RunInfo {
+export function newRunInfo(runDir: string, opts: Pick<StartOptions, 'config' | 'data' | 'name'>, backend: BackendChoice): RunInfo {
   return {
     format: RUN_FORMAT,
     id: randomUUID(),

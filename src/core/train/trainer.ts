@@ -139,7 +139,8 @@ async function accumulateGradients(s: TrainSession): Promise<{ loss: number; gra
     const { value, grads } = tf.tidy(() => {
       const x = tf.tensor2d(batch.x, [config.batch_size, config.seq_len], 'int32'); // [B, T]
       const y = tf.tensor2d(batch.y, [config.batch_size, config.seq_len], 'int32'); // [B, T]
-      return tf.variableGrads(() => model.loss(x, y), vars);
+      const mask = batch.mask ? tf.tensor2d(batch.mask, [config.batch_size, config.seq_len], 'float32') : undefined; // [B, T]
+      return tf.variableGrads(() => model.loss(x, y, mask), vars);
     });
     lossSum += value.dataSync()[0];
     value.dispose();

@@ -1,0 +1,134 @@
+// Supervised fine-tuning (`steelscope sft`): a base checkpoint trained further on conversations
+// rendered in ChatML, the loss counted on the assistant's tokens only.
+//
+// Packing: one conversation per row of seq_len + 1 tokens, padded (padding weighs 0), instead of
+// several conversations per row. The fused wasm attention kernel is causal-only, so packing
+// several into a row would let a conversation attend to the one before it; a row of its own
+// keeps each conversation's attention to itself with no new kernel, at the cost of the padding.
+// A conversation longer than a row is cut (and counted in the log).
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as v from 'valibot';
+import { applySettings } from '../../shared/config';
+import type { RunStatus } from '../../shared/run';
+import { describeIssue, parseJson } from '../../shared/schema';
+import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
+import type { BackendName } from '../backend';
+import { BlockLoader, DataError } from '../data';
+import { SteelLM } from '../model';
+import { Rng } from '../rng';
+import { renderChatTurns } from '../serve/chat';
+import { BpeTokenizer } from '../tokenizer';
+import { AdamW } from './adamw';
+import { loadCheckpoint, sha256 } from './checkpoint';
+import { RunWriter, writeFileAtomic } from './rundir';
+import { announceBackend, checkNewRunDir, emptyFolder, newRunInfo, runGuarded, type RunControl } from './session';
+import type { TrainSession } from './trainer';
+
+const ConversationSchema = v.strictObject(
+  { messages: v.pipe(v.array(ChatMessageSchema, 'expected an array'), v.nonEmpty('expected a non-empty array')) },
+  'expected {"messages":[{"role","content"},…]}',
+);
+
+/** The conversations of a chat JSONL file (blank lines skipped); a bad line is a DataError naming it. */
+export function parseConversations(text: string, label: string): ChatMessage[][] {
+  const conversations: ChatMessage[][] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    const where = `${label} line ${i + 1}`;
+    const value = parseJson(line);
+    if (value === undefined) throw new DataError(`${where} is not JSON. Each line must be {"messages":[{"role":…,"content":…},…]}.`);
+    const result = v.safeParse(ConversationSchema, value, { abortEarly: true });
+    if (!result.success) throw new DataError(`${where}: ${describeIssue(result.issues[0], 'line')}. Fix or remove the line.`);
+    if (!result.output.messages.some((m) => m.role === 'assistant')) {
+      throw new DataError(`${where} has no assistant message, so nothing to learn. Add one or remove the line.`);
+    }
+    conversations.push(result.output.messages);
+  }
+  if (conversations.length === 0) throw new DataError(`${label} holds no conversation. Give a JSONL file with one {"messages":[…]} per line.`);
+  return conversations;
+}
+
+/** Rows of seq_len + 1 ids, one conversation each, padded with `padId`; weights: 1 on assistant tokens. */
+export function conversationRows(tokenizer: BpeTokenizer, conversations: readonly ChatMessage[][], seqLen: number, padId: number) {
+  const blockLen = seqLen + 1;
+  const tokens = new Uint32Array(conversations.length * blockLen).fill(padId);
+  const weights = new Float32Array(conversations.length * blockLen);
+  let cut = 0;
+  for (const [row, messages] of conversations.entries()) {
+    const { ids, assistant } = renderChatTurns(tokenizer, messages);
+    if (ids.length > blockLen) cut++;
+    const n = Math.min(ids.length, blockLen);
+    tokens.set(ids.slice(0, n), row * blockLen);
+    weights.set(assistant.slice(0, n), row * blockLen);
+  }
+  return { tokens, weights, cut };
+}
+
+export interface SftOptions {
+  from: string;
+  data: string;
+  runDir: string;
+  steps: number;
+  sets: readonly string[];
+  name?: string;
+  backend: BackendName | 'auto';
+}
+
+/** Creates a fine-tuning run from a checkpoint and trains it; input errors throw before anything is written. */
+export async function startSft(opts: SftOptions, control: RunControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  const created = checkNewRunDir(runDir);
+  const base = loadCheckpoint(resolve(opts.from));
+  const tokenizer = BpeTokenizer.fromJSON(base.tokenizerJson);
+  const dataPath = resolve(opts.data);
+  const bytes = readDataFile(dataPath);
+  const conversations = parseConversations(bytes.toString('utf8'), opts.data);
+  const config = applySettings(base.manifest.config, [`max_steps=${opts.steps}`, ...opts.sets]);
+  const rows = conversationRows(tokenizer, conversations, config.seq_len, tokenizer.eotId);
+  const backend = await announceBackend(opts.backend, control);
+  mkdirSync(runDir, { recursive: true });
+  const dataFile = { path: dataPath, sha256: sha256(bytes), bytes: bytes.length };
+  const info = newRunInfo(runDir, { config, data: opts.data, name: opts.name }, backend);
+  const writer = new RunWriter(runDir, {
+    ...info,
+    data: { input: opts.data, files: [dataFile] },
+    base_checkpoint: { path: resolve(opts.from), run_id: base.manifest.run_id, step: base.manifest.step },
+    template: 'chatml',
+  });
+  writer.update({});
+  const discard = () => (created ? rmSync(runDir, { recursive: true, force: true }) : emptyFolder(runDir));
+  return runGuarded(writer, discard, async () => {
+    const tokenizerJson = JSON.stringify(base.tokenizerJson);
+    writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
+    const weights = new Map([...base.weights].map(([name, t]) => [name, t.data]));
+    const model = SteelLM.fromWeights(config, weights);
+    control.log(`sft: ${conversations.length} conversation(s), one per row of ${config.seq_len + 1} tokens; ${rows.cut} cut to fit`);
+    const session: TrainSession = {
+      config,
+      writer,
+      model,
+      optimizer: new AdamW(model.params, config),
+      tokenizer,
+      tokenizerJson,
+      loader: new BlockLoader(rows.tokens, config.seq_len + 1, config.seed, undefined, opts.data, rows.weights),
+      evalSet: [],
+      dataFiles: [dataFile],
+      startStep: 0,
+      targetStep: opts.steps,
+      rng: new Rng(config.seed),
+      ...control,
+    };
+    writer.event(0, 'start', 'info', `Fine-tuning started from ${opts.from} (step ${base.manifest.step}) on ${backend.name}.`);
+    return session;
+  });
+}
+
+function readDataFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new DataError(`--data ${path} cannot be read (${code}). Give a chat JSONL file.`);
+  }
+}
