@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlertNotifier, storedRules } from './host/alerts/notifier';
+import { AlertNotifier, AlertRuleStore } from './host/alerts/notifier';
 import { registerChat } from './host/chat/register';
 import { registerFastBackendCommand } from './host/commands/fastBackend';
 import { registerRunCommands } from './host/commands/runCommands';
@@ -26,7 +26,10 @@ export function activate(context: vscode.ExtensionContext): void {
   // SSH hosts (issue 4): created first because the tree lists their connection states and the chat serves on them.
   let refreshTree = (): void => undefined;
   const ssh = registerSshCommands({ context, store, onHostsChanged: () => refreshTree() });
-  const chat = registerChat(context, store, () => ssh.hosts.list());
+  // The notifier needs the dashboard, the dashboard the rules: the rules reach the notifier once it exists.
+  let notifier: AlertNotifier | undefined;
+  const alertRules = new AlertRuleStore(context.workspaceState, (keys) => keys.forEach((k) => notifier?.reloadRules(k)));
+  const chat = registerChat(context, store, () => ssh.hosts.list(), alertRules);
   const targets = (): RunTarget[] => [local, ...ssh.hosts.list()];
 
   const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }, ...hostStates(ssh.hosts)]);
@@ -42,16 +45,16 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   const openDashboard = (keys: string[]): void => {
-    DashboardPanel.show(context, store, keys, chat);
+    DashboardPanel.show(context, store, keys, chat, alertRules);
     statusBar.focus(keys[0]);
   };
-  const alerts = new AlertNotifier(store, (key) => storedRules(context.workspaceState, key), openDashboard);
+  const alerts = new AlertNotifier(store, (key) => alertRules.forRun(key), openDashboard);
 
   context.subscriptions.push(
     { dispose: disposeHostLog },
     alerts,
     store,
-    DashboardPanel.registerSerializer(context, store, chat),
+    DashboardPanel.registerSerializer(context, store, chat, alertRules),
     tree,
     statusBar,
     view,

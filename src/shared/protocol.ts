@@ -11,6 +11,7 @@
 import * as v from 'valibot';
 import { arr, bool, int, intRange, num, obj, oneOf, pair, parseAs, range, str, type Output } from './schema';
 import { NON_FINITE, X_AXES } from './series';
+import { AlertRulesSchema } from './alertRules';
 
 // ---- payload types --------------------------------------------------------------------------
 
@@ -155,6 +156,8 @@ export const HostToWebviewSchema = v.variant(
     message('chatDone', { turn: int, lane: int, answer: ChatAnswerSchema }),
     /** A request that could not be served at all (no checkpoint, still busy…). */
     message('chatError', { message: str }),
+    /** The alert rules of this panel's runs (sent after "ready" and after each change). */
+    message('alertRules', { rules: AlertRulesSchema }),
   ],
   unknownType,
 );
@@ -188,6 +191,8 @@ export const WebviewToHostSchema = v.variant(
     message('chatClear', {}),
     /** Remembers the selection and settings in the host (they outlive the webview). */
     message('chatSelect', { ...chatSelection, checkpoint: v.nullable(str) }),
+    /** Replaces the alert rules of this panel's runs. */
+    message('setAlertRules', { rules: AlertRulesSchema }),
   ],
   unknownType,
 );

@@ -5,6 +5,7 @@ import type { HostToWebview, ViewState } from '../../src/shared/protocol';
 import { DEFAULT_VIEW, isChatHostMessage } from '../../src/shared/protocol';
 import { el, Messenger, throttle } from '../common/messenger';
 import { tabs } from '../common/ui';
+import { AlertRulesView } from './alertRules';
 import { ChartBoard, type BoardState } from './charts';
 import { ChatView } from './chat';
 import { CheckpointsView } from './checkpoints';
@@ -51,6 +52,7 @@ app.textContent = '';
 const controls = new Controls((m) => messenger.post(m));
 const status = el('div', { class: 'status-line' });
 const chartsRoot = el('div', { class: 'charts' });
+const alertRules = new AlertRulesView((m) => messenger.post(m));
 const board = new ChartBoard(chartsRoot, () => boardState);
 const samples = new SamplesView(() => [...data.runs.values()], samplesState, save);
 const chat = new ChatView((m) => messenger.post(m), () => {
@@ -64,7 +66,7 @@ tabBar.panes.get('samples')?.append(samples.root);
 tabBar.panes.get('checkpoints')?.append(checkpoints.root);
 tabBar.panes.get('chat')?.append(chat.root);
 tabBar.onChange((name) => { tab = name; save(); });
-app.append(controls.root, controls.legend, status, chartsRoot, tabBar.root);
+app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, tabBar.root);
 showTab(tab);
 
 function showTab(name: Tab): void {
@@ -78,6 +80,7 @@ function render(): void {
   controls.showRuns([...data.runs.values()], hidden, theme, boardState.toggle);
   status.textContent = data.runs.size === 0 ? 'No data from these runs yet.' : view.range ? 'Zoomed: drag to zoom further, double-click to reset.' : 'Drag across a chart to zoom.';
   board.render();
+  alertRules.showSeries([...data.runs.values()]);
   samples.render();
   checkpoints.render();
   if (STEELSCOPE_TEST_HOOKS) exposeCharts(board.charts);
@@ -95,6 +98,7 @@ function requestSnapshot(reason: string): void {
 
 function receive(m: HostToWebview): void {
   if (isChatHostMessage(m)) return chat.receive(m);
+  if (m.type === 'alertRules') return alertRules.showRules(m.rules);
   if (m.type === 'snapshot') {
     waitingForSnapshot = false;
     data.snapshot(m);

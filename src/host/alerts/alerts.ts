@@ -7,7 +7,10 @@
 //   once when the value crosses it, and re-arms when a value is back on the safe side.
 // - `steelscope.notify`: all, problems (no "finished"), none.
 import * as v from 'valibot';
-import { arr, num, obj, oneOf, parseAs, str, type Output, type Parsed } from '../../shared/schema';
+import { AlertRuleSchema, AlertRulesSchema, describeRule, type AlertRule } from '../../shared/alertRules';
+import { parseAs, type Parsed } from '../../shared/schema';
+
+export type { AlertRule };
 
 export const NOTIFY_LEVELS = ['all', 'problems', 'none'] as const;
 export type NotifyLevel = (typeof NOTIFY_LEVELS)[number];
@@ -15,30 +18,8 @@ export type NotifyLevel = (typeof NOTIFY_LEVELS)[number];
 /** No record for this many times the run's usual interval: stale. */
 export const STALE_FACTOR = 10;
 
-/**
- * A rule on one series of a run's metrics (kind/field, as the dashboard names them). `scale` of
- * `median`: the threshold is `value` × the median of the values seen so far (tok/s below half its
- * median: below, 0.5, median); `absolute`: the threshold is `value`.
- */
-export const AlertRuleSchema = obj({
-  kind: str,
-  field: str,
-  op: oneOf(['above', 'below'] as const),
-  value: num,
-  scale: oneOf(['absolute', 'median'] as const),
-});
-export type AlertRule = Output<typeof AlertRuleSchema>;
-
-/** The rules of one set of runs (a dashboard's), as kept in workspace state. */
-export const AlertRulesSchema = arr(AlertRuleSchema);
-
 export function parseAlertRules(value: unknown): Parsed<AlertRule[]> {
   return parseAs(AlertRulesSchema, value ?? [], 'alert rules');
-}
-
-export function describeRule(r: AlertRule): string {
-  const threshold = r.scale === 'median' ? `${r.value} × its median` : String(r.value);
-  return `${r.kind === 'train' ? r.field : `${r.kind}/${r.field}`} ${r.op === 'above' ? '>' : '<'} ${threshold}`;
 }
 
 export type AlertKind = 'finished' | 'failed' | 'stale' | 'nan' | 'spike' | 'rule';

@@ -14,13 +14,45 @@ export function notifyLevel(): NotifyLevel {
   return NOTIFY_LEVELS.find((l) => l === value) ?? 'all';
 }
 
-/** The rules kept for `key`; a stored value that fails its schema is logged and ignored. */
-export function storedRules(state: vscode.Memento, key: RunKey): AlertRule[] {
-  const all = state.get<Record<string, unknown>>(ALERT_RULES_KEY, {});
-  const parsed = parseAlertRules(all[key]);
-  if (!parsed.ok) hostLog().warn(`alert rules of ${key} ignored: ${parsed.error}`);
-  return parsed.ok ? parsed.value : [];
+/**
+ * The rules the dashboards set, kept in workspace state per set of runs (a dashboard's keys) and
+ * checked against their schema when read (a bad entry is logged and left out). A run's rules are
+ * those of every set it is in.
+ */
+export class AlertRuleStore {
+  constructor(
+    private readonly state: vscode.Memento,
+    private readonly changed: (keys: readonly RunKey[]) => void,
+  ) {}
+
+  private all(): Record<string, { keys: unknown; rules: AlertRule[] }> {
+    const stored = this.state.get<unknown>(ALERT_RULES_KEY, {});
+    const out: Record<string, { keys: unknown; rules: AlertRule[] }> = {};
+    if (typeof stored !== 'object' || stored === null) return out;
+    for (const [id, entry] of Object.entries(stored)) {
+      const rules = parseAlertRules((entry as { rules?: unknown } | null)?.rules);
+      if (!rules.ok) hostLog().warn(`alert rules of ${id} ignored: ${rules.error}`);
+      else out[id] = { keys: (entry as { keys?: unknown }).keys, rules: rules.value };
+    }
+    return out;
+  }
+
+  load(keys: readonly RunKey[]): AlertRule[] {
+    return this.all()[setId(keys)]?.rules ?? [];
+  }
+
+  async save(keys: readonly RunKey[], rules: AlertRule[]): Promise<void> {
+    await this.state.update(ALERT_RULES_KEY, { ...this.all(), [setId(keys)]: { keys: [...keys], rules } });
+    this.changed(keys);
+  }
+
+  /** Every rule on `key`: those of each set of runs that holds it. */
+  forRun(key: RunKey): AlertRule[] {
+    return Object.values(this.all()).flatMap((e) => (Array.isArray(e.keys) && e.keys.includes(key) ? e.rules : []));
+  }
 }
+
+const setId = (keys: readonly RunKey[]) => JSON.stringify([...keys].sort());
 
 /** Events older than this when a run is first seen are history (a minute of slack for a slow first read). */
 const HISTORY_MS = 60_000;

@@ -1,6 +1,7 @@
 // Chat wiring: the shared serve processes, "Steelscope: Chat with Checkpoint" (palette, and the
 // context menu of runs and complete checkpoints), and the @steelscope chat participant.
 import * as vscode from 'vscode';
+import type { AlertRuleStore } from '../alerts/notifier';
 import { checkpointArg, runKeyArg } from '../commands/menuArgs';
 import { pickRuns } from '../commands/pickers';
 import { DashboardPanel } from '../panels/dashboard';
@@ -16,7 +17,12 @@ import { ServePool, type ServeStart } from './serveClient';
  * Registers the chat command and participant; returns the hub every dashboard chats through. A
  * checkpoint on an SSH host (one of `remotes`) is served there, over the host's connection.
  */
-export function registerChat(context: vscode.ExtensionContext, store: RunStoreApi, remotes: () => readonly RemoteTarget[]): ChatHub {
+export function registerChat(
+  context: vscode.ExtensionContext,
+  store: RunStoreApi,
+  remotes: () => readonly RemoteTarget[],
+  alertRules: AlertRuleStore,
+): ChatHub {
   const cliPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'cli.js').fsPath;
   const route = (ref: string): ServeStart | undefined => {
     for (const target of remotes()) {
@@ -29,7 +35,7 @@ export function registerChat(context: vscode.ExtensionContext, store: RunStoreAp
   const command = vscode.commands.registerCommand('steelscope.chatWithCheckpoint', async (node?: unknown) => {
     try {
       const chosen = await chooseCheckpoint(store, node);
-      if (chosen) DashboardPanel.show(context, store, [chosen.key], hub).focusChat(chosen.dir);
+      if (chosen) DashboardPanel.show(context, store, [chosen.key], hub, alertRules).focusChat(chosen.dir);
     } catch (err) {
       void vscode.window.showErrorMessage(`Steelscope: ${err instanceof Error ? err.message : String(err)}`);
     }

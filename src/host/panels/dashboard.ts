@@ -11,6 +11,7 @@ import { dashboardSmoothing } from '../settings';
 import { dashboardHtml, makeNonce } from './dashboardHtml';
 import { DashboardModel } from './dashboardModel';
 import { saveChartPng } from './savePng';
+import type { AlertRuleStore } from '../alerts/notifier';
 
 export const DASHBOARD_VIEW_TYPE = 'steelscope.dashboard';
 /** workspaceState key: the axis choices a new panel starts with. */
@@ -51,34 +52,41 @@ export class DashboardPanel {
   private static readonly open = new Map<string, DashboardPanel>();
 
   /** Shows the dashboard of these runs, reusing the panel already showing the same set. */
-  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], hub: ChatHub): DashboardPanel {
+  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], hub: ChatHub, alerts: AlertRuleStore): DashboardPanel {
     const existing = DashboardPanel.open.get(panelId(keys));
     if (existing) {
       existing.panel.reveal();
       return existing;
     }
     const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Steelscope', vscode.ViewColumn.Active, webviewOptions(context));
-    return DashboardPanel.adopt(context, store, keys, panel, hub);
+    return DashboardPanel.adopt(context, store, keys, panel, hub, alerts);
   }
 
   /**
    * Restores the dashboards of the last session after a window reload: VS Code hands back each
    * panel with the state its webview saved (vscode.setState), which names its runs.
    */
-  static registerSerializer(context: vscode.ExtensionContext, store: RunStoreApi, hub: ChatHub): vscode.Disposable {
+  static registerSerializer(context: vscode.ExtensionContext, store: RunStoreApi, hub: ChatHub, alerts: AlertRuleStore): vscode.Disposable {
     return vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state: unknown) => {
         const keys = savedKeys(state);
         if (keys.length === 0 || DashboardPanel.open.has(panelId(keys))) panel.dispose(); // nothing to show, or shown already
-        else DashboardPanel.adopt(context, store, keys, panel, hub);
+        else DashboardPanel.adopt(context, store, keys, panel, hub, alerts);
         return Promise.resolve();
       },
     });
   }
 
-  private static adopt(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], panel: vscode.WebviewPanel, hub: ChatHub): DashboardPanel {
+  private static adopt(
+    context: vscode.ExtensionContext,
+    store: RunStoreApi,
+    keys: RunKey[],
+    panel: vscode.WebviewPanel,
+    hub: ChatHub,
+    alerts: AlertRuleStore,
+  ): DashboardPanel {
     panel.webview.options = webviewOptions(context);
-    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, panelId(keys), hub);
+    const created = new DashboardPanel(context, store, [...new Set(keys)], panel, panelId(keys), hub, alerts);
     DashboardPanel.open.set(created.id, created);
     return created;
   }
@@ -99,6 +107,7 @@ export class DashboardPanel {
     private readonly panel: vscode.WebviewPanel,
     private readonly id: string,
     hub: ChatHub,
+    private readonly alerts: AlertRuleStore,
   ) {
     this.model = new DashboardModel(store, keys, storedView(context));
     const chatKey = `${CHAT_STATE_KEY}:${id}`;
@@ -159,6 +168,7 @@ export class DashboardPanel {
         // A reloaded webview remembers its view (vscode.setState); the zoom is not kept.
         if (m.view) this.model.setView({ ...m.view, range: null });
         this.post(this.model.snapshot());
+        this.sendAlertRules();
         return this.chat.resend();
       case 'requestSnapshot':
         return this.post(this.model.snapshot());
@@ -172,6 +182,8 @@ export class DashboardPanel {
         return this.changeView({ range: m.range });
       case 'savePng':
         return void saveChartPng(this.model.keys.flatMap((k) => this.store.get(k)?.summary ?? []), m.chart, m.dataUrl);
+      case 'setAlertRules':
+        return void this.alerts.save(this.model.keys, m.rules).then(() => this.sendAlertRules());
       case 'chatSend':
       case 'chatRegenerate':
       case 'chatStop':
@@ -216,6 +228,10 @@ export class DashboardPanel {
     if (!this.ready) return; // changes reach it in the snapshot it gets on "ready"
     const message = this.model.next();
     if (message) this.post(message);
+  }
+
+  private sendAlertRules(): void {
+    this.post({ type: 'alertRules', rules: this.alerts.load(this.model.keys) });
   }
 
   private post(message: HostToWebview): void {
