@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applySettings, ConfigError, parameterCount, parseSetting, PRESETS, validateConfig } from '../../src/shared/config';
-import { learningRate } from '../../src/core/train/schedule';
 
 test('every preset is a valid config', () => {
   for (const preset of Object.values(PRESETS)) validateConfig(preset);
@@ -23,6 +22,24 @@ test('base-100m is the ~100M-parameter preset scripts/gpu-check.sh trains', () =
   assert.equal(parameterCount(c), 98_350_848);
   assert.equal(c.n_layer, 12);
   assert.equal(c.n_embd, 768);
+});
+
+test('every preset has the parameter count its shape gives, written out by hand', () => {
+  // d = hidden, kv = kv heads * head size, ff = SwiGLU width, V = vocabulary; per block:
+  // 2 norms (2d) + q (d*d + d) + k, v (2 * (d*kv + kv)) + o (d*d) + SwiGLU (3*d*ff).
+  const count = (V: number, L: number, d: number, kv: number, ff: number, tied: boolean) =>
+    V * d + L * (2 * d + d * d + d + 2 * (d * kv + kv) + d * d + 3 * d * ff) + d + (tied ? 0 : d * V);
+  const expected: Record<string, number> = {
+    tiny: 1_067_648,
+    small: 6_527_232,
+    'base-100m': 98_350_848,
+    'steel-1b': 1_122_729_216,
+  };
+  assert.equal(count(2048, 4, 128, 128, 352, true), expected.tiny);
+  assert.equal(count(8192, 6, 256, 128, 704, true), expected.small);
+  assert.equal(count(8192, 12, 768, 768, 2304, true), expected['base-100m']);
+  assert.equal(count(151_936, 18, 1792, 1792, 3584, false), expected['steel-1b']);
+  assert.deepEqual(Object.fromEntries(Object.entries(PRESETS).map(([name, c]) => [name, parameterCount(c)])), expected);
 });
 
 test('--set parses typed values', () => {
@@ -55,15 +72,4 @@ test('bad settings name the key and what is allowed', () => {
       `${sets.join(' ')}`,
     );
   }
-});
-
-test('schedule: linear warmup, cosine to the floor, flat after', () => {
-  const c = { lr: 1e-3, min_lr: 1e-4, warmup_steps: 10, max_steps: 110 };
-  assert.ok(Math.abs(learningRate(0, c) - 1e-4) < 1e-12);
-  assert.ok(Math.abs(learningRate(9, c) - 1e-3) < 1e-12);
-  assert.ok(Math.abs(learningRate(10, c) - 1e-3) < 1e-12);
-  assert.ok(Math.abs(learningRate(60, c) - 5.5e-4) < 1e-12, 'half way is the mean of peak and floor');
-  assert.ok(Math.abs(learningRate(110, c) - 1e-4) < 1e-12);
-  assert.ok(Math.abs(learningRate(500, c) - 1e-4) < 1e-12);
-  for (let s = 10; s < 110; s++) assert.ok(learningRate(s + 1, c) <= learningRate(s, c), `monotone after warmup at ${s}`);
 });
