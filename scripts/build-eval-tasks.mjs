@@ -63,9 +63,11 @@ function writeCmmlu(file, rows) {
 export function buildEvalTasks(outDir) {
   const { lines, filesRead } = selectCorpus();
   const corpusCount = new Map();
+  const corpusLines = new Set(); // the package repeats some poems across files: those are not held out
   for (const line of lines) {
-    const author = JSON.parse(line).text.split('\n')[1];
+    const [, author, ...body] = JSON.parse(line).text.split('\n');
     corpusCount.set(author, (corpusCount.get(author) ?? 0) + 1);
+    for (const b of body) corpusLines.add(b);
   }
   const poets = [...corpusCount].filter(([, n]) => n >= MIN_POEMS_PER_POET).map(([a]) => a).sort();
   const known = new Set(poets);
@@ -74,7 +76,8 @@ export function buildEvalTasks(outDir) {
   for (const file of [...tang, ...song].filter((f) => !filesRead.has(f))) {
     for (const poem of JSON.parse(readFileSync(file, 'utf8'))) {
       const doc = toDocument(poem);
-      if (doc && known.has(doc.split('\n')[1]) && doc.split('\n').length >= 4) heldOut.push(doc.split('\n'));
+      const parts = doc ? doc.split('\n') : [];
+      if (parts.length >= 4 && known.has(parts[1]) && !parts.slice(2).some((b) => corpusLines.has(b))) heldOut.push(parts);
     }
   }
   const random = rng(0x9e3779b9);
