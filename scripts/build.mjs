@@ -3,7 +3,8 @@
 // (build-kernels.mjs, with @yowasp/clang; a build without them fails); the default corpus is derived
 // from the chinese-poetry package (see build-corpus.mjs) unless it is already up to date.
 import * as esbuild from 'esbuild';
-import { copyFileSync, mkdirSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus } from './build-corpus.mjs';
@@ -75,6 +76,15 @@ try {
 if (!existsSync(join(dist, 'corpus', 'poetry.jsonl.gz')) || process.argv.includes('--corpus')) {
   await buildCorpus(join(dist, 'corpus'));
 }
-if (!existsSync(join(dist, 'tasks', 'poetry-mc', 'test')) || process.argv.includes('--corpus')) {
+// Rebuilt when its generator changed since (the stamp is the scripts' hash), so a changed task
+// never lingers in an older dist/.
+const tasksStamp = join(dist, 'tasks', 'poetry-mc', '.source-sha256');
+const tasksSource = createHash('sha256')
+  .update(readFileSync(join(root, 'scripts', 'build-eval-tasks.mjs')))
+  .update(readFileSync(join(root, 'scripts', 'build-corpus.mjs')))
+  .digest('hex');
+if (!existsSync(tasksStamp) || readFileSync(tasksStamp, 'utf8') !== tasksSource || process.argv.includes('--corpus')) {
+  rmSync(join(dist, 'tasks', 'poetry-mc'), { recursive: true, force: true });
   buildEvalTasks(join(dist, 'tasks', 'poetry-mc'));
+  writeFileSync(tasksStamp, tasksSource);
 }
