@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCorpus } from './build-corpus.mjs';
 import { buildEvalTasks } from './build-eval-tasks.mjs';
+import { buildSftSet } from './build-sft-set.mjs';
 import { buildSteelKernels, KernelBuildError } from './build-kernels.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -87,4 +88,7 @@ if (!existsSync(tasksStamp) || readFileSync(tasksStamp, 'utf8') !== tasksSource 
   rmSync(join(dist, 'tasks', 'poetry-mc'), { recursive: true, force: true });
   buildEvalTasks(join(dist, 'tasks', 'poetry-mc'));
   writeFileSync(tasksStamp, tasksSource);
+}
+if (!existsSync(join(dist, 'sft', 'poetry-sft.jsonl')) || process.argv.includes('--corpus')) {
+  buildSftSet(join(dist, 'sft', 'poetry-sft.jsonl'));
 }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DataError } from '../../src/core/data';
 import { chatSpecials, renderChatML } from '../../src/core/serve/chat';
-import { conversationRows, parseConversations } from '../../src/core/train/sft';
+import { readFileSync } from 'node:fs';
+import { conversationRows, parseConversations, resolveSftData } from '../../src/core/train/sft';
 import { BpeTokenizer } from '../../src/core/tokenizer';
 import { BlockLoader } from '../../src/core/data';
 
@@ -55,4 +56,16 @@ test('sft data: a bad line is named by its number', () => {
   );
   assert.throws(() => parseConversations('{"messages":[{"role":"user","content":"x"}]}', 'c.jsonl'), /line 1 has no assistant message/);
   assert.throws(() => parseConversations('\n', 'c.jsonl'), /holds no conversation/);
+});
+
+test('poetry-sft: the shipped set parses, asks in the corpus\'s script and answers with the poem and its poet', () => {
+  const path = resolveSftData('poetry-sft');
+  const conversations = parseConversations(readFileSync(path, 'utf8'), path);
+  assert.ok(conversations.length >= 100, `${conversations.length} conversations`);
+  for (const c of conversations) {
+    assert.deepEqual(c.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.match(c[0].content, /^寫一首題為《.+》的詩$/);
+    assert.equal(c[2].content, '這首詩的作者是誰？');
+    assert.ok(c[1].content.length > 0 && c[3].content.length > 0);
+  }
 });

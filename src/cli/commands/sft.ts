@@ -6,7 +6,7 @@ import { progressDisplay } from '../progress';
 import { runSummary } from '../summary';
 import { backendFlag } from './train';
 
-export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl> --run-dir <dir>
+export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl|poetry-sft> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend …]`;
 
 const DEFAULT_STEPS = 200;

@@ -14,7 +14,7 @@ import type { RunStatus } from '../../shared/run';
 import { describeIssue, parseJson } from '../../shared/schema';
 import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
 import type { BackendName } from '../backend';
-import { BlockLoader, DataError } from '../data';
+import { BlockLoader, builtAsset, DataError } from '../data';
 import { SteelLM } from '../model';
 import { Rng } from '../rng';
 import { renderChatTurns } from '../serve/chat';
@@ -65,6 +65,17 @@ export function conversationRows(tokenizer: BpeTokenizer, conversations: readonl
   return { tokens, weights, cut };
 }
 
+/** `--data poetry-sft` names the instruction set the build derives from the corpus (build-sft-set.mjs). */
+export const SHIPPED_SFT_SET = 'poetry-sft';
+
+/** The chat JSONL file that `--data` names: the shipped set, or a path. */
+export function resolveSftData(data: string): string {
+  if (data !== SHIPPED_SFT_SET) return resolve(data);
+  const found = builtAsset('sft/poetry-sft.jsonl');
+  if (found === undefined) throw new DataError('The poetry-sft set (dist/sft/poetry-sft.jsonl) is missing. Run `npm run build` to derive it.');
+  return found;
+}
+
 export interface SftOptions {
   from: string;
   data: string;
@@ -81,7 +92,7 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
   const created = checkNewRunDir(runDir);
   const base = loadCheckpoint(resolve(opts.from));
   const tokenizer = BpeTokenizer.fromJSON(base.tokenizerJson);
-  const dataPath = resolve(opts.data);
+  const dataPath = resolveSftData(opts.data);
   const bytes = readDataFile(dataPath);
   const conversations = parseConversations(bytes.toString('utf8'), opts.data);
   const config = applySettings(base.manifest.config, [`max_steps=${opts.steps}`, ...opts.sets]);
