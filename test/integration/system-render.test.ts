@@ -125,6 +125,22 @@ test('System section: CPU, RSS, host memory and each GPU fake nvidia-smi reporte
       const c = (window as unknown as { __steelscopeCharts: Record<string, { data: { datasets: { data: { x: number }[] }[] } }> }).__steelscopeCharts['system/cpu'];
       return c?.data.datasets[0]?.data[0]?.x === t;
     }, records[0].t);
+    // An alert rule set on the dashboard: the form sends the panel's rules with the new one; the
+    // host's answer is listed with a Remove button.
+    await postToWebview(page, { type: 'alertRules', rules: [] });
+    await page.locator('.alert-rule-form vscode-dropdown').first().evaluate((d: HTMLElement & { value: string }) => {
+      d.value = 'train/grad_norm';
+      d.dispatchEvent(new Event('change'));
+    });
+    await page.locator('.alert-rule-form vscode-text-field input').fill('10');
+    await page.locator('.alert-rule-form vscode-button', { hasText: 'Add alert' }).click();
+    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'setAlertRules'));
+    const sent = (await page.evaluate(() => (window as unknown as { __posted: { type: string }[] }).__posted)).filter((m) => m.type === 'setAlertRules');
+    const rule = { kind: 'train', field: 'grad_norm', op: 'above', value: 10, scale: 'absolute' };
+    assert.deepEqual(sent, [{ type: 'setAlertRules', rules: [rule] }]);
+    await postToWebview(page, { type: 'alertRules', rules: [{ ...rule, op: 'above' as const, scale: 'absolute' as const }] });
+    await page.locator('.alert-rule', { hasText: 'grad_norm > 10' }).waitFor();
+
     mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard-system.png'), fullPage: true });
     assert.deepEqual(refused, []);
