@@ -24,6 +24,8 @@ const RequestIdSchema = v.union([num, str], 'expected a number or a string');
 export type RequestId = Output<typeof RequestIdSchema>;
 export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
 export type ChatRole = (typeof CHAT_ROLES)[number];
+export const CHAT_TEMPLATES = ['chatml', 'plain'] as const;
+export type ChatTemplate = (typeof CHAT_TEMPLATES)[number];
 
 export const ChatMessageSchema = v.strictObject({ role: oneOf(CHAT_ROLES), content: str }, 'expected {role, content}');
 export type ChatMessage = Output<typeof ChatMessageSchema>;
@@ -92,6 +94,12 @@ const MESSAGES = {
     step: int,
     config: TrainConfigSchema,
     backend: str,
+    /**
+     * How a messages request is rendered: "chatml" (a fine-tuned checkpoint: the whole history in
+     * ChatML) or "plain" (a base checkpoint: the last message continued as plain text). Optional:
+     * servers before it rendered ChatML always.
+     */
+    template: v.optional(oneOf(CHAT_TEMPLATES)),
   }),
   token: v.object({ id: RequestIdSchema, token: str }),
   done: v.object({

@@ -118,7 +118,7 @@ describe('steelscope serve', () => {
     assert.ok(done.completion_tokens >= 1 && done.completion_tokens <= 4);
   });
 
-  test('ChatML messages are rendered with the template and answered', async () => {
+  test('a base checkpoint continues the last message as plain text, and its ready line says so', async () => {
     const messages = [
       { role: 'system' as const, content: '你是詩人。' },
       { role: 'user' as const, content: '寫一首春天的詩' },
@@ -126,7 +126,9 @@ describe('steelscope serve', () => {
     client.send({ id: 50, method: 'generate', params: { messages, max_tokens: 16, temperature: 0 } });
     const done = await client.done(50);
     const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(runDir, 'checkpoints', 'step-00000010', 'tokenizer.json'), 'utf8')));
-    assert.equal(done.prompt_tokens, renderChatML(tokenizer, messages).length);
+    assert.ok(client.messages.some((m) => 'ready' in m && m.template === 'plain'));
+    assert.equal(done.prompt_tokens, tokenizer.encode(messages[1].content).length);
+    assert.notEqual(done.prompt_tokens, renderChatML(tokenizer, messages).length);
     assert.ok(['length', 'eos'].includes(done.reason));
     assert.equal(client.tokens(50).join(''), done.text);
   });

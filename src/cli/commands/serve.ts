@@ -8,7 +8,8 @@ import { SteelLM } from '../../core/model';
 import { ServeSession } from '../../core/serve/server';
 import { BpeTokenizer } from '../../core/tokenizer';
 import { loadCheckpoint } from '../../core/train/checkpoint';
-import { SERVE_PROTOCOL, type ServeMessage } from '../../shared/serve-protocol';
+import { checkpointTemplate } from '../../core/train/sft';
+import { SERVE_PROTOCOL, type ChatTemplate, type ServeMessage } from '../../shared/serve-protocol';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
@@ -21,7 +22,7 @@ interface Loaded {
   ready: ServeMessage;
 }
 
-async function load(argv: readonly string[]): Promise<{ loaded: Loaded; cropTo: number | undefined }> {
+async function load(argv: readonly string[]): Promise<{ loaded: Loaded; cropTo: number | undefined; template: ChatTemplate }> {
   const p = parseArgs(argv, { backend: { kind: 'string' }, 'crop-to': { kind: 'int' } }, 'serve');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SERVE_USAGE}`);
   const dir = resolveCheckpointDir(p.positional[0]);
@@ -32,8 +33,9 @@ async function load(argv: readonly string[]): Promise<{ loaded: Loaded; cropTo: 
   if (cropTo !== undefined && (cropTo < 1 || cropTo > config.seq_len)) throw new UsageError(`--crop-to must be in 1..${config.seq_len} (the checkpoint's seq_len).`);
   const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
   const model = SteelLM.fromWeights(config, new Map([...ckpt.weights].map(([k, t]) => [k, t.data])));
-  const ready: ServeMessage = { ready: true, protocol: SERVE_PROTOCOL, checkpoint: dir, step: ckpt.manifest.step, config, backend: backend.name };
-  return { loaded: { model, tokenizer, ready }, cropTo };
+  const template = checkpointTemplate(dir);
+  const ready: ServeMessage = { ready: true, protocol: SERVE_PROTOCOL, checkpoint: dir, step: ckpt.manifest.step, config, backend: backend.name, template };
+  return { loaded: { model, tokenizer, ready }, cropTo, template };
 }
 
 /** Calls `stop` once the first SIGTERM/SIGINT has been seen (main.ts turns signals into a flag). */
@@ -62,7 +64,7 @@ export async function serveCommand(argv: readonly string[], stopRequested: () =>
     return 2;
   }
   const { model, tokenizer, ready } = start.loaded;
-  const session = new ServeSession(model, tokenizer, send, { cropTo: start.cropTo });
+  const session = new ServeSession(model, tokenizer, send, { cropTo: start.cropTo, template: start.template });
   listen();
   send(ready);
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });

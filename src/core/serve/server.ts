@@ -10,6 +10,7 @@ import {
   type GenerateRequest,
   type RequestId,
   type ServeMessage,
+  type ChatTemplate,
 } from '../../shared/serve-protocol';
 import type { SteelLM } from '../model/gpt';
 import { Rng } from '../rng';
@@ -24,6 +25,8 @@ export interface ServeSessionOptions {
    * prefill per seq_len/4 tokens once a chat outgrows the context, instead of one per token.
    */
   cropTo?: number;
+  /** How messages are rendered (default chatml): plain continues the last message's text (a base checkpoint). */
+  template?: ChatTemplate;
   /** Seed of a request that names none (default: random). */
   drawSeed?: () => number;
 }
@@ -116,8 +119,10 @@ export class ServeSession {
 
   private promptIds(request: GenerateRequest): number[] {
     const { prompt, messages } = request.params;
-    if (messages !== undefined) return renderChatML(this.tokenizer, messages);
-    const ids = this.tokenizer.encode(prompt ?? '', { allowSpecial: true });
+    if (messages !== undefined && this.options.template !== 'plain') return renderChatML(this.tokenizer, messages);
+    // A base model was never taught turns: it continues the last message as text.
+    const text = messages !== undefined ? messages[messages.length - 1].content : (prompt ?? '');
+    const ids = this.tokenizer.encode(text, { allowSpecial: messages === undefined });
     // An empty prompt starts a fresh document, as the training stream does after <|endoftext|>.
     return ids.length > 0 ? ids : [this.tokenizer.eotId];
   }

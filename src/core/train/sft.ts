@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import * as v from 'valibot';
 import { applySettings } from '../../shared/config';
 import type { RunStatus } from '../../shared/run';
+import type { ChatTemplate } from '../../shared/serve-protocol';
 import { describeIssue, parseJson } from '../../shared/schema';
 import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
 import type { BackendName } from '../backend';
@@ -21,7 +22,7 @@ import { renderChatTurns } from '../serve/chat';
 import { BpeTokenizer } from '../tokenizer';
 import { AdamW } from './adamw';
 import { loadCheckpoint, sha256 } from './checkpoint';
-import { RunWriter, writeFileAtomic } from './rundir';
+import { readRunInfo, RunWriter, writeFileAtomic } from './rundir';
 import { announceBackend, checkNewRunDir, emptyFolder, newRunInfo, runGuarded, type RunControl } from './session';
 import type { TrainSession } from './trainer';
 
@@ -141,5 +142,17 @@ function readDataFile(path: string): Buffer {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new DataError(`--data ${path} cannot be read (${code}). Give a chat JSONL file.`);
+  }
+}
+
+/**
+ * How chat talks to a checkpoint: "chatml" when its run (the folder two levels up, where
+ * `steelscope sft` writes checkpoints/step-N) is a fine-tuning run, else "plain" (a base model).
+ */
+export function checkpointTemplate(checkpointDir: string): ChatTemplate {
+  try {
+    return readRunInfo(resolve(checkpointDir, '..', '..')).template === 'chatml' ? 'chatml' : 'plain';
+  } catch {
+    return 'plain'; // a checkpoint outside a run folder: nothing says it was fine-tuned
   }
 }
