@@ -27,16 +27,14 @@ async function pickEngineItem(title: string, search: Promise<TorchSearch>): Prom
   pick.title = title;
   pick.items = [TFJS_ITEM, torchItem(undefined)];
   pick.busy = true;
-  void search.then(
-    (result) => {
-      pick.items = [TFJS_ITEM, torchItem(result)];
-      pick.busy = false;
-    },
-    (err: unknown) => {
-      pick.items = [TFJS_ITEM, torchItem({ reason: err instanceof Error ? err.message : String(err) })];
-      pick.busy = false;
-    },
-  );
+  // New items reset the highlighted row: keep the one the user moved to.
+  const update = (result: TorchSearch) => {
+    const active = pick.activeItems[0]?.engine;
+    pick.items = [TFJS_ITEM, torchItem(result)];
+    pick.activeItems = pick.items.filter((item) => item.engine === active);
+    pick.busy = false;
+  };
+  void search.then(update, (err: unknown) => update({ reason: err instanceof Error ? err.message : String(err) }));
   try {
     return await new Promise<EngineItem | undefined>((resolvePick) => {
       pick.onDidAccept(() => resolvePick(pick.selectedItems[0]));
