@@ -1,0 +1,40 @@
+// `steelscope sft` through the CLI: a bad chat line is one stderr line naming its line number
+// (exit 2, no run folder left); a fine-tuning run from a base checkpoint records that checkpoint
+// and the ChatML template, and serve then says it chats in ChatML (the base says plain).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { poetrySubset, runCli, scratch } from '../helpers';
+
+const TINY = ['--set', 'n_layer=1', '--set', 'n_embd=32', '--set', 'n_head=2', '--set', 'n_kv_head=2', '--set', 'intermediate_size=64', '--set', 'vocab_size=512'];
+
+test('sft: bad lines refused by number; a fine-tuned run records its base and chats in ChatML', () => {
+  const dir = scratch('sft');
+  const base = join(dir, 'base');
+  const trained = runCli(['train', '--data', poetrySubset(dir, 200), '--run-dir', base, '--steps', '1', ...TINY]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const checkpoint = join(base, 'checkpoints', 'step-00000001');
+
+  const bad = join(dir, 'bad.jsonl');
+  const good = JSON.stringify({ messages: [{ role: 'user', content: '春' }, { role: 'assistant', content: '秋' }] });
+  writeFileSync(bad, `${good}\n${good}\n{"messages":[{"role":"user"}]}\n`);
+  const refused = runCli(['sft', '--from', checkpoint, '--data', bad, '--run-dir', join(dir, 'refused')]);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.equal(refused.stderr.trim().split('\n').length, 1);
+  assert.match(refused.stderr, /bad\.jsonl line 3: .*content/);
+  assert.ok(!existsSync(join(dir, 'refused')), 'no run folder left behind');
+
+  const ft = join(dir, 'ft');
+  const tuned = runCli(['sft', '--from', checkpoint, '--data', 'poetry-sft', '--run-dir', ft, '--steps', '2', '--set', 'batch_size=2']);
+  assert.equal(tuned.code, 0, tuned.stderr);
+  const run = JSON.parse(readFileSync(join(ft, 'run.json'), 'utf8'));
+  assert.equal(run.template, 'chatml');
+  assert.equal(run.base_checkpoint.step, 1);
+  assert.equal(run.base_checkpoint.path, checkpoint);
+  assert.equal(run.status, 'finished');
+
+  const ready = (dirOrRun: string) => JSON.parse(runCli(['serve', dirOrRun]).stdout.split('\n')[0]);
+  assert.equal(ready(join(ft, 'checkpoints', 'step-00000002')).template, 'chatml');
+  assert.equal(ready(checkpoint).template, 'plain');
+});
