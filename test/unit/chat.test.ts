@@ -2,7 +2,7 @@
 // scripted serve, which checkpoint @steelscope answers from, and its literal markdown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChatHub, chatCheckpoints, DashboardChat, generateParams, laneHistory, refOnHost } from '../../src/host/chat/dashboardChat';
+import { ChatHub, chatCheckpoints, DashboardChat, doneNote, generateParams, laneHistory, refOnHost } from '../../src/host/chat/dashboardChat';
 import { answeringLine, LiteralBlock, participantChoice } from '../../src/host/chat/participantText';
 import { escapeMarkdown } from '../../src/host/markdown';
 import type { Generation } from '../../src/host/chat/serveClient';
@@ -231,4 +231,11 @@ test('model text becomes an indented code block that no text can leave, however 
   assert.equal(empty.end(), '');
   assert.ok(empty.isEmpty);
   assert.equal(escapeMarkdown('a_b [c](d) `e` <f>'), 'a\\_b \\[c\\]\\(d\\) \\`e\\` \\<f\\>');
+});
+
+test('an answer\'s note says whether it was asked in ChatML or continued as plain text', () => {
+  const d = { id: 1, done: true as const, text: 'x', reason: 'eos' as const, prompt_tokens: 3, completion_tokens: 1, seed: 5 };
+  assert.match(doneNote(d, 'chatml'), /ChatML \(fine-tuned\)$/);
+  assert.match(doneNote(d, 'plain'), /plain continuation \(base model\)$/);
+  assert.doesNotMatch(doneNote(d), /ChatML|plain/);
 });

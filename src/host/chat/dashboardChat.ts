@@ -8,7 +8,7 @@ import {
   type ChatAnswer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
 } from '../../shared/protocol';
 import { arr, obj, parseOrUndefined, str, type Output } from '../../shared/schema';
-import type { ChatMessage, DoneMessage, FinishReason, GenerateParams } from '../../shared/serve-protocol';
+import type { ChatMessage, ChatTemplate, DoneMessage, FinishReason, GenerateParams } from '../../shared/serve-protocol';
 import type { CheckpointSummary, RunKey, RunStoreApi, RunSummary } from '../runs/types';
 import type { Generation, ServePool } from './serveClient';
 
@@ -69,8 +69,12 @@ export function generateParams(settings: ChatSettings, messages: ChatMessage[]):
 
 const REASONS: Record<FinishReason, string> = { length: 'max tokens reached', eos: 'end of answer', stop: 'stop string', cancelled: 'stopped' };
 
-export function doneNote(d: DoneMessage): string {
-  return `${REASONS[d.reason]} · ${d.completion_tokens} token${d.completion_tokens === 1 ? '' : 's'} · seed ${d.seed}`;
+const TEMPLATE_NOTES: Record<ChatTemplate, string> = { chatml: ' · ChatML (fine-tuned)', plain: ' · plain continuation (base model)' };
+
+/** How an answer ended, and, when the server said, whether it was asked in ChatML or continued as text. */
+export function doneNote(d: DoneMessage, template?: ChatTemplate): string {
+  const how = template ? TEMPLATE_NOTES[template] : '';
+  return `${REASONS[d.reason]} · ${d.completion_tokens} token${d.completion_tokens === 1 ? '' : 's'} · seed ${d.seed}${how}`;
 }
 
 /**
@@ -280,7 +284,7 @@ export class DashboardChat {
       this.remember();
     };
     generation.done.then(
-      (d) => finish({ status: d.reason === 'cancelled' ? 'stopped' : 'done', note: doneNote(d), text: d.text }),
+      async (d) => finish({ status: d.reason === 'cancelled' ? 'stopped' : 'done', note: doneNote(d, await generation.template), text: d.text }),
       (err: unknown) => finish({ status: 'error', note: err instanceof Error ? err.message : String(err) }),
     );
   }

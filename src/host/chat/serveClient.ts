@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseServeMessage, type DoneMessage, type GenerateParams, type ReadyMessage, type RequestId, type ServeMessage, type ServeRequest } from '../../shared/serve-protocol';
+import { parseServeMessage, type ChatTemplate, type DoneMessage, type GenerateParams, type ReadyMessage, type RequestId, type ServeMessage, type ServeRequest } from '../../shared/serve-protocol';
 
 /** A running `steelscope serve`: a child process here, or an exec channel on an SSH host. */
 export interface ServeProcess {
@@ -64,6 +64,8 @@ export interface Generation {
   /** Asks the server to stop; `done` then resolves with reason "cancelled" (or how it ended first). */
   cancel(): void;
   done: Promise<DoneMessage>;
+  /** How the server renders the messages (its ready line's template; undefined when it did not say). */
+  template?: Promise<ChatTemplate | undefined>;
 }
 
 interface Pending {
@@ -182,7 +184,7 @@ export class ServeClient {
     this.disarmIdle();
     this.send({ id, method: 'generate', params });
     const cancel = () => { if (this.pending.has(id)) this.send({ id: this.nextId++, method: 'cancel', params: { target: id } }); };
-    return { cancel, done };
+    return { cancel, done, template: this.ready.then((r) => r.template, () => undefined) };
   }
 
   private send(request: ServeRequest): void {
