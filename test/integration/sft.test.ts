@@ -5,11 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { selectBackend } from '../../src/core/backend';
+import { SteelLM } from '../../src/core/model';
+import { Rng } from '../../src/core/rng';
+import { tokenStream } from '../../src/core/sample/generate';
+import { chatSpecials, renderChatML } from '../../src/core/serve/chat';
+import { BpeTokenizer } from '../../src/core/tokenizer';
+import { loadCheckpoint } from '../../src/core/train/checkpoint';
 import { poetrySubset, runCli, scratch } from '../helpers';
 
 const TINY = ['--set', 'n_layer=1', '--set', 'n_embd=32', '--set', 'n_head=2', '--set', 'n_kv_head=2', '--set', 'intermediate_size=64', '--set', 'vocab_size=512'];
 
-test('sft: bad lines refused by number; a fine-tuned run records its base and chats in ChatML', () => {
+test('sft: bad lines refused by number; a fine-tuned run records its base and chats in ChatML', async () => {
   const dir = scratch('sft');
   const base = join(dir, 'base');
   const trained = runCli(['train', '--data', poetrySubset(dir, 200), '--run-dir', base, '--steps', '1', ...TINY]);
@@ -26,7 +33,8 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
   assert.ok(!existsSync(join(dir, 'refused')), 'no run folder left behind');
 
   const ft = join(dir, 'ft');
-  const tuned = runCli(['sft', '--from', checkpoint, '--data', 'poetry-sft', '--run-dir', ft, '--steps', '2', '--set', 'batch_size=2']);
+  const fast = ['--set', 'lr=3e-3', '--set', 'min_lr=3e-4', '--set', 'warmup_steps=5', '--set', 'sample_every=0', '--set', 'eval_every=0'];
+  const tuned = runCli(['sft', '--from', checkpoint, '--data', 'poetry-sft', '--run-dir', ft, '--steps', '80', ...fast]);
   assert.equal(tuned.code, 0, tuned.stderr);
   const run = JSON.parse(readFileSync(join(ft, 'run.json'), 'utf8'));
   assert.equal(run.template, 'chatml');
@@ -35,6 +43,17 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
   assert.equal(run.status, 'finished');
 
   const ready = (dirOrRun: string) => JSON.parse(runCli(['serve', dirOrRun]).stdout.split('\n')[0]);
-  assert.equal(ready(join(ft, 'checkpoints', 'step-00000002')).template, 'chatml');
+  const tunedCheckpoint = join(ft, 'checkpoints', 'step-00000080');
+  assert.equal(ready(tunedCheckpoint).template, 'chatml');
   assert.equal(ready(checkpoint).template, 'plain');
+
+  // Asked in ChatML, the fine-tuned model ends its reply with <|im_end|> (greedy, so deterministic).
+  await selectBackend('cpu');
+  const ckpt = loadCheckpoint(tunedCheckpoint);
+  const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
+  const model = SteelLM.fromWeights(ckpt.manifest.config, new Map([...ckpt.weights].map(([k, t]) => [k, t.data])));
+  const prompt = renderChatML(tokenizer, [{ role: 'user', content: '寫一首題為《春》的詩' }]);
+  const reply = [...tokenStream(model, prompt, { maxTokens: 100, temperature: 0, topK: 0, topP: 1, rng: new Rng(1) })];
+  model.dispose();
+  assert.ok(reply.includes(chatSpecials(tokenizer).imEnd), `reply without <|im_end|>: ${JSON.stringify(tokenizer.decode(reply))}`);
 });
