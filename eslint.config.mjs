@@ -5,10 +5,17 @@ import tseslint from 'typescript-eslint';
 
 const noVscode = {
   paths: [{ name: 'vscode', message: 'src/core, src/cli and src/shared run outside VS Code: never import vscode.' }],
-  patterns: [{ group: ['**/host/**', '**/webview/**'], message: 'core/cli/shared must not depend on host or webview code.' }],
+  patterns: [
+    { group: ['**/host/**', '**/webview/**'], message: 'core/cli/shared must not depend on host or webview code.' },
+  ],
 };
 const noCore = {
-  patterns: [{ group: ['**/core/**', '**/cli/**'], message: 'host and webview never import the model core: talk to the CLI through the run directory.' }],
+  patterns: [
+    {
+      group: ['**/core/**', '**/cli/**'],
+      message: 'host and webview never import the model core: talk to the CLI through the run directory.',
+    },
+  ],
 };
 const domGlobals = ['window', 'document', 'navigator', 'HTMLElement', 'localStorage'].map((name) => ({
   name,
@@ -39,7 +46,10 @@ export default tseslint.config(
         'error',
         {
           paths: [{ name: 'vscode', message: 'webview code uses acquireVsCodeApi, never vscode.' }],
-          patterns: [...noCore.patterns, { group: ['**/shared/node/**'], message: 'src/shared/node needs Node (fs); webviews run in a browser.' }],
+          patterns: [
+            ...noCore.patterns,
+            { group: ['**/shared/node/**'], message: 'src/shared/node needs Node (fs); webviews run in a browser.' },
+          ],
         },
       ],
     },

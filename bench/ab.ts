@@ -22,7 +22,10 @@ type Setter = (side: 'a' | 'b') => void;
 
 function sides(compare: string, threads: number): { labels: Record<'a' | 'b', string>; use: Setter } {
   if (compare === 'threads') {
-    return { labels: { a: `${threads} threads`, b: '1 thread' }, use: (side) => setSteelThreads(side === 'a' ? threads : 1) };
+    return {
+      labels: { a: `${threads} threads`, b: '1 thread' },
+      use: (side) => setSteelThreads(side === 'a' ? threads : 1),
+    };
   }
   const use: Setter = (side) => {
     setSteelThreads(1);
@@ -62,7 +65,9 @@ async function main(): Promise<void> {
   }
   const tok = config.batch_size * config.seq_len;
   for (const side of ['a', 'b'] as const) {
-    console.log(`${values.preset} ${labels[side]}: median step ${median(times[side]).toFixed(1)} ms (min ${Math.min(...times[side]).toFixed(1)}), ${((tok / median(times[side])) * 1000).toFixed(0)} tok/s`);
+    console.log(
+      `${values.preset} ${labels[side]}: median step ${median(times[side]).toFixed(1)} ms (min ${Math.min(...times[side]).toFixed(1)}), ${((tok / median(times[side])) * 1000).toFixed(0)} tok/s`,
+    );
   }
   optimizer.dispose();
   model.dispose();

@@ -30,7 +30,14 @@ function timeOnce(model: SteelLM, prompt: number[], tokens: number, useCache: bo
   const ids: number[] = [];
   const t0 = performance.now();
   let firstMs = 0;
-  for (const id of tokenStream(model, prompt, { maxTokens: tokens, temperature: 0, topK: 0, topP: 1, rng: new Rng(0), useCache })) {
+  for (const id of tokenStream(model, prompt, {
+    maxTokens: tokens,
+    temperature: 0,
+    topK: 0,
+    topP: 1,
+    rng: new Rng(0),
+    useCache,
+  })) {
     if (ids.length === 0) firstMs = performance.now() - t0;
     ids.push(id);
   }
@@ -47,7 +54,9 @@ function bench(model: SteelLM, prompt: number[], tokens: number, useCache: boole
 function printTable(rows: string[][]): void {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
-  console.log(`\n${line(rows[0])}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.slice(1).map(line).join('\n')}`);
+  console.log(
+    `\n${line(rows[0])}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.slice(1).map(line).join('\n')}`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -62,13 +71,18 @@ async function main(): Promise<void> {
   const choice = await selectBackend(values.backend as BackendName | 'auto');
   const tokens = Number(values.tokens);
   const repeats = Number(values.repeats);
-  console.log(`backend: ${choice.name}; model: tiny shape, seq_len ${CONFIG.seq_len}; ${tokens} greedy tokens per run, median of ${repeats}`);
+  console.log(
+    `backend: ${choice.name}; model: tiny shape, seq_len ${CONFIG.seq_len}; ${tokens} greedy tokens per run, median of ${repeats}`,
+  );
   const model = SteelLM.init(CONFIG, CONFIG.seed);
   const rng = new Rng(1);
-  const rows = [['prompt', 'no cache tok/s', 'KV cache tok/s', 'speed-up', 'first token (no cache / cache)', 'same ids']];
+  const rows = [
+    ['prompt', 'no cache tok/s', 'KV cache tok/s', 'speed-up', 'first token (no cache / cache)', 'same ids'],
+  ];
   const tensorsBefore = tf.memory().numTensors;
   for (const length of values.prompts.split(',').map(Number)) {
-    if (length + tokens > CONFIG.seq_len) throw new Error(`prompt ${length} + ${tokens} tokens exceed seq_len ${CONFIG.seq_len}`);
+    if (length + tokens > CONFIG.seq_len)
+      throw new Error(`prompt ${length} + ${tokens} tokens exceed seq_len ${CONFIG.seq_len}`);
     const prompt = Array.from({ length }, () => Math.floor(rng.next() * (CONFIG.vocab_size - 3)));
     const full = bench(model, prompt, tokens, false, repeats);
     const cached = bench(model, prompt, tokens, true, repeats);

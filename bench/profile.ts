@@ -91,7 +91,9 @@ async function main(): Promise<void> {
   const ms = (side: Side, name: string): number => (byName[side].get(name)?.ms ?? 0) / steps;
   const calls = (side: Side, name: string): number => (byName[side].get(name)?.calls ?? 0) / steps;
   names.sort((a, b) => Math.max(ms('before', b), ms('after', b)) - Math.max(ms('before', a), ms('after', a)));
-  console.log(`${values.preset} on wasm, ${values.compare}, ms per step (profiled, ${steps} steps each, alternating), load ${loadavg()[0].toFixed(2)}`);
+  console.log(
+    `${values.preset} on wasm, ${values.compare}, ms per step (profiled, ${steps} steps each, alternating), load ${loadavg()[0].toFixed(2)}`,
+  );
   console.log(`| kernel | before ms (calls) | after ms (calls) |\n|---|---:|---:|`);
   console.log(`| **step wall time** | ${(wall.before / steps).toFixed(1)} | ${(wall.after / steps).toFixed(1)} |`);
   for (const n of names) {
@@ -101,7 +103,9 @@ async function main(): Promise<void> {
   console.log('\nBatchMatMul by input shapes, ms per step: before, after (calls)');
   for (const [shape, a] of [...byShape.after].sort((x, y) => y[1].ms - x[1].ms)) {
     const was = ((byShape.before.get(shape)?.ms ?? 0) / steps).toFixed(2);
-    console.log(`${was.padStart(8)} ${(a.ms / steps).toFixed(2).padStart(8)} ms ${String(a.calls / steps).padStart(4)}x  ${shape}`);
+    console.log(
+      `${was.padStart(8)} ${(a.ms / steps).toFixed(2).padStart(8)} ms ${String(a.calls / steps).padStart(4)}x  ${shape}`,
+    );
   }
   optimizer.dispose();
   model.dispose();

@@ -61,14 +61,24 @@ export type TorchEnv = v.InferOutput<typeof TorchEnv>;
 
 /** What `python` runs PyTorch with at `threads`, or why it cannot run it. */
 export function probeTorch(python: string, threads: number): { env: TorchEnv } | { error: string } {
-  const r = spawnSync(python, [TORCH_ENV_PY, String(threads)], { env: pinnedEnv(threads), encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(python, [TORCH_ENV_PY, String(threads)], {
+    env: pinnedEnv(threads),
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (r.error) return { error: `${python} not usable (${r.error.message}); ${INSTALL_HINT}` };
   if (r.status !== 0) {
     const missing = /No module named '(\w+)'/.exec(r.stderr);
-    return { error: missing ? `${missing[1]} is not installed for ${python}; ${INSTALL_HINT}` : `torch_env.py failed: ${lastLine(r.stderr)}` };
+    return {
+      error: missing
+        ? `${missing[1]} is not installed for ${python}; ${INSTALL_HINT}`
+        : `torch_env.py failed: ${lastLine(r.stderr)}`,
+    };
   }
   const parsed = v.safeParse(TorchEnv, JSON.parse(lastLine(r.stdout) || '{}'));
-  return parsed.success ? { env: parsed.output } : { error: `torch_env.py printed an unexpected report: ${parsed.issues[0].message}` };
+  return parsed.success
+    ? { env: parsed.output }
+    : { error: `torch_env.py printed an unexpected report: ${parsed.issues[0].message}` };
 }
 
 /** The BLAS line: library, its threading, and where it came from. */
@@ -80,7 +90,9 @@ export function describeBlas(env: TorchEnv): string {
 
 /** The thread settings PyTorch runs with at one thread count. */
 export function describeThreads(env: TorchEnv): string {
-  const vars = Object.entries(env.env).map(([k, value]) => `${k}=${value ?? 'unset'}`).join(' ');
+  const vars = Object.entries(env.env)
+    .map(([k, value]) => `${k}=${value ?? 'unset'}`)
+    .join(' ');
   const blasThreads = env.openblas ? `, OpenBLAS ${env.openblas.threads}` : '';
   return `torch threads ${env.torch_threads} (interop ${env.interop_threads}, ${env.aten_backend ?? '?'} backend${blasThreads}), ${vars}`;
 }
@@ -101,16 +113,26 @@ export function unfairReason(env: TorchEnv, threads: number): string {
 }
 
 /** Runs reference.py bench once: tokens/s, or null with the reason. */
-function runTorchOnce(python: string, configPath: string, threads: number, steps: number, waitPolicy?: 'PASSIVE'): { tokPerS: number | null; note: string } {
+function runTorchOnce(
+  python: string,
+  configPath: string,
+  threads: number,
+  steps: number,
+  waitPolicy?: 'PASSIVE',
+): { tokPerS: number | null; note: string } {
   const args = [REFERENCE_PY, 'bench', '--config', configPath, '--threads', String(threads), '--steps', String(steps)];
   const r = spawnSync(python, args, { env: pinnedEnv(threads, waitPolicy), encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
   if (r.error) {
     const timedOut = (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
-    return { tokPerS: null, note: timedOut ? `a run took over ${RUN_TIMEOUT_MS / 1000} s` : `${python} not usable (${r.error.message})` };
+    return {
+      tokPerS: null,
+      note: timedOut ? `a run took over ${RUN_TIMEOUT_MS / 1000} s` : `${python} not usable (${r.error.message})`,
+    };
   }
   if (r.status !== 0) return { tokPerS: null, note: `reference.py failed: ${lastLine(r.stderr)}` };
   const out = JSON.parse(lastLine(r.stdout) || '{}') as { tok_per_s?: number; threads?: number };
-  if (out.threads !== threads) return { tokPerS: null, note: `reference.py ran ${out.threads} torch threads, not ${threads}` };
+  if (out.threads !== threads)
+    return { tokPerS: null, note: `reference.py ran ${out.threads} torch threads, not ${threads}` };
   return { tokPerS: out.tok_per_s ?? null, note: '' };
 }
 
@@ -119,7 +141,12 @@ function runTorchOnce(python: string, configPath: string, threads: number, steps
  * Busy cores elsewhere slow a run, never speed it up, so the best run is the fairest baseline and
  * never flatters steelscope. A run that fails or times out leaves the others' best.
  */
-export function benchTorch(python: string, config: TrainConfig, threads: number, steps: number): { tokPerS: number | null; note: string; runs: string } {
+export function benchTorch(
+  python: string,
+  config: TrainConfig,
+  threads: number,
+  steps: number,
+): { tokPerS: number | null; note: string; runs: string } {
   const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-'));
   try {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -138,7 +165,6 @@ export function benchTorch(python: string, config: TrainConfig, threads: number,
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
 
 /**
  * Why PyTorch's figure at `threads` is no baseline given its 1-thread figure: more threads slower

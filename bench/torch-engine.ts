@@ -26,23 +26,55 @@ function tokensPerSecond(metricsJsonl: string, warmup: number): number[] {
     const record = line.trim() ? parseJson(line) : undefined;
     if (typeof record !== 'object' || record === null || Array.isArray(record)) continue;
     const { kind, step, tok_per_s: rate } = record as Record<string, unknown>;
-    if ((kind ?? 'train') === 'train' && typeof step === 'number' && step >= warmup && typeof rate === 'number') rates.push(rate);
+    if ((kind ?? 'train') === 'train' && typeof step === 'number' && step >= warmup && typeof rate === 'number')
+      rates.push(rate);
   }
   return rates;
 }
 
 /** tokens/s of the torch engine on `preset` at `threads`, or null with the reason. */
-export function benchTorchEngine(python: string, preset: PresetName, threads: number, warmup: number, steps: number): { tokPerS: number | null; note: string } {
+export function benchTorchEngine(
+  python: string,
+  preset: PresetName,
+  threads: number,
+  warmup: number,
+  steps: number,
+): { tokPerS: number | null; note: string } {
   const dir = mkdtempSync(join(tmpdir(), 'steelscope-bench-engine-'));
   try {
     const runDir = join(dir, 'run');
-    const args = [CLI, 'train', '--engine', 'torch', '--nproc', '1', '--python', python, '--preset', preset, '--data', 'default', '--run-dir', runDir,
-      '--steps', String(warmup + steps), '--set', 'eval_every=0', '--set', 'sample_every=0', '--set', `checkpoint_every=${warmup + steps}`];
+    const args = [
+      CLI,
+      'train',
+      '--engine',
+      'torch',
+      '--nproc',
+      '1',
+      '--python',
+      python,
+      '--preset',
+      preset,
+      '--data',
+      'default',
+      '--run-dir',
+      runDir,
+      '--steps',
+      String(warmup + steps),
+      '--set',
+      'eval_every=0',
+      '--set',
+      'sample_every=0',
+      '--set',
+      `checkpoint_every=${warmup + steps}`,
+    ];
     const r = spawnSync(process.execPath, args, { env: pinnedEnv(threads), encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
     if (r.error) return { tokPerS: null, note: `the engine run failed (${r.error.message})` };
-    if (r.status !== 0) return { tokPerS: null, note: `the engine exited ${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}` };
+    if (r.status !== 0)
+      return { tokPerS: null, note: `the engine exited ${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}` };
     const rates = tokensPerSecond(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'), warmup);
-    return rates.length ? { tokPerS: median(rates), note: '' } : { tokPerS: null, note: 'no train records after warm-up' };
+    return rates.length
+      ? { tokPerS: median(rates), note: '' }
+      : { tokPerS: null, note: 'no train records after warm-up' };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -19,7 +19,16 @@ import { SteelLM } from '../src/core/model/gpt';
 import { AdamW } from '../src/core/train/adamw';
 import { makeBatch, trainStep } from '../test/golden/make-fixtures';
 import { benchTorchEngine } from './torch-engine';
-import { benchTorch, describeBlas, describeThreads, probeTorch, slowerThanOneThread, torchPython, TORCH_RUNS, unfairReason } from './torch-baseline';
+import {
+  benchTorch,
+  describeBlas,
+  describeThreads,
+  probeTorch,
+  slowerThanOneThread,
+  torchPython,
+  TORCH_RUNS,
+  unfairReason,
+} from './torch-baseline';
 
 /** Warm-up and timed steps per preset, sized so the whole bench stays near 2 minutes on 2 cores
  * (a `small` step takes seconds on wasm). PyTorch's steps are cheap, so it gets more of them. */
@@ -76,7 +85,13 @@ function ourThreads(backend: BackendName): number {
 }
 
 /** Our tokens/s at `threads` (only wasm follows the count), NaN with a message where the step fails. */
-async function measureOurs(backend: BackendName, preset: string, config: TrainConfig, plan: { warmup: number; steps: number }, threads: number): Promise<number> {
+async function measureOurs(
+  backend: BackendName,
+  preset: string,
+  config: TrainConfig,
+  plan: { warmup: number; steps: number },
+  threads: number,
+): Promise<number> {
   if (backend === 'wasm') {
     setSteelThreads(threads);
     await steelThreadsReady(); // products run on one thread until the helpers are up
@@ -119,7 +134,16 @@ function fmt(x: number | null, digits = 0): string {
 }
 
 function printTable(backend: string, rows: Row[]): void {
-  const head = ['preset', 'params', 'tok/step', 'threads', `steelscope (${backend})`, 'pytorch', 'ratio', 'torch engine'];
+  const head = [
+    'preset',
+    'params',
+    'tok/step',
+    'threads',
+    `steelscope (${backend})`,
+    'pytorch',
+    'ratio',
+    'torch engine',
+  ];
   const body = rows.map((r) => [
     r.preset,
     `${(r.params / 1e6).toFixed(2)}M`,
@@ -134,8 +158,11 @@ function printTable(backend: string, rows: Row[]): void {
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${body.map(line).join('\n')}`);
   console.log('ratio = steelscope tokens/s / PyTorch tokens/s (median step after warm-up, same shapes, same machine).');
-  console.log('torch engine = `steelscope train --engine torch`, 1 process: its train records\' median tok_per_s after warm-up.');
-  for (const r of rows.filter((row) => row.refused)) console.log(`no ratio for ${r.preset} at ${r.threads} thread(s): ${r.refused}.`);
+  console.log(
+    "torch engine = `steelscope train --engine torch`, 1 process: its train records' median tok_per_s after warm-up.",
+  );
+  for (const r of rows.filter((row) => row.refused))
+    console.log(`no ratio for ${r.preset} at ${r.threads} thread(s): ${r.refused}.`);
 }
 
 async function main(): Promise<void> {
@@ -148,7 +175,9 @@ async function main(): Promise<void> {
   });
   const startLoad = loadavg()[0];
   const choice = await selectBackend(values.backend as BackendName | 'auto');
-  console.log(`steelscope backend: ${choice.name}${choice.kernels ? ` (${choice.kernels})` : ''}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`);
+  console.log(
+    `steelscope backend: ${choice.name}${choice.kernels ? ` (${choice.kernels})` : ''}${choice.skipped.map((s) => `\n  skipped ${s.name}: ${s.reason}`).join('')}`,
+  );
   const threadCounts = values.threads.split(',').map(Number);
   const torch = torchSetup(threadCounts);
   const rows: Row[] = [];
@@ -161,10 +190,19 @@ async function main(): Promise<void> {
     let torchOneThread: number | undefined;
     for (const threads of threadCounts) {
       if (choice.name === 'wasm' || threads === threadCounts[0]) {
-        console.log(`${preset}: steelscope at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.steps} timed steps…`);
+        console.log(
+          `${preset}: steelscope at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.steps} timed steps…`,
+        );
         ours = await measureOurs(choice.name, preset, config, plan, threads);
       }
-      const base = { preset, params: parameterCount(config), tokensPerStep: config.batch_size * config.seq_len, threads, oursThreads: ourThreads(choice.name), ours };
+      const base = {
+        preset,
+        params: parameterCount(config),
+        tokensPerStep: config.batch_size * config.seq_len,
+        threads,
+        oursThreads: ourThreads(choice.name),
+        ours,
+      };
       const unfair = torch.unfair.get(threads) ?? '';
       if (torch.python === null || unfair) {
         const note = torch.python === null ? 'not measured' : 'not measured (see below)';
@@ -172,19 +210,32 @@ async function main(): Promise<void> {
         continue;
       }
       const policies = threads > 1 ? ' (OpenMP wait policy PASSIVE, default, PASSIVE)' : '';
-      console.log(`${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps${policies}…`);
+      console.log(
+        `${preset}: pytorch at ${threads} thread(s), best of ${TORCH_RUNS} runs of ${plan.torchSteps} timed steps${policies}…`,
+      );
       const measured = benchTorch(torch.python, config, threads, plan.torchSteps);
       console.log(`  runs: ${measured.runs}`);
       if (threads === 1 && measured.tokPerS !== null) torchOneThread = measured.tokPerS;
       const refused = measured.tokPerS === null ? '' : slowerThanOneThread(threads, measured.tokPerS, torchOneThread);
-      console.log(`${preset}: torch engine at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.torchSteps} timed steps…`);
+      console.log(
+        `${preset}: torch engine at ${threads} thread(s), ${plan.warmup} warm-up + ${plan.torchSteps} timed steps…`,
+      );
       const engine = benchTorchEngine(torch.python, preset, threads, plan.warmup, plan.torchSteps);
       if (engine.note) console.log(`  torch engine: ${engine.note}`);
-      rows.push({ ...base, torch: measured.tokPerS, torchNote: measured.note, engine: engine.tokPerS, engineNote: engine.note ? 'failed (see above)' : '', refused });
+      rows.push({
+        ...base,
+        torch: measured.tokPerS,
+        torchNote: measured.note,
+        engine: engine.tokPerS,
+        engineNote: engine.note ? 'failed (see above)' : '',
+        refused,
+      });
     }
   }
   printTable(choice.name, rows);
-  console.log(`load average (1 min) at start ${startLoad.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}: other work on the machine skews both columns.`);
+  console.log(
+    `load average (1 min) at start ${startLoad.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}: other work on the machine skews both columns.`,
+  );
 }
 
 main().catch((err: unknown) => {

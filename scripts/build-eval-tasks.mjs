@@ -69,7 +69,10 @@ export function buildEvalTasks(outDir) {
     corpusCount.set(author, (corpusCount.get(author) ?? 0) + 1);
     for (const b of body) corpusLines.add(b);
   }
-  const poets = [...corpusCount].filter(([, n]) => n >= MIN_POEMS_PER_POET).map(([a]) => a).sort();
+  const poets = [...corpusCount]
+    .filter(([, n]) => n >= MIN_POEMS_PER_POET)
+    .map(([a]) => a)
+    .sort();
   const known = new Set(poets);
   const { tang, song } = poetrySource();
   const heldOut = [];
@@ -77,7 +80,8 @@ export function buildEvalTasks(outDir) {
     for (const poem of JSON.parse(readFileSync(file, 'utf8'))) {
       const doc = toDocument(poem);
       const parts = doc ? doc.split('\n') : [];
-      if (parts.length >= 4 && known.has(parts[1]) && !parts.slice(2).some((b) => corpusLines.has(b))) heldOut.push(parts);
+      if (parts.length >= 4 && known.has(parts[1]) && !parts.slice(2).some((b) => corpusLines.has(b)))
+        heldOut.push(parts);
     }
   }
   const random = rng(0x9e3779b9);
@@ -98,11 +102,16 @@ export function buildEvalTasks(outDir) {
       if (q) nextLine.push(q);
     } else break;
   }
-  for (const [subject, rows] of [['author', author], ['next_line', nextLine]]) {
+  for (const [subject, rows] of [
+    ['author', author],
+    ['next_line', nextLine],
+  ]) {
     writeCmmlu(join(outDir, 'dev', `${subject}.csv`), rows.slice(0, PER_SUBJECT.dev));
     writeCmmlu(join(outDir, 'test', `${subject}.csv`), rows.slice(PER_SUBJECT.dev));
   }
-  console.log(`poetry-mc: ${author.length + nextLine.length} questions (${poets.length} poets, held-out poems) -> ${outDir}`);
+  console.log(
+    `poetry-mc: ${author.length + nextLine.length} questions (${poets.length} poets, held-out poems) -> ${outDir}`,
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -18,7 +18,8 @@ export function buildSftSet(outFile) {
   const eligible = [];
   for (const line of lines) {
     const [title, poet, ...body] = JSON.parse(line).text.split('\n');
-    if (body.length >= 1 && body.length <= 2 && body.every((l) => l.length <= MAX_LINE_CHARS)) eligible.push({ title, poet, body });
+    if (body.length >= 1 && body.length <= 2 && body.every((l) => l.length <= MAX_LINE_CHARS))
+      eligible.push({ title, poet, body });
   }
   const picked = eligible.filter((_, i) => i % STRIDE === 0).slice(0, CONVERSATIONS);
   const out = picked.map(({ title, poet, body }) =>

@@ -38,20 +38,22 @@ await Promise.all([
 // which the render tests and the dashboard bench load; the shipped one is built without them.
 const webviewDist = join(dist, 'webview');
 const webviewTestDist = join(root, 'dist-test', 'webview');
-const webview = (outdir, testHooks) => esbuild.build({
-  entryPoints: [join(root, 'webview/dashboard/main.ts')],
-  outfile: join(outdir, 'dashboard.js'),
-  bundle: true,
-  platform: 'browser',
-  format: 'iife',
-  target: 'chrome114',
-  minify: true,
-  sourcemap: true,
-  logLevel: 'warning',
-  define: { STEELSCOPE_TEST_HOOKS: String(testHooks) },
-});
+const webview = (outdir, testHooks) =>
+  esbuild.build({
+    entryPoints: [join(root, 'webview/dashboard/main.ts')],
+    outfile: join(outdir, 'dashboard.js'),
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'chrome114',
+    minify: true,
+    sourcemap: true,
+    logLevel: 'warning',
+    define: { STEELSCOPE_TEST_HOOKS: String(testHooks) },
+  });
 await Promise.all([webview(webviewDist, false), webview(webviewTestDist, true)]);
-for (const dir of [webviewDist, webviewTestDist]) copyFileSync(join(root, 'media/dashboard.css'), join(dir, 'dashboard.css'));
+for (const dir of [webviewDist, webviewTestDist])
+  copyFileSync(join(root, 'media/dashboard.css'), join(dir, 'dashboard.css'));
 
 const wasmDir = join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {

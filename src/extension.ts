@@ -28,18 +28,28 @@ export function activate(context: vscode.ExtensionContext): void {
   const ssh = registerSshCommands({ context, store, onHostsChanged: () => refreshTree() });
   // The notifier needs the dashboard, the dashboard the rules: the rules reach the notifier once it exists.
   let notifier: AlertNotifier | undefined;
-  const alertRules = new AlertRuleStore(context.workspaceState, (keys) => keys.forEach((k) => notifier?.reloadRules(k)));
+  const alertRules = new AlertRuleStore(context.workspaceState, (keys) =>
+    keys.forEach((k) => notifier?.reloadRules(k)),
+  );
   const chat = registerChat(context, store, () => ssh.hosts.list(), alertRules);
   const targets = (): RunTarget[] => [local, ...ssh.hosts.list()];
 
-  const tree = new RunsTreeProvider(store, () => [{ id: local.id, label: local.label, state: 'connected' }, ...hostStates(ssh.hosts)]);
+  const tree = new RunsTreeProvider(store, () => [
+    { id: local.id, label: local.label, state: 'connected' },
+    ...hostStates(ssh.hosts),
+  ]);
   refreshTree = () => tree.refresh();
   const statusBar = new RunStatusBar(store);
-  const view = vscode.window.createTreeView('steelscope.runs', { treeDataProvider: tree, canSelectMany: true, showCollapseAll: true });
+  const view = vscode.window.createTreeView('steelscope.runs', {
+    treeDataProvider: tree,
+    canSelectMany: true,
+    showCollapseAll: true,
+  });
 
   const rescan = async (): Promise<void> => {
     for (const dir of await local.listRunDirs()) store.addRun(local, dir);
-    for (const dir of context.globalState.get<string[]>(OBSERVED_FOLDERS, [])) if (existsSync(dir)) store.addRun(local, dir);
+    for (const dir of context.globalState.get<string[]>(OBSERVED_FOLDERS, []))
+      if (existsSync(dir)) store.addRun(local, dir);
     await ssh.hosts.rescan(store);
     await store.refresh();
   };

@@ -7,7 +7,14 @@ import { gunzipSync } from 'node:zlib';
 import { saveCheckpoint } from '../src/core/train/checkpoint';
 import { PRESETS } from '../src/shared/config';
 import { parseJsonl } from '../src/shared/jsonl';
-import { isEventRecord, isMetricRecord, isSampleRecord, type EventRecord, type MetricRecord, type SampleRecord } from '../src/shared/run';
+import {
+  isEventRecord,
+  isMetricRecord,
+  isSampleRecord,
+  type EventRecord,
+  type MetricRecord,
+  type SampleRecord,
+} from '../src/shared/run';
 
 export const ROOT = resolve(__dirname, '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -44,7 +51,9 @@ export function spawnCli(args: string[]): ChildProcess {
 
 /** The first `poems` documents of the built default corpus, as a .jsonl file. */
 export function poetrySubset(dir: string, poems: number): string {
-  const lines = gunzipSync(readFileSync(join(ROOT, 'dist', 'corpus', 'poetry.jsonl.gz'))).toString('utf8').split('\n');
+  const lines = gunzipSync(readFileSync(join(ROOT, 'dist', 'corpus', 'poetry.jsonl.gz')))
+    .toString('utf8')
+    .split('\n');
   const path = join(dir, `poems-${poems}.jsonl`);
   writeFileSync(path, lines.slice(0, poems).join('\n') + '\n');
   return path;
@@ -52,9 +61,21 @@ export function poetrySubset(dir: string, poems: number): string {
 
 /** A CPU-quick model: the tiny block at a fraction of its size. */
 export const SMALL_SETS = [
-  'vocab_size=320', 'n_layer=2', 'n_embd=32', 'n_head=2', 'n_kv_head=2', 'intermediate_size=64',
-  'seq_len=32', 'batch_size=4', 'warmup_steps=5', 'eval_every=5', 'eval_batches=2',
-  'sample_every=10', 'sample_tokens=8', 'checkpoint_every=10', 'keep_checkpoints=5',
+  'vocab_size=320',
+  'n_layer=2',
+  'n_embd=32',
+  'n_head=2',
+  'n_kv_head=2',
+  'intermediate_size=64',
+  'seq_len=32',
+  'batch_size=4',
+  'warmup_steps=5',
+  'eval_every=5',
+  'eval_batches=2',
+  'sample_every=10',
+  'sample_tokens=8',
+  'checkpoint_every=10',
+  'keep_checkpoints=5',
 ].flatMap((s) => ['--set', s]);
 
 function readJsonl<T>(path: string, accept: (v: unknown) => v is T): T[] {

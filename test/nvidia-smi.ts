@@ -10,4 +10,3 @@ export const NVIDIA_SMI_OUTPUT = [
   '3, NVIDIA RTX 6000 Ada Generation, Rev 2, 17, 1024, 49140, 35.20, 41',
   '',
 ].join('\n');
-

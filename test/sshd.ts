@@ -27,7 +27,9 @@ export function passwordSkipReason(): string | undefined {
 }
 
 function keygen(path: string): void {
-  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'steelscope-test', '-f', path], { encoding: 'utf8' });
+  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'steelscope-test', '-f', path], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
 }
 
@@ -35,7 +37,6 @@ function keygen(path: string): void {
 export function pubBlob(pubPath: string): Buffer {
   return Buffer.from(readFileSync(pubPath, 'utf8').trim().split(/\s+/)[1], 'base64');
 }
-
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -111,7 +112,16 @@ export class TestSshd {
 
   /** Settings as resolveHost would give them for this server. */
   hostConfig(overrides: Partial<SshHostConfig> = {}): SshHostConfig {
-    return { alias: 'test-sshd', hostName: '127.0.0.1', user: 'root', port: this.port, identityFiles: [this.clientKey], identitiesOnly: true, proxyJump: [], ...overrides };
+    return {
+      alias: 'test-sshd',
+      hostName: '127.0.0.1',
+      user: 'root',
+      port: this.port,
+      identityFiles: [this.clientKey],
+      identitiesOnly: true,
+      proxyJump: [],
+      ...overrides,
+    };
   }
 
   private config(): string {
@@ -147,7 +157,8 @@ export class TestSshd {
     process.once('exit', this.reap);
     const deadline = Date.now() + 10_000;
     while (!(await canConnect(this.port))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${Buffer.concat(log).toString()}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`sshd did not start: ${Buffer.concat(log).toString()}`);
       await sleep(20);
     }
   }

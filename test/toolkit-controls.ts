@@ -17,7 +17,10 @@ export async function choose(dropdown: Locator, value: string): Promise<void> {
 
 /** The texts of a dropdown's options. */
 export function optionTexts(dropdown: Locator): Promise<string[]> {
-  return dropdown.locator('vscode-option').allTextContents().then((texts) => texts.map((t) => t.trim()));
+  return dropdown
+    .locator('vscode-option')
+    .allTextContents()
+    .then((texts) => texts.map((t) => t.trim()));
 }
 
 /** The native button inside a toolkit button (what is clicked and what is disabled). */

@@ -17,7 +17,12 @@ export interface Parsed {
 }
 
 /** The typed value of one flag occurrence, or the UsageError saying why it is not one. */
-function flagValue(name: string, flag: FlagSpec, value: string | undefined, inline: boolean): string | number | boolean {
+function flagValue(
+  name: string,
+  flag: FlagSpec,
+  value: string | undefined,
+  inline: boolean,
+): string | number | boolean {
   if (flag.kind === 'bool') {
     if (inline) throw new UsageError(`--${name} takes no value, got "${value}".`);
     return true;
@@ -33,7 +38,12 @@ function flagValue(name: string, flag: FlagSpec, value: string | undefined, inli
 
 export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
   // Every flag but bool takes a value; non-strict, so that an unknown flag is ours to word.
-  const options = Object.fromEntries(Object.entries(spec).map(([name, f]) => [name, { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) }]));
+  const options = Object.fromEntries(
+    Object.entries(spec).map(([name, f]) => [
+      name,
+      { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) },
+    ]),
+  );
   const { tokens } = splitArgv({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
   const positional: string[] = [];
   const flags = new Map<string, string | number | boolean | string[]>();
@@ -42,8 +52,12 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
     if (token.kind !== 'option') continue;
     const flag = Object.prototype.hasOwnProperty.call(spec, token.name) ? spec[token.name] : undefined;
     if (!flag) {
-      const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
-      throw new UsageError(`Unknown option ${token.rawName} for \`steelscope ${command}\`. Options: ${known || 'none'}.`);
+      const known = Object.keys(spec)
+        .map((k) => `--${k}`)
+        .join(', ');
+      throw new UsageError(
+        `Unknown option ${token.rawName} for \`steelscope ${command}\`. Options: ${known || 'none'}.`,
+      );
     }
     const value = flagValue(token.name, flag, token.value, token.inlineValue === true);
     const list = flags.get(token.name);

@@ -30,7 +30,9 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop) process.exit(130);
     stop = true;
-    process.stderr.write(`\n${signal}: ${command === 'train' || command === 'resume' || command === 'sft' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`);
+    process.stderr.write(
+      `\n${signal}: ${command === 'train' || command === 'resume' || command === 'sft' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`,
+    );
   };
   const listen = () => {
     process.on('SIGTERM', onSignal);
@@ -81,7 +83,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const usage = err instanceof UsageError || (err instanceof Error && INPUT_ERRORS.has(err.name));
-    process.stderr.write(`steelscope: ${err instanceof Error ? (usage ? err.message : (err.stack ?? err.message)) : String(err)}\n`);
+    process.stderr.write(
+      `steelscope: ${err instanceof Error ? (usage ? err.message : (err.stack ?? err.message)) : String(err)}\n`,
+    );
     process.exitCode = usage ? 2 : 1;
   },
 );

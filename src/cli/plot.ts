@@ -58,7 +58,9 @@ export function brailleChart(points: readonly Point[], opts: ChartOptions): stri
   const text = cells.map((line) => line.map((bits) => (bits ? String.fromCharCode(0x2800 + bits) : ' ')));
   for (const [x, y] of marks) text[row(y) >> 2][column(x) >> 1] = '●';
 
-  const labels = text.map((_, i) => (i === 0 ? y1 : i === opts.height - 1 ? y0 : i === opts.height >> 1 ? (y0 + y1) / 2 : null));
+  const labels = text.map((_, i) =>
+    i === 0 ? y1 : i === opts.height - 1 ? y0 : i === opts.height >> 1 ? (y0 + y1) / 2 : null,
+  );
   const labelWidth = Math.max(...labels.map((v) => (v === null ? 0 : label(v).length)));
   const left = (v: number | null) => (v === null ? '' : label(v)).padStart(labelWidth);
   const lines = text.map((cellsOfLine, i) => `${left(labels[i])} ┤${cellsOfLine.join('')}`.trimEnd());

@@ -56,14 +56,18 @@ function finalLosses(train: Point[], evals: Point[]): string {
   const mean = tail.reduce((sum, [, y]) => sum + y, 0) / Math.max(1, tail.length);
   const trainText = `train loss ${mean.toFixed(4)} (mean of the last ${tail.length} steps)`;
   const lastEval = evals.at(-1);
-  return lastEval === undefined ? `final: ${trainText}` : `final: ${trainText}, eval loss ${lastEval[1].toFixed(4)} at step ${lastEval[0]}`;
+  return lastEval === undefined
+    ? `final: ${trainText}`
+    : `final: ${trainText}, eval loss ${lastEval[1].toFixed(4)} at step ${lastEval[0]}`;
 }
 
 function lastSamples(samples: SampleRecord[]): string[] {
   const last = samples.at(-1)?.step;
   if (last === undefined) return [];
   const oneLine = (text: string) => text.replace(/\s*\n\s*/g, ' / ');
-  const shown = samples.filter((s) => s.step === last).map((s) => `  ${oneLine(s.prompt.trim())} → ${oneLine(s.text).slice(0, 80)}`);
+  const shown = samples
+    .filter((s) => s.step === last)
+    .map((s) => `  ${oneLine(s.prompt.trim())} → ${oneLine(s.text).slice(0, 80)}`);
   return ['', `samples at step ${last}:`, ...shown];
 }
 

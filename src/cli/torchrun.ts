@@ -52,7 +52,9 @@ function processCount(nproc: number | 'auto', torch: TorchFound, config: TrainCo
   const n = nproc === 'auto' ? Math.max(1, torch.gpus.length) : nproc;
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--nproc must be a positive integer or auto, got ${nproc}.`);
   if (config.batch_size % n !== 0) {
-    throw new UsageError(`batch_size (${config.batch_size}) must be a multiple of --nproc (${n}): each process takes an equal slice of every batch.`);
+    throw new UsageError(
+      `batch_size (${config.batch_size}) must be a multiple of --nproc (${n}): each process takes an equal slice of every batch.`,
+    );
   }
   return n;
 }
@@ -68,13 +70,22 @@ export interface TorchStart extends TorchOptions {
 /** A new run: checks, `prepare`, then the engine's `train`. */
 export async function startTorchRun(opts: TorchStart, control: TorchControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  if (existsSync(join(runDir, 'run.json'))) throw new UsageError(`${runDir} already holds a run. Resume it, or choose another --run-dir.`);
-  if (existsSync(runDir) && readdirSync(runDir).length > 0) throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  if (existsSync(join(runDir, 'run.json')))
+    throw new UsageError(`${runDir} already holds a run. Resume it, or choose another --run-dir.`);
+  if (existsSync(runDir) && readdirSync(runDir).length > 0)
+    throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
   resolveCorpus(opts.data);
   const torch = requireTorch(opts.python, control.log);
   const nproc = processCount(opts.nproc, torch, opts.config);
   prepareRun(opts.data, opts.config, runDir, control.log);
-  const args = ['train', '--run-dir', runDir, '--steps', String(opts.steps), ...(opts.name ? ['--name', opts.name] : [])];
+  const args = [
+    'train',
+    '--run-dir',
+    runDir,
+    '--steps',
+    String(opts.steps),
+    ...(opts.name ? ['--name', opts.name] : []),
+  ];
   return superviseTorchrun(torch, nproc, runDir, args, control);
 }
 
@@ -108,7 +119,8 @@ function restoreData(runDir: string, info: RunInfo): void {
   if (!existsSync(tokenizerPath)) return; // the engine says what is missing
   const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
   const { records } = restoreShards(runDir, info, tokenizer, info.config);
-  if (JSON.stringify(records) !== JSON.stringify(info.data.shards)) new RunWriter(runDir, info).update({ data: { ...info.data, shards: records } });
+  if (JSON.stringify(records) !== JSON.stringify(info.data.shards))
+    new RunWriter(runDir, info).update({ data: { ...info.data, shards: records } });
   if (!existsSync(join(runDir, 'data', 'prompts.json'))) writePrompts(runDir, tokenizer);
 }
 
@@ -136,17 +148,47 @@ function torchrunEnv(nproc: number, stopFile: string, errorDir: string): NodeJS.
   };
 }
 
-async function superviseTorchrun(torch: TorchFound, nproc: number, runDir: string, engineArgs: string[], control: TorchControl): Promise<RunStatus> {
+async function superviseTorchrun(
+  torch: TorchFound,
+  nproc: number,
+  runDir: string,
+  engineArgs: string[],
+  control: TorchControl,
+): Promise<RunStatus> {
   const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
   const stopFile = join(scratch, 'stop');
   const errorDir = join(scratch, 'errors');
   // --standalone on one node, but with the rendezvous store on a free port: torch 1.13's standalone
   // takes port 29400, so two runs on one machine would meet in one store.
-  const standalone = ['--nnodes', '1', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'localhost:0', '--rdzv_id', randomUUID()];
-  const args = ['-m', 'torch.distributed.run', ...standalone, '--nproc_per_node', String(nproc),
-    '--redirects', perRank(nproc), '--tee', perRank(nproc), '--log_dir', join(scratch, 'logs'), ENGINE_MAIN, ...engineArgs];
+  const standalone = [
+    '--nnodes',
+    '1',
+    '--rdzv_backend',
+    'c10d',
+    '--rdzv_endpoint',
+    'localhost:0',
+    '--rdzv_id',
+    randomUUID(),
+  ];
+  const args = [
+    '-m',
+    'torch.distributed.run',
+    ...standalone,
+    '--nproc_per_node',
+    String(nproc),
+    '--redirects',
+    perRank(nproc),
+    '--tee',
+    perRank(nproc),
+    '--log_dir',
+    join(scratch, 'logs'),
+    ENGINE_MAIN,
+    ...engineArgs,
+  ];
   const env = torchrunEnv(nproc, stopFile, errorDir);
-  control.log(`engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`);
+  control.log(
+    `engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`,
+  );
   // Its own process group, so a second signal (or this process exiting) can end every rank at once.
   const child = spawn(torch.executable, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const killTree = () => {
@@ -235,19 +277,29 @@ function recordOutcome(runDir: string, code: number | null, errors: RankError[],
   if (code === 0 && errors.length === 0 && TERMINAL.includes(info.status)) return info.status;
   // Rank 0 records its own failure; another rank's, or a rank killed by a signal, only shows here.
   for (const e of errors) {
-    if (e.rank !== 0 || info.status !== 'failed') writer.event(info.step, 'crash', 'error', `rank ${e.rank}: ${e.message}`, { stack: e.traceback });
+    if (e.rank !== 0 || info.status !== 'failed')
+      writer.event(info.step, 'crash', 'error', `rank ${e.rank}: ${e.message}`, { stack: e.traceback });
   }
   const silent = exits.filter((x) => !errors.some((e) => e.rank === x.rank));
-  for (const x of silent) writer.event(info.step, 'crash', 'error', `${describeExit(x)}.`, { stderr: stderrTail.slice(-4000) });
+  for (const x of silent)
+    writer.event(info.step, 'crash', 'error', `${describeExit(x)}.`, { stderr: stderrTail.slice(-4000) });
   if (errors.length === 0 && silent.length === 0) {
-    writer.event(info.step, 'crash', 'error', `torchrun exited with code ${code}.`, { stderr: stderrTail.slice(-4000) });
+    writer.event(info.step, 'crash', 'error', `torchrun exited with code ${code}.`, {
+      stderr: stderrTail.slice(-4000),
+    });
   }
   // The cause: a rank other than 0 that failed by itself or was killed, before rank 0's consequence of it.
   const other = errors.find((e) => e.rank !== 0);
   const killed = silent.find((x) => x.exitcode < 0);
-  const reason = other ? `rank ${other.rank}: ${other.message}` : killed ? describeExit(killed)
-    : errors[0] ? `rank ${errors[0].rank}: ${errors[0].message}` : silent[0] ? describeExit(silent[0]) : `torchrun exited with code ${code}`;
+  const reason = other
+    ? `rank ${other.rank}: ${other.message}`
+    : killed
+      ? describeExit(killed)
+      : errors[0]
+        ? `rank ${errors[0].rank}: ${errors[0].message}`
+        : silent[0]
+          ? describeExit(silent[0])
+          : `torchrun exited with code ${code}`;
   writer.update({ status: 'failed', exit: { code: code || 1, reason, at: new Date().toISOString() } });
   return 'failed';
 }
-

@@ -40,7 +40,9 @@ function kernelNote(name: BackendName): string | undefined {
   if (!status.available) return `tfjs kernels only (${status.reason})${heap}`;
   const threads = steelThreads();
   const oneOnly = startSteelThreads();
-  const simd = status.fma ? 'steelscope wasm SIMD kernels with FMA' : `steelscope wasm SIMD kernels (${status.fmaNote})`;
+  const simd = status.fma
+    ? 'steelscope wasm SIMD kernels with FMA'
+    : `steelscope wasm SIMD kernels (${status.fmaNote})`;
   if (threads === 1) return `${simd}, 1 thread${heap}`;
   return oneOnly === '' ? `${simd}, ${threads} threads` : `${simd}, 1 thread (${oneOnly})`;
 }
@@ -153,7 +155,10 @@ async function activate(name: BackendName): Promise<void> {
  * was skipped; an explicit name tries only that backend and throws if it cannot run.
  * Calling it again is cheap: packages load once and setBackend is a no-op for the active backend.
  */
-export async function selectBackend(preference: BackendName | 'auto' = 'auto', options: BackendOptions = {}): Promise<BackendChoice> {
+export async function selectBackend(
+  preference: BackendName | 'auto' = 'auto',
+  options: BackendOptions = {},
+): Promise<BackendChoice> {
   if (options.threads !== undefined) setSteelThreads(options.threads);
   if (preference !== 'auto') {
     try {

@@ -19,7 +19,8 @@ function cell(value: string | number): string {
 
 export function metricsCsv(runs: readonly RunData[]): string {
   const fields = new Set<string>();
-  for (const run of runs) for (const table of run.tables.values()) for (const name of table.fields.keys()) fields.add(name);
+  for (const run of runs)
+    for (const table of run.tables.values()) for (const name of table.fields.keys()) fields.add(name);
   const columns = [...fields].sort();
   const lines = [['run', 'kind', 'step', 't', ...columns].map(cell).join(',')];
   for (const run of runs) {

@@ -51,7 +51,9 @@ export function defaultPreset(): string {
  */
 export function trainerEnv(): NodeJS.ProcessEnv {
   const threads = vscode.workspace.getConfiguration('steelscope').get<number>('threads', 0);
-  return Number.isInteger(threads) && threads > 0 ? { ...process.env, STEELSCOPE_THREADS: String(threads) } : process.env;
+  return Number.isInteger(threads) && threads > 0
+    ? { ...process.env, STEELSCOPE_THREADS: String(threads) }
+    : process.env;
 }
 
 const VersionedManifest = v.looseObject({ version: v.string() });

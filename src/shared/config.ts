@@ -135,7 +135,15 @@ export const CONFIG_SPEC: Record<ConfigKey, KeySpec> = {
 
 const SHARED_DEFAULTS: Omit<
   TrainConfig,
-  'vocab_size' | 'n_layer' | 'n_embd' | 'n_head' | 'n_kv_head' | 'intermediate_size' | 'tie_embeddings' | 'seq_len' | 'batch_size'
+  | 'vocab_size'
+  | 'n_layer'
+  | 'n_embd'
+  | 'n_head'
+  | 'n_kv_head'
+  | 'intermediate_size'
+  | 'tie_embeddings'
+  | 'seq_len'
+  | 'batch_size'
 > = {
   rope_theta: 1e6,
   norm_eps: 1e-6,
@@ -324,7 +332,10 @@ export function validateConfig(value: object): asserts value is TrainConfig {
     throw new ConfigError('n_head', `n_embd (${n('n_embd')}) must be divisible by n_head (${n('n_head')}).`);
   }
   if ((n('n_embd') / n('n_head')) % 2 !== 0) {
-    throw new ConfigError('n_head', `head_dim = n_embd / n_head = ${n('n_embd') / n('n_head')} must be even for rotary positions.`);
+    throw new ConfigError(
+      'n_head',
+      `head_dim = n_embd / n_head = ${n('n_embd') / n('n_head')} must be even for rotary positions.`,
+    );
   }
   if (n('n_head') % n('n_kv_head') !== 0) {
     throw new ConfigError('n_kv_head', `n_kv_head (${n('n_kv_head')}) must divide n_head (${n('n_head')}).`);

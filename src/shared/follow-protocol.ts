@@ -41,7 +41,14 @@
 // arrive, none repeated and none lost. Stops: stdin EOF, SIGTERM/SIGINT, or the channel closing
 // (exit code 0).
 import * as v from 'valibot';
-import { isEventRecord, isMetricRecord, isSampleRecord, observeRunInfo, type MetricRecord, type SampleRecord } from './run';
+import {
+  isEventRecord,
+  isMetricRecord,
+  isSampleRecord,
+  observeRunInfo,
+  type MetricRecord,
+  type SampleRecord,
+} from './run';
 import { isSystemRecord } from './system';
 import { bool, int, nonNegativeInt, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
@@ -56,7 +63,11 @@ const FollowedFileSchema = oneOf(FOLLOWED_FILES);
  * (an optional file) came later: a message without it reads as 0.
  */
 /** Where a foreign-format source file's reading stands (src/shared/node/formats/batch.ts SourcePosition). */
-const SourcePositionSchema = v.object({ at: nonNegativeInt, sent: nonNegativeInt, open: v.optional(v.record(str, int)) });
+const SourcePositionSchema = v.object({
+  at: nonNegativeInt,
+  sent: nonNegativeInt,
+  open: v.optional(v.record(str, int)),
+});
 const SourcesSchema = v.record(str, SourcePositionSchema);
 
 const FollowOffsetsSchema = v.object({
@@ -98,7 +109,12 @@ export type CheckpointEntry = Output<typeof CheckpointEntrySchema>;
 
 /** Every message, by the key that tells it apart (asFollowMessage picks the schema by it). */
 const MESSAGES = {
-  ready: v.object({ ready: v.literal(true), protocol: v.literal(FOLLOW_PROTOCOL), dir: str, from: FollowOffsetsSchema }),
+  ready: v.object({
+    ready: v.literal(true),
+    protocol: v.literal(FOLLOW_PROTOCOL),
+    dir: str,
+    from: FollowOffsetsSchema,
+  }),
   /** Sent as run.json's object; read as what observeRunInfo makes of it (a bad field is reported, not fatal). */
   run: v.object({ run: v.pipe(v.unknown(), v.transform(observeRunInfo)) }),
   checkpoints: v.object({ checkpoints: v.array(CheckpointEntrySchema) }),
@@ -179,7 +195,9 @@ export function encodeFollowOffsets(offsets: FollowOffsets): string {
 }
 
 /** Parses --from: a JSON object of known file names to non-negative integer offsets; others default to 0. */
-export function parseFollowOffsets(text: string): { ok: true; offsets: FollowOffsets } | { ok: false; message: string } {
+export function parseFollowOffsets(
+  text: string,
+): { ok: true; offsets: FollowOffsets } | { ok: false; message: string } {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -187,17 +205,30 @@ export function parseFollowOffsets(text: string): { ok: true; offsets: FollowOff
     return { ok: false, message: `--from is not valid JSON (${(err as Error).message}): ${text}` };
   }
   const example = `e.g. --from '{"metrics.jsonl":1234,"samples.jsonl":0,"events.jsonl":56}'`;
-  if (!isObject(value)) return { ok: false, message: `--from must be a JSON object of file names to byte offsets, ${example}.` };
+  if (!isObject(value))
+    return { ok: false, message: `--from must be a JSON object of file names to byte offsets, ${example}.` };
   const offsets = emptyOffsets();
   for (const [key, offset] of Object.entries(value)) {
     if (key === 'sources') {
       const sources = v.safeParse(SourcesSchema, offset);
-      if (!sources.success) return { ok: false, message: `--from: "sources" must map file names to {"at":N,"sent":N}, got ${JSON.stringify(offset)}.` };
+      if (!sources.success)
+        return {
+          ok: false,
+          message: `--from: "sources" must map file names to {"at":N,"sent":N}, got ${JSON.stringify(offset)}.`,
+        };
       offsets.sources = sources.output;
       continue;
     }
-    if (!isFollowedFile(key)) return { ok: false, message: `--from names an unknown file "${key}"; the followed files are ${FOLLOWED_FILES.join(', ')}.` };
-    if (!isOffset(offset)) return { ok: false, message: `--from: the offset of ${key} must be a non-negative integer, got ${JSON.stringify(offset)}.` };
+    if (!isFollowedFile(key))
+      return {
+        ok: false,
+        message: `--from names an unknown file "${key}"; the followed files are ${FOLLOWED_FILES.join(', ')}.`,
+      };
+    if (!isOffset(offset))
+      return {
+        ok: false,
+        message: `--from: the offset of ${key} must be a non-negative integer, got ${JSON.stringify(offset)}.`,
+      };
     offsets[key] = offset;
   }
   return { ok: true, offsets };

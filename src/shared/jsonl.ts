@@ -118,7 +118,11 @@ export interface JsonlChunk<T> {
 }
 
 /** A whole JSONL buffer at once (a file read in one go); the last line without its newline is left. */
-export function parseJsonl<T>(bytes: Uint8Array, accept: (value: unknown) => value is T, maxRecordBytes = MAX_RECORD_BYTES): JsonlChunk<T> {
+export function parseJsonl<T>(
+  bytes: Uint8Array,
+  accept: (value: unknown) => value is T,
+  maxRecordBytes = MAX_RECORD_BYTES,
+): JsonlChunk<T> {
   const chunk: JsonlChunk<T> = { records: [], consumed: 0, malformed: 0 };
   for (const item of new RecordAssembler(jsonlFramer, maxRecordBytes).push(bytes)) {
     chunk.consumed += item.length;

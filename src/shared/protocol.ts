@@ -111,7 +111,14 @@ export const ChatSettingsSchema = obj({
   seed: v.nullable(intRange(0, 0xffffffff)),
 });
 export type ChatSettings = Output<typeof ChatSettingsSchema>;
-export const DEFAULT_CHAT_SETTINGS: ChatSettings = { temperature: 0.8, top_k: 40, top_p: 0.95, max_tokens: 128, repetition_penalty: 1.1, seed: null };
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = {
+  temperature: 0.8,
+  top_k: 40,
+  top_p: 0.95,
+  max_tokens: 128,
+  repetition_penalty: 1.1,
+  seed: null,
+};
 
 /** A complete checkpoint the chat can load; `dir` identifies it in every message. */
 export const ChatCheckpointSchema = obj({ dir: str, label: str, step: int, best: bool });
@@ -119,7 +126,13 @@ export type ChatCheckpoint = Output<typeof ChatCheckpointSchema>;
 
 export const CHAT_ANSWER_STATUSES = ['streaming', 'done', 'stopped', 'error'] as const;
 /** One checkpoint's answer to a prompt; `note` is display text (how it ended, or the error). */
-export const ChatAnswerSchema = obj({ checkpoint: str, label: str, text: str, status: oneOf(CHAT_ANSWER_STATUSES), note: str });
+export const ChatAnswerSchema = obj({
+  checkpoint: str,
+  label: str,
+  text: str,
+  status: oneOf(CHAT_ANSWER_STATUSES),
+  note: str,
+});
 export type ChatAnswer = Output<typeof ChatAnswerSchema>;
 
 /** A prompt and its answers: lane 0 from the chosen checkpoint, lane 1 from "Compare with". */
@@ -129,17 +142,25 @@ export type ChatTurn = Output<typeof ChatTurnSchema>;
 // ---- the messages ---------------------------------------------------------------------------
 
 /** One message: its `type` and exactly these fields. */
-const message = <K extends string, E extends v.ObjectEntries>(type: K, entries: E) => obj({ type: v.literal(type), ...entries });
+const message = <K extends string, E extends v.ObjectEntries>(type: K, entries: E) =>
+  obj({ type: v.literal(type), ...entries });
 
 const chatSelection = { checkpoint: str, compare: v.nullable(str), settings: ChatSettingsSchema };
 
-const unknownType = (issue: v.BaseIssue<unknown>) => (issue.path ? `unknown type ${issue.received}` : 'expected an object with a string type');
+const unknownType = (issue: v.BaseIssue<unknown>) =>
+  issue.path ? `unknown type ${issue.received}` : 'expected an object with a string type';
 
 export const HostToWebviewSchema = v.variant(
   'type',
   [
     /** `keys`: the runs this panel shows, which the webview keeps (vscode.setState) so a window reload can restore the panel. */
-    message('snapshot', { seq: int, view: ViewStateSchema, maxPoints: int, keys: arr(str), runs: arr(RunSnapshotSchema) }),
+    message('snapshot', {
+      seq: int,
+      view: ViewStateSchema,
+      maxPoints: int,
+      keys: arr(str),
+      runs: arr(RunSnapshotSchema),
+    }),
     message('delta', { seq: int, runs: arr(RunDeltaSchema) }),
     /** The whole chat; `focus`: show the Chat tab (Steelscope: Chat with Checkpoint). */
     message('chatSnapshot', {

@@ -102,7 +102,9 @@ export type ObservedRun = Output<typeof ObservedRunSchema>;
  * How a run computes, for the Runs view tooltip and the dashboard legend: "PyTorch · cuda · bf16 ·
  * 8 processes"; undefined for a run.json without the engine fields (older runs, foreign writers).
  */
-export function describeEngine(run: Pick<ObservedRun, 'engine' | 'device' | 'precision' | 'world_size'>): string | undefined {
+export function describeEngine(
+  run: Pick<ObservedRun, 'engine' | 'device' | 'precision' | 'world_size'>,
+): string | undefined {
   if (run.engine === undefined && run.device === undefined) return undefined;
   const parts = [run.engine === 'torch' ? 'PyTorch' : run.engine === 'tfjs' ? 'TensorFlow.js' : 'engine unknown'];
   if (run.device !== undefined) parts.push(run.device);
@@ -130,10 +132,16 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
  */
 export function observeRunInfo(value: unknown): Observed {
   const identity = parseAs(v.looseObject(RUN_IDENTITY, 'expected an object'), value, 'run.json');
-  if (!identity.ok || !isRecord(value)) return { ok: false, error: identity.ok ? 'run.json: expected an object' : identity.error };
+  if (!identity.ok || !isRecord(value))
+    return { ok: false, error: identity.ok ? 'run.json: expected an object' : identity.error };
   const fixed: Record<string, unknown> = { ...value };
   const problems: string[] = [];
-  const defaults = new Map<string, unknown>([['name', identity.value.id], ['createdAt', ''], ['host', ''], ['step', 0]]);
+  const defaults = new Map<string, unknown>([
+    ['name', identity.value.id],
+    ['createdAt', ''],
+    ['host', ''],
+    ['step', 0],
+  ]);
   for (const [key, schema] of Object.entries<v.GenericSchema>({ ...RUN_DISPLAY, ...RUN_DETAILS, ...RUN_ENGINE })) {
     const fallback = defaults.get(key);
     if (fallback === undefined && value[key] === undefined) continue; // a detail a foreign writer does not write
@@ -172,7 +180,17 @@ export interface SampleRecord {
   seed: number;
 }
 
-export type EventKind = 'start' | 'resume' | 'checkpoint' | 'checkpoint-skipped' | 'spike' | 'nan' | 'eval-skipped' | 'stop' | 'finish' | 'crash';
+export type EventKind =
+  | 'start'
+  | 'resume'
+  | 'checkpoint'
+  | 'checkpoint-skipped'
+  | 'spike'
+  | 'nan'
+  | 'eval-skipped'
+  | 'stop'
+  | 'finish'
+  | 'crash';
 export type EventLevel = 'info' | 'warning' | 'error';
 
 export interface EventRecord {
@@ -216,10 +234,19 @@ export function isMetricRecord(value: unknown): value is MetricRecord {
 }
 
 export function isSampleRecord(value: unknown): value is SampleRecord {
-  return isObject(value) && Number.isInteger(value.step) && typeof value.prompt === 'string' && typeof value.text === 'string';
+  return (
+    isObject(value) &&
+    Number.isInteger(value.step) &&
+    typeof value.prompt === 'string' &&
+    typeof value.text === 'string'
+  );
 }
 
 export function isEventRecord(value: unknown): value is EventRecord {
-  return isObject(value) && Number.isInteger(value.step) && typeof value.kind === 'string' && typeof value.message === 'string';
+  return (
+    isObject(value) &&
+    Number.isInteger(value.step) &&
+    typeof value.kind === 'string' &&
+    typeof value.message === 'string'
+  );
 }
-

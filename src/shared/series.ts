@@ -78,7 +78,10 @@ export class EmaCheckpoints {
   readonly weight: number;
   private readonly states: EmaState[] = [emaStart()]; // states[k]: before row k * every
 
-  constructor(weight: number, readonly every = 4096) {
+  constructor(
+    weight: number,
+    readonly every = 4096,
+  ) {
     this.weight = clampWeight(weight);
   }
 
@@ -108,12 +111,21 @@ export class EmaCheckpoints {
 }
 
 /** emaStep over rows [a, e), with the state in locals: the hot loop of a million-row series. */
-function emaBlock(values: ArrayLike<number>, a: number, e: number, s: EmaState, w: number, out: Float64Array, lo: number): void {
+function emaBlock(
+  values: ArrayLike<number>,
+  a: number,
+  e: number,
+  s: EmaState,
+  w: number,
+  out: Float64Array,
+  lo: number,
+): void {
   let { last, count, wn, first, constant } = s;
   for (let i = a; i < e; i++) {
     const v = values[i];
     let r = v;
-    if (v - v === 0) { // finite
+    if (v - v === 0) {
+      // finite
       last = last * w + (1 - w) * v;
       count++;
       wn *= w;
@@ -196,8 +208,13 @@ export function downsample(input: DownsampleInput, points: Points, markers?: Mar
   for (let b = input.fromBucket ?? 0; b < buckets; b++) {
     const a = lo + b * stride;
     const e = Math.min(hi, a + stride);
-    let first = -1, last = -1, min = -1, max = -1;
-    let nan = -1, pinf = -1, ninf = -1;
+    let first = -1,
+      last = -1,
+      min = -1,
+      max = -1;
+    let nan = -1,
+      pinf = -1,
+      ninf = -1;
     for (let i = a; i < e; i++) {
       if (!Number.isFinite(x.values[i])) continue;
       const v = y[i - yStart];
@@ -226,7 +243,14 @@ function emitBucket(points: Points, x: XColumn, y: ArrayLike<number>, yStart: nu
   points.n.push(unique.length);
 }
 
-function emitMarkers(m: Markers, x: XColumn, y: ArrayLike<number>, yStart: number, step: ArrayLike<number> | undefined, rows: number[]): void {
+function emitMarkers(
+  m: Markers,
+  x: XColumn,
+  y: ArrayLike<number>,
+  yStart: number,
+  step: ArrayLike<number> | undefined,
+  rows: number[],
+): void {
   const found = rows.filter((i) => i >= 0).sort((p, q) => p - q);
   for (const i of found) {
     m.x.push(x.values[i] - x.offset);
@@ -241,7 +265,8 @@ function emitMarkers(m: Markers, x: XColumn, y: ArrayLike<number>, yStart: numbe
 
 /** First index in [0, length) with a[i] >= value (a sorted ascending); `length` if none. */
 export function lowerBound(a: ArrayLike<number>, length: number, value: number): number {
-  let lo = 0, hi = length;
+  let lo = 0,
+    hi = length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (a[mid] < value) lo = mid + 1;
@@ -252,7 +277,8 @@ export function lowerBound(a: ArrayLike<number>, length: number, value: number):
 
 /** First index with a[i] > value. */
 export function upperBound(a: ArrayLike<number>, length: number, value: number): number {
-  let lo = 0, hi = length;
+  let lo = 0,
+    hi = length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (a[mid] <= value) lo = mid + 1;
@@ -292,7 +318,13 @@ export function rowRange(x: XColumn, length: number, x0: number, x1: number): [n
  * whose step is at or before it (NaN if none). Gives eval records and events a token count
  * from the train records.
  */
-export function lookupByStep(srcStep: ArrayLike<number>, srcValue: ArrayLike<number>, srcLength: number, steps: ArrayLike<number>, length = steps.length): Float64Array {
+export function lookupByStep(
+  srcStep: ArrayLike<number>,
+  srcValue: ArrayLike<number>,
+  srcLength: number,
+  steps: ArrayLike<number>,
+  length = steps.length,
+): Float64Array {
   const out = new Float64Array(length);
   for (let i = 0; i < length; i++) {
     const j = upperBound(srcStep, srcLength, steps[i]) - 1;
@@ -306,7 +338,13 @@ export function lookupByStep(srcStep: ArrayLike<number>, srcValue: ArrayLike<num
  * how a record that has a time but no step of its own (system.jsonl) finds its place on a step
  * axis. NaN where the source has no rows or the time is not a number.
  */
-export function nearestByTime(srcT: ArrayLike<number>, srcValue: ArrayLike<number>, srcLength: number, times: ArrayLike<number>, length = times.length): Float64Array {
+export function nearestByTime(
+  srcT: ArrayLike<number>,
+  srcValue: ArrayLike<number>,
+  srcLength: number,
+  times: ArrayLike<number>,
+  length = times.length,
+): Float64Array {
   const out = new Float64Array(length).fill(NaN);
   if (srcLength === 0) return out;
   for (let i = 0; i < length; i++) {

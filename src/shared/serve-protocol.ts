@@ -30,7 +30,13 @@ export type ChatTemplate = (typeof CHAT_TEMPLATES)[number];
 export const ChatMessageSchema = v.strictObject({ role: oneOf(CHAT_ROLES), content: str }, 'expected {role, content}');
 export type ChatMessage = Output<typeof ChatMessageSchema>;
 
-export const GENERATE_DEFAULTS = { max_tokens: 256, temperature: 0.8, top_k: 40, top_p: 0.95, repetition_penalty: 1 } as const;
+export const GENERATE_DEFAULTS = {
+  max_tokens: 256,
+  temperature: 0.8,
+  top_k: 40,
+  top_p: 0.95,
+  repetition_penalty: 1,
+} as const;
 export const MAX_STOP_STRINGS = 16;
 
 const atLeast = (min: number, expected: string) => v.pipe(num, v.minValue(min, expected));
@@ -40,7 +46,9 @@ const above = (min: number, expected: string) => v.pipe(num, v.gtValue(min, expe
 const GenerateParamsSchema = v.strictObject(
   {
     prompt: v.optional(str),
-    messages: v.optional(v.pipe(v.array(ChatMessageSchema, 'expected an array'), v.nonEmpty('expected a non-empty array'))),
+    messages: v.optional(
+      v.pipe(v.array(ChatMessageSchema, 'expected an array'), v.nonEmpty('expected a non-empty array')),
+    ),
     /** Tokens to generate at most (default 256). */
     max_tokens: v.optional(intRange(1, 1_000_000)),
     /** 0 = greedy (default 0.8). */
@@ -56,7 +64,10 @@ const GenerateParamsSchema = v.strictObject(
     /** Text that ends generation (reason "stop"); the text returned stops before it. */
     stop: v.optional(
       v.pipe(
-        v.array(v.pipe(v.string('expected a non-empty string'), v.nonEmpty('expected a non-empty string')), 'expected an array'),
+        v.array(
+          v.pipe(v.string('expected a non-empty string'), v.nonEmpty('expected a non-empty string')),
+          'expected an array',
+        ),
         v.maxLength(MAX_STOP_STRINGS, `expected at most ${MAX_STOP_STRINGS} strings`),
       ),
     ),
@@ -68,7 +79,10 @@ export type GenerateParams = Output<typeof GenerateParamsSchema>;
 /** Checked before the fields, so that "both" or "neither" is said as such. */
 const GenerateParamsCheck = v.pipe(
   v.looseObject({}, '"params" must be an object.'),
-  v.check((params) => ('prompt' in params) !== ('messages' in params), 'generate needs exactly one of params.prompt and params.messages.'),
+  v.check(
+    (params) => 'prompt' in params !== 'messages' in params,
+    'generate needs exactly one of params.prompt and params.messages.',
+  ),
   GenerateParamsSchema,
 );
 
@@ -144,12 +158,20 @@ function checkRequest(value: unknown): ParsedRequest {
   const id = value.id;
   const method = value.method;
   if (method !== 'generate' && method !== 'cancel') {
-    return { ok: false, id, message: `Unknown method ${JSON.stringify(method)}; the methods are "generate" and "cancel".` };
+    return {
+      ok: false,
+      id,
+      message: `Unknown method ${JSON.stringify(method)}; the methods are "generate" and "cancel".`,
+    };
   }
   const result = v.safeParse(REQUESTS[method], { ...value, params: value.params ?? {} }, { abortEarly: true });
   if (result.success) return { ok: true, request: result.output };
   const issue = result.issues[0];
-  return { ok: false, id, message: issue.type === 'check' || issue.type === 'loose_object' ? issue.message : describeIssue(issue, 'request') };
+  return {
+    ok: false,
+    id,
+    message: issue.type === 'check' || issue.type === 'loose_object' ? issue.message : describeIssue(issue, 'request'),
+  };
 }
 
 /** Parses and checks one request line; a failure keeps the id when one could be read. */

@@ -46,7 +46,12 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 
 /** A record of system.jsonl: an object with a numeric t (step, when present, an integer). */
 export function isSystemRecord(value: unknown): value is SystemRecord {
-  return isObject(value) && typeof value.t === 'number' && Number.isFinite(value.t) && (value.step === undefined || Number.isInteger(value.step));
+  return (
+    isObject(value) &&
+    typeof value.t === 'number' &&
+    Number.isFinite(value.t) &&
+    (value.step === undefined || Number.isInteger(value.step))
+  );
 }
 
 const MIB_TO_GB = (1024 * 1024) / 1e9;
@@ -58,7 +63,8 @@ function numberCell(cell: string): number | undefined {
   return Number(text);
 }
 
-const round = (value: number | undefined, digits: number) => (value === undefined ? undefined : Number(value.toFixed(digits)));
+const round = (value: number | undefined, digits: number) =>
+  value === undefined ? undefined : Number(value.toFixed(digits));
 
 /**
  * The rows of `nvidia-smi --query-gpu=index,name,utilization.gpu,memory.used,memory.total,

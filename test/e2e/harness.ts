@@ -56,7 +56,16 @@
 // about 6 s from start to a running browser, 5-9 s more to a drawn workbench.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page } from 'playwright-core';
@@ -89,7 +98,11 @@ export function codeServerBin(): string | undefined {
  * skipping its end-to-end tests.
  */
 export function e2eSkip(): string | false {
-  const missing = !codeServerBin() ? `code-server ${CODE_SERVER_VERSION}` : !existsSync(CHROMIUM) ? CHROMIUM : undefined;
+  const missing = !codeServerBin()
+    ? `code-server ${CODE_SERVER_VERSION}`
+    : !existsSync(CHROMIUM)
+      ? CHROMIUM
+      : undefined;
   if (!missing || process.env.CI) return false;
   return `${missing} is not installed: run \`${INSTALL_HINT}\``;
 }
@@ -107,7 +120,12 @@ export function packageExtension(): Promise<string> {
     const out = join(dir, 'steelscope.vsix');
     const vsce = join(ROOT, 'node_modules', '.bin', 'vsce');
     const args = ['package', '--no-dependencies', '--skip-license', '--allow-missing-repository', '--out', out];
-    const r = spawnSync(vsce, args, { cwd: ROOT, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = spawnSync(vsce, args, {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     if (r.status !== 0) throw new Error(`e2e: vsce package failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
     return out;
   })();
@@ -141,7 +159,6 @@ function scratchBase(): string {
   mkdirSync(base, { recursive: true });
   return base;
 }
-
 
 function defaultSettings(runsRoot: string): Record<string, unknown> {
   return {
@@ -255,9 +272,15 @@ export class VSCodeSession {
     const config = join(this.tmp, 'config.yaml');
     writeFileSync(config, `bind-addr: 127.0.0.1:${this.port}\nauth: none\ncert: false\n`);
     const args = [
-      '--config', config, ...this.codeServerArgs(),
-      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-      '--disable-getting-started-override', '--ignore-last-opened', this.workspace,
+      '--config',
+      config,
+      ...this.codeServerArgs(),
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--ignore-last-opened',
+      this.workspace,
     ];
     const log = createWriteStream(join(this.tmp, 'code-server.log'));
     // detached: its own process group, so a Ctrl-C aimed at the test runner does not race shutdown().
@@ -279,8 +302,12 @@ export class VSCodeSession {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
-    const logText = existsSync(join(this.tmp, 'code-server.log')) ? readFileSync(join(this.tmp, 'code-server.log'), 'utf8') : '';
-    throw new Error(`e2e: code-server did not answer ${this.url}/healthz (exit ${this.server?.exitCode}):\n${logText.slice(-4000)}`);
+    const logText = existsSync(join(this.tmp, 'code-server.log'))
+      ? readFileSync(join(this.tmp, 'code-server.log'), 'utf8')
+      : '';
+    throw new Error(
+      `e2e: code-server did not answer ${this.url}/healthz (exit ${this.server?.exitCode}):\n${logText.slice(-4000)}`,
+    );
   }
 
   private async launchBrowser(): Promise<void> {
@@ -290,8 +317,14 @@ export class VSCodeSession {
       env: definedOnly(this.env()),
       viewport: { width: 1440, height: 900 },
       args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
         '--disable-dev-shm-usage',
       ],
     });
@@ -380,7 +413,8 @@ export class VSCodeSession {
    * the swap would land in the previous one.
    */
   async typeInput(text: string, title?: RegExp): Promise<void> {
-    if (title) await this.quickInput.locator('.quick-input-title').filter({ hasText: title }).waitFor({ state: 'visible' });
+    if (title)
+      await this.quickInput.locator('.quick-input-title').filter({ hasText: title }).waitFor({ state: 'visible' });
     const input = this.quickInput.locator('.quick-input-box input');
     await input.waitFor({ state: 'visible' });
     await input.fill(text);
@@ -407,7 +441,9 @@ export class VSCodeSession {
   async showContainer(title: string): Promise<void> {
     const item = this.page.locator(`.part.activitybar .action-item a.action-label[aria-label^="${title}"]`).first();
     // The side bar shows e.g. 'STEELSCOPE: RUNS' (upper-cased by CSS) for the open container.
-    const shown = this.page.locator('.part.sidebar .composite.title').filter({ hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\b`, 'i') });
+    const shown = this.page
+      .locator('.part.sidebar .composite.title')
+      .filter({ hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\b`, 'i') });
     // Clicking the item of the container already open would close the side bar.
     if (await shown.isVisible()) return;
     await item.click();
@@ -423,8 +459,13 @@ export class VSCodeSession {
     await this.showContainer(container);
     const sidebar = this.page.locator('.part.sidebar');
     // Built from the page, not the sidebar: `has` locators are resolved inside each candidate.
-    const headerOfView = this.page.locator('.pane-header').filter({ has: this.page.locator('.title', { hasText: exact(view) }) });
-    const header = sidebar.locator('.pane-header').filter({ has: this.page.locator('.title', { hasText: exact(view) }) }).first();
+    const headerOfView = this.page
+      .locator('.pane-header')
+      .filter({ has: this.page.locator('.title', { hasText: exact(view) }) });
+    const header = sidebar
+      .locator('.pane-header')
+      .filter({ has: this.page.locator('.title', { hasText: exact(view) }) })
+      .first();
     let pane = sidebar.locator('.pane').first();
     if ((await header.count()) > 0 && (await header.isVisible())) {
       if ((await header.getAttribute('aria-expanded')) === 'false') await header.click();
@@ -433,7 +474,11 @@ export class VSCodeSession {
     const body = pane.locator('.pane-body');
     await body.waitFor({ state: 'visible' });
     // A section just expanded draws its rows a moment later.
-    if (atLeast > 0) await body.locator('.monaco-list-row').nth(atLeast - 1).waitFor({ state: 'visible' });
+    if (atLeast > 0)
+      await body
+        .locator('.monaco-list-row')
+        .nth(atLeast - 1)
+        .waitFor({ state: 'visible' });
     return body.locator('.monaco-list-row').evaluateAll((rows) =>
       rows.map((row) => {
         const expanded = row.getAttribute('aria-expanded');
@@ -514,7 +559,8 @@ export async function eventually<T>(read: () => Promise<T>, ok: (value: T) => bo
   for (;;) {
     const value = await read();
     if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`e2e: condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline)
+      throw new Error(`e2e: condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

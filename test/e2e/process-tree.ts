@@ -41,7 +41,7 @@ export function sessionProcesses(rootPid: number | undefined, markerValue: strin
   const found = new Set<number>(procs.filter((p) => p.marked).map((p) => p.pid));
   if (rootPid !== undefined) found.add(rootPid);
   // Close over parent links until nothing new is added, so grandchildren are found too.
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const p of procs) {
       if (!found.has(p.pid) && found.has(p.ppid)) {
@@ -68,7 +68,11 @@ export function killSession(rootPid: number | undefined, markerValue: string): n
 }
 
 /** Kills until no tagged process is left (a dying parent may fork once more), up to `timeoutMs`. */
-export async function killSessionAndWait(rootPid: number | undefined, markerValue: string, timeoutMs = 10_000): Promise<void> {
+export async function killSessionAndWait(
+  rootPid: number | undefined,
+  markerValue: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     // Zombies keep their pid but lose their environment, so they drop out of the marker net;
@@ -77,7 +81,9 @@ export async function killSessionAndWait(rootPid: number | undefined, markerValu
     rootPid = undefined;
     if (sessionProcesses(undefined, markerValue).length === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`e2e: processes of session ${markerValue} survive SIGKILL: ${sessionProcesses(undefined, markerValue).join(', ')}`);
+      throw new Error(
+        `e2e: processes of session ${markerValue} survive SIGKILL: ${sessionProcesses(undefined, markerValue).join(', ')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -20,76 +20,107 @@ const REMOTE_RUNS = join(homedir(), '.steelscope', 'runs'); // the test sshd log
 function sshHome(sshd: TestSshd): string {
   const home = scratch('e2e-home');
   mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
-  const config = [`Host ${HOST}`, '  HostName 127.0.0.1', `  Port ${sshd.port}`, '  User root', `  IdentityFile ${sshd.clientKey}`, '  IdentitiesOnly yes', ''];
+  const config = [
+    `Host ${HOST}`,
+    '  HostName 127.0.0.1',
+    `  Port ${sshd.port}`,
+    '  User root',
+    `  IdentityFile ${sshd.clientKey}`,
+    '  IdentitiesOnly yes',
+    '',
+  ];
   writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
   return home;
 }
 
-test('add an SSH host, trust its key, start a run there from the palette and follow it', { skip: e2eSkip() || sshdSkipReason(), timeout: 420_000 }, async () => {
-  const sshd = await TestSshd.start();
-  try {
-    await withVSCode({ name: 'ssh', env: { HOME: sshHome(sshd) } }, async (vs) => {
-      await vs.openWorkbench();
-      await vs.runCommand('Steelscope: Add SSH Host…');
-      await vs.pickItem(HOST);
-      const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
-      await trust.waitFor({ state: 'visible', timeout: 60_000 });
-      await vs.screenshot('host-key');
-      await trust.click();
-      await vs.notificationText(new RegExp(`${HOST} is ready`));
+test(
+  'add an SSH host, trust its key, start a run there from the palette and follow it',
+  { skip: e2eSkip() || sshdSkipReason(), timeout: 420_000 },
+  async () => {
+    const sshd = await TestSshd.start();
+    try {
+      await withVSCode({ name: 'ssh', env: { HOME: sshHome(sshd) } }, async (vs) => {
+        await vs.openWorkbench();
+        await vs.runCommand('Steelscope: Add SSH Host…');
+        await vs.pickItem(HOST);
+        const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
+        await trust.waitFor({ state: 'visible', timeout: 60_000 });
+        await vs.screenshot('host-key');
+        await trust.click();
+        await vs.notificationText(new RegExp(`${HOST} is ready`));
 
-      await vs.runCommand('Steelscope: Start Training…');
-      await vs.pickItem(new RegExp(HOST));
-      await vs.pickItem(/Bundled/);
-      await vs.pickItem('tiny');
-      await vs.pickItem(/Classical Chinese poetry/);
-      await vs.typeInput('300', /steps/);
-      await vs.typeInput(RUN, /run name/);
+        await vs.runCommand('Steelscope: Start Training…');
+        await vs.pickItem(new RegExp(HOST));
+        await vs.pickItem(/Bundled/);
+        await vs.pickItem('tiny');
+        await vs.pickItem(/Classical Chinese poetry/);
+        await vs.typeInput('300', /steps/);
+        await vs.typeInput(RUN, /run name/);
 
-      const dash = await eventually(async () => vs.frameOfWebview(RUN).catch(() => undefined), (f) => f !== undefined, 120_000);
-      assert.ok(dash);
-      const points = async () => Number((await dash.locator('canvas[data-chart="loss"]').getAttribute('data-points', { timeout: 5_000 }).catch(() => null)) ?? '0');
-      const first = await eventually(points, (n) => n >= 2, 180_000);
-      const later = await eventually(points, (n) => n > first, 120_000);
-      assert.ok(later > first, `records arrive over SSH (${first} → ${later})`);
+        const dash = await eventually(
+          async () => vs.frameOfWebview(RUN).catch(() => undefined),
+          (f) => f !== undefined,
+          120_000,
+        );
+        assert.ok(dash);
+        const points = async () =>
+          Number(
+            (await dash
+              .locator('canvas[data-chart="loss"]')
+              .getAttribute('data-points', { timeout: 5_000 })
+              .catch(() => null)) ?? '0',
+          );
+        const first = await eventually(points, (n) => n >= 2, 180_000);
+        const later = await eventually(points, (n) => n > first, 120_000);
+        assert.ok(later > first, `records arrive over SSH (${first} → ${later})`);
 
-      const rows = await eventually(
-        () => vs.treeItems('Steelscope', 'Runs', 0),
-        (r) => r.some((row) => row.label === HOST) && r.some((row) => row.label === RUN && /running/.test(row.description ?? '')),
-        120_000,
-      );
-      assert.ok(rows.some((row) => row.label === RUN));
-      await vs.screenshot('explorer');
+        const rows = await eventually(
+          () => vs.treeItems('Steelscope', 'Runs', 0),
+          (r) =>
+            r.some((row) => row.label === HOST) &&
+            r.some((row) => row.label === RUN && /running/.test(row.description ?? '')),
+          120_000,
+        );
+        assert.ok(rows.some((row) => row.label === RUN));
+        await vs.screenshot('explorer');
 
-      await vs.runCommand('Steelscope: Stop Run');
-      await vs.pickItem(RUN);
-      await eventually(
-        () => vs.treeItems('Steelscope', 'Runs', 0),
-        (r) => r.some((row) => row.label === RUN && /stopped/.test(row.description ?? '')),
-        120_000,
-      );
-      await vs.screenshot('stopped');
+        await vs.runCommand('Steelscope: Stop Run');
+        await vs.pickItem(RUN);
+        await eventually(
+          () => vs.treeItems('Steelscope', 'Runs', 0),
+          (r) => r.some((row) => row.label === RUN && /stopped/.test(row.description ?? '')),
+          120_000,
+        );
+        await vs.screenshot('stopped');
 
-      // Chat with the stopped run's last checkpoint where it is: `steelscope serve` runs on the host.
-      await vs.runCommand('Steelscope: Chat with Checkpoint');
-      await vs.pickItem(RUN);
-      await vs.pickItem(/^step \d+/);
-      const chat = await vs.frameOfWebview(RUN);
-      const prompt = chat.locator('.chat textarea');
-      await prompt.waitFor({ state: 'visible', timeout: 30_000 });
-      await prompt.fill('春');
-      await prompt.press('Enter');
-      const answer = chat.locator('.chat-answer').first();
-      await chat.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: 120_000 });
-      assert.notEqual(await answer.getAttribute('data-status'), 'error', (await answer.locator('.chat-answer-note').textContent()) ?? '');
-      assert.ok(((await answer.locator('.chat-answer-text').textContent()) ?? '').length > 0, 'the remote checkpoint answered');
-      await vs.screenshot('chat-remote');
-    });
-  } finally {
-    await sshd.stop();
-    // The run folder this test made on the "host" (this machine): removed, so runs do not pile up.
-    for (const dir of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
-      if (dir.startsWith(RUN)) rmSync(join(REMOTE_RUNS, dir), { recursive: true, force: true });
+        // Chat with the stopped run's last checkpoint where it is: `steelscope serve` runs on the host.
+        await vs.runCommand('Steelscope: Chat with Checkpoint');
+        await vs.pickItem(RUN);
+        await vs.pickItem(/^step \d+/);
+        const chat = await vs.frameOfWebview(RUN);
+        const prompt = chat.locator('.chat textarea');
+        await prompt.waitFor({ state: 'visible', timeout: 30_000 });
+        await prompt.fill('春');
+        await prompt.press('Enter');
+        const answer = chat.locator('.chat-answer').first();
+        await chat.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: 120_000 });
+        assert.notEqual(
+          await answer.getAttribute('data-status'),
+          'error',
+          (await answer.locator('.chat-answer-note').textContent()) ?? '',
+        );
+        assert.ok(
+          ((await answer.locator('.chat-answer-text').textContent()) ?? '').length > 0,
+          'the remote checkpoint answered',
+        );
+        await vs.screenshot('chat-remote');
+      });
+    } finally {
+      await sshd.stop();
+      // The run folder this test made on the "host" (this machine): removed, so runs do not pile up.
+      for (const dir of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
+        if (dir.startsWith(RUN)) rmSync(join(REMOTE_RUNS, dir), { recursive: true, force: true });
+      }
     }
-  }
-});
+  },
+);

@@ -36,7 +36,10 @@ export interface Folded {
   malformed: number;
 }
 
-export function fold(batches: readonly FormatBatch[], into: Folded = { tables: new Map(), samples: [], malformed: 0 }): Folded {
+export function fold(
+  batches: readonly FormatBatch[],
+  into: Folded = { tables: new Map(), samples: [], malformed: 0 },
+): Folded {
   for (const batch of batches) {
     if (batch.reset) {
       into.tables.clear();

@@ -138,7 +138,13 @@ export function weightsSha256(model: SteelLM): string {
 }
 
 /** Loss and pre-clip gradient norm at the current weights; applies an AdamW update when `optimizer` is given. */
-export function trainStep(model: SteelLM, batch: Batch, config: TrainConfig, step: number, optimizer?: AdamW): { loss: number; gradNorm: number } {
+export function trainStep(
+  model: SteelLM,
+  batch: Batch,
+  config: TrainConfig,
+  step: number,
+  optimizer?: AdamW,
+): { loss: number; gradNorm: number } {
   const x = tf.tensor2d(batch.x, undefined, 'int32');
   const y = tf.tensor2d(batch.y, undefined, 'int32');
   const vars = [...model.params.values()];
@@ -208,7 +214,9 @@ async function main(names: string[]): Promise<void> {
     const fixture = makeFixture(c);
     writeFileSync(fixturePath(c.name), JSON.stringify(fixture) + '\n');
     const s = fixture.reference.steps;
-    console.log(`${c.name}: loss ${s[0].loss.toFixed(6)} -> ${s[s.length - 1].loss.toFixed(6)}, grad norm ${s[0].grad_norm.toFixed(6)}, sha256 ${fixture.weights_sha256.slice(0, 12)}…`);
+    console.log(
+      `${c.name}: loss ${s[0].loss.toFixed(6)} -> ${s[s.length - 1].loss.toFixed(6)}, grad norm ${s[0].grad_norm.toFixed(6)}, sha256 ${fixture.weights_sha256.slice(0, 12)}…`,
+    );
   }
 }
 

@@ -25,7 +25,10 @@ test('train: impossible input leaves no run folder behind', () => {
   writeFileSync(whitespace, '   \n\n\t\n\u3000\n');
   const cases: [string[], RegExp][] = [
     // Only the tokenized data shows that 20k tokens cannot fill one block of a million.
-    [['train', '--data', data, '--run-dir', runDir, '--steps', '2', '--set', 'seq_len=1048576'], /too few for one block.*smaller seq_len/],
+    [
+      ['train', '--data', data, '--run-dir', runDir, '--steps', '2', '--set', 'seq_len=1048576'],
+      /too few for one block.*smaller seq_len/,
+    ],
     [['train', '--data', whitespace, '--run-dir', runDir, '--steps', '2'], /blank\.txt contains no text/],
   ];
   for (const [args, message] of cases) {
@@ -34,7 +37,10 @@ test('train: impossible input leaves no run folder behind', () => {
   }
   // An empty folder given as --run-dir stays, and stays empty.
   mkdirSync(runDir);
-  expectInputError(['train', '--data', data, '--run-dir', runDir, '--steps', '2', '--set', 'seq_len=1048576'], /too few/);
+  expectInputError(
+    ['train', '--data', data, '--run-dir', runDir, '--steps', '2', '--set', 'seq_len=1048576'],
+    /too few/,
+  );
   assert.deepEqual(readdirSync(runDir), []);
 });
 
@@ -42,8 +48,14 @@ test('train: a --run-dir that is a file, or lies under one', () => {
   const dir = scratch('cli-errors-rundir');
   const file = join(dir, 'notes.txt');
   writeFileSync(file, 'mine');
-  expectInputError(['train', '--data', 'default', '--run-dir', file, '--steps', '2'], /notes\.txt is a file, not a folder/);
-  expectInputError(['train', '--data', 'default', '--run-dir', join(file, 'run'), '--steps', '2'], /cannot be used \(ENOTDIR\)/);
+  expectInputError(
+    ['train', '--data', 'default', '--run-dir', file, '--steps', '2'],
+    /notes\.txt is a file, not a folder/,
+  );
+  expectInputError(
+    ['train', '--data', 'default', '--run-dir', join(file, 'run'), '--steps', '2'],
+    /cannot be used \(ENOTDIR\)/,
+  );
   assert.equal(readFileSync(file, 'utf8'), 'mine');
 });
 
@@ -55,7 +67,10 @@ test('resume: a folder that is not a run, and a run.json without data', () => {
   expectInputError(['resume', join(dir, 'empty')], /run\.json is not valid JSON/);
 
   const runDir = join(dir, 'run');
-  assert.equal(runCli(['train', '--data', poetrySubset(dir, 300), '--run-dir', runDir, '--steps', '2', ...SMALL_SETS]).code, 0);
+  assert.equal(
+    runCli(['train', '--data', poetrySubset(dir, 300), '--run-dir', runDir, '--steps', '2', ...SMALL_SETS]).code,
+    0,
+  );
   const copy = join(dir, 'no-data');
   cpSync(runDir, copy, { recursive: true });
   const info = JSON.parse(readFileSync(join(copy, 'run.json'), 'utf8')) as Record<string, unknown>;
@@ -68,7 +83,10 @@ test('text data that is not UTF-8 is refused with its path and the offset of the
   const dir = scratch('cli-errors-utf8');
   const runDir = join(dir, 'run');
   const latin1 = join(dir, 'latin1.txt');
-  writeFileSync(latin1, Buffer.concat([Buffer.from('春眠不覺曉\n\ncaf'), Buffer.from([0xe9]), Buffer.from(' au lait\n')]));
+  writeFileSync(
+    latin1,
+    Buffer.concat([Buffer.from('春眠不覺曉\n\ncaf'), Buffer.from([0xe9]), Buffer.from(' au lait\n')]),
+  );
   const binary = join(dir, 'program.txt');
   writeFileSync(binary, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0xff, 0xfe]));
   const utf16 = join(dir, 'utf16.jsonl');

@@ -9,7 +9,10 @@ test('bad arguments exit with code 2, name the problem, and write nothing', () =
   const dir = scratch('cli-bad');
   const runDir = join(dir, 'run');
   const cases: [string[], RegExp][] = [
-    [['train', '--data', 'default', '--run-dir', runDir, '--set', 'learning_rate=1'], /Unknown config key "learning_rate"/],
+    [
+      ['train', '--data', 'default', '--run-dir', runDir, '--set', 'learning_rate=1'],
+      /Unknown config key "learning_rate"/,
+    ],
     [['train', '--data', 'default', '--run-dir', runDir, '--set', 'batch_size=two'], /batch_size must be an integer/],
     [['train', '--data', 'default', '--run-dir', runDir, '--set', 'n_head=3'], /n_head/],
     [['train', '--preset', 'huge', '--data', 'default', '--run-dir', runDir], /Unknown preset "huge"/],
@@ -50,23 +53,42 @@ test('a short run writes the whole run directory, and sample/info read its check
   assert.match(info.data.files[0].sha256, /^[0-9a-f]{64}$/);
 
   const train = readMetrics(runDir).filter((m) => m.kind === 'train');
-  assert.deepEqual(train.map((m) => m.step), [...Array(20).keys()]);
+  assert.deepEqual(
+    train.map((m) => m.step),
+    [...Array(20).keys()],
+  );
   for (const m of train) {
-    for (const key of ['loss', 'lr', 'grad_norm', 'tokens', 'tok_per_s']) assert.equal(typeof m[key], 'number', `${key} at step ${m.step}`);
+    for (const key of ['loss', 'lr', 'grad_norm', 'tokens', 'tok_per_s'])
+      assert.equal(typeof m[key], 'number', `${key} at step ${m.step}`);
   }
   assert.ok(Math.abs((train[0].loss as number) - Math.log(320)) < 0.3, `initial loss ${train[0].loss} vs ln(320)`);
   const evals = readMetrics(runDir).filter((m) => m.kind === 'eval');
-  assert.deepEqual(evals.map((m) => m.step), [0, 5, 10, 15, 20]);
+  assert.deepEqual(
+    evals.map((m) => m.step),
+    [0, 5, 10, 15, 20],
+  );
 
   const samples = readSamples(runDir);
   assert.deepEqual([...new Set(samples.map((s) => s.step))], [0, 10, 20]);
   const kinds = readEvents(runDir).map((e) => e.kind);
-  assert.deepEqual(kinds.filter((k) => k !== 'checkpoint'), ['start', 'finish']);
+  assert.deepEqual(
+    kinds.filter((k) => k !== 'checkpoint'),
+    ['start', 'finish'],
+  );
   assert.deepEqual(readdirSync(join(runDir, 'checkpoints')).sort(), ['step-00000010', 'step-00000020']);
   assert.ok(existsSync(join(runDir, 'tokenizer.json')));
 
   const s1 = runCli(['sample', runDir, '--prompt', '春', '--max-tokens', '12', '--seed', '3']);
-  const s2 = runCli(['sample', join(runDir, 'checkpoints', 'step-00000020'), '--prompt', '春', '--max-tokens', '12', '--seed', '3']);
+  const s2 = runCli([
+    'sample',
+    join(runDir, 'checkpoints', 'step-00000020'),
+    '--prompt',
+    '春',
+    '--max-tokens',
+    '12',
+    '--seed',
+    '3',
+  ]);
   assert.equal(s1.code, 0, s1.stderr);
   assert.equal(s1.stdout, s2.stdout, 'same seed, same checkpoint: same text');
   assert.ok(s1.stdout.startsWith('春'));

@@ -10,7 +10,16 @@ import type { HostToWebview } from '../../src/shared/protocol';
 
 const ROOT = resolve(__dirname, '..', '..');
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ORIGIN = 'https://steelscope-webview.test';
 /** The dashboard bundle with its test hooks (scripts/build.mjs). */
 export const TEST_BUNDLE = 'dist-test/webview';
@@ -23,29 +32,43 @@ export interface OpenOptions {
   inline?: boolean;
 }
 
-const dataUrl = (file: string, type: string) => `data:${type};base64,${readFileSync(join(ROOT, file)).toString('base64')}`;
+const dataUrl = (file: string, type: string) =>
+  `data:${type};base64,${readFileSync(join(ROOT, file)).toString('base64')}`;
 
-export async function openDashboard(browser: Browser, options: OpenOptions = {}): Promise<{ page: Page; refused: string[] }> {
+export async function openDashboard(
+  browser: Browser,
+  options: OpenOptions = {},
+): Promise<{ page: Page; refused: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const refused: string[] = [];
   const html = dashboardHtml({
     cspSource: ORIGIN,
     nonce: 'testnonce123',
     styleNonce: 'teststyles456',
-    scriptUri: options.inline ? dataUrl(`${TEST_BUNDLE}/dashboard.js`, 'text/javascript') : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
-    styleUri: options.inline ? dataUrl(`${TEST_BUNDLE}/dashboard.css`, 'text/css') : `${ORIGIN}/${TEST_BUNDLE}/dashboard.css`,
+    scriptUri: options.inline
+      ? dataUrl(`${TEST_BUNDLE}/dashboard.js`, 'text/javascript')
+      : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
+    styleUri: options.inline
+      ? dataUrl(`${TEST_BUNDLE}/dashboard.css`, 'text/css')
+      : `${ORIGIN}/${TEST_BUNDLE}/dashboard.css`,
     title: 'test',
   });
   await page.route('**/*', async (route) => {
     const url = new URL(route.request().url());
-    if (url.origin !== ORIGIN) { refused.push(url.href); return route.abort(); }
+    if (url.origin !== ORIGIN) {
+      refused.push(url.href);
+      return route.abort();
+    }
     if (url.pathname === '/index.html') {
       await route.fulfill({ contentType: 'text/html', body: html });
       return options.whileLoading?.();
     }
     const file = join(ROOT, url.pathname);
     if (url.pathname.startsWith(`/${TEST_BUNDLE}/`) && existsSync(file)) {
-      return route.fulfill({ contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript', body: readFileSync(file) });
+      return route.fulfill({
+        contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript',
+        body: readFileSync(file),
+      });
     }
     refused.push(url.href);
     return route.abort();
@@ -62,7 +85,9 @@ export async function openDashboard(browser: Browser, options: OpenOptions = {})
     document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective + ' ' + e.blockedURI));
   `);
   page.on('pageerror', (e) => refused.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') refused.push(`console ${m.type()}: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') refused.push(`console ${m.type()}: ${m.text()}`);
+  });
   await page.goto(`${ORIGIN}/index.html`);
   return { page, refused };
 }

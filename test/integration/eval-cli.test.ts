@@ -45,7 +45,10 @@ function cmmluTask(root: string): string {
   const task = join(root, 'mytask');
   for (const split of ['dev', 'test']) mkdirSync(join(task, split), { recursive: true });
   const header = ',Question,A,B,C,D,Answer\n';
-  writeFileSync(join(task, 'dev', 'poems.csv'), header + '0,"春眠不覺曉，下一句？",處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A\n');
+  writeFileSync(
+    join(task, 'dev', 'poems.csv'),
+    header + '0,"春眠不覺曉，下一句？",處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A\n',
+  );
   const rows = ['1,問一,甲,乙,丙,丁,A', '2,"問二, 有逗號",甲,乙,丙,丁,B', '3,"問三\n兩行",甲,乙,丙,丁,C'];
   writeFileSync(join(task, 'test', 'poems.csv'), header + rows.join('\n') + '\n');
   writeFileSync(join(task, 'test', 'other.csv'), header + '0,問,甲,乙,丙,丁,D\n');
@@ -60,16 +63,22 @@ test('eval scores a task folder and appends subject and average records to evals
   assert.match(r.stdout, /mytask\s+poems\s+3\s/);
   assert.match(r.stdout, /mytask\s+\(average\)\s+4\s/);
   assert.match(r.stderr, /eval step 7: mytask\/poems/);
-  const records = readFileSync(join(run, 'evals.jsonl'), 'utf8').trim().split('\n').map((line) => {
-    const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
-    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
-    return parsed.value;
-  });
-  assert.deepEqual(records.map((x) => [x.step, x.task, x.subject, x.n]), [
-    [7, 'mytask', 'other', 1],
-    [7, 'mytask', 'poems', 3],
-    [7, 'mytask', MACRO_SUBJECT, 4],
-  ]);
+  const records = readFileSync(join(run, 'evals.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
+      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+      return parsed.value;
+    });
+  assert.deepEqual(
+    records.map((x) => [x.step, x.task, x.subject, x.n]),
+    [
+      [7, 'mytask', 'other', 1],
+      [7, 'mytask', 'poems', 3],
+      [7, 'mytask', MACRO_SUBJECT, 4],
+    ],
+  );
   for (const x of records) assert.ok(x.acc !== undefined && x.acc >= 0 && x.acc <= 1);
   const macro = records[2];
   assert.equal(macro.acc, ((records[0].acc ?? 0) + (records[1].acc ?? 0)) / 2);

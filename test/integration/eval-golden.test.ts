@@ -46,17 +46,37 @@ test('per-choice log-likelihoods match the PyTorch reference within 1e-4', { ski
     }
     const dir = mkdtempSync(join(tmpdir(), 'steelscope-eval-golden-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const [index, bin] = encodeTensors(new Map([...model.paramShapes()].map(([name, shape]) => [name, { shape, data: model.readWeights().get(name) as Float32Array }])));
+    const [index, bin] = encodeTensors(
+      new Map(
+        [...model.paramShapes()].map(([name, shape]) => [
+          name,
+          { shape, data: model.readWeights().get(name) as Float32Array },
+        ]),
+      ),
+    );
     writeFileSync(join(dir, 'weights.json'), index);
     writeFileSync(join(dir, 'weights.bin'), bin);
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     writeFileSync(join(dir, 'requests.json'), JSON.stringify(requests));
-    const args = ['loglik', '--config', join(dir, 'config.json'), '--weights', join(dir, 'weights'), '--requests', join(dir, 'requests.json'), '--out', join(dir, 'out.json')];
+    const args = [
+      'loglik',
+      '--config',
+      join(dir, 'config.json'),
+      '--weights',
+      join(dir, 'weights'),
+      '--requests',
+      join(dir, 'requests.json'),
+      '--out',
+      join(dir, 'out.json'),
+    ];
     const r = spawnSync(requireTorch().executable, [REFERENCE, ...args], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
     const reference = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as number[];
     assert.equal(reference.length, ours.length);
-    assert.ok(requests.some((q) => q.context.length + q.continuation.length > config.seq_len + 1), 'some prompts are truncated');
+    assert.ok(
+      requests.some((q) => q.context.length + q.continuation.length > config.seq_len + 1),
+      'some prompts are truncated',
+    );
     let worst = 0;
     ours.forEach((x, i) => {
       worst = Math.max(worst, Math.abs(x - reference[i]));
@@ -64,7 +84,9 @@ test('per-choice log-likelihoods match the PyTorch reference within 1e-4', { ski
     });
     const spread = Math.max(...reference) - Math.min(...reference);
     assert.ok(spread > 1, 'the log-likelihoods differ enough for the comparison to mean something');
-    t.diagnostic(`${ours.length} log-likelihoods, largest difference ${worst.toExponential(2)}, spread ${spread.toFixed(2)}`);
+    t.diagnostic(
+      `${ours.length} log-likelihoods, largest difference ${worst.toExponential(2)}, spread ${spread.toFixed(2)}`,
+    );
   } finally {
     model.dispose();
   }

@@ -6,7 +6,14 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { applyFollowMessage, asFollowMessage, emptyOffsets, encodeFollowOffsets, type FollowMessage, type FollowOffsets } from '../../src/shared/follow-protocol';
+import {
+  applyFollowMessage,
+  asFollowMessage,
+  emptyOffsets,
+  encodeFollowOffsets,
+  type FollowMessage,
+  type FollowOffsets,
+} from '../../src/shared/follow-protocol';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
 import type { FormatBatch } from '../../src/shared/node/formats/batch';
 import { fold, points, writeEvents, type TbEvent } from '../formats/fixtures';
@@ -18,13 +25,26 @@ const event = (step: number): TbEvent => ({
   values: [
     { tag: 'train/loss', simple_value: 3 - step / 100 },
     { tag: 'train/lr', tensor: step / 1000, dtype: 'double', packed: 'val' },
-    ...(step % 5 === 0 ? [{ tag: 'eval/loss', simple_value: 4 - step / 50 }, { tag: 'sample', text: `text at ${step}` }] : []),
+    ...(step % 5 === 0
+      ? [
+          { tag: 'eval/loss', simple_value: 4 - step / 50 },
+          { tag: 'sample', text: `text at ${step}` },
+        ]
+      : []),
   ],
 });
 
 /** Runs follow until `until` holds for what arrived, then stops it; returns the batches and the offsets kept. */
-async function follow(dir: string, from: FollowOffsets, until: (batches: FormatBatch[]) => boolean): Promise<{ batches: FormatBatch[]; offsets: FollowOffsets }> {
-  const child = spawn(process.execPath, [CLI, 'follow', dir, '--poll-ms', '50', '--heartbeat-ms', '200', '--from', encodeFollowOffsets(from)], { env: TEST_ENV });
+async function follow(
+  dir: string,
+  from: FollowOffsets,
+  until: (batches: FormatBatch[]) => boolean,
+): Promise<{ batches: FormatBatch[]; offsets: FollowOffsets }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'follow', dir, '--poll-ms', '50', '--heartbeat-ms', '200', '--from', encodeFollowOffsets(from)],
+    { env: TEST_ENV },
+  );
   child.stderr.resume();
   const batches: FormatBatch[] = [];
   let offsets = from;
@@ -50,13 +70,22 @@ const lastStep = (batches: FormatBatch[]) => Math.max(-1, ...batches.flatMap((b)
 test('an event-file folder followed live and resumed with --from loses and repeats nothing', async () => {
   const dir = scratch('follow-tfevents');
   const path = join(dir, 'events.out.tfevents.1700000000.host');
-  writeEvents(path, Array.from({ length: 10 }, (_, i) => event(i)));
+  writeEvents(
+    path,
+    Array.from({ length: 10 }, (_, i) => event(i)),
+  );
   const first = await follow(dir, emptyOffsets(), (b) => lastStep(b) >= 9);
   assert.ok(first.offsets.sources?.['events.out.tfevents.1700000000.host'], 'the client keeps the source position');
   // Written while no follower runs (a dropped connection), then more while the next one follows.
-  writeEvents(path, Array.from({ length: 10 }, (_, i) => event(10 + i)));
+  writeEvents(
+    path,
+    Array.from({ length: 10 }, (_, i) => event(10 + i)),
+  );
   const second = follow(dir, first.offsets, (b) => lastStep(b) >= 29);
-  writeEvents(path, Array.from({ length: 10 }, (_, i) => ({ ...event(20 + i), delay: 0.02 })));
+  writeEvents(
+    path,
+    Array.from({ length: 10 }, (_, i) => ({ ...event(20 + i), delay: 0.02 })),
+  );
   const resumed = await second;
 
   const got = fold([...first.batches, ...resumed.batches]);

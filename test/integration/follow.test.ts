@@ -3,18 +3,45 @@
 // the protocol, offsets kept the way the client keeps them.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, test } from 'node:test';
 import {
-  applyFollowMessage, asFollowMessage, emptyOffsets, encodeFollowOffsets, RECORD_VALIDATORS,
-  type CheckpointsMessage, type FollowedFile, type FollowMessage, type FollowOffsets, type RunMessage,
+  applyFollowMessage,
+  asFollowMessage,
+  emptyOffsets,
+  encodeFollowOffsets,
+  RECORD_VALIDATORS,
+  type CheckpointsMessage,
+  type FollowedFile,
+  type FollowMessage,
+  type FollowOffsets,
+  type RunMessage,
 } from '../../src/shared/follow-protocol';
 import { MAX_RECORD_BYTES } from '../../src/shared/framing';
 import { parseJsonl } from '../../src/shared/jsonl';
 import { isMetricRecord, RUN_FORMAT } from '../../src/shared/run';
-import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV, writeTestCheckpoint } from '../helpers';
+import {
+  CLI,
+  poetrySubset,
+  runCli,
+  scratch,
+  sleep,
+  SMALL_SETS,
+  spawnCli,
+  TEST_ENV,
+  writeTestCheckpoint,
+} from '../helpers';
 
 type FileMessage = Extract<FollowMessage, { file: FollowedFile }>;
 
@@ -31,12 +58,20 @@ class FollowClient {
   private waiters: (() => void)[] = [];
 
   /** `keep: false` counts messages through `onMessage` without storing them (a large catch-up). */
-  constructor(dir: string, args: string[] = [], private readonly opts: { keep?: boolean; onMessage?: (m: FollowMessage) => void } = {}) {
-    this.child = spawn(process.execPath, [CLI, 'follow', dir, '--poll-ms', '50', '--heartbeat-ms', '200', ...args], { env: TEST_ENV });
+  constructor(
+    dir: string,
+    args: string[] = [],
+    private readonly opts: { keep?: boolean; onMessage?: (m: FollowMessage) => void } = {},
+  ) {
+    this.child = spawn(process.execPath, [CLI, 'follow', dir, '--poll-ms', '50', '--heartbeat-ms', '200', ...args], {
+      env: TEST_ENV,
+    });
     const reap = () => this.child.kill('SIGKILL');
     process.once('exit', reap);
     live.add(this);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => (process.removeListener('exit', reap), live.delete(this), resolve(code))));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => (process.removeListener('exit', reap), live.delete(this), resolve(code))),
+    );
     this.child.stderr.resume();
     createInterface({ input: this.child.stdout, crlfDelay: Infinity }).on('line', (line) => this.onLine(line));
   }
@@ -64,7 +99,8 @@ class FollowClient {
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
       assert.deepEqual(this.bad, [], 'every line is a protocol message');
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last messages: ${JSON.stringify(this.messages.slice(-5))}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; last messages: ${JSON.stringify(this.messages.slice(-5))}`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 50);
@@ -103,16 +139,30 @@ function expectedMessages(file: FollowedFile, content: Buffer, from = 0): FileMe
     } catch {
       value = undefined;
     }
-    out.push(RECORD_VALIDATORS[file](value) ? ({ file, offset: start, record: value } as FileMessage) : { file, offset: start, malformed: true });
+    out.push(
+      RECORD_VALIDATORS[file](value)
+        ? ({ file, offset: start, record: value } as FileMessage)
+        : { file, offset: start, malformed: true },
+    );
   }
   return out;
 }
 
 const json = (value: object) => JSON.stringify(value) + '\n';
-const metric = (step: number) => json({ step, t: 1_700_000_000_000 + step, kind: 'train', loss: 3 - step / 100, lr: 3e-4 });
+const metric = (step: number) =>
+  json({ step, t: 1_700_000_000_000 + step, kind: 'train', loss: 3 - step / 100, lr: 3e-4 });
 
 function writeRunJson(dir: string, status: string): void {
-  const info = { format: RUN_FORMAT, id: 'run-1', name: 'follow', createdAt: '2024-01-01T00:00:00Z', host: 'h', pid: 1, status, step: 0 };
+  const info = {
+    format: RUN_FORMAT,
+    id: 'run-1',
+    name: 'follow',
+    createdAt: '2024-01-01T00:00:00Z',
+    host: 'h',
+    pid: 1,
+    status,
+    step: 0,
+  };
   writeFileSync(join(dir, '.run.json.tmp'), JSON.stringify(info, null, 2));
   renameSync(join(dir, '.run.json.tmp'), join(dir, 'run.json')); // atomic, as the trainer does
 }
@@ -136,7 +186,10 @@ describe('steelscope follow', () => {
     const client = new FollowClient(dir);
     await client.waitFor(() => client.offsets['metrics.jsonl'] > 0, 'the existing records');
     appendFileSync(metrics, '{"step":3,"t":3,"kind":"tr'); // a partial line: not yet a line
-    appendFileSync(samples, json({ step: 3, t: 3, prompt: '春', text: '風吹柳絮', temperature: 0.8, top_k: 40, top_p: 0.95, seed: 7 }));
+    appendFileSync(
+      samples,
+      json({ step: 3, t: 3, prompt: '春', text: '風吹柳絮', temperature: 0.8, top_k: 40, top_p: 0.95, seed: 7 }),
+    );
     appendFileSync(join(dir, 'events.jsonl'), json({ step: 0, t: 1, kind: 'start', level: 'info', message: '開始' }));
     await client.waitFor(() => client.offsets['events.jsonl'] > 0, 'the event');
     await sleep(300); // several polls: the partial line must still wait
@@ -149,7 +202,11 @@ describe('steelscope follow', () => {
       const content = file === 'metrics.jsonl' ? full : readFileSync(join(dir, file));
       assert.deepEqual(client.fileMessages(file), expectedMessages(file, content), file);
     }
-    assert.equal(client.fileMessages('metrics.jsonl').filter((m) => 'malformed' in m).length, 2, 'not JSON, and JSON without step');
+    assert.equal(
+      client.fileMessages('metrics.jsonl').filter((m) => 'malformed' in m).length,
+      2,
+      'not JSON, and JSON without step',
+    );
     assert.equal(client.messages[0] && 'ready' in client.messages[0], true, 'ready comes first');
   });
 
@@ -163,20 +220,35 @@ describe('steelscope follow', () => {
     await sleep(150);
     assert.equal(await first.end(), 0);
     appendFileSync(metrics, metric(3).slice(10) + metric(4)); // written while nobody follows
-    appendFileSync(join(dir, 'events.jsonl'), json({ step: 4, t: 4, kind: 'checkpoint', level: 'info', message: 'saved' }));
+    appendFileSync(
+      join(dir, 'events.jsonl'),
+      json({ step: 4, t: 4, kind: 'checkpoint', level: 'info', message: 'saved' }),
+    );
     const from = first.offsets;
     const second = new FollowClient(dir, ['--from', encodeFollowOffsets(from)]);
-    await second.waitFor(() => second.offsets['metrics.jsonl'] === readFileSync(metrics).length && second.offsets['events.jsonl'] > 0, 'the new records');
+    await second.waitFor(
+      () => second.offsets['metrics.jsonl'] === readFileSync(metrics).length && second.offsets['events.jsonl'] > 0,
+      'the new records',
+    );
     appendFileSync(metrics, metric(5));
-    await second.waitFor(() => second.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'a record after the restart');
+    await second.waitFor(
+      () => second.offsets['metrics.jsonl'] === readFileSync(metrics).length,
+      'a record after the restart',
+    );
     assert.equal(await second.end(), 0);
     const ready = second.messages[0];
     assert.ok('ready' in ready && ready.dir === dir);
     assert.deepEqual(ready.from, from);
     assert.equal(second.count('reset'), 0);
     const all = readFileSync(metrics);
-    assert.deepEqual([...first.fileMessages('metrics.jsonl'), ...second.fileMessages('metrics.jsonl')], expectedMessages('metrics.jsonl', all));
-    assert.deepEqual(second.fileMessages('metrics.jsonl').map((m) => ('record' in m ? m.record.step : -1)), [3, 4, 5]);
+    assert.deepEqual(
+      [...first.fileMessages('metrics.jsonl'), ...second.fileMessages('metrics.jsonl')],
+      expectedMessages('metrics.jsonl', all),
+    );
+    assert.deepEqual(
+      second.fileMessages('metrics.jsonl').map((m) => ('record' in m ? m.record.step : -1)),
+      [3, 4, 5],
+    );
   });
 
   test('a truncated or replaced file is announced with a reset and read again from 0', async () => {
@@ -187,18 +259,27 @@ describe('steelscope follow', () => {
     await client.waitFor(() => client.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'the records');
     truncateSync(metrics, 0);
     appendFileSync(metrics, metric(9)); // shorter than what was read: always seen as a truncation
-    await client.waitFor(() => client.count('reset') === 1 && client.offsets['metrics.jsonl'] === readFileSync(metrics).length, 'the reset');
+    await client.waitFor(
+      () => client.count('reset') === 1 && client.offsets['metrics.jsonl'] === readFileSync(metrics).length,
+      'the reset',
+    );
     const afterTruncation = client.messages.length;
     const replacement = metric(20) + metric(21) + metric(22) + metric(23); // longer than before, a new inode
     writeFileSync(join(dir, 'metrics.tmp'), replacement);
     renameSync(join(dir, 'metrics.tmp'), metrics);
-    await client.waitFor(() => client.count('reset') === 2 && client.offsets['metrics.jsonl'] === replacement.length, 'the second reset');
+    await client.waitFor(
+      () => client.count('reset') === 2 && client.offsets['metrics.jsonl'] === replacement.length,
+      'the second reset',
+    );
     assert.equal(await client.end(), 0);
     const afterFirstReset = client.messages.slice(client.messages.findIndex((m) => 'reset' in m) + 1, afterTruncation);
     assert.deepEqual(afterFirstReset, expectedMessages('metrics.jsonl', Buffer.from(metric(9))));
     const lastReset = client.messages.map((m) => 'reset' in m).lastIndexOf(true);
     const tail = client.messages.slice(lastReset);
-    assert.deepEqual(tail, [{ reset: 'metrics.jsonl' }, ...expectedMessages('metrics.jsonl', Buffer.from(replacement))]);
+    assert.deepEqual(tail, [
+      { reset: 'metrics.jsonl' },
+      ...expectedMessages('metrics.jsonl', Buffer.from(replacement)),
+    ]);
   });
 
   test("Python's NaN and Infinity tokens travel as markers; a line over the 16 MiB cap is one malformed message", async () => {
@@ -213,9 +294,16 @@ describe('steelscope follow', () => {
     assert.equal(await client.end(), 0);
     const third = python.length + huge.length + metric(3).length;
     assert.deepEqual(client.fileMessages('metrics.jsonl'), [
-      { file: 'metrics.jsonl', offset: python.length, record: { step: 1, t: 2, loss: 'NaN', grad_norm: 'Infinity', lr: '-Infinity', note: 'NaN stays' } },
+      {
+        file: 'metrics.jsonl',
+        offset: python.length,
+        record: { step: 1, t: 2, loss: 'NaN', grad_norm: 'Infinity', lr: '-Infinity', note: 'NaN stays' },
+      },
       { file: 'metrics.jsonl', offset: python.length + huge.length, malformed: true },
-      ...expectedMessages('metrics.jsonl', Buffer.from(metric(3))).map((m) => ({ ...m, offset: m.offset + python.length + huge.length })),
+      ...expectedMessages('metrics.jsonl', Buffer.from(metric(3))).map((m) => ({
+        ...m,
+        offset: m.offset + python.length + huge.length,
+      })),
       { file: 'metrics.jsonl', offset: third + carriageReturn.length, record: { step: 4, t: 5, loss: 1 } },
     ]);
   });
@@ -245,9 +333,16 @@ describe('steelscope follow', () => {
     for (const from of [{ 'metrics.jsonl': content.length + 10 }, { 'metrics.jsonl': 5 }, { 'samples.jsonl': 3 }]) {
       const client = new FollowClient(dir, ['--from', JSON.stringify(from)]);
       const file = Object.keys(from)[0] as FollowedFile;
-      await client.waitFor(() => client.count('reset') === 1 && client.offsets['metrics.jsonl'] === content.length, `the reset of ${JSON.stringify(from)}`);
+      await client.waitFor(
+        () => client.count('reset') === 1 && client.offsets['metrics.jsonl'] === content.length,
+        `the reset of ${JSON.stringify(from)}`,
+      );
       assert.equal(await client.end(), 0);
-      assert.deepEqual(client.messages.find((m) => 'reset' in m), { reset: file }, JSON.stringify(from));
+      assert.deepEqual(
+        client.messages.find((m) => 'reset' in m),
+        { reset: file },
+        JSON.stringify(from),
+      );
       assert.deepEqual(client.fileMessages('metrics.jsonl'), expectedMessages('metrics.jsonl', Buffer.from(content)));
     }
   });
@@ -256,8 +351,12 @@ describe('steelscope follow', () => {
     const dir = newRun('runjson');
     writeRunJson(dir, 'running');
     const client = new FollowClient(dir);
-    const runs = () => client.messages.filter((m): m is RunMessage => 'run' in m).map((m) => (m.run.ok ? m.run.run.status : m.run.error));
-    const lists = () => client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).map((m) => m.checkpoints);
+    const runs = () =>
+      client.messages
+        .filter((m): m is RunMessage => 'run' in m)
+        .map((m) => (m.run.ok ? m.run.run.status : m.run.error));
+    const lists = () =>
+      client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).map((m) => m.checkpoints);
     await client.waitFor(() => runs().length === 1 && lists().length === 1, 'the initial run.json and checkpoints');
     assert.deepEqual(lists()[0], []);
     writeRunJson(dir, 'running'); // rewritten, same content: nothing new
@@ -286,13 +385,20 @@ describe('steelscope follow', () => {
 
   test('heartbeats arrive while nothing changes; SIGTERM, SIGINT, SIGHUP and a closed channel end it with code 0', async () => {
     const dir = newRun('heartbeat');
-    appendFileSync(join(dir, 'events.jsonl'), json({ step: 0, t: 1, kind: 'start', level: 'info', message: 'go' }) + '\n\n');
+    appendFileSync(
+      join(dir, 'events.jsonl'),
+      json({ step: 0, t: 1, kind: 'start', level: 'info', message: 'go' }) + '\n\n',
+    );
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       const client = new FollowClient(dir);
       await client.waitFor(() => client.count('heartbeat') >= 2, 'two heartbeats');
       const beat = client.messages.find((m) => 'heartbeat' in m);
       assert.ok(beat && 'heartbeat' in beat && Math.abs(beat.t - Date.now()) < 60_000);
-      assert.equal(client.offsets['events.jsonl'], readFileSync(join(dir, 'events.jsonl')).length, 'heartbeat offsets step past blank lines');
+      assert.equal(
+        client.offsets['events.jsonl'],
+        readFileSync(join(dir, 'events.jsonl')).length,
+        'heartbeat offsets step past blank lines',
+      );
       client.child.kill(signal);
       assert.equal(await client.exited, 0, signal);
     }
@@ -366,20 +472,42 @@ describe('steelscope follow', () => {
     mkdirSync(dir); // the trainer accepts an empty folder, so the follower can be there first
     const client = new FollowClient(dir);
     await client.waitFor(() => client.count('ready') === 1, 'the follower to start');
-    const trainer = spawnCli(['train', '--data', poetrySubset(base, 300), '--run-dir', dir, '--steps', '20', ...SMALL_SETS]);
+    const trainer = spawnCli([
+      'train',
+      '--data',
+      poetrySubset(base, 300),
+      '--run-dir',
+      dir,
+      '--steps',
+      '20',
+      ...SMALL_SETS,
+    ]);
     const code = await new Promise<number | null>((resolve) => trainer.once('exit', resolve));
     assert.equal(code, 0);
     const metrics = readFileSync(join(dir, 'metrics.jsonl'));
     const finished = () => client.messages.some((m) => 'run' in m && m.run.ok && m.run.run.status === 'finished');
-    await client.waitFor(() => client.offsets['metrics.jsonl'] === metrics.length && finished(), 'the run to be followed to its end');
-    await client.waitFor(() => client.offsets['events.jsonl'] === readFileSync(join(dir, 'events.jsonl')).length, 'the events');
+    await client.waitFor(
+      () => client.offsets['metrics.jsonl'] === metrics.length && finished(),
+      'the run to be followed to its end',
+    );
+    await client.waitFor(
+      () => client.offsets['events.jsonl'] === readFileSync(join(dir, 'events.jsonl')).length,
+      'the events',
+    );
     // The list follows run.json within the same pass; ending before it arrives would drop it.
-    const lastList = () => client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).at(-1)?.checkpoints ?? [];
+    const lastList = () =>
+      client.messages.filter((m): m is CheckpointsMessage => 'checkpoints' in m).at(-1)?.checkpoints ?? [];
     await client.waitFor(() => lastList().length === 2, 'the last checkpoint list');
     assert.equal(await client.end(), 0);
     const followed = client.fileMessages('metrics.jsonl').map((m) => ('record' in m ? m.record : 'malformed'));
     assert.deepEqual(followed, parseJsonl(metrics, isMetricRecord).records);
     assert.equal(client.count('reset'), 0);
-    assert.deepEqual(lastList().map((c) => [c.step, c.complete]), [[10, true], [20, true]]);
+    assert.deepEqual(
+      lastList().map((c) => [c.step, c.complete]),
+      [
+        [10, true],
+        [20, true],
+      ],
+    );
   });
 });

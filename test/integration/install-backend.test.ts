@@ -21,7 +21,10 @@ test('install-backend fails cleanly where libtensorflow cannot be downloaded (or
     return;
   }
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stdout, /the fast backend was not installed: (the package's install script must download libtensorflow|npm could not reach|npm did not finish)/);
+  assert.match(
+    r.stdout,
+    /the fast backend was not installed: (the package's install script must download libtensorflow|npm could not reach|npm did not finish)/,
+  );
   assert.match(r.stdout, /Training continues on WebAssembly/);
   assert.doesNotMatch(r.stdout, /^\s+at /m, 'no stack trace of ours');
 });

@@ -18,7 +18,13 @@ import { CLI, poetrySubset, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '.
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 
 function localTarget(runsRoot: string): LocalTarget {
-  return new LocalTarget({ runsRoot, nodePath: resolveNodePath(undefined), cliPath: CLI, env: TEST_ENV, startTimeoutMs: 60_000 });
+  return new LocalTarget({
+    runsRoot,
+    nodePath: resolveNodePath(undefined),
+    cliPath: CLI,
+    env: TEST_ENV,
+    startTimeoutMs: 60_000,
+  });
 }
 
 function readInfo(runDir: string): RunInfo {
@@ -67,7 +73,11 @@ test('start → store sees train records → stop: status stopped with a final c
     await assert.rejects(target.delete(runDir), /still running/);
 
     await target.stop(runDir);
-    await assert.rejects(target.stop(runDir), /already requested|not running/, 'a second SIGTERM would skip the checkpoint');
+    await assert.rejects(
+      target.stop(runDir),
+      /already requested|not running/,
+      'a second SIGTERM would skip the checkpoint',
+    );
     await until('status stopped', () => store.get(key)?.summary.status === 'stopped');
     await until('the final checkpoint', () => {
       const summary = store.get(key)?.summary;
@@ -97,17 +107,25 @@ test('the trainer outlives the process that started it', async () => {
   const runsRoot = join(root, 'runs');
   const script = join(root, 'starter.ts');
   const targetModule = join(ROOT, 'src', 'host', 'runs', 'localTarget.ts');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { LocalTarget } from ${JSON.stringify(targetModule)};
     const target = new LocalTarget({ runsRoot: ${JSON.stringify(runsRoot)}, nodePath: ${JSON.stringify(resolveNodePath(undefined))}, cliPath: ${JSON.stringify(CLI)} });
     target.start({ preset: 'tiny', data: ${JSON.stringify(data)}, steps: 40, sets: ${JSON.stringify(SETS)} }).then((dir) => {
       process.stdout.write(dir);
       process.exit(0); // at once: the trainer must not care
     });
-  `);
+  `,
+  );
   // STEELSCOPE_THREADS (what the steelscope.threads setting sets) reaches the trainer through the target's environment.
   const env = { ...TEST_ENV, STEELSCOPE_THREADS: '1' };
-  const starter = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  const starter = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(starter.status, 0, starter.stderr);
   const runDir = starter.stdout.trim();
   try {
@@ -135,7 +153,11 @@ test('a trainer killed with SIGKILL is reported stale', async () => {
     const key = store.addRun(target, runDir);
     await until('running', () => store.get(key)?.summary.status === 'running');
     process.kill(readInfo(runDir).pid, 'SIGKILL');
-    const seen: RunDisplayStatus = await until('stale', () => (store.get(key)?.summary.status === 'stale' ? 'stale' : undefined), 10_000);
+    const seen: RunDisplayStatus = await until(
+      'stale',
+      () => (store.get(key)?.summary.status === 'stale' ? 'stale' : undefined),
+      10_000,
+    );
     assert.equal(seen, 'stale');
     assert.equal(readInfo(runDir).status, 'running', 'run.json itself cannot say so');
     await assert.rejects(target.stop(runDir), /not running/);
@@ -156,7 +178,11 @@ test('a usage error rejects start() with the CLI message and leaves nothing behi
     return true;
   });
   assert.deepEqual(await target.listRunDirs(), []);
-  assert.equal(existsSync(runsRoot) ? spawnSync('ls', ['-A', runsRoot], { encoding: 'utf8' }).stdout.trim() : '', '', 'no log or folder left');
+  assert.equal(
+    existsSync(runsRoot) ? spawnSync('ls', ['-A', runsRoot], { encoding: 'utf8' }).stdout.trim() : '',
+    '',
+    'no log or folder left',
+  );
 });
 
 test('node is found on PATH, never assumed; slugs keep Chinese names', () => {

@@ -10,7 +10,12 @@ import { poetrySubset, scratch, SMALL_SETS, TEST_ENV } from '../helpers';
 test('tensor count is flat across training steps, evals, samples and checkpoints', async () => {
   process.env.STEELSCOPE_CACHE = TEST_ENV.STEELSCOPE_CACHE;
   const dir = scratch('memory');
-  const sets = SMALL_SETS.filter((a) => a !== '--set').concat(['sample_every=3', 'eval_every=2', 'checkpoint_every=4', 'grad_accum=2']);
+  const sets = SMALL_SETS.filter((a) => a !== '--set').concat([
+    'sample_every=3',
+    'eval_every=2',
+    'checkpoint_every=4',
+    'grad_accum=2',
+  ]);
   const config = applySettings(PRESETS.tiny, sets);
   const counts: number[] = [];
   const status = await startRun(
@@ -19,6 +24,9 @@ test('tensor count is flat across training steps, evals, samples and checkpoints
   );
   assert.equal(status, 'finished');
   assert.equal(counts.length, 12);
-  assert.ok(counts.every((n) => n === counts[0]), `tensor counts per step: ${counts.join(', ')}`);
+  assert.ok(
+    counts.every((n) => n === counts[0]),
+    `tensor counts per step: ${counts.join(', ')}`,
+  );
   assert.equal(tf.memory().numTensors, 0, 'model and optimizer are released when the run ends');
 });

@@ -9,7 +9,17 @@ import { poetrySubset, readEvents, runCli, scratch, sleep, SMALL_SETS, spawnCli,
 
 const STEPS = 30;
 // Slower steps than SMALL_SETS alone, so the kill reliably lands between checkpoints 10 and 20.
-const SETS = [...SMALL_SETS, '--set', 'n_embd=64', '--set', 'seq_len=128', '--set', 'batch_size=8', '--set', 'checkpoint_every=10'];
+const SETS = [
+  ...SMALL_SETS,
+  '--set',
+  'n_embd=64',
+  '--set',
+  'seq_len=128',
+  '--set',
+  'batch_size=8',
+  '--set',
+  'checkpoint_every=10',
+];
 
 async function waitForTrainStep(runDir: string, atLeast: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -42,7 +52,11 @@ test('kill -9 between checkpoints, resume: every later loss equals the uninterru
   assert.ok(seen < 19, `the kill came too late (step ${seen})`);
   assert.ok(existsSync(join(crashed, 'checkpoints', 'step-00000010', 'DONE')));
   assert.ok(!existsSync(join(crashed, 'checkpoints', 'step-00000020')), 'killed before the next checkpoint');
-  assert.equal(JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8')).status, 'running', 'a killed run cannot say so itself');
+  assert.equal(
+    JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8')).status,
+    'running',
+    'a killed run cannot say so itself',
+  );
 
   const resumed = runCli(['resume', crashed]);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -76,7 +90,10 @@ test('resume skips a checkpoint without DONE or with a bad hash, and says why', 
   const r = runCli(['resume', runDir, '--steps', '12']);
   assert.equal(r.code, 0, r.stderr);
   const skipped = readEvents(runDir).filter((e) => e.kind === 'checkpoint-skipped');
-  assert.deepEqual(skipped.map((e) => e.step), [30, 20]);
+  assert.deepEqual(
+    skipped.map((e) => e.step),
+    [30, 20],
+  );
   assert.match(skipped[0].message, /no DONE marker/);
   assert.match(skipped[1].message, /weights\.bin does not match its sha256/);
   assert.ok(readEvents(runDir).some((e) => e.kind === 'resume' && e.step === 10));
@@ -91,7 +108,11 @@ test('resume refuses changed data and names the file', () => {
   const r = runCli(['resume', runDir, '--steps', '20']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, new RegExp(`${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*changed`));
-  assert.equal(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status, 'finished', 'nothing about the run changed');
+  assert.equal(
+    JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).status,
+    'finished',
+    'nothing about the run changed',
+  );
 });
 
 test('SIGTERM checkpoints the current step and marks the run stopped', async () => {
@@ -134,11 +155,18 @@ test('resume --checkpoint continues from an earlier checkpoint with the same los
   const foreign = join(dir, 'foreign');
   cpSync(join(runDir, 'checkpoints', 'step-00000010'), foreign, { recursive: true });
   const manifest = JSON.parse(readFileSync(join(foreign, 'manifest.json'), 'utf8'));
-  assert.equal(manifest.run_id, JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).id, 'checkpoints record their run');
+  assert.equal(
+    manifest.run_id,
+    JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')).id,
+    'checkpoints record their run',
+  );
   const tokenizerText = JSON.stringify(JSON.parse(readFileSync(join(foreign, 'tokenizer.json'), 'utf8')), null, 1);
   writeFileSync(join(foreign, 'tokenizer.json'), tokenizerText);
   const tokRecord = manifest.files.find((f: { name: string }) => f.name === 'tokenizer.json');
-  Object.assign(tokRecord, { sha256: createHash('sha256').update(tokenizerText).digest('hex'), bytes: Buffer.byteLength(tokenizerText) });
+  Object.assign(tokRecord, {
+    sha256: createHash('sha256').update(tokenizerText).digest('hex'),
+    bytes: Buffer.byteLength(tokenizerText),
+  });
   manifest.run_id = 'another-run';
   manifest.data.files[0].sha256 = '0'.repeat(64);
   writeFileSync(join(foreign, 'manifest.json'), JSON.stringify(manifest));
@@ -146,7 +174,10 @@ test('resume --checkpoint continues from an earlier checkpoint with the same los
   const other = runCli(['resume', runDir, '--checkpoint', foreign, '--steps', '13']);
   assert.equal(other.code, 2, other.stderr);
   assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
-  assert.match(other.stderr, /foreign is not from this run: run id another-run \(this run is [0-9a-f-]+\); tokenizer sha256 [0-9a-f]{12}… \(this run's is [0-9a-f]{12}…\); data file sha256s/);
+  assert.match(
+    other.stderr,
+    /foreign is not from this run: run id another-run \(this run is [0-9a-f-]+\); tokenizer sha256 [0-9a-f]{12}… \(this run's is [0-9a-f]{12}…\); data file sha256s/,
+  );
   assert.equal(readFileSync(join(runDir, 'run.json'), 'utf8'), before, 'run.json untouched');
 });
 
@@ -157,14 +188,18 @@ test('a non-finite loss skips the update, writes a nan event and logs "NaN"', ()
   assert.equal(runCli(['train', '--data', data, '--run-dir', runDir, '--steps', '10', ...SMALL_SETS]).code, 0);
   // Poison one weight of the final norm and re-seal the checkpoint, as a diverged run would leave it.
   const ckpt = join(runDir, 'checkpoints', 'step-00000010');
-  const index = JSON.parse(readFileSync(join(ckpt, 'weights.json'), 'utf8')) as { tensors: { name: string; offset: number }[] };
+  const index = JSON.parse(readFileSync(join(ckpt, 'weights.json'), 'utf8')) as {
+    tensors: { name: string; offset: number }[];
+  };
   const lnF = index.tensors.find((t) => t.name === 'ln_f.weight');
   assert.ok(lnF);
   const bin = readFileSync(join(ckpt, 'weights.bin'));
   bin.writeFloatLE(NaN, lnF.offset);
   writeFileSync(join(ckpt, 'weights.bin'), bin);
   const manifestPath = join(ckpt, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { files: { name: string; sha256: string; bytes: number }[] };
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    files: { name: string; sha256: string; bytes: number }[];
+  };
   const entry = manifest.files.find((f) => f.name === 'weights.bin');
   assert.ok(entry);
   entry.sha256 = createHash('sha256').update(bin).digest('hex');
@@ -173,10 +208,17 @@ test('a non-finite loss skips the update, writes a nan event and logs "NaN"', ()
   const r = runCli(['resume', runDir, '--steps', '13']);
   assert.equal(r.code, 0, r.stderr);
   const nans = readEvents(runDir).filter((e) => e.kind === 'nan');
-  assert.deepEqual(nans.map((e) => e.step), [10, 11, 12]);
+  assert.deepEqual(
+    nans.map((e) => e.step),
+    [10, 11, 12],
+  );
   assert.match(nans[0].message, /update skipped/);
-  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const resumedTrain = lines.filter((m) => m.kind === 'train' && m.step >= 10);
   assert.equal(resumedTrain.length, 3);
-  for (const m of resumedTrain) assert.equal(m.loss, 'NaN', 'a non-finite loss is written as the string "NaN", never dropped');
+  for (const m of resumedTrain)
+    assert.equal(m.loss, 'NaN', 'a non-finite loss is written as the string "NaN", never dropped');
 });

@@ -8,10 +8,20 @@ import { after, before, describe, test } from 'node:test';
 import { ChatHub, DashboardChat } from '../../src/host/chat/dashboardChat';
 import { ServePool, type ServeClientOptions } from '../../src/host/chat/serveClient';
 import { isPidAlive } from '../../src/shared/node/pid';
-import { checkHostMessage, DEFAULT_CHAT_SETTINGS, type ChatCheckpoint, type HostToWebview } from '../../src/shared/protocol';
+import {
+  checkHostMessage,
+  DEFAULT_CHAT_SETTINGS,
+  type ChatCheckpoint,
+  type HostToWebview,
+} from '../../src/shared/protocol';
 import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
 
-const options = (extra: Partial<ServeClientOptions> = {}): ServeClientOptions => ({ nodePath: () => process.execPath, cliPath: CLI, env: TEST_ENV, ...extra });
+const options = (extra: Partial<ServeClientOptions> = {}): ServeClientOptions => ({
+  nodePath: () => process.execPath,
+  cliPath: CLI,
+  env: TEST_ENV,
+  ...extra,
+});
 
 async function until(ok: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -76,7 +86,10 @@ describe('serve client', () => {
   test('two checkpoints answer side by side, each in its own process', async () => {
     const p = pool();
     const params = { prompt: '月', max_tokens: 16, temperature: 0 };
-    const [a, b] = await Promise.all([p.generate(step10, params, () => {}).done, p.generate(step20, params, () => {}).done]);
+    const [a, b] = await Promise.all([
+      p.generate(step10, params, () => {}).done,
+      p.generate(step20, params, () => {}).done,
+    ]);
     assert.ok(a.completion_tokens > 0 && b.completion_tokens > 0);
     assert.deepEqual(p.live.sort(), [step10, step20].sort());
     assert.notEqual(p.client(step10).pid, p.client(step20).pid);
@@ -105,7 +118,7 @@ describe('serve client', () => {
     await until(() => !isPidAlive(pid), 'the disposed process to exit');
   });
 
-  test('a checkpoint that cannot load fails with the server\'s message; a missing node says so', async () => {
+  test("a checkpoint that cannot load fails with the server's message; a missing node says so", async () => {
     const broken = join(scratch('serve-client-broken'), 'step-00000010');
     cpSync(step10, broken, { recursive: true });
     // Same size, one byte changed: the size check passes and the hash check must catch it.
@@ -116,12 +129,26 @@ describe('serve client', () => {
     const generation = p.generate(broken, { prompt: '春', max_tokens: 4 }, () => {});
     await assert.rejects(generation.done, /Could not load .*step-00000010: .*weights\.bin does not match its sha256/);
     await assert.rejects(p.client(broken).ready, /does not match its sha256/);
-    assert.deepEqual(p.live.filter((c) => c === broken), [], 'a failed process is not kept');
+    assert.deepEqual(
+      p.live.filter((c) => c === broken),
+      [],
+      'a failed process is not kept',
+    );
 
-    const noNode = pool({ nodePath: () => { throw new Error('No `node` found on PATH.'); } });
-    await assert.rejects(noNode.generate(step10, { prompt: '春' }, () => {}).done, /Could not start the serve process: No `node` found on PATH/);
+    const noNode = pool({
+      nodePath: () => {
+        throw new Error('No `node` found on PATH.');
+      },
+    });
+    await assert.rejects(
+      noNode.generate(step10, { prompt: '春' }, () => {}).done,
+      /Could not start the serve process: No `node` found on PATH/,
+    );
     const badNode = pool({ nodePath: () => join(runDir, 'no-such-node') });
-    await assert.rejects(badNode.generate(step10, { prompt: '春' }, () => {}).done, /Could not run the serve process: .*ENOENT/);
+    await assert.rejects(
+      badNode.generate(step10, { prompt: '春' }, () => {}).done,
+      /Could not run the serve process: .*ENOENT/,
+    );
   });
 
   test('the dashboard chat: one prompt to two checkpoints, streamed, then regenerate and clear', async () => {
@@ -131,12 +158,16 @@ describe('serve client', () => {
       { dir: step10, label: 'step 10', step: 10, best: false },
     ];
     const hub = new ChatHub(pool());
-    const chat = new DashboardChat(hub, () => list, (m) => {
-      const checked = checkHostMessage(JSON.parse(JSON.stringify(m)));
-      assert.ok(checked.ok, checked.ok ? '' : checked.error);
-      posted.push(m);
-      return true;
-    });
+    const chat = new DashboardChat(
+      hub,
+      () => list,
+      (m) => {
+        const checked = checkHostMessage(JSON.parse(JSON.stringify(m)));
+        assert.ok(checked.ok, checked.ok ? '' : checked.error);
+        posted.push(m);
+        return true;
+      },
+    );
     assert.equal(chat.snapshot().checkpoint, step20, 'the best checkpoint is chosen first');
     const settings = { ...DEFAULT_CHAT_SETTINGS, max_tokens: 12, seed: 5 };
     chat.handle({ type: 'chatSend', prompt: '寫一首春天的詩', checkpoint: step20, compare: step10, settings });
@@ -158,7 +189,11 @@ describe('serve client', () => {
     const turns = chat.snapshot().turns;
     assert.equal(turns.length, 1);
     assert.equal(turns[0].answers.length, 1, 'regenerated without the comparison');
-    assert.equal(turns[0].answers[0].text, lanes[0].done?.type === 'chatDone' ? lanes[0].done.answer.text : '', 'same seed, same answer');
+    assert.equal(
+      turns[0].answers[0].text,
+      lanes[0].done?.type === 'chatDone' ? lanes[0].done.answer.text : '',
+      'same seed, same answer',
+    );
 
     chat.handle({ type: 'chatClear' });
     assert.deepEqual(chat.snapshot().turns, []);

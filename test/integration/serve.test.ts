@@ -8,7 +8,12 @@ import { createInterface } from 'node:readline';
 import { before, after, describe, test } from 'node:test';
 import { renderChatML } from '../../src/core/serve/chat';
 import { BpeTokenizer } from '../../src/core/tokenizer';
-import { parseServeMessage, type DoneMessage, type RequestId, type ServeMessage } from '../../src/shared/serve-protocol';
+import {
+  parseServeMessage,
+  type DoneMessage,
+  type RequestId,
+  type ServeMessage,
+} from '../../src/shared/serve-protocol';
 import { CLI, poetrySubset, runCli, scratch, SMALL_SETS, TEST_ENV } from '../helpers';
 
 /** One serve process: every stdout line must be a protocol message; waits by predicate. */
@@ -22,7 +27,9 @@ class ServeClient {
     this.child = spawn(process.execPath, [CLI, 'serve', target], { env: TEST_ENV });
     const reap = () => this.child.kill('SIGKILL');
     process.once('exit', reap);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => (process.removeListener('exit', reap), resolve(code))));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code) => (process.removeListener('exit', reap), resolve(code))),
+    );
     this.child.stderr.resume();
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       const message = parseServeMessage(line);
@@ -51,7 +58,8 @@ class ServeClient {
     for (;;) {
       const found = this.messages.find(accept);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out; messages so far: ${JSON.stringify(this.messages.slice(-5))}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out; messages so far: ${JSON.stringify(this.messages.slice(-5))}`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 50);
@@ -100,7 +108,8 @@ describe('steelscope serve', () => {
     assert.ok(a.reason === 'length' || a.reason === 'eos', a.reason);
     assert.ok(a.completion_tokens > 0 && a.seed === 7);
     assert.equal(client.tokens('a').join(''), a.text);
-    for (const piece of client.tokens('a')) assert.doesNotMatch(piece, /[\ud800-\udbff]$/, 'no piece ends inside a surrogate pair');
+    for (const piece of client.tokens('a'))
+      assert.doesNotMatch(piece, /[\ud800-\udbff]$/, 'no piece ends inside a surrogate pair');
     client.send({ id: 'c', method: 'generate', params: { ...params, seed: 8 } });
     assert.notEqual((await client.done('c')).text, a.text);
   });
@@ -110,10 +119,14 @@ describe('steelscope serve', () => {
     client.send({ id: 41, method: 'summon', params: {} });
     client.send({ id: 42, method: 'generate', params: { prompt: '月', max_tokens: 'many' } });
     client.send({ id: 43, method: 'generate', params: { prompt: '月', max_tokens: 4, temperature: 0 } });
-    const errors = await client.waitFor((m): m is Extract<ServeMessage, { error: unknown }> => 'error' in m && m.id === 42);
+    const errors = await client.waitFor(
+      (m): m is Extract<ServeMessage, { error: unknown }> => 'error' in m && m.id === 42,
+    );
     assert.match(errors.error.message, /max_tokens/);
     assert.ok(client.messages.some((m) => 'error' in m && m.id === null && /JSON/.test(m.error.message)));
-    assert.ok(client.messages.some((m) => 'error' in m && m.id === 41 && /Unknown method "summon"/.test(m.error.message)));
+    assert.ok(
+      client.messages.some((m) => 'error' in m && m.id === 41 && /Unknown method "summon"/.test(m.error.message)),
+    );
     const done = await client.done(43);
     assert.ok(done.completion_tokens >= 1 && done.completion_tokens <= 4);
   });
@@ -125,7 +138,9 @@ describe('steelscope serve', () => {
     ];
     client.send({ id: 50, method: 'generate', params: { messages, max_tokens: 16, temperature: 0 } });
     const done = await client.done(50);
-    const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(join(runDir, 'checkpoints', 'step-00000010', 'tokenizer.json'), 'utf8')));
+    const tokenizer = BpeTokenizer.fromJSON(
+      JSON.parse(readFileSync(join(runDir, 'checkpoints', 'step-00000010', 'tokenizer.json'), 'utf8')),
+    );
     assert.ok(client.messages.some((m) => 'ready' in m && m.template === 'plain'));
     assert.equal(done.prompt_tokens, tokenizer.encode(messages[1].content).length);
     assert.notEqual(done.prompt_tokens, renderChatML(tokenizer, messages).length);
@@ -162,13 +177,17 @@ describe('steelscope serve', () => {
       if (done.reason !== 'cancelled') continue; // it sampled an end of sequence before the cancel
       t.diagnostic(`cancel answered in ${elapsed.toFixed(1)} ms after ${done.completion_tokens} tokens`);
       assert.ok(elapsed < 100, `cancel took ${elapsed.toFixed(1)} ms`);
-      const reply = await client.waitFor((m): m is Extract<ServeMessage, { result: unknown }> => 'result' in m && m.id === `c-${seed}`);
+      const reply = await client.waitFor(
+        (m): m is Extract<ServeMessage, { result: unknown }> => 'result' in m && m.id === `c-${seed}`,
+      );
       assert.deepEqual(reply.result, { target: id, cancelled: true });
       assert.equal(client.tokens(id).join(''), done.text);
       break;
     }
     client.send({ id: 'c-none', method: 'cancel', params: { target: 'nothing' } });
-    const none = await client.waitFor((m): m is Extract<ServeMessage, { result: unknown }> => 'result' in m && m.id === 'c-none');
+    const none = await client.waitFor(
+      (m): m is Extract<ServeMessage, { result: unknown }> => 'result' in m && m.id === 'c-none',
+    );
     assert.equal(none.result.cancelled, false);
   });
 

@@ -14,7 +14,20 @@ import { BpeTokenizer } from '../../src/core/tokenizer';
 import { loadCheckpoint } from '../../src/core/train/checkpoint';
 import { poetrySubset, runCli, scratch } from '../helpers';
 
-const TINY = ['--set', 'n_layer=1', '--set', 'n_embd=32', '--set', 'n_head=2', '--set', 'n_kv_head=2', '--set', 'intermediate_size=64', '--set', 'vocab_size=512'];
+const TINY = [
+  '--set',
+  'n_layer=1',
+  '--set',
+  'n_embd=32',
+  '--set',
+  'n_head=2',
+  '--set',
+  'n_kv_head=2',
+  '--set',
+  'intermediate_size=64',
+  '--set',
+  'vocab_size=512',
+];
 
 test('sft: bad lines refused by number; a fine-tuned run records its base and chats in ChatML', async () => {
   const dir = scratch('sft');
@@ -24,7 +37,12 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
   const checkpoint = join(base, 'checkpoints', 'step-00000001');
 
   const bad = join(dir, 'bad.jsonl');
-  const good = JSON.stringify({ messages: [{ role: 'user', content: '春' }, { role: 'assistant', content: '秋' }] });
+  const good = JSON.stringify({
+    messages: [
+      { role: 'user', content: '春' },
+      { role: 'assistant', content: '秋' },
+    ],
+  });
   writeFileSync(bad, `${good}\n${good}\n{"messages":[{"role":"user"}]}\n`);
   const refused = runCli(['sft', '--from', checkpoint, '--data', bad, '--run-dir', join(dir, 'refused')]);
   assert.equal(refused.code, 2, refused.stderr);
@@ -33,8 +51,30 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
   assert.ok(!existsSync(join(dir, 'refused')), 'no run folder left behind');
 
   const ft = join(dir, 'ft');
-  const fast = ['--set', 'lr=3e-3', '--set', 'min_lr=3e-4', '--set', 'warmup_steps=5', '--set', 'sample_every=0', '--set', 'eval_every=0'];
-  const tuned = runCli(['sft', '--from', checkpoint, '--data', 'poetry-sft', '--run-dir', ft, '--steps', '80', ...fast]);
+  const fast = [
+    '--set',
+    'lr=3e-3',
+    '--set',
+    'min_lr=3e-4',
+    '--set',
+    'warmup_steps=5',
+    '--set',
+    'sample_every=0',
+    '--set',
+    'eval_every=0',
+  ];
+  const tuned = runCli([
+    'sft',
+    '--from',
+    checkpoint,
+    '--data',
+    'poetry-sft',
+    '--run-dir',
+    ft,
+    '--steps',
+    '80',
+    ...fast,
+  ]);
   assert.equal(tuned.code, 0, tuned.stderr);
   const run = JSON.parse(readFileSync(join(ft, 'run.json'), 'utf8'));
   assert.equal(run.template, 'chatml');
@@ -55,5 +95,8 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
   const prompt = renderChatML(tokenizer, [{ role: 'user', content: '寫一首題為《春》的詩' }]);
   const reply = [...tokenStream(model, prompt, { maxTokens: 100, temperature: 0, topK: 0, topP: 1, rng: new Rng(1) })];
   model.dispose();
-  assert.ok(reply.includes(chatSpecials(tokenizer).imEnd), `reply without <|im_end|>: ${JSON.stringify(tokenizer.decode(reply))}`);
+  assert.ok(
+    reply.includes(chatSpecials(tokenizer).imEnd),
+    `reply without <|im_end|>: ${JSON.stringify(tokenizer.decode(reply))}`,
+  );
 });

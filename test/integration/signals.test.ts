@@ -8,7 +8,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { CLI, poetrySubset, readMetrics, readSamples, runCli, scratch, sleep, SMALL_SETS, spawnCli, TEST_ENV, trainLosses } from '../helpers';
+import {
+  CLI,
+  poetrySubset,
+  readMetrics,
+  readSamples,
+  runCli,
+  scratch,
+  sleep,
+  SMALL_SETS,
+  spawnCli,
+  TEST_ENV,
+  trainLosses,
+} from '../helpers';
 
 /** The longest the tests wait for an exit; the old code took minutes in every case below. */
 const EXIT_CAP_MS = 60_000;
@@ -31,7 +43,10 @@ async function terminate(child: ChildProcess): Promise<{ code: number | null; ms
   const start = performance.now();
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const cap = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${EXIT_CAP_MS} ms of SIGTERM`)), EXIT_CAP_MS)));
+  const cap = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(() => reject(new Error(`no exit within ${EXIT_CAP_MS} ms of SIGTERM`)), EXIT_CAP_MS)),
+  );
   try {
     const code = await Promise.race([exited, cap]);
     return { code, ms: performance.now() - start };
@@ -41,8 +56,10 @@ async function terminate(child: ChildProcess): Promise<{ code: number | null; ms
   }
 }
 
-const runJson = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { status: string; step: number };
-const ckptDone = (runDir: string, step: number) => existsSync(join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`, 'DONE'));
+const runJson = (runDir: string) =>
+  JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { status: string; step: number };
+const ckptDone = (runDir: string, step: number) =>
+  existsSync(join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`, 'DONE'));
 
 test('train: SIGTERM in the middle of a long step drops that step, checkpoints the last one and exits; resume is exact', async (t) => {
   const dir = scratch('signal-step');
@@ -95,13 +112,22 @@ test('train: SIGTERM while it generates samples checkpoints and exits without th
 test('serve: SIGTERM during a long generation answers it as cancelled and exits with code 0', async (t) => {
   const dir = scratch('signal-serve');
   const runDir = join(dir, 'run');
-  assert.equal(runCli(['train', '--data', poetrySubset(dir, 300), '--run-dir', runDir, '--steps', '2', ...SMALL_SETS]).code, 0);
+  assert.equal(
+    runCli(['train', '--data', poetrySubset(dir, 300), '--run-dir', runDir, '--steps', '2', ...SMALL_SETS]).code,
+    0,
+  );
   const child = spawn(process.execPath, [CLI, 'serve', runDir], { env: TEST_ENV, stdio: ['pipe', 'pipe', 'ignore'] });
   const lines: string[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
   try {
     await until('ready', () => lines.some((l) => l.includes('"ready"')), child, 60_000);
-    child.stdin.write(JSON.stringify({ id: 1, method: 'generate', params: { prompt: '春', max_tokens: 1_000_000, temperature: 1, seed: 3 } }) + '\n');
+    child.stdin.write(
+      JSON.stringify({
+        id: 1,
+        method: 'generate',
+        params: { prompt: '春', max_tokens: 1_000_000, temperature: 1, seed: 3 },
+      }) + '\n',
+    );
     await until('tokens', () => lines.filter((l) => l.includes('"token"')).length > 10, child, 60_000);
   } catch (err) {
     child.kill('SIGKILL');
@@ -110,6 +136,8 @@ test('serve: SIGTERM during a long generation answers it as cancelled and exits 
   const { code, ms } = await terminate(child);
   t.diagnostic(`serve exited ${ms.toFixed(0)} ms after SIGTERM, mid-generation`);
   assert.equal(code, 0);
-  const done = lines.map((l) => JSON.parse(l) as { id?: unknown; done?: boolean; reason?: string }).find((m) => m.done && m.id === 1);
+  const done = lines
+    .map((l) => JSON.parse(l) as { id?: unknown; done?: boolean; reason?: string })
+    .find((m) => m.done && m.id === 1);
   assert.equal(done?.reason, 'cancelled');
 });

@@ -25,7 +25,11 @@ const prompts: SshPrompts = {
   forget: () => {},
 };
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -46,7 +50,8 @@ function trainersOf(runDir: string): number[] {
   });
 }
 
-const runJson = (runDir: string) => JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as Record<string, unknown>;
+const runJson = (runDir: string) =>
+  JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as Record<string, unknown>;
 
 describe('SSH host with PyTorch (real sshd on 127.0.0.1)', { skip }, () => {
   let sshd: TestSshd;
@@ -60,7 +65,8 @@ describe('SSH host with PyTorch (real sshd on 127.0.0.1)', { skip }, () => {
     mkdirSync(join(root, 'home'));
     target = new RemoteTarget({
       alias: 'torch-sshd',
-      connect: () => SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
+      connect: () =>
+        SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
       distDir: join(ROOT, 'dist'),
       version: 'test',
       remoteRoot: join(root, 'home', '.steelscope'),
@@ -81,7 +87,10 @@ describe('SSH host with PyTorch (real sshd on 127.0.0.1)', { skip }, () => {
     assert.ok('found' in search, 'reason' in search ? search.reason : '');
     assert.equal(await target.findTorch(), await target.findTorch(), 'the probe is cached for the session');
     await target.deploy();
-    assert.ok(existsSync(join(root, 'home', '.steelscope', 'test', 'engines', 'torch', 'main.py')), 'the engine is deployed');
+    assert.ok(
+      existsSync(join(root, 'home', '.steelscope', 'test', 'engines', 'torch', 'main.py')),
+      'the engine is deployed',
+    );
 
     const data = poetrySubset(root, 300);
     const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
@@ -99,7 +108,9 @@ describe('SSH host with PyTorch (real sshd on 127.0.0.1)', { skip }, () => {
     const step = runJson(runDir).step;
     const folder = join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
     assert.ok(existsSync(join(folder, 'DONE')), `a complete checkpoint at the last step (${step})`);
-    await until('the checkpoint in the store', () => store.get(key)?.summary.checkpoints.some((c) => c.complete && c.step === step));
+    await until('the checkpoint in the store', () =>
+      store.get(key)?.summary.checkpoints.some((c) => c.complete && c.step === step),
+    );
     await until('every rank gone', () => trainersOf(runDir ?? '').length === 0, 60_000);
     assert.ok(readdirSync(join(runDir, 'checkpoints')).length >= 1);
     store.dispose();

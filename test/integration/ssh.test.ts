@@ -6,7 +6,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { isPidAlive } from '../../src/shared/node/pid';
@@ -17,7 +27,18 @@ import { checkHostKey, knownHostsLine } from '../../src/host/ssh/knownHosts';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { refOnHost } from '../../src/host/chat/dashboardChat';
 import { ServePool } from '../../src/host/chat/serveClient';
-import { CLI, poetrySubset, readEvents, readMetrics, readSamples, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import {
+  CLI,
+  poetrySubset,
+  readEvents,
+  readMetrics,
+  readSamples,
+  ROOT,
+  scratch,
+  sleep,
+  SMALL_SETS,
+  TEST_ENV,
+} from '../helpers';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
 import { fold, points, PYTHON, WRITE_TFEVENTS } from '../formats/fixtures';
@@ -47,7 +68,11 @@ class ScriptedPrompts implements SshPrompts {
   }
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -104,7 +129,8 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
   let target: RemoteTarget;
   const started: string[] = [];
 
-  const connectAs = (p: SshPrompts, overrides = {}) => SshConnection.connect({ host: sshd.hostConfig(overrides), prompts: p, knownHostsFile: sshd.knownHosts, agent: '' });
+  const connectAs = (p: SshPrompts, overrides = {}) =>
+    SshConnection.connect({ host: sshd.hostConfig(overrides), prompts: p, knownHostsFile: sshd.knownHosts, agent: '' });
   const makeTarget = () =>
     new RemoteTarget({
       alias: 'test-sshd',
@@ -167,7 +193,9 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     const cli = await target.deploy();
     const deployDir = join(root, 'home', '.steelscope', 'test');
     assert.equal(cli, posix.join(deployDir, 'cli.js'));
-    const manifest = JSON.parse(readFileSync(join(deployDir, 'manifest.json'), 'utf8')) as { files: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(deployDir, 'manifest.json'), 'utf8')) as {
+      files: Record<string, string>;
+    };
     for (const [name, sha] of Object.entries(manifest.files)) assert.equal(sha256(join(deployDir, name)), sha, name);
     assert.ok(manifest.files['corpus/poetry.jsonl.gz'] && manifest.files['tfjs-backend-wasm.wasm']);
     const wasm = join(deployDir, 'tfjs-backend-wasm.wasm');
@@ -181,7 +209,7 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     }
     assert.equal(statSync(join(deployDir, 'cli.js')).mtimeMs, before, 'an unchanged file is not copied again');
     assert.equal(sha256(wasm), manifest.files['tfjs-backend-wasm.wasm']);
-    assert.ok(await target.checkNode() >= 20);
+    assert.ok((await target.checkNode()) >= 20);
   });
 
   test('start, follow through a dropped connection (nothing lost or repeated), stop, fetch a checkpoint', async () => {
@@ -205,12 +233,18 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       await until('the drop to be noticed', () => follower.state !== 'connected' || follower.attempts > 1, 20_000);
       assert.ok(isPidAlive(pid), 'the trainer keeps running without its connection');
       const before = rows();
-      await until('the follower back and streaming', () => follower.state === 'connected' && follower.attempts >= 2 && rows() > before + 3, 60_000);
+      await until(
+        'the follower back and streaming',
+        () => follower.state === 'connected' && follower.attempts >= 2 && rows() > before + 3,
+        60_000,
+      );
 
       await target.stop(runDir);
       await until('status stopped', () => store.get(key)?.summary.status === 'stopped');
       const step = readInfo(runDir).step;
-      await until('the final checkpoint in the store', () => store.get(key)?.summary.checkpoints.some((c) => c.complete && c.step === step));
+      await until('the final checkpoint in the store', () =>
+        store.get(key)?.summary.checkpoints.some((c) => c.complete && c.step === step),
+      );
       const sizes = () => ['metrics.jsonl', 'samples.jsonl', 'events.jsonl'].map((f) => statSync(join(runDir, f)).size);
       await until('the follower to catch up with the files', () => {
         const o = follower.offsets;
@@ -224,14 +258,19 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       const progress: number[] = [];
       await target.fetchCheckpoint(runDir, step, local, (p) => progress.push(p.bytes));
       const source = join(runDir, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
-      const manifest = JSON.parse(readFileSync(join(local, 'manifest.json'), 'utf8')) as { files: { name: string; sha256: string; bytes: number }[] };
+      const manifest = JSON.parse(readFileSync(join(local, 'manifest.json'), 'utf8')) as {
+        files: { name: string; sha256: string; bytes: number }[];
+      };
       for (const f of manifest.files) {
         assert.equal(sha256(join(local, f.name)), f.sha256, f.name);
         assert.equal(sha256(join(local, f.name)), sha256(join(source, f.name)));
       }
       assert.ok(existsSync(join(local, 'DONE')));
       assert.deepEqual(readdirSync(local).sort(), readdirSync(source).sort());
-      assert.equal(progress.at(-1), manifest.files.reduce((s, f) => s + f.bytes, 0));
+      assert.equal(
+        progress.at(-1),
+        manifest.files.reduce((s, f) => s + f.bytes, 0),
+      );
 
       // A forged checkpoint on the host is refused before anything endless is read, with no DONE here.
       const forged = join(root, 'forged-run', 'checkpoints', `step-${String(step).padStart(8, '0')}`);
@@ -239,10 +278,16 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       rmSync(join(forged, 'weights.bin'));
       symlinkSync('/dev/zero', join(forged, 'weights.bin'));
       const forgedLocal = join(root, 'fetched', 'forged');
-      await assert.rejects(target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal), /weights\.bin is not a regular file \(a symbolic link\)/);
+      await assert.rejects(
+        target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal),
+        /weights\.bin is not a regular file \(a symbolic link\)/,
+      );
       assert.ok(!existsSync(join(forgedLocal, 'DONE')));
       writeFileSync(join(forged, 'manifest.json'), JSON.stringify({ ...manifest, files: [] }));
-      await assert.rejects(target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal), /files must list exactly weights\.json/);
+      await assert.rejects(
+        target.fetchCheckpoint(join(root, 'forged-run'), step, forgedLocal),
+        /files must list exactly weights\.json/,
+      );
 
       // Chat with the checkpoint where it is: `steelscope serve` over an exec channel answers
       // as a local serve of the fetched copy does (greedy, same weights: the same text).
@@ -251,7 +296,10 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
         return dir === undefined ? undefined : () => target.serve(dir);
       };
       const pool = new ServePool({ cliPath: CLI, nodePath: () => process.execPath, env: TEST_ENV, route });
-      const serving = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`serve ${source}`));
+      const serving = () =>
+        execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l.includes(`serve ${source}`));
       try {
         const params = { prompt: '春', max_tokens: 12, temperature: 0 };
         const tokens: string[] = [];
@@ -268,10 +316,15 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
         for (let seed = 1; seed < 6 && dropped === undefined; seed++) {
           let first: () => void = () => {};
           const streaming = new Promise<void>((r) => (first = r));
-          const long = pool.generate(`${target.id}::${source}`, { prompt: '春', max_tokens: 1_000_000, seed }, () => first());
+          const long = pool.generate(`${target.id}::${source}`, { prompt: '春', max_tokens: 1_000_000, seed }, () =>
+            first(),
+          );
           await Promise.race([streaming, long.done]);
           sshd.killSessions();
-          dropped = await long.done.then(() => undefined, (err: unknown) => err); // undefined: it ended on its own first
+          dropped = await long.done.then(
+            () => undefined,
+            (err: unknown) => err,
+          ); // undefined: it ended on its own first
         }
         assert.match(String(dropped), /connection closed/);
         const again = await pool.generate(`${target.id}::${source}`, params, () => {}).done;
@@ -296,7 +349,10 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       wall_time: 1700000000 + step,
       step,
       delay: 0.1,
-      values: [{ tag: 'train/loss', simple_value: 3 - step / 100 }, ...(step % 10 === 0 ? [{ tag: 'sample', text: `at ${step}` }] : [])],
+      values: [
+        { tag: 'train/loss', simple_value: 3 - step / 100 },
+        ...(step % 10 === 0 ? [{ tag: 'sample', text: `at ${step}` }] : []),
+      ],
     }));
     const writer = spawn(PYTHON, [WRITE_TFEVENTS, path]);
     writer.stdin.end(JSON.stringify(events));
@@ -315,7 +371,11 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       await until('every record', () => rows() === 60 && store.get(key)?.samples.length === 6);
       store.flush();
       const data = store.get(key)!;
-      const got = { tables: data.tables, samples: data.samples.map((x) => ({ step: x.step, prompt: x.prompt, text: x.text })), malformed: 0 };
+      const got = {
+        tables: data.tables,
+        samples: data.samples.map((x) => ({ step: x.step, prompt: x.prompt, text: x.text })),
+        malformed: 0,
+      };
       assert.deepEqual(points(got), points(expected));
       assert.deepEqual(got.samples, expected.samples);
     } finally {
@@ -357,10 +417,23 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     try {
       const runDir = join(root, 'home', '.steelscope', 'runs', 'foreign');
       mkdirSync(runDir, { recursive: true });
-      const info = { format: 'steelscope.run/1', id: 'f1', name: 'foreign', createdAt: new Date().toISOString(), host: 'h',
-        pid: victim.pid, status: 'running', step: 1, resumes: [], exit: null };
+      const info = {
+        format: 'steelscope.run/1',
+        id: 'f1',
+        name: 'foreign',
+        createdAt: new Date().toISOString(),
+        host: 'h',
+        pid: victim.pid,
+        status: 'running',
+        step: 1,
+        resumes: [],
+        exit: null,
+      };
       writeFileSync(join(runDir, 'run.json'), JSON.stringify(info));
-      await assert.rejects(makeTarget().stop(runDir), /Not stopping run foreign on .*: process \d+ is not a steelscope trainer.*Nothing was signalled/);
+      await assert.rejects(
+        makeTarget().stop(runDir),
+        /Not stopping run foreign on .*: process \d+ is not a steelscope trainer.*Nothing was signalled/,
+      );
       await sleep(200);
       assert.ok(isPidAlive(victim.pid!), 'the unrelated process lives');
     } finally {
@@ -380,7 +453,10 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
   test('an untrusted unknown host key: nothing is sent and nothing recorded', async () => {
     const p = new ScriptedPrompts({ trustHostKey: false, password: 'x' });
     const otherKnownHosts = join(root, 'other_known_hosts');
-    await assert.rejects(SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: otherKnownHosts, agent: '' }), /was not trusted; nothing was sent/);
+    await assert.rejects(
+      SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: otherKnownHosts, agent: '' }),
+      /was not trusted; nothing was sent/,
+    );
     assert.ok(!existsSync(otherKnownHosts));
     assert.ok(!p.asked.some((a) => a.startsWith('password')));
   });
@@ -389,13 +465,21 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     const refusedFile = join(root, 'strict_yes_known_hosts');
     const strict = new ScriptedPrompts({ password: 'x' });
     const yes = { ...sshd.hostConfig(), strictHostKeyChecking: 'yes' as const };
-    await assert.rejects(SshConnection.connect({ host: yes, prompts: strict, knownHostsFile: refusedFile, agent: '' }), /StrictHostKeyChecking is yes.*nothing was sent/);
+    await assert.rejects(
+      SshConnection.connect({ host: yes, prompts: strict, knownHostsFile: refusedFile, agent: '' }),
+      /StrictHostKeyChecking is yes.*nothing was sent/,
+    );
     assert.deepEqual(strict.asked, [], 'not asked to trust it, nor for a password');
     assert.ok(!existsSync(refusedFile));
     for (const mode of ['accept-new', 'no'] as const) {
       const file = join(root, `strict_${mode}_known_hosts`);
       const p = new ScriptedPrompts({ trustHostKey: false });
-      const c = await SshConnection.connect({ host: { ...sshd.hostConfig(), strictHostKeyChecking: mode }, prompts: p, knownHostsFile: file, agent: '' });
+      const c = await SshConnection.connect({
+        host: { ...sshd.hostConfig(), strictHostKeyChecking: mode },
+        prompts: p,
+        knownHostsFile: file,
+        agent: '',
+      });
       c.close();
       assert.ok(!p.asked.some((a) => a.startsWith('hostkey')), `${mode}: not asked`);
       assert.equal(checkHostKey('127.0.0.1', sshd.port, sshd.hostKeyBlob, file), 'known', `${mode}: the key was added`);
@@ -407,18 +491,34 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     const line = knownHostsLine('127.0.0.1', sshd.port, sshd.hostKeyBlob);
     writeFileSync(file, `${line}\n@revoked * ${line.split(' ').slice(1).join(' ')}\n`);
     const p = new ScriptedPrompts({ password: 'x' });
-    await assert.rejects(SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: file, agent: '' }), /is marked @revoked.*nothing was sent/);
+    await assert.rejects(
+      SshConnection.connect({ host: sshd.hostConfig(), prompts: p, knownHostsFile: file, agent: '' }),
+      /is marked @revoked.*nothing was sent/,
+    );
     assert.deepEqual(p.asked, []);
   });
 
   test('a wrong password fails with a clear message; the right one works', { skip: passwordSkipReason() }, async () => {
     const wrong = new ScriptedPrompts({ password: 'not the password' });
-    await assert.rejects(connectAs(wrong, { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] }), (err: Error) => {
-      assert.equal(err.message, `Authentication failed for ${PASSWORD_USER}@127.0.0.1:${sshd.port}: wrong password or key.`);
-      return true;
+    await assert.rejects(
+      connectAs(wrong, { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] }),
+      (err: Error) => {
+        assert.equal(
+          err.message,
+          `Authentication failed for ${PASSWORD_USER}@127.0.0.1:${sshd.port}: wrong password or key.`,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(
+      wrong.forgotten,
+      [{ kind: 'password', host: '127.0.0.1', port: sshd.port, user: PASSWORD_USER }],
+      'a stored wrong password is dropped',
+    );
+    const right = await connectAs(new ScriptedPrompts({ password: sshd.password }), {
+      user: PASSWORD_USER,
+      identityFiles: ['/nonexistent/key'],
     });
-    assert.deepEqual(wrong.forgotten, [{ kind: 'password', host: '127.0.0.1', port: sshd.port, user: PASSWORD_USER }], 'a stored wrong password is dropped');
-    const right = await connectAs(new ScriptedPrompts({ password: sshd.password }), { user: PASSWORD_USER, identityFiles: ['/nonexistent/key'] });
     try {
       assert.equal((await right.run('id -un')).stdout.trim(), PASSWORD_USER);
     } finally {

@@ -39,7 +39,12 @@ function assertRecords(records: SystemRecord[]): void {
 }
 
 /** Trains until `enough` says so, then stops the run (SIGTERM) and waits for it to exit. */
-async function trainUntil(args: string[], env: NodeJS.ProcessEnv, run: string, enough: (r: SystemRecord[]) => boolean): Promise<void> {
+async function trainUntil(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  run: string,
+  enough: (r: SystemRecord[]) => boolean,
+): Promise<void> {
   const child = spawn(process.execPath, [CLI, 'train', ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   let code: number | null | undefined;
@@ -71,11 +76,27 @@ test('the TF.js trainer writes system.jsonl at start and every 10 s (the real in
 test('the torch engine writes the same records (interval shortened for the test)', { skip: TORCH_SKIP }, async () => {
   const dir = scratch('system-torch');
   const run = join(dir, 'run');
-  const env = { ...TEST_ENV, PATH: `${fakeNvidiaSmi(dir)}:${process.env.PATH ?? ''}`, STEELSCOPE_SYSTEM_INTERVAL_MS: '500' };
-  const args = ['--data', poetrySubset(dir, 400), '--run-dir', run, '--steps', '1000000', ...SMALL_SETS, ...torchFlags(1)];
+  const env = {
+    ...TEST_ENV,
+    PATH: `${fakeNvidiaSmi(dir)}:${process.env.PATH ?? ''}`,
+    STEELSCOPE_SYSTEM_INTERVAL_MS: '500',
+  };
+  const args = [
+    '--data',
+    poetrySubset(dir, 400),
+    '--run-dir',
+    run,
+    '--steps',
+    '1000000',
+    ...SMALL_SETS,
+    ...torchFlags(1),
+  ];
   await trainUntil(args, env, run, (r) => r.length >= 3);
   const records = readSystem(run);
   assert.ok(records.length >= 3, `${records.length} records`);
   assertRecords(records);
-  assert.ok(records.some((r) => (r.step ?? 0) > 0), 'the step moves with training');
+  assert.ok(
+    records.some((r) => (r.step ?? 0) > 0),
+    'the step moves with training',
+  );
 });

@@ -32,7 +32,10 @@ function serveOnce(target: string, params: object): Promise<ServeMessage[]> {
   const child = spawn(process.execPath, [CLI, 'serve', target], { env: TEST_ENV });
   const messages: ServeMessage[] = [];
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`serve: no answer; ${JSON.stringify(messages)}`))), 60_000);
+    const timer = setTimeout(
+      () => (child.kill('SIGKILL'), reject(new Error(`serve: no answer; ${JSON.stringify(messages)}`))),
+      60_000,
+    );
     child.stderr.resume();
     createInterface({ input: child.stdout }).on('line', (line) => {
       const message = parseServeMessage(line);
@@ -49,47 +52,92 @@ function serveOnce(target: string, params: object): Promise<ServeMessage[]> {
   });
 }
 
-test('a torch checkpoint samples with `steelscope sample`, serves, and shows in `steelscope info`', { skip: TORCH_SKIP }, async () => {
-  const dir = scratch('torch-ckpt');
-  const run = join(dir, 'run');
-  const r = runCli(['train', '--data', poetrySubset(dir, 300), '--run-dir', run, '--steps', '10', ...SMALL_SETS, ...torchFlags(1)]);
-  assert.equal(r.code, 0, r.stderr);
-  const sample = runCli(['sample', run, '--prompt', '春', '--max-tokens', '8', '--seed', '3']);
-  assert.equal(sample.code, 0, sample.stderr);
-  assert.match(sample.stdout, /春/);
-  const info = runCli(['info', join(run, 'checkpoints', 'step-00000010')]);
-  assert.equal(info.code, 0, info.stderr);
-  assert.match(info.stdout, /files: weights\.json, weights\.bin, optimizer\.json, optimizer\.bin, tokenizer\.json, DONE/);
-  const messages = await serveOnce(run, { prompt: '春', max_tokens: 6, temperature: 0 });
-  const ready = messages.find((m) => 'ready' in m);
-  assert.ok(ready && 'step' in ready && ready.step === 10, JSON.stringify(messages[0]));
-  const done = messages.find((m) => 'done' in m);
-  assert.ok(done && 'completion_tokens' in done && done.completion_tokens >= 1, JSON.stringify(messages));
-  const samples = readFileSync(join(run, 'samples.jsonl'), 'utf8').trim().split('\n');
-  assert.ok(samples.length >= 3, 'the engine samples the fixed prompts at step 0');
-});
+test(
+  'a torch checkpoint samples with `steelscope sample`, serves, and shows in `steelscope info`',
+  { skip: TORCH_SKIP },
+  async () => {
+    const dir = scratch('torch-ckpt');
+    const run = join(dir, 'run');
+    const r = runCli([
+      'train',
+      '--data',
+      poetrySubset(dir, 300),
+      '--run-dir',
+      run,
+      '--steps',
+      '10',
+      ...SMALL_SETS,
+      ...torchFlags(1),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const sample = runCli(['sample', run, '--prompt', '春', '--max-tokens', '8', '--seed', '3']);
+    assert.equal(sample.code, 0, sample.stderr);
+    assert.match(sample.stdout, /春/);
+    const info = runCli(['info', join(run, 'checkpoints', 'step-00000010')]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(
+      info.stdout,
+      /files: weights\.json, weights\.bin, optimizer\.json, optimizer\.bin, tokenizer\.json, DONE/,
+    );
+    const messages = await serveOnce(run, { prompt: '春', max_tokens: 6, temperature: 0 });
+    const ready = messages.find((m) => 'ready' in m);
+    assert.ok(ready && 'step' in ready && ready.step === 10, JSON.stringify(messages[0]));
+    const done = messages.find((m) => 'done' in m);
+    assert.ok(done && 'completion_tokens' in done && done.completion_tokens >= 1, JSON.stringify(messages));
+    const samples = readFileSync(join(run, 'samples.jsonl'), 'utf8').trim().split('\n');
+    assert.ok(samples.length >= 3, 'the engine samples the fixed prompts at step 0');
+  },
+);
 
-test('a TF.js checkpoint resumes on torch, and a torch checkpoint on TF.js: the loss continues within 1e-3', { skip: TORCH_SKIP }, (t) => {
-  const dir = scratch('torch-switch');
-  const data = poetrySubset(dir, 400);
-  const common = ['train', '--data', data, '--steps', String(STEPS), ...SMALL_SETS];
-  const tfjsRun = join(dir, 'tfjs');
-  assert.equal(runCli([...common, '--run-dir', tfjsRun]).code, 0);
-  const tfjsLosses = trainLosses(tfjsRun);
-  rmSync(join(tfjsRun, 'data', 'train.bin')); // the resume re-tokenizes a lost shard before torch starts
-  const onTorch = runCli(['resume', tfjsRun, '--engine', 'torch', '--checkpoint', join(tfjsRun, 'checkpoints', 'step-00000010'),
-    '--steps', String(STEPS), '--python', torchPython()], 300_000);
-  assert.equal(onTorch.code, 0, onTorch.stderr);
-  const toTorch = continuation(tfjsLosses, trainLosses(tfjsRun), 10, STEPS);
-  assert.ok(readEvents(tfjsRun).some((e) => e.kind === 'resume' && /torch/.test(e.message)));
+test(
+  'a TF.js checkpoint resumes on torch, and a torch checkpoint on TF.js: the loss continues within 1e-3',
+  { skip: TORCH_SKIP },
+  (t) => {
+    const dir = scratch('torch-switch');
+    const data = poetrySubset(dir, 400);
+    const common = ['train', '--data', data, '--steps', String(STEPS), ...SMALL_SETS];
+    const tfjsRun = join(dir, 'tfjs');
+    assert.equal(runCli([...common, '--run-dir', tfjsRun]).code, 0);
+    const tfjsLosses = trainLosses(tfjsRun);
+    rmSync(join(tfjsRun, 'data', 'train.bin')); // the resume re-tokenizes a lost shard before torch starts
+    const onTorch = runCli(
+      [
+        'resume',
+        tfjsRun,
+        '--engine',
+        'torch',
+        '--checkpoint',
+        join(tfjsRun, 'checkpoints', 'step-00000010'),
+        '--steps',
+        String(STEPS),
+        '--python',
+        torchPython(),
+      ],
+      300_000,
+    );
+    assert.equal(onTorch.code, 0, onTorch.stderr);
+    const toTorch = continuation(tfjsLosses, trainLosses(tfjsRun), 10, STEPS);
+    assert.ok(readEvents(tfjsRun).some((e) => e.kind === 'resume' && /torch/.test(e.message)));
 
-  const torchRun = join(dir, 'torch');
-  assert.equal(runCli([...common, '--run-dir', torchRun, ...torchFlags(1)]).code, 0);
-  const torchLosses = trainLosses(torchRun);
-  const onTfjs = runCli(['resume', torchRun, '--engine', 'tfjs', '--checkpoint', join(torchRun, 'checkpoints', 'step-00000010'), '--steps', String(STEPS)]);
-  assert.equal(onTfjs.code, 0, onTfjs.stderr);
-  const toTfjs = continuation(torchLosses, trainLosses(torchRun), 10, STEPS);
-  const info = JSON.parse(readFileSync(join(torchRun, 'run.json'), 'utf8')) as Record<string, unknown>;
-  assert.equal(info.engine, 'tfjs');
-  t.diagnostic(`largest relative difference after the switch: TF.js -> torch ${toTorch.toExponential(2)}, torch -> TF.js ${toTfjs.toExponential(2)}`);
-});
+    const torchRun = join(dir, 'torch');
+    assert.equal(runCli([...common, '--run-dir', torchRun, ...torchFlags(1)]).code, 0);
+    const torchLosses = trainLosses(torchRun);
+    const onTfjs = runCli([
+      'resume',
+      torchRun,
+      '--engine',
+      'tfjs',
+      '--checkpoint',
+      join(torchRun, 'checkpoints', 'step-00000010'),
+      '--steps',
+      String(STEPS),
+    ]);
+    assert.equal(onTfjs.code, 0, onTfjs.stderr);
+    const toTfjs = continuation(torchLosses, trainLosses(torchRun), 10, STEPS);
+    const info = JSON.parse(readFileSync(join(torchRun, 'run.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(info.engine, 'tfjs');
+    t.diagnostic(
+      `largest relative difference after the switch: TF.js -> torch ${toTorch.toExponential(2)}, torch -> TF.js ${toTfjs.toExponential(2)}`,
+    );
+  },
+);

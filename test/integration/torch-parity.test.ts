@@ -29,6 +29,8 @@ test('tiny, 30 steps: torch losses equal the TF.js engine losses within 1e-3 rel
     worst = Math.max(worst, rel);
     assert.ok(rel <= 1e-3, `step ${step}: torch ${got} vs tfjs ${loss} (relative ${rel.toExponential(2)})`);
   }
-  const last = readMetrics(join(dir, 'torch')).filter((r) => r.kind === 'train').pop();
+  const last = readMetrics(join(dir, 'torch'))
+    .filter((r) => r.kind === 'train')
+    .pop();
   t.diagnostic(`largest relative loss difference: ${worst.toExponential(2)}; last torch loss ${String(last?.loss)}`);
 });

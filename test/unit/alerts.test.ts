@@ -20,23 +20,41 @@ test('tok/s below half its median: the median of the values seen so far', () => 
   const run = new RunAlerts('r', [{ kind: 'train', field: 'tok_per_s', op: 'below', value: 0.5, scale: 'median' }]);
   const values = [1000, 1010, 990, 1005, 600, 450, 400, 1000, 300];
   const fired = run.onValues('train', 'tok_per_s', values, steps(values.length));
-  assert.deepEqual(fired.map((a) => a.message.match(/step (\d+)/)?.[1]), ['5', '8']);
+  assert.deepEqual(
+    fired.map((a) => a.message.match(/step (\d+)/)?.[1]),
+    ['5', '8'],
+  );
 });
 
 test('finish, failure, nan and spike events; each said once', () => {
   const run = new RunAlerts('r');
   assert.deepEqual(run.onStatus('running'), []);
-  const events = [{ kind: 'start', step: 0, message: 'go' }, { kind: 'nan', step: 5, message: 'loss is NaN' }];
-  assert.deepEqual(run.onEvents(events).map((a) => [a.kind, a.problem]), [['nan', true]]);
+  const events = [
+    { kind: 'start', step: 0, message: 'go' },
+    { kind: 'nan', step: 5, message: 'loss is NaN' },
+  ];
+  assert.deepEqual(
+    run.onEvents(events).map((a) => [a.kind, a.problem]),
+    [['nan', true]],
+  );
   assert.deepEqual(run.onEvents(events), [], 'seen already');
-  assert.deepEqual(run.onEvents([...events, { kind: 'spike', step: 9, message: 'up' }]).map((a) => a.kind), ['spike']);
+  assert.deepEqual(
+    run.onEvents([...events, { kind: 'spike', step: 9, message: 'up' }]).map((a) => a.kind),
+    ['spike'],
+  );
   const finished = run.onStatus('finished');
-  assert.deepEqual(finished.map((a) => [a.kind, a.problem]), [['finished', false]]);
+  assert.deepEqual(
+    finished.map((a) => [a.kind, a.problem]),
+    [['finished', false]],
+  );
   assert.deepEqual(run.onStatus('finished'), []);
   assert.deepEqual(new RunAlerts('old').onStatus('finished'), [], 'a run already over when first seen says nothing');
   const failing = new RunAlerts('f');
   failing.onStatus('running');
-  assert.deepEqual(failing.onStatus('failed').map((a) => a.kind), ['failed']);
+  assert.deepEqual(
+    failing.onStatus('failed').map((a) => a.kind),
+    ['failed'],
+  );
 });
 
 test('stale: no record for STALE_FACTOR x the usual interval, said once per silence', () => {
@@ -53,7 +71,15 @@ test('stale: no record for STALE_FACTOR x the usual interval, said once per sile
 test('notify levels; rules are schema-checked', () => {
   const problem = { kind: 'nan' as const, problem: true, message: '' };
   const news = { kind: 'finished' as const, problem: false, message: '' };
-  assert.deepEqual([shouldNotify('all', news), shouldNotify('problems', news), shouldNotify('problems', problem), shouldNotify('none', problem)], [true, false, true, false]);
+  assert.deepEqual(
+    [
+      shouldNotify('all', news),
+      shouldNotify('problems', news),
+      shouldNotify('problems', problem),
+      shouldNotify('none', problem),
+    ],
+    [true, false, true, false],
+  );
   assert.ok(parseAlertRules([{ kind: 'train', field: 'grad_norm', op: 'above', value: 10, scale: 'absolute' }]).ok);
   assert.ok(parseAlertRules(undefined).ok);
   const bad = parseAlertRules([{ kind: 'train', field: 'grad_norm', op: 'over', value: 10, scale: 'absolute' }]);

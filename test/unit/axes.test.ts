@@ -3,7 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  compactNumber, formatDuration, linearTicks, logTicks, timeTicks, xLabel, xTickLabel, xTicks, xTitle,
+  compactNumber,
+  formatDuration,
+  linearTicks,
+  logTicks,
+  timeTicks,
+  xLabel,
+  xTickLabel,
+  xTicks,
+  xTitle,
 } from '../../webview/dashboard/axes';
 
 const MIN = 60_000;
@@ -27,7 +35,10 @@ test('tokens read with k, M and B', () => {
 test('relative time ticks fall on round durations and read as durations', () => {
   const { step, ticks } = timeTicks(0, 2 * HOUR + 10 * MIN, 5);
   assert.equal(step, 30 * MIN);
-  assert.deepEqual(ticks.map((t) => xTickLabel('relative', t, step)), ['0s', '30m', '1h', '1h 30m', '2h']);
+  assert.deepEqual(
+    ticks.map((t) => xTickLabel('relative', t, step)),
+    ['0s', '30m', '1h', '1h 30m', '2h'],
+  );
   assert.equal(timeTicks(0, 50_000, 5).step, 10_000);
   assert.equal(formatDuration(90_061_000), '1d 1h');
   assert.equal(formatDuration(90_061_000, true), '1d 1h 1m 1s');
@@ -59,13 +70,13 @@ test('log ticks never crowd: a narrow range gets a few round values, a wide one 
   // tokens/s between 5,050 and 5,550 on a log axis 230 px high: 5,100 / 5,300 / 5,500 once each.
   const narrow = logTicks(5050, 5550, 6);
   assert.deepEqual(narrow, [5100, 5200, 5300, 5400, 5500]);
-  for (const g of gaps(narrow)) assert.ok(g >= Math.log10(5550 / 5050) / 6 * 0.999);
+  for (const g of gaps(narrow)) assert.ok(g >= (Math.log10(5550 / 5050) / 6) * 0.999);
   assert.deepEqual(logTicks(0.8, 1200, 4), [1, 10, 100, 1000]);
   assert.deepEqual(logTicks(1e-6, 1e6, 4), [1e-6, 1e-3, 1, 1e3, 1e6]);
   assert.deepEqual(logTicks(1, 100, 8), [1, 2, 5, 10, 20, 50, 100]);
   // A range of less than a decade but wide in log space: 100 .. 800 keeps an even spread.
   const mid = logTicks(100, 800, 4);
-  for (const g of gaps(mid)) assert.ok(g >= Math.log10(8) / 4 * 0.999, JSON.stringify(mid));
+  for (const g of gaps(mid)) assert.ok(g >= (Math.log10(8) / 4) * 0.999, JSON.stringify(mid));
   assert.deepEqual(logTicks(0, 10, 4), [], 'no log ticks for a range that reaches 0');
 });
 

@@ -75,7 +75,13 @@ test('a compiler that fails fails the build, names the module and the error, and
 
 test('a system clang older than 16 (no relaxed SIMD) or not a clang is refused with what to do', async (t) => {
   const old = fixture(t, { version: '14.0.6' });
-  await assert.rejects(buildSteelKernels(old.root, old.dist, old.clang), /clang 14\.0\.6; the FMA kernels need 16 or later\. Unset CLANG/);
+  await assert.rejects(
+    buildSteelKernels(old.root, old.dist, old.clang),
+    /clang 14\.0\.6; the FMA kernels need 16 or later\. Unset CLANG/,
+  );
   const f = fixture(t);
-  await assert.rejects(buildSteelKernels(f.root, f.dist, join(f.root, 'no-such-clang')), /does not run as clang; unset CLANG/);
+  await assert.rejects(
+    buildSteelKernels(f.root, f.dist, join(f.root, 'no-such-clang')),
+    /does not run as clang; unset CLANG/,
+  );
 });

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applySettings, ConfigError, parameterCount, parseSetting, PRESETS, validateConfig } from '../../src/shared/config';
+import {
+  applySettings,
+  ConfigError,
+  parameterCount,
+  parseSetting,
+  PRESETS,
+  validateConfig,
+} from '../../src/shared/config';
 
 test('every preset is a valid config', () => {
   for (const preset of Object.values(PRESETS)) validateConfig(preset);

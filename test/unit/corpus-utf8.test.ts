@@ -13,7 +13,11 @@ const CHUNK = 4 * 1024 * 1024;
 test('firstInvalidUtf8 finds the first bad sequence and skips genuine U+FFFD', () => {
   assert.equal(firstInvalidUtf8(Buffer.from('春天 \ufffd ok')), -1);
   assert.equal(firstInvalidUtf8(Buffer.concat([Buffer.from('a\ufffdb'), Buffer.from([0xc3, 0x28])])), 5);
-  assert.equal(firstInvalidUtf8(Buffer.concat([Buffer.from('\ufeffab'), Buffer.from([0xff])])), 5, 'a BOM counts its 3 bytes');
+  assert.equal(
+    firstInvalidUtf8(Buffer.concat([Buffer.from('\ufeffab'), Buffer.from([0xff])])),
+    5,
+    'a BOM counts its 3 bytes',
+  );
   assert.equal(firstInvalidUtf8(Buffer.from([0xe6, 0x98])), 0, 'a truncated character at the end');
 });
 
@@ -32,7 +36,10 @@ test('offsets stay exact across read chunks', () => {
 
   const bad = join(dir, 'bad.txt');
   writeFileSync(bad, Buffer.concat([head, Buffer.from([0x80]), Buffer.from('tail')]));
-  assert.throws(() => readAll(bad), new RegExp(`bad\\.txt is not UTF-8 text: an invalid byte sequence at byte offset ${head.length}\\b`));
+  assert.throws(
+    () => readAll(bad),
+    new RegExp(`bad\\.txt is not UTF-8 text: an invalid byte sequence at byte offset ${head.length}\\b`),
+  );
 
   const truncated = join(dir, 'truncated.txt');
   writeFileSync(truncated, Buffer.concat([head, Buffer.from([0xe6, 0x98])]));

@@ -6,7 +6,16 @@ import type { RunData, SeriesTable } from '../../src/host/runs/types';
 
 function run(name: string, tables: SeriesTable[]): RunData {
   return {
-    summary: { key: name, hostId: 'local', hostLabel: 'This machine', dir: `/runs/${name}`, name, status: 'finished', checkpoints: [], malformed: { metrics: 0, samples: 0, events: 0 } },
+    summary: {
+      key: name,
+      hostId: 'local',
+      hostLabel: 'This machine',
+      dir: `/runs/${name}`,
+      name,
+      status: 'finished',
+      checkpoints: [],
+      malformed: { metrics: 0, samples: 0, events: 0 },
+    },
     tables: new Map(tables.map((t) => [t.kind, t])),
     samples: [],
     events: [],
@@ -37,20 +46,21 @@ test('a field a record left out is an empty cell, where the same field logged Na
   appendRecord(train, { step: 1, t: 2, loss: 6, acc: 0.5 });
   appendRecord(train, { step: 2, t: 3, loss: 5 }); // acc left out again
   appendRecord(train, { step: 3, t: 4, loss: 4, acc: 'NaN' });
-  assert.deepEqual(metricsCsv([run('r', [train])]).trim().split('\n'), [
-    'run,kind,step,t,acc,loss',
-    'r,train,0,1,,7',
-    'r,train,1,2,0.5,6',
-    'r,train,2,3,,5',
-    'r,train,3,4,NaN,4',
-  ]);
+  assert.deepEqual(
+    metricsCsv([run('r', [train])])
+      .trim()
+      .split('\n'),
+    ['run,kind,step,t,acc,loss', 'r,train,0,1,,7', 'r,train,1,2,0.5,6', 'r,train,2,3,,5', 'r,train,3,4,NaN,4'],
+  );
 });
 
 test('text that starts like a formula is neutralised; numbers, negative ones included, stay numbers', () => {
   const train = newSeriesTable('=cmd|"/c calc"!A1');
   appendRecord(train, { step: 0, t: 1, loss: -0.5, '@SUM(A1)': 1, '-2+3': -1e-7 });
   appendRecord(train, { step: 1, t: 2, loss: -Infinity });
-  const lines = metricsCsv([run('+HYPERLINK("https://evil.example")', [train]), run('-1', [])]).trim().split('\n');
+  const lines = metricsCsv([run('+HYPERLINK("https://evil.example")', [train]), run('-1', [])])
+    .trim()
+    .split('\n');
   assert.deepEqual(lines, [
     `run,kind,step,t,'-2+3,'@SUM(A1),loss`,
     `"'+HYPERLINK(""https://evil.example"")","'=cmd|""/c calc""!A1",0,1,-1e-7,1,-0.5`,
@@ -58,6 +68,17 @@ test('text that starts like a formula is neutralised; numbers, negative ones inc
   ]);
   const tab = newSeriesTable('train');
   appendRecord(tab, { step: 0, t: 1, loss: 1 });
-  assert.equal(metricsCsv([run('\t=1+1', [tab])]).trim().split('\n')[1], `'\t=1+1,train,0,1,1`);
-  assert.equal(metricsCsv([run('-1', [tab])]).trim().split('\n')[1], '-1,train,0,1,1', 'a name that is a number stays one');
+  assert.equal(
+    metricsCsv([run('\t=1+1', [tab])])
+      .trim()
+      .split('\n')[1],
+    `'\t=1+1,train,0,1,1`,
+  );
+  assert.equal(
+    metricsCsv([run('-1', [tab])])
+      .trim()
+      .split('\n')[1],
+    '-1,train,0,1,1',
+    'a name that is a number stays one',
+  );
 });

@@ -12,14 +12,31 @@ import { DashboardData } from '../../webview/dashboard/data';
 
 class FakeStore implements RunStoreApi {
   readonly runs = new Map<string, RunData>();
-  onDidChange() { return { dispose() {} }; }
-  get(key: string) { return this.runs.get(key); }
+  onDidChange() {
+    return { dispose() {} };
+  }
+  get(key: string) {
+    return this.runs.get(key);
+  }
 }
 
-function runData(key: string): RunData & { tables: Map<string, SeriesTable>; samples: SampleRecord[]; events: EventRecord[] } {
+function runData(
+  key: string,
+): RunData & { tables: Map<string, SeriesTable>; samples: SampleRecord[]; events: EventRecord[] } {
   return {
-    summary: { key, hostId: 'local', hostLabel: 'this machine', dir: '/r', name: 'r', status: 'running', checkpoints: [], malformed: { metrics: 2, samples: 0, events: 0 } },
-    tables: new Map(), samples: [], events: [],
+    summary: {
+      key,
+      hostId: 'local',
+      hostLabel: 'this machine',
+      dir: '/r',
+      name: 'r',
+      status: 'running',
+      checkpoints: [],
+      malformed: { metrics: 2, samples: 0, events: 0 },
+    },
+    tables: new Map(),
+    samples: [],
+    events: [],
   };
 }
 
@@ -35,18 +52,35 @@ function append(data: RunData, records: MetricRecord[]): Map<string, number> {
   return from;
 }
 
-const train = (step: number): MetricRecord => ({ step, t: 1e12 + step * 1000, kind: 'train', loss: step === 77 ? 'NaN' : 5 / (1 + step / 100) + Math.sin(step), lr: 1e-3, grad_norm: 1 + Math.cos(step), tokens: step * 512 });
+const train = (step: number): MetricRecord => ({
+  step,
+  t: 1e12 + step * 1000,
+  kind: 'train',
+  loss: step === 77 ? 'NaN' : 5 / (1 + step / 100) + Math.sin(step),
+  lr: 1e-3,
+  grad_norm: 1 + Math.cos(step),
+  tokens: step * 512,
+});
 
 function heldPoints(d: DashboardData) {
-  return [...d.runs.values()].map((r) => [...r.series.entries()].map(([id, s]) => [id, s.raw.pts, s.smooth?.pts ?? null, s.markers.pts]));
+  return [...d.runs.values()].map((r) =>
+    [...r.series.entries()].map(([id, s]) => [id, s.raw.pts, s.smooth?.pts ?? null, s.markers.pts]),
+  );
 }
 
-for (const view of [DEFAULT_VIEW, { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing: 0 } as ViewState, { ...DEFAULT_VIEW, xAxis: 'relative' } as ViewState]) {
+for (const view of [
+  DEFAULT_VIEW,
+  { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing: 0 } as ViewState,
+  { ...DEFAULT_VIEW, xAxis: 'relative' } as ViewState,
+]) {
   test(`deltas applied in order give what a fresh snapshot gives (${view.xAxis}, smoothing ${view.smoothing})`, () => {
     const store = new FakeStore();
     const data = runData('k');
     store.runs.set('k', data);
-    append(data, Array.from({ length: 500 }, (_, i) => train(i)));
+    append(
+      data,
+      Array.from({ length: 500 }, (_, i) => train(i)),
+    );
     const model = new DashboardModel(store, ['k'], view, 400);
     const webview = new DashboardData();
     webview.snapshot(JSON.parse(JSON.stringify(model.snapshot())));
@@ -56,7 +90,10 @@ for (const view of [DEFAULT_VIEW, { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing:
       const records = Array.from({ length: 37 + round * 13 }, () => train(step++));
       if (round % 5 === 0) records.push({ step: step - 3, t: 1e12 + step * 1000, kind: 'eval', loss: 2 });
       const change: RunChange = { key: 'k', summaryChanged: round % 7 === 0, tablesFrom: append(data, records) };
-      if (round === 10) { data.samples.push({ step, t: 0, prompt: 'p', text: 't', temperature: 1, top_k: 0, top_p: 1, seed: 1 }); change.samplesFrom = 0; }
+      if (round === 10) {
+        data.samples.push({ step, t: 0, prompt: 'p', text: 't', temperature: 1, top_k: 0, top_p: 1, seed: 1 });
+        change.samplesFrom = 0;
+      }
       assert.equal(model.accept(change), true);
       const m = JSON.parse(JSON.stringify(model.next())) as HostMessage<'snapshot' | 'delta'>;
       const checked = checkHostMessage(m);
@@ -66,13 +103,19 @@ for (const view of [DEFAULT_VIEW, { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing:
       else assert.notEqual(webview.delta(m), null, `delta ${m.seq} applies`);
     }
     assert.ok(data.tables.get('train')!.length > 4000, 'grew past several stride changes');
-    assert.ok(kinds.every((k) => k === 'delta'), 'appends travel as deltas');
+    assert.ok(
+      kinds.every((k) => k === 'delta'),
+      'appends travel as deltas',
+    );
     const fresh = new DashboardData();
     fresh.snapshot(JSON.parse(JSON.stringify(new DashboardModel(store, ['k'], view, 400).snapshot())));
     assert.deepEqual(heldPoints(webview), heldPoints(fresh));
     assert.equal(webview.runs.get('k')!.samples.length, 1);
     const loss = webview.runs.get('k')!.series.get('train/loss')!;
-    assert.deepEqual(loss.markers.pts.map((p) => [p.step, p.v]), [[77, 'NaN']]);
+    assert.deepEqual(
+      loss.markers.pts.map((p) => [p.step, p.v]),
+      [[77, 'NaN']],
+    );
   });
 }
 
@@ -97,7 +140,10 @@ test('a gap in numbering is refused; a resume that rewrites history yields a sna
   const store = new FakeStore();
   const data = runData('k');
   store.runs.set('k', data);
-  append(data, Array.from({ length: 100 }, (_, i) => train(i)));
+  append(
+    data,
+    Array.from({ length: 100 }, (_, i) => train(i)),
+  );
   const model = new DashboardModel(store, ['k'], DEFAULT_VIEW);
   const webview = new DashboardData();
   webview.snapshot(model.snapshot());
@@ -115,12 +161,18 @@ test('a gap in numbering is refused; a resume that rewrites history yields a sna
 test('computeChartPayload: zoomed range, grad clip, malformed count, events on the tokens axis', () => {
   const data = runData('k');
   data.summary.config = { grad_clip: 0.5 } as never;
-  append(data, Array.from({ length: 10_000 }, (_, i) => train(i)));
+  append(
+    data,
+    Array.from({ length: 10_000 }, (_, i) => train(i)),
+  );
   data.events.push({ step: 5000, t: 0, kind: 'spike', level: 'warning', message: 'spike' });
   const p = computeChartPayload(data, { ...DEFAULT_VIEW, xAxis: 'tokens', range: [512 * 1000, 512 * 2000] });
   assert.equal(p.header.gradClip, 0.5);
   assert.equal(p.header.malformed.metrics, 2);
-  assert.deepEqual(p.events.map((e) => e.x), [5000 * 512]);
+  assert.deepEqual(
+    p.events.map((e) => e.x),
+    [5000 * 512],
+  );
   const loss = p.series.find((s) => s.field === 'loss')!;
   assert.equal(loss.total, 1003);
   assert.equal(loss.raw.x[0], 999 * 512);

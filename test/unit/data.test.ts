@@ -135,7 +135,12 @@ describe('resolveCorpus and readDocuments', () => {
     const files = resolveCorpus(join(tmp, dir));
     assert.deepEqual(
       files.map((f) => f.path),
-      [join(tmp, dir, 'a.jsonl'), join(tmp, dir, 'b.txt'), join(tmp, dir, 'sub', 'd.TXT'), join(tmp, dir, 'sub', 'z.txt')],
+      [
+        join(tmp, dir, 'a.jsonl'),
+        join(tmp, dir, 'b.txt'),
+        join(tmp, dir, 'sub', 'd.TXT'),
+        join(tmp, dir, 'sub', 'z.txt'),
+      ],
     );
     assert.deepEqual([...readDocuments(files)], ['A', 'B', 'D', 'Z']);
   });
@@ -195,7 +200,13 @@ describe('verifyCorpus', () => {
     const recorded: CorpusFile[] = resolveCorpus(join(tmp, dir));
     verifyCorpus(recorded);
     writeFileSync(b, 'bravO');
-    throwsData(() => verifyCorpus(recorded), b, 'changed since the run started', recorded[1].sha256, 'Restore it, or start a new run');
+    throwsData(
+      () => verifyCorpus(recorded),
+      b,
+      'changed since the run started',
+      recorded[1].sha256,
+      'Restore it, or start a new run',
+    );
     writeFileSync(b, 'bravo');
     verifyCorpus(recorded);
     rmSync(b);
@@ -279,8 +290,14 @@ describe('BlockLoader', () => {
     const epoch0 = blocksOf(loader.nextBatch(50), blockLen);
     const epoch1 = blocksOf(loader.nextBatch(50), blockLen);
     const all = Array.from({ length: 50 }, (_, i) => i);
-    assert.deepEqual([...epoch0].sort((a, b) => a - b), all);
-    assert.deepEqual([...epoch1].sort((a, b) => a - b), all);
+    assert.deepEqual(
+      [...epoch0].sort((a, b) => a - b),
+      all,
+    );
+    assert.deepEqual(
+      [...epoch1].sort((a, b) => a - b),
+      all,
+    );
     assert.notDeepEqual(epoch0, all, 'shuffled');
     assert.notDeepEqual(epoch0, epoch1, 'a new order each epoch');
     assert.deepEqual(loader.cursor(), { seed: 7, epoch: 1, index: 50 });
@@ -293,7 +310,10 @@ describe('BlockLoader', () => {
     const b = new BlockLoader(tokens, blockLen, 3);
     for (let i = 0; i < 30; i++) assert.deepEqual(a.nextBatch(6), b.nextBatch(6));
     const cursor: DataCursor = { seed: 3, epoch: 2, index: 17 };
-    assert.deepEqual(new BlockLoader(tokens, blockLen, 3, cursor).nextBatch(5), new BlockLoader(tokens, blockLen, 3, cursor).nextBatch(5));
+    assert.deepEqual(
+      new BlockLoader(tokens, blockLen, 3, cursor).nextBatch(5),
+      new BlockLoader(tokens, blockLen, 3, cursor).nextBatch(5),
+    );
   });
 
   test('a restored cursor continues exactly as an uninterrupted loader, mid-epoch and across epochs', () => {
@@ -317,8 +337,16 @@ describe('BlockLoader', () => {
 
   test('too little data, and a cursor past the data, are clear errors', () => {
     throwsData(() => new BlockLoader(ramp(100), 129, 0), '100 tokens', '129', 'seq_len');
-    throwsData(() => new BlockLoader(ramp(100), 129, 0, undefined, 'Shard /x/train.bin'), 'Shard /x/train.bin', '100 tokens');
-    throwsData(() => new BlockLoader(tokens, blockLen, 1, { seed: 1, epoch: 0, index: 51 }), 'cursor', 'start a new run');
+    throwsData(
+      () => new BlockLoader(ramp(100), 129, 0, undefined, 'Shard /x/train.bin'),
+      'Shard /x/train.bin',
+      '100 tokens',
+    );
+    throwsData(
+      () => new BlockLoader(tokens, blockLen, 1, { seed: 1, epoch: 0, index: 51 }),
+      'cursor',
+      'start a new run',
+    );
   });
 });
 
@@ -327,7 +355,14 @@ describe('evalBatches', () => {
   test('the first blocks in order, full batches only, capped at maxBatches', () => {
     const batches = evalBatches(ramp(blockLen * 23), blockLen, 4, 3);
     assert.equal(batches.length, 3);
-    assert.deepEqual(batches.map((b) => blocksOf(b, blockLen)), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]);
+    assert.deepEqual(
+      batches.map((b) => blocksOf(b, blockLen)),
+      [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+      ],
+    );
     assert.equal(batches[0].y[0], 1);
     assert.equal(evalBatches(ramp(blockLen * 23), blockLen, 4, 100).length, 5, 'fewer batches when blocks run out');
     assert.deepEqual(evalBatches(ramp(blockLen * 23), blockLen, 4, 3), batches, 'deterministic');
@@ -346,7 +381,14 @@ describe('buildDataset', () => {
   let files: CorpusFile[];
   before(() => {
     const dir = `dataset-${fileCounter++}`;
-    put('a.jsonl', docs.slice(0, 120).map((text) => JSON.stringify({ text })).join('\n') + '\nbroken line\n', dir);
+    put(
+      'a.jsonl',
+      docs
+        .slice(0, 120)
+        .map((text) => JSON.stringify({ text }))
+        .join('\n') + '\nbroken line\n',
+      dir,
+    );
     put('b.txt', docs.slice(120).join('\n\n'), dir);
     files = resolveCorpus(join(tmp, dir));
   });
@@ -367,11 +409,20 @@ describe('buildDataset', () => {
     assert.deepEqual([...trainDocs, ...valDocs].sort(), [...docs].sort(), 'every document exactly once');
     const trainSet = new Set(trainDocs);
     assert.ok(valDocs.every((d) => !trainSet.has(d)));
-    assert.deepEqual(stats, { documents: 200, valDocuments: 20, trainTokens: train.length, valTokens: val.length, skippedLines: 1 });
+    assert.deepEqual(stats, {
+      documents: 200,
+      valDocuments: 20,
+      trainTokens: train.length,
+      valTokens: val.length,
+      skippedLines: 1,
+    });
     assert.ok(train instanceof Uint16Array);
     assert.equal(progress.at(-1), 200);
     // Training documents keep corpus order; the loader does the shuffling.
-    assert.deepEqual(trainDocs, docs.filter((d) => trainSet.has(d)));
+    assert.deepEqual(
+      trainDocs,
+      docs.filter((d) => trainSet.has(d)),
+    );
   });
 
   test('deterministic for a seed; another seed holds out other documents', () => {
@@ -388,8 +439,16 @@ describe('buildDataset', () => {
     assert.equal(none.stats.valTokens, 0);
     assert.equal(none.val.length, 0);
     assert.equal(decodeDocs(none.train).length, 200);
-    assert.equal(chooseValDocuments(1, 0.5, 0).reduce((n, v) => n + v, 0), 0, 'one document stays for training');
-    assert.equal(chooseValDocuments(2, 0.9, 0).reduce((n, v) => n + v, 0), 1, 'never all documents');
+    assert.equal(
+      chooseValDocuments(1, 0.5, 0).reduce((n, v) => n + v, 0),
+      0,
+      'one document stays for training',
+    );
+    assert.equal(
+      chooseValDocuments(2, 0.9, 0).reduce((n, v) => n + v, 0),
+      1,
+      'never all documents',
+    );
   });
 
   test('a vocabulary above 65536 gives uint32 shards', () => {

@@ -12,7 +12,15 @@ import { scratch } from '../helpers';
 test('planDelete: a direct child of the runs root is deleted; anything else is only forgotten', () => {
   assert.deepEqual(planDelete('/home/u/runs/tiny-1', '/home/u/runs'), { action: 'delete', dir: '/home/u/runs/tiny-1' });
   assert.equal(planDelete('/home/u/runs/tiny-1/', '/home/u/runs/').action, 'delete');
-  for (const dir of ['/home/u/runs', '/home/u', '/', '/home/u/runs/a/b', '/home/u/runs-other/x', '/home/u/runs/../x', '/data/exp1']) {
+  for (const dir of [
+    '/home/u/runs',
+    '/home/u',
+    '/',
+    '/home/u/runs/a/b',
+    '/home/u/runs-other/x',
+    '/home/u/runs/../x',
+    '/data/exp1',
+  ]) {
     const plan = planDelete(dir, '/home/u/runs');
     assert.equal(plan.action, 'forget', dir);
     assert.ok(plan.action === 'forget' && plan.why.includes('/home/u/runs'), 'the reason names the runs folder');

@@ -18,7 +18,10 @@ test('CSV: quoted fields keep commas, newlines and doubled quotes; CRLF and a BO
 });
 
 test('CSV: an unclosed quote is one clear DataError', () => {
-  assert.throws(() => parseCsv('a,b\n1,"open\n', 'bad.csv'), { name: 'DataError', message: /bad\.csv: a quoted field is never closed/ });
+  assert.throws(() => parseCsv('a,b\n1,"open\n', 'bad.csv'), {
+    name: 'DataError',
+    message: /bad\.csv: a quoted field is never closed/,
+  });
 });
 
 function tempDir(): string {
@@ -30,14 +33,20 @@ test('C-Eval layout: val scored, dev gives shots, test without answers ignored, 
   for (const split of ['dev', 'val', 'test']) mkdirSync(join(root, split), { recursive: true });
   const header = 'id,question,A,B,C,D,answer,explanation\n';
   writeFileSync(join(root, 'dev', 'law_dev.csv'), header + '0,"例題, 一",甲,乙,丙,丁,B,"因為\n如此"\n');
-  writeFileSync(join(root, 'val', 'law_val.csv'), 'id,question,A,B,C,D,answer\n0,問題,一,二,三,四,C\n1,問二,一,二,三,四,A\n');
+  writeFileSync(
+    join(root, 'val', 'law_val.csv'),
+    'id,question,A,B,C,D,answer\n0,問題,一,二,三,四,C\n1,問二,一,二,三,四,A\n',
+  );
   writeFileSync(join(root, 'test', 'law_test.csv'), 'id,question,A,B,C,D\n0,無答,一,二,三,四\n');
   const task = readMcTask(root);
   assert.equal(task.name, 'ceval');
   assert.equal(task.subjects.length, 1);
   const [law] = task.subjects;
   assert.equal(law.name, 'law');
-  assert.deepEqual(law.questions.map((q) => q.answer), [2, 0]);
+  assert.deepEqual(
+    law.questions.map((q) => q.answer),
+    [2, 0],
+  );
   assert.equal(
     fewShotPrompt(law, law.questions[0], 5),
     '例題, 一\nA. 甲\nB. 乙\nC. 丙\nD. 丁\n答案： B\n\n問題\nA. 一\nB. 二\nC. 三\nD. 四\n答案：',
@@ -51,17 +60,26 @@ test('CMMLU layout: ,Question,A,B,C,D,Answer with dev/ and test/', () => {
   writeFileSync(join(root, 'test', 'agronomy.csv'), ',Question,A,B,C,D,Answer\n0,"多\n行",a,b,c,d,A\n');
   writeFileSync(join(root, 'test', 'anatomy.csv'), ',Question,A,B,C,D,Answer\n0,q,a,b,c,d,B\n');
   const task = readMcTask(root);
-  assert.deepEqual(task.subjects.map((s) => s.name), ['agronomy', 'anatomy']);
+  assert.deepEqual(
+    task.subjects.map((s) => s.name),
+    ['agronomy', 'anatomy'],
+  );
   assert.equal(task.subjects[0].questions[0].question, '多\n行');
   assert.equal(task.subjects[0].dev.length, 1);
   assert.equal(task.subjects[1].dev.length, 0);
-  assert.equal(fewShotPrompt(task.subjects[0], task.subjects[0].questions[0], 0), '多\n行\nA. a\nB. b\nC. c\nD. d\n答案：');
+  assert.equal(
+    fewShotPrompt(task.subjects[0], task.subjects[0].questions[0], 0),
+    '多\n行\nA. a\nB. b\nC. c\nD. d\n答案：',
+  );
 });
 
 test('a header without the choice columns, or an answer outside A-D, is one clear line', () => {
   const dir = tempDir();
   writeFileSync(join(dir, 'x.csv'), 'id,question,answer\n0,q,A\n');
-  assert.throws(() => readMcTask(join(dir, 'x.csv')), { name: 'DataError', message: /header has no A, B, C, D column/ });
+  assert.throws(() => readMcTask(join(dir, 'x.csv')), {
+    name: 'DataError',
+    message: /header has no A, B, C, D column/,
+  });
   writeFileSync(join(dir, 'y.csv'), ',Question,A,B,C,D,Answer\n0,q,a,b,c,d,E\n');
   assert.throws(() => readMcTask(join(dir, 'y.csv')), { message: /row 2: answer "E" is not one of A, B, C, D/ });
 });

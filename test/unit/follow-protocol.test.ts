@@ -2,8 +2,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  applyFollowMessage, asFollowMessage, emptyOffsets, encodeFollowOffsets, encodeRecordMessage, FOLLOW_PROTOCOL,
-  parseFollowMessage, parseFollowOffsets, type FollowMessage,
+  applyFollowMessage,
+  asFollowMessage,
+  emptyOffsets,
+  encodeFollowOffsets,
+  encodeRecordMessage,
+  FOLLOW_PROTOCOL,
+  parseFollowMessage,
+  parseFollowOffsets,
+  type FollowMessage,
 } from '../../src/shared/follow-protocol';
 import { RUN_FORMAT } from '../../src/shared/run';
 
@@ -45,13 +52,26 @@ describe('asFollowMessage', () => {
   const valid: FollowMessage[] = [
     { ready: true, protocol: FOLLOW_PROTOCOL, dir: '/runs/a', from: emptyOffsets() },
     { checkpoints: [] },
-    { checkpoints: [{ step: 10, dir: '/runs/a/checkpoints/step-00000010', complete: true, eval_loss: 2.5 }, { step: 20, dir: '/x', complete: false, eval_loss: null }] },
+    {
+      checkpoints: [
+        { step: 10, dir: '/runs/a/checkpoints/step-00000010', complete: true, eval_loss: 2.5 },
+        { step: 20, dir: '/x', complete: false, eval_loss: null },
+      ],
+    },
     { file: 'metrics.jsonl', offset: 40, record: { step: 1, t: 2, kind: 'train', loss: 'NaN' } },
-    { file: 'samples.jsonl', offset: 9, record: { step: 1, t: 2, prompt: '春', text: '風', temperature: 1, top_k: 0, top_p: 1, seed: 1 } },
+    {
+      file: 'samples.jsonl',
+      offset: 9,
+      record: { step: 1, t: 2, prompt: '春', text: '風', temperature: 1, top_k: 0, top_p: 1, seed: 1 },
+    },
     { file: 'events.jsonl', offset: 9, record: { step: 0, t: 2, kind: 'start', level: 'info', message: 'go' } },
     { file: 'events.jsonl', offset: 7, malformed: true },
     { reset: 'samples.jsonl' },
-    { heartbeat: true, t: 1700000000000, offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9, 'system.jsonl': 0 } },
+    {
+      heartbeat: true,
+      t: 1700000000000,
+      offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9, 'system.jsonl': 0 },
+    },
     { error: { message: 'No run directory at /x.' } },
   ];
   for (const message of valid) {
@@ -61,7 +81,10 @@ describe('asFollowMessage', () => {
   }
 
   const invalid: unknown[] = [
-    null, [], 'text', {},
+    null,
+    [],
+    'text',
+    {},
     { ready: true, protocol: 'steelscope.follow/0', dir: '/a', from: emptyOffsets() },
     { ready: true, protocol: FOLLOW_PROTOCOL, dir: '/a', from: { 'metrics.jsonl': 0 } },
     { checkpoints: [{ step: 1, dir: '/a', complete: 'yes', eval_loss: null }] },
@@ -87,7 +110,10 @@ describe('asFollowMessage', () => {
     assert.ok(careless && 'run' in careless && careless.run.ok);
     assert.equal(careless.run.run.name, 'r1', 'a bad name is shown as the id');
     assert.equal(careless.run.run.createdAt, '');
-    assert.deepEqual(careless.run.problems.map((p) => p.split(':').slice(0, 2).join(':')), ['run.json: name', 'run.json: createdAt']);
+    assert.deepEqual(
+      careless.run.problems.map((p) => p.split(':').slice(0, 2).join(':')),
+      ['run.json: name', 'run.json: createdAt'],
+    );
     const notARun = asFollowMessage({ run: { id: 'r1' } });
     assert.ok(notARun && 'run' in notARun && !notARun.run.ok);
     assert.match(notARun.run.error, /format/);
@@ -100,9 +126,12 @@ describe('asFollowMessage', () => {
 });
 
 describe('encodeRecordMessage', () => {
-  test('keeps the writer\'s text of the record, numbers included', () => {
+  test("keeps the writer's text of the record, numbers included", () => {
     const line = encodeRecordMessage('metrics.jsonl', 77, '{"step":1,"t":2,"big":12345678901234567890,"x":1.50}');
-    assert.equal(line, '{"file":"metrics.jsonl","offset":77,"record":{"step":1,"t":2,"big":12345678901234567890,"x":1.50}}');
+    assert.equal(
+      line,
+      '{"file":"metrics.jsonl","offset":77,"record":{"step":1,"t":2,"big":12345678901234567890,"x":1.50}}',
+    );
     const message = parseFollowMessage(line);
     assert.ok(message && 'record' in message);
     assert.equal(message.offset, 77);
@@ -120,13 +149,26 @@ describe('applyFollowMessage', () => {
       [{ checkpoints: [] }, 20, 30],
       [{ reset: 'metrics.jsonl' }, 0, 30],
       [{ file: 'metrics.jsonl', offset: 12, record: { step: 2, t: 2 } }, 12, 30],
-      [{ heartbeat: true, t: 5, offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0, 'system.jsonl': 0 } }, 14, 31], // past blank lines
+      [
+        {
+          heartbeat: true,
+          t: 5,
+          offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0, 'system.jsonl': 0 },
+        },
+        14,
+        31,
+      ], // past blank lines
     ];
     for (const [message, metrics, samples] of steps) {
       const before = offsets;
       const snapshot = { ...offsets };
       offsets = applyFollowMessage(offsets, message);
-      assert.deepEqual(offsets, { 'metrics.jsonl': metrics, 'samples.jsonl': samples, 'events.jsonl': 0, 'system.jsonl': 0 });
+      assert.deepEqual(offsets, {
+        'metrics.jsonl': metrics,
+        'samples.jsonl': samples,
+        'events.jsonl': 0,
+        'system.jsonl': 0,
+      });
       assert.deepEqual(before, snapshot, 'the input is not mutated');
     }
   });

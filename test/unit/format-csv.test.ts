@@ -24,9 +24,20 @@ test('a Lightning metrics.csv: every numeric cell is a point, validation columns
   writeFileSync(path, LIGHTNING);
   const folded = fold([await new CsvFileReader(path).read()]);
   assert.deepEqual(points(folded), {
-    'train:epoch': [[49, 0], [99, 0], [149, 1]],
-    'train:train_loss': [[49, 2.5], [99, 2.25]], // and a logged NaN at 149 (below)
-    'train:lr-AdamW': [[49, 0.001], [99, 0.002], [149, 0.003]],
+    'train:epoch': [
+      [49, 0],
+      [99, 0],
+      [149, 1],
+    ],
+    'train:train_loss': [
+      [49, 2.5],
+      [99, 2.25],
+    ], // and a logged NaN at 149 (below)
+    'train:lr-AdamW': [
+      [49, 0.001],
+      [99, 0.002],
+      [149, 0.003],
+    ],
     'eval:val_loss': [[99, 2.375]],
   });
   const train = folded.tables.get('train');
@@ -50,7 +61,11 @@ test('rows appended live, cut at every byte of the last row, are read once compl
     fold([await reader.read()], folded);
     assert.deepEqual(points(folded), expected, `cut at ${cut}`);
   }
-  assert.deepEqual(expected['train:train_loss'], [[49, 2.5], [99, 2.25], [199, 1.5]]);
+  assert.deepEqual(expected['train:train_loss'], [
+    [49, 2.5],
+    [99, 2.25],
+    [199, 1.5],
+  ]);
 });
 
 async function readText(path: string, text: string) {
@@ -76,14 +91,30 @@ test('a file rewritten with a wider header starts over with the new columns', as
   const batch = await reader.read();
   assert.ok(batch.reset);
   fold([batch], folded);
-  assert.deepEqual(points(folded), { 'train:loss': [[1, 2.5], [2, 2.25], [3, 2]], 'train:grad_norm': [[3, 0.75]] });
+  assert.deepEqual(points(folded), {
+    'train:loss': [
+      [1, 2.5],
+      [2, 2.25],
+      [3, 2],
+    ],
+    'train:grad_norm': [[3, 0.75]],
+  });
 });
 
 test('our own export (run, kind, step, t in ms) reads back into its tables with wall times', async () => {
   const path = join(scratch('csv-export'), 'export.csv');
-  writeFileSync(path, 'run,kind,step,t,loss,eval_loss\nr,train,1,1700000000000,3,\nr,eval,1,1700000001000,,2.5\nr,train,2,1700000002000,2.75,\n');
+  writeFileSync(
+    path,
+    'run,kind,step,t,loss,eval_loss\nr,train,1,1700000000000,3,\nr,eval,1,1700000001000,,2.5\nr,train,2,1700000002000,2.75,\n',
+  );
   const folded = fold([await new CsvFileReader(path).read()]);
-  assert.deepEqual(points(folded), { 'train:loss': [[1, 3], [2, 2.75]], 'eval:eval_loss': [[1, 2.5]] });
+  assert.deepEqual(points(folded), {
+    'train:loss': [
+      [1, 3],
+      [2, 2.75],
+    ],
+    'eval:eval_loss': [[1, 2.5]],
+  });
   assert.equal(folded.tables.get('train')?.t[1], 1700000002000);
 });
 
@@ -91,7 +122,12 @@ test('a row without a step is counted as malformed; quoted cells are read', asyn
   const path = join(scratch('csv-bad'), 'metrics.csv');
   writeFileSync(path, 'step,"loss, smoothed"\n1,"2.5"\n,3\nx,4\n2,2\n');
   const folded = fold([await new CsvFileReader(path).read()]);
-  assert.deepEqual(points(folded), { 'train:loss, smoothed': [[1, 2.5], [2, 2]] });
+  assert.deepEqual(points(folded), {
+    'train:loss, smoothed': [
+      [1, 2.5],
+      [2, 2],
+    ],
+  });
   assert.equal(folded.malformed, 2);
 });
 

@@ -16,21 +16,45 @@ import { scratch } from '../helpers';
 
 function localTarget(): RunTarget {
   const unused = () => Promise.reject(new Error('not used by the store'));
-  return { id: 'local', label: 'This machine', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
+  return {
+    id: 'local',
+    label: 'This machine',
+    isAlive: async () => false,
+    listRunDirs: unused,
+    start: unused,
+    stop: unused,
+    resume: unused,
+    delete: unused,
+    planDelete: unused,
+    findTorch: unused,
+  };
 }
 
 function folderOfRuns(): string {
   const root = scratch('formats-detect');
   for (const v of [0, 1, 2]) {
     mkdirSync(join(root, 'lightning_logs', `version_${v}`), { recursive: true });
-    writeFileSync(join(root, 'lightning_logs', `version_${v}`, 'metrics.csv'), `epoch,step,train_loss\n0,1,${v + 0.5}\n`);
+    writeFileSync(
+      join(root, 'lightning_logs', `version_${v}`, 'metrics.csv'),
+      `epoch,step,train_loss\n0,1,${v + 0.5}\n`,
+    );
   }
   mkdirSync(join(root, 'tb', 'run_a'), { recursive: true });
   writeEvents(join(root, 'tb', 'run_a', 'events.out.tfevents.1.h'), [
-    { wall_time: 1700000000, step: 1, values: [{ tag: 'loss', simple_value: 4.5 }, { tag: 'note', text: 'hello' }] },
+    {
+      wall_time: 1700000000,
+      step: 1,
+      values: [
+        { tag: 'loss', simple_value: 4.5 },
+        { tag: 'note', text: 'hello' },
+      ],
+    },
   ]);
   mkdirSync(join(root, 'hf', 'checkpoint-10'), { recursive: true });
-  writeFileSync(join(root, 'hf', 'checkpoint-10', 'trainer_state.json'), JSON.stringify({ global_step: 10, log_history: [{ loss: 1.25, step: 10 }] }));
+  writeFileSync(
+    join(root, 'hf', 'checkpoint-10', 'trainer_state.json'),
+    JSON.stringify({ global_step: 10, log_history: [{ loss: 1.25, step: 10 }] }),
+  );
   return root;
 }
 
@@ -47,7 +71,10 @@ test('a folder of runs: each found once with its format, named by its path, desc
       ['tb/run_a', 'tfevents'],
     ],
   );
-  assert.equal(describeFound(runs), '5 runs found: 1 × Hugging Face trainer state, 3 × CSV metrics log, 1 × TensorBoard event files.');
+  assert.equal(
+    describeFound(runs),
+    '5 runs found: 1 × Hugging Face trainer state, 3 × CSV metrics log, 1 × TensorBoard event files.',
+  );
   assert.deepEqual(await findRuns(scratch('formats-empty')), []);
 });
 
@@ -63,7 +90,10 @@ test('the store reads every format, follows appends, exports them as CSV, and th
     assert.deepEqual(Array.from(hf?.tables.get('train')?.fields.get('loss')?.subarray(0, 1) ?? []), [1.25]);
     assert.deepEqual(Array.from(v2?.tables.get('train')?.fields.get('train_loss')?.subarray(0, 1) ?? []), [2.5]);
     assert.deepEqual(Array.from(tb?.tables.get('train')?.fields.get('loss')?.subarray(0, 1) ?? []), [4.5]);
-    assert.deepEqual(tb?.samples.map((s) => [s.prompt, s.text]), [['note', 'hello']]);
+    assert.deepEqual(
+      tb?.samples.map((s) => [s.prompt, s.text]),
+      [['note', 'hello']],
+    );
 
     appendFileSync(join(root, 'lightning_logs', 'version_0', 'metrics.csv'), '0,2,0.25\n');
     await store.refresh();
@@ -78,7 +108,10 @@ test('the store reads every format, follows appends, exports them as CSV, and th
     const group = entries.find((e) => e.kind === 'group');
     assert.ok(group?.kind === 'group');
     assert.equal(group.dir, join(root, 'lightning_logs'));
-    assert.deepEqual(group.runs.map((r) => r.name), ['version_0', 'version_1', 'version_2']);
+    assert.deepEqual(
+      group.runs.map((r) => r.name),
+      ['version_0', 'version_1', 'version_2'],
+    );
     assert.equal(entries.length, 3); // hf, the lightning_logs group, tb/run_a
   } finally {
     store.dispose();

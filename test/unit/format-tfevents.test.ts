@@ -18,19 +18,47 @@ const f32 = Math.fround;
 const EVENTS: TbEvent[] = [
   { wall_time: 1700000000.25, step: 1, values: [{ tag: 'train/loss', simple_value: 2.75 }] },
   { wall_time: 1700000000.5, step: 1, values: [{ tag: 'train/lr', tensor: 0.001, dtype: 'float', packed: 'content' }] },
-  { wall_time: 1700000001, step: 2, values: [{ tag: 'train/loss', simple_value: 2.5 }, { tag: 'train/lr', tensor: 0.002 }] },
-  { wall_time: 1700000001.5, step: 2, values: [{ tag: 'grad_norm', tensor: 1.2345678901234, dtype: 'double', packed: 'content' }] },
+  {
+    wall_time: 1700000001,
+    step: 2,
+    values: [
+      { tag: 'train/loss', simple_value: 2.5 },
+      { tag: 'train/lr', tensor: 0.002 },
+    ],
+  },
+  {
+    wall_time: 1700000001.5,
+    step: 2,
+    values: [{ tag: 'grad_norm', tensor: 1.2345678901234, dtype: 'double', packed: 'content' }],
+  },
   { wall_time: 1700000002, step: 3, values: [{ tag: 'grad_norm', tensor: 0.1, dtype: 'double', packed: 'val' }] },
   { wall_time: 1700000002, step: 3, values: [{ tag: 'tok_per_s', tensor: 1234.5, dtype: 'float', packed: 'val' }] },
   { wall_time: 1700000003, step: 3, values: [{ tag: 'samples/generation', text: '春眠不觉晓 — step 3' }] },
   { wall_time: 1700000004, step: 4, values: [{ tag: 'eval/loss', simple_value: 3.125 }] },
-  { wall_time: 1700000005, step: 5, values: [{ tag: 'train/loss', simple_value: -0.5 }, { tag: 'samples/generation', text: 'later' }] },
+  {
+    wall_time: 1700000005,
+    step: 5,
+    values: [
+      { tag: 'train/loss', simple_value: -0.5 },
+      { tag: 'samples/generation', text: 'later' },
+    ],
+  },
 ];
 
 const EXPECTED = {
-  'train:train/loss': [[1, 2.75], [2, 2.5], [5, -0.5]],
-  'train:train/lr': [[1, f32(0.001)], [2, f32(0.002)]],
-  'train:grad_norm': [[2, 1.2345678901234], [3, 0.1]],
+  'train:train/loss': [
+    [1, 2.75],
+    [2, 2.5],
+    [5, -0.5],
+  ],
+  'train:train/lr': [
+    [1, f32(0.001)],
+    [2, f32(0.002)],
+  ],
+  'train:grad_norm': [
+    [2, 1.2345678901234],
+    [3, 0.1],
+  ],
   'train:tok_per_s': [[3, 1234.5]],
   'eval:eval/loss': [[4, 3.125]],
 };
@@ -73,7 +101,14 @@ test('a file cut at every byte of its last record reads complete records only, t
     const reader = new EventFileReader(path);
     const folded = fold([await reader.read()]);
     const withoutLast = points(folded);
-    assert.deepEqual(withoutLast['train:train/loss'], [[1, 2.75], [2, 2.5]], `cut at ${cut}`);
+    assert.deepEqual(
+      withoutLast['train:train/loss'],
+      [
+        [1, 2.75],
+        [2, 2.5],
+      ],
+      `cut at ${cut}`,
+    );
     assert.equal(folded.samples.length, 1, `cut at ${cut}`);
     assert.equal(reader.offset, lastStart, `cut at ${cut}`);
     appendFileSync(path, bytes.subarray(cut));
@@ -132,16 +167,31 @@ test('a bad length checksum stops the file with one counted error and a problem 
 test('several event files in one folder make one run; sub-folders are not read into it', async () => {
   const dir = scratch('tfevents-several');
   writeEvents(join(dir, 'events.out.tfevents.1.a'), EVENTS.slice(0, 3));
-  writeEvents(join(dir, 'events.out.tfevents.2.b'), [{ wall_time: 1700000010, step: 10, values: [{ tag: 'train/loss', simple_value: 1 }] }]);
+  writeEvents(join(dir, 'events.out.tfevents.2.b'), [
+    { wall_time: 1700000010, step: 10, values: [{ tag: 'train/loss', simple_value: 1 }] },
+  ]);
   mkdirSync(join(dir, 'eval'));
-  writeEvents(join(dir, 'eval', 'events.out.tfevents.3.c'), [{ wall_time: 1700000010, step: 7, values: [{ tag: 'x', simple_value: 1 }] }]);
+  writeEvents(join(dir, 'eval', 'events.out.tfevents.3.c'), [
+    { wall_time: 1700000010, step: 7, values: [{ tag: 'x', simple_value: 1 }] },
+  ]);
   const reader = new EventFolderReader(dir);
   const folded = fold([await reader.read()]);
-  assert.deepEqual(points(folded)['train:train/loss'], [[1, 2.75], [2, 2.5], [10, 1]]);
+  assert.deepEqual(points(folded)['train:train/loss'], [
+    [1, 2.75],
+    [2, 2.5],
+    [10, 1],
+  ]);
   assert.equal(points(folded)['train:x'], undefined);
-  writeEvents(join(dir, 'events.out.tfevents.2.b'), [{ wall_time: 1700000011, step: 11, values: [{ tag: 'train/loss', simple_value: 0.5 }] }]);
+  writeEvents(join(dir, 'events.out.tfevents.2.b'), [
+    { wall_time: 1700000011, step: 11, values: [{ tag: 'train/loss', simple_value: 0.5 }] },
+  ]);
   fold([await reader.read()], folded);
-  assert.deepEqual(points(folded)['train:train/loss'], [[1, 2.75], [2, 2.5], [10, 1], [11, 0.5]]);
+  assert.deepEqual(points(folded)['train:train/loss'], [
+    [1, 2.75],
+    [2, 2.5],
+    [10, 1],
+    [11, 0.5],
+  ]);
 });
 
 test('a reader restarted at its position after any record loses and repeats nothing', async () => {

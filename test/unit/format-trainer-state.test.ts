@@ -11,8 +11,11 @@ import { scratch } from '../helpers';
 
 // Shaped like transformers' TrainerState.save_to_json (json.dumps(indent=2, sort_keys=True)).
 function state(globalStep: number, history: object[]): string {
-  return JSON.stringify({ best_metric: null, epoch: 1, global_step: globalStep, log_history: history, max_steps: 30 }, null, 2)
-    .replace('"grad_norm": "NaN"', '"grad_norm": NaN');
+  return JSON.stringify(
+    { best_metric: null, epoch: 1, global_step: globalStep, log_history: history, max_steps: 30 },
+    null,
+    2,
+  ).replace('"grad_norm": "NaN"', '"grad_norm": NaN');
 }
 const LOG = [
   { epoch: 0.33, grad_norm: 1.5, learning_rate: 5e-5, loss: 2.75, step: 10 },
@@ -32,10 +35,19 @@ test('log_history from the newest checkpoint: loss, learning_rate, grad_norm, ev
   const reader = new TrainerStateReader(dir);
   const folded = fold([await reader.read()]);
   assert.deepEqual(points(folded), {
-    'train:epoch': [[10, 0.33], [20, 0.67]],
+    'train:epoch': [
+      [10, 0.33],
+      [20, 0.67],
+    ],
     'train:grad_norm': [[10, 1.5]],
-    'train:learning_rate': [[10, 5e-5], [20, 2.5e-5]],
-    'train:loss': [[10, 2.75], [20, 2.25]],
+    'train:learning_rate': [
+      [10, 5e-5],
+      [20, 2.5e-5],
+    ],
+    'train:loss': [
+      [10, 2.75],
+      [20, 2.25],
+    ],
     'eval:epoch': [[10, 0.33]],
     'eval:eval_loss': [[10, 2.5]],
     'eval:eval_runtime': [[10, 0.5]],
@@ -45,13 +57,21 @@ test('log_history from the newest checkpoint: loss, learning_rate, grad_norm, ev
 
   // The next checkpoint: only the new entries are handed out; an unchanged folder hands out nothing.
   assert.equal((await reader.read()).metrics.length, 0);
-  const more = [...LOG, { epoch: 1, learning_rate: 0, loss: 2, step: 30 }, { step: 30, train_runtime: 12.5, train_loss: 2.3, epoch: 1 }];
+  const more = [
+    ...LOG,
+    { epoch: 1, learning_rate: 0, loss: 2, step: 30 },
+    { step: 30, train_runtime: 12.5, train_loss: 2.3, epoch: 1 },
+  ];
   writeFileSync(join(dir, 'trainer_state.json'), state(30, more));
   const batch = await reader.read();
   assert.equal(batch.reset, false);
   assert.equal(batch.metrics.length, 2);
   fold([batch], folded);
-  assert.deepEqual(points(folded)['train:loss'], [[10, 2.75], [20, 2.25], [30, 2]]);
+  assert.deepEqual(points(folded)['train:loss'], [
+    [10, 2.75],
+    [20, 2.25],
+    [30, 2],
+  ]);
   assert.deepEqual(points(folded)['summary:train_runtime'], [[30, 12.5]]);
 });
 

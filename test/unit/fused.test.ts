@@ -7,7 +7,14 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { selectBackend } from '../../src/core/backend';
-import { fusedCausalAttention, fusedCrossEntropy, fusedOpsActive, fusedRotary, fusedSumOfSquares, fusedSwiGlu } from '../../src/core/kernels/fused';
+import {
+  fusedCausalAttention,
+  fusedCrossEntropy,
+  fusedOpsActive,
+  fusedRotary,
+  fusedSumOfSquares,
+  fusedSwiGlu,
+} from '../../src/core/kernels/fused';
 import { steelKernelStatus } from '../../src/core/kernels/steel';
 import { applyRotary, causalMask, rmsNorm, rotaryTables } from '../../src/core/model/layers';
 import { Rng } from '../../src/core/rng';
@@ -57,24 +64,44 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     assert.equal(fusedOpsActive(), false);
   });
 
-  for (const [n, d] of [[7, 16], [33, 128], [5, 12], [4, 6]]) {
+  for (const [n, d] of [
+    [7, 16],
+    [33, 128],
+    [5, 12],
+    [4, 6],
+  ]) {
     test(`rmsNorm [${n}, ${d}] forward and gradients`, async () => {
       const rng = new Rng(n * 100 + d);
       const x = randn(rng, [n, d], 2);
       const w = randn(rng, [d]);
       const dy = randn(rng, [n, d]);
-      await assertSame('rmsNorm', () => withGrads((a, b) => rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-6), [tf.tensor2d(x, [n, d]), tf.tensor1d(w)], dy));
+      await assertSame('rmsNorm', () =>
+        withGrads(
+          (a, b) => rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D, 1e-6),
+          [tf.tensor2d(x, [n, d]), tf.tensor1d(w)],
+          dy,
+        ),
+      );
     });
   }
 
-  for (const [bh, t, hd] of [[3, 5, 8], [8, 17, 32], [2, 4, 64], [2, 3, 4]]) {
+  for (const [bh, t, hd] of [
+    [3, 5, 8],
+    [8, 17, 32],
+    [2, 4, 64],
+    [2, 3, 4],
+  ]) {
     test(`applyRotary [${bh}, ${t}, ${hd}] forward and gradient`, async () => {
       const rng = new Rng(bh * 1000 + t * 10 + hd);
       const x = randn(rng, [bh, t, hd]);
       const dy = randn(rng, [bh, t, hd]);
       const { cos, sin } = rotaryTables(t, hd, 1e6, 3);
       await assertSame('applyRotary', () =>
-        withGrads((a) => applyRotary(a as tf.Tensor3D, tf.tensor2d(cos, [t, hd]), tf.tensor2d(sin, [t, hd])), [tf.tensor3d(x, [bh, t, hd])], dy),
+        withGrads(
+          (a) => applyRotary(a as tf.Tensor3D, tf.tensor2d(cos, [t, hd]), tf.tensor2d(sin, [t, hd])),
+          [tf.tensor3d(x, [bh, t, hd])],
+          dy,
+        ),
       );
     });
   }
@@ -85,7 +112,10 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
   const mergeHeads = (x: tf.Tensor, b: number, t: number, n: number, hd: number): tf.Tensor2D =>
     tf.reshape(tf.transpose(tf.reshape(x, [b, n, t, hd]), [0, 2, 1, 3]), [b * t, n * hd]);
 
-  for (const [b, t, heads, hd] of [[2, 5, 3, 8], [1, 40, 2, 16]]) {
+  for (const [b, t, heads, hd] of [
+    [2, 5, 3, 8],
+    [1, 40, 2, 16],
+  ]) {
     test(`applyRotary on a projection's layout [${b * t}, ${heads}*${hd}] forward and gradient`, async () => {
       const rng = new Rng(b * 31 + t * 7 + heads + hd);
       const x = randn(rng, [b * t, heads * hd]);
@@ -93,22 +123,46 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
       const { cos, sin } = rotaryTables(t, hd, 1e6, 0);
       const rotate = (a: tf.Tensor): tf.Tensor => {
         const [c, s2] = [tf.tensor2d(cos, [t, hd]), tf.tensor2d(sin, [t, hd])];
-        return fusedRotary(a as tf.Tensor2D, c, s2) ?? mergeHeads(applyRotary(splitHeads(a, b, t, heads, hd), c, s2), b, t, heads, hd);
+        return (
+          fusedRotary(a as tf.Tensor2D, c, s2) ??
+          mergeHeads(applyRotary(splitHeads(a, b, t, heads, hd), c, s2), b, t, heads, hd)
+        );
       };
       await assertSame('applyRotary 2-D', () => withGrads(rotate, [tf.tensor2d(x, [b * t, heads * hd])], dy));
     });
   }
 
   /** softmax(q k^T / sqrt(hd) + mask) v per head from tfjs ops; query head h reads kv head h / (nh / nkv). */
-  const composedAttention = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, b: number, t: number, nh: number, nkv: number, hd: number): tf.Tensor => {
-    const kvOf = tf.tensor1d(Array.from({ length: nh }, (_, h) => Math.floor(h / (nh / nkv))), 'int32');
-    const expand = (x: tf.Tensor): tf.Tensor3D => tf.reshape(tf.gather(tf.reshape(splitHeads(x, b, t, nkv, hd), [b, nkv, t, hd]), kvOf, 1), [b * nh, t, hd]);
-    const scores = tf.add(tf.mul(tf.matMul(splitHeads(q, b, t, nh, hd), expand(k), false, true), 1 / Math.sqrt(hd)), causalMask(t));
+  const composedAttention = (
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    b: number,
+    t: number,
+    nh: number,
+    nkv: number,
+    hd: number,
+  ): tf.Tensor => {
+    const kvOf = tf.tensor1d(
+      Array.from({ length: nh }, (_, h) => Math.floor(h / (nh / nkv))),
+      'int32',
+    );
+    const expand = (x: tf.Tensor): tf.Tensor3D =>
+      tf.reshape(tf.gather(tf.reshape(splitHeads(x, b, t, nkv, hd), [b, nkv, t, hd]), kvOf, 1), [b * nh, t, hd]);
+    const scores = tf.add(
+      tf.mul(tf.matMul(splitHeads(q, b, t, nh, hd), expand(k), false, true), 1 / Math.sqrt(hd)),
+      causalMask(t),
+    );
     return mergeHeads(tf.matMul(tf.softmax(scores), expand(v)), b, t, nh, hd);
   };
 
   // Sequence lengths off the kernel's 32-row causal blocks and off multiples of 4; GQA groups of 1, 2 and 3.
-  for (const [b, t, nh, nkv, hd] of [[2, 5, 2, 2, 8], [1, 37, 4, 2, 16], [2, 70, 3, 1, 8], [1, 128, 4, 4, 32]]) {
+  for (const [b, t, nh, nkv, hd] of [
+    [2, 5, 2, 2, 8],
+    [1, 37, 4, 2, 16],
+    [2, 70, 3, 1, 8],
+    [1, 128, 4, 4, 32],
+  ]) {
     test(`causal attention B${b} T${t} heads ${nh}/${nkv} hd ${hd} forward and gradients`, async () => {
       const rng = new Rng(b * 1009 + t * 31 + nh * 7 + nkv + hd);
       const q = randn(rng, [b * t, nh * hd], 1.5);
@@ -116,8 +170,13 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
       const v = randn(rng, [b * t, nkv * hd]);
       const dy = randn(rng, [b * t, nh * hd]);
       const attend = (qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor): tf.Tensor =>
-        fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, { batch: b, nh, nkv, hd }) ?? composedAttention(qs, ks, vs, b, t, nh, nkv, hd);
-      const inputs = (): tf.Tensor[] => [tf.tensor2d(q, [b * t, nh * hd]), tf.tensor2d(k, [b * t, nkv * hd]), tf.tensor2d(v, [b * t, nkv * hd])];
+        fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, { batch: b, nh, nkv, hd }) ??
+        composedAttention(qs, ks, vs, b, t, nh, nkv, hd);
+      const inputs = (): tf.Tensor[] => [
+        tf.tensor2d(q, [b * t, nh * hd]),
+        tf.tensor2d(k, [b * t, nkv * hd]),
+        tf.tensor2d(v, [b * t, nkv * hd]),
+      ];
       await assertSame('attention', () => withGrads(attend, inputs(), dy));
     });
   }
@@ -125,7 +184,11 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
   const swiGlu = (g: tf.Tensor, u: tf.Tensor): tf.Tensor =>
     fusedSwiGlu(g as tf.Tensor2D, u as tf.Tensor2D) ?? tf.mul(tf.mul(g, tf.sigmoid(g)), u);
 
-  for (const [n, f] of [[9, 20], [64, 352], [3, 7]]) {
+  for (const [n, f] of [
+    [9, 20],
+    [64, 352],
+    [3, 7],
+  ]) {
     test(`SwiGLU [${n}, ${f}] forward and gradients`, async () => {
       const rng = new Rng(n * 7 + f);
       const g = randn(rng, [n, f], 4); // wide range: both tails of the sigmoid
@@ -142,7 +205,11 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), picked), -1));
   };
 
-  for (const [n, v] of [[6, 12], [40, 2048], [5, 9]]) {
+  for (const [n, v] of [
+    [6, 12],
+    [40, 2048],
+    [5, 9],
+  ]) {
     test(`cross-entropy [${n}, ${v}] per-row loss and gradient, out-of-range targets`, async () => {
       const rng = new Rng(n + v);
       const logits = randn(rng, [n, v], 3);
@@ -157,7 +224,10 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
   // Same float32 operations in the same order: the fused update matches the composed one exactly.
   test('AdamW update: fused on wasm equals the composed ops on cpu bit for bit', async () => {
     const rng = new Rng(99);
-    const shapes = new Map([['w', [6, 8]], ['b', [12]]]);
+    const shapes = new Map([
+      ['w', [6, 8]],
+      ['b', [12]],
+    ]);
     const init = new Map([...shapes].map(([k, sh]) => [k, randn(rng, sh)]));
     const grads = [0, 1, 2].map(() => new Map([...shapes].map(([k, sh]) => [k, randn(rng, sh, 0.5)])));
     const norms = [0.3, 4.0, 0.9]; // the second one clips
@@ -205,8 +275,16 @@ describe('fused wasm ops against composed tfjs ops on cpu', () => {
     const step = (): void => {
       const { value, grads } = tf.variableGrads(() => tf.sum(rmsNorm(x, w as unknown as tf.Tensor1D, 1e-6)), [w]);
       tf.dispose([value, ...Object.values(grads)]);
-      tf.dispose(tf.grads((a: tf.Tensor) => tf.sum(crossEntropy(a, tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 0], 'int32'))))([x]));
-      const attend = (q: tf.Tensor, k: tf.Tensor): tf.Tensor => fusedCausalAttention(q as tf.Tensor2D, k as tf.Tensor2D, k as tf.Tensor2D, { batch: 2, nh: 2, nkv: 1, hd: 8 }) ?? q;
+      tf.dispose(
+        tf.grads((a: tf.Tensor) => tf.sum(crossEntropy(a, tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 0], 'int32'))))([x]),
+      );
+      const attend = (q: tf.Tensor, k: tf.Tensor): tf.Tensor =>
+        fusedCausalAttention(q as tf.Tensor2D, k as tf.Tensor2D, k as tf.Tensor2D, {
+          batch: 2,
+          nh: 2,
+          nkv: 1,
+          hd: 8,
+        }) ?? q;
       tf.dispose(tf.grads((q: tf.Tensor, k: tf.Tensor) => tf.sum(attend(q, k)))([x, kv]));
     };
     step();

@@ -10,8 +10,13 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
-  applyFollowMessage, emptyOffsets, encodeRecordMessage, parseFollowMessage, RECORD_VALIDATORS,
-  type FollowedFile, type FollowMessage,
+  applyFollowMessage,
+  emptyOffsets,
+  encodeRecordMessage,
+  parseFollowMessage,
+  RECORD_VALIDATORS,
+  type FollowedFile,
+  type FollowMessage,
   FOLLOWED_FILES,
 } from '../../src/shared/follow-protocol';
 import { RecordAssembler } from '../../src/shared/framing';
@@ -36,13 +41,19 @@ const VALID: Record<FollowedFile, Buffer[]> = {
     ),
   ],
   'samples.jsonl': [
-    Buffer.from('{"step":10,"t":1,"prompt":"春","text":"風吹柳絮\\n花","temperature":0.8,"top_k":40,"top_p":0.95,"seed":7}\n'),
+    Buffer.from(
+      '{"step":10,"t":1,"prompt":"春","text":"風吹柳絮\\n花","temperature":0.8,"top_k":40,"top_p":0.95,"seed":7}\n',
+    ),
   ],
   'events.jsonl': [
-    Buffer.from('{"step":0,"t":1,"kind":"start","level":"info","message":"開始"}\n{"step":5,"t":2,"kind":"nan","level":"error","message":"loss is NaN","value":NaN}\n'),
+    Buffer.from(
+      '{"step":0,"t":1,"kind":"start","level":"info","message":"開始"}\n{"step":5,"t":2,"kind":"nan","level":"error","message":"loss is NaN","value":NaN}\n',
+    ),
   ],
   'system.jsonl': [
-    Buffer.from('{"t":1,"step":0,"cpu_pct":99.5,"rss_gb":0.2,"gpu0/name":"NVIDIA H100 80GB HBM3","gpu0/util_pct":87}\n'),
+    Buffer.from(
+      '{"t":1,"step":0,"cpu_pct":99.5,"rss_gb":0.2,"gpu0/name":"NVIDIA H100 80GB HBM3","gpu0/util_pct":87}\n',
+    ),
   ],
 };
 
@@ -76,9 +87,13 @@ test('JSONL readers: fuzzed files never throw, never hold more than the cap plus
     for (const c of fuzzCases(VALID[file], CASES, SEED)) {
       const chunk = parseJsonl(c.bytes, accept, CAP);
       assert.ok(chunk.consumed <= c.bytes.length, c.name);
-      assert.ok(chunk.records.every((r) => accept(r)), c.name);
+      assert.ok(
+        chunk.records.every((r) => accept(r)),
+        c.name,
+      );
       writeFileSync(path, c.bytes);
-      for await (const event of reader.read()) if (event.kind === 'frames') assert.ok(event.offset <= c.bytes.length, c.name);
+      for await (const event of reader.read())
+        if (event.kind === 'frames') assert.ok(event.offset <= c.bytes.length, c.name);
       await tailer.readNow();
       assert.equal(tailer.lastError, undefined, `${file} ${c.name}: ${String(tailer.lastError)}`);
       assert.ok(reader.peakBufferedBytes <= CAP + CHUNK, `${file} ${c.name}: held ${reader.peakBufferedBytes} bytes`);
@@ -96,9 +111,15 @@ function protocolStream(): Buffer {
   const lines = [
     JSON.stringify({ ready: true, protocol: 'steelscope.follow/1', dir: '/home/u/run', from: emptyOffsets() }),
     JSON.stringify({ run: { format: 'steelscope.run/1', id: 'r', name: 'n', status: 'running' } }),
-    JSON.stringify({ checkpoints: [{ step: 10, dir: '/home/u/run/checkpoints/step-00000010', complete: true, eval_loss: 2.5 }] }),
+    JSON.stringify({
+      checkpoints: [{ step: 10, dir: '/home/u/run/checkpoints/step-00000010', complete: true, eval_loss: 2.5 }],
+    }),
     encodeRecordMessage('metrics.jsonl', 120, '{"step":1,"t":2,"loss":"NaN","lr":0.1}'),
-    encodeRecordMessage('samples.jsonl', 90, '{"step":1,"t":2,"prompt":"p","text":"t","temperature":1,"top_k":0,"top_p":1,"seed":1}'),
+    encodeRecordMessage(
+      'samples.jsonl',
+      90,
+      '{"step":1,"t":2,"prompt":"p","text":"t","temperature":1,"top_k":0,"top_p":1,"seed":1}',
+    ),
     JSON.stringify({ file: 'events.jsonl', offset: 77, malformed: true }),
     JSON.stringify({ reset: 'metrics.jsonl' }),
     JSON.stringify({ heartbeat: true, t: 1700000000000, offsets }),
@@ -115,9 +136,10 @@ test('follow protocol: fuzzed stdout split anywhere never throws and yields only
     const lines = new RecordAssembler(jsonlFramer, CAP);
     let offsets = emptyOffsets();
     const complete: Uint8Array[] = [];
-    for (let at = 0; at < c.bytes.length; ) {
+    for (let at = 0; at < c.bytes.length;) {
       const size = 1 + rng.int(97);
-      for (const item of lines.push(c.bytes.subarray(at, at + size))) if (item.kind === 'record') complete.push(item.bytes);
+      for (const item of lines.push(c.bytes.subarray(at, at + size)))
+        if (item.kind === 'record') complete.push(item.bytes);
       at += size;
     }
     assert.ok(lines.peakWindow <= CAP + 97, `${c.name}: held ${lines.peakWindow} bytes`);
@@ -128,7 +150,8 @@ test('follow protocol: fuzzed stdout split anywhere never throws and yields only
       offsets = applyFollowMessage(offsets, message);
       if ('record' in message) assert.ok(RECORD_VALIDATORS[message.file](message.record), c.name);
     }
-    for (const value of FOLLOWED_FILES.map((f) => offsets[f])) assert.ok(Number.isSafeInteger(value) && value >= 0, `${c.name}: offsets stay byte offsets`);
+    for (const value of FOLLOWED_FILES.map((f) => offsets[f]))
+      assert.ok(Number.isSafeInteger(value) && value >= 0, `${c.name}: offsets stay byte offsets`);
   }
   assert.ok(messages > CASES, 'the intact parts of the cases were read');
   const grown = memory() - before;

@@ -5,7 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PRESETS } from '../../src/shared/config';
-import { applyFollowMessage, emptyOffsets, FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowMessage, parseFollowOffsets } from '../../src/shared/follow-protocol';
+import {
+  applyFollowMessage,
+  emptyOffsets,
+  FOLLOW_PROTOCOL,
+  FOLLOWED_FILES,
+  parseFollowMessage,
+  parseFollowOffsets,
+} from '../../src/shared/follow-protocol';
 import { observeRunInfo, parseRunInfo, RUN_FORMAT, RUN_STATUSES } from '../../src/shared/run';
 import { parseServeMessage, parseServeRequest, SERVE_PROTOCOL } from '../../src/shared/serve-protocol';
 import { Rng } from '../../src/core/rng';
@@ -15,12 +22,29 @@ const SEED = 1202;
 const CASES = 1500;
 
 const RUN_JSON = {
-  format: RUN_FORMAT, id: 'c0ffee', name: '唐詩 tiny', createdAt: '2026-12-02T07:00:00.000Z', host: 'gpu-1', pid: 4242,
-  status: 'running', step: 120, config: PRESETS.tiny,
-  backend: { name: 'wasm', skipped: [{ name: 'tensorflow', reason: 'not installed' }], kernels: 'steel simd, 2 threads' },
+  format: RUN_FORMAT,
+  id: 'c0ffee',
+  name: '唐詩 tiny',
+  createdAt: '2026-12-02T07:00:00.000Z',
+  host: 'gpu-1',
+  pid: 4242,
+  status: 'running',
+  step: 120,
+  config: PRESETS.tiny,
+  backend: {
+    name: 'wasm',
+    skipped: [{ name: 'tensorflow', reason: 'not installed' }],
+    kernels: 'steel simd, 2 threads',
+  },
   data: { input: 'default', files: [{ path: '/d/poems.txt', sha256: 'ab'.repeat(32), bytes: 6_000_000 }] },
   resumes: [{ at: '2026-12-02T07:10:00.000Z', step: 100, pid: 4242, checkpoint: '/r/checkpoints/step-00000100' }],
-  exit: null, engine: 'torch', device: 'cuda', precision: 'bf16', world_size: 2, torch_version: '2.4.0', gpus: ['H200', 'H200'],
+  exit: null,
+  engine: 'torch',
+  device: 'cuda',
+  precision: 'bf16',
+  world_size: 2,
+  torch_version: '2.4.0',
+  gpus: ['H200', 'H200'],
 };
 
 const lines = (...values: object[]) => values.map((v) => Buffer.from(JSON.stringify(v)));
@@ -40,7 +64,10 @@ function oneLine(text: string, what: string): void {
 }
 
 test('run.json: fuzzed files are a run with typed fields and listed problems, or one line saying why not', () => {
-  const valid = [Buffer.from(JSON.stringify(RUN_JSON, null, 2)), Buffer.from(JSON.stringify({ ...RUN_JSON, exit: { code: 0, reason: 'finished', at: 'x' } }))];
+  const valid = [
+    Buffer.from(JSON.stringify(RUN_JSON, null, 2)),
+    Buffer.from(JSON.stringify({ ...RUN_JSON, exit: { code: 0, reason: 'finished', at: 'x' } })),
+  ];
   let runs = 0;
   for (const { name, bytes } of fuzzCases(valid, CASES, SEED)) {
     const value = json(bytes);
@@ -84,8 +111,16 @@ test('run.json: any one field replaced by any JSON value is reported on that fie
 
 test('serve protocol: fuzzed requests are parsed or refused with a reason; fuzzed messages are typed or dropped', () => {
   const requests = lines(
-    { id: 1, method: 'generate', params: { prompt: '春眠', max_tokens: 8, temperature: 0.7, top_k: 40, top_p: 0.9, seed: 3, stop: ['。'] } },
-    { id: 'b', method: 'generate', params: { messages: [{ role: 'user', content: '床前明月光' }], repetition_penalty: 1.1 } },
+    {
+      id: 1,
+      method: 'generate',
+      params: { prompt: '春眠', max_tokens: 8, temperature: 0.7, top_k: 40, top_p: 0.9, seed: 3, stop: ['。'] },
+    },
+    {
+      id: 'b',
+      method: 'generate',
+      params: { messages: [{ role: 'user', content: '床前明月光' }], repetition_penalty: 1.1 },
+    },
     { id: 2, method: 'cancel', params: { target: 1 } },
   );
   for (const { name, bytes } of fuzzCases(requests, CASES, SEED)) {
@@ -99,7 +134,14 @@ test('serve protocol: fuzzed requests are parsed or refused with a reason; fuzze
     assert.ok((request.params.prompt === undefined) !== (request.params.messages === undefined), name);
   }
   const messages = lines(
-    { ready: true, protocol: SERVE_PROTOCOL, checkpoint: '/r/checkpoints/step-00000010', step: 10, config: PRESETS.tiny, backend: 'wasm' },
+    {
+      ready: true,
+      protocol: SERVE_PROTOCOL,
+      checkpoint: '/r/checkpoints/step-00000010',
+      step: 10,
+      config: PRESETS.tiny,
+      backend: 'wasm',
+    },
     { id: 1, token: '春' },
     { id: 1, done: true, text: '春眠不覺曉', reason: 'length', prompt_tokens: 3, completion_tokens: 8, seed: 3 },
     { id: 2, result: { target: 1, cancelled: true } },
@@ -132,11 +174,14 @@ test('follow protocol: fuzzed lines are typed messages or dropped; offsets stay 
     if (message === undefined) continue;
     if ('run' in message && !message.run.ok) oneLine(message.run.error, name);
     state = applyFollowMessage(state, message);
-    for (const offset of FOLLOWED_FILES.map((f) => state[f])) assert.ok(Number.isSafeInteger(offset) && offset >= 0, name);
+    for (const offset of FOLLOWED_FILES.map((f) => state[f]))
+      assert.ok(Number.isSafeInteger(offset) && offset >= 0, name);
   }
   for (const { name, bytes } of fuzzCases([Buffer.from(JSON.stringify(offsets))], CASES / 3, SEED + 3)) {
     const from = parseFollowOffsets(bytes.toString('utf8'));
     if (!from.ok) oneLine(from.message, name);
-    else for (const offset of FOLLOWED_FILES.map((f) => from.offsets[f])) assert.ok(Number.isSafeInteger(offset) && offset >= 0, name);
+    else
+      for (const offset of FOLLOWED_FILES.map((f) => from.offsets[f]))
+        assert.ok(Number.isSafeInteger(offset) && offset >= 0, name);
   }
 });

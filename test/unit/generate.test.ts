@@ -9,7 +9,16 @@ import { Rng } from '../../src/core/rng';
 import { argmax, generate, sampleFromLogits, type SampleOptions } from '../../src/core/sample/generate';
 import { PRESETS, type TrainConfig } from '../../src/shared/config';
 
-const CONFIG: TrainConfig = { ...PRESETS.tiny, vocab_size: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 2, intermediate_size: 48, seq_len: 16 };
+const CONFIG: TrainConfig = {
+  ...PRESETS.tiny,
+  vocab_size: 64,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  n_kv_head: 2,
+  intermediate_size: 48,
+  seq_len: 16,
+};
 const PROMPT = [3, 14, 15, 9, 26];
 
 let model: SteelLM;

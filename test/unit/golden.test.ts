@@ -41,7 +41,6 @@ function relScalar(actual: number, expected: number): number {
   return Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12);
 }
 
-
 function loadFixture(name: string): Fixture {
   const path = fixturePath(name);
   assert.ok(existsSync(path), `${path} missing: run node --import tsx test/golden/make-fixtures.ts`);
@@ -72,7 +71,13 @@ function check(backend: string, quantity: string, rel: number, tol: number, what
   if (!(rel <= tol)) problems.push(`${what}: relative difference ${rel.toExponential(2)} > ${tol}`);
 }
 
-function compareLogits(backend: string, when: string, actual: LogitsSummary, expected: LogitsSummary, problems: string[]): void {
+function compareLogits(
+  backend: string,
+  when: string,
+  actual: LogitsSummary,
+  expected: LogitsSummary,
+  problems: string[],
+): void {
   const relValues = maxRelDiff(actual.values, expected.values);
   const relLse = Math.max(...actual.row_logsumexp.map((a, i) => relScalar(a, expected.row_logsumexp[i])));
   check(backend, 'logits', relValues, TOL_LOGITS, `${when} logits`, problems);
@@ -82,7 +87,11 @@ function compareLogits(backend: string, when: string, actual: LogitsSummary, exp
 function checkInit(model: SteelLM, f: Fixture): void {
   const params = [...model.params].map(([name, v]) => [name, [...v.shape]]);
   assert.deepEqual(params, f.params, 'parameter names, order or shapes differ from the fixture');
-  assert.equal(weightsSha256(model), f.weights_sha256, 'init from the seed changed: regenerate the fixtures (make-fixtures.ts)');
+  assert.equal(
+    weightsSha256(model),
+    f.weights_sha256,
+    'init from the seed changed: regenerate the fixtures (make-fixtures.ts)',
+  );
 }
 
 /** Runs every step before asserting, so the printed maxima cover the whole case even when it fails. */
@@ -95,13 +104,27 @@ function runCase(backend: string, f: Fixture): void {
     compareLogits(backend, 'initial', summarize(model, f), f.reference.logits_initial, problems);
     for (const ref of f.reference.steps) {
       const update = ref.step < f.adamw_steps;
-      if (update) assert.ok(relScalar(learningRate(ref.step, f.config), ref.lr ?? NaN) < 1e-12, `lr at step ${ref.step}`);
+      if (update)
+        assert.ok(relScalar(learningRate(ref.step, f.config), ref.lr ?? NaN) < 1e-12, `lr at step ${ref.step}`);
       const { loss, gradNorm } = trainStep(model, f, f.config, ref.step, update ? optimizer : undefined);
-      check(backend, 'loss', relScalar(loss, ref.loss), TOL_SCALAR, `step ${ref.step} loss ${loss} vs torch ${ref.loss}`, problems);
+      check(
+        backend,
+        'loss',
+        relScalar(loss, ref.loss),
+        TOL_SCALAR,
+        `step ${ref.step} loss ${loss} vs torch ${ref.loss}`,
+        problems,
+      );
       const what = `step ${ref.step} grad norm ${gradNorm} vs torch ${ref.grad_norm}`;
       check(backend, 'grad_norm', relScalar(gradNorm, ref.grad_norm), TOL_SCALAR, what, problems);
     }
-    compareLogits(backend, `after ${f.adamw_steps} AdamW steps`, summarize(model, f), f.reference.logits_final, problems);
+    compareLogits(
+      backend,
+      `after ${f.adamw_steps} AdamW steps`,
+      summarize(model, f),
+      f.reference.logits_final,
+      problems,
+    );
   } finally {
     optimizer.dispose();
     model.dispose();

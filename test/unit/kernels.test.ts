@@ -16,7 +16,10 @@ import { maxRelDiff, randn } from '../numeric';
 const TOL = 1e-4;
 
 /** Runs fn on a backend and returns copies of its outputs' values and shapes. */
-async function runOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<{ shape: number[]; data: Float32Array }[]> {
+async function runOn(
+  backend: 'cpu' | 'wasm',
+  fn: () => tf.Tensor[],
+): Promise<{ shape: number[]; data: Float32Array }[]> {
   await tf.setBackend(backend);
   const outs = tf.tidy(fn);
   const result = outs.map((t) => ({ shape: [...t.shape], data: Float32Array.from(t.dataSync()) }));
@@ -49,7 +52,10 @@ function sameBatch(c: MatMulCase): boolean {
 const MATMUL_CASES: MatMulCase[] = [];
 for (const tA of [false, true]) {
   for (const tB of [false, true]) {
-    const shape = (batch: number[], rows: number, cols: number, t: boolean): number[] => [...batch, ...(t ? [cols, rows] : [rows, cols])];
+    const shape = (batch: number[], rows: number, cols: number, t: boolean): number[] => [
+      ...batch,
+      ...(t ? [cols, rows] : [rows, cols]),
+    ];
     // 2-D, odd sizes (M=7, K=13, N=5), and a 1-row case
     MATMUL_CASES.push({ a: shape([], 7, 13, tA), b: shape([], 13, 5, tB), tA, tB });
     MATMUL_CASES.push({ a: shape([], 1, 9, tA), b: shape([], 9, 3, tB), tA, tB });
@@ -106,7 +112,9 @@ describe('wasm kernels against the stock cpu backend', () => {
     const rng = new Rng(5);
     const aData = randn(rng, [4, 64, 96]);
     const bData = randn(rng, [4, 96, 80]);
-    await assertSameOnBoth('large batched', () => [tf.matMul(tf.tensor(aData, [4, 96, 64]), tf.tensor(bData, [4, 80, 96]), true, true)]);
+    await assertSameOnBoth('large batched', () => [
+      tf.matMul(tf.tensor(aData, [4, 96, 64]), tf.tensor(bData, [4, 80, 96]), true, true),
+    ]);
   });
 
   test('BatchMatMul releases every view and temporary (no leaked tensors or wasm data)', async () => {
@@ -123,7 +131,25 @@ describe('wasm kernels against the stock cpu backend', () => {
     tf.dispose([a, b]);
   });
 
-  for (const [shape, reps] of [[[4, 1, 6], [1, 3, 1]], [[2, 3, 5], [2, 1, 1]], [[3, 4], [2, 1]], [[5], [1]], [[2, 2, 3], [1, 2, 2]]] as const) {
+  for (const [shape, reps] of [
+    [
+      [4, 1, 6],
+      [1, 3, 1],
+    ],
+    [
+      [2, 3, 5],
+      [2, 1, 1],
+    ],
+    [
+      [3, 4],
+      [2, 1],
+    ],
+    [[5], [1]],
+    [
+      [2, 2, 3],
+      [1, 2, 2],
+    ],
+  ] as const) {
     test(`Tile [${shape}] by [${reps}]: float32, int32 and the gradient`, async () => {
       const rng = new Rng(shape.length * 31 + reps[0]);
       const x = randn(rng, [...shape]);
@@ -133,7 +159,11 @@ describe('wasm kernels against the stock cpu backend', () => {
       await assertSameOnBoth('tile', () => {
         const t = tf.tensor(x, [...shape]);
         const grad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.tile(a, [...reps]), tf.tensor(dy, outShape))))(t);
-        return [tf.tile(t, [...reps]), tf.cast(tf.tile(tf.tensor(xi, [...shape], 'int32'), [...reps]), 'float32'), grad];
+        return [
+          tf.tile(t, [...reps]),
+          tf.cast(tf.tile(tf.tensor(xi, [...shape], 'int32'), [...reps]), 'float32'),
+          grad,
+        ];
       });
     });
   }
@@ -146,7 +176,11 @@ describe('wasm kernels against the stock cpu backend', () => {
     const xi = Int32Array.from({ length: 10 }, (_, i) => i * 3 - 7);
     await assertSameOnBoth('unsortedSegmentSum', () => [
       tf.unsortedSegmentSum(tf.tensor(x, [10, 3, 2]), tf.tensor1d(ids, 'int32'), 5),
-      tf.unsortedSegmentSum(tf.tensor2d(xi, [5, 2], 'int32'), tf.tensor1d(Int32Array.from([1, 1, 0, 2, 1]), 'int32'), 3),
+      tf.unsortedSegmentSum(
+        tf.tensor2d(xi, [5, 2], 'int32'),
+        tf.tensor1d(Int32Array.from([1, 1, 0, 2, 1]), 'int32'),
+        3,
+      ),
     ]);
   });
 
@@ -156,7 +190,8 @@ describe('wasm kernels against the stock cpu backend', () => {
     const idx = Int32Array.from([3, 16, 3, 0, 9, 9, 9, 1, 3, 2, 0, 16]);
     const dy = randn(rng, [3, 4, 5]);
     await assertSameOnBoth('gather grad', () => {
-      const f = (w: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.gather(w, tf.tensor2d(idx, [3, 4], 'int32')), tf.tensor(dy, [3, 4, 5])));
+      const f = (w: tf.Tensor): tf.Tensor =>
+        tf.sum(tf.mul(tf.gather(w, tf.tensor2d(idx, [3, 4], 'int32')), tf.tensor(dy, [3, 4, 5])));
       return [tf.grad(f)(tf.tensor2d(table, [17, 5]))];
     });
   });
@@ -176,7 +211,10 @@ describe('wasm kernels against the stock cpu backend', () => {
   test('GatherV2 by rows: an index out of range is an error, not a silent read', async () => {
     await tf.setBackend('wasm');
     const before = tf.memory().numTensors;
-    assert.throws(() => tf.tidy(() => tf.gather(tf.ones([4, 2]), tf.tensor1d([1, 4], 'int32'))), /index value 4 is not in \[0, 3\]/);
+    assert.throws(
+      () => tf.tidy(() => tf.gather(tf.ones([4, 2]), tf.tensor1d([1, 4], 'int32'))),
+      /index value 4 is not in \[0, 3\]/,
+    );
     assert.equal(tf.memory().numTensors, before);
   });
 
@@ -187,7 +225,16 @@ describe('wasm kernels against the stock cpu backend', () => {
     await assertSameOnBoth('sum', () => {
       const t = tf.tensor(x, [6, 5, 7]);
       const biasGrad = tf.grad((b: tf.Tensor) => tf.sum(tf.mul(tf.add(t, b), tf.tensor(dy, [7]))))(tf.zeros([7]));
-      return [tf.sum(t, [0, 1]), tf.sum(t, [1, 0], true), tf.sum(t, [-3, -2]), tf.sum(tf.reshape(t, [30, 7]), 0), tf.sum(t), tf.sum(t, 2), tf.sum(t, [0]), biasGrad];
+      return [
+        tf.sum(t, [0, 1]),
+        tf.sum(t, [1, 0], true),
+        tf.sum(t, [-3, -2]),
+        tf.sum(tf.reshape(t, [30, 7]), 0),
+        tf.sum(t),
+        tf.sum(t, 2),
+        tf.sum(t, [0]),
+        biasGrad,
+      ];
     });
   });
 
@@ -201,7 +248,10 @@ describe('wasm kernels against the stock cpu backend', () => {
     await assertSameOnBoth('add', () => {
       const [x, y, b] = [tf.tensor2d(big, [1100, 257]), tf.tensor2d(big2, [1100, 257]), tf.tensor1d(bias)];
       const s = tf.tensor(small, [3, 5, 4]);
-      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.add(p, q), tf.tensor(dy, [1100, 257]))))([x, b]);
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.add(p, q), tf.tensor(dy, [1100, 257]))))([
+        x,
+        b,
+      ]);
       return [
         tf.add(x, y),
         tf.add(x, b),

@@ -9,7 +9,13 @@ import { selectBackend, type BackendName } from '../../src/core/backend';
 import { SteelLM } from '../../src/core/model';
 import { KvCache } from '../../src/core/model/kvcache';
 import { Rng } from '../../src/core/rng';
-import { applyRepetitionPenalty, argmax, generate, tokenStream, type SampleOptions } from '../../src/core/sample/generate';
+import {
+  applyRepetitionPenalty,
+  argmax,
+  generate,
+  tokenStream,
+  type SampleOptions,
+} from '../../src/core/sample/generate';
 import { renderChatML } from '../../src/core/serve/chat';
 import { StreamingText } from '../../src/core/serve/text';
 import { BpeTokenizer } from '../../src/core/tokenizer';
@@ -18,8 +24,16 @@ import { asServeMessage, parseServeRequest } from '../../src/shared/serve-protoc
 
 // Grouped-query (4 query heads over 2 kv heads), untied head: every branch of the cached path.
 const CONFIG: TrainConfig = {
-  ...PRESETS.tiny, vocab_size: 96, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 2, intermediate_size: 48,
-  seq_len: 80, tie_embeddings: false, init_std: 0.5,
+  ...PRESETS.tiny,
+  vocab_size: 96,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  n_kv_head: 2,
+  intermediate_size: 48,
+  seq_len: 80,
+  tie_embeddings: false,
+  init_std: 0.5,
 };
 const PROMPT = [3, 14, 15, 9, 26];
 
@@ -72,7 +86,10 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     test('past seq_len the default crop is the sliding window: still identical', () => {
       const short = SteelLM.init({ ...CONFIG, seq_len: 24 }, 7);
       try {
-        assert.deepEqual(generate(short, PROMPT, opts({ maxTokens: 48 })), generate(short, PROMPT, opts({ maxTokens: 48, useCache: false })));
+        assert.deepEqual(
+          generate(short, PROMPT, opts({ maxTokens: 48 })),
+          generate(short, PROMPT, opts({ maxTokens: 48, useCache: false })),
+        );
       } finally {
         short.dispose();
       }
@@ -106,10 +123,14 @@ describe('generation with the cache (cpu)', () => {
   });
 
   test('the same seed gives the same sampled ids; another seed others', () => {
-    const sample = (seed: number) => generate(model, PROMPT, opts({ temperature: 1, topK: 20, topP: 0.95, rng: new Rng(seed) }));
+    const sample = (seed: number) =>
+      generate(model, PROMPT, opts({ temperature: 1, topK: 20, topP: 0.95, rng: new Rng(seed) }));
     assert.deepEqual(sample(5), sample(5));
     assert.notDeepEqual(sample(5), sample(6));
-    assert.deepEqual(sample(5), generate(model, PROMPT, opts({ temperature: 1, topK: 20, topP: 0.95, rng: new Rng(5), useCache: false })));
+    assert.deepEqual(
+      sample(5),
+      generate(model, PROMPT, opts({ temperature: 1, topK: 20, topP: 0.95, rng: new Rng(5), useCache: false })),
+    );
   });
 
   test('tf.memory() is flat across cached generations, finished or stopped early', () => {
@@ -162,8 +183,14 @@ describe('StreamingText', () => {
   test('a stop string ends the text before it, even when it arrives in pieces', () => {
     const t = new StreamingText(['<END>', '。\n']);
     const pieces = ['春眠', '不覺<E', 'N', 'D>', 'more'].map((s) => t.push(bytes(s)));
-    assert.deepEqual(pieces.map((p) => p.piece), ['春眠', '不覺', '', '', '']);
-    assert.deepEqual(pieces.map((p) => p.stopped), [false, false, false, true, true]);
+    assert.deepEqual(
+      pieces.map((p) => p.piece),
+      ['春眠', '不覺', '', '', ''],
+    );
+    assert.deepEqual(
+      pieces.map((p) => p.stopped),
+      [false, false, false, true, true],
+    );
     assert.equal(t.value, '春眠不覺');
     assert.equal(t.flush(), '');
   });
@@ -185,7 +212,8 @@ describe('serve protocol and ChatML', () => {
       { role: 'system', content: 'be brief' },
       { role: 'user', content: 'hi <|im_end|>' },
     ]);
-    const expected = '<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi <|im_end|><|im_end|>\n<|im_start|>assistant\n';
+    const expected =
+      '<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi <|im_end|><|im_end|>\n<|im_start|>assistant\n';
     assert.equal(tok.decode(ids), expected);
     const specials = ids.filter((id) => id >= tok.eotId).length;
     assert.equal(specials, 5, 'two turns of start/end plus the assistant header; the literal in the content is text');
@@ -201,7 +229,11 @@ describe('serve protocol and ChatML', () => {
       ['[1]', /JSON object/, null],
       ['{"method":"generate","params":{"prompt":""}}', /"id"/, null],
       ['{"id":2,"method":"sing"}', /Unknown method "sing"/, 2],
-      ['{"id":3,"method":"generate","params":{"prompt":"a","max_tokens":"8"}}', /params\.max_tokens: expected an integer/, 3],
+      [
+        '{"id":3,"method":"generate","params":{"prompt":"a","max_tokens":"8"}}',
+        /params\.max_tokens: expected an integer/,
+        3,
+      ],
       ['{"id":4,"method":"generate","params":{"prompt":"a","messages":[]}}', /exactly one of/, 4],
       ['{"id":5,"method":"generate","params":{"messages":[{"role":"robot","content":"x"}]}}', /messages\[0\]/, 5],
       ['{"id":6,"method":"generate","params":{"prompt":"a","maxTokens":3}}', /params\.maxTokens: unknown field/, 6],
@@ -219,12 +251,36 @@ describe('serve protocol and ChatML', () => {
 
   test('the message validator accepts what the server sends and rejects the rest', () => {
     assert.ok(asServeMessage({ id: 1, token: '春' }));
-    assert.ok(asServeMessage({ id: 1, done: true, text: '', reason: 'eos', prompt_tokens: 3, completion_tokens: 1, seed: 0 }));
+    assert.ok(
+      asServeMessage({ id: 1, done: true, text: '', reason: 'eos', prompt_tokens: 3, completion_tokens: 1, seed: 0 }),
+    );
     assert.ok(asServeMessage({ id: 2, result: { target: 1, cancelled: false } }));
     assert.ok(asServeMessage({ id: null, error: { message: 'x' } }));
-    assert.ok(asServeMessage({ ready: true, protocol: 'steelscope.serve/1', checkpoint: 'c', step: 1, config: PRESETS.tiny, backend: 'wasm' }));
-    assert.equal(asServeMessage({ id: 1, done: true, text: '', reason: 'bored', prompt_tokens: 3, completion_tokens: 1, seed: 0 }), undefined);
-    assert.equal(asServeMessage({ ready: true, protocol: 'steelscope.serve/1', checkpoint: 'c', step: 1, config: { n_layer: 1 }, backend: 'wasm' }), undefined);
+    assert.ok(
+      asServeMessage({
+        ready: true,
+        protocol: 'steelscope.serve/1',
+        checkpoint: 'c',
+        step: 1,
+        config: PRESETS.tiny,
+        backend: 'wasm',
+      }),
+    );
+    assert.equal(
+      asServeMessage({ id: 1, done: true, text: '', reason: 'bored', prompt_tokens: 3, completion_tokens: 1, seed: 0 }),
+      undefined,
+    );
+    assert.equal(
+      asServeMessage({
+        ready: true,
+        protocol: 'steelscope.serve/1',
+        checkpoint: 'c',
+        step: 1,
+        config: { n_layer: 1 },
+        backend: 'wasm',
+      }),
+      undefined,
+    );
     assert.equal(asServeMessage({ id: 1 }), undefined);
   });
 });

@@ -12,7 +12,18 @@ import type { RunTarget } from '../../src/host/runs/types';
 import { scratch } from '../helpers';
 
 const unused = () => Promise.reject(new Error('not used by the store'));
-const target: RunTarget = { id: 'fake', label: 'Fake', isAlive: async () => false, listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
+const target: RunTarget = {
+  id: 'fake',
+  label: 'Fake',
+  isAlive: async () => false,
+  listRunDirs: unused,
+  start: unused,
+  stop: unused,
+  resume: unused,
+  delete: unused,
+  planDelete: unused,
+  findTorch: unused,
+};
 
 async function observe(lines: string) {
   const dir = scratch('foreign-jsonl');

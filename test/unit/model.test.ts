@@ -11,13 +11,23 @@ import { PRESETS, parameterCount, validateConfig, type TrainConfig } from '../..
 import { maxRelDiff } from '../numeric';
 
 /** vocab 64, d 32, 2 layers, 4 heads, seq 16: fast on cpu. */
-const SMALL: TrainConfig = { ...PRESETS.tiny, vocab_size: 64, n_embd: 32, n_layer: 2, n_head: 4, n_kv_head: 4, intermediate_size: 48, seq_len: 16 };
+const SMALL: TrainConfig = {
+  ...PRESETS.tiny,
+  vocab_size: 64,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  n_kv_head: 4,
+  intermediate_size: 48,
+  seq_len: 16,
+};
 const GQA_UNTIED: TrainConfig = { ...SMALL, n_kv_head: 2, tie_embeddings: false };
 
 function batch(config: TrainConfig, seed: number, B: number, T: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
   const rng = new Rng(seed);
   const ids = Int32Array.from({ length: B * (T + 1) }, () => rng.int(config.vocab_size));
-  const rows = (shift: number): Int32Array => Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + shift]);
+  const rows = (shift: number): Int32Array =>
+    Int32Array.from({ length: B * T }, (_, i) => ids[Math.floor(i / T) * (T + 1) + (i % T) + shift]);
   return { x: tf.tensor2d(rows(0), [B, T], 'int32'), y: tf.tensor2d(rows(1), [B, T], 'int32') };
 }
 
@@ -27,7 +37,6 @@ function totalSize(shapes: Map<string, number[]>): number {
   return n;
 }
 
-
 function logitsOf(model: SteelLM, x: tf.Tensor2D, offset = 0): Float32Array {
   const logits = model.forward(x, offset);
   const data = Float32Array.from(logits.dataSync());
@@ -36,7 +45,11 @@ function logitsOf(model: SteelLM, x: tf.Tensor2D, offset = 0): Float32Array {
 }
 
 /** Loss and gradients (by parameter name) as plain arrays; disposes everything it made. */
-function lossAndGrads(model: SteelLM, x: tf.Tensor2D, y: tf.Tensor2D): { loss: number; grads: Map<string, Float32Array> } {
+function lossAndGrads(
+  model: SteelLM,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D,
+): { loss: number; grads: Map<string, Float32Array> } {
   const { value, grads } = tf.variableGrads(() => model.loss(x, y), [...model.params.values()]);
   const out = new Map<string, Float32Array>();
   for (const [name, v] of model.params) out.set(name, Float32Array.from(grads[v.name].dataSync()));
@@ -86,7 +99,10 @@ describe('SteelLM', () => {
     ];
     const model = SteelLM.init(c, 3);
     assert.deepEqual([...model.paramShapes()], expected);
-    assert.deepEqual([...model.params].map(([n, v]) => [n, v.shape]), expected);
+    assert.deepEqual(
+      [...model.params].map(([n, v]) => [n, v.shape]),
+      expected,
+    );
     assert.ok(!paramShapes({ ...c, tie_embeddings: true }).has('lm_head.weight'));
     const w = model.readWeights();
     assert.ok(w.get('h.0.attn.q.bias')?.every((x) => x === 0));
@@ -136,7 +152,8 @@ describe('SteelLM', () => {
     const x2 = tf.tensor2d(ids, [2, 12], 'int32');
     const [l1, l2] = [logitsOf(model, x), logitsOf(model, x2)];
     const V = 64;
-    const row = (l: Float32Array, b: number, from: number, to: number): Float32Array => l.subarray((b * 12 + from) * V, (b * 12 + to) * V);
+    const row = (l: Float32Array, b: number, from: number, to: number): Float32Array =>
+      l.subarray((b * 12 + from) * V, (b * 12 + to) * V);
     assert.deepEqual(row(l2, 0, 0, t), row(l1, 0, 0, t));
     assert.deepEqual(row(l2, 1, 0, 3), row(l1, 1, 0, 3));
     assert.notDeepEqual(row(l2, 0, t, t + 1), row(l1, 0, t, t + 1));

@@ -12,10 +12,13 @@ test('poetry-mc: two subjects of 200 questions, 5 dev examples each, none from t
   assert.ok(dir, 'dist/tasks/poetry-mc is built');
   const task = readMcTask(dir);
   assert.equal(task.name, 'poetry-mc');
-  assert.deepEqual(task.subjects.map((s) => [s.name, s.questions.length, s.dev.length]), [
-    ['author', 200, 5],
-    ['next_line', 200, 5],
-  ]);
+  assert.deepEqual(
+    task.subjects.map((s) => [s.name, s.questions.length, s.dev.length]),
+    [
+      ['author', 200, 5],
+      ['next_line', 200, 5],
+    ],
+  );
   const corpus = gunzipSync(readFileSync(defaultCorpusPath())).toString('utf8');
   for (const subject of task.subjects) {
     const letters = new Set(subject.questions.map((q) => q.answer));

@@ -177,7 +177,14 @@ test('the engine, its process count and Python reach the CLI as flags, on start 
   const runs = control(root, launcher);
   const engine = { name: 'torch', nproc: 2, python: '/usr/bin/python3' } as const;
   const dir = await runs.start({ preset: 'tiny', data: 'default', steps: 5, engine });
-  assert.deepEqual(launcher.launched[0].args.slice(-6), ['--engine', 'torch', '--nproc', '2', '--python', '/usr/bin/python3']);
+  assert.deepEqual(launcher.launched[0].args.slice(-6), [
+    '--engine',
+    'torch',
+    '--nproc',
+    '2',
+    '--python',
+    '/usr/bin/python3',
+  ]);
   launcher.alive.delete(1000);
   await runs.resume(dir, { engine: { name: 'torch', nproc: 'auto' } });
   assert.deepEqual(launcher.launched[1].args, ['resume', dir, '--engine', 'torch', '--nproc', 'auto']);

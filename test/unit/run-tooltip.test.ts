@@ -8,12 +8,20 @@ import { RUN_FORMAT, type ObservedRun } from '../../src/shared/run';
 import type { RunSummary } from '../../src/host/runs/types';
 import { runTooltipMarkdown } from '../../src/host/views/runTooltip';
 
-const hostile = '[click](command:workbench.action.terminal.new) ![x](https://evil.example/p.png) <img src=x> $(zap) **b**';
+const hostile =
+  '[click](command:workbench.action.terminal.new) ![x](https://evil.example/p.png) <img src=x> $(zap) **b**';
 
 function summary(patch: Partial<RunSummary>): RunSummary {
   return {
-    key: 'k', hostId: 'local', hostLabel: 'This machine', dir: '/runs/a', name: 'a', status: 'finished',
-    checkpoints: [], malformed: { metrics: 0, samples: 0, events: 0 }, ...patch,
+    key: 'k',
+    hostId: 'local',
+    hostLabel: 'This machine',
+    dir: '/runs/a',
+    name: 'a',
+    status: 'finished',
+    checkpoints: [],
+    malformed: { metrics: 0, samples: 0, events: 0 },
+    ...patch,
   };
 }
 
@@ -39,8 +47,21 @@ test('an ordinary run reads as before', () => {
 });
 
 test('a PyTorch run shows its engine, device, precision, world size and GPUs', () => {
-  const info: ObservedRun = { format: RUN_FORMAT, id: 'r', name: 'r', createdAt: '', host: 'h', pid: 1, status: 'running', step: 0,
-    engine: 'torch', device: 'cuda', precision: 'bf16', world_size: 8, gpus: ['NVIDIA H100 80GB HBM3'] };
+  const info: ObservedRun = {
+    format: RUN_FORMAT,
+    id: 'r',
+    name: 'r',
+    createdAt: '',
+    host: 'h',
+    pid: 1,
+    status: 'running',
+    step: 0,
+    engine: 'torch',
+    device: 'cuda',
+    precision: 'bf16',
+    world_size: 8,
+    gpus: ['NVIDIA H100 80GB HBM3'],
+  };
   const md = runTooltipMarkdown(summary({ name: 'big', info }));
   assert.match(md, /PyTorch · cuda · bf16 · 8 processes/);
   assert.match(md, /NVIDIA H100 80GB HBM3/);

@@ -5,7 +5,13 @@ import { DEFAULT_VIEW } from '../../src/shared/protocol';
 import { readSavedState } from '../../webview/dashboard/savedState';
 
 test('a saved state is read back whole; a field saved differently falls back alone', () => {
-  const good = { view: DEFAULT_VIEW, hidden: ['train/loss'], samples: { run: 'k', stepIndex: 3 }, tab: 'chat', keys: ['local::/r'] };
+  const good = {
+    view: DEFAULT_VIEW,
+    hidden: ['train/loss'],
+    samples: { run: 'k', stepIndex: 3 },
+    tab: 'chat',
+    keys: ['local::/r'],
+  };
   assert.deepEqual(readSavedState(good), good);
   const older = readSavedState({ ...good, view: { ...DEFAULT_VIEW, xAxis: 'epoch' }, tab: 'plots', samples: 'x' });
   assert.deepEqual(older, { ...good, view: null, tab: undefined, samples: { run: null, stepIndex: null } });

@@ -10,5 +10,6 @@ test('schedule: linear warmup, cosine to the floor, flat after', () => {
   assert.ok(Math.abs(learningRate(60, c) - 5.5e-4) < 1e-12, 'half way is the mean of peak and floor');
   assert.ok(Math.abs(learningRate(110, c) - 1e-4) < 1e-12);
   assert.ok(Math.abs(learningRate(500, c) - 1e-4) < 1e-12);
-  for (let s = 10; s < 110; s++) assert.ok(learningRate(s + 1, c) <= learningRate(s, c), `monotone after warmup at ${s}`);
+  for (let s = 10; s < 110; s++)
+    assert.ok(learningRate(s + 1, c) <= learningRate(s, c), `monotone after warmup at ${s}`);
 });

@@ -1,11 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, lookupByStep, lowerBound, rowRange, smooth, strideFor, upperBound,
-  type Markers, type Points,
+  EmaCheckpoints,
+  downsample,
+  emptyMarkers,
+  emptyPoints,
+  isSchedule,
+  lookupByStep,
+  lowerBound,
+  rowRange,
+  smooth,
+  strideFor,
+  upperBound,
+  type Markers,
+  type Points,
 } from '../../src/shared/series';
 
-const close = (a: number, b: number, eps = 1e-12) => assert.ok(Math.abs(a - b) <= eps * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+const close = (a: number, b: number, eps = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= eps * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 test('smoothing follows TensorBoard: last = last*w + (1-w)*v, debiased by 1 - w^n', () => {
   // By hand, w = 0.5 over 1, 2, 3:
@@ -50,9 +62,16 @@ test('EMA checkpoints smooth any row range exactly like a full pass, also after 
   const v = Float64Array.from({ length: n }, (_, i) => Math.sin(i / 100) + (i % 7 === 0 ? NaN : 0));
   const full = smooth(v, 0.8);
   const cp = new EmaCheckpoints(0.8, 1000);
-  for (const [lo, hi] of [[0, n], [12_345, 23_456], [0, 10], [49_990, n], [999, 1001]]) {
+  for (const [lo, hi] of [
+    [0, n],
+    [12_345, 23_456],
+    [0, 10],
+    [49_990, n],
+    [999, 1001],
+  ]) {
     const part = cp.smoothRange(v, lo, hi);
-    for (let i = lo; i < hi; i++) assert.ok(Object.is(part[i - lo], full[i]) || Math.abs(part[i - lo] - full[i]) < 1e-12, `row ${i}`);
+    for (let i = lo; i < hi; i++)
+      assert.ok(Object.is(part[i - lo], full[i]) || Math.abs(part[i - lo] - full[i]) < 1e-12, `row ${i}`);
   }
   for (let i = 20_000; i < n; i++) v[i] = 5; // a resume rewrote the tail
   cp.invalidateFrom(20_000);
@@ -61,7 +80,13 @@ test('EMA checkpoints smooth any row range exactly like a full pass, also after 
   for (let i = 30_000; i < n; i++) close(part[i - 30_000], again[i]);
 });
 
-function ds(x: ArrayLike<number>, y: ArrayLike<number>, maxPoints: number, lo = 0, hi = y.length): { p: Points; m: Markers; stride: number } {
+function ds(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  maxPoints: number,
+  lo = 0,
+  hi = y.length,
+): { p: Points; m: Markers; stride: number } {
   const p = emptyPoints();
   const m = emptyMarkers();
   const stride = strideFor(hi - lo, maxPoints);
@@ -72,7 +97,7 @@ function ds(x: ArrayLike<number>, y: ArrayLike<number>, maxPoints: number, lo = 
 test('downsampling keeps global and per-bucket extremes, first and last points', () => {
   const n = 1_000_000;
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const x = Float64Array.from({ length: n }, (_, i) => i);
   const y = Float64Array.from({ length: n }, () => rand());
   y[123_457] = -5;
@@ -80,7 +105,10 @@ test('downsampling keeps global and per-bucket extremes, first and last points',
   const { p, stride } = ds(x, y, 2000);
   assert.ok(p.x.length <= 2000, `${p.x.length} points`);
   assert.ok(p.x.length > 1000);
-  assert.equal(p.n.reduce((a, b) => a + b, 0), p.x.length);
+  assert.equal(
+    p.n.reduce((a, b) => a + b, 0),
+    p.x.length,
+  );
   assert.equal(Math.min(...p.y), -5);
   assert.equal(Math.max(...p.y), 9);
   assert.ok(p.x.includes(123_457) && p.x.includes(777_777));
@@ -94,10 +122,17 @@ test('downsampling keeps global and per-bucket extremes, first and last points',
     const xs = p.x.slice(k, k + p.n[b]);
     const ys = p.y.slice(k, k + p.n[b]);
     k += p.n[b];
-    let min = Infinity, max = -Infinity;
-    for (let i = b * stride; i < Math.min(n, (b + 1) * stride); i++) { min = Math.min(min, y[i]); max = Math.max(max, y[i]); }
+    let min = Infinity,
+      max = -Infinity;
+    for (let i = b * stride; i < Math.min(n, (b + 1) * stride); i++) {
+      min = Math.min(min, y[i]);
+      max = Math.max(max, y[i]);
+    }
     assert.ok(ys.includes(min) && ys.includes(max), `bucket ${b}`);
-    assert.deepEqual(xs, [...xs].sort((a, c) => a - c));
+    assert.deepEqual(
+      xs,
+      [...xs].sort((a, c) => a - c),
+    );
   }
 });
 
@@ -179,6 +214,8 @@ test('lookupByStep takes the last source row at or before each step', () => {
 });
 
 test('the learning rate, however a writer names it, is a schedule (drawn unsmoothed); other series are not', () => {
-  for (const f of ['lr', 'learning_rate', 'lr-AdamW', 'train/lr', 'train/learning_rate', 'LR']) assert.equal(isSchedule(f), true, f);
-  for (const f of ['loss', 'grad_norm', 'tok_per_s', 'clr', 'lrate', 'slr_decay', 'epoch']) assert.equal(isSchedule(f), false, f);
+  for (const f of ['lr', 'learning_rate', 'lr-AdamW', 'train/lr', 'train/learning_rate', 'LR'])
+    assert.equal(isSchedule(f), true, f);
+  for (const f of ['loss', 'grad_norm', 'tok_per_s', 'clr', 'lrate', 'slr_decay', 'epoch'])
+    assert.equal(isSchedule(f), false, f);
 });

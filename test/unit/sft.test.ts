@@ -26,11 +26,14 @@ test('sft mask: on a rendered conversation only the assistant tokens (and their 
   assert.deepEqual(counted, expected);
   // The system and user turns, headers and padding weigh nothing.
   const rendered = renderChatML(tok, conversation.slice(0, 2));
-  assert.ok(rendered.every((_, i) => weights[i] === 0), 'the prompt part of the first turn is masked out');
+  assert.ok(
+    rendered.every((_, i) => weights[i] === 0),
+    'the prompt part of the first turn is masked out',
+  );
   assert.equal(tok.decode([...tokens].filter((_, i) => weights[i] === 1 && tokens[i] !== imEnd)), '春眠不觉晓孟浩然');
 });
 
-test('sft rows: one conversation per row, padded; the batch mask is the targets\' weights', () => {
+test("sft rows: one conversation per row, padded; the batch mask is the targets' weights", () => {
   const seqLen = 256;
   const rows = conversationRows(tok, [conversation, conversation.slice(0, 3)], seqLen, tok.eotId);
   const loader = new BlockLoader(rows.tokens, seqLen + 1, 1, undefined, 'test', rows.weights);
@@ -43,27 +46,40 @@ test('sft rows: one conversation per row, padded; the batch mask is the targets\
     }
   }
   const total = batch.mask.reduce((a, b) => a + b, 0);
-  assert.equal(total, rows.weights.reduce((a, b) => a + b, 0), 'every assistant token is a target once');
+  assert.equal(
+    total,
+    rows.weights.reduce((a, b) => a + b, 0),
+    'every assistant token is a target once',
+  );
 });
 
 test('sft data: a bad line is named by its number', () => {
   const good = JSON.stringify({ messages: conversation });
   assert.equal(parseConversations(`${good}\n\n${good}\n`, 'chat.jsonl').length, 2);
-  assert.throws(() => parseConversations(`${good}\n{oops`, 'chat.jsonl'), (e: Error) => e instanceof DataError && /chat\.jsonl line 2 is not JSON/.test(e.message));
+  assert.throws(
+    () => parseConversations(`${good}\n{oops`, 'chat.jsonl'),
+    (e: Error) => e instanceof DataError && /chat\.jsonl line 2 is not JSON/.test(e.message),
+  );
   assert.throws(
     () => parseConversations(`${good}\n{"messages":[{"role":"robot","content":"x"}]}`, 'chat.jsonl'),
     (e: Error) => e instanceof DataError && /line 2: .*role/.test(e.message),
   );
-  assert.throws(() => parseConversations('{"messages":[{"role":"user","content":"x"}]}', 'c.jsonl'), /line 1 has no assistant message/);
+  assert.throws(
+    () => parseConversations('{"messages":[{"role":"user","content":"x"}]}', 'c.jsonl'),
+    /line 1 has no assistant message/,
+  );
   assert.throws(() => parseConversations('\n', 'c.jsonl'), /holds no conversation/);
 });
 
-test('poetry-sft: the shipped set parses, asks in the corpus\'s script and answers with the poem and its poet', () => {
+test("poetry-sft: the shipped set parses, asks in the corpus's script and answers with the poem and its poet", () => {
   const path = resolveSftData('poetry-sft');
   const conversations = parseConversations(readFileSync(path, 'utf8'), path);
   assert.ok(conversations.length >= 100, `${conversations.length} conversations`);
   for (const c of conversations) {
-    assert.deepEqual(c.map((m) => m.role), ['user', 'assistant', 'user', 'assistant']);
+    assert.deepEqual(
+      c.map((m) => m.role),
+      ['user', 'assistant', 'user', 'assistant'],
+    );
     assert.match(c[0].content, /^寫一首題為《.+》的詩$/);
     assert.equal(c[2].content, '這首詩的作者是誰？');
     assert.ok(c[1].content.length > 0 && c[3].content.length > 0);

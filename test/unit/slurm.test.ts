@@ -24,22 +24,37 @@ const RUNNING_JOB =
 test('scontrol records: state, reason, nodes, elapsed, limit, restarts', () => {
   const pending = parseScontrolJob(PENDING_JOB);
   assert.deepEqual(pending, {
-    id: '7', state: 'PENDING', reason: 'ReqNodeNotAvail,_UnavailableNodes:vm', nodes: '', elapsed: '00:00:00',
-    limit: '00:10:00', restarts: 0,
+    id: '7',
+    state: 'PENDING',
+    reason: 'ReqNodeNotAvail,_UnavailableNodes:vm',
+    nodes: '',
+    elapsed: '00:00:00',
+    limit: '00:10:00',
+    restarts: 0,
   });
   const running = parseScontrolJob(RUNNING_JOB);
-  assert.equal(running?.reason, '', "Reason=None is no reason");
+  assert.equal(running?.reason, '', 'Reason=None is no reason');
   assert.equal(running?.nodes, 'gpu[01-02]');
-  assert.equal(jobTooltip(running!), 'Slurm job 12: RUNNING\nnodes: gpu[01-02]\nelapsed 00:01:05 of 01:00:00\nrequeued 2 times');
+  assert.equal(
+    jobTooltip(running!),
+    'Slurm job 12: RUNNING\nnodes: gpu[01-02]\nelapsed 00:01:05 of 01:00:00\nrequeued 2 times',
+  );
   assert.equal(parseScontrolJob('JobId=3 JobState=CANCELLED+ Reason=None')?.state, 'CANCELLED', 'the + suffix dropped');
   assert.equal(parseScontrolJob('slurm_load_jobs error: Invalid job id specified'), undefined);
 });
 
 test('every job state maps onto a Runs view state; only queued and running ones are alive', () => {
   const expected: Record<string, [string, boolean]> = {
-    PENDING: ['pending', true], RUNNING: ['running', true], COMPLETING: ['stopping', true],
-    COMPLETED: ['finished', false], FAILED: ['failed', false], CANCELLED: ['stopped', false],
-    TIMEOUT: ['failed', false], NODE_FAIL: ['failed', false], PREEMPTED: ['stopped', false], REQUEUED: ['pending', true],
+    PENDING: ['pending', true],
+    RUNNING: ['running', true],
+    COMPLETING: ['stopping', true],
+    COMPLETED: ['finished', false],
+    FAILED: ['failed', false],
+    CANCELLED: ['stopped', false],
+    TIMEOUT: ['failed', false],
+    NODE_FAIL: ['failed', false],
+    PREEMPTED: ['stopped', false],
+    REQUEUED: ['pending', true],
   };
   for (const [state, [view, live]] of Object.entries(expected)) {
     assert.equal(viewStateOfJob(state), view, state);
@@ -81,8 +96,19 @@ function runScript(restarts: string, withRunJson: boolean): string {
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   writeFileSync(join(bin, 'scontrol'), '#!/bin/sh\necho node1\n', { mode: 0o755 });
-  const input = { ...INPUT, runDir, cli: ['printf', '%s|'], firstArgs: ['train', runDir], continueArgs: ['resume', runDir] };
-  const env = { PATH: `${bin}:/usr/bin:/bin`, SLURM_JOB_ID: '5', SLURM_JOB_NODELIST: 'node1', SLURM_RESTART_COUNT: restarts };
+  const input = {
+    ...INPUT,
+    runDir,
+    cli: ['printf', '%s|'],
+    firstArgs: ['train', runDir],
+    continueArgs: ['resume', runDir],
+  };
+  const env = {
+    PATH: `${bin}:/usr/bin:/bin`,
+    SLURM_JOB_ID: '5',
+    SLURM_JOB_NODELIST: 'node1',
+    SLURM_RESTART_COUNT: restarts,
+  };
   const r = spawnSync('bash', ['-c', batchScript(input)], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   return withRunJson ? readFileSync(join(runDir, 'trainer.log'), 'utf8') : r.stdout;
@@ -95,7 +121,8 @@ test('the batch script starts the run, and continues it from its checkpoint when
 });
 
 test('sinfo: partitions with their default, state, limit, nodes and GPUs per node', () => {
-  const text = 'debug*|up|infinite|1|(null)\ngpu|up|1-00:00:00|4|gpu:a100:8(S:0-1)\ngpu|up|1-00:00:00|2|gpu:4\nold|down|30:00|1|\n';
+  const text =
+    'debug*|up|infinite|1|(null)\ngpu|up|1-00:00:00|4|gpu:a100:8(S:0-1)\ngpu|up|1-00:00:00|2|gpu:4\nold|down|30:00|1|\n';
   assert.deepEqual(parseSinfo(text), [
     { name: 'debug', isDefault: true, up: true, timeLimit: 'infinite', nodes: 1, gpusPerNode: 0 },
     { name: 'gpu', isDefault: false, up: true, timeLimit: '1-00:00:00', nodes: 6, gpusPerNode: 8 },

@@ -17,7 +17,10 @@ test('a loss more than `sigmas` standard deviations above the window mean is a s
   const spike = warmed().observe(4 + 8 * 0.1);
   assert.ok(spike, '8 sigmas is a spike');
   assert.ok(Math.abs(spike.sigmas - 8) < 0.3, `sigmas ${spike.sigmas}`);
-  assert.ok(Math.abs(spike.mean - 4) < 0.02 && Math.abs(spike.std - 0.1) < 0.01, `mean ${spike.mean}, std ${spike.std}`);
+  assert.ok(
+    Math.abs(spike.mean - 4) < 0.02 && Math.abs(spike.std - 0.1) < 0.01,
+    `mean ${spike.mean}, std ${spike.std}`,
+  );
 });
 
 test('the window must be warm: a wiggle after a few flat losses is not a spike, the same wiggle after twenty is', () => {
@@ -31,7 +34,8 @@ test('the window must be warm: a wiggle after a few flat losses is not a spike, 
 
 test('the fast fall at the start of training never flags, and a loss below the mean is never a spike', () => {
   const d = new SpikeDetector(3);
-  for (let step = 0; step < 60; step++) assert.equal(d.observe(8 * Math.exp(-step / 15) + 3), undefined, `step ${step}`);
+  for (let step = 0; step < 60; step++)
+    assert.equal(d.observe(8 * Math.exp(-step / 15) + 3), undefined, `step ${step}`);
   assert.equal(d.observe(0.5), undefined, 'a sudden drop is not a spike');
 });
 

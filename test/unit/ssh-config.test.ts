@@ -43,7 +43,7 @@ test('pattern matching: *, ?, negation, case-insensitive', () => {
   assert.ok(!hostMatches(['*.lab', '!secret.lab'], 'secret.lab'));
   assert.ok(hostMatches(['gpu?'], 'GPU1'));
   assert.ok(!hostMatches(['gpu?'], 'gpu12'));
-  assert.ok(!hostMatches(['gpu?'], 'gpu'), '? is exactly one character (ssh-config\'s glob lets it match none)');
+  assert.ok(!hostMatches(['gpu?'], 'gpu'), "? is exactly one character (ssh-config's glob lets it match none)");
   assert.ok(!hostMatches(['!x'], 'y'), 'a negation alone matches nothing');
 });
 
@@ -83,7 +83,11 @@ test('Include is expanded in place, relative to ~/.ssh, globs included, inside t
   const text = 'Include config.d/*.conf\nHost other\n  Include config.d/b.conf\n';
   assert.deepEqual(hostsFromConfig(text, withFiles), ['inc', 'other']);
   assert.equal(resolveHost('inc', text, withFiles).hostName, 'inc.example');
-  assert.equal(resolveHost('inc', text, withFiles).user, 'from-include', 'each included file starts in the context of its Include line (here: all hosts)');
+  assert.equal(
+    resolveHost('inc', text, withFiles).user,
+    'from-include',
+    'each included file starts in the context of its Include line (here: all hosts)',
+  );
   assert.equal(resolveHost('other', text, withFiles).user, 'from-include');
 });
 
@@ -99,10 +103,17 @@ test('a host spec is an alias of the config, or user@host[:port] over it', () =>
   assert.deepEqual([typed.alias, typed.hostName, typed.user, typed.port], ['me@gpu:2200', '10.0.0.5', 'me', 2200]);
 });
 
-test('StrictHostKeyChecking: ask by default, ssh\'s spellings, a bad value refused', () => {
+test("StrictHostKeyChecking: ask by default, ssh's spellings, a bad value refused", () => {
   assert.equal(resolveHost('a', '', ctx).strictHostKeyChecking, 'ask');
   const of = (v: string) => resolveHost('a', `Host a\n StrictHostKeyChecking ${v}`, ctx).strictHostKeyChecking;
-  assert.deepEqual(['yes', 'no', 'off', 'accept-new', 'ask', 'YES'].map(of), ['yes', 'no', 'no', 'accept-new', 'ask', 'yes']);
+  assert.deepEqual(['yes', 'no', 'off', 'accept-new', 'ask', 'YES'].map(of), [
+    'yes',
+    'no',
+    'no',
+    'accept-new',
+    'ask',
+    'yes',
+  ]);
   assert.equal(resolveHost('a', 'Host *\n StrictHostKeyChecking=yes', ctx).strictHostKeyChecking, 'yes');
   assert.throws(() => of('maybe'), /StrictHostKeyChecking maybe of host a/);
 });

@@ -34,7 +34,13 @@ class FakeHost implements FollowHost {
       const channel: FakeChannel = { out, closed: false, exit: (code) => ((channel.closed = true), done({ code })) };
       this.channels.push(channel);
       this.waiting.shift()?.(channel);
-      return { stdout: out, stderr: new PassThrough(), stdin: new PassThrough(), exit, close: () => channel.exit(null) };
+      return {
+        stdout: out,
+        stderr: new PassThrough(),
+        stdin: new PassThrough(),
+        exit,
+        close: () => channel.exit(null),
+      };
     };
     return { exec } as unknown as SshConnection;
   }
@@ -63,11 +69,23 @@ const target: RunTarget = {
 };
 
 const info = (status: RunInfo['status']): RunInfo => ({
-  format: RUN_FORMAT, id: 'r1', name: '遠', createdAt: '', host: 'h', pid: 42, status, step: 0,
-  config: {} as RunInfo['config'], backend: { name: 'wasm', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+  format: RUN_FORMAT,
+  id: 'r1',
+  name: '遠',
+  createdAt: '',
+  host: 'h',
+  pid: 42,
+  status,
+  step: 0,
+  config: {} as RunInfo['config'],
+  backend: { name: 'wasm', skipped: [] },
+  data: { input: 'default', files: [] },
+  resumes: [],
+  exit: null,
 });
 
-const ready = (from = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0 }) => JSON.stringify({ ready: true, protocol: 'steelscope.follow/1', dir: '/r', from }) + '\n';
+const ready = (from = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0 }) =>
+  JSON.stringify({ ready: true, protocol: 'steelscope.follow/1', dir: '/r', from }) + '\n';
 const rec = (file: string, offset: number, record: object) => JSON.stringify({ file, offset, record }) + '\n';
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -89,8 +107,21 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   const first = host.nextChannel();
   const key = store.addRemoteRun(target, '/r', follower);
   const ch = await first;
-  const text = ready() + JSON.stringify({ run: info('running') }) + '\n' + rec('metrics.jsonl', 40, { step: 0, t: 1, kind: 'train', loss: 5 }) +
-    rec('samples.jsonl', 70, { step: 0, t: 1, prompt: '春', text: '眠不覺曉', temperature: 1, top_k: 0, top_p: 1, seed: 1 }) +
+  const text =
+    ready() +
+    JSON.stringify({ run: info('running') }) +
+    '\n' +
+    rec('metrics.jsonl', 40, { step: 0, t: 1, kind: 'train', loss: 5 }) +
+    rec('samples.jsonl', 70, {
+      step: 0,
+      t: 1,
+      prompt: '春',
+      text: '眠不覺曉',
+      temperature: 1,
+      top_k: 0,
+      top_p: 1,
+      seed: 1,
+    }) +
     rec('metrics.jsonl', 80, { step: 1, t: 2, kind: 'train', loss: 4 });
   const bytes = Buffer.from(text);
   const cut = bytes.indexOf(Buffer.from('眠')) + 1; // inside a UTF-8 character
@@ -101,12 +132,21 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   assert.equal(store.get(key)?.samples[0].text, '眠不覺曉');
   assert.equal(store.get(key)?.summary.name, '遠');
   assert.equal(follower.state, 'connected');
-  assert.deepEqual(follower.offsets, { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 });
+  assert.deepEqual(follower.offsets, {
+    'metrics.jsonl': 80,
+    'samples.jsonl': 70,
+    'events.jsonl': 0,
+    'system.jsonl': 0,
+  });
 
   const second = host.nextChannel();
   ch.exit(null); // the connection dropped
   const ch2 = await second;
-  assert.deepEqual(host.froms.at(-1), { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 }, 'resumes after what it has');
+  assert.deepEqual(
+    host.froms.at(-1),
+    { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 },
+    'resumes after what it has',
+  );
   ch2.out.write(ready(follower.offsets) + rec('metrics.jsonl', 120, { step: 2, t: 3, kind: 'train', loss: 3 }));
   await until('the third row', () => store.get(key)?.tables.get('train')?.length === 3);
   const train = store.get(key)!.tables.get('train')!;
@@ -125,15 +165,25 @@ test('reset clears what came from a file; malformed lines are counted and advanc
   const first = host.nextChannel();
   const key = store.addRemoteRun(target, '/r', follower);
   const ch = await first;
-  ch.out.write(ready() + rec('metrics.jsonl', 40, { step: 0, t: 1, loss: 5 }) + JSON.stringify({ file: 'metrics.jsonl', offset: 50, malformed: true }) + '\n');
+  ch.out.write(
+    ready() +
+      rec('metrics.jsonl', 40, { step: 0, t: 1, loss: 5 }) +
+      JSON.stringify({ file: 'metrics.jsonl', offset: 50, malformed: true }) +
+      '\n',
+  );
   await until('the malformed count', () => store.get(key)?.summary.malformed.metrics === 1);
   assert.equal(follower.offsets['metrics.jsonl'], 50);
-  ch.out.write(JSON.stringify({ reset: 'metrics.jsonl' }) + '\n' + rec('metrics.jsonl', 30, { step: 7, t: 1, loss: 1 }));
+  ch.out.write(
+    JSON.stringify({ reset: 'metrics.jsonl' }) + '\n' + rec('metrics.jsonl', 30, { step: 7, t: 1, loss: 1 }),
+  );
   await until('the reset', () => store.get(key)?.tables.get('train')?.step[0] === 7);
   assert.equal(store.get(key)?.tables.get('train')?.length, 1);
   assert.equal(store.get(key)?.summary.malformed.metrics, 0);
   assert.equal(follower.offsets['metrics.jsonl'], 30);
-  ch.out.write(JSON.stringify({ checkpoints: [{ step: 10, dir: '/r/checkpoints/step-00000010', complete: true, eval_loss: 2 }] }) + '\nnot json\n');
+  ch.out.write(
+    JSON.stringify({ checkpoints: [{ step: 10, dir: '/r/checkpoints/step-00000010', complete: true, eval_loss: 2 }] }) +
+      '\nnot json\n',
+  );
   await until('the checkpoint', () => store.get(key)?.summary.checkpoints.length === 1);
   assert.equal(store.get(key)?.summary.checkpoints[0].best, true);
   store.dispose();
@@ -176,5 +226,12 @@ test('checkpoint entries become summaries with the best marked', () => {
     { step: 20, dir: 'b', complete: true, eval_loss: 2 },
     { step: 30, dir: 'c', complete: false, eval_loss: null },
   ]);
-  assert.deepEqual(list.map((c) => [c.step, c.best, c.evalLoss]), [[10, false, 3], [20, true, 2], [30, false, null]]);
+  assert.deepEqual(
+    list.map((c) => [c.step, c.best, c.evalLoss]),
+    [
+      [10, false, 3],
+      [20, true, 2],
+      [30, false, null],
+    ],
+  );
 });

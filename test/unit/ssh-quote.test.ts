@@ -23,7 +23,14 @@ const NASTY = [
   '-n',
   '*?[a]~',
   "it's; $(touch /tmp/steelscope-quote-pwned) `x`",
-  "it's!", 'a!b', 'A=1', '~user', '#x', 'x\\', '{a,b}', 'a\u2028b',
+  "it's!",
+  'a!b',
+  'A=1',
+  '~user',
+  '#x',
+  'x\\',
+  '{a,b}',
+  'a\u2028b',
 ];
 
 test('every argument reaches the shell byte for byte, and nothing in it runs', () => {
@@ -48,7 +55,9 @@ test('shCommand quotes the program and every argument; the shell sees the same a
 });
 
 test('shEnv quotes values and refuses names that are not names', () => {
-  const r = spawnSync('sh', ['-c', `${shEnv({ A: '$(x) y', B_2: "q'" })} sh -c 'printf "%s|%s" "$A" "$B_2"'`], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', `${shEnv({ A: '$(x) y', B_2: "q'" })} sh -c 'printf "%s|%s" "$A" "$B_2"'`], {
+    encoding: 'utf8',
+  });
   assert.equal(r.stdout, "$(x) y|q'");
   assert.throws(() => shEnv({ 'A;rm': 'x' }), /Not an environment variable name/);
 });

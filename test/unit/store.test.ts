@@ -17,7 +17,19 @@ import { scratch, writeTestCheckpoint } from '../helpers';
 /** A target whose pids are alive exactly when listed; nothing else is used by the store. */
 function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
   const unused = () => Promise.reject(new Error('not used by the store'));
-  return { id: 'fake', label: 'Fake host', alive, isAlive: async (info) => alive.has(info.pid), listRunDirs: unused, start: unused, stop: unused, resume: unused, delete: unused, planDelete: unused, findTorch: unused };
+  return {
+    id: 'fake',
+    label: 'Fake host',
+    alive,
+    isAlive: async (info) => alive.has(info.pid),
+    listRunDirs: unused,
+    start: unused,
+    stop: unused,
+    resume: unused,
+    delete: unused,
+    planDelete: unused,
+    findTorch: unused,
+  };
 }
 
 /** Everything driven by explicit refresh()/flush(): no watch, no poll, no timer-dependent assertions. */
@@ -27,14 +39,26 @@ function quietStore(): RunStore {
 
 function runInfo(patch: Partial<RunInfo> = {}): RunInfo {
   return {
-    format: RUN_FORMAT, id: 'r1', name: 'my run', createdAt: '2025-01-01T00:00:00Z', host: 'h', pid: 4242, status: 'running', step: 0,
-    config: PRESETS.tiny, backend: { name: 'cpu', skipped: [] }, data: { input: 'default', files: [] }, resumes: [], exit: null,
+    format: RUN_FORMAT,
+    id: 'r1',
+    name: 'my run',
+    createdAt: '2025-01-01T00:00:00Z',
+    host: 'h',
+    pid: 4242,
+    status: 'running',
+    step: 0,
+    config: PRESETS.tiny,
+    backend: { name: 'cpu', skipped: [] },
+    data: { input: 'default', files: [] },
+    resumes: [],
+    exit: null,
     ...patch,
   };
 }
 
 const jsonl = (...records: object[]) => records.map((r) => JSON.stringify(r) + '\n').join('');
-const column = (table: SeriesTable | undefined, field: string) => Array.from(table?.fields.get(field)?.subarray(0, table.length) ?? []);
+const column = (table: SeriesTable | undefined, field: string) =>
+  Array.from(table?.fields.get(field)?.subarray(0, table.length) ?? []);
 const steps = (table: SeriesTable | undefined) => Array.from(table?.step.subarray(0, table?.length ?? 0) ?? []);
 
 async function settled(store: RunStore): Promise<void> {
@@ -45,12 +69,25 @@ async function settled(store: RunStore): Promise<void> {
 test('metrics become per-kind columns; NaN and Infinity strings stay non-finite numbers', async () => {
   const dir = scratch('store');
   writeFileSync(join(dir, 'run.json'), JSON.stringify(runInfo()));
-  writeFileSync(join(dir, 'metrics.jsonl'), jsonl(
-    { step: 1, t: 10, kind: 'train', loss: 5.5, lr: 0.001, grad_norm: 1.5, tokens: 128, tok_per_s: 300 },
-    { step: 2, t: 20, kind: 'train', loss: 'NaN', lr: 0.002, grad_norm: 'Infinity', tokens: 256, tok_per_s: 310 },
-    { step: 2, t: 21, kind: 'eval', loss: 5.1 },
-    { step: 3, t: 30, kind: 'train', loss: 4.5, lr: 0.003, grad_norm: '-Infinity', tokens: 384, tok_per_s: 320, note: 'text is not a series' },
-  ));
+  writeFileSync(
+    join(dir, 'metrics.jsonl'),
+    jsonl(
+      { step: 1, t: 10, kind: 'train', loss: 5.5, lr: 0.001, grad_norm: 1.5, tokens: 128, tok_per_s: 300 },
+      { step: 2, t: 20, kind: 'train', loss: 'NaN', lr: 0.002, grad_norm: 'Infinity', tokens: 256, tok_per_s: 310 },
+      { step: 2, t: 21, kind: 'eval', loss: 5.1 },
+      {
+        step: 3,
+        t: 30,
+        kind: 'train',
+        loss: 4.5,
+        lr: 0.003,
+        grad_norm: '-Infinity',
+        tokens: 384,
+        tok_per_s: 320,
+        note: 'text is not a series',
+      },
+    ),
+  );
   const store = quietStore();
   const key = store.addRun(fakeTarget(new Set([4242])), dir);
   await store.whenIdle();
@@ -73,7 +110,9 @@ test('metrics become per-kind columns; NaN and Infinity strings stay non-finite 
 });
 
 /** A run folder with these records per file, read by a store; then the changes it reports from here on. */
-async function watchedRun(files: Record<string, object[]>): Promise<{ dir: string; store: RunStore; key: string; changes: RunChange[] }> {
+async function watchedRun(
+  files: Record<string, object[]>,
+): Promise<{ dir: string; store: RunStore; key: string; changes: RunChange[] }> {
   const dir = scratch('store');
   for (const [name, records] of Object.entries(files)) writeFileSync(join(dir, name), jsonl(...records));
   const store = quietStore();
@@ -86,8 +125,13 @@ async function watchedRun(files: Record<string, object[]>): Promise<{ dir: strin
 }
 
 test('a resumed run repeating steps supersedes them; the change names the first rewritten row', async () => {
-  const { dir, store, key, changes } = await watchedRun({ 'metrics.jsonl': [1, 2, 3, 4, 5].map((step) => ({ step, t: step, kind: 'train', loss: 10 - step })) });
-  appendFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 3, t: 30, kind: 'train', loss: 0.3 }, { step: 4, t: 40, kind: 'train', loss: 0.4 }));
+  const { dir, store, key, changes } = await watchedRun({
+    'metrics.jsonl': [1, 2, 3, 4, 5].map((step) => ({ step, t: step, kind: 'train', loss: 10 - step })),
+  });
+  appendFileSync(
+    join(dir, 'metrics.jsonl'),
+    jsonl({ step: 3, t: 30, kind: 'train', loss: 0.3 }, { step: 4, t: 40, kind: 'train', loss: 0.4 }),
+  );
   await settled(store);
   store.flush();
   const train = store.get(key)?.tables.get('train');
@@ -101,7 +145,9 @@ test('a resumed run repeating steps supersedes them; the change names the first 
 
 test('columns grow past their initial capacity, and a field appearing late reads NaN before it', async () => {
   const dir = scratch('store');
-  const records = Array.from({ length: 1000 }, (_, step) => (step < 600 ? { step, t: step, loss: step } : { step, t: step, loss: step, extra: -step }));
+  const records = Array.from({ length: 1000 }, (_, step) =>
+    step < 600 ? { step, t: step, loss: step } : { step, t: step, loss: step, extra: -step },
+  );
   writeFileSync(join(dir, 'metrics.jsonl'), jsonl(...records));
   const store = quietStore();
   const key = store.addRun(fakeTarget(), dir);
@@ -130,7 +176,12 @@ test('checkpoints: complete ones carry eval loss, best is the lowest complete on
   const summary = store.get(key)?.summary;
   assert.deepEqual(
     summary?.checkpoints.map((c) => [c.step, c.complete, c.evalLoss, c.best]),
-    [[10, true, 3.0, false], [20, true, 2.5, true], [30, false, null, false], [40, true, null, false]],
+    [
+      [10, true, 3.0, false],
+      [20, true, 2.5, true],
+      [30, false, null, false],
+      [40, true, null, false],
+    ],
   );
   assert.equal(basename(summary?.checkpoints[0].dir ?? ''), 'step-00000010');
   writeFileSync(join(dir, 'checkpoints', 'step-00000030', 'DONE'), '');
@@ -166,7 +217,8 @@ test('the pid is re-checked on a timer while the run is active', async () => {
   assert.equal(store.get(key)?.summary.status, 'stopping');
   target.alive.delete(778);
   const deadline = Date.now() + 5000;
-  while (store.get(key)?.summary.status !== 'stale' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (store.get(key)?.summary.status !== 'stale' && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
   assert.equal(store.get(key)?.summary.status, 'stale');
   store.dispose();
 });
@@ -196,8 +248,12 @@ test('a run.json with bad fields is reported on that run only: the others, and a
   writeFileSync(join(good, 'run.json'), JSON.stringify(runInfo({ id: 'good', name: 'good run' })));
   const badFields = { name: 5, createdAt: { when: 'now' }, step: '12', config: { n_layer: 'many' }, backend: [] };
   writeFileSync(join(careless, 'run.json'), JSON.stringify({ ...runInfo({ id: 'careless' }), ...badFields }));
-  writeFileSync(join(broken, 'run.json'), JSON.stringify(runInfo({ id: 'broken', status: 'paused' as RunInfo['status'] })));
-  for (const dir of [good, careless, broken]) writeFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 1, t: 10, kind: 'train', loss: 3 }));
+  writeFileSync(
+    join(broken, 'run.json'),
+    JSON.stringify(runInfo({ id: 'broken', status: 'paused' as RunInfo['status'] })),
+  );
+  for (const dir of [good, careless, broken])
+    writeFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 1, t: 10, kind: 'train', loss: 3 }));
   const store = quietStore();
   const keys = [good, careless, broken].map((dir) => store.addRun(fakeTarget(new Set([4242])), dir));
   await store.whenIdle();
@@ -208,19 +264,29 @@ test('a run.json with bad fields is reported on that run only: the others, and a
   assert.equal(c?.status, 'running');
   assert.equal(c?.info?.createdAt, '', 'sorting by createdAt compares strings');
   assert.equal(c?.config, undefined, 'a bad config is left out, not passed on');
-  assert.deepEqual(c?.problems?.map((p) => p.split(':')[1].trim().split('.')[0]), ['name', 'createdAt', 'step', 'config', 'backend']);
+  assert.deepEqual(
+    c?.problems?.map((p) => p.split(':')[1].trim().split('.')[0]),
+    ['name', 'createdAt', 'step', 'config', 'backend'],
+  );
   assert.equal(b?.status, 'unknown', 'a run.json that is not a run is not read...');
   assert.match(b?.problems?.[0] ?? '', /status: expected one of starting/, '...and says why');
   const snapshot = new DashboardModel(store, keys, DEFAULT_VIEW).snapshot();
   const checked = checkHostMessage(JSON.parse(JSON.stringify(snapshot)));
   assert.ok(checked.ok && checked.message.type === 'snapshot', checked.ok ? '' : checked.error);
-  assert.deepEqual(checked.message.runs.map((r) => r.series.length > 0), [true, true, true], 'every compared run is drawn');
+  assert.deepEqual(
+    checked.message.runs.map((r) => r.series.length > 0),
+    [true, true, true],
+    'every compared run is drawn',
+  );
   store.dispose();
 });
 
 test('a foreign run with only metrics.jsonl is observed under its folder name, status unknown', async () => {
   const dir = scratch('foreign-torch');
-  writeFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 0, t: 1, loss: 7 }, { step: 1, t: 2, loss: 6, acc: 0.1 }) + 'garbage\n');
+  writeFileSync(
+    join(dir, 'metrics.jsonl'),
+    jsonl({ step: 0, t: 1, loss: 7 }, { step: 1, t: 2, loss: 6, acc: 0.1 }) + 'garbage\n',
+  );
   const store = quietStore();
   const key = store.addRun(fakeTarget(), dir);
   await store.whenIdle();
@@ -237,7 +303,16 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
 });
 
 const START = { step: 0, t: 0, kind: 'start', level: 'info', message: 'go' };
-const sampleAt = (step: number, t = step) => ({ step, t, prompt: '春', text: `${step}@${t}`, temperature: 1, top_k: 0, top_p: 1, seed: 1 });
+const sampleAt = (step: number, t = step) => ({
+  step,
+  t,
+  prompt: '春',
+  text: `${step}@${t}`,
+  temperature: 1,
+  top_k: 0,
+  top_p: 1,
+  seed: 1,
+});
 
 test('samples and events are kept in order and reported from their first new index', async () => {
   const { dir, store, key, changes } = await watchedRun({ 'samples.jsonl': [sampleAt(10)], 'events.jsonl': [START] });
@@ -245,26 +320,48 @@ test('samples and events are kept in order and reported from their first new ind
   appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 30, t: 3, kind: 'stop', level: 'info', message: 'bye' }));
   await settled(store);
   store.flush();
-  assert.deepEqual(store.get(key)?.samples.map((s) => s.step), [10, 20, 30]);
-  assert.deepEqual(store.get(key)?.events.map((e) => e.kind), ['start', 'stop']);
+  assert.deepEqual(
+    store.get(key)?.samples.map((s) => s.step),
+    [10, 20, 30],
+  );
+  assert.deepEqual(
+    store.get(key)?.events.map((e) => e.kind),
+    ['start', 'stop'],
+  );
   assert.equal(changes.length, 1);
   assert.equal(changes[0].samplesFrom, 1);
   assert.equal(changes[0].eventsFrom, 1);
   store.dispose();
 });
 
-test('after a resume, the first attempt\'s samples of later steps are dropped, whichever file is read first', async () => {
+test("after a resume, the first attempt's samples of later steps are dropped, whichever file is read first", async () => {
   // The first attempt sampled steps 10, 20, 30 and died after its step-20 checkpoint.
-  const { dir, store, key, changes } = await watchedRun({ 'samples.jsonl': [sampleAt(10, 100), sampleAt(20, 200), sampleAt(30, 300)], 'events.jsonl': [START] });
+  const { dir, store, key, changes } = await watchedRun({
+    'samples.jsonl': [sampleAt(10, 100), sampleAt(20, 200), sampleAt(30, 300)],
+    'events.jsonl': [START],
+  });
   // The resumed trainer samples step 30 again (after its resume event); the samples arrive first.
   appendFileSync(join(dir, 'samples.jsonl'), jsonl(sampleAt(30, 600)));
   await settled(store);
-  appendFileSync(join(dir, 'events.jsonl'), jsonl({ step: 20, t: 500, kind: 'resume', level: 'info', message: 'Resumed from step 20' }));
+  appendFileSync(
+    join(dir, 'events.jsonl'),
+    jsonl({ step: 20, t: 500, kind: 'resume', level: 'info', message: 'Resumed from step 20' }),
+  );
   await settled(store);
   store.flush();
-  assert.deepEqual(store.get(key)?.samples.map((s) => s.text), ['10@100', '20@200', '30@600']);
-  assert.deepEqual(store.get(key)?.events.map((e) => e.kind), ['start', 'resume']);
-  assert.equal(Math.min(...changes.map((c) => c.samplesFrom ?? Infinity)), 2, 'the webview re-reads samples from the first dropped one');
+  assert.deepEqual(
+    store.get(key)?.samples.map((s) => s.text),
+    ['10@100', '20@200', '30@600'],
+  );
+  assert.deepEqual(
+    store.get(key)?.events.map((e) => e.kind),
+    ['start', 'resume'],
+  );
+  assert.equal(
+    Math.min(...changes.map((c) => c.samplesFrom ?? Infinity)),
+    2,
+    'the webview re-reads samples from the first dropped one',
+  );
   store.dispose();
 });
 
@@ -311,7 +408,8 @@ test('the flush timer delivers on its own, and the fs.watch path needs no refres
   store.onDidChange((c) => changes.push(c));
   appendFileSync(join(dir, 'metrics.jsonl'), jsonl({ step: 1, t: 1, loss: 3 }));
   const deadline = Date.now() + 5000;
-  while (!changes.some((c) => c.tablesFrom.has('train')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (!changes.some((c) => c.tablesFrom.has('train')) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
   assert.equal(store.get(key)?.summary.lastLoss, 3);
   store.dispose();
 });

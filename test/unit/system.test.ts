@@ -12,10 +12,26 @@ import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
 import { nearestByTime } from '../../src/shared/series';
 
 const EXPECTED = [
-  { index: 0, name: 'NVIDIA H100 80GB HBM3', util_pct: 100, mem_used_gb: 82.912, mem_total_gb: 85.521, power_w: 698.53, temp_c: 72 },
+  {
+    index: 0,
+    name: 'NVIDIA H100 80GB HBM3',
+    util_pct: 100,
+    mem_used_gb: 82.912,
+    mem_total_gb: 85.521,
+    power_w: 698.53,
+    temp_c: 72,
+  },
   { index: 1, name: 'NVIDIA A100-SXM4-80GB', mem_used_gb: 0.004, mem_total_gb: 85.899, temp_c: 34 },
   { index: 2, name: 'Tesla T4', util_pct: 0, mem_used_gb: 0, mem_total_gb: 16.106, temp_c: 38 },
-  { index: 3, name: 'NVIDIA RTX 6000 Ada Generation, Rev 2', util_pct: 17, mem_used_gb: 1.074, mem_total_gb: 51.527, power_w: 35.2, temp_c: 41 },
+  {
+    index: 3,
+    name: 'NVIDIA RTX 6000 Ada Generation, Rev 2',
+    util_pct: 17,
+    mem_used_gb: 1.074,
+    mem_total_gb: 51.527,
+    power_w: 35.2,
+    temp_c: 41,
+  },
 ];
 
 test('nvidia-smi rows: every number read, [N/A] and [Not Supported] left out, memory MiB → GB, a comma in a name kept', () => {
@@ -50,8 +66,13 @@ test('GPU rows become flat gpu<index>/<field> fields of a system record', () => 
 const PYTHON = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'pass']).status === 0);
 
 test('the torch engine reads the same rows to the same fields', { skip: PYTHON ? false : 'no python3 here' }, () => {
-  const script = 'import json,sys; import system; rows = system.parse_nvidia_smi_csv(sys.stdin.read()); print(json.dumps([rows, system.gpu_fields(rows)]))';
-  const done = spawnSync(PYTHON as string, ['-c', script], { input: NVIDIA_SMI_OUTPUT, cwd: resolve('src/engines/torch'), encoding: 'utf8' });
+  const script =
+    'import json,sys; import system; rows = system.parse_nvidia_smi_csv(sys.stdin.read()); print(json.dumps([rows, system.gpu_fields(rows)]))';
+  const done = spawnSync(PYTHON as string, ['-c', script], {
+    input: NVIDIA_SMI_OUTPUT,
+    cwd: resolve('src/engines/torch'),
+    encoding: 'utf8',
+  });
   assert.equal(done.status, 0, done.stderr);
   const [rows, fields] = JSON.parse(done.stdout) as [unknown, unknown];
   assert.deepEqual(rows, EXPECTED);
@@ -80,7 +101,11 @@ async function withFakeNvidiaSmi(body: string, fn: () => Promise<void>): Promise
   }
 }
 
-function collect(intervalMs: number, queryTimeoutMs: number, until: (records: SystemRecord[]) => boolean): Promise<SystemRecord[]> {
+function collect(
+  intervalMs: number,
+  queryTimeoutMs: number,
+  until: (records: SystemRecord[]) => boolean,
+): Promise<SystemRecord[]> {
   // The sampler's timer does not keep a process alive (a finished trainer exits); this test's does.
   const keepAlive = setInterval(() => undefined, 1000);
   return new Promise<SystemRecord[]>((done) => {
@@ -113,7 +138,10 @@ test('the sampler writes at once, then every interval: CPU, RSS, host memory, th
       assert.equal(r['gpu0/util_pct'], 100);
       assert.equal(r['gpu3/power_w'], 35.2);
     }
-    assert.deepEqual(records.map((r) => r.step), [0, 10, 20]);
+    assert.deepEqual(
+      records.map((r) => r.step),
+      [0, 10, 20],
+    );
     assert.ok(records[1].t > records[0].t && records[2].t > records[1].t);
   });
 });
@@ -124,22 +152,32 @@ test('an nvidia-smi that hangs is cut off: records still come, without GPU field
     const spin = setInterval(() => turns++, 10);
     const records = await collect(100, 300, (r) => r.length === 2);
     clearInterval(spin);
-    assert.equal(Object.keys(records[0]).some((k) => k.startsWith('gpu')), false);
+    assert.equal(
+      Object.keys(records[0]).some((k) => k.startsWith('gpu')),
+      false,
+    );
     assert.ok(turns > 10, `timers ran while nvidia-smi hung (${turns})`);
   });
 });
 
-test('without nvidia-smi the records have no GPU fields', { skip: existsSync('/usr/bin/nvidia-smi') ? 'nvidia-smi is installed' : false }, async () => {
-  const path = process.env.PATH;
-  process.env.PATH = '/nonexistent';
-  try {
-    const records = await collect(100, 300, (r) => r.length === 2);
-    assert.equal(Object.keys(records[1]).some((k) => k.startsWith('gpu')), false);
-    assert.ok(typeof records[1].cpu_pct === 'number');
-  } finally {
-    process.env.PATH = path;
-  }
-});
+test(
+  'without nvidia-smi the records have no GPU fields',
+  { skip: existsSync('/usr/bin/nvidia-smi') ? 'nvidia-smi is installed' : false },
+  async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const records = await collect(100, 300, (r) => r.length === 2);
+      assert.equal(
+        Object.keys(records[1]).some((k) => k.startsWith('gpu')),
+        false,
+      );
+      assert.ok(typeof records[1].cpu_pct === 'number');
+    } finally {
+      process.env.PATH = path;
+    }
+  },
+);
 
 test('a system row takes the step of the train record nearest in time (ties: the earlier)', () => {
   const trainT = [1000, 2000, 3000, 10_000];

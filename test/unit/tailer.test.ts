@@ -51,7 +51,10 @@ test('appended records arrive in order, none twice', async () => {
   }
   await f.tailer.readNow();
   await f.tailer.readNow();
-  assert.deepEqual(f.steps(), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    f.steps(),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   assert.ok(f.batches.every((b) => !b.batch.reset));
 });
 
@@ -77,7 +80,11 @@ test('a truncated file is re-read from the start with reset', async () => {
 
   truncateSync(path, 0);
   await f.tailer.readNow();
-  assert.deepEqual(f.batches.at(-1), { steps: [], batch: { reset: true, offset: 0 } }, 'emptied: consumers still hear of it');
+  assert.deepEqual(
+    f.batches.at(-1),
+    { steps: [], batch: { reset: true, offset: 0 } },
+    'emptied: consumers still hear of it',
+  );
 });
 
 test('a replaced file (renamed over, even if longer) is re-read from the start with reset', async () => {
@@ -158,14 +165,18 @@ test('small chunks: lines split across chunk borders and a line longer than a ch
   writeFileSync(path, Array.from({ length: 400 }, (_, i) => (i === 2 ? long : line(i))).join(''));
   const f = follow(path, { pollMs: 0, watch: false, chunkBytes: 1024 });
   await f.tailer.readNow();
-  assert.deepEqual(f.steps(), Array.from({ length: 400 }, (_, i) => i));
+  assert.deepEqual(
+    f.steps(),
+    Array.from({ length: 400 }, (_, i) => i),
+  );
   assert.ok(f.batches.length > 3, 'read in several chunks');
 });
 
 test('a 200,000-line file is ingested completely', async () => {
   const path = join(scratch('tail'), 'big.jsonl');
   const lines: string[] = [];
-  for (let step = 0; step < 200_000; step++) lines.push(`{"step":${step},"t":${step},"kind":"train","loss":${(5 - step / 1e5).toFixed(4)},"lr":0.003}`);
+  for (let step = 0; step < 200_000; step++)
+    lines.push(`{"step":${step},"t":${step},"kind":"train","loss":${(5 - step / 1e5).toFixed(4)},"lr":0.003}`);
   writeFileSync(path, lines.join('\n') + '\n');
   const tailer = new JsonlTailer(path, isMetricRecord, { pollMs: 0, watch: false });
   let count = 0;

@@ -16,7 +16,11 @@ import { Rng } from '../../src/core/rng';
 import { PRESETS } from '../../src/shared/config';
 import { makeBatch, trainStep } from '../golden/make-fixtures';
 
-const missing = !steelKernelStatus().available ? 'steel-kernels.wasm not built' : steelSharedModule().module === null ? 'steel-kernels-mt.wasm not built' : '';
+const missing = !steelKernelStatus().available
+  ? 'steel-kernels.wasm not built'
+  : steelSharedModule().module === null
+    ? 'steel-kernels-mt.wasm not built'
+    : '';
 
 function randn(rng: Rng, shape: number[]): Float32Array {
   return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
@@ -38,7 +42,9 @@ const CASES: [number[], number[], boolean, boolean][] = [
 ];
 
 function product(aData: Float32Array, bData: Float32Array, c: (typeof CASES)[number]): Float32Array {
-  return tf.tidy(() => Float32Array.from(tf.matMul(tf.tensor(aData, c[0]), tf.tensor(bData, c[1]), c[2], c[3]).dataSync()));
+  return tf.tidy(() =>
+    Float32Array.from(tf.matMul(tf.tensor(aData, c[0]), tf.tensor(bData, c[1]), c[2], c[3]).dataSync()),
+  );
 }
 
 describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
@@ -85,13 +91,16 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     assert.deepEqual(two, one);
     // The helpers still serve the next product after one they slept through.
     const again = product(aData, bData, c);
-    assert.ok(steelThreadsStats().helperChunks > after.helperChunks || steelThreadsStats().mainChunks > after.mainChunks);
+    assert.ok(
+      steelThreadsStats().helperChunks > after.helperChunks || steelThreadsStats().mainChunks > after.mainChunks,
+    );
     assert.deepEqual(again, one);
   });
 
   test("the helpers compute in place on tfjs's heap, which is shared memory, also after it grew", () => {
-    const wasm = (tf.backend() as unknown as { wasm: { wasmMemory?: { buffer: ArrayBufferLike }; HEAPU8: Uint8Array } }).wasm;
-    assert.ok(wasm.HEAPU8.buffer instanceof SharedArrayBuffer, "tfjs runs its threaded-simd build (a shared heap)");
+    const wasm = (tf.backend() as unknown as { wasm: { wasmMemory?: { buffer: ArrayBufferLike }; HEAPU8: Uint8Array } })
+      .wasm;
+    assert.ok(wasm.HEAPU8.buffer instanceof SharedArrayBuffer, 'tfjs runs its threaded-simd build (a shared heap)');
     assert.ok(steelThreadsStats().inPlace, "the helpers' memory is tfjs's heap");
     const c: (typeof CASES)[number] = [[300, 64], [64, 40], false, false];
     const rng = new Rng(5);
@@ -120,17 +129,33 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
   test('causal attention split by batch items: the same bits forward and backward on 1 and 2 threads', () => {
     const [b, t, nh, nkv, hd] = [5, 40, 4, 2, 16]; // odd batch: uneven parts
     const rng = new Rng(21);
-    const data = [randn(rng, [b * t, nh * hd]), randn(rng, [b * t, nkv * hd]), randn(rng, [b * t, nkv * hd]), randn(rng, [b * t, nh * hd])];
+    const data = [
+      randn(rng, [b * t, nh * hd]),
+      randn(rng, [b * t, nkv * hd]),
+      randn(rng, [b * t, nkv * hd]),
+      randn(rng, [b * t, nh * hd]),
+    ];
     const run = (threads: number): Float32Array[] => {
       setSteelThreads(threads);
       return tf.tidy(() => {
-        const [q, k, v] = [tf.tensor2d(data[0], [b * t, nh * hd]), tf.tensor2d(data[1], [b * t, nkv * hd]), tf.tensor2d(data[2], [b * t, nkv * hd])];
+        const [q, k, v] = [
+          tf.tensor2d(data[0], [b * t, nh * hd]),
+          tf.tensor2d(data[1], [b * t, nkv * hd]),
+          tf.tensor2d(data[2], [b * t, nkv * hd]),
+        ];
         const attend = (qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor): tf.Tensor => {
-          const y = fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, { batch: b, nh, nkv, hd });
+          const y = fusedCausalAttention(qs as tf.Tensor2D, ks as tf.Tensor2D, vs as tf.Tensor2D, {
+            batch: b,
+            nh,
+            nkv,
+            hd,
+          });
           if (y === null) throw new Error('fused attention did not run');
           return y;
         };
-        const grads = tf.grads((qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor) => tf.sum(tf.mul(attend(qs, ks, vs), tf.tensor2d(data[3], [b * t, nh * hd]))))([q, k, v]);
+        const grads = tf.grads((qs: tf.Tensor, ks: tf.Tensor, vs: tf.Tensor) =>
+          tf.sum(tf.mul(attend(qs, ks, vs), tf.tensor2d(data[3], [b * t, nh * hd]))),
+        )([q, k, v]);
         return [attend(q, k, v), ...grads].map((x) => Float32Array.from(x.dataSync()));
       });
     };
@@ -138,7 +163,12 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     const two = run(2);
     assert.ok(steelThreadsStats().helperChunks > before.helperChunks, 'the helper computed some batch items');
     const one = run(1);
-    one.forEach((x, i) => assert.ok(x.every((v, j) => Object.is(v, two[i][j])), `output ${i}`));
+    one.forEach((x, i) =>
+      assert.ok(
+        x.every((v, j) => Object.is(v, two[i][j])),
+        `output ${i}`,
+      ),
+    );
   });
 
   test('two training steps of tiny: the same loss, gradient norm and weights on 1 and 2 threads', () => {
@@ -160,14 +190,23 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
     assert.ok(steelThreadsStats().helperChunks > before.helperChunks, 'the helper computed some chunks');
     const one = run(1);
     assert.deepEqual(two.log, one.log);
-    one.weights.forEach((w, i) => assert.ok(w.every((v, j) => Object.is(v, two.weights[i][j])), `weights ${i}`));
+    one.weights.forEach((w, i) =>
+      assert.ok(
+        w.every((v, j) => Object.is(v, two.weights[i][j])),
+        `weights ${i}`,
+      ),
+    );
   });
 
   test('the backend choice names the thread count; STEELSCOPE_THREADS=1 is honoured', async () => {
     const choice = await selectBackend('wasm', { threads: 2 });
     assert.match(choice.kernels ?? '', /SIMD kernels[^,]*, 2 threads/);
     const code = "require('./src/core/backend').selectBackend('wasm').then((c) => console.log(c.kernels))";
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_THREADS: '1' }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      env: { ...process.env, STEELSCOPE_THREADS: '1' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /SIMD kernels[^,]*, 1 thread\b/);
   });
@@ -188,18 +227,30 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
         for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]) / (1 + Math.abs(ref[i])));
         console.log(JSON.stringify({ kernels: choice.kernels, worst, shared, split: steelThreadsStats().split }));
       })();`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_SHARED_HEAP: '0' }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+      env: { ...process.env, STEELSCOPE_SHARED_HEAP: '0' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { kernels: string; worst: number; shared: boolean; split: number };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+      kernels: string;
+      worst: number;
+      shared: boolean;
+      split: number;
+    };
     assert.match(out.kernels, /SIMD kernels[^,]*, 1 thread \(tfjs heap not shared: STEELSCOPE_SHARED_HEAP=0\)/);
     assert.equal(out.shared, false);
     assert.equal(out.split, 0);
     assert.ok(out.worst < 1e-4, `differs from cpu by ${out.worst}`);
   });
 
-  test('with fused multiply-add off (STEELSCOPE_FMA=0) the plain build runs, says so, and matches cpu', { skip: steelKernelStatus().fma ? undefined : 'the fma build is not in use here' }, () => {
-    // The fma build is the one every other test here exercises; this runs the plain one in a child.
-    const code = `
+  test(
+    'with fused multiply-add off (STEELSCOPE_FMA=0) the plain build runs, says so, and matches cpu',
+    { skip: steelKernelStatus().fma ? undefined : 'the fma build is not in use here' },
+    () => {
+      // The fma build is the one every other test here exercises; this runs the plain one in a child.
+      const code = `
       const tf = require('@tensorflow/tfjs-core');
       const { selectBackend } = require('./src/core/backend');
       (async () => {
@@ -214,10 +265,15 @@ describe('wasm matmul on 2 threads', { skip: missing || undefined }, () => {
         for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ours[i] - ref[i]) / (1 + Math.abs(ref[i])));
         console.log(JSON.stringify({ kernels: choice.kernels, worst }));
       })();`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { env: { ...process.env, STEELSCOPE_FMA: '0' }, encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { kernels: string; worst: number };
-    assert.match(out.kernels, /fused multiply-add off \(STEELSCOPE_FMA=0\)\), 2 threads/);
-    assert.ok(out.worst < 1e-4, `plain build differs from cpu by ${out.worst}`);
-  });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+        env: { ...process.env, STEELSCOPE_FMA: '0' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { kernels: string; worst: number };
+      assert.match(out.kernels, /fused multiply-add off \(STEELSCOPE_FMA=0\)\), 2 threads/);
+      assert.ok(out.worst < 1e-4, `plain build differs from cpu by ${out.worst}`);
+    },
+  );
 });

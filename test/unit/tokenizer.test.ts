@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpeTokenizer, PRETOKENIZER_V1, PRETOKENIZERS, SPECIAL_TOKENS, type TokenizerJSON } from '../../src/core/tokenizer';
+import {
+  BpeTokenizer,
+  PRETOKENIZER_V1,
+  PRETOKENIZERS,
+  SPECIAL_TOKENS,
+  type TokenizerJSON,
+} from '../../src/core/tokenizer';
 import { Rng } from '../../src/core/rng';
 
 // Poetry-like text from a small pool of common characters: 5-character lines, "，" and "。\n",
@@ -61,7 +67,10 @@ test('specials map to their ids only with allowSpecial', () => {
   assert.equal(tok.decode(withSpecials), text);
 
   const plain = tok.encode(text);
-  assert.ok(plain.every((id) => id < tok.eotId), 'no special id without allowSpecial');
+  assert.ok(
+    plain.every((id) => id < tok.eotId),
+    'no special id without allowSpecial',
+  );
   assert.equal(tok.decode(plain), text);
   assert.deepEqual(tok.encode(SPECIAL_TOKENS[0], { allowSpecial: true }), [tok.eotId]);
   assert.equal(tok.tokenString(tok.imEndId), '<|im_end|>');
@@ -71,7 +80,8 @@ test('training is deterministic and ids stay below vocabSize', () => {
   const again = BpeTokenizer.train(poetryLikeDocuments(300, 7), 2048);
   assert.deepEqual(again.toJSON(), trained.toJSON());
   for (const text of [...MIXED_SAMPLES, ...docs.slice(0, 20)]) {
-    for (const id of trained.encode(text, { allowSpecial: true })) assert.ok(Number.isInteger(id) && id >= 0 && id < 2048);
+    for (const id of trained.encode(text, { allowSpecial: true }))
+      assert.ok(Number.isInteger(id) && id >= 0 && id < 2048);
   }
 });
 
@@ -108,9 +118,23 @@ test('fromJSON rejects malformed input with a clear message', () => {
   assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: 'x' })), /merges must be an array/);
   assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: [[1, 2], [3]] })), /merges\[1\] must be \[left, right\]/);
   assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: [[1, 256]] })), /merges\[0\].*below 256/);
-  assert.throws(() => BpeTokenizer.fromJSON(bad({ merges: [[1, 2], [1, 2]] })), /merges\[1\] repeats the pair/);
+  assert.throws(
+    () =>
+      BpeTokenizer.fromJSON(
+        bad({
+          merges: [
+            [1, 2],
+            [1, 2],
+          ],
+        }),
+      ),
+    /merges\[1\] repeats the pair/,
+  );
   assert.throws(() => BpeTokenizer.fromJSON(bad({ specials: { '<|endoftext|>': 2045 } })), /specials must be exactly/);
-  assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: 7 })), /pretokenizer must be one of qwen2-cjk-v1, got number/);
+  assert.throws(
+    () => BpeTokenizer.fromJSON(bad({ pretokenizer: 7 })),
+    /pretokenizer must be one of qwen2-cjk-v1, got number/,
+  );
   assert.throws(() => BpeTokenizer.fromJSON(bad({ pretokenizer: '(' })), /pretokenizer must be one of qwen2-cjk-v1/);
 });
 
@@ -119,8 +143,14 @@ test('pre-tokenizers are named by id: a regex from a file is never compiled, an 
   assert.equal(good.pretokenizer, 'qwen2-cjk-v1');
   // Catastrophic backtracking: compiled, this kept serve busy for minutes on a 42-character prompt.
   const evil = { ...good, pretokenizer: '(a|a)+$|(\\p{L}+)+!' };
-  assert.throws(() => BpeTokenizer.fromJSON(evil), /tokenizer JSON: pretokenizer must be one of qwen2-cjk-v1, got "\(a\|a\)\+\$/);
-  assert.throws(() => BpeTokenizer.fromJSON({ ...good, pretokenizer: 'qwen2-cjk-v9' }), /must be one of qwen2-cjk-v1, got "qwen2-cjk-v9"/);
+  assert.throws(
+    () => BpeTokenizer.fromJSON(evil),
+    /tokenizer JSON: pretokenizer must be one of qwen2-cjk-v1, got "\(a\|a\)\+\$/,
+  );
+  assert.throws(
+    () => BpeTokenizer.fromJSON({ ...good, pretokenizer: 'qwen2-cjk-v9' }),
+    /must be one of qwen2-cjk-v1, got "qwen2-cjk-v9"/,
+  );
   assert.throws(() => BpeTokenizer.fromJSON({ ...good, pretokenizer: 'toString' }), /must be one of/);
 });
 
@@ -158,7 +188,10 @@ test('broken UTF-8 decodes with U+FFFD; decodeBytes gives the raw bytes', () => 
 
 test('maxBytes and onProgress', () => {
   const progressAtZero: number[] = [];
-  const empty = BpeTokenizer.train(['月月月月月月'], 400, { maxBytes: 0, onProgress: (merges) => progressAtZero.push(merges) });
+  const empty = BpeTokenizer.train(['月月月月月月'], 400, {
+    maxBytes: 0,
+    onProgress: (merges) => progressAtZero.push(merges),
+  });
   assert.equal(empty.mergeCount, 0);
   assert.deepEqual(progressAtZero, [0]);
   // 5 bytes keep only one "月" (a cut never splits a character), whose byte pairs occur once: no
@@ -175,7 +208,9 @@ test('maxBytes and onProgress', () => {
 test('incremental training and heap encoding match a naive reference BPE', () => {
   const rng = new Rng(11);
   const alphabet = ['a', 'b', 'c', ' ', '月', '光', '，', '\n', 'aa', 'ab'];
-  const corpus = Array.from({ length: 40 }, () => Array.from({ length: 60 }, () => alphabet[rng.int(alphabet.length)]).join(''));
+  const corpus = Array.from({ length: 40 }, () =>
+    Array.from({ length: 60 }, () => alphabet[rng.int(alphabet.length)]).join(''),
+  );
   const tok = BpeTokenizer.train(corpus, 400);
   const reference = referenceTrain(corpus, 400 - 259);
   assert.deepEqual(tok.toJSON().merges, reference);
@@ -207,7 +242,8 @@ function referenceTrain(corpus: string[], maxMerges: number): [number, number][]
   while (merges.length < maxMerges) {
     const counts = new Map<string, number>();
     for (const word of words) {
-      for (let i = 0; i + 1 < word.length; i++) counts.set(`${word[i]},${word[i + 1]}`, (counts.get(`${word[i]},${word[i + 1]}`) ?? 0) + 1);
+      for (let i = 0; i + 1 < word.length; i++)
+        counts.set(`${word[i]},${word[i + 1]}`, (counts.get(`${word[i]},${word[i + 1]}`) ?? 0) + 1);
     }
     let best: [number, number] | null = null;
     let bestCount = 1;

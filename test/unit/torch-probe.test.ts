@@ -6,8 +6,21 @@ import assert from 'node:assert/strict';
 import type { TorchProbe } from '../../src/shared/node/python';
 import { TorchProbeCache } from '../../src/host/runs/torchProbe';
 
-const found: TorchProbe = { ok: true, python: '3.11.2', executable: '/usr/bin/python3', torch: '2.5.1', cuda: '12.4', gpus: ['NVIDIA H100 80GB HBM3'], mps: false };
-const missing: TorchProbe = { ok: false, python: '3.12.1', executable: '/opt/py/bin/python3', error: "ModuleNotFoundError: No module named 'torch'" };
+const found: TorchProbe = {
+  ok: true,
+  python: '3.11.2',
+  executable: '/usr/bin/python3',
+  torch: '2.5.1',
+  cuda: '12.4',
+  gpus: ['NVIDIA H100 80GB HBM3'],
+  mps: false,
+};
+const missing: TorchProbe = {
+  ok: false,
+  python: '3.12.1',
+  executable: '/opt/py/bin/python3',
+  error: "ModuleNotFoundError: No module named 'torch'",
+};
 
 test('the first interpreter with torch is used and remembered for the session', async () => {
   const asked: string[] = [];

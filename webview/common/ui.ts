@@ -9,14 +9,35 @@
 // style-src directive does not govern, and the toolkit reads the --vscode-* theme variables from
 // the body and follows theme changes itself.
 import {
-  provideVSCodeDesignSystem, vsCodeButton, vsCodeCheckbox, vsCodeDataGrid, vsCodeDataGridCell, vsCodeDataGridRow,
-  vsCodeDropdown, vsCodeOption, vsCodePanels, vsCodePanelTab, vsCodePanelView, vsCodeTextArea, vsCodeTextField,
+  provideVSCodeDesignSystem,
+  vsCodeButton,
+  vsCodeCheckbox,
+  vsCodeDataGrid,
+  vsCodeDataGridCell,
+  vsCodeDataGridRow,
+  vsCodeDropdown,
+  vsCodeOption,
+  vsCodePanels,
+  vsCodePanelTab,
+  vsCodePanelView,
+  vsCodeTextArea,
+  vsCodeTextField,
 } from '@vscode/webview-ui-toolkit';
 import { el } from './messenger';
 
 provideVSCodeDesignSystem().register(
-  vsCodeButton(), vsCodeCheckbox(), vsCodeDataGrid(), vsCodeDataGridCell(), vsCodeDataGridRow(), vsCodeDropdown(),
-  vsCodeOption(), vsCodePanels(), vsCodePanelTab(), vsCodePanelView(), vsCodeTextArea(), vsCodeTextField(),
+  vsCodeButton(),
+  vsCodeCheckbox(),
+  vsCodeDataGrid(),
+  vsCodeDataGridCell(),
+  vsCodeDataGridRow(),
+  vsCodeDropdown(),
+  vsCodeOption(),
+  vsCodePanels(),
+  vsCodePanelTab(),
+  vsCodePanelView(),
+  vsCodeTextArea(),
+  vsCodeTextField(),
 );
 
 /** The toolkit's elements, seen through the few properties we use. */
@@ -69,9 +90,16 @@ export function button(text: string, options: { primary?: boolean; title?: strin
   const root = el('vscode-button', attrs, text);
   return {
     root,
-    get disabled() { return root.disabled; },
-    set disabled(v: boolean) { root.disabled = v; },
-    onClick: (fn) => root.addEventListener('click', () => { if (!root.disabled) fn(); }),
+    get disabled() {
+      return root.disabled;
+    },
+    set disabled(v: boolean) {
+      root.disabled = v;
+    },
+    onClick: (fn) =>
+      root.addEventListener('click', () => {
+        if (!root.disabled) fn();
+      }),
   };
 }
 
@@ -108,7 +136,9 @@ export function dropdown(label: string): Dropdown {
   const options = () => [...root.children].filter((o): o is OptionElement => o.localName === 'vscode-option');
   return {
     root,
-    get value() { return current; },
+    get value() {
+      return current;
+    },
     set value(v: string) {
       current = pick(v);
       root.value = current;
@@ -117,8 +147,9 @@ export function dropdown(label: string): Dropdown {
       choices = [...next];
       current = pick(value);
       const held = options();
-      const same = held.length === choices.length
-        && choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
+      const same =
+        held.length === choices.length &&
+        choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
       if (same) {
         root.value = current;
         return;
@@ -128,7 +159,9 @@ export function dropdown(label: string): Dropdown {
         el('vscode-option', c.value === current ? { value: c.value, selected: '' } : { value: c.value }, c.label);
       root.replaceChildren(...choices.map(option));
     },
-    onChange: (fn) => { listeners.push(fn); },
+    onChange: (fn) => {
+      listeners.push(fn);
+    },
   };
 }
 
@@ -145,14 +178,19 @@ export function checkbox(label: string): Checkbox {
   let fromCode = false;
   return {
     root,
-    get checked() { return root.checked; },
+    get checked() {
+      return root.checked;
+    },
     set checked(v: boolean) {
       if (root.checked === v) return;
       fromCode = true;
       root.checked = v;
       fromCode = false;
     },
-    onChange: (fn) => root.addEventListener('change', () => { if (!fromCode) fn(root.checked); }),
+    onChange: (fn) =>
+      root.addEventListener('change', () => {
+        if (!fromCode) fn(root.checked);
+      }),
   };
 }
 
@@ -166,9 +204,15 @@ export interface TextInput {
 
 const textInput = (root: ValueElement): TextInput => ({
   root,
-  get value() { return root.value; },
-  set value(v: string) { root.value = v; },
-  get focused() { return root.matches(':focus-within') || document.activeElement === root; },
+  get value() {
+    return root.value;
+  },
+  set value(v: string) {
+    root.value = v;
+  },
+  get focused() {
+    return root.matches(':focus-within') || document.activeElement === root;
+  },
   focus: () => root.focus(),
 });
 
@@ -204,12 +248,15 @@ export function tabs<T extends string>(labels: ReadonlyMap<T, string>, label: st
   return {
     root,
     panes,
-    show: (tab) => { root.activeid = `tab-${tab}`; },
-    onChange: (fn) => root.addEventListener('change', (e) => {
-      if (e.target !== root) return; // a dropdown's change inside a pane bubbles here too
-      const name = names.find((n) => `tab-${n}` === root.activeid);
-      if (name !== undefined) fn(name);
-    }),
+    show: (tab) => {
+      root.activeid = `tab-${tab}`;
+    },
+    onChange: (fn) =>
+      root.addEventListener('change', (e) => {
+        if (e.target !== root) return; // a dropdown's change inside a pane bubbles here too
+        const name = names.find((n) => `tab-${n}` === root.activeid);
+        if (name !== undefined) fn(name);
+      }),
   };
 }
 
@@ -230,7 +277,12 @@ export function table(label: string, columns: readonly Column[]): Table {
   const root = el('vscode-data-grid', { 'aria-label': label, 'generate-header': 'sticky' });
   root.columnDefinitions = columns.map((c) => ({ columnDataKey: c.key, title: c.title }));
   root.gridTemplateColumns = columns.map((c) => c.width).join(' ');
-  return { root, setRows: (rows) => { root.rowsData = [...rows]; } };
+  return {
+    root,
+    setRows: (rows) => {
+      root.rowsData = [...rows];
+    },
+  };
 }
 
 /** A native range slider (the toolkit has none), styled by dashboard.css with theme colours. */

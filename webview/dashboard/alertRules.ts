@@ -18,9 +18,20 @@ export class AlertRulesView {
   private readonly problem = el('span', { class: 'alert-rule-problem' });
 
   constructor(private readonly send: (m: WebviewToHost) => void) {
-    this.op.setOptions([{ value: 'above', label: 'above' }, { value: 'below', label: 'below' }]);
+    this.op.setOptions([
+      { value: 'above', label: 'above' },
+      { value: 'below', label: 'below' },
+    ]);
     const row = el('div', { class: 'alert-rule-form' });
-    row.append(el('span', {}, 'Alert when '), this.series.root, this.op.root, this.value.root, this.median.root, this.add.root, this.problem);
+    row.append(
+      el('span', {}, 'Alert when '),
+      this.series.root,
+      this.op.root,
+      this.value.root,
+      this.median.root,
+      this.add.root,
+      this.problem,
+    );
     this.root.append(row, this.list);
     this.add.onClick(() => this.addRule());
   }

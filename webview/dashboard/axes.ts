@@ -13,10 +13,14 @@ const DAY = 24 * HOUR;
 /** The x axis' title: what it measures, and in which unit or zone. */
 export function xTitle(axis: XAxis, timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone): string {
   switch (axis) {
-    case 'step': return 'Step';
-    case 'tokens': return 'Tokens seen';
-    case 'relative': return 'Time since start';
-    case 'wall': return `Wall time (${timeZone})`;
+    case 'step':
+      return 'Step';
+    case 'tokens':
+      return 'Tokens seen';
+    case 'relative':
+      return 'Time since start';
+    case 'wall':
+      return `Wall time (${timeZone})`;
   }
 }
 
@@ -48,9 +52,27 @@ export interface Ticks {
 
 /** Steps of clock time a tick may take, shortest first. */
 const TIME_STEPS = [
-  SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
-  MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
-  HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY,
+  SECOND,
+  2 * SECOND,
+  5 * SECOND,
+  10 * SECOND,
+  15 * SECOND,
+  30 * SECOND,
+  MINUTE,
+  2 * MINUTE,
+  5 * MINUTE,
+  10 * MINUTE,
+  15 * MINUTE,
+  30 * MINUTE,
+  HOUR,
+  2 * HOUR,
+  3 * HOUR,
+  6 * HOUR,
+  12 * HOUR,
+  DAY,
+  2 * DAY,
+  7 * DAY,
+  14 * DAY,
 ];
 
 /** The step between time ticks for about `count` of them over `span` ms. */
@@ -120,7 +142,12 @@ export function formatDuration(ms: number, full = false): string {
   const sign = ms < 0 ? '-' : '';
   let s = Math.round(Math.abs(ms) / SECOND);
   const parts: string[] = [];
-  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
     const n = Math.floor(s / size);
     s -= n * size;
     if (n > 0) parts.push(`${n}${unit}`);
@@ -142,9 +169,12 @@ const formatDate = (t: number) => new Date(t).toLocaleDateString('en-US', { mont
 /** A tick's label; `step` is the distance between ticks (time axes choose their unit by it). */
 export function xTickLabel(axis: XAxis, x: number, step: number): string {
   switch (axis) {
-    case 'step': return Math.abs(x) < 1e4 ? Math.round(x).toLocaleString('en-US') : compactNumber(Math.round(x));
-    case 'tokens': return compactNumber(x);
-    case 'relative': return formatDuration(x);
+    case 'step':
+      return Math.abs(x) < 1e4 ? Math.round(x).toLocaleString('en-US') : compactNumber(Math.round(x));
+    case 'tokens':
+      return compactNumber(x);
+    case 'relative':
+      return formatDuration(x);
     case 'wall': // a tick at midnight names the day
       return step >= DAY || formatClock(x, false) === '00:00' ? formatDate(x) : formatClock(x, step < MINUTE);
   }
@@ -153,10 +183,14 @@ export function xTickLabel(axis: XAxis, x: number, step: number): string {
 /** An x value in full, for tooltips. */
 export function xLabel(axis: XAxis, x: number): string {
   switch (axis) {
-    case 'step': return `step ${Math.round(x).toLocaleString('en-US')}`;
-    case 'tokens': return `${Math.round(x).toLocaleString('en-US')} tokens`;
-    case 'relative': return `${formatDuration(x, true)} since start`;
-    case 'wall': return `${formatDate(x)} ${formatClock(x, true)}`;
+    case 'step':
+      return `step ${Math.round(x).toLocaleString('en-US')}`;
+    case 'tokens':
+      return `${Math.round(x).toLocaleString('en-US')} tokens`;
+    case 'relative':
+      return `${formatDuration(x, true)} since start`;
+    case 'wall':
+      return `${formatDate(x)} ${formatClock(x, true)}`;
   }
 }
 
@@ -169,7 +203,9 @@ export function xTicks(axis: XAxis, log: boolean, min: number, max: number, coun
       const ticks = linearTicks(min, max, count, 1);
       return { step: ticks.length > 1 ? ticks[1] - ticks[0] : 1, ticks };
     }
-    case 'relative': return timeTicks(min, max, count);
-    case 'wall': return timeTicks(min, max, count, localOffset);
+    case 'relative':
+      return timeTicks(min, max, count);
+    case 'wall':
+      return timeTicks(min, max, count, localOffset);
   }
 }

@@ -3,8 +3,19 @@
 // the dataset list from the held data — cheap, the points are already downsampled — so snapshot,
 // delta, legend toggles and theme changes all take the same path.
 import {
-  Chart, Legend, LinearScale, LineController, LineElement, LogarithmicScale, PointElement, Tooltip,
-  type ChartDataset, type ChartOptions, type LegendItem, type Scale, type TooltipItem,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  Tooltip,
+  type ChartDataset,
+  type ChartOptions,
+  type LegendItem,
+  type Scale,
+  type TooltipItem,
 } from 'chart.js';
 import type { ViewState } from '../../src/shared/protocol';
 import { SYSTEM_KIND } from '../../src/shared/system';
@@ -28,7 +39,12 @@ export interface BoardState {
   savePng(chart: string, dataUrl: string): void;
 }
 
-const FIXED: [string, string][] = [['loss', 'Loss'], ['grad_norm', 'Gradient norm'], ['lr', 'Learning rate'], ['tok_per_s', 'Tokens/s']];
+const FIXED: [string, string][] = [
+  ['loss', 'Loss'],
+  ['grad_norm', 'Gradient norm'],
+  ['lr', 'Learning rate'],
+  ['tok_per_s', 'Tokens/s'],
+];
 const EVENT_LABELS: Record<string, string> = { spike: 'S', resume: 'R', checkpoint: 'C', nan: 'N', crash: '✕' };
 
 /**
@@ -50,7 +66,8 @@ const SYSTEM_PREFIX = `${SYSTEM_KIND}/`;
 
 /** Which chart a series belongs to. */
 export function chartOf(kind: string, field: string): string {
-  if (kind === SYSTEM_KIND) return SYSTEM_CHARTS.find(([pattern]) => pattern.test(field))?.[1] ?? `${SYSTEM_PREFIX}${field}`;
+  if (kind === SYSTEM_KIND)
+    return SYSTEM_CHARTS.find(([pattern]) => pattern.test(field))?.[1] ?? `${SYSTEM_PREFIX}${field}`;
   if (field === 'loss' && (kind === 'train' || kind === 'eval')) return 'loss';
   if (kind === 'train' && FIXED.some(([k]) => k === field)) return field;
   return kind === 'train' ? field : `${kind}/${field}`;
@@ -77,7 +94,11 @@ class ChartView {
   /** x-range of all shown data, so every chart shares one x axis. */
   extent: [number, number] | null = null;
 
-  constructor(readonly key: string, title: string, private readonly state: () => BoardState) {
+  constructor(
+    readonly key: string,
+    title: string,
+    private readonly state: () => BoardState,
+  ) {
     this.card = document.createElement('section');
     this.card.className = 'chart-card';
     const head = document.createElement('div');
@@ -103,7 +124,11 @@ class ChartView {
         backgroundPlugin(() => this.state().theme.bg),
         eventsPlugin(() => this.lines),
         clipPlugin(() => this.clip),
-        selectPlugin((r) => this.state().zoom(r), () => withAlpha(this.state().theme.fg, 0.12), () => this.lines),
+        selectPlugin(
+          (r) => this.state().zoom(r),
+          () => withAlpha(this.state().theme.fg, 0.12),
+          () => this.lines,
+        ),
       ],
     });
   }
@@ -124,7 +149,9 @@ class ChartView {
       elements: { point: { radius: 0, hitRadius: 4 }, line: { borderWidth: 1.5 } },
       scales: {
         x: {
-          type: axis(view.logX), min: view.logX && min !== undefined && min <= 0 ? undefined : min, max,
+          type: axis(view.logX),
+          min: view.logX && min !== undefined && min <= 0 ? undefined : min,
+          max,
           title: { display: true, text: xTitle(view.xAxis), color: theme.muted, padding: 0 },
           grid: { color: theme.grid },
           ticks: { color: theme.muted, maxRotation: 0, callback: (v) => xTickLabel(view.xAxis, Number(v), xStep) },
@@ -135,21 +162,33 @@ class ChartView {
           },
         },
         y: {
-          type: axis(view.logY), grid: { color: theme.grid }, suggestedMax: this.clip ? this.clip.value * 1.1 : undefined,
-          ...(view.logY ? {
-            ticks: { color: theme.muted, callback: (v: number | string) => compactNumber(Number(v)) },
-            afterBuildTicks: (scale: Scale) => {
-              const ticks = logTicks(scale.min, scale.max, tickCount(scale));
-              if (ticks.length) scale.ticks = ticks.map((value) => ({ value }));
-            },
-          } : { ticks: { color: theme.muted } }),
+          type: axis(view.logY),
+          grid: { color: theme.grid },
+          suggestedMax: this.clip ? this.clip.value * 1.1 : undefined,
+          ...(view.logY
+            ? {
+                ticks: { color: theme.muted, callback: (v: number | string) => compactNumber(Number(v)) },
+                afterBuildTicks: (scale: Scale) => {
+                  const ticks = logTicks(scale.min, scale.max, tickCount(scale));
+                  if (ticks.length) scale.ticks = ticks.map((value) => ({ value }));
+                },
+              }
+            : { ticks: { color: theme.muted } }),
         },
         m: { type: 'linear', axis: 'y', display: false, min: 0, max: 1 },
       },
       plugins: {
         legend: {
-          labels: { color: theme.fg, boxWidth: 12, filter: (item: LegendItem) => this.meta[item.datasetIndex ?? -1]?.role !== 'raw' || !this.meta[item.datasetIndex ?? -1]?.series.smooth },
-          onClick: (_e, item) => { const m = this.meta[item.datasetIndex ?? -1]; if (m) this.state().toggle(m.group); },
+          labels: {
+            color: theme.fg,
+            boxWidth: 12,
+            filter: (item: LegendItem) =>
+              this.meta[item.datasetIndex ?? -1]?.role !== 'raw' || !this.meta[item.datasetIndex ?? -1]?.series.smooth,
+          },
+          onClick: (_e, item) => {
+            const m = this.meta[item.datasetIndex ?? -1];
+            if (m) this.state().toggle(m.group);
+          },
         },
         tooltip: {
           callbacks: {
@@ -182,22 +221,51 @@ class ChartView {
     for (const [run, series] of members) {
       const color = runColor(theme, run.header.color);
       const group = `${this.key}|${run.header.key}|${series.kind}/${series.field}`;
-      const common = { hidden: hidden.has(group), borderDash: dashOf(series.kind, series.field), pointRadius: series.total <= 60 && series.kind === 'eval' ? 2 : 0, backgroundColor: color };
+      const common = {
+        hidden: hidden.has(group),
+        borderDash: dashOf(series.kind, series.field),
+        pointRadius: series.total <= 60 && series.kind === 'eval' ? 2 : 0,
+        backgroundColor: color,
+      };
       const label = `${run.header.name} · ${series.kind === 'train' || series.kind === SYSTEM_KIND ? series.field : `${series.kind} ${series.field}`}`;
-      const add = (role: DatasetMeta['role'], d: ChartDataset<'line', Pt[]>) => { datasets.push(d); this.meta.push({ run, series, role, group }); };
-      add('raw', { ...common, label, data: series.raw.pts, borderColor: series.smooth ? withAlpha(color, 0.25) : color, borderWidth: 1 });
+      const add = (role: DatasetMeta['role'], d: ChartDataset<'line', Pt[]>) => {
+        datasets.push(d);
+        this.meta.push({ run, series, role, group });
+      };
+      add('raw', {
+        ...common,
+        label,
+        data: series.raw.pts,
+        borderColor: series.smooth ? withAlpha(color, 0.25) : color,
+        borderWidth: 1,
+      });
       if (series.smooth) add('smooth', { ...common, label, data: series.smooth.pts, borderColor: color });
       if (series.markers.pts.length) {
         add('markers', {
-          label: `${label} (non-finite)`, data: series.markers.pts, yAxisID: 'm', showLine: false, hidden: common.hidden,
-          pointStyle: 'triangle', pointRotation: 180, pointRadius: 5, pointHoverRadius: 7, borderColor: theme.nan, backgroundColor: theme.nan,
+          label: `${label} (non-finite)`,
+          data: series.markers.pts,
+          yAxisID: 'm',
+          showLine: false,
+          hidden: common.hidden,
+          pointStyle: 'triangle',
+          pointRotation: 180,
+          pointRadius: 5,
+          pointHoverRadius: 7,
+          borderColor: theme.nan,
+          backgroundColor: theme.nan,
         });
       }
     }
     const runs = [...new Set(members.map(([r]) => r))];
-    this.lines = runs.flatMap((r) => r.events)
+    this.lines = runs
+      .flatMap((r) => r.events)
       .filter((e) => e.x !== null && e.kind in EVENT_LABELS)
-      .map((e) => ({ x: e.x as number, color: theme.events[e.kind] ?? theme.muted, label: EVENT_LABELS[e.kind], title: `step ${e.step} · ${e.kind}: ${e.message}` }));
+      .map((e) => ({
+        x: e.x as number,
+        color: theme.events[e.kind] ?? theme.muted,
+        label: EVENT_LABELS[e.kind],
+        title: `step ${e.step} · ${e.kind}: ${e.message}`,
+      }));
     const clip = this.key === 'grad_norm' ? runs.map((r) => r.header.gradClip).find((c) => c !== null) : null;
     this.clip = clip != null ? { value: clip, color: theme.muted } : null;
     this.chart.data.datasets = datasets;
@@ -218,9 +286,15 @@ class ChartView {
 export class ChartBoard {
   private readonly views = new Map<string, ChartView>();
   /** The System section's heading, shown only when some run has system.jsonl records. */
-  private readonly systemHeading = Object.assign(document.createElement('h2'), { className: 'charts-section', textContent: 'System' });
+  private readonly systemHeading = Object.assign(document.createElement('h2'), {
+    className: 'charts-section',
+    textContent: 'System',
+  });
 
-  constructor(private readonly root: HTMLElement, private readonly state: () => BoardState) {}
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly state: () => BoardState,
+  ) {}
 
   get charts(): ReadonlyMap<string, Chart<'line', Pt[]>> {
     return new Map([...this.views].map(([k, v]) => [k, v.chart]));
@@ -240,10 +314,16 @@ export class ChartBoard {
     }
     // A log x axis starts at the first positive x (step 0 and token 0 have no place on it; left
     // to itself chart.js would start a decade below the end).
-    const first = (pts: { x: number }[]) => (this.state().view.logX ? pts.find((p) => p.x > 0)?.x : pts[0]?.x) ?? Infinity;
-    let lo = Infinity, hi = -Infinity;
+    const first = (pts: { x: number }[]) =>
+      (this.state().view.logX ? pts.find((p) => p.x > 0)?.x : pts[0]?.x) ?? Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (const [, s] of [...groups.values()].flat()) {
-      for (const pts of [s.raw.pts, s.markers.pts]) if (pts.length) { lo = Math.min(lo, first(pts)); hi = Math.max(hi, pts[pts.length - 1].x); }
+      for (const pts of [s.raw.pts, s.markers.pts])
+        if (pts.length) {
+          lo = Math.min(lo, first(pts));
+          hi = Math.max(hi, pts[pts.length - 1].x);
+        }
     }
     const extent: [number, number] | null = lo < hi ? [lo, hi] : null;
     const isSystem = (k: string) => k.startsWith(SYSTEM_PREFIX);
@@ -252,7 +332,11 @@ export class ChartBoard {
     const rank = (k: string) => (systemOrder.includes(k) ? systemOrder.indexOf(k) : systemOrder.length);
     const system = [...groups.keys()].filter(isSystem).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     const order = [...FIXED.map(([k]) => k).filter((k) => groups.has(k)), ...others, ...system];
-    for (const [key, view] of this.views) if (!groups.has(key)) { view.destroy(); this.views.delete(key); }
+    for (const [key, view] of this.views)
+      if (!groups.has(key)) {
+        view.destroy();
+        this.views.delete(key);
+      }
     this.systemHeading.remove();
     for (const key of order) {
       let view = this.views.get(key);

@@ -4,7 +4,13 @@
 // text is only ever set with textContent — a model can emit anything, and it must stay text.
 import {
   ChatSettingsSchema,
-  type ChatAnswer, type ChatCheckpoint, type ChatHostMessage, type ChatSettings, type ChatTurn, type HostMessage, type WebviewToHost,
+  type ChatAnswer,
+  type ChatCheckpoint,
+  type ChatHostMessage,
+  type ChatSettings,
+  type ChatTurn,
+  type HostMessage,
+  type WebviewToHost,
 } from '../../src/shared/protocol';
 import { parseAs } from '../../src/shared/schema';
 import { el } from '../common/messenger';
@@ -38,7 +44,11 @@ export class ChatView {
   private readonly compare = dropdown('Compare with');
   private readonly inputs = new Map<keyof ChatSettings, TextInput>();
   private readonly transcript = el('div', { class: 'chat-transcript' });
-  private readonly prompt = textArea('Prompt', { class: 'chat-input', rows: '3', placeholder: 'Type a prompt. Enter sends; Shift+Enter starts a new line.' });
+  private readonly prompt = textArea('Prompt', {
+    class: 'chat-input',
+    rows: '3',
+    placeholder: 'Type a prompt. Enter sends; Shift+Enter starts a new line.',
+  });
   private readonly sendButton = button('Send', { primary: true });
   private readonly stopButton = button('Stop');
   private readonly regenerateButton = button('Regenerate');
@@ -49,9 +59,15 @@ export class ChatView {
   private readonly answers = new Map<string, AnswerView>();
 
   /** `focus` is called when the host asks for the Chat tab (Steelscope: Chat with Checkpoint). */
-  constructor(private readonly post: (m: WebviewToHost) => void, private readonly focus: () => void) {
+  constructor(
+    private readonly post: (m: WebviewToHost) => void,
+    private readonly focus: () => void,
+  ) {
     this.root.append(this.selectors(), this.settingsRow(), this.transcript, this.composer(), this.notice);
-    this.checkpoint.onChange(() => { this.fillCompare(); this.select(); });
+    this.checkpoint.onChange(() => {
+      this.fillCompare();
+      this.select();
+    });
     this.compare.onChange(() => this.select());
     this.sendButton.onClick(() => this.send());
     this.stopButton.onClick(() => this.post({ type: 'chatStop' }));
@@ -68,7 +84,11 @@ export class ChatView {
 
   private selectors(): HTMLElement {
     const bar = el('div', { class: 'chat-bar' });
-    const label = (text: string, control: HTMLElement) => { const l = el('label', {}, text); l.append(control); return l; };
+    const label = (text: string, control: HTMLElement) => {
+      const l = el('label', {}, text);
+      l.append(control);
+      return l;
+    };
     bar.append(label('Checkpoint ', this.checkpoint.root), label('Compare with ', this.compare.root));
     return bar;
   }
@@ -76,7 +96,11 @@ export class ChatView {
   private settingsRow(): HTMLElement {
     const row = el('div', { class: 'chat-settings' });
     for (const f of FIELDS) {
-      const input = textField(f.label, { 'data-setting': f.key, size: '6', ...(f.placeholder ? { placeholder: f.placeholder } : {}) });
+      const input = textField(f.label, {
+        'data-setting': f.key,
+        size: '6',
+        ...(f.placeholder ? { placeholder: f.placeholder } : {}),
+      });
       input.root.addEventListener('change', () => this.select());
       this.inputs.set(f.key, input);
       row.append(input.root);
@@ -109,11 +133,17 @@ export class ChatView {
   private snapshot(m: HostMessage<'chatSnapshot'>): void {
     this.checkpoints = m.checkpoints;
     this.turns = m.turns;
-    this.checkpoint.setOptions(m.checkpoints.map((c) => ({ value: c.dir, label: c.label })), m.checkpoint ?? undefined);
+    this.checkpoint.setOptions(
+      m.checkpoints.map((c) => ({ value: c.dir, label: c.label })),
+      m.checkpoint ?? undefined,
+    );
     this.fillCompare(m.compare);
     this.showSettings(m.settings);
     this.drawTranscript();
-    this.notice.textContent = m.checkpoints.length === 0 ? 'No complete checkpoint to chat with yet (chat needs a run on this machine that has saved one).' : '';
+    this.notice.textContent =
+      m.checkpoints.length === 0
+        ? 'No complete checkpoint to chat with yet (chat needs a run on this machine that has saved one).'
+        : '';
     if (m.focus) {
       this.focus();
       this.prompt.focus();
@@ -123,7 +153,10 @@ export class ChatView {
   /** "None" and every checkpoint but the chosen one. */
   private fillCompare(value: string | null = this.compare.value || null): void {
     const others = this.checkpoints.filter((c) => c.dir !== this.checkpoint.value);
-    this.compare.setOptions([{ value: '', label: 'None' }, ...others.map((c) => ({ value: c.dir, label: c.label }))], value ?? '');
+    this.compare.setOptions(
+      [{ value: '', label: 'None' }, ...others.map((c) => ({ value: c.dir, label: c.label }))],
+      value ?? '',
+    );
   }
 
   private showSettings(s: ChatSettings): void {

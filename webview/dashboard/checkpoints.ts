@@ -21,13 +21,15 @@ export class CheckpointsView {
   }
 
   render(): void {
-    const rows = this.runs().flatMap((run) => run.header.checkpoints.map((c) => ({
-      run: run.header.name,
-      step: c.step.toLocaleString('en-US'),
-      evalLoss: c.evalLoss === null ? '—' : c.evalLoss.toFixed(4),
-      best: c.best ? '★' : '',
-      state: c.complete ? 'complete' : 'incomplete',
-    })));
+    const rows = this.runs().flatMap((run) =>
+      run.header.checkpoints.map((c) => ({
+        run: run.header.name,
+        step: c.step.toLocaleString('en-US'),
+        evalLoss: c.evalLoss === null ? '—' : c.evalLoss.toFixed(4),
+        best: c.best ? '★' : '',
+        state: c.complete ? 'complete' : 'incomplete',
+      })),
+    );
     const key = JSON.stringify(rows);
     if (key === this.shown) return; // the grid rebuilds its rows on every set: only when they change
     this.shown = key;

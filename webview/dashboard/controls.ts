@@ -8,7 +8,12 @@ import type { RunModel } from './data';
 import { runColor, type Theme } from './theme';
 
 const isXAxis = (v: string): v is XAxis => (X_AXES as readonly string[]).includes(v);
-const AXIS_LABELS: Record<XAxis, string> = { step: 'Step', tokens: 'Tokens', relative: 'Relative time', wall: 'Wall time' };
+const AXIS_LABELS: Record<XAxis, string> = {
+  step: 'Step',
+  tokens: 'Tokens',
+  relative: 'Relative time',
+  wall: 'Wall time',
+};
 
 export class Controls {
   readonly root = el('div', { class: 'toolbar' });
@@ -22,7 +27,11 @@ export class Controls {
 
   constructor(send: (m: WebviewToHost) => void) {
     this.axis.setOptions(X_AXES.map((a) => ({ value: a, label: AXIS_LABELS[a] })));
-    const label = (text: string, ...children: HTMLElement[]) => { const l = el('label', {}, text); l.append(...children); return l; };
+    const label = (text: string, ...children: HTMLElement[]) => {
+      const l = el('label', {}, text);
+      l.append(...children);
+      return l;
+    };
     this.root.append(
       label('X axis ', this.axis.root),
       label('Smoothing ', this.smoothing, this.smoothingValue),
@@ -30,7 +39,9 @@ export class Controls {
       this.logY.root,
       this.reset.root,
     );
-    this.axis.onChange((axis) => { if (isXAxis(axis)) send({ type: 'setXAxis', axis }); });
+    this.axis.onChange((axis) => {
+      if (isXAxis(axis)) send({ type: 'setXAxis', axis });
+    });
     // Dragging the slider fires many inputs; the host re-smooths a million points per message.
     const sendSmoothing = throttle((w: number) => send({ type: 'setSmoothing', weight: w }), 120);
     this.smoothing.addEventListener('input', () => {
@@ -54,24 +65,44 @@ export class Controls {
 
   /** One chip per run: colour, name, status, malformed-line count; a click hides or shows the run. */
   showRuns(runs: RunModel[], hidden: Set<string>, theme: Theme, toggle: (id: string) => void): void {
-    this.legend.replaceChildren(...runs.map((run) => {
-      const h = run.header;
-      const chip = el('button', { type: 'button', class: 'run-chip', 'aria-pressed': String(!hidden.has(`run:${h.key}`)), title: h.key });
-      const swatch = el('span', { class: 'swatch' });
-      swatch.style.backgroundColor = runColor(theme, h.color);
-      chip.append(swatch, el('span', { class: 'name' }, h.name), el('span', { class: 'status' }, `${h.status}${h.lastStep !== null ? ` · step ${h.lastStep}` : ''}`));
-      const bad = h.malformed.metrics + h.malformed.samples + h.malformed.events + (h.malformed.system ?? 0);
-      if (bad > 0) {
-        const m = h.malformed;
-        chip.append(el('span', { class: 'malformed', title: `metrics ${m.metrics}, samples ${m.samples}, events ${m.events}, system ${m.system ?? 0}` }, `${bad} malformed line${bad === 1 ? '' : 's'} skipped`));
-      }
-      if (h.engine !== null) chip.append(el('span', { class: 'status engine' }, h.engine));
-      if (!h.timed) {
-        const note = 'its records have no time (t, time, timestamp, wall_time or _timestamp): not on the time axes';
-        chip.append(el('span', { class: 'status', title: note }, 'no wall time'));
-      }
-      chip.addEventListener('click', () => toggle(`run:${h.key}`));
-      return chip;
-    }));
+    this.legend.replaceChildren(
+      ...runs.map((run) => {
+        const h = run.header;
+        const chip = el('button', {
+          type: 'button',
+          class: 'run-chip',
+          'aria-pressed': String(!hidden.has(`run:${h.key}`)),
+          title: h.key,
+        });
+        const swatch = el('span', { class: 'swatch' });
+        swatch.style.backgroundColor = runColor(theme, h.color);
+        chip.append(
+          swatch,
+          el('span', { class: 'name' }, h.name),
+          el('span', { class: 'status' }, `${h.status}${h.lastStep !== null ? ` · step ${h.lastStep}` : ''}`),
+        );
+        const bad = h.malformed.metrics + h.malformed.samples + h.malformed.events + (h.malformed.system ?? 0);
+        if (bad > 0) {
+          const m = h.malformed;
+          chip.append(
+            el(
+              'span',
+              {
+                class: 'malformed',
+                title: `metrics ${m.metrics}, samples ${m.samples}, events ${m.events}, system ${m.system ?? 0}`,
+              },
+              `${bad} malformed line${bad === 1 ? '' : 's'} skipped`,
+            ),
+          );
+        }
+        if (h.engine !== null) chip.append(el('span', { class: 'status engine' }, h.engine));
+        if (!h.timed) {
+          const note = 'its records have no time (t, time, timestamp, wall_time or _timestamp): not on the time axes';
+          chip.append(el('span', { class: 'status', title: note }, 'no wall time'));
+        }
+        chip.addEventListener('click', () => toggle(`run:${h.key}`));
+        return chip;
+      }),
+    );
   }
 }

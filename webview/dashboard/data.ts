@@ -1,7 +1,15 @@
 // What the webview holds: per run, the downsampled points of every series as the host sent them,
 // bucket by bucket, so a delta can replace buckets from `from` on (a live tail, or a rewrite)
 // without a full resend. Pure data; no DOM.
-import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk } from '../../src/shared/protocol';
+import type {
+  EventMark,
+  HostMessage,
+  RunDelta,
+  RunHeader,
+  RunSnapshot,
+  SampleItem,
+  SeriesChunk,
+} from '../../src/shared/protocol';
 import type { NonFinite } from '../../src/shared/series';
 
 export interface Pt {
@@ -44,13 +52,21 @@ export class SeriesData {
   total = 0;
   stride = 1;
 
-  constructor(readonly kind: string, readonly field: string) {}
+  constructor(
+    readonly kind: string,
+    readonly field: string,
+  ) {}
 
   apply(c: SeriesChunk): boolean {
     this.total = c.total;
     this.stride = c.stride;
     let ok = this.raw.apply(c.from, c.raw.n, (i) => ({ x: c.raw.x[i], y: c.raw.y[i] }));
-    ok &&= this.markers.apply(c.from, c.markers.n, (i) => ({ x: c.markers.x[i], y: 0.97, v: c.markers.v[i], step: c.markers.step[i] }));
+    ok &&= this.markers.apply(c.from, c.markers.n, (i) => ({
+      x: c.markers.x[i],
+      y: 0.97,
+      v: c.markers.v[i],
+      step: c.markers.step[i],
+    }));
     const s = c.smooth;
     if (s) {
       if (c.from === 0 || !this.smooth) this.smooth = new BucketList<Pt>();

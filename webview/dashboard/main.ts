@@ -30,13 +30,19 @@ let waitingForSnapshot = false;
 let tab: Tab = saved?.tab ?? 'samples';
 let keys: string[] = saved?.keys ?? [];
 
-const save = () => { messenger.state = { view, hidden: [...hidden], samples: samplesState, tab, keys }; };
+const save = () => {
+  messenger.state = { view, hidden: [...hidden], samples: samplesState, tab, keys };
+};
 
 const boardState: BoardState = {
   data,
-  get view() { return view; },
+  get view() {
+    return view;
+  },
   hidden,
-  get theme() { return theme; },
+  get theme() {
+    return theme;
+  },
   zoom: (range) => messenger.post({ type: 'zoom', range }),
   savePng: (chart, dataUrl) => messenger.post({ type: 'savePng', chart, dataUrl }),
   toggle: (id) => {
@@ -55,17 +61,30 @@ const chartsRoot = el('div', { class: 'charts' });
 const alertRules = new AlertRulesView((m) => messenger.post(m));
 const board = new ChartBoard(chartsRoot, () => boardState);
 const samples = new SamplesView(() => [...data.runs.values()], samplesState, save);
-const chat = new ChatView((m) => messenger.post(m), () => {
-  showTab('chat');
-  chat.root.scrollIntoView({ block: 'start' });
-});
+const chat = new ChatView(
+  (m) => messenger.post(m),
+  () => {
+    showTab('chat');
+    chat.root.scrollIntoView({ block: 'start' });
+  },
+);
 const checkpoints = new CheckpointsView(() => [...data.runs.values()]);
-const tabBar = tabs(new Map<Tab, string>([['samples', 'Samples'], ['checkpoints', 'Checkpoints'], ['chat', 'Chat']]), 'Samples, checkpoints and chat');
+const tabBar = tabs(
+  new Map<Tab, string>([
+    ['samples', 'Samples'],
+    ['checkpoints', 'Checkpoints'],
+    ['chat', 'Chat'],
+  ]),
+  'Samples, checkpoints and chat',
+);
 tabBar.root.classList.add('tabs');
 tabBar.panes.get('samples')?.append(samples.root);
 tabBar.panes.get('checkpoints')?.append(checkpoints.root);
 tabBar.panes.get('chat')?.append(chat.root);
-tabBar.onChange((name) => { tab = name; save(); });
+tabBar.onChange((name) => {
+  tab = name;
+  save();
+});
 app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, tabBar.root);
 showTab(tab);
 
@@ -78,7 +97,12 @@ function showTab(name: Tab): void {
 function render(): void {
   controls.show(view);
   controls.showRuns([...data.runs.values()], hidden, theme, boardState.toggle);
-  status.textContent = data.runs.size === 0 ? 'No data from these runs yet.' : view.range ? 'Zoomed: drag to zoom further, double-click to reset.' : 'Drag across a chart to zoom.';
+  status.textContent =
+    data.runs.size === 0
+      ? 'No data from these runs yet.'
+      : view.range
+        ? 'Zoomed: drag to zoom further, double-click to reset.'
+        : 'Drag across a chart to zoom.';
   board.render();
   alertRules.showSeries([...data.runs.values()]);
   samples.render();
@@ -88,7 +112,13 @@ function render(): void {
 
 // Deltas arrive at most 4/s; a burst of them (a reconnect) is drawn once per frame.
 let frame = 0;
-const renderSoon = () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); }); };
+const renderSoon = () => {
+  if (!frame)
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      render();
+    });
+};
 
 function requestSnapshot(reason: string): void {
   if (waitingForSnapshot) return;
@@ -117,6 +147,11 @@ function receive(m: HostToWebview): void {
 messenger.listen(receive);
 
 // A theme switch changes the body's class; colours are re-read from the CSS variables.
-new MutationObserver(throttle(() => { theme = readTheme(); render(); }, 50)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+new MutationObserver(
+  throttle(() => {
+    theme = readTheme();
+    render();
+  }, 50),
+).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
 messenger.post({ type: 'ready', view: saved?.view ?? null });

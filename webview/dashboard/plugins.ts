@@ -77,7 +77,11 @@ export function clipPlugin(clip: () => { value: number; color: string } | null):
 }
 
 /** Drag across the plot to choose an x-range; double-click for everything; hover an event line for its message. */
-export function selectPlugin(onZoom: (range: [number, number] | null) => void, shade: () => string, lines: () => EventLine[]): Plugin<'line'> {
+export function selectPlugin(
+  onZoom: (range: [number, number] | null) => void,
+  shade: () => string,
+  lines: () => EventLine[],
+): Plugin<'line'> {
   let start: number | null = null;
   let current = 0;
   const cleanups = new WeakMap<Chart, () => void>();

@@ -35,11 +35,20 @@ export class SamplesView {
   private readonly stepLabel = el('span', { class: 'step-label' });
   private readonly list = el('div', { class: 'sample-list' });
 
-  constructor(private readonly runs: () => RunModel[], private readonly state: SamplesState, private readonly changed: () => void) {
+  constructor(
+    private readonly runs: () => RunModel[],
+    private readonly state: SamplesState,
+    private readonly changed: () => void,
+  ) {
     const bar = el('div', { class: 'samples-bar' });
     bar.append(el('h2', {}, 'Samples'), this.runSelect.root, this.slider, this.stepLabel);
     this.root.append(bar, this.list);
-    this.runSelect.onChange((run) => { this.state.run = run; this.state.stepIndex = null; this.render(); this.changed(); });
+    this.runSelect.onChange((run) => {
+      this.state.run = run;
+      this.state.stepIndex = null;
+      this.render();
+      this.changed();
+    });
     this.slider.addEventListener('input', () => {
       const i = Number(this.slider.value);
       this.state.stepIndex = i >= Number(this.slider.max) ? null : i;
@@ -51,7 +60,10 @@ export class SamplesView {
   render(): void {
     const runs = this.runs();
     const run = runs.find((r) => r.header.key === this.state.run) ?? runs[0];
-    this.runSelect.setOptions(runs.map((r) => ({ value: r.header.key, label: r.header.name })), run?.header.key);
+    this.runSelect.setOptions(
+      runs.map((r) => ({ value: r.header.key, label: r.header.name })),
+      run?.header.key,
+    );
     this.runSelect.root.hidden = runs.length < 2;
     const steps = run ? sampleSteps(run.samples) : [];
     this.root.hidden = steps.length === 0;
@@ -68,7 +80,10 @@ export class SamplesView {
   private card(s: SampleItem): HTMLElement {
     const card = el('article', { class: 'sample' });
     const head = el('div', { class: 'sample-head' });
-    head.append(el('span', { class: 'prompt' }, s.prompt), el('span', { class: 'meta' }, `step ${s.step}${s.settings ? ` · ${s.settings}` : ''}`));
+    head.append(
+      el('span', { class: 'prompt' }, s.prompt),
+      el('span', { class: 'meta' }, `step ${s.step}${s.settings ? ` · ${s.settings}` : ''}`),
+    );
     card.append(head, el('pre', { class: 'sample-text' }, s.text));
     return card;
   }

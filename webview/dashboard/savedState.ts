@@ -11,7 +11,10 @@ export type Tab = (typeof TABS)[number];
 const SavedStateSchema = v.object({
   view: v.fallback(v.nullable(ViewStateSchema), null),
   hidden: v.fallback(arr(str), []),
-  samples: v.fallback(v.object({ run: v.nullable(str), stepIndex: v.nullable(int) }), () => ({ run: null, stepIndex: null })),
+  samples: v.fallback(v.object({ run: v.nullable(str), stepIndex: v.nullable(int) }), () => ({
+    run: null,
+    stepIndex: null,
+  })),
   /** The tab below the charts; older saved states have none. */
   tab: v.fallback(v.optional(v.picklist(TABS)), undefined),
   /** The runs shown (from the last snapshot): what the host restores this panel with after a window reload. */

@@ -39,7 +39,14 @@ export function readTheme(): Theme {
     muted: v('--ss-muted'),
     grid: withAlpha(v('--ss-grid'), 0.35),
     nan: v('--ss-nan'),
-    events: { spike: v('--ss-ev-spike'), resume: v('--ss-ev-resume'), checkpoint: v('--ss-ev-checkpoint'), nan: v('--ss-nan'), crash: v('--ss-nan'), stop: v('--ss-muted') },
+    events: {
+      spike: v('--ss-ev-spike'),
+      resume: v('--ss-ev-resume'),
+      checkpoint: v('--ss-ev-checkpoint'),
+      nan: v('--ss-nan'),
+      crash: v('--ss-nan'),
+      stop: v('--ss-muted'),
+    },
   };
 }
 

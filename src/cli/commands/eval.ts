@@ -31,7 +31,12 @@ export function evalTable(records: readonly EvalRecord[]): string[] {
   ]);
   const head = ['task', 'subject', 'n', 'acc ± stderr', '95% interval'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  return [head, ...rows].map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export async function evalCommand(argv: readonly string[], out: (line: string) => void): Promise<number> {

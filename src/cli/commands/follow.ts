@@ -15,7 +15,12 @@ import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  FOLLOW_PROTOCOL, FOLLOWED_FILES, parseFollowOffsets, type FollowLine, type FollowOffsets, emptyOffsets,
+  FOLLOW_PROTOCOL,
+  FOLLOWED_FILES,
+  parseFollowOffsets,
+  type FollowLine,
+  type FollowOffsets,
+  emptyOffsets,
 } from '../../shared/follow-protocol';
 import { LineOutput, listenForStop, onceEach, StopSignal, Wake, Watches } from '../follow/channel';
 import { CheckpointFollower, FileFollower, FormatFollower, RunJsonFollower } from '../follow/sources';
@@ -32,7 +37,11 @@ interface Setup {
 }
 
 async function setup(argv: readonly string[]): Promise<Setup> {
-  const p = parseArgs(argv, { from: { kind: 'string' }, 'poll-ms': { kind: 'int' }, 'heartbeat-ms': { kind: 'int' } }, 'follow');
+  const p = parseArgs(
+    argv,
+    { from: { kind: 'string' }, 'poll-ms': { kind: 'int' }, 'heartbeat-ms': { kind: 'int' } },
+    'follow',
+  );
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${FOLLOW_USAGE}`);
   const dir = resolve(p.positional[0]);
   const fromText = stringFlag(p, 'from');

@@ -23,20 +23,24 @@ function formatCount(n: number): string {
 
 export function infoCommand(argv: readonly string[], out: (line: string) => void): number {
   const p = parseArgs(argv, {}, 'info');
-  if (p.positional.length !== 1) throw new UsageError(`Usage: steelscope info <${PRESET_NAMES.join('|')}|checkpoint-dir|run-dir>`);
+  if (p.positional.length !== 1)
+    throw new UsageError(`Usage: steelscope info <${PRESET_NAMES.join('|')}|checkpoint-dir|run-dir>`);
   const target = p.positional[0];
   if ((PRESET_NAMES as readonly string[]).includes(target) && !existsSync(target)) {
     out(`preset ${target}`);
     describeModel(PRESETS[target as PresetName]).forEach((l) => out(`  ${l}`));
     return 0;
   }
-  if (!existsSync(target)) throw new UsageError(`"${target}" is not a preset (${PRESET_NAMES.join(', ')}) nor an existing folder.`);
+  if (!existsSync(target))
+    throw new UsageError(`"${target}" is not a preset (${PRESET_NAMES.join(', ')}) nor an existing folder.`);
   const dir = resolveCheckpointDir(target);
   const result = checkCheckpoint(dir, { hashes: true });
   if (!result.ok) throw new UsageError(`Checkpoint ${dir} is not usable: ${result.reason}.`);
   const m = result.manifest;
   out(`checkpoint ${dir}`);
-  out(`  step ${m.step}, tokens ${m.tokens.toLocaleString('en-US')}, eval loss ${m.eval_loss ?? 'n/a'}, saved ${m.createdAt}`);
+  out(
+    `  step ${m.step}, tokens ${m.tokens.toLocaleString('en-US')}, eval loss ${m.eval_loss ?? 'n/a'}, saved ${m.createdAt}`,
+  );
   describeModel(m.config).forEach((l) => out(`  ${l}`));
   out(`  files: ${m.files.map((f) => f.name).join(', ')}${existsSync(join(dir, 'DONE')) ? ', DONE' : ''}`);
   return 0;

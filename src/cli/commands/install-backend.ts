@@ -13,7 +13,8 @@ import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import * as v from 'valibot';
 import { parseAs, parseJson } from '../../shared/schema';
 
-export const INSTALL_BACKEND_USAGE = 'steelscope install-backend [--gpu] [--dir DIR (default ~/.steelscope/backends)] [--timeout SECONDS (default 900)]';
+export const INSTALL_BACKEND_USAGE =
+  'steelscope install-backend [--gpu] [--dir DIR (default ~/.steelscope/backends)] [--timeout SECONDS (default 900)]';
 
 const TFJS_VERSION = '4.22.0';
 const FALLBACK = 'Training continues on WebAssembly (the wasm backend), as before.';
@@ -33,7 +34,12 @@ function hasNvidiaGpu(): boolean {
 }
 
 /** What we read of the backends folder's package.json; the rest is kept as it is. */
-const PackageJsonSchema = v.looseObject({ allowScripts: v.optional(v.record(v.string(), v.boolean(), 'expected an object of package names to true or false')) }, 'expected a JSON object');
+const PackageJsonSchema = v.looseObject(
+  {
+    allowScripts: v.optional(v.record(v.string(), v.boolean(), 'expected an object of package names to true or false')),
+  },
+  'expected a JSON object',
+);
 
 /**
  * A package.json for the backends folder that allows the package's install script (npm 11 runs
@@ -42,7 +48,11 @@ const PackageJsonSchema = v.looseObject({ allowScripts: v.optional(v.record(v.st
  */
 function allowInstallScript(dir: string, pkg: string): void {
   const file = join(dir, 'package.json');
-  const fresh = { name: 'steelscope-backends', private: true, description: 'Native TensorFlow backends installed by `steelscope install-backend`.' };
+  const fresh = {
+    name: 'steelscope-backends',
+    private: true,
+    description: 'Native TensorFlow backends installed by `steelscope install-backend`.',
+  };
   const existing = existsSync(file) ? parseJson(readFileSync(file, 'utf8')) : fresh;
   const parsed = parseAs(PackageJsonSchema, existing, file);
   // Not ours to repair: a broken one is the user's to see.
@@ -55,7 +65,11 @@ function allowInstallScript(dir: string, pkg: string): void {
 /** Runs npm, streaming its output to ours; its exit code (null when killed at the deadline) and its output. */
 function runNpm(args: string[], timeoutS: number): Promise<{ code: number | null; output: string; timedOut: boolean }> {
   return new Promise((done) => {
-    const child = spawn(npmCommand(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: process.platform !== 'win32', shell: process.platform === 'win32' });
+    const child = spawn(npmCommand(), args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: process.platform !== 'win32',
+      shell: process.platform === 'win32',
+    });
     let output = '';
     let timedOut = false;
     const keep = (chunk: Buffer, to: NodeJS.WriteStream): void => {
@@ -91,7 +105,8 @@ export function failureReason(output: string, code: number | null, timedOut: boo
   if (/libtensorflow|storage\.googleapis\.com/i.test(output)) {
     return "the package's install script must download libtensorflow from storage.googleapis.com, and this machine cannot reach it (offline, or blocked by a proxy or firewall)";
   }
-  if (/E404|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|network/i.test(output)) return 'npm could not reach the npm registry';
+  if (/E404|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|network/i.test(output))
+    return 'npm could not reach the npm registry';
   return `npm exited with code ${code}`;
 }
 
@@ -101,18 +116,29 @@ function verify(dir: string, pkg: string): { ok: boolean; detail: string } {
   try {
     entry = createRequire(join(dir, 'package.json')).resolve(pkg);
   } catch (err) {
-    return { ok: false, detail: `${pkg} is not in ${dir} after npm finished (${err instanceof Error ? err.message.split('\n')[0] : String(err)})` };
+    return {
+      ok: false,
+      detail: `${pkg} is not in ${dir} after npm finished (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
+    };
   }
   const code = `const tf = require(${JSON.stringify(entry)}); const s = tf.tensor([1, 2, 3]).sum().dataSync()[0]; console.log(tf.getBackend() + ' ' + s);`;
   const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 120_000 });
   const got = r.stdout.trim().split('\n').pop() ?? '';
   if (r.status === 0 && got === 'tensorflow 6') return { ok: true, detail: got };
-  const why = (r.stderr || r.stdout).trim().split('\n').find((l) => /Error/.test(l)) ?? `exit code ${r.status}`;
+  const why =
+    (r.stderr || r.stdout)
+      .trim()
+      .split('\n')
+      .find((l) => /Error/.test(l)) ?? `exit code ${r.status}`;
   return { ok: false, detail: `${pkg} did not load and compute: ${why}` };
 }
 
 export async function installBackendCommand(argv: readonly string[], out: Out): Promise<number> {
-  const p = parseArgs(argv, { gpu: { kind: 'bool' }, dir: { kind: 'string' }, timeout: { kind: 'int' } }, 'install-backend');
+  const p = parseArgs(
+    argv,
+    { gpu: { kind: 'bool' }, dir: { kind: 'string' }, timeout: { kind: 'int' } },
+    'install-backend',
+  );
   if (p.positional.length !== 0) throw new UsageError(`Usage: ${INSTALL_BACKEND_USAGE}`);
   const gpu = p.flags.get('gpu') === true;
   const dir = resolve(stringFlag(p, 'dir') ?? userBackendDir());
@@ -127,10 +153,24 @@ export async function installBackendCommand(argv: readonly string[], out: Out): 
   mkdirSync(dir, { recursive: true });
   allowInstallScript(dir, pkg);
   out(`Installing ${pkg}@${TFJS_VERSION} into ${dir} (npm's output follows)…`);
-  const npmArgs = ['install', '--prefix', dir, `${pkg}@${TFJS_VERSION}`, '--no-audit', '--no-fund', '--foreground-scripts', '--fetch-retries', '2', '--fetch-timeout', '60000'];
+  const npmArgs = [
+    'install',
+    '--prefix',
+    dir,
+    `${pkg}@${TFJS_VERSION}`,
+    '--no-audit',
+    '--no-fund',
+    '--foreground-scripts',
+    '--fetch-retries',
+    '2',
+    '--fetch-timeout',
+    '60000',
+  ];
   const npm = await runNpm(npmArgs, timeoutS);
   if (npm.code !== 0) {
-    out(`\nsteelscope: the fast backend was not installed: ${failureReason(npm.output, npm.code, npm.timedOut, timeoutS)}.`);
+    out(
+      `\nsteelscope: the fast backend was not installed: ${failureReason(npm.output, npm.code, npm.timedOut, timeoutS)}.`,
+    );
     out(FALLBACK);
     return 1;
   }
@@ -141,6 +181,10 @@ export async function installBackendCommand(argv: readonly string[], out: Out): 
     return 1;
   }
   out(`\n${pkg} ${TFJS_VERSION} works (${check.detail}).`);
-  out(dir === resolve(userBackendDir()) ? 'Training picks it up with --backend auto (the default).' : `Training finds it when STEELSCOPE_BACKEND_DIR=${dir} is set.`);
+  out(
+    dir === resolve(userBackendDir())
+      ? 'Training picks it up with --backend auto (the default).'
+      : `Training finds it when STEELSCOPE_BACKEND_DIR=${dir} is set.`,
+  );
   return 0;
 }

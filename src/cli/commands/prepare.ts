@@ -11,7 +11,12 @@ import { buildConfig, PREPARE_USAGE } from './train';
 export { PREPARE_USAGE };
 
 export function prepareCommand(argv: readonly string[], out: (line: string) => void): number {
-  const flags = { preset: { kind: 'string' }, data: { kind: 'string' }, 'run-dir': { kind: 'string' }, set: { kind: 'list' } } as const;
+  const flags = {
+    preset: { kind: 'string' },
+    data: { kind: 'string' },
+    'run-dir': { kind: 'string' },
+    set: { kind: 'list' },
+  } as const;
   const p = parseArgs(argv, flags, 'prepare');
   const data = stringFlag(p, 'data');
   const runDir = stringFlag(p, 'run-dir');
@@ -19,7 +24,8 @@ export function prepareCommand(argv: readonly string[], out: (line: string) => v
   const config = buildConfig(stringFlag(p, 'preset') ?? 'tiny', listFlag(p, 'set'), undefined);
   const dir = resolve(runDir);
   if (existsSync(join(dir, 'run.json'))) throw new UsageError(`${dir} already holds a run; prepare a new --run-dir.`);
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UsageError(`${dir} exists and is not empty. Choose a new or empty --run-dir.`);
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new UsageError(`${dir} exists and is not empty. Choose a new or empty --run-dir.`);
   resolveCorpus(data);
   prepareRun(data, config, dir, out);
   out(`prepared ${dir}: tokenizer.json, data/train.bin, data/val.bin, data/prepared.json, data/prompts.json`);

@@ -11,13 +11,19 @@ import { BpeTokenizer } from '../../core/tokenizer';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { backendFlag } from './train';
 
-export const SAMPLE_USAGE = 'steelscope sample <checkpoint-dir|run-dir> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]';
+export const SAMPLE_USAGE =
+  'steelscope sample <checkpoint-dir|run-dir> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]';
 
 /** A checkpoint folder itself, or a run folder's newest valid checkpoint (those passed over reported on stderr). */
-export function resolveCheckpointDir(path: string, report = (line: string) => process.stderr.write(line + '\n')): string {
+export function resolveCheckpointDir(
+  path: string,
+  report = (line: string) => process.stderr.write(line + '\n'),
+): string {
   if (existsSync(join(path, 'manifest.json'))) return path;
   if (existsSync(join(path, 'run.json'))) {
-    const found = latestValidCheckpoint(path, (folder, reason) => report(`steelscope: skipping checkpoint ${folder.dir}: ${reason}`));
+    const found = latestValidCheckpoint(path, (folder, reason) =>
+      report(`steelscope: skipping checkpoint ${folder.dir}: ${reason}`),
+    );
     if (!found) throw new UsageError(`${path} has no complete checkpoint yet.`);
     return found.folder.dir;
   }
@@ -25,7 +31,15 @@ export function resolveCheckpointDir(path: string, report = (line: string) => pr
 }
 
 export async function sampleCommand(argv: readonly string[], out: (line: string) => void): Promise<number> {
-  const flags = { prompt: { kind: 'string' }, 'max-tokens': { kind: 'int' }, temperature: { kind: 'number' }, 'top-k': { kind: 'int' }, 'top-p': { kind: 'number' }, seed: { kind: 'int' }, backend: { kind: 'string' } } as const;
+  const flags = {
+    prompt: { kind: 'string' },
+    'max-tokens': { kind: 'int' },
+    temperature: { kind: 'number' },
+    'top-k': { kind: 'int' },
+    'top-p': { kind: 'number' },
+    seed: { kind: 'int' },
+    backend: { kind: 'string' },
+  } as const;
   const p = parseArgs(argv, flags, 'sample');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SAMPLE_USAGE}`);
   const prompt = stringFlag(p, 'prompt') ?? '';
@@ -41,7 +55,14 @@ export async function sampleCommand(argv: readonly string[], out: (line: string)
   const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
   const model = SteelLM.fromWeights(ckpt.manifest.config, new Map([...ckpt.weights].map(([k, t]) => [k, t.data])));
   try {
-    const ids = generate(model, tokenizer.encode(prompt), { maxTokens, temperature, topK, topP, rng: new Rng(numberFlag(p, 'seed') ?? 0), stopIds: [tokenizer.eotId] });
+    const ids = generate(model, tokenizer.encode(prompt), {
+      maxTokens,
+      temperature,
+      topK,
+      topP,
+      rng: new Rng(numberFlag(p, 'seed') ?? 0),
+      stopIds: [tokenizer.eotId],
+    });
     out(prompt + tokenizer.decode(ids));
   } finally {
     model.dispose();

@@ -14,7 +14,8 @@ import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
 
-export const SERVE_USAGE = 'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N (ids kept when the context outgrows seq_len; default 3/4 of it)]';
+export const SERVE_USAGE =
+  'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N (ids kept when the context outgrows seq_len; default 3/4 of it)]';
 
 interface Loaded {
   model: SteelLM;
@@ -22,7 +23,9 @@ interface Loaded {
   ready: ServeMessage;
 }
 
-async function load(argv: readonly string[]): Promise<{ loaded: Loaded; cropTo: number | undefined; template: ChatTemplate }> {
+async function load(
+  argv: readonly string[],
+): Promise<{ loaded: Loaded; cropTo: number | undefined; template: ChatTemplate }> {
   const p = parseArgs(argv, { backend: { kind: 'string' }, 'crop-to': { kind: 'int' } }, 'serve');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SERVE_USAGE}`);
   const dir = resolveCheckpointDir(p.positional[0]);
@@ -30,11 +33,20 @@ async function load(argv: readonly string[]): Promise<{ loaded: Loaded; cropTo: 
   const ckpt = loadCheckpoint(dir);
   const config = ckpt.manifest.config;
   const cropTo = numberFlag(p, 'crop-to');
-  if (cropTo !== undefined && (cropTo < 1 || cropTo > config.seq_len)) throw new UsageError(`--crop-to must be in 1..${config.seq_len} (the checkpoint's seq_len).`);
+  if (cropTo !== undefined && (cropTo < 1 || cropTo > config.seq_len))
+    throw new UsageError(`--crop-to must be in 1..${config.seq_len} (the checkpoint's seq_len).`);
   const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
   const model = SteelLM.fromWeights(config, new Map([...ckpt.weights].map(([k, t]) => [k, t.data])));
   const template = checkpointTemplate(dir);
-  const ready: ServeMessage = { ready: true, protocol: SERVE_PROTOCOL, checkpoint: dir, step: ckpt.manifest.step, config, backend: backend.name, template };
+  const ready: ServeMessage = {
+    ready: true,
+    protocol: SERVE_PROTOCOL,
+    checkpoint: dir,
+    step: ckpt.manifest.step,
+    config,
+    backend: backend.name,
+    template,
+  };
   return { loaded: { model, tokenizer, ready }, cropTo, template };
 }
 
@@ -50,7 +62,11 @@ function watchStop(stopRequested: () => boolean, stop: () => void): () => void {
 }
 
 /** `listen` installs the signal handlers (main.ts): called once loaded, so a signal during the load ends serve at once. */
-export async function serveCommand(argv: readonly string[], stopRequested: () => boolean, listen: () => void): Promise<number> {
+export async function serveCommand(
+  argv: readonly string[],
+  stopRequested: () => boolean,
+  listen: () => void,
+): Promise<number> {
   const send = (message: ServeMessage): void => {
     process.stdout.write(JSON.stringify(message) + '\n');
   };

@@ -12,7 +12,15 @@ export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.js
 const DEFAULT_STEPS = 200;
 
 export async function sftCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = { from: { kind: 'string' }, data: { kind: 'string' }, 'run-dir': { kind: 'string' }, steps: { kind: 'int' }, set: { kind: 'list' }, name: { kind: 'string' }, backend: { kind: 'string' } } as const;
+  const flags = {
+    from: { kind: 'string' },
+    data: { kind: 'string' },
+    'run-dir': { kind: 'string' },
+    steps: { kind: 'int' },
+    set: { kind: 'list' },
+    name: { kind: 'string' },
+    backend: { kind: 'string' },
+  } as const;
   const p = parseArgs(argv, flags, 'sft');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${SFT_USAGE}`);
   const from = stringFlag(p, 'from');
@@ -25,7 +33,18 @@ export async function sftCommand(argv: readonly string[], control: RunControl): 
   let status;
   try {
     const shown = { ...control, log: display.log, progress: display.progress };
-    status = await startSft({ from, data, runDir, steps, sets: listFlag(p, 'set'), name: stringFlag(p, 'name'), backend: backendFlag(stringFlag(p, 'backend')) }, shown);
+    status = await startSft(
+      {
+        from,
+        data,
+        runDir,
+        steps,
+        sets: listFlag(p, 'set'),
+        name: stringFlag(p, 'name'),
+        backend: backendFlag(stringFlag(p, 'backend')),
+      },
+      shown,
+    );
   } finally {
     display.end();
   }

@@ -1,6 +1,13 @@
 // `steelscope train` and `steelscope resume`: parse, validate everything that can be validated
 // before a file is written, then hand over to the core session.
-import { applySettings, ConfigError, PRESET_NAMES, PRESETS, type PresetName, type TrainConfig } from '../../shared/config';
+import {
+  applySettings,
+  ConfigError,
+  PRESET_NAMES,
+  PRESETS,
+  type PresetName,
+  type TrainConfig,
+} from '../../shared/config';
 import type { BackendName } from '../../core/backend';
 import { resumeRun, startRun, type RunControl } from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
@@ -15,14 +22,16 @@ const BACKENDS = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 export const TRAIN_USAGE = `steelscope train --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend ${BACKENDS.join('|')}]
                  [--engine tfjs|torch] [--nproc N|auto] [--python PATH]`;
-export const RESUME_USAGE = 'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …] [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
+export const RESUME_USAGE =
+  'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …] [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
 export const PREPARE_USAGE = `steelscope prepare --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir> [--set key=value …]`;
 
 const ENGINE_FLAGS = { engine: { kind: 'string' }, nproc: { kind: 'string' }, python: { kind: 'string' } } as const;
 
 function engineFlag(value: string | undefined, fallback: EngineName): EngineName {
   const name = value ?? fallback;
-  if (!(ENGINE_NAMES as readonly string[]).includes(name)) throw new UsageError(`--engine must be one of ${ENGINE_NAMES.join(', ')}; got "${name}".`);
+  if (!(ENGINE_NAMES as readonly string[]).includes(name))
+    throw new UsageError(`--engine must be one of ${ENGINE_NAMES.join(', ')}; got "${name}".`);
   return name as EngineName;
 }
 
@@ -32,13 +41,15 @@ function torchOptions(p: Parsed, engine: EngineName): TorchOptions {
   if (engine !== 'torch' && (raw !== undefined || stringFlag(p, 'python') !== undefined)) {
     throw new UsageError('--nproc and --python are options of the PyTorch engine: add --engine torch.');
   }
-  if (raw !== undefined && raw !== 'auto' && !/^[1-9]\d*$/.test(raw)) throw new UsageError(`--nproc must be a positive integer or auto, got "${raw}".`);
+  if (raw !== undefined && raw !== 'auto' && !/^[1-9]\d*$/.test(raw))
+    throw new UsageError(`--nproc must be a positive integer or auto, got "${raw}".`);
   return { nproc: raw === undefined || raw === 'auto' ? 'auto' : Number(raw), python: stringFlag(p, 'python') };
 }
 
 export function backendFlag(value: string | undefined): BackendName | 'auto' {
   const name = value ?? 'auto';
-  if (!(BACKENDS as readonly string[]).includes(name)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}; got "${name}".`);
+  if (!(BACKENDS as readonly string[]).includes(name))
+    throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}; got "${name}".`);
   return name as BackendName | 'auto';
 }
 
@@ -49,7 +60,8 @@ function positiveSteps(steps: number | undefined): number | undefined {
 
 /** The preset with --set applied; --steps also sets the cosine length unless max_steps is set explicitly. */
 export function buildConfig(preset: string, sets: string[], steps: number | undefined): TrainConfig {
-  if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`Unknown preset "${preset}". Presets: ${PRESET_NAMES.join(', ')}.`);
+  if (!(PRESET_NAMES as readonly string[]).includes(preset))
+    throw new UsageError(`Unknown preset "${preset}". Presets: ${PRESET_NAMES.join(', ')}.`);
   const explicitMax = sets.some((s) => s.trim().startsWith('max_steps='));
   const withSteps = steps !== undefined && !explicitMax ? [`max_steps=${steps}`, ...sets] : sets;
   try {
@@ -61,7 +73,16 @@ export function buildConfig(preset: string, sets: string[], steps: number | unde
 }
 
 export async function trainCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = { preset: { kind: 'string' }, data: { kind: 'string' }, 'run-dir': { kind: 'string' }, steps: { kind: 'int' }, set: { kind: 'list' }, name: { kind: 'string' }, backend: { kind: 'string' }, ...ENGINE_FLAGS } as const;
+  const flags = {
+    preset: { kind: 'string' },
+    data: { kind: 'string' },
+    'run-dir': { kind: 'string' },
+    steps: { kind: 'int' },
+    set: { kind: 'list' },
+    name: { kind: 'string' },
+    backend: { kind: 'string' },
+    ...ENGINE_FLAGS,
+  } as const;
   const p = parseArgs(argv, flags, 'train');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${TRAIN_USAGE}`);
   const data = stringFlag(p, 'data');
@@ -75,14 +96,28 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
   const status = await withProgress(control, (shown) =>
     engine === 'torch'
       ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
-      : startRun({ runDir, config, data, name, backend: backendFlag(stringFlag(p, 'backend')), steps: steps ?? config.max_steps }, shown),
+      : startRun(
+          {
+            runDir,
+            config,
+            data,
+            name,
+            backend: backendFlag(stringFlag(p, 'backend')),
+            steps: steps ?? config.max_steps,
+          },
+          shown,
+        ),
   );
   control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }
 
 export async function resumeCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const p = parseArgs(argv, { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' }, ...ENGINE_FLAGS }, 'resume');
+  const p = parseArgs(
+    argv,
+    { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' }, ...ENGINE_FLAGS },
+    'resume',
+  );
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${RESUME_USAGE}`);
   const steps = positiveSteps(numberFlag(p, 'steps'));
   const runDir = p.positional[0];

@@ -21,7 +21,10 @@ export class StopSignal {
 export class LineOutput {
   private full = false;
   private onDrain: (() => void) | undefined;
-  constructor(private readonly stream: NodeJS.WritableStream, private readonly stop: StopSignal) {
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly stop: StopSignal,
+  ) {
     stream.on('error', () => stop.stop()); // EPIPE and friends: nobody is reading any more
     stream.on('drain', () => {
       this.full = false;

@@ -3,7 +3,10 @@
 // when its content changes, and the checkpoint list.
 import { dirname } from 'node:path';
 import {
-  encodeRecordMessage, RECORD_VALIDATORS, type CheckpointEntry, type FollowedFile,
+  encodeRecordMessage,
+  RECORD_VALIDATORS,
+  type CheckpointEntry,
+  type FollowedFile,
 } from '../../shared/follow-protocol';
 import { decodeJsonLine, jsonlFramer } from '../../shared/jsonl';
 import { scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
@@ -101,7 +104,13 @@ export class CheckpointFollower {
 
   private async scan(): Promise<CheckpointEntry[]> {
     const found = await scanCheckpoints(dirname(this.root), this.checks);
-    return found.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, ...(c.problem ? { problem: c.problem } : {}) }));
+    return found.map((c) => ({
+      step: c.step,
+      dir: c.dir,
+      complete: c.complete,
+      eval_loss: c.evalLoss,
+      ...(c.problem ? { problem: c.problem } : {}),
+    }));
   }
 }
 
@@ -123,7 +132,14 @@ export class FormatFollower {
 
   async poll(out: LineOutput): Promise<void> {
     const batch = await this.reader.read();
-    if (!batch.reset && batch.metrics.length === 0 && batch.samples.length === 0 && batch.malformed === 0 && !batch.problem) return;
+    if (
+      !batch.reset &&
+      batch.metrics.length === 0 &&
+      batch.samples.length === 0 &&
+      batch.malformed === 0 &&
+      !batch.problem
+    )
+      return;
     // The positions are taken with no await after the read: they match what this message carries.
     out.send({ formats: batch, sources: this.reader.positions() });
   }

@@ -79,7 +79,7 @@ function hashFile(path: string): { sha256: string; bytes: number } {
     const hash = createHash('sha256');
     const buf = Buffer.allocUnsafe(CHUNK_BYTES);
     let bytes = 0;
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) {
       hash.update(buf.subarray(0, n));
       bytes += n;
     }
@@ -93,7 +93,9 @@ function describeFile(path: string): CorpusFile {
   try {
     return { path, ...hashFile(path) };
   } catch (err) {
-    throw new DataError(`Data file ${path} cannot be read (${errCode(err)}). Check that it exists and its permissions.`);
+    throw new DataError(
+      `Data file ${path} cannot be read (${errCode(err)}). Check that it exists and its permissions.`,
+    );
   }
 }
 
@@ -103,7 +105,9 @@ function listFolder(dir: string, seen: Set<string>, out: string[]): void {
   if (seen.has(real)) return; // a symlink cycle
   seen.add(real);
   // Plain code-unit order, so the file order (and so the data) is the same under every locale.
-  const names = readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+  const names = readdirSync(dir)
+    .filter((n) => !n.startsWith('.'))
+    .sort();
   for (const name of names) {
     const path = join(dir, name);
     let st;
@@ -183,7 +187,9 @@ function* byteChunks(path: string, gz: boolean): Generator<Uint8Array> {
       data = gunzipSync(readWhole(path));
     } catch (err) {
       if (err instanceof DataError) throw err;
-      throw new DataError(`Data file ${path} is not a valid gzip file (${errCode(err)}). Recompress it, or drop the .gz suffix.`);
+      throw new DataError(
+        `Data file ${path} is not a valid gzip file (${errCode(err)}). Recompress it, or drop the .gz suffix.`,
+      );
     }
     for (let at = 0; at < data.length; at += CHUNK_BYTES) yield data.subarray(at, at + CHUNK_BYTES);
     return;
@@ -191,7 +197,7 @@ function* byteChunks(path: string, gz: boolean): Generator<Uint8Array> {
   const fd = openOrThrow(path);
   try {
     const buf = Buffer.allocUnsafe(CHUNK_BYTES);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) yield buf.subarray(0, n);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) yield buf.subarray(0, n);
   } finally {
     closeSync(fd);
   }
@@ -201,7 +207,9 @@ function openOrThrow(path: string): number {
   try {
     return openSync(path, 'r');
   } catch (err) {
-    throw new DataError(`Data file ${path} cannot be read (${errCode(err)}). Check that it exists and its permissions.`);
+    throw new DataError(
+      `Data file ${path} cannot be read (${errCode(err)}). Check that it exists and its permissions.`,
+    );
   }
 }
 
@@ -210,7 +218,7 @@ function readWhole(path: string): Buffer {
   try {
     const out = Buffer.allocUnsafe(fstatSync(fd).size);
     let filled = 0;
-    for (let n; filled < out.length && (n = readSync(fd, out, filled, out.length - filled, null)) > 0; ) filled += n;
+    for (let n; filled < out.length && (n = readSync(fd, out, filled, out.length - filled, null)) > 0;) filled += n;
     return out.subarray(0, filled);
   } finally {
     closeSync(fd);
@@ -277,7 +285,8 @@ function* textLines(chunks: Iterable<Uint8Array>, path: string, gz: boolean): Ge
     } catch {
       const bytes = Buffer.concat([pending, chunk ?? new Uint8Array(0)]);
       const bad = firstInvalidUtf8(bytes);
-      if (nul !== -1 && (bad === -1 || pending.length + nul < bad)) throw notText(path, gz, start + pending.length + nul, 'a NUL byte');
+      if (nul !== -1 && (bad === -1 || pending.length + nul < bad))
+        throw notText(path, gz, start + pending.length + nul, 'a NUL byte');
       throw notText(path, gz, start + (bad === -1 ? bytes.length - pending.length : bad), 'an invalid byte sequence');
     }
     if (nul !== -1) throw notText(path, gz, start + pending.length + nul, 'a NUL byte');
@@ -364,13 +373,15 @@ export function* readDocuments(files: readonly CorpusFile[], stats?: ReadStats):
   for (const file of files) {
     const format = formatOf(file.path);
     if (!format) throw new DataError(`Data file ${file.path} is not ${SUPPORTED}. Rename it or convert it.`);
-    const docs = format.kind === 'txt' ? txtDocuments(file.path, format.gz) : jsonlDocuments(file.path, format.gz, counts);
+    const docs =
+      format.kind === 'txt' ? txtDocuments(file.path, format.gz) : jsonlDocuments(file.path, format.gz, counts);
     let inFile = 0;
     for (const doc of docs) {
       inFile++;
       counts.documents++;
       yield doc;
     }
-    if (inFile === 0) throw new DataError(`Data file ${file.path} contains no text. Remove it, or put some text in it.`);
+    if (inFile === 0)
+      throw new DataError(`Data file ${file.path} contains no text. Remove it, or put some text in it.`);
   }
 }

@@ -70,7 +70,8 @@ class TokenStream {
 
 /** Which documents are held out: round(fraction * n), at least one when 0 < fraction and n >= 2, never all. */
 export function chooseValDocuments(numDocs: number, valFraction: number, seed: number): Uint8Array {
-  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError(`val_fraction must be in [0, 1), got ${valFraction}`);
+  if (!(valFraction >= 0 && valFraction < 1))
+    throw new RangeError(`val_fraction must be in [0, 1), got ${valFraction}`);
   const isVal = new Uint8Array(numDocs);
   if (valFraction === 0 || numDocs < 2) return isVal;
   const count = Math.min(numDocs - 1, Math.max(1, Math.round(valFraction * numDocs)));
@@ -79,7 +80,11 @@ export function chooseValDocuments(numDocs: number, valFraction: number, seed: n
   return isVal;
 }
 
-function splitTokens(stream: TokenStream, isVal: Uint8Array, vocabSize: number): { train: TokenArray; val: TokenArray } {
+function splitTokens(
+  stream: TokenStream,
+  isVal: Uint8Array,
+  vocabSize: number,
+): { train: TokenArray; val: TokenArray } {
   let valTokens = 0;
   for (let d = 0; d < isVal.length; d++) if (isVal[d]) valTokens += stream.docEnd(d) - stream.docStarts[d];
   const train = tokenArrayFor(vocabSize, stream.length - valTokens);
@@ -112,7 +117,9 @@ export function buildDataset(opts: BuildDatasetOptions): { trainPath: string; va
   }
   const numDocs = stream.docStarts.length;
   if (numDocs === 0) {
-    throw new DataError(`The data (${opts.files.map((f) => f.path).join(', ')}) holds no documents. Pass files with some text in them.`);
+    throw new DataError(
+      `The data (${opts.files.map((f) => f.path).join(', ')}) holds no documents. Pass files with some text in them.`,
+    );
   }
   onProgress?.(numDocs, bytes);
 

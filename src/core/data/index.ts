@@ -1,5 +1,13 @@
 // The data pipeline: corpus files -> documents -> token shards -> seeded batches.
-export { builtAsset, checkDocuments, DataError, defaultCorpusPath, resolveCorpus, readDocuments, verifyCorpus } from './corpus';
+export {
+  builtAsset,
+  checkDocuments,
+  DataError,
+  defaultCorpusPath,
+  resolveCorpus,
+  readDocuments,
+  verifyCorpus,
+} from './corpus';
 export type { CorpusFile, ReadStats } from './corpus';
 export { writeShard, readShard, tokenArrayFor } from './shards';
 export type { TokenArray } from './shards';

@@ -31,15 +31,26 @@ function epochOrder(seed: number, epoch: number, numBlocks: number): Uint32Array
 }
 
 function checkBlockLen(blockLen: number): void {
-  if (!Number.isInteger(blockLen) || blockLen < 2) throw new RangeError(`blockLen must be an integer >= 2 (seq_len + 1), got ${blockLen}`);
+  if (!Number.isInteger(blockLen) || blockLen < 2)
+    throw new RangeError(`blockLen must be an integer >= 2 (seq_len + 1), got ${blockLen}`);
 }
 
 function checkBatchSize(batchSize: number): void {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
 }
 
 /** Copies block `block` into row `row` of x and y (and of mask, from the targets' weights). */
-function fillRow(tokens: TokenArray, blockLen: number, block: number, row: number, x: Int32Array, y: Int32Array, weights?: Float32Array, mask?: Float32Array): void {
+function fillRow(
+  tokens: TokenArray,
+  blockLen: number,
+  block: number,
+  row: number,
+  x: Int32Array,
+  y: Int32Array,
+  weights?: Float32Array,
+  mask?: Float32Array,
+): void {
   const seqLen = blockLen - 1;
   const src = block * blockLen;
   const dst = row * seqLen;

@@ -44,7 +44,7 @@ function payload(tokens: TokenArray): Uint8Array {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
 /** Atomic: written to a temp file, fsynced, then renamed over `path`. */
@@ -83,7 +83,7 @@ function syncDir(dir: string): void {
 
 function readExactly(fd: number, into: Uint8Array, position: number): number {
   let filled = 0;
-  for (let n; filled < into.length && (n = readSync(fd, into, filled, into.length - filled, position + filled)) > 0; ) {
+  for (let n; filled < into.length && (n = readSync(fd, into, filled, into.length - filled, position + filled)) > 0;) {
     filled += n;
   }
   return filled;
@@ -105,7 +105,8 @@ export function readShard(path: string): TokenArray {
   try {
     const size = fstatSync(fd).size;
     const head = Buffer.alloc(HEADER_BYTES);
-    if (readExactly(fd, head, 0) < HEADER_BYTES) throw corrupt(path, `is truncated (${size} bytes, shorter than its header)`);
+    if (readExactly(fd, head, 0) < HEADER_BYTES)
+      throw corrupt(path, `is truncated (${size} bytes, shorter than its header)`);
     if (!head.subarray(0, 8).equals(MAGIC)) throw corrupt(path, 'is not a steelscope token shard (wrong magic)');
     const version = head.readUInt32LE(8);
     if (version !== VERSION) throw corrupt(path, `has format version ${version}; this build reads version ${VERSION}`);
@@ -115,7 +116,10 @@ export function readShard(path: string): TokenArray {
     const width = dtype === DTYPE_U16 ? 2 : 4;
     const expected = HEADER_BYTES + count * width;
     if (size !== expected) {
-      throw corrupt(path, `${size < expected ? 'is truncated' : 'has trailing bytes'} (${size} bytes, expected ${expected} for ${count} tokens)`);
+      throw corrupt(
+        path,
+        `${size < expected ? 'is truncated' : 'has trailing bytes'} (${size} bytes, expected ${expected} for ${count} tokens)`,
+      );
     }
     const tokens = dtype === DTYPE_U16 ? new Uint16Array(count) : new Uint32Array(count);
     const bytes = new Uint8Array(tokens.buffer);

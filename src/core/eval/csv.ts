@@ -44,7 +44,8 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
       fieldStarted = true;
     }
   }
-  if (quoted) throw new CsvError(`${source}: a quoted field is never closed; check its quotes (a field's " is written "").`);
+  if (quoted)
+    throw new CsvError(`${source}: a quoted field is never closed; check its quotes (a field's " is written "").`);
   if (fieldStarted || field !== '' || row.length > 0) endRow();
   return rows;
 }

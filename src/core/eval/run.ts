@@ -21,7 +21,10 @@ export interface EvalOptions {
 
 export function evaluateMc(model: SteelLM, tokenizer: BpeTokenizer, task: McTask, opts: EvalOptions): EvalRecord[] {
   const choiceIds = CHOICE_LETTERS.map((l) => tokenizer.encode(TARGET_DELIMITER + l));
-  const subjects = task.subjects.map((s) => ({ ...s, questions: s.questions.slice(0, opts.limit ?? s.questions.length) }));
+  const subjects = task.subjects.map((s) => ({
+    ...s,
+    questions: s.questions.slice(0, opts.limit ?? s.questions.length),
+  }));
   const total = subjects.reduce((n, s) => n + s.questions.length, 0);
   let done = 0;
   const records: EvalRecord[] = subjects.map((subject) => {
@@ -33,17 +36,36 @@ export function evaluateMc(model: SteelLM, tokenizer: BpeTokenizer, task: McTask
     });
     const acc = correct.reduce<number>((a, b) => a + b, 0) / correct.length;
     const stderr = meanStderr(correct); // undefined below 2 questions (JSON has no NaN)
-    const record: EvalRecord = { step: opts.step, t: Date.now(), task: task.name, subject: subject.name, n: correct.length, acc };
+    const record: EvalRecord = {
+      step: opts.step,
+      t: Date.now(),
+      task: task.name,
+      subject: subject.name,
+      n: correct.length,
+      acc,
+    };
     return Number.isFinite(stderr) ? { ...record, stderr } : record;
   });
-  return [...records, { step: opts.step, t: Date.now(), task: task.name, subject: MACRO_SUBJECT, ...macroAverage(records) }];
+  return [
+    ...records,
+    { step: opts.step, t: Date.now(), task: task.name, subject: MACRO_SUBJECT, ...macroAverage(records) },
+  ];
 }
 
 /** Perplexity of a UTF-8 text file, in windows of seq_len. */
 export function evaluatePpl(model: SteelLM, tokenizer: BpeTokenizer, file: string, opts: EvalOptions): EvalRecord[] {
   const ids = tokenizer.encode(readFileSync(file, 'utf8'));
   const { loss, tokens } = streamLoss(model, ids, (d, n) => opts.progress?.(d, n, `ppl ${basename(file)}`));
-  return [{ step: opts.step, t: Date.now(), task: `ppl:${basename(file)}`, subject: MACRO_SUBJECT, n: tokens, ppl: Math.exp(loss) }];
+  return [
+    {
+      step: opts.step,
+      t: Date.now(),
+      task: `ppl:${basename(file)}`,
+      subject: MACRO_SUBJECT,
+      n: tokens,
+      ppl: Math.exp(loss),
+    },
+  ];
 }
 
 /** Appends records to the run folder's evals.jsonl (non-finite numbers as the run format spells them). */

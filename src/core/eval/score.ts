@@ -19,7 +19,11 @@ function logProbRows(model: SteelLM, input: readonly number[]): { rows: Float32A
 }
 
 /** Sum of log p(continuation | context), the context cut from the left to fit seq_len. */
-export function continuationLogLikelihood(model: SteelLM, context: readonly number[], continuation: readonly number[]): number {
+export function continuationLogLikelihood(
+  model: SteelLM,
+  context: readonly number[],
+  continuation: readonly number[],
+): number {
   if (continuation.length === 0) return 0;
   const all = [...context, ...continuation];
   const window = all.slice(-(model.config.seq_len + 1));
@@ -35,7 +39,11 @@ export function continuationLogLikelihood(model: SteelLM, context: readonly numb
  * Log-likelihood of each choice. When every choice is one token (the letters A-D), one forward
  * pass of the context gives them all, the same numbers as scoring each choice on its own.
  */
-export function choiceLogLikelihoods(model: SteelLM, context: readonly number[], choices: readonly (readonly number[])[]): number[] {
+export function choiceLogLikelihoods(
+  model: SteelLM,
+  context: readonly number[],
+  choices: readonly (readonly number[])[],
+): number[] {
   if (context.length > 0 && choices.every((c) => c.length === 1)) {
     const input = context.slice(-model.config.seq_len);
     const { rows, vocab } = logProbRows(model, input);
@@ -46,7 +54,11 @@ export function choiceLogLikelihoods(model: SteelLM, context: readonly number[],
 }
 
 /** Mean next-token loss (nats) over a token stream, in non-overlapping windows of seq_len. */
-export function streamLoss(model: SteelLM, ids: readonly number[], onWindow?: (done: number, total: number) => void): { loss: number; tokens: number } {
+export function streamLoss(
+  model: SteelLM,
+  ids: readonly number[],
+  onWindow?: (done: number, total: number) => void,
+): { loss: number; tokens: number } {
   const T = model.config.seq_len;
   let sum = 0;
   let tokens = 0;

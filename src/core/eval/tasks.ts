@@ -39,20 +39,26 @@ export function readQuestions(path: string): Question[] {
   const column = (name: string) => header.indexOf(name);
   const cols = { question: column('question'), A: column('a'), B: column('b'), C: column('c'), D: column('d') };
   const answerCol = column('answer');
-  const missing = Object.entries(cols).filter(([, i]) => i < 0).map(([k]) => k);
+  const missing = Object.entries(cols)
+    .filter(([, i]) => i < 0)
+    .map(([k]) => k);
   if (missing.length > 0) {
     throw new CsvError(
       `${path}: header has no ${missing.join(', ')} column; expected C-Eval's id,question,A,B,C,D,answer or CMMLU's ,Question,A,B,C,D,Answer.`,
     );
   }
-  return rows.slice(1).filter((r) => !(r.length === 1 && r[0].trim() === '')).map((r, i) => {
-    const get = (c: number) => (c >= 0 && c < r.length ? r[c] : '');
-    const label = get(answerCol).trim().toUpperCase();
-    const answer = label === '' ? -1 : CHOICE_LETTERS.indexOf(label as (typeof CHOICE_LETTERS)[number]);
-    if (label !== '' && answer < 0) throw new CsvError(`${path} row ${i + 2}: answer "${label}" is not one of A, B, C, D.`);
-    const choices: Question['choices'] = [get(cols.A), get(cols.B), get(cols.C), get(cols.D)];
-    return { question: get(cols.question), choices, answer };
-  });
+  return rows
+    .slice(1)
+    .filter((r) => !(r.length === 1 && r[0].trim() === ''))
+    .map((r, i) => {
+      const get = (c: number) => (c >= 0 && c < r.length ? r[c] : '');
+      const label = get(answerCol).trim().toUpperCase();
+      const answer = label === '' ? -1 : CHOICE_LETTERS.indexOf(label as (typeof CHOICE_LETTERS)[number]);
+      if (label !== '' && answer < 0)
+        throw new CsvError(`${path} row ${i + 2}: answer "${label}" is not one of A, B, C, D.`);
+      const choices: Question['choices'] = [get(cols.A), get(cols.B), get(cols.C), get(cols.D)];
+      return { question: get(cols.question), choices, answer };
+    });
 }
 
 /** `accountant_val.csv` → accountant (C-Eval), `agronomy.csv` → agronomy (CMMLU). */
@@ -62,7 +68,9 @@ function subjectOf(file: string, split: Split): string {
 }
 
 function csvFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.csv')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.csv'))
+    .sort();
 }
 
 /** A task folder with dev/ and val/ or test/ sub-folders. */
@@ -78,16 +86,20 @@ function readTaskFolder(dir: string): McTask {
     // A flat folder of subject CSVs: each one is scored, no few-shot examples.
     const flat = csvFiles(dir);
     if (flat.length === 0) {
-      throw new CsvError(`${dir} has no val/ or test/ folder and no .csv files; point --task at a C-Eval or CMMLU copy.`);
+      throw new CsvError(
+        `${dir} has no val/ or test/ folder and no .csv files; point --task at a C-Eval or CMMLU copy.`,
+      );
     }
     const subjects = flat.map((f) => ({ name: basename(f, '.csv'), questions: readQuestions(join(dir, f)), dev: [] }));
     return { name: basename(dir), subjects };
   }
   const dev = bySplit.get('dev') ?? new Map<string, string>();
-  const subjects = [...scored].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, file]) => {
-    const devFile = dev.get(name);
-    return { name, questions: readQuestions(file), dev: devFile ? readQuestions(devFile) : [] };
-  });
+  const subjects = [...scored]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, file]) => {
+      const devFile = dev.get(name);
+      return { name, questions: readQuestions(file), dev: devFile ? readQuestions(devFile) : [] };
+    });
   return { name: basename(dir), subjects };
 }
 
@@ -103,7 +115,8 @@ function readTaskFile(file: string): McTask {
 }
 
 export function readMcTask(path: string): McTask {
-  if (!existsSync(path)) throw new CsvError(`Task ${path} does not exist; give a task CSV, a C-Eval/CMMLU folder or poetry-mc.`);
+  if (!existsSync(path))
+    throw new CsvError(`Task ${path} does not exist; give a task CSV, a C-Eval/CMMLU folder or poetry-mc.`);
   const task = statSync(path).isDirectory() ? readTaskFolder(path) : readTaskFile(path);
   for (const s of task.subjects) s.questions = s.questions.filter((q) => q.answer >= 0);
   task.subjects = task.subjects.filter((s) => s.questions.length > 0);
@@ -122,7 +135,10 @@ export const TARGET_DELIMITER = ' ';
 
 /** k dev examples with their answers, then the question; examples separated by a blank line. */
 export function fewShotPrompt(subject: Subject, q: Question, shots: number): string {
-  const examples = subject.dev.filter((d) => d.answer >= 0).slice(0, shots).map((d) => `${questionText(d)}${TARGET_DELIMITER}${CHOICE_LETTERS[d.answer]}`);
+  const examples = subject.dev
+    .filter((d) => d.answer >= 0)
+    .slice(0, shots)
+    .map((d) => `${questionText(d)}${TARGET_DELIMITER}${CHOICE_LETTERS[d.answer]}`);
   return [...examples, questionText(q)].join('\n\n');
 }
 

@@ -32,7 +32,15 @@ function rmsNormKernel(args: KernelArgs): TensorInfo[] {
   const x = input(args, 'x');
   const y = backend.makeOutput(x.shape, 'float32');
   const rinv = backend.makeOutput([rows(x)], 'float32');
-  steel.steel_rmsnorm_fwd(ptr(x), ptr(input(args, 'weight')), ptr(y), ptr(rinv), rows(x), cols(x), Number(args.attrs?.eps));
+  steel.steel_rmsnorm_fwd(
+    ptr(x),
+    ptr(input(args, 'weight')),
+    ptr(y),
+    ptr(rinv),
+    rows(x),
+    cols(x),
+    Number(args.attrs?.eps),
+  );
   return [y, rinv];
 }
 
@@ -42,12 +50,26 @@ function rmsNormGradKernel(args: KernelArgs): TensorInfo[] {
   const weight = input(args, 'weight');
   const dx = backend.makeOutput(x.shape, 'float32');
   const dw = backend.makeOutput(weight.shape, 'float32');
-  steel.steel_rmsnorm_bwd(ptr(x), ptr(weight), ptr(input(args, 'rinv')), ptr(input(args, 'dy')), ptr(dx), ptr(dw), rows(x), cols(x));
+  steel.steel_rmsnorm_bwd(
+    ptr(x),
+    ptr(weight),
+    ptr(input(args, 'rinv')),
+    ptr(input(args, 'dy')),
+    ptr(dx),
+    ptr(dw),
+    rows(x),
+    cols(x),
+  );
   return [dx, dw];
 }
 
 /** onThreads (threads.ts) with this kernel call's heap and exports: items split over our helper threads. */
-function onItems(c: Ctx, kernel: ThreadKernel, count: number, args: (start: number, n: number, slot: number) => number[]): void {
+function onItems(
+  c: Ctx,
+  kernel: ThreadKernel,
+  count: number,
+  args: (start: number, n: number, slot: number) => number[],
+): void {
   onThreads(c.backend.wasm.asm?.memory, kernel, count, args, (a) => c.steel[kernel](...a));
 }
 
@@ -57,7 +79,12 @@ function swiGluKernel(args: KernelArgs): TensorInfo {
   const out = c.backend.makeOutput(gate.shape, 'float32');
   const [pg, pu, po] = [gate, input(args, 'up'), out].map(c.ptr);
   const width = cols(gate);
-  onItems(c, 'steel_swiglu_fwd', rows(gate), (r, n) => [pg + 4 * r * width, pu + 4 * r * width, po + 4 * r * width, n * width]);
+  onItems(c, 'steel_swiglu_fwd', rows(gate), (r, n) => [
+    pg + 4 * r * width,
+    pu + 4 * r * width,
+    po + 4 * r * width,
+    n * width,
+  ]);
   return out;
 }
 
@@ -78,7 +105,17 @@ function rotaryKernel(args: KernelArgs): TensorInfo {
   const cos = input(args, 'cos');
   const [t, hd] = cos.shape; // x is [..., heads * hd], its rows at positions row % t
   const y = backend.makeOutput(x.shape, 'float32');
-  steel.steel_rotary(ptr(x), ptr(cos), ptr(input(args, 'sin')), ptr(y), rows(x), t, hd, cols(x) / hd, args.attrs?.backward === true ? 1 : 0);
+  steel.steel_rotary(
+    ptr(x),
+    ptr(cos),
+    ptr(input(args, 'sin')),
+    ptr(y),
+    rows(x),
+    t,
+    hd,
+    cols(x) / hd,
+    args.attrs?.backward === true ? 1 : 0,
+  );
   return y;
 }
 
@@ -98,7 +135,19 @@ function attentionKernel(args: KernelArgs): TensorInfo[] {
   const probs = backend.makeOutput([batch * nh, t, t], 'float32');
   const [pq, pk, pv, py, pp] = [q, input(args, 'k'), input(args, 'v'), y, probs].map(ptr);
   const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t]; // bytes per batch item
-  onItems(c, 'steel_attn_fwd', batch, (b, n) => [pq + b * qItem, pk + b * kvItem, pv + b * kvItem, py + b * qItem, pp + b * pItem, ptr(pack), n, t, nh, nkv, hd]);
+  onItems(c, 'steel_attn_fwd', batch, (b, n) => [
+    pq + b * qItem,
+    pk + b * kvItem,
+    pv + b * kvItem,
+    py + b * qItem,
+    pp + b * pItem,
+    ptr(pack),
+    n,
+    t,
+    nh,
+    nkv,
+    hd,
+  ]);
   backend.disposeData(pack.dataId);
   return [y, probs];
 }
@@ -114,8 +163,21 @@ function attentionGradKernel(args: KernelArgs): TensorInfo[] {
   const [pq, pk, pv, pp, pdy, pdq, pdk, pdv] = [q, k, v, input(args, 'probs'), input(args, 'dy'), dq, dk, dv].map(ptr);
   const [qItem, kvItem, pItem] = [4 * t * nh * hd, 4 * t * nkv * hd, 4 * nh * t * t];
   onItems(c, 'steel_attn_bwd', batch, (b, n, slot) => [
-    pq + b * qItem, pk + b * kvItem, pv + b * kvItem, pp + b * pItem, pdy + b * qItem,
-    pdq + b * qItem, pdk + b * kvItem, pdv + b * kvItem, ptr(ds) + slot * 4 * t * t, ptr(pack), n, t, nh, nkv, hd,
+    pq + b * qItem,
+    pk + b * kvItem,
+    pv + b * kvItem,
+    pp + b * pItem,
+    pdy + b * qItem,
+    pdq + b * qItem,
+    pdk + b * kvItem,
+    pdv + b * kvItem,
+    ptr(ds) + slot * 4 * t * t,
+    ptr(pack),
+    n,
+    t,
+    nh,
+    nkv,
+    hd,
   ]);
   backend.disposeData(pack.dataId);
   backend.disposeData(ds.dataId);
@@ -151,7 +213,14 @@ function xentGradKernel(args: KernelArgs): TensorInfo {
   const [n, v] = probs.shape;
   const dx = c.backend.makeOutput(probs.shape, 'float32');
   const [pp, pt, pdy, pdx] = [probs, input(args, 'targets'), input(args, 'dy'), dx].map(c.ptr);
-  onItems(c, 'steel_xent_bwd', n, (r, rowsHere) => [pp + 4 * r * v, pt + 4 * r, pdy + 4 * r, pdx + 4 * r * v, rowsHere, v]);
+  onItems(c, 'steel_xent_bwd', n, (r, rowsHere) => [
+    pp + 4 * r * v,
+    pt + 4 * r,
+    pdy + 4 * r,
+    pdx + 4 * r * v,
+    rowsHere,
+    v,
+  ]);
   return dx;
 }
 
@@ -176,9 +245,27 @@ function adamWKernel(args: KernelArgs): TensorInfo[] {
   const outs = [0, 1, 2].map(() => backend.makeOutput(p.shape, 'float32'));
   const [po, mo, vo] = outs.map(ptr);
   // 1 - beta is formed in float64 and rounded once on the way in, as tfjs rounds a JS scalar.
-  steel.steel_adamw(ptr(p), ptr(input(args, 'g')), ptr(input(args, 'm')), ptr(input(args, 'v')), po, mo, vo, tf.util.sizeFromShape(p.shape),
-    a.clip === true ? 1 : 0, num('clipCoef'), a.decays === true ? 1 : 0, num('decay'), num('beta1'), 1 - num('beta1'),
-    num('beta2'), 1 - num('beta2'), num('bc2Sqrt'), num('eps'), num('stepSize'));
+  steel.steel_adamw(
+    ptr(p),
+    ptr(input(args, 'g')),
+    ptr(input(args, 'm')),
+    ptr(input(args, 'v')),
+    po,
+    mo,
+    vo,
+    tf.util.sizeFromShape(p.shape),
+    a.clip === true ? 1 : 0,
+    num('clipCoef'),
+    a.decays === true ? 1 : 0,
+    num('decay'),
+    num('beta1'),
+    1 - num('beta1'),
+    num('beta2'),
+    1 - num('beta2'),
+    num('bc2Sqrt'),
+    num('eps'),
+    num('stepSize'),
+  );
   return outs;
 }
 
@@ -210,19 +297,29 @@ export function fusedOpsActive(): boolean {
   return steelKernels(asWasmBackend(tf.backend()).wasm.asm?.memory) !== null;
 }
 
-function run(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number | boolean> = {}): tf.Tensor[] {
+function run(
+  name: string,
+  inputs: Record<string, tf.Tensor>,
+  attrs: Record<string, number | boolean> = {},
+): tf.Tensor[] {
   const out = tf.engine().runKernel(name, inputs, attrs);
   return Array.isArray(out) ? out : [out];
 }
 
-type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
+type Forward = (
+  inputs: tf.Tensor[],
+  save: tf.GradSaveFunc,
+) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
 
 /** tf.customGrad with its variadic (tensors..., save) arguments unpacked and typed. */
 function customOp(forward: Forward, ...inputs: tf.Tensor[]): tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1];
     if (typeof save !== 'function') throw new Error('steelscope fused op: tf.customGrad passed no save function');
-    return forward(args.slice(0, -1).filter((a): a is tf.Tensor => a instanceof tf.Tensor), save);
+    return forward(
+      args.slice(0, -1).filter((a): a is tf.Tensor => a instanceof tf.Tensor),
+      save,
+    );
   });
   return op(...inputs);
 }
@@ -237,7 +334,8 @@ export function fusedRmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): 
     save([xs, w, rinv]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelRmsNormGrad', { x: saved[0], weight: saved[1], rinv: saved[2], dy }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        run('SteelRmsNormGrad', { x: saved[0], weight: saved[1], rinv: saved[2], dy }),
     };
   };
   return customOp(forward, x, weight) as tf.Tensor2D;
@@ -260,7 +358,11 @@ export function fusedSwiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D | n
  * applyRotary (layers.ts) fused, tables [T, hd] (constants: no gradient), hd % 8 == 0, on x either
  * [BH, T, hd] or [B*T, heads*hd] (a projection's output: each row's heads at position row % T).
  */
-export function fusedRotary<R extends tf.Rank.R2 | tf.Rank.R3>(x: tf.Tensor<R>, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor<R> | null {
+export function fusedRotary<R extends tf.Rank.R2 | tf.Rank.R3>(
+  x: tf.Tensor<R>,
+  cos: tf.Tensor2D,
+  sin: tf.Tensor2D,
+): tf.Tensor<R> | null {
   const [t, hd] = cos.shape;
   const width = x.shape[x.rank - 1];
   const rowsAtPositions = x.rank === 3 ? x.shape[1] === t : x.shape[0] % t === 0;
@@ -271,7 +373,8 @@ export function fusedRotary<R extends tf.Rank.R2 | tf.Rank.R3>(x: tf.Tensor<R>, 
     save([cos, sin]);
     return {
       value: run('SteelRotary', { x: xs, cos, sin }, { backward: false })[0],
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelRotary', { x: dy, cos: saved[0], sin: saved[1] }, { backward: true })[0],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        run('SteelRotary', { x: dy, cos: saved[0], sin: saved[1] }, { backward: true })[0],
     };
   };
   return customOp(forward, x) as tf.Tensor<R>;
@@ -282,10 +385,20 @@ export function fusedRotary<R extends tf.Rank.R2 | tf.Rank.R3>(x: tf.Tensor<R>, 
  * (c/attention.c), on the projections' own layout: q [B*T, nh*hd], k and v [B*T, nkv*hd] →
  * y [B*T, nh*hd]. Query head h reads key/value head h / (nh / nkv).
  */
-export function fusedCausalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, heads: { batch: number; nh: number; nkv: number; hd: number }): tf.Tensor2D | null {
+export function fusedCausalAttention(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  heads: { batch: number; nh: number; nkv: number; hd: number },
+): tf.Tensor2D | null {
   const { batch, nh, nkv, hd } = heads;
   const t = q.shape[0] / batch;
-  const fits = Number.isInteger(t) && q.shape[1] === nh * hd && k.shape.join() === v.shape.join() && k.shape.join() === `${q.shape[0]},${nkv * hd}` && nh % nkv === 0;
+  const fits =
+    Number.isInteger(t) &&
+    q.shape[1] === nh * hd &&
+    k.shape.join() === v.shape.join() &&
+    k.shape.join() === `${q.shape[0]},${nkv * hd}` &&
+    nh % nkv === 0;
   if (!fusedOpsActive() || !fits || !f32(q, k, v)) return null;
   const attrs = { batch, t, nh, nkv, hd };
   const forward: Forward = ([qs, ks, vs], save) => {
@@ -293,7 +406,8 @@ export function fusedCausalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tenso
     save([qs, ks, vs, probs]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelAttentionGrad', { q: saved[0], k: saved[1], v: saved[2], probs: saved[3], dy }, attrs),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        run('SteelAttentionGrad', { q: saved[0], k: saved[1], v: saved[2], probs: saved[3], dy }, attrs),
     };
   };
   return customOp(forward, q, k, v) as tf.Tensor2D;
@@ -301,20 +415,28 @@ export function fusedCausalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tenso
 
 /** Per-row softmax cross-entropy [N] of logits [N, V] (V % 4 == 0) against int32 targets [N]. */
 export function fusedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D | null {
-  if (!fusedOpsActive() || logits.shape[1] % 4 !== 0 || logits.dtype !== 'float32' || targets.dtype !== 'int32') return null;
+  if (!fusedOpsActive() || logits.shape[1] % 4 !== 0 || logits.dtype !== 'float32' || targets.dtype !== 'int32')
+    return null;
   const forward: Forward = ([x], save) => {
     const [loss, probs] = run('SteelXent', { logits: x, targets });
     save([probs, targets]); // saved, not captured (see fusedRotary)
     return {
       value: loss,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run('SteelXentGrad', { probs: saved[0], targets: saved[1], dy })[0],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        run('SteelXentGrad', { probs: saved[0], targets: saved[1], dy })[0],
     };
   };
   return customOp(forward, logits) as tf.Tensor1D;
 }
 
 /** One AdamW update as new [param, m, v] tensors (size % 4 == 0), or null where it cannot run fused. */
-export function fusedAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamWScalars): tf.Tensor[] | null {
+export function fusedAdamW(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  s: AdamWScalars,
+): tf.Tensor[] | null {
   if (!fusedOpsActive() || p.size % 4 !== 0 || !f32(p, g, m, v)) return null;
   return run('SteelAdamW', { p, g, m, v }, { ...s });
 }

@@ -30,7 +30,8 @@ function rowGather(args: KernelArgs): TensorInfo | TensorInfo[] {
   const plain = (axis === 0 || axis === -x.shape.length) && batchDims === 0 && x.shape.length >= 1;
   const backend = asWasmBackend(args.backend);
   const enabled = steelKernels(backend.wasm.asm?.memory) !== null; // off with the rest of ours (benches compare)
-  if (!enabled || !plain || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return callStock(tf.GatherV2, args);
+  if (!enabled || !plain || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32'))
+    return callStock(tf.GatherV2, args);
   const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
   const src = backend.typedArrayFromHeap(x); // views after the allocation (heap growth detaches)
   const ids = backend.typedArrayFromHeap(indices);
@@ -80,13 +81,25 @@ function rowAdd(args: KernelArgs): TensorInfo | TensorInfo[] {
   const steel = steelKernels(backend.wasm.asm?.memory);
   const cols = a.shape[a.shape.length - 1] ?? 1;
   const same = a.shape.join() === b.shape.join();
-  const bias = b.shape.length >= 1 && b.shape.length <= a.shape.length && tf.util.sizeFromShape(b.shape) === cols && b.shape[b.shape.length - 1] === cols;
-  if (steel === null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length === 0 || !(same || bias)) return callStock(tf.Add, args);
+  const bias =
+    b.shape.length >= 1 &&
+    b.shape.length <= a.shape.length &&
+    tf.util.sizeFromShape(b.shape) === cols &&
+    b.shape[b.shape.length - 1] === cols;
+  if (steel === null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length === 0 || !(same || bias))
+    return callStock(tf.Add, args);
   const out = backend.makeOutput(a.shape, 'float32');
   const [pa, pb, po] = [a, b, out].map((t) => tensorData(backend, t).memoryOffset);
   const rows = cols === 0 ? 0 : tf.util.sizeFromShape(a.shape) / cols;
   const bStep = same ? 4 * cols : 0;
-  const call = (r: number, n: number): number[] => [pa + 4 * r * cols, pb + r * bStep, po + 4 * r * cols, n, cols, same ? 1 : 0];
+  const call = (r: number, n: number): number[] => [
+    pa + 4 * r * cols,
+    pb + r * bStep,
+    po + 4 * r * cols,
+    n,
+    cols,
+    same ? 1 : 0,
+  ];
   // Adds are memory-bound: below ~256k floats a second thread gained nothing (tiny's [1024, 128]).
   if (rows * cols < 1 << 18) steel.steel_add(...call(0, rows));
   else onThreads(backend.wasm.asm?.memory, 'steel_add', rows, call, (a) => steel.steel_add(...a));
@@ -103,7 +116,8 @@ const OVERRIDES: Record<string, KernelFunc> = {
 export function registerRowKernels(): void {
   for (const [kernelName, kernelFunc] of Object.entries(OVERRIDES)) {
     const current = tf.getKernel(kernelName, 'wasm');
-    if (current === undefined) throw new Error(`steelscope: import @tensorflow/tfjs-backend-wasm before registering ${kernelName}`);
+    if (current === undefined)
+      throw new Error(`steelscope: import @tensorflow/tfjs-backend-wasm before registering ${kernelName}`);
     if (current.kernelFunc === kernelFunc) continue;
     stock.set(kernelName, current);
     tf.unregisterKernel(kernelName, 'wasm');

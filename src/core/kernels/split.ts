@@ -26,7 +26,24 @@ export interface MatmulCall {
   bsc: number;
 }
 
-const ARG_ORDER: readonly (keyof MatmulCall)[] = ['c', 'a', 'b', 'pack', 'batch', 'm', 'n', 'k', 'sam', 'sak', 'sbk', 'sbn', 'bsa', 'bsb', 'ldc', 'bsc'];
+const ARG_ORDER: readonly (keyof MatmulCall)[] = [
+  'c',
+  'a',
+  'b',
+  'pack',
+  'batch',
+  'm',
+  'n',
+  'k',
+  'sam',
+  'sak',
+  'sbk',
+  'sbn',
+  'bsa',
+  'bsb',
+  'ldc',
+  'bsc',
+];
 
 /** How one product is shared out: the main thread's part, and the chunks the helpers may claim. */
 export interface Split<T> {

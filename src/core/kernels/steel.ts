@@ -30,13 +30,17 @@ interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Memory: new (desc: { initial: number; maximum: number; shared: true }) => SharedWasmMemory;
-  Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
+  Instance: new (
+    module: object,
+    imports: Record<string, Record<string, unknown>>,
+  ) => { exports: Record<string, unknown> };
 }
 function hasWebAssembly(scope: object): scope is { WebAssembly: WasmApi } {
   return 'WebAssembly' in scope;
 }
 const scope: object = globalThis;
-if (!hasWebAssembly(scope)) throw new Error('This JavaScript engine has no WebAssembly; steelscope needs Node 20 or later.');
+if (!hasWebAssembly(scope))
+  throw new Error('This JavaScript engine has no WebAssembly; steelscope needs Node 20 or later.');
 export const WA = scope.WebAssembly;
 
 /** The exports of steel.c; every pointer is a byte offset into tfjs's heap. */
@@ -118,8 +122,10 @@ export function steelVariant(): SteelVariant {
   variant = 'plain';
   const main = findFile(FILES.fma.main);
   if (process.env.STEELSCOPE_FMA === '0') variantNote = 'fused multiply-add off (STEELSCOPE_FMA=0)';
-  else if (main === undefined || findFile(FILES.fma.shared) === undefined) variantNote = `no fused multiply-add (${FILES.fma.main} not built: run npm run build)`;
-  else if (!relaxedSimdRuns(readFileSync(main))) variantNote = 'no fused multiply-add (this engine has no relaxed SIMD)';
+  else if (main === undefined || findFile(FILES.fma.shared) === undefined)
+    variantNote = `no fused multiply-add (${FILES.fma.main} not built: run npm run build)`;
+  else if (!relaxedSimdRuns(readFileSync(main)))
+    variantNote = 'no fused multiply-add (this engine has no relaxed SIMD)';
   else variant = 'fma';
   return variant;
 }
@@ -220,7 +226,12 @@ export function steelKernels(memory: WasmMemory | undefined): SteelExports | nul
  * Whether our SIMD kernels were found, and if not, why (for the backend report); fma: whether they
  * use fused multiply-add. `memory`: tfjs's heap, which decides the build (else the last one seen).
  */
-export function steelKernelStatus(memory?: WasmMemory): { available: boolean; reason: string; fma: boolean; fmaNote: string } {
+export function steelKernelStatus(memory?: WasmMemory): {
+  available: boolean;
+  reason: string;
+  fma: boolean;
+  fmaNote: string;
+} {
   const mod = compile(memory === undefined ? heapShared : isShared(memory));
   return { available: mod !== null, reason: failure, fma: variant === 'fma', fmaNote: variantNote };
 }

@@ -260,7 +260,8 @@ const matmulTask = (call: MatmulCall): Task => ({ kernel: 'steel_matmul', args: 
 function post(p: Pool, chunks: readonly Task[]): void {
   chunks.forEach((task, i) => {
     const at = CHUNKS + i * CHUNK_INTS;
-    if (task.args.length > CHUNK_INTS - 3) throw new Error(`steelscope: ${task.kernel} takes more arguments than a chunk holds`);
+    if (task.args.length > CHUNK_INTS - 3)
+      throw new Error(`steelscope: ${task.kernel} takes more arguments than a chunk holds`);
     p.ctl[at + 1] = THREAD_KERNELS.findIndex((k) => k.name === task.kernel);
     p.ctl[at + 2] = task.args.length;
     p.ctl.set(task.args, at + 3);
@@ -326,7 +327,11 @@ function poolFor(memory: WasmMemory | undefined): Pool | null {
  * `memory` is tfjs's heap, which the call's pointers are into, and `main` runs a call on the
  * calling thread. The result is the same either way, bit for bit.
  */
-export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall, main: (call: MatmulCall) => void): void {
+export function matmulOnThreads(
+  memory: WasmMemory | undefined,
+  call: MatmulCall,
+  main: (call: MatmulCall) => void,
+): void {
   const split = heap === null || memory !== heap.memory ? null : planSplit(call, threads - 1, minMacs);
   const p = split === null ? null : poolFor(memory);
   if (split === null || p === null) {
@@ -343,8 +348,17 @@ export function matmulOnThreads(memory: WasmMemory | undefined, call: MatmulCall
  * per-part scratch), `run` calls it on the calling thread. Deterministic as long as each item's
  * result does not depend on which part computes it.
  */
-export function onThreads(memory: WasmMemory | undefined, kernel: ThreadKernel, count: number, args: (start: number, n: number, slot: number) => number[], run: (args: number[]) => void): void {
-  const part = ([start, end]: [number, number], slot: number): Task => ({ kernel, args: args(start, end - start, slot) });
+export function onThreads(
+  memory: WasmMemory | undefined,
+  kernel: ThreadKernel,
+  count: number,
+  args: (start: number, n: number, slot: number) => number[],
+  run: (args: number[]) => void,
+): void {
+  const part = ([start, end]: [number, number], slot: number): Task => ({
+    kernel,
+    args: args(start, end - start, slot),
+  });
   const helpers = Math.min(threads - 1, count - 1);
   const p = helpers < 1 ? null : poolFor(memory);
   if (p === null) {
@@ -352,7 +366,12 @@ export function onThreads(memory: WasmMemory | undefined, kernel: ThreadKernel, 
     return;
   }
   const items = shareItems(count, helpers);
-  runSplit(p, { main: part(items.main, 0), chunks: items.chunks.map((range, i) => part(range, i + 1)) }, (t) => t, (t) => run(t.args));
+  runSplit(
+    p,
+    { main: part(items.main, 0), chunks: items.chunks.map((range, i) => part(range, i + 1)) },
+    (t) => t,
+    (t) => run(t.args),
+  );
 }
 
 /** The most parts onThreads cuts `count` items into (the main thread's and the chunks). */

@@ -13,7 +13,15 @@ import { registerRowKernels } from './rows';
 import { steelKernels, type SteelExports } from './steel';
 import { callArgs } from './split';
 import { matmulOnThreads } from './threads';
-import { asWasmBackend, input, tensorData, type CFunction, type KernelArgs, type WasmBackend, type WasmTensorData } from './wasm-backend';
+import {
+  asWasmBackend,
+  input,
+  tensorData,
+  type CFunction,
+  type KernelArgs,
+  type WasmBackend,
+  type WasmTensorData,
+} from './wasm-backend';
 
 // --- UnsortedSegmentSum ---
 
@@ -32,7 +40,12 @@ function segmentSumInto(xs: NumericArray, ids: NumericArray, out: NumericArray, 
   }
 }
 
-function segmentSumShape(args: KernelArgs): { x: TensorInfo; segmentIds: TensorInfo; numSegments: number; outShape: number[] } {
+function segmentSumShape(args: KernelArgs): {
+  x: TensorInfo;
+  segmentIds: TensorInfo;
+  numSegments: number;
+  outShape: number[];
+} {
   const x = input(args, 'x');
   const segmentIds = input(args, 'segmentIds');
   const numSegments = Number(args.attrs?.numSegments);
@@ -65,7 +78,8 @@ function cpuUnsortedSegmentSum(args: KernelArgs): TensorInfo {
   const cpu = args.backend as CpuBackend;
   const values = (t: TensorInfo): NumericArray => {
     const v = cpu.data.get(t.dataId)?.values;
-    if (!(v instanceof Float32Array || v instanceof Int32Array)) throw new Error('UnsortedSegmentSum (cpu): unexpected tensor storage');
+    if (!(v instanceof Float32Array || v instanceof Int32Array))
+      throw new Error('UnsortedSegmentSum (cpu): unexpected tensor storage');
     return v;
   };
   const size = tf.util.sizeFromShape(outShape);
@@ -98,7 +112,15 @@ function shapeBytes(shape: number[]): Uint8Array {
  * One product [M,K]x[K,N] on the XNNPACK path, operands and output given by tensor ids.
  * XNNPACK packs b as "weights" and caches the packed copy until b's id is disposed.
  */
-function xnnMatMul(backend: WasmBackend, aId: number, bId: number, outId: number, m: number, k: number, n: number): void {
+function xnnMatMul(
+  backend: WasmBackend,
+  aId: number,
+  bId: number,
+  outId: number,
+  m: number,
+  k: number,
+  n: number,
+): void {
   cBatchMatMul(backend)(aId, shapeBytes([1, m, k]), 3, bId, shapeBytes([1, k, n]), 3, false, false, outId);
 }
 
@@ -193,7 +215,15 @@ function packOffset(backend: WasmBackend, steel: SteelExports): number {
  * The product on our SIMD kernel (c/steel.c), which reads transposed operands through strides and
  * loops over the batch itself: no transposes, no per-slice views.
  */
-function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): TensorInfo {
+function steelMatMul(
+  backend: WasmBackend,
+  steel: SteelExports,
+  plan: Plan,
+  a: TensorInfo,
+  b: TensorInfo,
+  tA: boolean,
+  tB: boolean,
+): TensorInfo {
   const { batchA, batchB, m, k, n } = plan;
   const pack = packOffset(backend, steel); // before makeOutput is fine: offsets survive heap growth
   const out = backend.makeOutput(plan.outShape, 'float32');
@@ -205,7 +235,24 @@ function steelMatMul(backend: WasmBackend, steel: SteelExports, plan: Plan, a: T
   const bsa = batchA === 1 ? 0 : m * k;
   const bsb = batchB === 1 ? 0 : k * n;
   const ptr = (t: TensorInfo): number => tensorData(backend, t).memoryOffset;
-  const call = { c: ptr(out), a: ptr(a), b: ptr(b), pack, batch, m: rows, n, k, sam, sak, sbk, sbn, bsa, bsb, ldc: n, bsc: rows * n };
+  const call = {
+    c: ptr(out),
+    a: ptr(a),
+    b: ptr(b),
+    pack,
+    batch,
+    m: rows,
+    n,
+    k,
+    sam,
+    sak,
+    sbk,
+    sbn,
+    bsa,
+    bsb,
+    ldc: n,
+    bsc: rows * n,
+  };
   matmulOnThreads(backend.wasm.asm?.memory, call, (part) => steel.steel_matmul(...callArgs(part)));
   return out;
 }
@@ -260,7 +307,8 @@ let stockIdentity: KernelConfig | undefined;
 
 function sharedIdentity(args: KernelArgs): TensorInfo | TensorInfo[] {
   const x = input(args, 'x');
-  if (x.dtype === 'string' && stockIdentity !== undefined) return stockIdentity.kernelFunc(args as Parameters<KernelFunc>[0]);
+  if (x.dtype === 'string' && stockIdentity !== undefined)
+    return stockIdentity.kernelFunc(args as Parameters<KernelFunc>[0]);
   const backend = asWasmBackend(args.backend);
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
@@ -285,7 +333,8 @@ function rowTile(args: KernelArgs): TensorInfo | TensorInfo[] {
   const x = input(args, 'x');
   const reps = (args.attrs?.reps ?? []) as number[];
   const rank = x.shape.length;
-  const byRows = rank >= 1 && reps.length === rank && reps[rank - 1] === 1 && (x.dtype === 'float32' || x.dtype === 'int32');
+  const byRows =
+    rank >= 1 && reps.length === rank && reps[rank - 1] === 1 && (x.dtype === 'float32' || x.dtype === 'int32');
   if (!byRows || stockTile === undefined) {
     if (stockTile === undefined) throw new Error('steelscope: stock wasm Tile kernel missing');
     return stockTile.kernelFunc(args as Parameters<KernelFunc>[0]);
@@ -343,7 +392,8 @@ export function registerWasmKernels(options: { batchMatMul?: boolean; sharedIden
   if (identity?.kernelFunc !== identityConfig.kernelFunc) stockIdentity = identity;
   const wantShared = options.sharedIdentity ?? true;
   if (wantShared && identity?.kernelFunc !== identityConfig.kernelFunc) replaceKernel(identityConfig);
-  if (!wantShared && identity?.kernelFunc === identityConfig.kernelFunc && stockIdentity !== undefined) replaceKernel(stockIdentity);
+  if (!wantShared && identity?.kernelFunc === identityConfig.kernelFunc && stockIdentity !== undefined)
+    replaceKernel(stockIdentity);
   const tile = tf.getKernel(tf.Tile, 'wasm');
   if (tile?.kernelFunc !== tileConfig.kernelFunc) {
     stockTile = tile;

@@ -191,7 +191,14 @@ export class SteelLM {
   }
 
   /** The same from tfjs ops: heads split out, mask added, softmax, heads merged back. */
-  private composedAttention(q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, B: number, T: number, rope: Rope): tf.Tensor2D {
+  private composedAttention(
+    q2: tf.Tensor2D,
+    k2: tf.Tensor2D,
+    v2: tf.Tensor2D,
+    B: number,
+    T: number,
+    rope: Rope,
+  ): tf.Tensor2D {
     const c = this.config;
     const hd = headDim(c);
     const heads = (t: tf.Tensor2D, n: number): tf.Tensor3D =>

@@ -64,7 +64,8 @@ export class KvCache {
   forward(ids: readonly number[]): Float32Array {
     const n = ids.length;
     if (n === 0) throw new Error('KvCache.forward: no ids.');
-    if (n > this.free) throw new RangeError(`KvCache.forward: ${this.held} + ${n} positions exceed seq_len ${this.config.seq_len}.`);
+    if (n > this.free)
+      throw new RangeError(`KvCache.forward: ${this.held} + ${n} positions exceed seq_len ${this.config.seq_len}.`);
     const past = this.held;
     const result = tf.tidy(() => this.run(ids, past));
     for (const layer of this.layers) tf.dispose([layer.k, layer.v]);
@@ -101,7 +102,11 @@ export class KvCache {
     const hd = headDim(c);
     const rep = c.n_head / c.n_kv_head;
     const { cos, sin } = rotaryTables(n, hd, c.rope_theta, past);
-    const rope = { cos: tf.tensor2d(cos, [n, hd]), sin: tf.tensor2d(sin, [n, hd]), mask: offsetCausalMask(rep, n, past) };
+    const rope = {
+      cos: tf.tensor2d(cos, [n, hd]),
+      sin: tf.tensor2d(sin, [n, hd]),
+      mask: offsetCausalMask(rep, n, past),
+    };
     let x = tf.gather(this.matrix('wte'), tf.tensor1d(Int32Array.from(ids), 'int32')); // [n, d]
     const kv: LayerKv[] = [];
     for (let i = 0; i < c.n_layer; i++) {
@@ -119,16 +124,25 @@ export class KvCache {
   }
 
   /** Grouped-query attention of n new rows x [n, d] over the cached and the new positions. */
-  private attention(x: tf.Tensor2D, layer: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor2D }): { y: tf.Tensor2D; kv: LayerKv } {
+  private attention(
+    x: tf.Tensor2D,
+    layer: number,
+    rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; mask: tf.Tensor2D },
+  ): { y: tf.Tensor2D; kv: LayerKv } {
     const c = this.config;
     const a = `h.${layer}.attn.`;
     const n = x.shape[0];
     const hd = headDim(c);
     const nkv = c.n_kv_head;
     const rep = c.n_head / nkv;
-    const heads = (t: tf.Tensor2D, count: number): tf.Tensor3D => tf.transpose(tf.reshape(t, [n, count, hd]), [1, 0, 2]); // [count, n, hd]
+    const heads = (t: tf.Tensor2D, count: number): tf.Tensor3D =>
+      tf.transpose(tf.reshape(t, [n, count, hd]), [1, 0, 2]); // [count, n, hd]
     const q = heads(linear(x, this.matrix(`${a}q.weight`), this.vector(`${a}q.bias`)), c.n_head); // [nh, n, hd]
-    const kNew = applyRotary(heads(linear(x, this.matrix(`${a}k.weight`), this.vector(`${a}k.bias`)), nkv), rope.cos, rope.sin); // [nkv, n, hd]
+    const kNew = applyRotary(
+      heads(linear(x, this.matrix(`${a}k.weight`), this.vector(`${a}k.bias`)), nkv),
+      rope.cos,
+      rope.sin,
+    ); // [nkv, n, hd]
     const vNew = heads(linear(x, this.matrix(`${a}v.weight`), this.vector(`${a}v.bias`)), nkv); // [nkv, n, hd]
     const k = this.append(layer, 'k', tf.reshape(kNew, [1, nkv, n, hd])); // [1, nkv, S, hd]
     const v = this.append(layer, 'v', tf.reshape(vNew, [1, nkv, n, hd])); // [1, nkv, S, hd]

@@ -8,7 +8,12 @@ import { fusedRmsNorm, fusedRotary } from '../kernels/fused';
 const isVector = (t: tf.Tensor): t is tf.Tensor1D => t.rank === 1;
 const isMatrix = (t: tf.Tensor): t is tf.Tensor2D => t.rank === 2;
 
-function param<T extends tf.Tensor>(params: ReadonlyMap<string, tf.Tensor>, name: string, fits: (t: tf.Tensor) => t is T, rank: number): T {
+function param<T extends tf.Tensor>(
+  params: ReadonlyMap<string, tf.Tensor>,
+  name: string,
+  fits: (t: tf.Tensor) => t is T,
+  rank: number,
+): T {
   const t = params.get(name);
   if (t === undefined) throw new Error(`The model has no parameter "${name}".`);
   if (!fits(t)) throw new Error(`The model's parameter "${name}" has rank ${t.rank}, not ${rank}.`);
@@ -43,7 +48,12 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias?: tf.Tensor1D):
  * cos/sin tables [T, hd] for positions offset..offset+T-1, computed in float32 steps like HF:
  * inv_freq[j] = theta^(-2j/hd), angle = t*inv_freq[j], both halves of the last axis repeat.
  */
-export function rotaryTables(seqLen: number, headDim: number, theta: number, offset: number): { cos: Float32Array; sin: Float32Array } {
+export function rotaryTables(
+  seqLen: number,
+  headDim: number,
+  theta: number,
+  offset: number,
+): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const invFreq = new Float32Array(half);
   for (let j = 0; j < half; j++) invFreq[j] = 1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headDim)));

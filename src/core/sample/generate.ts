@@ -131,17 +131,32 @@ function cachedSource(model: SteelLM, cropTo: number): LogitSource {
  * The sampled ids one at a time, up to maxTokens (stopIds are not looked at: the caller decides
  * when to stop). Stopping early with return() — or `break` in a for-of — frees the cache.
  */
-export function tokenStream(model: SteelLM, promptIds: readonly number[], opts: SampleOptions): Generator<number, void, undefined> {
+export function tokenStream(
+  model: SteelLM,
+  promptIds: readonly number[],
+  opts: SampleOptions,
+): Generator<number, void, undefined> {
   if (promptIds.length === 0) throw new Error('generate: the prompt must hold at least one id.');
   const seqLen = model.config.seq_len;
   const cropTo = opts.cropTo ?? seqLen;
-  if (!Number.isInteger(cropTo) || cropTo < 1 || cropTo > seqLen) throw new RangeError(`generate: cropTo must be an integer in 1..${seqLen}, got ${cropTo}.`);
+  if (!Number.isInteger(cropTo) || cropTo < 1 || cropTo > seqLen)
+    throw new RangeError(`generate: cropTo must be an integer in 1..${seqLen}, got ${cropTo}.`);
   const penalty = opts.repetitionPenalty ?? 1;
   if (!(penalty > 0)) throw new RangeError(`generate: repetitionPenalty must be > 0, got ${penalty}.`);
-  return stream(promptIds, opts, opts.useCache === false ? recomputeSource(model) : cachedSource(model, cropTo), penalty);
+  return stream(
+    promptIds,
+    opts,
+    opts.useCache === false ? recomputeSource(model) : cachedSource(model, cropTo),
+    penalty,
+  );
 }
 
-function* stream(promptIds: readonly number[], opts: SampleOptions, source: LogitSource, penalty: number): Generator<number, void, undefined> {
+function* stream(
+  promptIds: readonly number[],
+  opts: SampleOptions,
+  source: LogitSource,
+  penalty: number,
+): Generator<number, void, undefined> {
   const ids = [...promptIds];
   const seen = new Set(ids);
   try {

@@ -65,11 +65,17 @@ export class ServeSession {
     }
     const request = parsed.request;
     if (request.method === 'cancel') {
-      this.send({ id: request.id, result: { target: request.params.target, cancelled: this.cancel(request.params.target) } });
+      this.send({
+        id: request.id,
+        result: { target: request.params.target, cancelled: this.cancel(request.params.target) },
+      });
       return;
     }
     if (this.pending(request.id) !== undefined) {
-      this.send({ id: request.id, error: { message: `id ${JSON.stringify(request.id)} is already used by a pending request.` } });
+      this.send({
+        id: request.id,
+        error: { message: `id ${JSON.stringify(request.id)} is already used by a pending request.` },
+      });
       return;
     }
     const seed = request.params.seed ?? (this.options.drawSeed ?? (() => Math.floor(Math.random() * 0x100000000)))();
@@ -110,7 +116,10 @@ export class ServeSession {
       try {
         await this.run(job);
       } catch (err) {
-        this.send({ id: job.request.id, error: { message: `generation failed: ${err instanceof Error ? err.message : String(err)}` } });
+        this.send({
+          id: job.request.id,
+          error: { message: `generation failed: ${err instanceof Error ? err.message : String(err)}` },
+        });
       }
       this.running = undefined;
     }
@@ -178,6 +187,14 @@ export class ServeSession {
   }
 
   private done(job: Job, text: string, reason: FinishReason, promptTokens: number, sampled: number): DoneMessage {
-    return { id: job.request.id, done: true, text, reason, prompt_tokens: promptTokens, completion_tokens: sampled, seed: job.seed };
+    return {
+      id: job.request.id,
+      done: true,
+      text,
+      reason,
+      prompt_tokens: promptTokens,
+      completion_tokens: sampled,
+      seed: job.seed,
+    };
   }
 }

@@ -4,7 +4,15 @@
 // merging (count >= 2), the ids between the last merge and the specials are simply never produced
 // (they decode to no bytes), so the model's embedding shape never depends on the corpus.
 
-import { DEFAULT_PRETOKENIZER, forEachPretoken, PRETOKENIZER_V1, PRETOKENIZERS, pretokenizerId, pretokenizerPattern, type PretokenizerId } from './pretokenize';
+import {
+  DEFAULT_PRETOKENIZER,
+  forEachPretoken,
+  PRETOKENIZER_V1,
+  PRETOKENIZERS,
+  pretokenizerId,
+  pretokenizerPattern,
+  type PretokenizerId,
+} from './pretokenize';
 import { BYTE_TOKENS, trainMerges, type ProgressFn } from './train';
 
 export { PRETOKENIZER_V1, PRETOKENIZERS, type PretokenizerId };
@@ -193,7 +201,14 @@ export class BpeTokenizer {
     checkVocabSize(vocabSize);
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!(maxBytes >= 0)) throw new Error(`tokenizer: maxBytes must be >= 0, got ${maxBytes}`);
-    const merges = trainMerges(documents, vocabSize, vocabSize - MIN_VOCAB, maxBytes, pretokenizerPattern(DEFAULT_PRETOKENIZER), opts.onProgress);
+    const merges = trainMerges(
+      documents,
+      vocabSize,
+      vocabSize - MIN_VOCAB,
+      maxBytes,
+      pretokenizerPattern(DEFAULT_PRETOKENIZER),
+      opts.onProgress,
+    );
     return new BpeTokenizer(vocabSize, merges, DEFAULT_PRETOKENIZER);
   }
 
@@ -330,7 +345,9 @@ function buildTokenBytes(vocabSize: number, merges: readonly [number, number][])
 
 function checkVocabSize(vocabSize: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB || vocabSize > MAX_VOCAB) {
-    throw new TokenizerError(`tokenizer: vocab_size must be an integer in ${MIN_VOCAB}..${MAX_VOCAB}, got ${vocabSize}`);
+    throw new TokenizerError(
+      `tokenizer: vocab_size must be an integer in ${MIN_VOCAB}..${MAX_VOCAB}, got ${vocabSize}`,
+    );
   }
 }
 
@@ -343,10 +360,16 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Checks every field of a saved tokenizer; the error names the field and what was wrong. */
-function validateTokenizerJSON(json: unknown): { vocabSize: number; merges: [number, number][]; pretokenizer: PretokenizerId } {
+function validateTokenizerJSON(json: unknown): {
+  vocabSize: number;
+  merges: [number, number][];
+  pretokenizer: PretokenizerId;
+} {
   if (!isRecord(json)) throw new TokenizerError('tokenizer JSON: expected an object');
-  if (json.format !== FORMAT) throw new TokenizerError(`tokenizer JSON: format must be "${FORMAT}", got ${JSON.stringify(json.format)}`);
-  if (json.type !== 'byte-bpe') throw new TokenizerError(`tokenizer JSON: type must be "byte-bpe", got ${JSON.stringify(json.type)}`);
+  if (json.format !== FORMAT)
+    throw new TokenizerError(`tokenizer JSON: format must be "${FORMAT}", got ${JSON.stringify(json.format)}`);
+  if (json.type !== 'byte-bpe')
+    throw new TokenizerError(`tokenizer JSON: type must be "byte-bpe", got ${JSON.stringify(json.type)}`);
   const vocabSize = json.vocab_size;
   if (typeof vocabSize !== 'number') throw new TokenizerError('tokenizer JSON: vocab_size must be a number');
   checkVocabSize(vocabSize);
@@ -354,8 +377,11 @@ function validateTokenizerJSON(json: unknown): { vocabSize: number; merges: [num
   validateSpecials(json.specials, vocabSize);
   const pretokenizer = pretokenizerId(json.pretokenizer);
   if (pretokenizer === undefined) {
-    const shown = typeof json.pretokenizer === 'string' ? JSON.stringify(json.pretokenizer.slice(0, 40)) : typeof json.pretokenizer;
-    throw new TokenizerError(`tokenizer JSON: pretokenizer must be one of ${Object.keys(PRETOKENIZERS).join(', ')}, got ${shown}`);
+    const shown =
+      typeof json.pretokenizer === 'string' ? JSON.stringify(json.pretokenizer.slice(0, 40)) : typeof json.pretokenizer;
+    throw new TokenizerError(
+      `tokenizer JSON: pretokenizer must be one of ${Object.keys(PRETOKENIZERS).join(', ')}, got ${shown}`,
+    );
   }
   return { vocabSize, merges, pretokenizer };
 }
@@ -364,17 +390,23 @@ function validateMerges(value: unknown, vocabSize: number): [number, number][] {
   if (!Array.isArray(value)) throw new TokenizerError('tokenizer JSON: merges must be an array');
   const maxMerges = vocabSize - MIN_VOCAB;
   if (value.length > maxMerges) {
-    throw new TokenizerError(`tokenizer JSON: ${value.length} merges do not fit vocab_size ${vocabSize} (at most ${maxMerges})`);
+    throw new TokenizerError(
+      `tokenizer JSON: ${value.length} merges do not fit vocab_size ${vocabSize} (at most ${maxMerges})`,
+    );
   }
   const seen = new Set<number>();
   return value.map((merge: unknown, rank): [number, number] => {
     const newId = BYTE_TOKENS + rank;
-    const isIdBelowNew = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) < newId;
+    const isIdBelowNew = (x: unknown): x is number =>
+      Number.isInteger(x) && (x as number) >= 0 && (x as number) < newId;
     if (!Array.isArray(merge) || merge.length !== 2 || !isIdBelowNew(merge[0]) || !isIdBelowNew(merge[1])) {
-      throw new TokenizerError(`tokenizer JSON: merges[${rank}] must be [left, right] with integer ids below ${newId}, got ${JSON.stringify(merge)}`);
+      throw new TokenizerError(
+        `tokenizer JSON: merges[${rank}] must be [left, right] with integer ids below ${newId}, got ${JSON.stringify(merge)}`,
+      );
     }
     const key = merge[0] * vocabSize + merge[1];
-    if (seen.has(key)) throw new TokenizerError(`tokenizer JSON: merges[${rank}] repeats the pair ${JSON.stringify(merge)}`);
+    if (seen.has(key))
+      throw new TokenizerError(`tokenizer JSON: merges[${rank}] repeats the pair ${JSON.stringify(merge)}`);
     seen.add(key);
     return [merge[0], merge[1]];
   });
@@ -387,5 +419,6 @@ function validateSpecials(value: unknown, vocabSize: number): void {
   const matches =
     keys.length === SPECIAL_TOKENS.length &&
     SPECIAL_TOKENS.every((token, i) => value[token] === vocabSize - SPECIAL_TOKENS.length + i);
-  if (!matches) throw new TokenizerError(`tokenizer JSON: specials must be exactly {${expected}}, got ${JSON.stringify(value)}`);
+  if (!matches)
+    throw new TokenizerError(`tokenizer JSON: specials must be exactly {${expected}}, got ${JSON.stringify(value)}`);
 }

@@ -27,7 +27,6 @@ export const PRETOKENIZER_V1 = [
   '\\s+',
 ].join('|');
 
-
 /**
  * Calls visit for each pretoken of text, in order. Text the pattern does not cover (only possible
  * with a hand-edited pattern) is passed through as its own piece, so encoding never drops bytes.

@@ -152,7 +152,8 @@ class PairIndex {
     for (let word = 0; word < table.start.length; word++) {
       const start = table.start[word];
       const end = start + table.length[word];
-      for (let i = start; i + 1 < end; i++) this.add(table.symbols[i], table.symbols[i + 1], word, table.frequency[word]);
+      for (let i = start; i + 1 < end; i++)
+        this.add(table.symbols[i], table.symbols[i + 1], word, table.frequency[word]);
     }
     this.flushRaised();
   }
@@ -204,7 +205,14 @@ class PairIndex {
  * neighbour pairs in the index. The left neighbour is read from the already-merged output, so
  * runs like "a a a a" come out exactly as a full recount would.
  */
-function mergeWord(index: PairIndex, table: WordTable, word: number, left: number, right: number, merged: number): void {
+function mergeWord(
+  index: PairIndex,
+  table: WordTable,
+  word: number,
+  left: number,
+  right: number,
+  merged: number,
+): void {
   const symbols = table.symbols;
   const start = table.start[word];
   const end = start + table.length[word];
@@ -236,7 +244,12 @@ function mergeWord(index: PairIndex, table: WordTable, word: number, left: numbe
 export type ProgressFn = (merges: number, total: number) => void;
 
 /** Learns up to mergeCount merges; ids 256, 257, ... in the order returned. */
-function learnMerges(table: WordTable, vocabSize: number, mergeCount: number, onProgress?: ProgressFn): [number, number][] {
+function learnMerges(
+  table: WordTable,
+  vocabSize: number,
+  mergeCount: number,
+  onProgress?: ProgressFn,
+): [number, number][] {
   const index = new PairIndex(table, vocabSize);
   const visitedAtMerge = new Int32Array(table.start.length).fill(-1);
   const merges: [number, number][] = [];
@@ -256,13 +269,21 @@ function learnMerges(table: WordTable, vocabSize: number, mergeCount: number, on
     }
     index.flushRaised();
     merges.push([left, right]);
-    if (onProgress && merges.length % progressEvery === 0 && merges.length < mergeCount) onProgress(merges.length, mergeCount);
+    if (onProgress && merges.length % progressEvery === 0 && merges.length < mergeCount)
+      onProgress(merges.length, mergeCount);
   }
   onProgress?.(merges.length, mergeCount); // always once at the end, also when stopping early
   return merges;
 }
 
 /** Merges learned from the documents (read up to maxBytes of UTF-8); ids 256, 257, ... in order. */
-export function trainMerges(documents: Iterable<string>, vocabSize: number, mergeCount: number, maxBytes: number, pattern: RegExp, onProgress?: ProgressFn): [number, number][] {
+export function trainMerges(
+  documents: Iterable<string>,
+  vocabSize: number,
+  mergeCount: number,
+  maxBytes: number,
+  pattern: RegExp,
+  onProgress?: ProgressFn,
+): [number, number][] {
   return learnMerges(buildWordTable(countPretokens(documents, maxBytes, pattern)), vocabSize, mergeCount, onProgress);
 }

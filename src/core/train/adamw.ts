@@ -22,7 +22,10 @@ export class AdamW {
     private readonly hyper: AdamWHyper,
   ) {
     for (const [name, p] of params) {
-      this.slots.set(name, tf.tidy(() => ({ m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) })));
+      this.slots.set(
+        name,
+        tf.tidy(() => ({ m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) })),
+      );
     }
   }
 
@@ -49,7 +52,17 @@ export class AdamW {
       tf.tidy(() => {
         const decay = AdamW.decays(p.shape) ? 1 - lr * weight_decay : 1;
         // On wasm one kernel does the whole update below, op for op in float32 (c/fused.c).
-        const scalars = { clip: clipCoef < 1, clipCoef, decays: decay !== 1, decay, beta1, beta2, bc2Sqrt, eps: adam_eps, stepSize: lr / bc1 };
+        const scalars = {
+          clip: clipCoef < 1,
+          clipCoef,
+          decays: decay !== 1,
+          decay,
+          beta1,
+          beta2,
+          bc2Sqrt,
+          eps: adam_eps,
+          stepSize: lr / bc1,
+        };
         const fused = fusedAdamW(p, g0, slot.m, slot.v, scalars);
         if (fused !== null) {
           slot.m.assign(fused[1]);
@@ -72,7 +85,10 @@ export class AdamW {
   /** Restores moments saved as m.<param> / v.<param> (see checkpoint.ts) and the update count. */
   load(state: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, step: number): void {
     for (const [name, slot] of this.slots) {
-      for (const [moment, variable] of [['m', slot.m], ['v', slot.v]] as const) {
+      for (const [moment, variable] of [
+        ['m', slot.m],
+        ['v', slot.v],
+      ] as const) {
         const saved = state.get(`${moment}.${name}`);
         if (!saved || saved.data.length !== variable.size) {
           throw new Error(`optimizer state ${moment}.${name} is missing or has the wrong size in the checkpoint`);

@@ -43,14 +43,22 @@ export function prepareData(input: string, config: TrainConfig, runDir: string, 
   mkdirSync(dataDir, { recursive: true });
   writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
 
-  const datasetKey = sha256(JSON.stringify({ corpusKey, tok: sha256(tokenizerJson), val: config.val_fraction, seed: config.seed }));
+  const datasetKey = sha256(
+    JSON.stringify({ corpusKey, tok: sha256(tokenizerJson), val: config.val_fraction, seed: config.seed }),
+  );
   const cached = join(cacheRoot(), 'datasets', datasetKey);
   if (!existsSync(join(cached, 'val.bin'))) {
     log('data: tokenizing into shards…');
     const tmp = `${cached}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    const { stats } = buildDataset({ files, tokenizer, valFraction: config.val_fraction, seed: config.seed, outDir: tmp });
+    const { stats } = buildDataset({
+      files,
+      tokenizer,
+      valFraction: config.val_fraction,
+      seed: config.seed,
+      outDir: tmp,
+    });
     log(`data: ${stats.documents} documents, ${stats.trainTokens} train tokens, ${stats.valTokens} validation tokens`);
     rmSync(cached, { recursive: true, force: true });
     renameSync(tmp, cached);
@@ -99,7 +107,14 @@ export const PROMPTS_FORMAT = 'steelscope.prompts/1';
  */
 export function prepareRun(input: string, config: TrainConfig, runDir: string, log: ProgressLog): PreparedData {
   const data = prepareData(input, config, runDir, log);
-  const prepared = { format: PREPARED_FORMAT, config, input, files: data.files, shards: data.shards, tokenizer: 'tokenizer.json' };
+  const prepared = {
+    format: PREPARED_FORMAT,
+    config,
+    input,
+    files: data.files,
+    shards: data.shards,
+    tokenizer: 'tokenizer.json',
+  };
   writeFileAtomic(join(runDir, 'data', 'prepared.json'), JSON.stringify(prepared, null, 2) + '\n');
   writePrompts(runDir, data.tokenizer);
   return data;

@@ -1,6 +1,15 @@
 // Writes a run directory (format in src/shared/run.ts): run.json replaced atomically, the JSONL
 // files appended one whole line per write so a reader never sees half a record for long.
-import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync, readFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+  readFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { heldByOtherTrainer } from '../../shared/node/pid';
 import { UsageError } from '../errors';
@@ -37,23 +46,29 @@ export function readRunInfo(runDir: string): RunInfo {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'has no run.json' : `has a run.json that cannot be read (${code ?? String(err)})`;
-    throw new UsageError(`${runDir} is not a steelscope run folder: it ${why}. Pass the folder \`steelscope train\` created.`);
+    throw new UsageError(
+      `${runDir} is not a steelscope run folder: it ${why}. Pass the folder \`steelscope train\` created.`,
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`${path} is not valid JSON (${(err as Error).message}); the run cannot be resumed. Start a new run.`);
+    throw new UsageError(
+      `${path} is not valid JSON (${(err as Error).message}); the run cannot be resumed. Start a new run.`,
+    );
   }
   const info = parseRunInfo(value, path);
-  if (!info.ok) throw new UsageError(`${path} is not a usable steelscope.run/1 file (${info.error}); the run cannot be resumed.`);
+  if (!info.ok)
+    throw new UsageError(`${path} is not a usable steelscope.run/1 file (${info.error}); the run cannot be resumed.`);
   return info.value;
 }
 
 /** run.json of a run about to be resumed (by either engine); refused while another live trainer holds it. */
 export function readRunToResume(runDir: string): RunInfo {
   const info = readRunInfo(runDir);
-  if (heldByOtherTrainer(info)) throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
+  if (heldByOtherTrainer(info))
+    throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
   return info;
 }
 

@@ -2,7 +2,10 @@
 // `min_lr` at `max_steps`, then flat at `min_lr`. `step` counts optimizer updates from 0.
 import type { TrainConfig } from '../../shared/config';
 
-export function learningRate(step: number, config: Pick<TrainConfig, 'lr' | 'min_lr' | 'warmup_steps' | 'max_steps'>): number {
+export function learningRate(
+  step: number,
+  config: Pick<TrainConfig, 'lr' | 'min_lr' | 'warmup_steps' | 'max_steps'>,
+): number {
   const { lr, min_lr, warmup_steps, max_steps } = config;
   if (step < warmup_steps) return (lr * (step + 1)) / warmup_steps;
   if (step >= max_steps) return min_lr;

@@ -7,14 +7,28 @@ import { randomUUID } from 'node:crypto';
 import type { TrainConfig } from '../../shared/config';
 import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import { selectBackend, type BackendChoice, type BackendName } from '../backend';
-import { BlockLoader, buildDataset, checkDocuments, DataError, evalBatches, readShard, resolveCorpus, verifyCorpus } from '../data';
+import {
+  BlockLoader,
+  buildDataset,
+  checkDocuments,
+  DataError,
+  evalBatches,
+  readShard,
+  resolveCorpus,
+  verifyCorpus,
+} from '../data';
 import { SteelLM } from '../model';
 import { UsageError } from '../errors';
 import { Rng } from '../rng';
 import { BpeTokenizer } from '../tokenizer';
 import { AdamW } from './adamw';
 import { TOKENIZER_FILE, TOKENIZER_MAX_BYTES, type CheckpointManifest } from '../../shared/checkpoint';
-import { checkCheckpoint, latestValidCheckpoint, readRegularFile, type CheckpointFolder } from '../../shared/node/checkpoints';
+import {
+  checkCheckpoint,
+  latestValidCheckpoint,
+  readRegularFile,
+  type CheckpointFolder,
+} from '../../shared/node/checkpoints';
 import { loadCheckpoint, sha256 } from './checkpoint';
 import { prepareData } from './prepare';
 import { readRunToResume, RunWriter } from './rundir';
@@ -42,7 +56,6 @@ export interface StartOptions {
   steps: number;
 }
 
-
 /** Creates a run directory and trains it. Errors found before anything is written throw UsageError or DataError. */
 export async function startRun(opts: StartOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
@@ -67,7 +80,13 @@ export async function startRun(opts: StartOptions, control: RunControl): Promise
       optimizer: new AdamW(model.params, config),
       tokenizer: data.tokenizer,
       tokenizerJson: data.tokenizerJson,
-      loader: new BlockLoader(readShard(data.trainPath), config.seq_len + 1, config.seed, undefined, `The training split of ${opts.data}`),
+      loader: new BlockLoader(
+        readShard(data.trainPath),
+        config.seq_len + 1,
+        config.seed,
+        undefined,
+        `The training split of ${opts.data}`,
+      ),
       evalSet: makeEvalSet(readShard(data.valPath), config),
       dataFiles: data.files,
       startStep: 0,
@@ -75,8 +94,19 @@ export async function startRun(opts: StartOptions, control: RunControl): Promise
       rng: new Rng(config.seed),
       ...control,
     };
-    if (session.evalSet.length === 0) writer.event(0, 'eval-skipped', 'warning', `The validation split is shorter than one sequence of ${config.seq_len + 1} tokens: no eval loss. Use more data or a larger val_fraction.`);
-    writer.event(0, 'start', 'info', `Run started on ${backend.name}: ${config.n_layer} layers, d=${config.n_embd}, vocab ${config.vocab_size}.`);
+    if (session.evalSet.length === 0)
+      writer.event(
+        0,
+        'eval-skipped',
+        'warning',
+        `The validation split is shorter than one sequence of ${config.seq_len + 1} tokens: no eval loss. Use more data or a larger val_fraction.`,
+      );
+    writer.event(
+      0,
+      'start',
+      'info',
+      `Run started on ${backend.name}: ${config.n_layer} layers, d=${config.n_embd}, vocab ${config.vocab_size}.`,
+    );
     return session;
   });
 }
@@ -93,13 +123,18 @@ export interface ResumeOptions {
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunToResume(runDir);
-  if (info.template === 'chatml') throw new UsageError(`${runDir} is a fine-tuning run; resuming one is not supported yet. Start \`steelscope sft\` again.`);
+  if (info.template === 'chatml')
+    throw new UsageError(
+      `${runDir} is a fine-tuning run; resuming one is not supported yet. Start \`steelscope sft\` again.`,
+    );
   const writer = new RunWriter(runDir, info);
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   verifyCorpus(info.data.files);
   const target = opts.steps ?? found.manifest.config.max_steps;
   if (target <= found.manifest.step) {
-    throw new UsageError(`The newest checkpoint is at step ${found.manifest.step}; --steps must be larger (got ${target}).`);
+    throw new UsageError(
+      `The newest checkpoint is at step ${found.manifest.step}; --steps must be larger (got ${target}).`,
+    );
   }
   const backend = await announceBackend(opts.backend, control);
   writer.update({
@@ -112,7 +147,10 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     torch_version: undefined,
     gpus: undefined,
     slurm_job_id: process.env.SLURM_JOB_ID, // the job resuming it, or none (dropped)
-    resumes: [...info.resumes, { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.folder.dir }],
+    resumes: [
+      ...info.resumes,
+      { at: new Date().toISOString(), step: found.manifest.step, pid: process.pid, checkpoint: found.folder.dir },
+    ],
   });
   return runGuarded(writer, undefined, async () => {
     const ckpt = loadCheckpoint(found.folder.dir);
@@ -123,7 +161,9 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     const model = SteelLM.fromWeights(config, weights);
     const optimizer = new AdamW(model.params, config);
     optimizer.load(ckpt.optimizerState, ckpt.manifest.optimizer.step);
-    writer.event(ckpt.manifest.step, 'resume', 'info', `Resumed from step ${ckpt.manifest.step} on ${backend.name}.`, { checkpoint: found.folder.dir });
+    writer.event(ckpt.manifest.step, 'resume', 'info', `Resumed from step ${ckpt.manifest.step} on ${backend.name}.`, {
+      checkpoint: found.folder.dir,
+    });
     const session: TrainSession = {
       config,
       writer,
@@ -147,11 +187,18 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
  * The checkpoint a resume continues from, on either engine: the chosen one (valid and of this run)
  * or the newest valid one of this run; each one passed over gets a checkpoint-skipped event.
  */
-export function resumeCheckpoint(runDir: string, info: RunInfo, chosen: string | undefined, log: (line: string) => void) {
+export function resumeCheckpoint(
+  runDir: string,
+  info: RunInfo,
+  chosen: string | undefined,
+  log: (line: string) => void,
+) {
   const notOfThisRun = (manifest: CheckpointManifest) => runMismatch(manifest, info, runDir);
   const writer = new RunWriter(runDir, info);
   const onSkip = (folder: CheckpointFolder, reason: string) => {
-    writer.event(folder.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${folder.step} not used: ${reason}.`, { path: folder.dir });
+    writer.event(folder.step, 'checkpoint-skipped', 'warning', `Checkpoint step ${folder.step} not used: ${reason}.`, {
+      path: folder.dir,
+    });
     log(`skipping checkpoint ${folder.dir}: ${reason}`);
   };
   const found = chosen ? chosenCheckpoint(chosen, notOfThisRun) : latestValidCheckpoint(runDir, onSkip, notOfThisRun);
@@ -159,11 +206,17 @@ export function resumeCheckpoint(runDir: string, info: RunInfo, chosen: string |
   return found;
 }
 
-function chosenCheckpoint(dir: string, notOfThisRun: (m: CheckpointManifest) => string | undefined): { folder: CheckpointFolder; manifest: CheckpointManifest } {
+function chosenCheckpoint(
+  dir: string,
+  notOfThisRun: (m: CheckpointManifest) => string | undefined,
+): { folder: CheckpointFolder; manifest: CheckpointManifest } {
   const result = checkCheckpoint(resolve(dir), { hashes: true });
   if (!result.ok) throw new UsageError(`Checkpoint ${dir} cannot be used: ${result.reason}.`);
   const mismatch = notOfThisRun(result.manifest);
-  if (mismatch) throw new UsageError(`Checkpoint ${dir} is not from this run: ${mismatch}. Resume the run it came from, or start a new run.`);
+  if (mismatch)
+    throw new UsageError(
+      `Checkpoint ${dir} is not from this run: ${mismatch}. Resume the run it came from, or start a new run.`,
+    );
   return { folder: { step: result.manifest.step, dir: resolve(dir) }, manifest: result.manifest };
 }
 
@@ -174,16 +227,24 @@ function chosenCheckpoint(dir: string, notOfThisRun: (m: CheckpointManifest) => 
  */
 export function runMismatch(manifest: CheckpointManifest, info: RunInfo, runDir: string): string | undefined {
   const problems: string[] = [];
-  if (manifest.run_id !== undefined && manifest.run_id !== info.id) problems.push(`run id ${manifest.run_id} (this run is ${info.id})`);
+  if (manifest.run_id !== undefined && manifest.run_id !== info.id)
+    problems.push(`run id ${manifest.run_id} (this run is ${info.id})`);
   const runTokenizer = join(runDir, TOKENIZER_FILE);
   if (existsSync(runTokenizer)) {
     const ours = sha256(readRegularFile(runTokenizer, TOKENIZER_FILE, TOKENIZER_MAX_BYTES));
     const theirs = manifest.files.find((f) => f.name === TOKENIZER_FILE)?.sha256;
-    if (theirs !== ours) problems.push(`tokenizer sha256 ${theirs?.slice(0, 12)}… (this run's is ${ours.slice(0, 12)}…)`);
+    if (theirs !== ours)
+      problems.push(`tokenizer sha256 ${theirs?.slice(0, 12)}… (this run's is ${ours.slice(0, 12)}…)`);
   }
-  const hashes = (files: readonly { sha256: string }[]) => files.map((f) => f.sha256).sort().join(',');
+  const hashes = (files: readonly { sha256: string }[]) =>
+    files
+      .map((f) => f.sha256)
+      .sort()
+      .join(',');
   if (hashes(manifest.data.files) !== hashes(info.data.files)) {
-    problems.push(`data file sha256s (the checkpoint's ${manifest.data.files.length} file(s) differ from this run's ${info.data.files.length})`);
+    problems.push(
+      `data file sha256s (the checkpoint's ${manifest.data.files.length} file(s) differ from this run's ${info.data.files.length})`,
+    );
   }
   return problems.length ? problems.join('; ') : undefined;
 }
@@ -210,9 +271,12 @@ export function checkNewRunDir(runDir: string): boolean {
   }
   if (!isDir) throw new UsageError(`--run-dir ${runDir} is a file, not a folder. Choose a new or empty folder.`);
   if (existsSync(join(runDir, 'run.json'))) {
-    throw new UsageError(`${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`);
+    throw new UsageError(
+      `${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`,
+    );
   }
-  if (readdirSync(runDir).length > 0) throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  if (readdirSync(runDir).length > 0)
+    throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
   return false;
 }
 
@@ -229,7 +293,11 @@ function isInputError(err: unknown): boolean {
  * Runs setup and the loop, keeping run.json's status true whatever happens. When setup fails on
  * the user's input and `discard` is given (a new run), the run folder is removed instead.
  */
-export async function runGuarded(writer: RunWriter, discard: (() => void) | undefined, setup: () => Promise<TrainSession>): Promise<RunStatus> {
+export async function runGuarded(
+  writer: RunWriter,
+  discard: (() => void) | undefined,
+  setup: () => Promise<TrainSession>,
+): Promise<RunStatus> {
   let session: TrainSession | undefined;
   let sampler: SystemSampler | undefined;
   try {
@@ -239,7 +307,12 @@ export async function runGuarded(writer: RunWriter, discard: (() => void) | unde
     const outcome = await trainLoop(session);
     const step = writer.run.step;
     const status: RunStatus = outcome === 'finished' ? 'finished' : 'stopped';
-    writer.event(step, outcome === 'finished' ? 'finish' : 'stop', 'info', outcome === 'finished' ? `Finished at step ${step}.` : `Stopped at step ${step} on request; checkpoint saved.`);
+    writer.event(
+      step,
+      outcome === 'finished' ? 'finish' : 'stop',
+      'info',
+      outcome === 'finished' ? `Finished at step ${step}.` : `Stopped at step ${step} on request; checkpoint saved.`,
+    );
     writer.update({ status, exit: { code: 0, reason: outcome, at: new Date().toISOString() } });
     return status;
   } catch (err) {
@@ -266,10 +339,17 @@ function startSampler(session: TrainSession): SystemSampler {
     step = done;
     onStep?.(done);
   };
-  return startSystemSampler((record) => session.writer.system(record), () => step);
+  return startSystemSampler(
+    (record) => session.writer.system(record),
+    () => step,
+  );
 }
 
-export function newRunInfo(runDir: string, opts: Pick<StartOptions, 'config' | 'data' | 'name'>, backend: BackendChoice): RunInfo {
+export function newRunInfo(
+  runDir: string,
+  opts: Pick<StartOptions, 'config' | 'data' | 'name'>,
+  backend: BackendChoice,
+): RunInfo {
   return {
     format: RUN_FORMAT,
     id: randomUUID(),
@@ -289,7 +369,6 @@ export function newRunInfo(runDir: string, opts: Pick<StartOptions, 'config' | '
   };
 }
 
-
 function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch[] {
   if (val.length < config.seq_len + 1) return [];
   return evalBatches(val, config.seq_len + 1, config.batch_size, config.eval_batches);
@@ -298,17 +377,29 @@ function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch
 /** The run's shards (and their records), re-tokenized from the (verified) corpus if they went missing or changed. */
 export function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, config: TrainConfig) {
   const recorded = info.data.shards ?? [];
-  const intact = recorded.length === 2 && recorded.every((s) => existsSync(s.path) && sha256(readFileSync(s.path)) === s.sha256);
+  const intact =
+    recorded.length === 2 && recorded.every((s) => existsSync(s.path) && sha256(readFileSync(s.path)) === s.sha256);
   if (!intact) {
     const dataDir = join(runDir, 'data');
     mkdirSync(dataDir, { recursive: true });
-    const built = buildDataset({ files: info.data.files, tokenizer, valFraction: config.val_fraction, seed: config.seed, outDir: dataDir });
-    const rebuilt: DataFileRecord[] = [built.trainPath, built.valPath].map((path) => ({ path, sha256: sha256(readFileSync(path)), bytes: readFileSync(path).length }));
+    const built = buildDataset({
+      files: info.data.files,
+      tokenizer,
+      valFraction: config.val_fraction,
+      seed: config.seed,
+      outDir: dataDir,
+    });
+    const rebuilt: DataFileRecord[] = [built.trainPath, built.valPath].map((path) => ({
+      path,
+      sha256: sha256(readFileSync(path)),
+      bytes: readFileSync(path).length,
+    }));
     if (recorded.length === 2 && rebuilt.some((s, i) => s.sha256 !== recorded[i].sha256)) {
-      throw new Error(`Re-tokenizing the data gave different shards than the run used (${rebuilt[0].path}); the run cannot be resumed exactly. Start a new run.`);
+      throw new Error(
+        `Re-tokenizing the data gave different shards than the run used (${rebuilt[0].path}); the run cannot be resumed exactly. Start a new run.`,
+      );
     }
     return { train: readShard(built.trainPath), val: readShard(built.valPath), records: rebuilt };
   }
   return { train: readShard(recorded[0].path), val: readShard(recorded[1].path), records: recorded };
 }
-

@@ -38,20 +38,28 @@ export function parseConversations(text: string, label: string): ChatMessage[][]
     if (line.trim() === '') continue;
     const where = `${label} line ${i + 1}`;
     const value = parseJson(line);
-    if (value === undefined) throw new DataError(`${where} is not JSON. Each line must be {"messages":[{"role":…,"content":…},…]}.`);
+    if (value === undefined)
+      throw new DataError(`${where} is not JSON. Each line must be {"messages":[{"role":…,"content":…},…]}.`);
     const result = v.safeParse(ConversationSchema, value, { abortEarly: true });
-    if (!result.success) throw new DataError(`${where}: ${describeIssue(result.issues[0], 'line')}. Fix or remove the line.`);
+    if (!result.success)
+      throw new DataError(`${where}: ${describeIssue(result.issues[0], 'line')}. Fix or remove the line.`);
     if (!result.output.messages.some((m) => m.role === 'assistant')) {
       throw new DataError(`${where} has no assistant message, so nothing to learn. Add one or remove the line.`);
     }
     conversations.push(result.output.messages);
   }
-  if (conversations.length === 0) throw new DataError(`${label} holds no conversation. Give a JSONL file with one {"messages":[…]} per line.`);
+  if (conversations.length === 0)
+    throw new DataError(`${label} holds no conversation. Give a JSONL file with one {"messages":[…]} per line.`);
   return conversations;
 }
 
 /** Rows of seq_len + 1 ids, one conversation each, padded with `padId`; weights: 1 on assistant tokens. */
-export function conversationRows(tokenizer: BpeTokenizer, conversations: readonly ChatMessage[][], seqLen: number, padId: number) {
+export function conversationRows(
+  tokenizer: BpeTokenizer,
+  conversations: readonly ChatMessage[][],
+  seqLen: number,
+  padId: number,
+) {
   const blockLen = seqLen + 1;
   const tokens = new Uint32Array(conversations.length * blockLen).fill(padId);
   const weights = new Float32Array(conversations.length * blockLen);
@@ -73,7 +81,8 @@ export const SHIPPED_SFT_SET = 'poetry-sft';
 export function resolveSftData(data: string): string {
   if (data !== SHIPPED_SFT_SET) return resolve(data);
   const found = builtAsset('sft/poetry-sft.jsonl');
-  if (found === undefined) throw new DataError('The poetry-sft set (dist/sft/poetry-sft.jsonl) is missing. Run `npm run build` to derive it.');
+  if (found === undefined)
+    throw new DataError('The poetry-sft set (dist/sft/poetry-sft.jsonl) is missing. Run `npm run build` to derive it.');
   return found;
 }
 
@@ -115,7 +124,9 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
     writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
     const weights = new Map([...base.weights].map(([name, t]) => [name, t.data]));
     const model = SteelLM.fromWeights(config, weights);
-    control.log(`sft: ${conversations.length} conversation(s), one per row of ${config.seq_len + 1} tokens; ${rows.cut} cut to fit`);
+    control.log(
+      `sft: ${conversations.length} conversation(s), one per row of ${config.seq_len + 1} tokens; ${rows.cut} cut to fit`,
+    );
     const session: TrainSession = {
       config,
       writer,
@@ -131,7 +142,12 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
       rng: new Rng(config.seed),
       ...control,
     };
-    writer.event(0, 'start', 'info', `Fine-tuning started from ${opts.from} (step ${base.manifest.step}) on ${backend.name}.`);
+    writer.event(
+      0,
+      'start',
+      'info',
+      `Fine-tuning started from ${opts.from} (step ${base.manifest.step}) on ${backend.name}.`,
+    );
     return session;
   });
 }

@@ -6,7 +6,13 @@
 // start + k × interval, so a late one does not push the later ones back.
 import { execFile } from 'node:child_process';
 import { freemem, totalmem } from 'node:os';
-import { gpuFields, NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, SYSTEM_INTERVAL_MS, type SystemRecord } from '../../shared/system';
+import {
+  gpuFields,
+  NVIDIA_SMI_ARGS,
+  parseNvidiaSmiCsv,
+  SYSTEM_INTERVAL_MS,
+  type SystemRecord,
+} from '../../shared/system';
 
 export interface SystemSamplerOptions {
   /** Default SYSTEM_INTERVAL_MS, or STEELSCOPE_SYSTEM_INTERVAL_MS (meant for tests only). */
@@ -38,7 +44,11 @@ function queryGpus(timeoutMs: number): Promise<{ fields: Record<string, number |
 const r3 = (value: number) => Number(value.toFixed(3));
 
 /** Starts sampling; `write` appends one record to system.jsonl and may throw (then sampling ends). */
-export function startSystemSampler(write: (record: SystemRecord) => void, currentStep: () => number, options: SystemSamplerOptions = {}): SystemSampler {
+export function startSystemSampler(
+  write: (record: SystemRecord) => void,
+  currentStep: () => number,
+  options: SystemSamplerOptions = {},
+): SystemSampler {
   const interval = options.intervalMs ?? samplerInterval();
   const queryTimeout = options.queryTimeoutMs ?? 5000;
   const started = performance.now();

@@ -70,7 +70,8 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
   let step = s.startStep;
   for (; ; step++) {
     const fresh = !resumed || step > s.startStep; // the checkpointed state's eval/sample were already written
-    if (fresh && config.eval_every > 0 && step % config.eval_every === 0) lastEval = (await evaluate(s, step)) ?? lastEval;
+    if (fresh && config.eval_every > 0 && step % config.eval_every === 0)
+      lastEval = (await evaluate(s, step)) ?? lastEval;
     if (fresh && config.sample_every > 0 && step % config.sample_every === 0) await writeSamples(s, step);
     if (step > lastCheckpoint && config.checkpoint_every > 0 && step % config.checkpoint_every === 0) {
       checkpoint(s, step, lastEval, lastLoss);
@@ -93,18 +94,49 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
       s.optimizer.apply(grads, gradNorm, lr);
     } else {
-      writer.event(step, 'nan', 'warning', `Non-finite loss (${loss}) or gradient norm (${gradNorm}): update skipped.`, { loss: String(loss), grad_norm: String(gradNorm) });
+      writer.event(
+        step,
+        'nan',
+        'warning',
+        `Non-finite loss (${loss}) or gradient norm (${gradNorm}): update skipped.`,
+        { loss: String(loss), grad_norm: String(gradNorm) },
+      );
     }
     tf.dispose([...grads.values()]);
     const seconds = (performance.now() - started) / 1000;
     const tokens = (step + 1) * tokensPerStep;
     lastLoss = loss;
     if (step % config.log_every === 0) {
-      writer.metric({ step, kind: 'train', loss, lr, grad_norm: gradNorm, tokens, tok_per_s: tokensPerStep / seconds, step_ms: seconds * 1000 });
+      writer.metric({
+        step,
+        kind: 'train',
+        loss,
+        lr,
+        grad_norm: gradNorm,
+        tokens,
+        tok_per_s: tokensPerStep / seconds,
+        step_ms: seconds * 1000,
+      });
     }
     const spike = spikes.observe(loss);
-    if (spike) writer.event(step, 'spike', 'warning', `Loss ${loss.toFixed(4)} is ${spike.sigmas.toFixed(1)}σ above its recent mean ${spike.mean.toFixed(4)}.`, { loss, mean: spike.mean, std: spike.std });
-    const progress = { step, targetStep: s.targetStep, startStep: s.startStep, loss, lr, gradNorm, tokPerS: tokensPerStep / seconds, stepSeconds: seconds };
+    if (spike)
+      writer.event(
+        step,
+        'spike',
+        'warning',
+        `Loss ${loss.toFixed(4)} is ${spike.sigmas.toFixed(1)}σ above its recent mean ${spike.mean.toFixed(4)}.`,
+        { loss, mean: spike.mean, std: spike.std },
+      );
+    const progress = {
+      step,
+      targetStep: s.targetStep,
+      startStep: s.startStep,
+      loss,
+      lr,
+      gradNorm,
+      tokPerS: tokensPerStep / seconds,
+      stepSeconds: seconds,
+    };
     if (s.progress) s.progress(progress);
     else s.log(progressLine(progress));
     s.onStep?.(step);
@@ -122,7 +154,9 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
  * Mean loss and mean gradients over grad_accum micro-batches. The caller disposes the grads.
  * Undefined when a stop arrived between micro-batches: the partial sums are freed, nothing applied.
  */
-async function accumulateGradients(s: TrainSession): Promise<{ loss: number; grads: Map<string, tf.Tensor> } | undefined> {
+async function accumulateGradients(
+  s: TrainSession,
+): Promise<{ loss: number; grads: Map<string, tf.Tensor> } | undefined> {
   const { config, model, loader } = s;
   const vars = [...model.params.values()];
   const summed = new Map<string, tf.Tensor>();
@@ -157,7 +191,10 @@ async function accumulateGradients(s: TrainSession): Promise<{ loss: number; gra
   }
   if (config.grad_accum > 1) {
     for (const [name, g] of summed) {
-      summed.set(name, tf.tidy(() => tf.div(g, config.grad_accum)));
+      summed.set(
+        name,
+        tf.tidy(() => tf.div(g, config.grad_accum)),
+      );
       g.dispose();
     }
   }
@@ -212,7 +249,15 @@ async function writeSamples(s: TrainSession, step: number): Promise<void> {
       stream.return(); // frees the KV cache
     }
     const text = s.tokenizer.decode(ids);
-    s.writer.sample({ step, prompt, text, temperature: config.sample_temperature, top_k: config.sample_top_k, top_p: config.sample_top_p, seed });
+    s.writer.sample({
+      step,
+      prompt,
+      text,
+      temperature: config.sample_temperature,
+      top_k: config.sample_top_k,
+      top_p: config.sample_top_p,
+      seed,
+    });
     if (i === 0) s.log(`step ${step}: sample ${JSON.stringify(prompt + text)}`);
   }
 }
@@ -220,7 +265,8 @@ async function writeSamples(s: TrainSession, step: number): Promise<void> {
 function checkpoint(s: TrainSession, step: number, evalLoss: number | null, trainLoss: number | null): void {
   const weights: Tensors = new Map();
   const shapes = new Map([...s.model.params].map(([name, p]) => [name, p.shape]));
-  for (const [name, data] of s.model.readWeights()) weights.set(name, { shape: shapes.get(name) ?? [data.length], data });
+  for (const [name, data] of s.model.readWeights())
+    weights.set(name, { shape: shapes.get(name) ?? [data.length], data });
   const optimizerState: Tensors = new Map();
   for (const [name, slot] of s.optimizer.slots) {
     optimizerState.set(`m.${name}`, { shape: slot.m.shape, data: slot.m.dataSync() as Float32Array });

@@ -99,7 +99,14 @@ export class RunAlerts {
     if (before === undefined || before === status || !ACTIVE.has(before)) return [];
     if (status === 'finished') return [{ kind: 'finished', problem: false, message: `Run ${this.name} finished.` }];
     if (status === 'failed') return [{ kind: 'failed', problem: true, message: `Run ${this.name} failed.` }];
-    if (status === 'stale') return [{ kind: 'failed', problem: true, message: `Run ${this.name} stopped without saying why (its process is gone).` }];
+    if (status === 'stale')
+      return [
+        {
+          kind: 'failed',
+          problem: true,
+          message: `Run ${this.name} stopped without saying why (its process is gone).`,
+        },
+      ];
     return [];
   }
 
@@ -109,7 +116,11 @@ export class RunAlerts {
     this.eventsSeen = events.length;
     return fresh
       .filter((e) => e.kind === 'nan' || e.kind === 'spike')
-      .map((e) => ({ kind: e.kind as AlertKind, problem: true, message: `Run ${this.name}, step ${e.step}: ${e.message}` }));
+      .map((e) => ({
+        kind: e.kind as AlertKind,
+        problem: true,
+        message: `Run ${this.name}, step ${e.step}: ${e.message}`,
+      }));
   }
 
   /** New values of one series, in order (NaN for a row without it); rules on it may fire. */
@@ -138,13 +149,22 @@ export class RunAlerts {
   /** Stale: an active run with no record for STALE_FACTOR × its median interval (said once per silence). */
   checkStale(now: number): Alert[] {
     if (this.staleSaid || this.status === undefined || !ACTIVE.has(this.status) || this.times.length < 3) return [];
-    const gaps = this.times.slice(1).map((t, i) => t - this.times[i]).sort((a, b) => a - b);
+    const gaps = this.times
+      .slice(1)
+      .map((t, i) => t - this.times[i])
+      .sort((a, b) => a - b);
     const usual = Math.max(gaps[gaps.length >> 1], 1000);
     const silent = now - this.times[this.times.length - 1];
     if (silent < STALE_FACTOR * usual) return [];
     this.staleSaid = true;
     const seconds = Math.round(silent / 1000);
-    return [{ kind: 'stale', problem: true, message: `Run ${this.name} has written nothing for ${seconds} s (usually every ${+(usual / 1000).toPrecision(2)} s).` }];
+    return [
+      {
+        kind: 'stale',
+        problem: true,
+        message: `Run ${this.name} has written nothing for ${seconds} s (usually every ${+(usual / 1000).toPrecision(2)} s).`,
+      },
+    ];
   }
 }
 

@@ -4,7 +4,15 @@
 import * as vscode from 'vscode';
 import type { RunChange, RunData, RunKey, RunStoreApi } from '../runs/types';
 import { hostLog } from '../log';
-import { NOTIFY_LEVELS, parseAlertRules, RunAlerts, shouldNotify, type Alert, type AlertRule, type NotifyLevel } from './alerts';
+import {
+  NOTIFY_LEVELS,
+  parseAlertRules,
+  RunAlerts,
+  shouldNotify,
+  type Alert,
+  type AlertRule,
+  type NotifyLevel,
+} from './alerts';
 
 /** Workspace state: alert rules per run key (schema-checked when read). */
 export const ALERT_RULES_KEY = 'steelscope.alertRules';
@@ -116,7 +124,14 @@ export class AlertNotifier implements vscode.Disposable {
       const start = Math.min(rows.get(kind) ?? 0, table.length);
       if (start === table.length) continue;
       for (const [field, column] of table.fields) {
-        out.push(...alerts.onValues(kind, field, column.subarray(start, table.length), table.step.subarray(start, table.length)));
+        out.push(
+          ...alerts.onValues(
+            kind,
+            field,
+            column.subarray(start, table.length),
+            table.step.subarray(start, table.length),
+          ),
+        );
       }
       if (kind === 'train') alerts.onRecordTimes(table.t.subarray(start, table.length));
       rows.set(kind, table.length);

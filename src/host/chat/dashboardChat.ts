@@ -4,8 +4,16 @@
 // checkpoint; "Compare with" sends the same prompt to a second checkpoint (lane 1).
 import * as v from 'valibot';
 import {
-  ChatSettingsSchema, ChatTurnSchema, DEFAULT_CHAT_SETTINGS,
-  type ChatAnswer, type ChatCheckpoint, type ChatSettings, type ChatTurn, type ChatWebviewMessage, type HostMessage, type HostToWebview,
+  ChatSettingsSchema,
+  ChatTurnSchema,
+  DEFAULT_CHAT_SETTINGS,
+  type ChatAnswer,
+  type ChatCheckpoint,
+  type ChatSettings,
+  type ChatTurn,
+  type ChatWebviewMessage,
+  type HostMessage,
+  type HostToWebview,
 } from '../../shared/protocol';
 import { arr, obj, parseOrUndefined, str, type Output } from '../../shared/schema';
 import type { ChatMessage, ChatTemplate, DoneMessage, FinishReason, GenerateParams } from '../../shared/serve-protocol';
@@ -58,7 +66,12 @@ export function chatCheckpoints(store: RunStoreApi, keys: readonly RunKey[]): Ch
     run.checkpoints
       .filter((c) => c.complete)
       .reverse()
-      .map((c) => ({ dir: checkpointRef(run, c.dir), step: c.step, best: c.best, label: checkpointLabel(run, c, runs.length > 1) })),
+      .map((c) => ({
+        dir: checkpointRef(run, c.dir),
+        step: c.step,
+        best: c.best,
+        label: checkpointLabel(run, c, runs.length > 1),
+      })),
   );
 }
 
@@ -67,9 +80,17 @@ export function generateParams(settings: ChatSettings, messages: ChatMessage[]):
   return { messages, ...rest, ...(seed !== null ? { seed } : {}) };
 }
 
-const REASONS: Record<FinishReason, string> = { length: 'max tokens reached', eos: 'end of answer', stop: 'stop string', cancelled: 'stopped' };
+const REASONS: Record<FinishReason, string> = {
+  length: 'max tokens reached',
+  eos: 'end of answer',
+  stop: 'stop string',
+  cancelled: 'stopped',
+};
 
-const TEMPLATE_NOTES: Record<ChatTemplate, string> = { chatml: ' · ChatML (fine-tuned)', plain: ' · plain continuation (base model)' };
+const TEMPLATE_NOTES: Record<ChatTemplate, string> = {
+  chatml: ' · ChatML (fine-tuned)',
+  plain: ' · plain continuation (base model)',
+};
 
 /** How an answer ended, and, when the server said, whether it was asked in ChatML or continued as text. */
 export function doneNote(d: DoneMessage, template?: ChatTemplate): string {
@@ -87,7 +108,8 @@ export function laneHistory(turns: readonly ChatTurn[], turn: ChatTurn, lane: nu
     if (t === turn) break;
     messages.push({ role: 'user', content: t.prompt });
     const answer = t.answers[lane] ?? t.answers[0];
-    if (answer && answer.status !== 'error' && answer.text !== '') messages.push({ role: 'assistant', content: answer.text });
+    if (answer && answer.status !== 'error' && answer.text !== '')
+      messages.push({ role: 'assistant', content: answer.text });
   }
   messages.push({ role: 'user', content: turn.prompt });
   return messages;
@@ -96,7 +118,12 @@ export function laneHistory(turns: readonly ChatTurn[], turn: ChatTurn, lane: nu
 type Post = (message: HostToWebview) => boolean;
 
 /** What a chat keeps across a window reload (in the workspace's state). */
-const SavedChatSchema = obj({ turns: arr(ChatTurnSchema), checkpoint: v.nullable(str), compare: v.nullable(str), settings: ChatSettingsSchema });
+const SavedChatSchema = obj({
+  turns: arr(ChatTurnSchema),
+  checkpoint: v.nullable(str),
+  compare: v.nullable(str),
+  settings: ChatSettingsSchema,
+});
 type SavedChat = Output<typeof SavedChatSchema>;
 
 /** Where a chat is kept between sessions; load() may return anything (it is checked). */
@@ -122,7 +149,12 @@ export class DashboardChat {
    * `post` returns false when the webview could not take the message (hidden or loading);
    * `memory` keeps the conversation across a window reload (a restored panel picks it up).
    */
-  constructor(private readonly hub: ChatHub, private readonly list: () => ChatCheckpoint[], private readonly post: Post, private readonly memory?: ChatMemory) {
+  constructor(
+    private readonly hub: ChatHub,
+    private readonly list: () => ChatCheckpoint[],
+    private readonly post: Post,
+    private readonly memory?: ChatMemory,
+  ) {
     // A new panel starts from the settings the last chat used, or from what this panel kept.
     this.settings = hub.last?.settings ?? DEFAULT_CHAT_SETTINGS;
     const saved = parseOrUndefined(SavedChatSchema, memory?.load());
@@ -132,7 +164,8 @@ export class DashboardChat {
   private restore(saved: SavedChat): void {
     // An answer still streaming when the window went away was cut off there.
     for (const answer of saved.turns.flatMap((t) => t.answers)) {
-      if (answer.status === 'streaming') Object.assign(answer, { status: 'stopped', note: 'interrupted by a window reload' });
+      if (answer.status === 'streaming')
+        Object.assign(answer, { status: 'stopped', note: 'interrupted by a window reload' });
     }
     this.turns = saved.turns;
     this.nextTurnId = Math.max(0, ...saved.turns.map((t) => t.id)) + 1;
@@ -143,7 +176,12 @@ export class DashboardChat {
 
   /** Keeps the conversation (the newest turns) for a reload. */
   private remember(): void {
-    this.memory?.save({ turns: this.turns.slice(-KEEP_TURNS), checkpoint: this.checkpoint, compare: this.compare, settings: this.settings });
+    this.memory?.save({
+      turns: this.turns.slice(-KEEP_TURNS),
+      checkpoint: this.checkpoint,
+      compare: this.compare,
+      settings: this.settings,
+    });
   }
 
   get busy(): boolean {
@@ -155,7 +193,15 @@ export class DashboardChat {
     const checkpoints = this.list();
     this.reconcile(checkpoints);
     this.sentList = JSON.stringify(checkpoints);
-    return { type: 'chatSnapshot', checkpoints, checkpoint: this.checkpoint, compare: this.compare, settings: this.settings, turns: this.turns, focus: this.wantFocus };
+    return {
+      type: 'chatSnapshot',
+      checkpoints,
+      checkpoint: this.checkpoint,
+      compare: this.compare,
+      settings: this.settings,
+      turns: this.turns,
+      focus: this.wantFocus,
+    };
   }
 
   /** Shows the Chat tab with `dir` chosen (when it is one of this panel's checkpoints). */
@@ -225,8 +271,14 @@ export class DashboardChat {
   /** The answers a new request gets: lane 0 and, when comparing, lane 1; undefined after refusing. */
   private newAnswers(): ChatAnswer[] | undefined {
     const list = this.list();
-    const chosen = [this.checkpoint, this.compare].map((dir) => list.find((c) => c.dir === dir)).filter((c) => c !== undefined);
-    const refusal = this.busy ? 'An answer is still being written: wait for it or press Stop.' : chosen.length === 0 ? 'There is no complete checkpoint to chat with yet.' : undefined;
+    const chosen = [this.checkpoint, this.compare]
+      .map((dir) => list.find((c) => c.dir === dir))
+      .filter((c) => c !== undefined);
+    const refusal = this.busy
+      ? 'An answer is still being written: wait for it or press Stop.'
+      : chosen.length === 0
+        ? 'There is no complete checkpoint to chat with yet.'
+        : undefined;
     if (refusal !== undefined) {
       this.refuse(refusal);
       return undefined;
@@ -284,7 +336,12 @@ export class DashboardChat {
       this.remember();
     };
     generation.done.then(
-      async (d) => finish({ status: d.reason === 'cancelled' ? 'stopped' : 'done', note: doneNote(d, await generation.template), text: d.text }),
+      async (d) =>
+        finish({
+          status: d.reason === 'cancelled' ? 'stopped' : 'done',
+          note: doneNote(d, await generation.template),
+          text: d.text,
+        }),
       (err: unknown) => finish({ status: 'error', note: err instanceof Error ? err.message : String(err) }),
     );
   }

@@ -20,7 +20,10 @@ export class LiteralBlock {
     let out = '';
     for (const ch of piece) {
       // \r\n may arrive split over two pieces: the \n after a \r is already a line break.
-      if (ch === '\n' && this.afterCR) { this.afterCR = false; continue; }
+      if (ch === '\n' && this.afterCR) {
+        this.afterCR = false;
+        continue;
+      }
       this.afterCR = ch === '\r';
       if (this.atLineStart) out += '    ';
       this.empty = false;
@@ -41,7 +44,6 @@ export class LiteralBlock {
     return this.empty;
   }
 }
-
 
 export interface ParticipantChoice {
   dir: string;
@@ -66,7 +68,13 @@ export function participantChoice(store: RunStoreApi, last: ChatChoice | undefin
   if (last) {
     for (const run of all) {
       const c = run.checkpoints.find((k) => k.complete && checkpointRef(run, k.dir) === last.checkpoint.dir);
-      if (c) return { dir: last.checkpoint.dir, label: `${run.name} · step ${c.step}`, why: 'the checkpoint last used in the dashboard chat', settings: last.settings };
+      if (c)
+        return {
+          dir: last.checkpoint.dir,
+          label: `${run.name} · step ${c.step}`,
+          why: 'the checkpoint last used in the dashboard chat',
+          settings: last.settings,
+        };
     }
   }
   for (const run of all.filter((s) => s.hostId === 'local').sort(newestFirst)) {

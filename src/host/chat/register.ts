@@ -31,7 +31,9 @@ export function registerChat(
     }
     return undefined;
   };
-  const hub = new ChatHub(new ServePool({ cliPath, nodePath: () => trainerNode().path, onWarning: (m) => hostLog().warn(m), route }));
+  const hub = new ChatHub(
+    new ServePool({ cliPath, nodePath: () => trainerNode().path, onWarning: (m) => hostLog().warn(m), route }),
+  );
   const command = vscode.commands.registerCommand('steelscope.chatWithCheckpoint', async (node?: unknown) => {
     try {
       const chosen = await chooseCheckpoint(store, node);
@@ -55,7 +57,14 @@ async function chooseCheckpoint(store: RunStoreApi, node: unknown): Promise<{ ke
   const complete = run.checkpoints.filter((c) => c.complete).reverse();
   if (complete.length === 0) throw new Error(`${run.name} has no complete checkpoint yet.`);
   if (runItem !== undefined) return { key: run.key };
-  const items = complete.map((c) => ({ label: checkpointLabel(run, c, false), detail: c.dir, dir: checkpointRef(run, c.dir) }));
-  const picked = await vscode.window.showQuickPick(items, { title: `Chat with Checkpoint: ${run.name}`, placeHolder: 'The checkpoint to answer' });
+  const items = complete.map((c) => ({
+    label: checkpointLabel(run, c, false),
+    detail: c.dir,
+    dir: checkpointRef(run, c.dir),
+  }));
+  const picked = await vscode.window.showQuickPick(items, {
+    title: `Chat with Checkpoint: ${run.name}`,
+    placeHolder: 'The checkpoint to answer',
+  });
   return picked ? { key: run.key, dir: picked.dir } : undefined;
 }

@@ -6,7 +6,16 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseServeMessage, type ChatTemplate, type DoneMessage, type GenerateParams, type ReadyMessage, type RequestId, type ServeMessage, type ServeRequest } from '../../shared/serve-protocol';
+import {
+  parseServeMessage,
+  type ChatTemplate,
+  type DoneMessage,
+  type GenerateParams,
+  type ReadyMessage,
+  type RequestId,
+  type ServeMessage,
+  type ServeRequest,
+} from '../../shared/serve-protocol';
 
 /** A running `steelscope serve`: a child process here, or an exec channel on an SSH host. */
 export interface ServeProcess {
@@ -43,17 +52,25 @@ export interface ServeClientOptions {
 function localServe(options: ServeClientOptions): ServeStart {
   return (checkpoint) => {
     const args = [options.cliPath, 'serve', checkpoint, ...(options.args ?? [])];
-    const child = spawn(options.nodePath(), args, { env: options.env ?? process.env, stdio: 'pipe', windowsHide: true });
+    const child = spawn(options.nodePath(), args, {
+      env: options.env ?? process.env,
+      stdio: 'pipe',
+      windowsHide: true,
+    });
     // 'close', not 'exit': by then stdout is read to its end, so a load error line came first.
     const exit = new Promise<{ code: number | null; signal?: string | null; error?: string }>((done) => {
-      child.once('error', (err) => done({ code: null, error: `Could not run the serve process: ${err.message}. Check steelscope.nodePath.` }));
+      child.once('error', (err) =>
+        done({ code: null, error: `Could not run the serve process: ${err.message}. Check steelscope.nodePath.` }),
+      );
       child.once('close', (code, signal) => done({ code, signal }));
     });
     const stop = (): void => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.stdin.end();
       child.kill('SIGTERM');
-      const timer = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, KILL_AFTER_MS);
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, KILL_AFTER_MS);
       timer.unref();
     };
     return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exit, stop, pid: child.pid };
@@ -98,8 +115,15 @@ export class ServeClient {
   private markReady: (ready: ReadyMessage) => void = () => {};
   private markFailed: (err: Error) => void = () => {};
 
-  constructor(readonly checkpoint: string, private readonly options: ServeClientOptions, private readonly onClosed: (client: ServeClient) => void = () => {}) {
-    this.ready = new Promise<ReadyMessage>((ok, fail) => { this.markReady = ok; this.markFailed = fail; });
+  constructor(
+    readonly checkpoint: string,
+    private readonly options: ServeClientOptions,
+    private readonly onClosed: (client: ServeClient) => void = () => {},
+  ) {
+    this.ready = new Promise<ReadyMessage>((ok, fail) => {
+      this.markReady = ok;
+      this.markFailed = fail;
+    });
     handled(this.ready); // a failure also reaches every generation; nobody must await ready
     const start = options.route?.(checkpoint) ?? localServe(options);
     let started: ServeProcess | Promise<ServeProcess>;
@@ -110,7 +134,8 @@ export class ServeClient {
     }
     void Promise.resolve(started).then(
       (proc) => this.attach(proc),
-      (err: unknown) => this.close(new Error(`Could not start the serve process: ${err instanceof Error ? err.message : String(err)}`)),
+      (err: unknown) =>
+        this.close(new Error(`Could not start the serve process: ${err instanceof Error ? err.message : String(err)}`)),
     );
     this.armIdle();
   }
@@ -133,16 +158,25 @@ export class ServeClient {
   private attach(proc: ServeProcess): void {
     if (this.closed) return proc.stop(); // disposed while it was starting
     this.proc = proc;
-    void proc.exit.then((r) => this.close(r.error !== undefined ? new Error(r.error) : this.exitError(r.code, r.signal ?? null)));
+    void proc.exit.then((r) =>
+      this.close(r.error !== undefined ? new Error(r.error) : this.exitError(r.code, r.signal ?? null)),
+    );
     proc.stdin.on('error', () => {}); // EPIPE after an exit: the exit handler reports it
-    proc.stderr.on('data', (chunk: Buffer) => { this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_KEEP); });
+    proc.stderr.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_KEEP);
+    });
     createInterface({ input: proc.stdout, crlfDelay: Infinity }).on('line', (line) => this.receive(line));
     for (const line of this.queued.splice(0)) proc.stdin.write(line);
   }
 
   private exitError(code: number | null, signal: string | null): Error {
     // Neither a code nor a signal: an SSH channel that closed under it (the connection dropped).
-    const how = code !== null ? `exited with code ${code}` : signal ? `exited on ${signal}` : 'ended without an exit status (its connection closed); send the prompt again to reconnect';
+    const how =
+      code !== null
+        ? `exited with code ${code}`
+        : signal
+          ? `exited on ${signal}`
+          : 'ended without an exit status (its connection closed); send the prompt again to reconnect';
     const tail = this.stderrTail.trim().split('\n').slice(-5).join('\n');
     return new Error(`The serve process for ${this.checkpoint} ${how}.${tail ? `\n${tail}` : ''}`);
   }
@@ -180,11 +214,22 @@ export class ServeClient {
   generate(params: GenerateParams, onToken: (token: string) => void): Generation {
     if (this.failure) return { cancel: () => {}, done: handled(Promise.reject(this.failure)) };
     const id = this.nextId++;
-    const done = handled(new Promise<DoneMessage>((ok, fail) => this.pending.set(id, { onToken, resolve: ok, reject: fail })));
+    const done = handled(
+      new Promise<DoneMessage>((ok, fail) => this.pending.set(id, { onToken, resolve: ok, reject: fail })),
+    );
     this.disarmIdle();
     this.send({ id, method: 'generate', params });
-    const cancel = () => { if (this.pending.has(id)) this.send({ id: this.nextId++, method: 'cancel', params: { target: id } }); };
-    return { cancel, done, template: this.ready.then((r) => r.template, () => undefined) };
+    const cancel = () => {
+      if (this.pending.has(id)) this.send({ id: this.nextId++, method: 'cancel', params: { target: id } });
+    };
+    return {
+      cancel,
+      done,
+      template: this.ready.then(
+        (r) => r.template,
+        () => undefined,
+      ),
+    };
   }
 
   private send(request: ServeRequest): void {

@@ -16,9 +16,16 @@ const TFJS_ITEM: EngineItem = {
 };
 
 function torchItem(search: TorchSearch | undefined): EngineItem {
-  if (search === undefined) return { engine: 'torch', label: '$(flame) PyTorch', description: 'looking for Python with torch…' };
-  if ('reason' in search) return { engine: 'torch', label: '$(flame) PyTorch', description: 'not found', detail: search.reason };
-  return { engine: 'torch', label: '$(flame) PyTorch', description: describeTorch(search.found), detail: search.found.executable };
+  if (search === undefined)
+    return { engine: 'torch', label: '$(flame) PyTorch', description: 'looking for Python with torch…' };
+  if ('reason' in search)
+    return { engine: 'torch', label: '$(flame) PyTorch', description: 'not found', detail: search.reason };
+  return {
+    engine: 'torch',
+    label: '$(flame) PyTorch',
+    description: describeTorch(search.found),
+    detail: search.found.executable,
+  };
 }
 
 /** Shows the engines at once and fills in PyTorch's line when the probe answers. */
@@ -56,7 +63,10 @@ export function processChoices(found: TorchFound): { nproc: number; label: strin
     ];
   }
   const counts = [...new Set([gpus, ...[8, 4, 2, 1].filter((n) => n < gpus)])];
-  return counts.map((n) => ({ nproc: n, label: n === gpus ? `${n} GPU${n > 1 ? 's' : ''} (all)` : `${n} GPU${n > 1 ? 's' : ''}` }));
+  return counts.map((n) => ({
+    nproc: n,
+    label: n === gpus ? `${n} GPU${n > 1 ? 's' : ''} (all)` : `${n} GPU${n > 1 ? 's' : ''}`,
+  }));
 }
 
 /**

@@ -13,7 +13,14 @@ interface Outcome {
   cancelled: boolean;
 }
 
-function runInstall(nodePath: string, cliPath: string, gpu: boolean, channel: vscode.OutputChannel, progress: vscode.Progress<{ message?: string }>, token: vscode.CancellationToken): Promise<Outcome> {
+function runInstall(
+  nodePath: string,
+  cliPath: string,
+  gpu: boolean,
+  channel: vscode.OutputChannel,
+  progress: vscode.Progress<{ message?: string }>,
+  token: vscode.CancellationToken,
+): Promise<Outcome> {
   return new Promise((resolveOutcome) => {
     const args = [cliPath, 'install-backend', ...(gpu ? ['--gpu'] : [])];
     channel.appendLine(`$ ${nodePath} ${args.join(' ')}`);
@@ -22,7 +29,10 @@ function runInstall(nodePath: string, cliPath: string, gpu: boolean, channel: vs
     const onData = (chunk: Buffer): void => {
       const text = chunk.toString('utf8');
       channel.append(text);
-      for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      for (const line of text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)) {
         lines.push(line);
         progress.report({ message: line.slice(0, 120) });
       }
@@ -36,7 +46,9 @@ function runInstall(nodePath: string, cliPath: string, gpu: boolean, channel: vs
     });
     const finish = (code: number | null): void => {
       sub.dispose();
-      const ours = lines.filter((l) => l.startsWith('steelscope:') || /^Training |works \(|^Install the CPU build/.test(l));
+      const ours = lines.filter(
+        (l) => l.startsWith('steelscope:') || /^Training |works \(|^Install the CPU build/.test(l),
+      );
       resolveOutcome({ code, summary: ours.length ? ours : lines.slice(-2), cancelled });
     };
     child.on('error', (err) => {
@@ -47,33 +59,53 @@ function runInstall(nodePath: string, cliPath: string, gpu: boolean, channel: vs
   });
 }
 
-async function installFastBackend(nodePath: () => string, cliPath: string, channel: vscode.OutputChannel): Promise<void> {
+async function installFastBackend(
+  nodePath: () => string,
+  cliPath: string,
+  channel: vscode.OutputChannel,
+): Promise<void> {
   const choice = await vscode.window.showQuickPick(
     [
       { label: 'CPU', description: '@tensorflow/tfjs-node', gpu: false },
       { label: 'NVIDIA GPU', description: '@tensorflow/tfjs-node-gpu (needs CUDA and its driver)', gpu: true },
     ],
-    { title: 'Steelscope: Install Fast Backend', placeHolder: 'Which TensorFlow backend to install (training uses WebAssembly until one works)' },
+    {
+      title: 'Steelscope: Install Fast Backend',
+      placeHolder: 'Which TensorFlow backend to install (training uses WebAssembly until one works)',
+    },
   );
   if (choice === undefined) return;
   channel.show(true);
   const outcome = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: 'Steelscope: installing the fast backend', cancellable: true },
+    {
+      location: vscode.ProgressLocation.Notification,
+      title: 'Steelscope: installing the fast backend',
+      cancellable: true,
+    },
     (progress, token) => runInstall(nodePath(), cliPath, choice.gpu, channel, progress, token),
   );
   const text = outcome.summary.join(' ');
   if (outcome.cancelled) {
-    void vscode.window.showWarningMessage('Steelscope: the fast backend install was cancelled. Training continues on WebAssembly.');
+    void vscode.window.showWarningMessage(
+      'Steelscope: the fast backend install was cancelled. Training continues on WebAssembly.',
+    );
   } else if (outcome.code === 0) {
     void vscode.window.showInformationMessage(`Steelscope: ${text}`);
   } else {
-    const show = await vscode.window.showWarningMessage(text.startsWith('steelscope:') ? `S${text.slice(1)}` : `Steelscope: ${text}`, 'Show Output');
+    const show = await vscode.window.showWarningMessage(
+      text.startsWith('steelscope:') ? `S${text.slice(1)}` : `Steelscope: ${text}`,
+      'Show Output',
+    );
     if (show) channel.show();
   }
 }
 
 /** Registers the command; the returned disposable also disposes its output channel. */
-export function registerFastBackendCommand(context: vscode.ExtensionContext, nodePath: () => string, cliPath: string): vscode.Disposable {
+export function registerFastBackendCommand(
+  context: vscode.ExtensionContext,
+  nodePath: () => string,
+  cliPath: string,
+): vscode.Disposable {
   const channel = vscode.window.createOutputChannel('Steelscope: Fast Backend');
   const command = vscode.commands.registerCommand(FAST_BACKEND_COMMAND, async () => {
     try {

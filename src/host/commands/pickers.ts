@@ -13,10 +13,20 @@ function runPickItem(s: RunSummary): RunPick {
 }
 
 /** Asks for runs (one, or several with `many`), optionally only those in `statuses`. */
-export async function pickRuns(store: RunStoreApi, title: string, opts: { many?: boolean; statuses?: RunDisplayStatus[] } = {}): Promise<RunKey[]> {
-  const runs = [...store.runs.values()].map((r) => r.summary).filter((s) => !opts.statuses || opts.statuses.includes(s.status));
+export async function pickRuns(
+  store: RunStoreApi,
+  title: string,
+  opts: { many?: boolean; statuses?: RunDisplayStatus[] } = {},
+): Promise<RunKey[]> {
+  const runs = [...store.runs.values()]
+    .map((r) => r.summary)
+    .filter((s) => !opts.statuses || opts.statuses.includes(s.status));
   if (runs.length === 0) {
-    void vscode.window.showInformationMessage(opts.statuses ? `Steelscope: no run is ${opts.statuses.join(' or ')}.` : 'Steelscope: there are no runs yet. Start one with "Steelscope: Start Training…".');
+    void vscode.window.showInformationMessage(
+      opts.statuses
+        ? `Steelscope: no run is ${opts.statuses.join(' or ')}.`
+        : 'Steelscope: there are no runs yet. Start one with "Steelscope: Start Training…".',
+    );
     return [];
   }
   const items = runs.map(runPickItem);
@@ -56,7 +66,11 @@ async function pickRemoteData(host: string): Promise<string | undefined> {
     { title: 'Start Training (4/6): training data' },
   );
   if (!picked || picked.value === 'default') return picked?.value;
-  const path = await vscode.window.showInputBox({ title: `Training data on ${host}`, prompt: 'Absolute path (or relative to the home folder) of a .txt/.jsonl file or a folder', validateInput: (v) => (v.trim() ? undefined : 'Enter a path.') });
+  const path = await vscode.window.showInputBox({
+    title: `Training data on ${host}`,
+    prompt: 'Absolute path (or relative to the home folder) of a .txt/.jsonl file or a folder',
+    validateInput: (v) => (v.trim() ? undefined : 'Enter a path.'),
+  });
   return path?.trim() || undefined;
 }
 
@@ -64,15 +78,42 @@ async function pickRemoteData(host: string): Promise<string | undefined> {
 export async function pickData(remoteHost?: string): Promise<string | undefined> {
   if (remoteHost) return pickRemoteData(remoteHost);
   const items: (vscode.QuickPickItem & { value: string })[] = [
-    { label: '$(book) Classical Chinese poetry', description: 'embedded default corpus', detail: '30,720 Tang and Song poems, traditional characters', value: 'default' },
+    {
+      label: '$(book) Classical Chinese poetry',
+      description: 'embedded default corpus',
+      detail: '30,720 Tang and Song poems, traditional characters',
+      value: 'default',
+    },
   ];
-  const files = await vscode.workspace.findFiles('**/*.{txt,jsonl,txt.gz,jsonl.gz}', '**/{node_modules,runs,.git,dist}/**', 50);
-  for (const f of files) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(f)}`, description: 'workspace file', value: f.fsPath });
-  items.push({ label: '$(folder-opened) Browse…', description: 'a .txt/.jsonl file or a folder of them', value: 'browse' });
-  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (4/6): training data', matchOnDescription: true });
+  const files = await vscode.workspace.findFiles(
+    '**/*.{txt,jsonl,txt.gz,jsonl.gz}',
+    '**/{node_modules,runs,.git,dist}/**',
+    50,
+  );
+  for (const f of files)
+    items.push({
+      label: `$(file) ${vscode.workspace.asRelativePath(f)}`,
+      description: 'workspace file',
+      value: f.fsPath,
+    });
+  items.push({
+    label: '$(folder-opened) Browse…',
+    description: 'a .txt/.jsonl file or a folder of them',
+    value: 'browse',
+  });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Start Training (4/6): training data',
+    matchOnDescription: true,
+  });
   if (!picked) return undefined;
   if (picked.value !== 'browse') return picked.value;
-  const chosen = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, openLabel: 'Train on this', filters: { 'Text corpora': ['txt', 'jsonl', 'gz'] } });
+  const chosen = await vscode.window.showOpenDialog({
+    canSelectFiles: true,
+    canSelectFolders: true,
+    canSelectMany: false,
+    openLabel: 'Train on this',
+    filters: { 'Text corpora': ['txt', 'jsonl', 'gz'] },
+  });
   return chosen?.[0]?.fsPath;
 }
 
@@ -81,7 +122,8 @@ export async function askSteps(title: string, value: number, atLeast = 1): Promi
     title,
     value: String(value),
     prompt: 'Number of optimizer steps (train until this step)',
-    validateInput: (v) => (/^\d+$/.test(v.trim()) && Number(v) >= atLeast ? undefined : `Enter a whole number of at least ${atLeast}.`),
+    validateInput: (v) =>
+      /^\d+$/.test(v.trim()) && Number(v) >= atLeast ? undefined : `Enter a whole number of at least ${atLeast}.`,
   });
   return text === undefined ? undefined : Number(text.trim());
 }

@@ -41,7 +41,10 @@ export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
     },
     'steelscope.compareRuns': async (n, ns) => {
       const preselected = keysFromArgs(n, ns);
-      const keys = preselected.length > 1 ? preselected : await pickRuns(s.store, 'Compare Runs: pick the runs to overlay', { many: true });
+      const keys =
+        preselected.length > 1
+          ? preselected
+          : await pickRuns(s.store, 'Compare Runs: pick the runs to overlay', { many: true });
       if (keys.length) s.openDashboard(keys);
     },
     'steelscope.openRunFolder': () => openRunFolder(s),
@@ -71,7 +74,13 @@ function targetOf(s: CommandServices, summary: RunSummary): RunTarget {
   return target;
 }
 
-async function runsFor(s: CommandServices, node: unknown, nodes: unknown, title: string, statuses?: RunSummary['status'][]): Promise<RunSummary[]> {
+async function runsFor(
+  s: CommandServices,
+  node: unknown,
+  nodes: unknown,
+  title: string,
+  statuses?: RunSummary['status'][],
+): Promise<RunSummary[]> {
   const keys = keysFromArgs(node, nodes);
   const chosen = keys.length ? keys : await pickRuns(s.store, title, { many: false, statuses });
   return chosen.map((k) => s.store.get(k)?.summary).filter((x): x is RunSummary => !!x);
@@ -93,12 +102,22 @@ async function startTraining(s: CommandServices): Promise<void> {
   const steps = await askSteps('Start Training (5/6): steps', PRESETS[preset].max_steps);
   if (steps === undefined) return;
   const stamp = new Date().toISOString().slice(5, 16).replace(/[-:T]/g, '');
-  const name = await vscode.window.showInputBox({ title: 'Start Training (6/6): run name (optional)', value: `${preset}-${stamp}`, prompt: 'Shown in the Runs view; any text' });
-  if (name === undefined) return;
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: starting ${preset}${engine ? ' (PyTorch)' : ''} on ${where.target.label}…` }, async () => {
-    const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined, engine });
-    s.openDashboard([s.addRun(where.target, dir)]);
+  const name = await vscode.window.showInputBox({
+    title: 'Start Training (6/6): run name (optional)',
+    value: `${preset}-${stamp}`,
+    prompt: 'Shown in the Runs view; any text',
   });
+  if (name === undefined) return;
+  await vscode.window.withProgress(
+    {
+      location: vscode.ProgressLocation.Notification,
+      title: `Steelscope: starting ${preset}${engine ? ' (PyTorch)' : ''} on ${where.target.label}…`,
+    },
+    async () => {
+      const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined, engine });
+      s.openDashboard([s.addRun(where.target, dir)]);
+    },
+  );
 }
 
 async function stopRuns(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
@@ -112,7 +131,11 @@ async function resumeRun(s: CommandServices, node: unknown, nodes: unknown): Pro
   for (const run of await runsFor(s, node, nodes, 'Resume Run', ['stopped', 'failed', 'stale', 'finished'])) {
     const last = run.checkpoints.filter((c) => c.complete).at(-1)?.step ?? 0;
     const planned = run.config?.max_steps ?? last + 1;
-    const steps = await askSteps(`Resume ${run.name}: train until step`, planned > last ? planned : last * 2 || 1, last + 1);
+    const steps = await askSteps(
+      `Resume ${run.name}: train until step`,
+      planned > last ? planned : last * 2 || 1,
+      last + 1,
+    );
     if (steps === undefined) return;
     await targetOf(s, run).resume(run.dir, { steps });
   }
@@ -123,13 +146,21 @@ async function resumeFromCheckpoint(s: CommandServices, node: unknown): Promise<
   if (!n) throw new Error('pick a checkpoint in the Runs view.');
   const run = s.store.get(n.key)?.summary;
   if (!run) return;
-  const steps = await askSteps(`Resume ${run.name} from step ${n.checkpoint.step}: train until step`, run.config?.max_steps ?? n.checkpoint.step * 2, n.checkpoint.step + 1);
+  const steps = await askSteps(
+    `Resume ${run.name} from step ${n.checkpoint.step}: train until step`,
+    run.config?.max_steps ?? n.checkpoint.step * 2,
+    n.checkpoint.step + 1,
+  );
   if (steps === undefined) return;
   await targetOf(s, run).resume(run.dir, { steps, checkpoint: n.checkpoint.dir });
 }
 
 async function openRunFolder(s: CommandServices): Promise<void> {
-  const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Observe this run' });
+  const chosen = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel: 'Observe this run',
+  });
   const dir = chosen?.[0]?.fsPath;
   if (!dir) return;
   const runs = await findRuns(dir);
@@ -156,7 +187,11 @@ async function exportCsv(s: CommandServices, node: unknown, nodes: unknown): Pro
   const chosen = keys.length ? keys : await pickRuns(s.store, 'Export Metrics as CSV: pick runs', { many: true });
   const runs = chosen.map((k) => s.store.get(k)).filter((r) => r !== undefined);
   if (runs.length === 0) return;
-  const target = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export', title: 'Export metrics as CSV' });
+  const target = await vscode.window.showSaveDialog({
+    filters: { CSV: ['csv'] },
+    saveLabel: 'Export',
+    title: 'Export metrics as CSV',
+  });
   if (!target) return;
   await writeFile(target.fsPath, metricsCsv(runs));
   void vscode.window.showInformationMessage(`Steelscope: exported ${runs.length} run(s) to ${target.fsPath}.`);
@@ -168,7 +203,11 @@ async function deleteRuns(s: CommandServices, node: unknown, nodes: unknown): Pr
     // Only a folder the target created goes; one observed from elsewhere is only forgotten.
     const plan = await target.planDelete(run.dir);
     const verb = plan.action === 'delete' ? 'Delete' : 'Forget';
-    const answer = await vscode.window.showWarningMessage(deleteQuestion(plan, run.name, run.hostLabel), { modal: true }, verb);
+    const answer = await vscode.window.showWarningMessage(
+      deleteQuestion(plan, run.name, run.hostLabel),
+      { modal: true },
+      verb,
+    );
     if (answer !== verb) continue;
     if (plan.action === 'delete') await target.delete(plan.dir);
     else await s.forgetFolder(run.dir);

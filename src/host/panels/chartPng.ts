@@ -18,10 +18,12 @@ export function pngBytes(dataUrl: string): { ok: true; bytes: Uint8Array } | { o
 
 /** "run-a-loss.png": the runs' names and the chart's, with anything a file name cannot hold replaced. */
 export function pngFileName(runNames: readonly string[], chart: string): string {
-  const runs = runNames.length > 2
-    ? `${runNames.slice(0, 2).join('-')}-and-${runNames.length - 2}-more`
-    : runNames.join('-');
+  const runs =
+    runNames.length > 2 ? `${runNames.slice(0, 2).join('-')}-and-${runNames.length - 2}-more` : runNames.join('-');
   const name = [runs, chart].filter((p) => p.length > 0).join('-');
-  const safe = name.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+/, '').slice(0, 120);
+  const safe = name
+    .replace(/[^\p{L}\p{N}._-]+/gu, '_')
+    .replace(/^[._]+/, '')
+    .slice(0, 120);
   return `${safe || 'chart'}.png`;
 }

@@ -2,7 +2,14 @@
 // webview is a throw-away view that gets a snapshot on "ready" and then numbered deltas, at most
 // four a second. Every message from the webview is checked against the protocol before use.
 import * as vscode from 'vscode';
-import { checkWebviewMessage, DEFAULT_VIEW, ViewStateSchema, type HostToWebview, type ViewState, type WebviewToHost } from '../../shared/protocol';
+import {
+  checkWebviewMessage,
+  DEFAULT_VIEW,
+  ViewStateSchema,
+  type HostToWebview,
+  type ViewState,
+  type WebviewToHost,
+} from '../../shared/protocol';
 import { parseOrUndefined } from '../../shared/schema';
 import { chatCheckpoints, DashboardChat, type ChatHub } from '../chat/dashboardChat';
 import { hostLog } from '../log';
@@ -38,27 +45,43 @@ function panelId(keys: readonly RunKey[]): string {
 function webviewOptions(context: vscode.ExtensionContext): vscode.WebviewOptions & vscode.WebviewPanelOptions {
   return {
     enableScripts: true,
-    localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')],
+    localResourceRoots: [
+      vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'),
+      vscode.Uri.joinPath(context.extensionUri, 'media'),
+    ],
   };
 }
 
 /** The run keys a dashboard webview saved, checked (the state comes from the webview: untrusted). */
 function savedKeys(state: unknown): RunKey[] {
   const keys = typeof state === 'object' && state !== null && 'keys' in state ? state.keys : undefined;
-  return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string' && k.length > 0 && k.length < 4096).slice(0, 64) : [];
+  return Array.isArray(keys)
+    ? keys.filter((k): k is string => typeof k === 'string' && k.length > 0 && k.length < 4096).slice(0, 64)
+    : [];
 }
 
 export class DashboardPanel {
   private static readonly open = new Map<string, DashboardPanel>();
 
   /** Shows the dashboard of these runs, reusing the panel already showing the same set. */
-  static show(context: vscode.ExtensionContext, store: RunStoreApi, keys: RunKey[], hub: ChatHub, alerts: AlertRuleStore): DashboardPanel {
+  static show(
+    context: vscode.ExtensionContext,
+    store: RunStoreApi,
+    keys: RunKey[],
+    hub: ChatHub,
+    alerts: AlertRuleStore,
+  ): DashboardPanel {
     const existing = DashboardPanel.open.get(panelId(keys));
     if (existing) {
       existing.panel.reveal();
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, 'Steelscope', vscode.ViewColumn.Active, webviewOptions(context));
+    const panel = vscode.window.createWebviewPanel(
+      DASHBOARD_VIEW_TYPE,
+      'Steelscope',
+      vscode.ViewColumn.Active,
+      webviewOptions(context),
+    );
     return DashboardPanel.adopt(context, store, keys, panel, hub, alerts);
   }
 
@@ -66,11 +89,17 @@ export class DashboardPanel {
    * Restores the dashboards of the last session after a window reload: VS Code hands back each
    * panel with the state its webview saved (vscode.setState), which names its runs.
    */
-  static registerSerializer(context: vscode.ExtensionContext, store: RunStoreApi, hub: ChatHub, alerts: AlertRuleStore): vscode.Disposable {
+  static registerSerializer(
+    context: vscode.ExtensionContext,
+    store: RunStoreApi,
+    hub: ChatHub,
+    alerts: AlertRuleStore,
+  ): vscode.Disposable {
     return vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
       deserializeWebviewPanel: (panel, state: unknown) => {
         const keys = savedKeys(state);
-        if (keys.length === 0 || DashboardPanel.open.has(panelId(keys))) panel.dispose(); // nothing to show, or shown already
+        if (keys.length === 0 || DashboardPanel.open.has(panelId(keys)))
+          panel.dispose(); // nothing to show, or shown already
         else DashboardPanel.adopt(context, store, keys, panel, hub, alerts);
         return Promise.resolve();
       },
@@ -111,18 +140,30 @@ export class DashboardPanel {
   ) {
     this.model = new DashboardModel(store, keys, storedView(context));
     const chatKey = `${CHAT_STATE_KEY}:${id}`;
-    const memory = { load: () => context.workspaceState.get(chatKey), save: (chat: unknown) => void context.workspaceState.update(chatKey, chat) };
-    this.chat = new DashboardChat(hub, () => chatCheckpoints(store, keys), (m) => this.postChat(m), memory);
+    const memory = {
+      load: () => context.workspaceState.get(chatKey),
+      save: (chat: unknown) => void context.workspaceState.update(chatKey, chat),
+    };
+    this.chat = new DashboardChat(
+      hub,
+      () => chatCheckpoints(store, keys),
+      (m) => this.postChat(m),
+      memory,
+    );
     this.updateTitle();
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'steelscope.svg');
     panel.webview.html = this.html();
     // The webview takes a few hundred ms to load; the first snapshot is computed meanwhile.
-    setImmediate(() => { if (!this.ready) this.model.prepare(); });
+    setImmediate(() => {
+      if (!this.ready) this.model.prepare();
+    });
     this.disposables.push(
       panel.webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
       panel.onDidDispose(() => this.dispose()),
       // A hidden webview is gone (chat tokens included); the one shown next says "ready" again.
-      panel.onDidChangeViewState(() => { if (!panel.visible) this.ready = false; }),
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.ready = false;
+      }),
       store.onDidChange((change) => {
         if (!this.model.accept(change)) return;
         if (change.summaryChanged) {
@@ -136,7 +177,8 @@ export class DashboardPanel {
 
   private html(): string {
     const webview = this.panel.webview;
-    const asset = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, ...p)).toString();
+    const asset = (...p: string[]) =>
+      webview.asWebviewUri(vscode.Uri.joinPath(this.context.extensionUri, ...p)).toString();
     return dashboardHtml({
       cspSource: webview.cspSource,
       nonce: makeNonce(),
@@ -181,7 +223,11 @@ export class DashboardPanel {
       case 'zoom':
         return this.changeView({ range: m.range });
       case 'savePng':
-        return void saveChartPng(this.model.keys.flatMap((k) => this.store.get(k)?.summary ?? []), m.chart, m.dataUrl);
+        return void saveChartPng(
+          this.model.keys.flatMap((k) => this.store.get(k)?.summary ?? []),
+          m.chart,
+          m.dataUrl,
+        );
       case 'setAlertRules':
         return void this.alerts.save(this.model.keys, m.rules).then(() => this.sendAlertRules());
       case 'chatSend':

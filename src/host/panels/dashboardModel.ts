@@ -4,11 +4,30 @@
 // the tail of each series. The panel controller (dashboard.ts) wires it to a WebviewPanel; the
 // bench and the tests use it directly.
 import { decodeMetric, describeEngine, type EventRecord, type SampleRecord } from '../../shared/run';
-import type { EventMark, HostMessage, RunDelta, RunHeader, RunSnapshot, SampleItem, SeriesChunk, ViewState } from '../../shared/protocol';
+import type {
+  EventMark,
+  HostMessage,
+  RunDelta,
+  RunHeader,
+  RunSnapshot,
+  SampleItem,
+  SeriesChunk,
+  ViewState,
+} from '../../shared/protocol';
 import {
-  EmaCheckpoints, downsample, emptyMarkers, emptyPoints, isSchedule, isSorted, lookupByStep, nearestByTime, rowRange, strideFor,
+  EmaCheckpoints,
+  downsample,
+  emptyMarkers,
+  emptyPoints,
+  isSchedule,
+  isSorted,
+  lookupByStep,
+  nearestByTime,
+  rowRange,
+  strideFor,
   upperBound,
-  type XAxis, type XColumn,
+  type XAxis,
+  type XColumn,
 } from '../../shared/series';
 import { SYSTEM_KIND } from '../../shared/system';
 import type { RunChange, RunData, RunKey, RunStoreApi, SeriesTable } from '../runs/types';
@@ -66,9 +85,12 @@ function stepsOf(data: RunData, table: SeriesTable, state: RunState): Float64Arr
 
 function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState): XColumn {
   switch (axis) {
-    case 'step': return { values: stepsOf(data, table, state), offset: 0 };
-    case 'wall': return { values: table.t, offset: 0 };
-    case 'relative': return { values: table.t, offset: state.t0 };
+    case 'step':
+      return { values: stepsOf(data, table, state), offset: 0 };
+    case 'wall':
+      return { values: table.t, offset: 0 };
+    case 'relative':
+      return { values: table.t, offset: state.t0 };
     case 'tokens': {
       const own = table.fields.get('tokens');
       if (own) return { values: own, offset: 0 };
@@ -77,7 +99,13 @@ function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState
       if (cached && cached.length === table.length) return { values: cached.values, offset: 0 };
       const src = tokenSource(data);
       const values = src
-        ? lookupByStep(src.step, src.fields.get('tokens') as Float64Array, src.length, stepsOf(data, table, state), table.length)
+        ? lookupByStep(
+            src.step,
+            src.fields.get('tokens') as Float64Array,
+            src.length,
+            stepsOf(data, table, state),
+            table.length,
+          )
         : new Float64Array(table.length).fill(NaN);
       state.tokenCache.set(table.kind, { length: table.length, values });
       return { values, offset: 0 };
@@ -98,15 +126,32 @@ function eventX(data: RunData, e: EventRecord, axis: XAxis, t0: number): number 
 function eventMarks(data: RunData, events: readonly EventRecord[], axis: XAxis, t0: number): EventMark[] {
   return events.map((e) => {
     const x = eventX(data, e, axis, t0);
-    return { x: Number.isFinite(x) ? x : null, step: e.step, kind: String(e.kind), level: String(e.level ?? 'info'), message: String(e.message) };
+    return {
+      x: Number.isFinite(x) ? x : null,
+      step: e.step,
+      kind: String(e.kind),
+      level: String(e.level ?? 'info'),
+      message: String(e.message),
+    };
   });
 }
 
 function sampleItem(s: SampleRecord): SampleItem {
   const parts: string[] = [];
-  const add = (label: string, v: unknown) => { if (typeof v === 'number' && Number.isFinite(v)) parts.push(`${label} ${v}`); };
-  add('T', s.temperature); add('top-k', s.top_k); add('top-p', s.top_p); add('seed', s.seed);
-  return { step: s.step, t: typeof s.t === 'number' && Number.isFinite(s.t) ? s.t : null, prompt: s.prompt, text: s.text, settings: parts.join(' · ') };
+  const add = (label: string, v: unknown) => {
+    if (typeof v === 'number' && Number.isFinite(v)) parts.push(`${label} ${v}`);
+  };
+  add('T', s.temperature);
+  add('top-k', s.top_k);
+  add('top-p', s.top_p);
+  add('seed', s.seed);
+  return {
+    step: s.step,
+    t: typeof s.t === 'number' && Number.isFinite(s.t) ? s.t : null,
+    prompt: s.prompt,
+    text: s.text,
+    settings: parts.join(' · '),
+  };
 }
 
 /** Whether any record of the run has a time (a run without metrics yet counts as timed: nothing to say). */
@@ -119,14 +164,20 @@ export function runHeader(data: RunData, color: number): RunHeader {
   const s = data.summary;
   const clip = decodeMetric(s.config?.grad_clip ?? s.info?.config?.grad_clip);
   return {
-    key: s.key, name: s.name, status: s.status, color,
+    key: s.key,
+    name: s.name,
+    status: s.status,
+    color,
     gradClip: clip !== undefined && Number.isFinite(clip) ? clip : null,
     lastStep: s.lastStep !== undefined && Number.isFinite(s.lastStep) ? s.lastStep : null,
     malformed: { ...s.malformed },
     timed: hasTime(data),
     engine: s.info ? (describeEngine(s.info) ?? null) : null,
     checkpoints: s.checkpoints.map((c) => ({
-      step: c.step, evalLoss: c.evalLoss !== null && Number.isFinite(c.evalLoss) ? c.evalLoss : null, best: c.best, complete: c.complete,
+      step: c.step,
+      evalLoss: c.evalLoss !== null && Number.isFinite(c.evalLoss) ? c.evalLoss : null,
+      best: c.best,
+      complete: c.complete,
     })),
   };
 }
@@ -137,7 +188,15 @@ const NO_ROWS: ReadonlySet<number> = new Set();
  * One series as a chunk: buckets from `fromRow`'s bucket on when the webview already holds the
  * same bucketing of the same rows, else all of it.
  */
-function seriesChunk(data: RunData, state: RunState, table: SeriesTable, field: string, view: ViewState, maxPoints: number, fromRow: number): SeriesChunk {
+function seriesChunk(
+  data: RunData,
+  state: RunState,
+  table: SeriesTable,
+  field: string,
+  view: ViewState,
+  maxPoints: number,
+  fromRow: number,
+): SeriesChunk {
   const id = seriesId(table.kind, field);
   const column = table.fields.get(field) as Float64Array;
   const x = xColumn(data, table, view.xAxis, state);
@@ -188,7 +247,11 @@ function runSnapshot(data: RunData, state: RunState, view: ViewState, color: num
 }
 
 /** The chart payload of one run at full extent or for `view.range`: pure, for the bench and tests. */
-export function computeChartPayload(data: RunData, view: ViewState, opts: { color?: number; maxPoints?: number } = {}): RunSnapshot {
+export function computeChartPayload(
+  data: RunData,
+  view: ViewState,
+  opts: { color?: number; maxPoints?: number } = {},
+): RunSnapshot {
   return runSnapshot(data, new RunState(), view, opts.color ?? 0, opts.maxPoints ?? MAX_POINTS);
 }
 
@@ -215,11 +278,19 @@ export class DashboardModel {
   /** A snapshot computed ahead of time, valid until anything changes. */
   private prepared: HostMessage<'snapshot'> | undefined;
 
-  constructor(private readonly store: RunStoreApi, readonly keys: readonly RunKey[], public view: ViewState, readonly maxPoints = MAX_POINTS) {}
+  constructor(
+    private readonly store: RunStoreApi,
+    readonly keys: readonly RunKey[],
+    public view: ViewState,
+    readonly maxPoints = MAX_POINTS,
+  ) {}
 
   /** Runs of this panel that the store still has. */
   private runs(): [RunKey, RunData, number][] {
-    return this.keys.flatMap((k, i) => { const d = this.store.get(k); return d ? [[k, d, i] as [RunKey, RunData, number]] : []; });
+    return this.keys.flatMap((k, i) => {
+      const d = this.store.get(k);
+      return d ? [[k, d, i] as [RunKey, RunData, number]] : [];
+    });
   }
 
   /**
@@ -242,11 +313,20 @@ export class DashboardModel {
       this.states.set(k, state);
       return runSnapshot(d, state, this.view, i, this.maxPoints);
     });
-    return { type: 'snapshot', seq: ++this.seq, view: this.view, maxPoints: this.maxPoints, keys: [...this.keys], runs };
+    return {
+      type: 'snapshot',
+      seq: ++this.seq,
+      view: this.view,
+      maxPoints: this.maxPoints,
+      keys: [...this.keys],
+      runs,
+    };
   }
 
   setView(patch: Partial<ViewState>): void {
-    const same = (Object.keys(patch) as (keyof ViewState)[]).every((k) => JSON.stringify(patch[k]) === JSON.stringify(this.view[k]));
+    const same = (Object.keys(patch) as (keyof ViewState)[]).every(
+      (k) => JSON.stringify(patch[k]) === JSON.stringify(this.view[k]),
+    );
     if (same) return;
     const axisChanged = patch.xAxis !== undefined && patch.xAxis !== this.view.xAxis;
     this.view = { ...this.view, ...patch, ...(axisChanged && !('range' in patch) ? { range: null } : {}) };
@@ -306,8 +386,17 @@ export class DashboardModel {
       key,
       header: change.summaryChanged ? runHeader(data, index) : null,
       series,
-      events: change.eventsFrom !== undefined ? { from: change.eventsFrom, items: eventMarks(data, data.events.slice(change.eventsFrom), this.view.xAxis, t0) } : null,
-      samples: change.samplesFrom !== undefined ? { from: change.samplesFrom, items: data.samples.slice(change.samplesFrom).map(sampleItem) } : null,
+      events:
+        change.eventsFrom !== undefined
+          ? {
+              from: change.eventsFrom,
+              items: eventMarks(data, data.events.slice(change.eventsFrom), this.view.xAxis, t0),
+            }
+          : null,
+      samples:
+        change.samplesFrom !== undefined
+          ? { from: change.samplesFrom, items: data.samples.slice(change.samplesFrom).map(sampleItem) }
+          : null,
     };
   }
 }

@@ -17,7 +17,13 @@ export async function saveChartPng(runs: readonly RunSummary[], chart: string, d
     ? vscode.Uri.file(local.dir)
     : (vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(homedir()));
   const target = await vscode.window.showSaveDialog({
-    defaultUri: vscode.Uri.joinPath(folder, pngFileName(runs.map((r) => r.name), chart)),
+    defaultUri: vscode.Uri.joinPath(
+      folder,
+      pngFileName(
+        runs.map((r) => r.name),
+        chart,
+      ),
+    ),
     filters: { 'PNG image': ['png'] },
     saveLabel: 'Save',
     title: `Save the ${chart} chart as PNG`,

@@ -46,7 +46,8 @@ export function checkJobOptions(job: SlurmJobOptions): void {
   name('Account', job.account);
   name('QoS', job.qos);
   if (!job.partition) throw new Error('Choose a partition.');
-  if (!Number.isInteger(job.nodes) || job.nodes < 1) throw new Error(`Nodes must be a whole number from 1, got ${job.nodes}.`);
+  if (!Number.isInteger(job.nodes) || job.nodes < 1)
+    throw new Error(`Nodes must be a whole number from 1, got ${job.nodes}.`);
   if (!Number.isInteger(job.gpusPerNode) || job.gpusPerNode < 0) {
     throw new Error(`GPUs per node must be a whole number from 0, got ${job.gpusPerNode}.`);
   }
@@ -120,7 +121,7 @@ export function batchScript(input: BatchScriptInput): string {
     'echo "steelscope: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (restart ${SLURM_RESTART_COUNT:-0}): ${args[0]}"',
     '',
     'requeue=0 stopping=0',
-    'trap \'stopping=1\' TERM',
+    "trap 'stopping=1' TERM",
     'trap \'echo "steelscope: time limit near: checkpoint, then requeue"; requeue=1; kill -TERM "$trainer" 2>/dev/null\' USR1',
     `${launch}"\${cli[@]}" "\${args[@]}" &`,
     'trainer=$!',

@@ -40,8 +40,14 @@ export function parseSinfo(text: string): SlurmPartition[] {
       known.gpusPerNode = Math.max(known.gpusPerNode, gpus);
       continue;
     }
-    byName.set(name, { name, isDefault: rawName.endsWith('*'), up: avail === 'up', timeLimit: timeLimit ?? '',
-      nodes: Number(nodes) || 0, gpusPerNode: gpus });
+    byName.set(name, {
+      name,
+      isDefault: rawName.endsWith('*'),
+      up: avail === 'up',
+      timeLimit: timeLimit ?? '',
+      nodes: Number(nodes) || 0,
+      gpusPerNode: gpus,
+    });
   }
   return [...byName.values()];
 }

@@ -19,8 +19,18 @@ export interface SlurmJob {
 
 /** States in which the job holds (or will hold) resources: the trainer is alive or about to be. */
 const LIVE_STATES = new Set([
-  'PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_FED', 'REQUEUE_HOLD',
-  'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED',
+  'PENDING',
+  'CONFIGURING',
+  'RUNNING',
+  'COMPLETING',
+  'SUSPENDED',
+  'REQUEUED',
+  'REQUEUE_FED',
+  'REQUEUE_HOLD',
+  'RESIZING',
+  'SIGNALING',
+  'STAGE_OUT',
+  'STOPPED',
 ]);
 
 export function isLiveJobState(state: string): boolean {
@@ -32,8 +42,15 @@ export function isLiveJobState(state: string): boolean {
  * admin (more nodes or time than the partition allows, an account or QoS it may not use).
  */
 const HOPELESS_REASONS = new Set([
-  'PartitionNodeLimit', 'PartitionTimeLimit', 'BadConstraints', 'InvalidAccount', 'InvalidQOS',
-  'AssocMaxNodesPerJobLimit', 'AssocMaxWallDurationPerJobLimit', 'QOSMaxNodePerJobLimit', 'QOSMaxWallDurationPerJobLimit',
+  'PartitionNodeLimit',
+  'PartitionTimeLimit',
+  'BadConstraints',
+  'InvalidAccount',
+  'InvalidQOS',
+  'AssocMaxNodesPerJobLimit',
+  'AssocMaxWallDurationPerJobLimit',
+  'QOSMaxNodePerJobLimit',
+  'QOSMaxWallDurationPerJobLimit',
 ]);
 
 /** A pending job that can never start as asked. */

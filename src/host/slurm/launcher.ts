@@ -41,8 +41,14 @@ export class SlurmLauncher implements Launcher {
     if (!job) throw new Error(`Choose a partition for jobs on ${this.host.label} first.`);
     const jobName = posix.basename(request.runDir);
     const cli = await this.cli.command([]);
-    const script = batchScript({ job, jobName, runDir: request.runDir, cli, firstArgs: request.args,
-      continueArgs: request.continueArgs });
+    const script = batchScript({
+      job,
+      jobName,
+      runDir: request.runDir,
+      cli,
+      firstArgs: request.args,
+      continueArgs: request.continueArgs,
+    });
     const path = scriptPath(request);
     await writeRemoteFile(await this.host.sftp(), path, script);
     const out = await this.host.sh(sbatchCommand(request.cwd, path, request.log), 'sbatch');
@@ -93,7 +99,8 @@ export class SlurmLauncher implements Launcher {
   /** After Stop's grace period (its trainer did not exit on TERM), or a start given up: a live job is cancelled. */
   private async cancelIfAlive(jobId: string): Promise<void> {
     try {
-      if (isLiveJobState((await this.job(jobId))?.state ?? '')) await this.host.sh(`scancel ${shQuote(jobId)}`, 'scancel');
+      if (isLiveJobState((await this.job(jobId))?.state ?? ''))
+        await this.host.sh(`scancel ${shQuote(jobId)}`, 'scancel');
     } catch {
       // The host is gone or the job too: nothing more to do from here.
     }

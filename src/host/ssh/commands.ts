@@ -23,8 +23,14 @@ export interface SshCommandServices {
 }
 
 /** A run folder on any target: remote ones are followed over SSH, local ones tailed. */
-export function observeRun(store: RemoteRunSink & { addRun(target: RunTarget, dir: string): RunKey }, target: RunTarget, dir: string): RunKey {
-  return target instanceof RemoteTarget ? store.addRemoteRun(target, dir, target.createFollower(dir)) : store.addRun(target, dir);
+export function observeRun(
+  store: RemoteRunSink & { addRun(target: RunTarget, dir: string): RunKey },
+  target: RunTarget,
+  dir: string,
+): RunKey {
+  return target instanceof RemoteTarget
+    ? store.addRemoteRun(target, dir, target.createFollower(dir))
+    : store.addRun(target, dir);
 }
 
 export function hostStates(hosts: SshHosts): HostState[] {
@@ -35,7 +41,10 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
   const { context } = s;
   const hosts = new SshHosts({
     prompts: new VscodeSshPrompts(context.secrets),
-    storage: { get: () => context.globalState.get<string[]>(HOSTS_KEY, []), set: (list) => context.globalState.update(HOSTS_KEY, list) },
+    storage: {
+      get: () => context.globalState.get<string[]>(HOSTS_KEY, []),
+      set: (list) => context.globalState.update(HOSTS_KEY, list),
+    },
     distDir: join(context.extensionPath, 'dist'),
     version: extensionVersion(context) ?? '0.0.0',
   });
@@ -45,7 +54,13 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
     'steelscope.addSshHost': async () => {
       const alias = await pickHost();
       if (!alias) return;
-      const target = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: connecting to ${alias} and installing the trainer…` }, () => hosts.add(alias));
+      const target = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Steelscope: connecting to ${alias} and installing the trainer…`,
+        },
+        () => hosts.add(alias),
+      );
       if (!watched.has(target.id)) watched.set(target.id, watch(target));
       await hosts.rescan(s.store);
       s.onHostsChanged();
@@ -69,8 +84,16 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
     'steelscope.installGpuBackend': async (node) => {
       const target = await targetFrom(hosts, node, 'Install GPU Backend');
       if (!target) return;
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: installing tfjs-node-gpu on ${target.label}…` }, () => target.installGpuBackend());
-      void vscode.window.showInformationMessage(`Steelscope: the GPU backend is installed on ${target.label}; new runs there use it.`);
+      await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Steelscope: installing tfjs-node-gpu on ${target.label}…`,
+        },
+        () => target.installGpuBackend(),
+      );
+      void vscode.window.showInformationMessage(
+        `Steelscope: the GPU backend is installed on ${target.label}; new runs there use it.`,
+      );
     },
   };
   const disposables = Object.entries(commands).map(([id, handler]) =>
@@ -90,13 +113,17 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
 async function pickHost(): Promise<string | undefined> {
   const aliases = hostsFromConfig(readUserConfig());
   const other = '$(edit) Enter user@host[:port]…';
-  const picked = await vscode.window.showQuickPick([...aliases.map((a) => ({ label: a, description: '~/.ssh/config' })), { label: other, description: '' }], { title: 'Add SSH Host' });
+  const picked = await vscode.window.showQuickPick(
+    [...aliases.map((a) => ({ label: a, description: '~/.ssh/config' })), { label: other, description: '' }],
+    { title: 'Add SSH Host' },
+  );
   if (!picked) return undefined;
   if (picked.label !== other) return picked.label;
   const typed = await vscode.window.showInputBox({
     title: 'Add SSH Host',
     prompt: 'user@host or user@host:port',
-    validateInput: (v) => (/^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(v.trim()) ? undefined : 'Enter user@host or user@host:port.'),
+    validateInput: (v) =>
+      /^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(v.trim()) ? undefined : 'Enter user@host or user@host:port.',
   });
   return typed?.trim() || undefined;
 }
@@ -106,7 +133,10 @@ async function targetFrom(hosts: SshHosts, node: unknown, title: string): Promis
   const byNode = hosts.list().find((t) => t.id === hostId);
   if (byNode) return byNode;
   if (hosts.list().length === 0) throw new Error('no SSH host has been added. Use "Steelscope: Add SSH Host…".');
-  const picked = await vscode.window.showQuickPick(hosts.list().map((t) => ({ label: t.label, description: t.state, target: t })), { title });
+  const picked = await vscode.window.showQuickPick(
+    hosts.list().map((t) => ({ label: t.label, description: t.state, target: t })),
+    { title },
+  );
   return picked?.target;
 }
 
@@ -116,17 +146,33 @@ async function fetchCheckpoint(s: SshCommandServices, hosts: SshHosts, node: unk
   if (!run || !n) throw new Error('pick a checkpoint of a run on an SSH host in the Runs view.');
   const target = hosts.list().find((t) => t.id === run.hostId);
   if (!target) throw new Error(`${run.name} is not on an SSH host.`);
-  const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Download here' });
-  if (!chosen?.[0]) return;
-  const local = join(chosen[0].fsPath, `${run.name.replace(/[^\p{L}\p{N}._-]+/gu, '-')}-${checkpointDirName(n.checkpoint.step)}`);
-  const step = n.checkpoint.step;
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Steelscope: downloading checkpoint ${step}`, cancellable: false }, async (progress) => {
-    let last = 0;
-    await target.fetchCheckpoint(run.dir, step, local, (p) => {
-      const pct = p.totalBytes ? (100 * p.bytes) / p.totalBytes : 100;
-      progress.report({ increment: pct - last, message: p.file });
-      last = pct;
-    });
+  const chosen = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: false,
+    openLabel: 'Download here',
   });
-  void vscode.window.showInformationMessage(`Steelscope: checkpoint ${step} of ${run.name} is in ${local} (hashes checked).`);
+  if (!chosen?.[0]) return;
+  const local = join(
+    chosen[0].fsPath,
+    `${run.name.replace(/[^\p{L}\p{N}._-]+/gu, '-')}-${checkpointDirName(n.checkpoint.step)}`,
+  );
+  const step = n.checkpoint.step;
+  await vscode.window.withProgress(
+    {
+      location: vscode.ProgressLocation.Notification,
+      title: `Steelscope: downloading checkpoint ${step}`,
+      cancellable: false,
+    },
+    async (progress) => {
+      let last = 0;
+      await target.fetchCheckpoint(run.dir, step, local, (p) => {
+        const pct = p.totalBytes ? (100 * p.bytes) / p.totalBytes : 100;
+        progress.report({ increment: pct - last, message: p.file });
+        last = pct;
+      });
+    },
+  );
+  void vscode.window.showInformationMessage(
+    `Steelscope: checkpoint ${step} of ${run.name} is in ${local} (hashes checked).`,
+  );
 }

@@ -7,11 +7,21 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { Client, utils, type AnyAuthMethod, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey, type SFTPWrapper } from 'ssh2';
+import {
+  Client,
+  utils,
+  type AnyAuthMethod,
+  type AuthenticationType,
+  type ClientChannel,
+  type NextAuthHandler,
+  type ParsedKey,
+  type SFTPWrapper,
+} from 'ssh2';
 import { addHostKey, checkHostKey, defaultKnownHostsPath, fingerprint, hostEntryName } from './knownHosts';
 import { defaultIdentityFiles, type SshHostConfig } from './sshConfig';
 
-export type SecretRef = { kind: 'password'; host: string; port: number; user: string } | { kind: 'passphrase'; keyPath: string };
+export type SecretRef =
+  { kind: 'password'; host: string; port: number; user: string } | { kind: 'passphrase'; keyPath: string };
 
 /** What a connection may ask the user. Every answer may be undefined/false: the user cancelled. */
 export interface SshPrompts {
@@ -125,21 +135,41 @@ export class SshConnection extends EventEmitter {
   static async connect(options: SshConnectOptions): Promise<SshConnection> {
     const { host } = options;
     const timeoutMs = options.readyTimeoutMs ?? 20_000;
-    if (host.proxyJump.length > MAX_JUMPS) throw new SshError(`ProxyJump through ${host.proxyJump.length} hosts is more than ${MAX_JUMPS}: ${host.alias}.`, 'other');
+    if (host.proxyJump.length > MAX_JUMPS)
+      throw new SshError(
+        `ProxyJump through ${host.proxyJump.length} hosts is more than ${MAX_JUMPS}: ${host.alias}.`,
+        'other',
+      );
     let jump: SshConnection | undefined;
     let transport: Duplex;
     if (host.proxyJump.length > 0) {
       // As OpenSSH: ProxyJump a,b reaches b through a, then the host through b. The last hop is
       // connected to with the hops before it as its own jumps (its config's ProxyJump is ignored).
       const spec = host.proxyJump[host.proxyJump.length - 1];
-      const base = options.resolveJump?.(spec.host) ?? { alias: spec.host, hostName: spec.host, user: host.user, port: 22, identityFiles: [], identitiesOnly: false, proxyJump: [] };
-      const jumpConfig: SshHostConfig = { ...base, user: spec.user ?? base.user, port: spec.port ?? base.port, proxyJump: host.proxyJump.slice(0, -1) };
+      const base = options.resolveJump?.(spec.host) ?? {
+        alias: spec.host,
+        hostName: spec.host,
+        user: host.user,
+        port: 22,
+        identityFiles: [],
+        identitiesOnly: false,
+        proxyJump: [],
+      };
+      const jumpConfig: SshHostConfig = {
+        ...base,
+        user: spec.user ?? base.user,
+        port: spec.port ?? base.port,
+        proxyJump: host.proxyJump.slice(0, -1),
+      };
       jump = await SshConnection.connect({ ...options, host: jumpConfig });
       try {
         transport = await jump.forwardOut(host.hostName, host.port);
       } catch (err) {
         jump.close();
-        throw new SshError(`Cannot reach ${host.hostName}:${host.port} through ${jumpConfig.alias}: ${(err as Error).message}.`, 'unreachable');
+        throw new SshError(
+          `Cannot reach ${host.hostName}:${host.port} through ${jumpConfig.alias}: ${(err as Error).message}.`,
+          'unreachable',
+        );
       }
     } else {
       transport = await tcpConnect(host.hostName, host.port, timeoutMs);
@@ -164,8 +194,13 @@ export class SshConnection extends EventEmitter {
       this.client.exec(command, (err, channel: ClientChannel) => {
         if (err) return reject(new SshError(`Cannot run a command on ${this.config.alias}: ${err.message}`, 'other'));
         let result: { code: number | null; signal?: string } = { code: null };
-        channel.on('exit', (code: number | null, signal?: string) => (result = { code: code ?? null, signal: signal ?? undefined }));
-        const exit = new Promise<{ code: number | null; signal?: string }>((done) => channel.on('close', () => done(result)));
+        channel.on(
+          'exit',
+          (code: number | null, signal?: string) => (result = { code: code ?? null, signal: signal ?? undefined }),
+        );
+        const exit = new Promise<{ code: number | null; signal?: string }>((done) =>
+          channel.on('close', () => done(result)),
+        );
         resolve({ stdout: channel, stderr: channel.stderr, stdin: channel, exit, close: () => channel.close() });
       });
     });
@@ -181,10 +216,16 @@ export class SshConnection extends EventEmitter {
     proc.stdin.end(opts.input ?? '');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      if (opts.timeoutMs) timer = setTimeout(() => {
-        proc.close();
-        reject(new SshError(`A command on ${this.config.alias} did not finish within ${opts.timeoutMs! / 1000} s.`, 'timeout'));
-      }, opts.timeoutMs);
+      if (opts.timeoutMs)
+        timer = setTimeout(() => {
+          proc.close();
+          reject(
+            new SshError(
+              `A command on ${this.config.alias} did not finish within ${opts.timeoutMs! / 1000} s.`,
+              'timeout',
+            ),
+          );
+        }, opts.timeoutMs);
     });
     try {
       const { code, signal } = await Promise.race([proc.exit, timeout]);
@@ -211,7 +252,9 @@ export class SshConnection extends EventEmitter {
 
   /** A TCP channel to host:port opened from the far side (ProxyJump). */
   forwardOut(host: string, port: number): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => this.client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream))));
+    return new Promise((resolve, reject) =>
+      this.client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream))),
+    );
   }
 
   /** Calls `listener` once when the connection is gone (closed, dropped, or failed). */
@@ -239,13 +282,23 @@ export class SshConnection extends EventEmitter {
   }
 
   /** @internal */
-  static wrap(config: SshHostConfig, client: Client, transport: Duplex, jump: SshConnection | undefined): SshConnection {
+  static wrap(
+    config: SshHostConfig,
+    client: Client,
+    transport: Duplex,
+    jump: SshConnection | undefined,
+  ): SshConnection {
     return new SshConnection(config, client, transport, jump);
   }
 }
 
 /** Host key check, authentication and the ready event over an open transport. */
-function handshake(options: SshConnectOptions, transport: Duplex, jump: SshConnection | undefined, timeoutMs: number): Promise<SshConnection> {
+function handshake(
+  options: SshConnectOptions,
+  transport: Duplex,
+  jump: SshConnection | undefined,
+  timeoutMs: number,
+): Promise<SshConnection> {
   const { host } = options;
   const where = `${host.user}@${host.hostName}${host.port === 22 ? '' : `:${host.port}`}`;
   const client = new Client();
@@ -260,12 +313,19 @@ function handshake(options: SshConnectOptions, transport: Duplex, jump: SshConne
       if (refusal) return reject(refusal);
       if (err.level === 'client-authentication') {
         void auth.failed();
-        return reject(new SshError(`Authentication failed for ${where}: wrong password or key.${auth.summary()}`, 'auth'));
+        return reject(
+          new SshError(`Authentication failed for ${where}: wrong password or key.${auth.summary()}`, 'auth'),
+        );
       }
-      if (err.level === 'client-timeout') return reject(new SshError(`${where} did not complete the SSH handshake within ${timeoutMs / 1000} s.`, 'timeout'));
+      if (err.level === 'client-timeout')
+        return reject(
+          new SshError(`${where} did not complete the SSH handshake within ${timeoutMs / 1000} s.`, 'timeout'),
+        );
       reject(new SshError(`SSH connection to ${where} failed: ${err.message}`, 'other'));
     });
-    client.on('close', () => reject(refusal ?? new SshError(`${where} closed the connection during the handshake.`, 'closed')));
+    client.on('close', () =>
+      reject(refusal ?? new SshError(`${where} closed the connection during the handshake.`, 'closed')),
+    );
     client.connect({
       sock: transport,
       username: host.user,
@@ -283,7 +343,10 @@ function handshake(options: SshConnectOptions, transport: Duplex, jump: SshConne
       },
       authHandler: (methodsLeft, _partial, next) => {
         const nextOrEnd = endableAuth(next);
-        auth.next(methodsLeft).then((m) => nextOrEnd(m ?? false), () => nextOrEnd(false));
+        auth.next(methodsLeft).then(
+          (m) => nextOrEnd(m ?? false),
+          () => nextOrEnd(false),
+        );
       },
     });
   });
@@ -298,7 +361,10 @@ async function verifyHostKey(options: SshConnectOptions, key: Buffer): Promise<v
   const status = checkHostKey(hostName, port, key, file);
   if (status === 'known') return;
   if (status === 'revoked') {
-    throw new SshError(`The host key of ${name} (${print}) is marked @revoked in ${file}. The connection was refused; nothing was sent.`, 'host-key-rejected');
+    throw new SshError(
+      `The host key of ${name} (${print}) is marked @revoked in ${file}. The connection was refused; nothing was sent.`,
+      'host-key-rejected',
+    );
   }
   if (status === 'changed') {
     throw new SshError(
@@ -349,7 +415,8 @@ class AuthSequence {
     const { host } = options;
     const username = host.user;
     const agent = options.agent ?? process.env.SSH_AUTH_SOCK ?? '';
-    if (agent && !(host.identitiesOnly && host.identityFiles.length > 0)) this.steps.push({ type: 'agent', make: async () => ({ type: 'agent', username, agent }) });
+    if (agent && !(host.identitiesOnly && host.identityFiles.length > 0))
+      this.steps.push({ type: 'agent', make: async () => ({ type: 'agent', username, agent }) });
     const files = host.identityFiles.length > 0 ? host.identityFiles : defaultIdentityFiles();
     for (const path of files) this.steps.push({ type: 'publickey', make: () => this.keyFile(path) });
     this.steps.push({
@@ -407,13 +474,18 @@ class AuthSequence {
   async succeeded(): Promise<void> {
     const { prompts, host } = this.options;
     for (const p of this.passphrasesUsed) await prompts.remember?.({ kind: 'passphrase', keyPath: p.keyPath }, p.value);
-    if (this.passwordTried !== undefined) await prompts.remember?.({ kind: 'password', host: host.hostName, port: host.port, user: host.user }, this.passwordTried);
+    if (this.passwordTried !== undefined)
+      await prompts.remember?.(
+        { kind: 'password', host: host.hostName, port: host.port, user: host.user },
+        this.passwordTried,
+      );
   }
 
   async failed(): Promise<void> {
     const { prompts, host } = this.options;
     for (const p of this.passphrasesUsed) await prompts.remember?.({ kind: 'passphrase', keyPath: p.keyPath }, p.value);
-    if (this.passwordTried !== undefined) await prompts.forget?.({ kind: 'password', host: host.hostName, port: host.port, user: host.user });
+    if (this.passwordTried !== undefined)
+      await prompts.forget?.({ kind: 'password', host: host.hostName, port: host.port, user: host.user });
   }
 
   summary(): string {

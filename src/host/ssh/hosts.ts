@@ -90,7 +90,12 @@ export class SshHosts {
       alias,
       connect: () => {
         const config = text();
-        return SshConnection.connect({ host: resolveSpec(alias, config), prompts, knownHostsFile, resolveJump: (h) => resolveSpec(h, config) });
+        return SshConnection.connect({
+          host: resolveSpec(alias, config),
+          prompts,
+          knownHostsFile,
+          resolveJump: (h) => resolveSpec(h, config),
+        });
       },
     });
   }

@@ -80,7 +80,12 @@ export function checkHostKeyIn(text: string, host: string, port: number, keyBlob
   return keys.some((k) => k.type === type) ? 'changed' : 'unknown';
 }
 
-export function checkHostKey(host: string, port: number, keyBlob: Buffer, file = defaultKnownHostsPath()): HostKeyStatus {
+export function checkHostKey(
+  host: string,
+  port: number,
+  keyBlob: Buffer,
+  file = defaultKnownHostsPath(),
+): HostKeyStatus {
   let text = '';
   try {
     text = readFileSync(file, 'utf8');
@@ -101,7 +106,12 @@ export function knownHostsLine(host: string, port: number, keyBlob: Buffer, hash
 }
 
 /** Appends the key; creates ~/.ssh (0700) and the file (0600) as ssh would. */
-export function addHostKey(host: string, port: number, keyBlob: Buffer, opts: { hashed?: boolean; file?: string } = {}): void {
+export function addHostKey(
+  host: string,
+  port: number,
+  keyBlob: Buffer,
+  opts: { hashed?: boolean; file?: string } = {},
+): void {
   const file = opts.file ?? defaultKnownHostsPath();
   const created = !existsSync(file);
   if (created) mkdirSync(dirname(file), { recursive: true, mode: 0o700 });

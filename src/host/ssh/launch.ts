@@ -53,16 +53,19 @@ export class RemoteNodeCliLauncher implements Launcher {
   /** Signals only a process the host's /proc shows to be the run's trainer (src/shared/node/ourProcess.ts). */
   async terminate(info: ObservedRun, runDir: string): Promise<void> {
     const check = await this.checkTrainer(info, runDir);
-    if (!check.ours) throw new Error(`Not stopping run ${info.name} on ${this.host.label}: ${check.why}. Nothing was signalled.`);
+    if (!check.ours)
+      throw new Error(`Not stopping run ${info.name} on ${this.host.label}: ${check.why}. Nothing was signalled.`);
     await this.host.sh(`kill -TERM ${shQuote(String(info.pid))}`, `Stopping run ${info.name}`);
   }
 
   private async checkTrainer(info: ObservedRun, runDir: string): Promise<TrainerCheck> {
-    if (!Number.isInteger(info.pid) || info.pid <= 0) return { ours: false, why: `run.json names no valid pid (${info.pid})` };
+    if (!Number.isInteger(info.pid) || info.pid <= 0)
+      return { ours: false, why: `run.json names no valid pid (${info.pid})` };
     const r = await (await this.host.connection()).run(procFactsScript(info.pid), { timeoutMs: 30_000 });
     const facts = r.code === 0 ? parseProcFacts(r.stdout) : undefined;
     if (facts) return judgeTrainer(info, runDir, facts, (a, b) => posix.resolve(a) === posix.resolve(b));
-    const why = r.code === 3 ? `no /proc/${info.pid}` : `its /proc entry could not be read (exit ${r.code ?? r.signal})`;
+    const why =
+      r.code === 3 ? `no /proc/${info.pid}` : `its /proc entry could not be read (exit ${r.code ?? r.signal})`;
     return { ours: false, why: `process ${info.pid} cannot be inspected there (${why})` };
   }
 }

@@ -29,7 +29,8 @@ export function shCommand(args: readonly string[]): string {
 export function shEnv(env: Readonly<Record<string, string>>): string {
   return Object.entries(env)
     .map(([name, value]) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`Not an environment variable name: ${JSON.stringify(name)}`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+        throw new Error(`Not an environment variable name: ${JSON.stringify(name)}`);
       return `${name}=${shQuote(value)}`;
     })
     .join(' ');

@@ -5,8 +5,14 @@
 // last delivered line: nothing lost, nothing repeated. No vscode here.
 import { EventEmitter } from 'node:events';
 import {
-  applyFollowMessage, emptyOffsets, parseFollowMessage,
-  type CheckpointEntry, type FollowedFile, type FollowMessage, type FollowOffsets, type FormatsMessage,
+  applyFollowMessage,
+  emptyOffsets,
+  parseFollowMessage,
+  type CheckpointEntry,
+  type FollowedFile,
+  type FollowMessage,
+  type FollowOffsets,
+  type FormatsMessage,
 } from '../../shared/follow-protocol';
 import { MAX_RECORD_BYTES, RecordAssembler } from '../../shared/framing';
 import { jsonlFramer } from '../../shared/jsonl';
@@ -52,7 +58,12 @@ const SHORT: Record<FollowedFile, LogFile> = {
 export function toCheckpointSummaries(entries: readonly CheckpointEntry[]): CheckpointSummary[] {
   return markBest(
     entries.map((c) => ({
-      step: c.step, dir: c.dir, complete: c.complete, evalLoss: rankingLoss(c.eval_loss), best: false, ...(c.problem ? { problem: c.problem } : {}),
+      step: c.step,
+      dir: c.dir,
+      complete: c.complete,
+      evalLoss: rankingLoss(c.eval_loss),
+      best: false,
+      ...(c.problem ? { problem: c.problem } : {}),
     })),
   );
 }
@@ -76,7 +87,12 @@ class Pending {
 
 export class RemoteFollower extends EventEmitter implements RunSource {
   private offsetsNow: FollowOffsets = emptyOffsets();
-  private readonly malformed: Record<FollowedFile, number> = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0, 'system.jsonl': 0 };
+  private readonly malformed: Record<FollowedFile, number> = {
+    'metrics.jsonl': 0,
+    'samples.jsonl': 0,
+    'events.jsonl': 0,
+    'system.jsonl': 0,
+  };
   private stateNow: ConnectionState = 'disconnected';
   private sink: RunSink | undefined;
   private proc: RemoteProcess | undefined;
@@ -156,7 +172,8 @@ export class RemoteFollower extends EventEmitter implements RunSource {
       } catch (err) {
         this.lastError = err instanceof Error ? err.message : String(err);
         // A refused host key or a wrong password does not get better by retrying: wait for reconnect().
-        if (err instanceof SshError && ['host-key-changed', 'host-key-rejected', 'auth'].includes(err.reason)) delay = Infinity;
+        if (err instanceof SshError && ['host-key-changed', 'host-key-rejected', 'auth'].includes(err.reason))
+          delay = Infinity;
       }
       if (this.disposed) return;
       if (delivered) delay = initial;
@@ -203,7 +220,11 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     clearTimeout(watchdog);
     this.proc = undefined;
     if (ready && !this.disposed) this.lastError = undefined;
-    if (code === 2 || (!ready && code !== null && code !== 0)) throw new Error(this.lastError ?? `steelscope follow exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    if (code === 2 || (!ready && code !== null && code !== 0))
+      throw new Error(
+        this.lastError ??
+          `steelscope follow exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+      );
     return ready;
   }
 
@@ -253,9 +274,12 @@ export class RemoteFollower extends EventEmitter implements RunSource {
   private applyFormats({ formats: batch }: FormatsMessage, sink: RunSink, pending: Pending): void {
     pending.flush(sink);
     if (batch.reset) this.malformed['metrics.jsonl'] = 0;
-    if (batch.metrics.length > 0 || batch.reset) sink.batch({ file: 'metrics', records: batch.metrics, reset: batch.reset });
-    if (batch.samples.length > 0 || batch.reset) sink.batch({ file: 'samples', records: batch.samples, reset: batch.reset });
-    if (batch.malformed > 0 || batch.reset) sink.malformed('metrics', (this.malformed['metrics.jsonl'] += batch.malformed));
+    if (batch.metrics.length > 0 || batch.reset)
+      sink.batch({ file: 'metrics', records: batch.metrics, reset: batch.reset });
+    if (batch.samples.length > 0 || batch.reset)
+      sink.batch({ file: 'samples', records: batch.samples, reset: batch.reset });
+    if (batch.malformed > 0 || batch.reset)
+      sink.malformed('metrics', (this.malformed['metrics.jsonl'] += batch.malformed));
     if (batch.problem) sink.runInfo({ ok: false, error: batch.problem });
   }
 }

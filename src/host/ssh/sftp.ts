@@ -49,7 +49,9 @@ export function realpath(sftp: SFTPWrapper, path: string): Promise<string> {
 }
 
 export function readdirNames(sftp: SFTPWrapper, path: string): Promise<{ name: string; isDirectory: boolean }[]> {
-  return call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(path, cb)).then((list) => list.map((e) => ({ name: e.filename, isDirectory: e.attrs.isDirectory() })));
+  return call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(path, cb)).then((list) =>
+    list.map((e) => ({ name: e.filename, isDirectory: e.attrs.isDirectory() })),
+  );
 }
 
 export function unlink(sftp: SFTPWrapper, path: string): Promise<void> {

@@ -87,7 +87,10 @@ function argsOf(line: Line): string[] {
 }
 
 function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
 }
 
@@ -106,7 +109,10 @@ function defaultGlob(pattern: string): string[] {
   if (!/[*?]/.test(basename(pattern))) return [pattern];
   try {
     const re = globToRegExp(basename(pattern));
-    return readdirSync(dirname(pattern)).filter((n) => re.test(n)).sort().map((n) => join(dirname(pattern), n));
+    return readdirSync(dirname(pattern))
+      .filter((n) => re.test(n))
+      .sort()
+      .map((n) => join(dirname(pattern), n));
   } catch {
     return [];
   }
@@ -217,7 +223,8 @@ export function resolveHost(alias: string, text: string, ctx: ConfigContext = {}
   const hostName = expandTokens(one('hostname') ?? alias, { h: alias, '%': '%' });
   const user = one('user') ?? full.localUser;
   const port = Number(one('port') ?? 22);
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`Port ${one('port')} of host ${alias} is not a port number.`);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535)
+    throw new Error(`Port ${one('port')} of host ${alias} is not a port number.`);
   const tokens = { h: hostName, u: full.localUser, r: user, p: String(port), d: full.home, n: alias };
   const jump = one('proxyjump');
   return {
@@ -227,7 +234,10 @@ export function resolveHost(alias: string, text: string, ctx: ConfigContext = {}
     port,
     identityFiles: identity.map((p) => expandTilde(expandTokens(p, tokens), full.home)),
     identitiesOnly: one('identitiesonly')?.toLowerCase() === 'yes',
-    proxyJump: !jump || jump.toLowerCase() === 'none' ? [] : (first.get('proxyjump') ?? []).join(',').split(',').filter(Boolean).map(parseJump),
+    proxyJump:
+      !jump || jump.toLowerCase() === 'none'
+        ? []
+        : (first.get('proxyjump') ?? []).join(',').split(',').filter(Boolean).map(parseJump),
     strictHostKeyChecking: strictness(one('stricthostkeychecking'), alias),
   };
 }

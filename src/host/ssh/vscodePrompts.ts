@@ -18,7 +18,10 @@ export class VscodeSshPrompts implements SshPrompts {
   constructor(private readonly secrets: vscode.SecretStorage) {}
 
   async password(host: string, user: string, port: number): Promise<string | undefined> {
-    return this.secret({ kind: 'password', host, port, user }, `SSH password for ${user}@${host}${port === 22 ? '' : `:${port}`}`);
+    return this.secret(
+      { kind: 'password', host, port, user },
+      `SSH password for ${user}@${host}${port === 22 ? '' : `:${port}`}`,
+    );
   }
 
   async passphrase(keyPath: string): Promise<string | undefined> {
@@ -41,8 +44,15 @@ export class VscodeSshPrompts implements SshPrompts {
   async remember(secret: SecretRef, value: string): Promise<void> {
     const key = secretKey(secret);
     if (!this.typed.delete(key)) return; // it came from storage already
-    const what = secret.kind === 'password' ? `the password of ${secret.user}@${secret.host}:${secret.port}` : `the passphrase of ${secret.keyPath}`;
-    const answer = await vscode.window.showInformationMessage(`Steelscope: remember ${what} in VS Code's secret storage?`, 'Remember', 'Not now');
+    const what =
+      secret.kind === 'password'
+        ? `the password of ${secret.user}@${secret.host}:${secret.port}`
+        : `the passphrase of ${secret.keyPath}`;
+    const answer = await vscode.window.showInformationMessage(
+      `Steelscope: remember ${what} in VS Code's secret storage?`,
+      'Remember',
+      'Not now',
+    );
     if (answer === 'Remember') await this.secrets.store(key, value);
   }
 
@@ -56,7 +66,12 @@ export class VscodeSshPrompts implements SshPrompts {
     const key = secretKey(ref);
     const stored = await this.secrets.get(key);
     if (stored !== undefined) return stored;
-    const value = await vscode.window.showInputBox({ title: `Steelscope: ${title}`, password: true, ignoreFocusOut: true, prompt: 'Press Enter to connect, Escape to cancel.' });
+    const value = await vscode.window.showInputBox({
+      title: `Steelscope: ${title}`,
+      password: true,
+      ignoreFocusOut: true,
+      prompt: 'Press Enter to connect, Escape to cancel.',
+    });
     if (value !== undefined) this.typed.add(key);
     return value;
   }

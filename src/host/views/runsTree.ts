@@ -59,21 +59,34 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     if (node.kind === 'host' || node.kind === 'group') {
       const ofHost = runs
         .filter((r) => r.hostId === node.hostId)
-        .sort((a, b) => (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? '') || a.dir.localeCompare(b.dir, undefined, { numeric: true }));
+        .sort(
+          (a, b) =>
+            (b.info?.createdAt ?? '').localeCompare(a.info?.createdAt ?? '') ||
+            a.dir.localeCompare(b.dir, undefined, { numeric: true }),
+        );
       const entries = groupRuns(ofHost);
       if (node.kind === 'group') {
         const group = entries.find((e) => e.kind === 'group' && e.dir === node.dir);
         return group?.kind === 'group' ? group.runs.map((r) => ({ kind: 'run', key: r.key })) : [];
       }
-      return entries.map((e): RunsNode => (e.kind === 'run' ? { kind: 'run', key: e.run.key } : { kind: 'group', hostId: node.hostId, dir: e.dir }));
+      return entries.map((e): RunsNode =>
+        e.kind === 'run' ? { kind: 'run', key: e.run.key } : { kind: 'group', hostId: node.hostId, dir: e.dir },
+      );
     }
     if (node.kind === 'run') {
       const data = this.store.get(node.key);
       if (!data) return [];
-      const checkpoints: RunsNode[] = [...data.summary.checkpoints].reverse().map((checkpoint) => ({ kind: 'checkpoint', key: node.key, checkpoint }));
+      const checkpoints: RunsNode[] = [...data.summary.checkpoints]
+        .reverse()
+        .map((checkpoint) => ({ kind: 'checkpoint', key: node.key, checkpoint }));
       return data.samples.length ? [...checkpoints, { kind: 'samples', key: node.key }] : checkpoints;
     }
-    if (node.kind === 'samples') return latestSamples(this.store.get(node.key)?.samples ?? []).map((sample) => ({ kind: 'sample', key: node.key, sample }));
+    if (node.kind === 'samples')
+      return latestSamples(this.store.get(node.key)?.samples ?? []).map((sample) => ({
+        kind: 'sample',
+        key: node.key,
+        sample,
+      }));
     return [];
   }
 
@@ -109,7 +122,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = `host:${hostId}`;
     item.description = host && host.state !== 'connected' ? host.state : undefined;
-    item.iconPath = new vscode.ThemeIcon(hostId === 'local' ? 'vm' : 'remote', host?.state === 'disconnected' ? new vscode.ThemeColor('list.warningForeground') : undefined);
+    item.iconPath = new vscode.ThemeIcon(
+      hostId === 'local' ? 'vm' : 'remote',
+      host?.state === 'disconnected' ? new vscode.ThemeColor('list.warningForeground') : undefined,
+    );
     item.contextValue = hostId === 'local' ? 'host.local' : `host.ssh.${host?.state ?? 'disconnected'}`;
     return item;
   }
@@ -133,7 +149,11 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
   item.contextValue = `run.${summary.status}${summary.hostId === 'local' ? '' : '.remote'}`;
   item.tooltip = runTooltip(summary);
-  item.command = { command: 'steelscope.openDashboard', title: 'Open Dashboard', arguments: [{ kind: 'run', key: summary.key }] };
+  item.command = {
+    command: 'steelscope.openDashboard',
+    title: 'Open Dashboard',
+    arguments: [{ kind: 'run', key: summary.key }],
+  };
   if (summary.hostId === 'local') item.resourceUri = vscode.Uri.file(summary.dir);
   return item;
 }
@@ -162,7 +182,10 @@ function checkpointItem(c: CheckpointSummary, remote: boolean): vscode.TreeItem 
 
 function sampleItem(s: SampleRecord): vscode.TreeItem {
   const oneLine = (s.prompt + s.text).replace(/\s+/g, ' ');
-  const item = new vscode.TreeItem(oneLine.length > 60 ? oneLine.slice(0, 59) + '…' : oneLine, vscode.TreeItemCollapsibleState.None);
+  const item = new vscode.TreeItem(
+    oneLine.length > 60 ? oneLine.slice(0, 59) + '…' : oneLine,
+    vscode.TreeItemCollapsibleState.None,
+  );
   item.description = `step ${s.step}`;
   item.tooltip = `${s.prompt}${s.text}\n\n(step ${s.step}, temperature ${s.temperature}, seed ${s.seed})`;
   item.iconPath = new vscode.ThemeIcon('quote');

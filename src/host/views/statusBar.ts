@@ -5,7 +5,11 @@ import { isActiveStatus } from '../../shared/run';
 import type { RunKey, RunStoreApi, RunSummary } from '../runs/types';
 
 export class RunStatusBar implements vscode.Disposable {
-  private readonly item = vscode.window.createStatusBarItem('steelscope.focusedRun', vscode.StatusBarAlignment.Left, 50);
+  private readonly item = vscode.window.createStatusBarItem(
+    'steelscope.focusedRun',
+    vscode.StatusBarAlignment.Left,
+    50,
+  );
   private focused: RunKey | undefined;
   private readonly subscription: { dispose(): void };
 
@@ -33,14 +37,25 @@ export class RunStatusBar implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const icon = run.status === 'running' ? '$(pulse)' : run.status === 'stale' || run.status === 'failed' ? '$(warning)' : '$(graph-line)';
+    const icon =
+      run.status === 'running'
+        ? '$(pulse)'
+        : run.status === 'stale' || run.status === 'failed'
+          ? '$(warning)'
+          : '$(graph-line)';
     const parts = [`${icon} ${run.name}`];
     if (run.lastStep !== undefined) parts.push(`step ${run.lastStep}`);
-    if (run.lastLoss !== undefined) parts.push(`loss ${Number.isFinite(run.lastLoss) ? run.lastLoss.toFixed(3) : String(run.lastLoss)}`);
-    if (run.lastTokPerS !== undefined && run.status === 'running') parts.push(`${Math.round(run.lastTokPerS).toLocaleString('en-US')} tok/s`);
+    if (run.lastLoss !== undefined)
+      parts.push(`loss ${Number.isFinite(run.lastLoss) ? run.lastLoss.toFixed(3) : String(run.lastLoss)}`);
+    if (run.lastTokPerS !== undefined && run.status === 'running')
+      parts.push(`${Math.round(run.lastTokPerS).toLocaleString('en-US')} tok/s`);
     this.item.text = parts.join(' · ');
     this.item.tooltip = `Steelscope: ${run.name} (${run.status}) — click to open its dashboard`;
-    this.item.command = { command: 'steelscope.openDashboard', title: 'Open Dashboard', arguments: [{ kind: 'run', key: run.key }] };
+    this.item.command = {
+      command: 'steelscope.openDashboard',
+      title: 'Open Dashboard',
+      arguments: [{ kind: 'run', key: run.key }],
+    };
     this.item.show();
   }
 

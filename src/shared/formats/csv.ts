@@ -99,7 +99,8 @@ export class CsvDecoder {
         this.setHeader(bytes);
         continue;
       }
-      if (!this.row(this.header, cells, { start: end - bytes.length - 1, end }, replay) && end > replay.sent) malformed++;
+      if (!this.row(this.header, cells, { start: end - bytes.length - 1, end }, replay) && end > replay.sent)
+        malformed++;
     }
     return { metrics: this.merger.take(), malformed };
   }
@@ -115,7 +116,12 @@ export class CsvDecoder {
   }
 
   /** One data row's points (`at`: where the row is in the file); false when it has no step. */
-  private row(header: readonly string[], cells: readonly string[], at: { start: number; end: number }, replay: Replay): boolean {
+  private row(
+    header: readonly string[],
+    cells: readonly string[],
+    at: { start: number; end: number },
+    replay: Replay,
+  ): boolean {
     let step: number | undefined;
     let t = NaN;
     let rowKind: string | undefined;
@@ -130,7 +136,8 @@ export class CsvDecoder {
       const value = csvNumber(cells[i] ?? '');
       if (value === undefined || NOT_SERIES.has(name) || name === '') return;
       const kind = rowKind ?? kindOfTag(name);
-      if (takesPoint(replay, at.end, kind, step as number)) this.merger.add(kind, step as number, t, name, encodeMetric(value), at.start);
+      if (takesPoint(replay, at.end, kind, step as number))
+        this.merger.add(kind, step as number, t, name, encodeMetric(value), at.start);
     });
     return true;
   }

@@ -215,13 +215,24 @@ export class EventFileDecoder {
       const plugin = this.plugins.get(value.tag);
       const text = this.textOf(value, plugin);
       if (text !== undefined) {
-        if (at.end > replay.sent) batch.samples.push({ step: event.step, t, prompt: value.tag, text, temperature: NaN, top_k: NaN, top_p: NaN, seed: NaN });
+        if (at.end > replay.sent)
+          batch.samples.push({
+            step: event.step,
+            t,
+            prompt: value.tag,
+            text,
+            temperature: NaN,
+            top_k: NaN,
+            top_p: NaN,
+            seed: NaN,
+          });
         continue;
       }
       const point = this.scalarOf(value, plugin);
       if (point === undefined) continue;
       const kind = kindOfTag(value.tag);
-      if (takesPoint(replay, at.end, kind, event.step)) this.merger.add(kind, event.step, t, value.tag, encodeMetric(point), at.start);
+      if (takesPoint(replay, at.end, kind, event.step))
+        this.merger.add(kind, event.step, t, value.tag, encodeMetric(point), at.start);
     }
   }
 

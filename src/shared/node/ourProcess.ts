@@ -109,7 +109,10 @@ export function judgeTrainer(
   const pid = info.pid;
   const dir = trainerRunDir(facts.argv, facts.cwd);
   if (dir === undefined) {
-    return { ours: false, why: `process ${pid} is not a steelscope trainer (it runs ${facts.argv.join(' ').slice(0, 200)})` };
+    return {
+      ours: false,
+      why: `process ${pid} is not a steelscope trainer (it runs ${facts.argv.join(' ').slice(0, 200)})`,
+    };
   }
   if (!samePath(dir, runDir)) return { ours: false, why: `process ${pid} trains another run folder (${dir})` };
   const ticks = startTicks(facts.stat);
@@ -120,7 +123,10 @@ export function judgeTrainer(
   const startedMs = (facts.bootTimeS + ticks / CLOCK_TICKS_PER_S) * 1000;
   if (startedMs > claim + START_SLACK_MS) {
     const when = new Date(startedMs).toISOString();
-    return { ours: false, why: `process ${pid} started at ${when}, after run.json says its trainer did (a reused pid)` };
+    return {
+      ours: false,
+      why: `process ${pid} started at ${when}, after run.json says its trainer did (a reused pid)`,
+    };
   }
   return { ours: true };
 }

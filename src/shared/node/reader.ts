@@ -28,7 +28,8 @@ export interface ReaderOptions {
 }
 
 /** One record read, or one skipped for its size; `end` is the file offset just past it. */
-export type Frame = { kind: 'record'; bytes: Uint8Array; end: number } | { kind: 'oversized'; end: number; length: number };
+export type Frame =
+  { kind: 'record'; bytes: Uint8Array; end: number } | { kind: 'oversized'; end: number; length: number };
 
 export type ReadEvent =
   /** The file was truncated, replaced or deleted: drop what came from it; reading restarts at 0. */

@@ -46,7 +46,13 @@ export class CsvFileReader implements RunFormatReader {
 
   positions(): SourcePositions {
     const at = this.decoder.resumeAt() ?? this.reader.offset;
-    return { [basename(this.path)]: { at, sent: Math.max(this.replay.sent, this.reader.offset), open: this.decoder.openSteps() } };
+    return {
+      [basename(this.path)]: {
+        at,
+        sent: Math.max(this.replay.sent, this.reader.offset),
+        open: this.decoder.openSteps(),
+      },
+    };
   }
 
   async read(): Promise<FormatBatch> {

@@ -34,7 +34,9 @@ export function formatOfEntries(dir: string, entries: readonly Dirent[]): Folder
   if (files.has('run.json') || files.has('metrics.jsonl')) return 'steelscope';
   if ([...files].some(isEventFileName)) return 'tfevents';
   if (files.has(CSV_LOG)) return 'csv';
-  const hfCheckpoint = entries.some((e) => e.isDirectory() && isCheckpointDir(e.name) && existsSync(join(dir, e.name, TRAINER_STATE)));
+  const hfCheckpoint = entries.some(
+    (e) => e.isDirectory() && isCheckpointDir(e.name) && existsSync(join(dir, e.name, TRAINER_STATE)),
+  );
   if (files.has(TRAINER_STATE) || hfCheckpoint) return 'trainer-state';
   return undefined;
 }
@@ -76,7 +78,9 @@ export async function findRuns(root: string, depth = 4): Promise<FoundRun[]> {
     const format = formatOfEntries(dir, entries);
     if (format) found.push({ dir, format, relative: relative(root, dir) });
     if (format === 'steelscope' || left === 0) return;
-    const subs = entries.filter((e) => e.isDirectory() && !SKIPPED.has(e.name) && !isCheckpointDir(e.name)).map((e) => e.name);
+    const subs = entries
+      .filter((e) => e.isDirectory() && !SKIPPED.has(e.name) && !isCheckpointDir(e.name))
+      .map((e) => e.name);
     for (const name of subs.sort(naturalOrder)) await visit(join(dir, name), left - 1);
   };
   await visit(root, depth);

@@ -10,7 +10,14 @@ import { EventFileDecoder } from '../../formats/tfevents';
 import { tfrecordFramer } from '../../formats/tfrecord';
 import { IncrementalReader } from '../reader';
 import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
-import { emptyBatch, mergeBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
+import {
+  emptyBatch,
+  mergeBatch,
+  type FormatBatch,
+  type RunFormatReader,
+  type SourcePosition,
+  type SourcePositions,
+} from './batch';
 
 export const isEventFileName = (name: string): boolean => name.startsWith('events.out.tfevents.');
 
@@ -34,7 +41,11 @@ export class EventFileReader {
   }
 
   get position(): SourcePosition {
-    return { at: this.decoder.resumeAt() ?? this.reader.offset, sent: Math.max(this.replay.sent, this.reader.offset), open: this.decoder.openSteps() };
+    return {
+      at: this.decoder.resumeAt() ?? this.reader.offset,
+      sent: Math.max(this.replay.sent, this.reader.offset),
+      open: this.decoder.openSteps(),
+    };
   }
 
   /** True once a bad length checksum stopped the file. */
@@ -58,7 +69,12 @@ export class EventFileReader {
         else if (frame.end > this.replay.sent) batch.malformed++;
       }
       const decoded = this.decoder.decode(records, this.replay);
-      mergeBatch(batch, { reset: false, metrics: decoded.metrics, samples: decoded.samples, malformed: decoded.malformed });
+      mergeBatch(batch, {
+        reset: false,
+        metrics: decoded.metrics,
+        samples: decoded.samples,
+        malformed: decoded.malformed,
+      });
       if (decoded.stopped) {
         batch.problem = `${this.path}: a record's length checksum is wrong at byte ${event.offset}; the rest of the file is not read.`;
         break;
@@ -109,7 +125,10 @@ export class EventFolderReader implements RunFormatReader {
 export async function listEventFiles(dir: string): Promise<string[]> {
   try {
     const entries = await readdir(dir, { withFileTypes: true });
-    return entries.filter((e) => e.isFile() && isEventFileName(e.name)).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isFile() && isEventFileName(e.name))
+      .map((e) => e.name)
+      .sort();
   } catch {
     return [];
   }

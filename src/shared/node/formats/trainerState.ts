@@ -62,7 +62,10 @@ export class TrainerStateReader implements RunFormatReader {
     if (signatures === this.signatures) return emptyBatch();
     let newest: { step: number; state: unknown } | undefined;
     for (const path of paths) {
-      const state = await readRegularFile(path).then((b) => parsePythonJson(b.toString('utf8')), () => undefined);
+      const state = await readRegularFile(path).then(
+        (b) => parsePythonJson(b.toString('utf8')),
+        () => undefined,
+      );
       const step = trainerStateStep(state);
       if (state !== undefined && (!newest || step > newest.step)) newest = { step, state };
     }
