@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ServePool } from '../../src/host/chat/serveClient';
 import { parseServeMessage, type ServeMessage } from '../../src/shared/serve-protocol';
 import { CLI, poetrySubset, readEvents, runCli, scratch, SMALL_SETS, TEST_ENV, trainLosses } from '../helpers';
 import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
@@ -86,6 +87,21 @@ test(
     assert.ok(done && 'completion_tokens' in done && done.completion_tokens >= 1, JSON.stringify(messages));
     const samples = readFileSync(join(run, 'samples.jsonl'), 'utf8').trim().split('\n');
     assert.ok(samples.length >= 3, 'the engine samples the fixed prompts at step 0');
+
+    // The dashboard's chat talks to checkpoints through the host's serve pool: the same
+    // answer, streamed token by token, from the torch checkpoint.
+    const pool = new ServePool({ nodePath: () => process.execPath, cliPath: CLI, env: TEST_ENV });
+    try {
+      const tokens: string[] = [];
+      const checkpoint = join(run, 'checkpoints', 'step-00000010');
+      const chat = pool.generate(checkpoint, { prompt: '春', max_tokens: 6, temperature: 0 }, (t) => tokens.push(t));
+      const answer = await chat.done;
+      assert.ok(answer.completion_tokens >= 1 && tokens.length >= 1, JSON.stringify(answer));
+      assert.equal(tokens.join(''), answer.text, 'the streamed pieces add up to the answer');
+      assert.equal(answer.text, done && 'text' in done ? done.text : undefined, 'greedy: the same text as serve gave');
+    } finally {
+      pool.dispose();
+    }
   },
 );
 
