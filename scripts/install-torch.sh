@@ -1,28 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the PyTorch engine's tests need on a fresh Debian machine, idempotent (a second
-# run does nothing): Debian's python3-torch (1.13) and python3-numpy, python3-protobuf and python3-crcmod
-# (test/formats/write_tfevents.py writes the event-file fixtures), and OpenBLAS (OpenMP build)
-# selected as libblas: with Debian's reference BLAS a CPU step of `small` takes minutes, not seconds
-# (/work/shared/notes/gpu-clusters-formats.md).
+# Installs what the PyTorch engine's tests and `npm run bench:train` need on a fresh Debian machine,
+# idempotent (a second run does nothing): Debian's python3-torch (1.13) and python3-numpy,
+# python3-protobuf and python3-crcmod (test/formats/write_tfevents.py writes the event-file
+# fixtures), and OpenBLAS's OpenMP build selected as libblas.so.3 and liblapack.so.3: with Debian's
+# reference BLAS a CPU step of `small` takes minutes, not seconds, and OpenBLAS's pthread build
+# oversubscribes the cores next to torch's own OpenMP threads
+# (/work/shared/notes/gpu-clusters-formats.md, tfjs-on-this-machine.md).
 set -euo pipefail
+. "$(dirname "$0")/lib/apt.sh"
 
-log() { printf 'install-torch: %s\n' "$*" >&2; }
-
-wanted=(python3-torch python3-numpy libopenblas0-openmp python3-protobuf python3-crcmod)
-missing=()
-for pkg in "${wanted[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+apt_install_missing install-torch python3-torch python3-numpy libopenblas0-openmp python3-protobuf python3-crcmod
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo "$(uname -m)-linux-gnu")
+for lib in libblas.so.3 liblapack.so.3; do
+  openblas="/usr/lib/$arch/openblas-openmp/$lib"
+  if [ -e "$openblas" ] && [ "$(readlink -f "/etc/alternatives/$lib-$arch" 2>/dev/null)" != "$openblas" ]; then
+    printf 'install-torch: selecting %s as %s\n' "$openblas" "$lib" >&2
+    "${SUDO[@]}" update-alternatives --set "$lib-$arch" "$openblas"
+  fi
 done
-sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
-openblas="/usr/lib/$arch/openblas-openmp/libblas.so.3"
-if [ -e "$openblas" ] && [ "$(readlink -f "/etc/alternatives/libblas.so.3-$arch" 2>/dev/null)" != "$openblas" ]; then
-  log "selecting $openblas as libblas.so.3"
-  "${sudo[@]}" update-alternatives --set "libblas.so.3-$arch" "$openblas"
-fi
-/usr/bin/python3 -c 'import torch; print("install-torch: torch", torch.__version__)' >&2
+# The engine's tests and the bench run Debian's python (a python3 earlier on PATH may lack torch).
+/usr/bin/python3 -c 'import numpy, torch; print(f"install-torch: torch {torch.__version__}, numpy {numpy.__version__} for /usr/bin/python3")' >&2
