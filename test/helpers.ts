@@ -1,4 +1,5 @@
 // Shared by the integration tests: run the built CLI as a real child process, make small corpora.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,8 +12,10 @@ import {
   isEventRecord,
   isMetricRecord,
   isSampleRecord,
+  parseRunInfo,
   type EventRecord,
   type MetricRecord,
+  type RunInfo,
   type SampleRecord,
 } from '../src/shared/run';
 
@@ -129,4 +132,30 @@ export function writeTestCheckpoint(runDir: string, step: number, evalLoss: numb
   });
   if (!done) unlinkSync(join(dir, 'DONE'));
   return dir;
+}
+
+/**
+ * Polls `probe` until it gives a value (anything but undefined or false), every `pollMs`; throws
+ * "timed out waiting for <what>" after `timeoutMs`. For tests that wait on real processes.
+ */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  pollMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(pollMs);
+  }
+}
+
+/** A run folder's run.json, checked by the same schema the extension uses; fails the test otherwise. */
+export function readRunInfo(runDir: string): RunInfo {
+  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
+  assert.ok(info.ok, info.ok ? '' : info.error);
+  return info.value;
 }

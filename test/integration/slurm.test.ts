@@ -5,16 +5,26 @@
 // where Slurm is missing; a failure under CI=true.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { SlurmLauncher } from '../../src/host/slurm/launcher';
 import { slurmPartitions } from '../../src/host/slurm/cluster';
 import { parseScontrolJob, type SlurmJob } from '../../src/host/slurm/jobState';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
-import { poetrySubset, readMetrics, ROOT, runCli, scratch, sleep, SMALL_SETS, TEST_ENV, trainLosses } from '../helpers';
+import {
+  poetrySubset,
+  readMetrics,
+  ROOT,
+  runCli,
+  scratch,
+  SMALL_SETS,
+  TEST_ENV,
+  trainLosses,
+  readRunInfo,
+  until as untilValue,
+} from '../helpers';
 import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
 import { sshdSkipReason, TestSshd } from '../sshd';
 import { slurmSkipReason, TestSlurm } from '../slurm';
@@ -30,25 +40,14 @@ const prompts: SshPrompts = {
   forget: () => undefined,
 };
 
-async function until<T>(
+/** Polls every 100 ms, for up to 120_000 ms by default (see helpers.until). */
+const until = <T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+): Promise<T> => untilValue(what, probe, timeoutMs, 100);
 
-function readInfo(runDir: string): RunInfo {
-  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
-  assert.ok(info.ok, info.ok ? '' : info.error);
-  return info.value;
-}
+const readInfo = readRunInfo;
 
 describe('Slurm login node (real one-node cluster through the real sshd)', { skip }, () => {
   let slurm: TestSlurm;

@@ -10,7 +10,7 @@ import { RunStore } from '../../src/host/runs/store';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { isPidAlive } from '../../src/shared/node/pid';
-import { poetrySubset, ROOT, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { poetrySubset, ROOT, scratch, SMALL_SETS, TEST_ENV, until as untilValue } from '../helpers';
 import { sshdSkipReason, TestSshd } from '../sshd';
 import { processesMentioning, TORCH_SKIP } from '../torch';
 
@@ -25,19 +25,12 @@ const prompts: SshPrompts = {
   forget: () => {},
 };
 
-async function until<T>(
+/** Polls every 50 ms, for up to 120_000 ms by default (see helpers.until). */
+const until = <T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+): Promise<T> => untilValue(what, probe, timeoutMs, 50);
 
 /** The run's supervisor, torchrun and ranks: what mentions the run folder, less `steelscope follow`. */
 function trainersOf(runDir: string): number[] {

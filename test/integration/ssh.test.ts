@@ -18,7 +18,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, posix } from 'node:path';
-import { parseRunInfo, type RunInfo } from '../../src/shared/run';
 import { isPidAlive } from '../../src/shared/node/pid';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunData } from '../../src/host/runs/types';
@@ -38,6 +37,8 @@ import {
   sleep,
   SMALL_SETS,
   TEST_ENV,
+  readRunInfo,
+  until as untilValue,
 } from '../helpers';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
@@ -68,25 +69,14 @@ class ScriptedPrompts implements SshPrompts {
   }
 }
 
-async function until<T>(
+/** Polls every 25 ms, for up to 60_000 ms by default (see helpers.until). */
+const until = <T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+): Promise<T> => untilValue(what, probe, timeoutMs, 25);
 
-function readInfo(runDir: string): RunInfo {
-  const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
-  assert.ok(info.ok, info.ok ? '' : info.error);
-  return info.value;
-}
+const readInfo = readRunInfo;
 
 function reap(runDir: string | undefined): void {
   if (!runDir) return;
