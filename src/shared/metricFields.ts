@@ -42,3 +42,58 @@ function visit(name: string, value: unknown, depth: number, use: (name: string, 
     for (const [key, inner] of Object.entries(value)) visit(`${name}/${key}`, inner, depth + 1, use);
   }
 }
+
+/**
+ * How a name qualifies `loss` in a series that is still the training loss, best first: `loss`
+ * alone, then the train-side spellings (`train/loss`, `train_loss`, `Loss/train`, `trainLoss`),
+ * then per-step (`loss_step`, Lightning's `train_loss_step`), then per-epoch means.
+ */
+const LOSS_QUALIFIER_RANK: ReadonlyMap<string, number> = new Map([
+  ['train', 1],
+  ['training', 1],
+  ['step', 2],
+  ['epoch', 3],
+]);
+
+/** A series name's words: split at separators and at camelCase humps, lower-cased. */
+function wordsOf(name: string): string[] {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w !== '');
+}
+
+/** The rank of a series name as the training loss (lower is better), or undefined when it is not one. */
+function lossRank(name: string): number | undefined {
+  const words = wordsOf(name);
+  if (!words.includes('loss')) return undefined;
+  let rank = 0;
+  for (const word of words) {
+    if (word === 'loss') continue;
+    const qualifier = LOSS_QUALIFIER_RANK.get(word);
+    if (qualifier === undefined) return undefined; // val_loss, aux_loss, loss_scale: another quantity
+    rank = Math.max(rank, qualifier);
+  }
+  return rank;
+}
+
+/**
+ * The one rule for a run's primary (training) loss series among its series names: `loss` as our
+ * trainers write it, else the way other loggers name it (`train/loss`, `train_loss`, `loss_step`,
+ * `train_loss_epoch`, ...); ties go to the shorter, then alphabetically first name.
+ */
+export function primaryLossField(fields: Iterable<string>): string | undefined {
+  let best: { name: string; rank: number } | undefined;
+  for (const name of fields) {
+    const rank = lossRank(name);
+    if (rank === undefined) continue;
+    if (
+      !best ||
+      rank < best.rank ||
+      (rank === best.rank && (name.length < best.name.length || (name.length === best.name.length && name < best.name)))
+    )
+      best = { name, rank };
+  }
+  return best?.name;
+}

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { forEachMetric, recordTime } from '../../src/shared/metricFields';
+import { forEachMetric, primaryLossField, recordTime } from '../../src/shared/metricFields';
 import { RunStore } from '../../src/host/runs/store';
 import { runHeader } from '../../src/host/panels/dashboardModel';
 import type { RunTarget } from '../../src/host/runs/types';
@@ -73,4 +73,24 @@ test('time fields in order, `t` is Unix ms as the format says, deep nesting is c
   const names: string[] = [];
   forEachMetric({ step: 1, deep, t: 5, time: 6, kind: 'train', x: 'Infinity' }, (name) => names.push(name));
   assert.deepEqual(names, ['x'], 'time fields and kind are not series; nesting past 8 levels is not followed');
+});
+
+test('the primary loss series: loss first, else the names other loggers give it; never val or aux losses', () => {
+  assert.equal(primaryLossField(['grad_norm', 'loss', 'train/loss']), 'loss');
+  assert.equal(primaryLossField(['lr', 'train/loss']), 'train/loss');
+  assert.equal(
+    primaryLossField(['train_loss_epoch', 'train_loss_step']),
+    'train_loss_step',
+    'per step before per epoch',
+  );
+  assert.equal(primaryLossField(['loss_step']), 'loss_step');
+  assert.equal(primaryLossField(['Loss/train', 'Loss/test']), 'Loss/train', 'the PyTorch tutorial spelling');
+  assert.equal(primaryLossField(['trainLoss']), 'trainLoss');
+  assert.equal(primaryLossField(['val_loss', 'aux_loss', 'loss_scale', 'eval/loss']), undefined);
+  assert.equal(primaryLossField([]), undefined);
+});
+
+test('the Runs view shows the last loss of a run whose logger names it train/loss', async () => {
+  const data = await observe('{"step": 1, "train/loss": 2.5, "val_loss": 9}\n{"step": 2, "train/loss": 2.25}\n');
+  assert.equal(data.summary.lastLoss, 2.25);
 });

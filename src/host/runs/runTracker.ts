@@ -17,6 +17,7 @@ import {
   type SampleRecord,
 } from '../../shared/run';
 import { readRegularFile } from '../../shared/node/reader';
+import { primaryLossField } from '../../shared/metricFields';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
 import { appendRecord, appendSystemRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
@@ -390,7 +391,7 @@ export class RunTracker {
       config: this.info?.config,
       problems: this.runJsonProblems,
       lastStep,
-      lastLoss: lastValue(train, 'loss'),
+      lastLoss: lastLossOf(train),
       lastTokPerS: lastValue(train, 'tok_per_s'),
       checkpoints: this.checkpoints,
       malformed: this.tails
@@ -428,4 +429,10 @@ function sameSummary(a: RunSummary, b: RunSummary): boolean {
     a.malformed.events === b.malformed.events &&
     a.malformed.system === b.malformed.system
   );
+}
+
+/** The last value of the run's training loss, however its logger names it (see primaryLossField). */
+function lastLossOf(train: SeriesTable | undefined): number | undefined {
+  const field = train && primaryLossField(train.fields.keys());
+  return field === undefined ? undefined : lastValue(train, field);
 }
