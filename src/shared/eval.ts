@@ -27,6 +27,11 @@ export const EvalRecordSchema = openObj({
 });
 export type EvalRecord = Output<typeof EvalRecordSchema>;
 
+/** The check every reader of evals.jsonl applies to a line (the tracker, `steelscope follow`). */
+export function isEvalRecord(value: unknown): value is EvalRecord {
+  return v.is(EvalRecordSchema, value);
+}
+
 /** The macro average of subject records: mean acc, and the stderr of that mean (subjects independent). */
 export function macroAverage(subjects: readonly EvalRecord[]): Pick<EvalRecord, 'acc' | 'stderr' | 'n'> {
   const accs = subjects.map((s) => s.acc ?? NaN);

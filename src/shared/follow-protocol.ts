@@ -12,7 +12,8 @@
 //   {"checkpoints":[{"step":10,"dir":"/abs/run/checkpoints/step-00000010","complete":true,"eval_loss":2.1|null}]}
 //                 every step-NNNNNNNN folder by ascending step: once at start, then on any change
 //   {"file":"metrics.jsonl","offset":1234,"record":{…}}
-//                 one complete line of metrics.jsonl, samples.jsonl, events.jsonl or system.jsonl, in file order;
+//                 one complete line of metrics.jsonl, samples.jsonl, events.jsonl, system.jsonl or evals.jsonl,
+//                 in file order;
 //                 offset is the byte offset just past the line's newline
 //   {"file":"metrics.jsonl","offset":1234,"malformed":true}
 //                 a line that is not a JSON object of the file's shape: skipped like every reader
@@ -50,18 +51,15 @@ import {
   type SampleRecord,
 } from './run';
 import { isSystemRecord } from './system';
+import { EVALS_FILE, isEvalRecord } from './eval';
 import { bool, int, nonNegativeInt, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
 
 export const FOLLOW_PROTOCOL = 'steelscope.follow/1';
 
-export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl', 'system.jsonl'] as const;
+export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl', 'system.jsonl', EVALS_FILE] as const;
 export type FollowedFile = (typeof FOLLOWED_FILES)[number];
 const FollowedFileSchema = oneOf(FOLLOWED_FILES);
 
-/**
- * Byte offset just past the last line the client has, per file; a missing file means 0. system.jsonl
- * (an optional file) came later: a message without it reads as 0.
- */
 /** Where a foreign-format source file's reading stands (src/shared/node/formats/batch.ts SourcePosition). */
 const SourcePositionSchema = v.object({
   at: nonNegativeInt,
@@ -70,11 +68,16 @@ const SourcePositionSchema = v.object({
 });
 const SourcesSchema = v.record(str, SourcePositionSchema);
 
+/**
+ * Byte offset just past the last line the client has, per file; a missing file means 0. system.jsonl
+ * and evals.jsonl (optional files) came later: a message without them reads as 0.
+ */
 const FollowOffsetsSchema = v.object({
   'metrics.jsonl': nonNegativeInt,
   'samples.jsonl': nonNegativeInt,
   'events.jsonl': nonNegativeInt,
   'system.jsonl': v.optional(nonNegativeInt, 0),
+  [EVALS_FILE]: v.optional(nonNegativeInt, 0),
   /** A run folder in another format: where each of its source files stands. */
   sources: v.optional(SourcesSchema),
 });
@@ -86,6 +89,7 @@ export const RECORD_VALIDATORS = {
   'samples.jsonl': isSampleRecord,
   'events.jsonl': isEventRecord,
   'system.jsonl': isSystemRecord,
+  [EVALS_FILE]: isEvalRecord,
 };
 
 type Guarded<G> = G extends (value: unknown) => value is infer T ? T : never;
@@ -123,6 +127,7 @@ const MESSAGES = {
     recordMessage('samples.jsonl'),
     recordMessage('events.jsonl'),
     recordMessage('system.jsonl'),
+    recordMessage(EVALS_FILE),
   ]),
   malformed: v.object({ file: FollowedFileSchema, offset: nonNegativeInt, malformed: v.literal(true) }),
   reset: v.object({ reset: FollowedFileSchema }),
@@ -186,7 +191,7 @@ function isOffset(value: unknown): value is number {
 }
 
 export function emptyOffsets(): FollowOffsets {
-  return { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0, 'system.jsonl': 0 };
+  return { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 0, 'system.jsonl': 0, [EVALS_FILE]: 0 };
 }
 
 /** The --from argument for a client's offsets. */

@@ -54,7 +54,7 @@ export const RunHeaderSchema = obj({
   color: int,
   gradClip: v.nullable(num),
   lastStep: v.nullable(num),
-  malformed: obj({ metrics: int, samples: int, events: int, system: v.optional(int) }),
+  malformed: obj({ metrics: int, samples: int, events: int, system: v.optional(int), evals: v.optional(int) }),
   /** Its records carry a time: false leaves the run off the wall and relative time axes (the legend says so). */
   timed: bool,
   /** How it computes ("PyTorch · cuda · bf16 · 8 processes", run.ts describeEngine); null when run.json does not say. */
@@ -78,11 +78,26 @@ export const SampleItemSchema = obj({
 });
 export type SampleItem = Output<typeof SampleItemSchema>;
 
+/** One evals.jsonl record (src/shared/eval.ts) as the Evals section needs it; a missing value is null. */
+export const EvalItemSchema = obj({
+  step: int,
+  task: str,
+  subject: str,
+  n: int,
+  acc: v.nullable(num),
+  accNorm: v.nullable(num),
+  stderr: v.nullable(num),
+  ppl: v.nullable(num),
+});
+export type EvalItem = Output<typeof EvalItemSchema>;
+
 export const RunSnapshotSchema = obj({
   header: RunHeaderSchema,
   series: arr(SeriesChunkSchema),
   events: arr(EventMarkSchema),
   samples: arr(SampleItemSchema),
+  /** evals.jsonl in file order (a later record of the same step, task and subject supersedes). */
+  evals: arr(EvalItemSchema),
 });
 export type RunSnapshot = Output<typeof RunSnapshotSchema>;
 
@@ -95,6 +110,7 @@ export const RunDeltaSchema = obj({
   series: arr(SeriesChunkSchema),
   events: tail(EventMarkSchema),
   samples: tail(SampleItemSchema),
+  evals: tail(EvalItemSchema),
 });
 export type RunDelta = Output<typeof RunDeltaSchema>;
 

@@ -48,6 +48,7 @@ function fixture(
       { step: 200, t: 0, kind: 'checkpoint', level: 'info', message: 'saved step-00000200' },
       { step: 250, t: 0, kind: 'resume', level: 'info', message: 'resumed' },
     ],
+    evals: [],
   };
   const add = (from: number, to: number) => {
     const changed = new Map<string, number>();

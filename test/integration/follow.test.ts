@@ -191,14 +191,20 @@ describe('steelscope follow', () => {
       json({ step: 3, t: 3, prompt: '春', text: '風吹柳絮', temperature: 0.8, top_k: 40, top_p: 0.95, seed: 7 }),
     );
     appendFileSync(join(dir, 'events.jsonl'), json({ step: 0, t: 1, kind: 'start', level: 'info', message: '開始' }));
+    appendFileSync(
+      join(dir, 'evals.jsonl'),
+      json({ step: 2, t: 3, task: 'poetry-mc', subject: '_average', n: 400, acc: 0.3, stderr: 0.02 }) +
+        json({ step: 2, task: 'poetry-mc' }),
+    );
     await client.waitFor(() => client.offsets['events.jsonl'] > 0, 'the event');
+    await client.waitFor(() => client.fileMessages('evals.jsonl').length === 2, 'the eval records');
     await sleep(300); // several polls: the partial line must still wait
     assert.equal(client.fileMessages('metrics.jsonl').length, 2, 'a line without its newline is not sent');
     appendFileSync(metrics, 'ain","loss":2.9}\n{this is not json}\n\n' + json({ t: 5 }) + metric(4) + '\r\n');
     const full = readFileSync(metrics);
     await client.waitFor(() => client.offsets['metrics.jsonl'] === full.length, 'the completed line and the rest');
     assert.equal(await client.end(), 0, 'stdin EOF ends it with code 0');
-    for (const file of ['metrics.jsonl', 'samples.jsonl', 'events.jsonl'] as const) {
+    for (const file of ['metrics.jsonl', 'samples.jsonl', 'events.jsonl', 'evals.jsonl'] as const) {
       const content = file === 'metrics.jsonl' ? full : readFileSync(join(dir, file));
       assert.deepEqual(client.fileMessages(file), expectedMessages(file, content), file);
     }
@@ -208,6 +214,11 @@ describe('steelscope follow', () => {
       'not JSON, and JSON without step',
     );
     assert.equal(client.messages[0] && 'ready' in client.messages[0], true, 'ready comes first');
+    assert.deepEqual(
+      client.fileMessages('evals.jsonl').map((m) => 'malformed' in m),
+      [false, true],
+      'an eval record without t, subject and n is malformed',
+    );
   });
 
   test('a restart with --from the last offsets repeats nothing and loses nothing', async () => {

@@ -65,6 +65,7 @@ function run(key: string, system: SystemRecord[]): RunData {
     tables: new Map(),
     samples: [],
     events: [],
+    evals: [],
   };
   // Train steps every 50 ms across the sampled period: the system rows land on steps by time.
   const t0 = system.length ? system[0].t : 1.7e12;

@@ -48,7 +48,7 @@ function store(...runs: Partial<RunSummary>[]): RunStoreApi {
       malformed: { metrics: 0, samples: 0, events: 0 },
       ...r,
     } as RunSummary;
-    map.set(summary.key, { summary, tables: new Map(), samples: [], events: [] });
+    map.set(summary.key, { summary, tables: new Map(), samples: [], events: [], evals: [] });
   }
   return { runs: map, get: (k) => map.get(k), onDidChange: () => ({ dispose() {} }) };
 }

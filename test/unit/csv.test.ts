@@ -19,6 +19,7 @@ function run(name: string, tables: SeriesTable[]): RunData {
     tables: new Map(tables.map((t) => [t.kind, t])),
     samples: [],
     events: [],
+    evals: [],
   };
 }
 

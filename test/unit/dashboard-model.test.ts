@@ -4,6 +4,7 @@ import { checkHostMessage, DEFAULT_VIEW, type HostMessage, type ViewState } from
 import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunChange, RunData, RunStoreApi, SeriesTable } from '../../src/host/runs/types';
 import type { EventRecord, MetricRecord, SampleRecord } from '../../src/shared/run';
+import type { EvalRecord } from '../../src/shared/eval';
 import { computeChartPayload, DashboardModel } from '../../src/host/panels/dashboardModel';
 import { DashboardData } from '../../webview/dashboard/data';
 
@@ -22,7 +23,7 @@ class FakeStore implements RunStoreApi {
 
 function runData(
   key: string,
-): RunData & { tables: Map<string, SeriesTable>; samples: SampleRecord[]; events: EventRecord[] } {
+): RunData & { tables: Map<string, SeriesTable>; samples: SampleRecord[]; events: EventRecord[]; evals: EvalRecord[] } {
   return {
     summary: {
       key,
@@ -37,6 +38,7 @@ function runData(
     tables: new Map(),
     samples: [],
     events: [],
+    evals: [],
   };
 }
 
@@ -94,6 +96,11 @@ for (const view of [
         data.samples.push({ step, t: 0, prompt: 'p', text: 't', temperature: 1, top_k: 0, top_p: 1, seed: 1 });
         change.samplesFrom = 0;
       }
+      if (round % 8 === 3) {
+        change.evalsFrom = data.evals.length;
+        for (const subject of ['author', '_average'])
+          data.evals.push({ step, t: 0, task: 'poetry-mc', subject, n: 200, acc: round / 40, stderr: 0.03 });
+      }
       assert.equal(model.accept(change), true);
       const m = JSON.parse(JSON.stringify(model.next())) as HostMessage<'snapshot' | 'delta'>;
       const checked = checkHostMessage(m);
@@ -111,6 +118,8 @@ for (const view of [
     fresh.snapshot(JSON.parse(JSON.stringify(new DashboardModel(store, ['k'], view, 400).snapshot())));
     assert.deepEqual(heldPoints(webview), heldPoints(fresh));
     assert.equal(webview.runs.get('k')!.samples.length, 1);
+    assert.deepEqual(webview.runs.get('k')!.evals, fresh.runs.get('k')!.evals, 'evals arrive in deltas');
+    assert.equal(webview.runs.get('k')!.evals.length, 8);
     const loss = webview.runs.get('k')!.series.get('train/loss')!;
     assert.deepEqual(
       loss.markers.pts.map((p) => [p.step, p.v]),

@@ -20,13 +20,13 @@ describe('parseFollowOffsets', () => {
   test('known files with non-negative integers; missing files start at 0', () => {
     assert.deepEqual(parseFollowOffsets('{"metrics.jsonl":1234,"events.jsonl":5}'), {
       ok: true,
-      offsets: { 'metrics.jsonl': 1234, 'samples.jsonl': 0, 'events.jsonl': 5, 'system.jsonl': 0 },
+      offsets: { 'metrics.jsonl': 1234, 'samples.jsonl': 0, 'events.jsonl': 5, 'system.jsonl': 0, 'evals.jsonl': 0 },
     });
     assert.deepEqual(parseFollowOffsets('{}'), { ok: true, offsets: emptyOffsets() });
   });
 
   test('round-trips what encodeFollowOffsets writes', () => {
-    const offsets = { 'metrics.jsonl': 1, 'samples.jsonl': 2, 'events.jsonl': 3, 'system.jsonl': 4 };
+    const offsets = { 'metrics.jsonl': 1, 'samples.jsonl': 2, 'events.jsonl': 3, 'system.jsonl': 4, 'evals.jsonl': 5 };
     assert.deepEqual(parseFollowOffsets(encodeFollowOffsets(offsets)), { ok: true, offsets });
   });
 
@@ -70,7 +70,7 @@ describe('asFollowMessage', () => {
     {
       heartbeat: true,
       t: 1700000000000,
-      offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9, 'system.jsonl': 0 },
+      offsets: { 'metrics.jsonl': 5, 'samples.jsonl': 0, 'events.jsonl': 9, 'system.jsonl': 0, 'evals.jsonl': 0 },
     },
     { error: { message: 'No run directory at /x.' } },
   ];
@@ -153,7 +153,7 @@ describe('applyFollowMessage', () => {
         {
           heartbeat: true,
           t: 5,
-          offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0, 'system.jsonl': 0 },
+          offsets: { 'metrics.jsonl': 14, 'samples.jsonl': 31, 'events.jsonl': 0, 'system.jsonl': 0, 'evals.jsonl': 0 },
         },
         14,
         31,
@@ -168,6 +168,7 @@ describe('applyFollowMessage', () => {
         'samples.jsonl': samples,
         'events.jsonl': 0,
         'system.jsonl': 0,
+        'evals.jsonl': 0,
       });
       assert.deepEqual(before, snapshot, 'the input is not mutated');
     }

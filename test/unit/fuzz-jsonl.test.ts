@@ -55,6 +55,12 @@ const VALID: Record<FollowedFile, Buffer[]> = {
       '{"t":1,"step":0,"cpu_pct":99.5,"rss_gb":0.2,"gpu0/name":"NVIDIA H100 80GB HBM3","gpu0/util_pct":87}\n',
     ),
   ],
+  'evals.jsonl': [
+    Buffer.from(
+      '{"step":100,"t":1,"task":"poetry-mc","subject":"author","n":200,"acc":0.3,"stderr":0.03}\n' +
+        '{"step":100,"t":1,"task":"poetry-mc","subject":"_average","n":400,"acc":0.28,"stderr":0.02}\n',
+    ),
+  ],
 };
 
 function collectGarbage(): void {

@@ -40,7 +40,7 @@ const goodHost: HostToWebview[] = [
     view: DEFAULT_VIEW,
     maxPoints: 2000,
     keys: [header.key],
-    runs: [{ header, series: [chunk as never], events: [event], samples: [sample] }],
+    runs: [{ header, series: [chunk as never], events: [event], samples: [sample], evals: [] }],
   },
   {
     type: 'snapshot',
@@ -53,7 +53,16 @@ const goodHost: HostToWebview[] = [
   {
     type: 'delta',
     seq: 2,
-    runs: [{ key: 'k', header: null, series: [], events: { from: 0, items: [{ ...event, x: null }] }, samples: null }],
+    runs: [
+      {
+        key: 'k',
+        header: null,
+        series: [],
+        events: { from: 0, items: [{ ...event, x: null }] },
+        samples: null,
+        evals: null,
+      },
+    ],
   },
 ];
 const goodWebview: WebviewToHost[] = [

@@ -122,7 +122,8 @@ test('records split anywhere reach the store in order; a drop resumes from the o
       top_p: 1,
       seed: 1,
     }) +
-    rec('metrics.jsonl', 80, { step: 1, t: 2, kind: 'train', loss: 4 });
+    rec('metrics.jsonl', 80, { step: 1, t: 2, kind: 'train', loss: 4 }) +
+    rec('evals.jsonl', 90, { step: 1, t: 2, task: 'poetry-mc', subject: '_average', n: 400, acc: 0.3, stderr: 0.02 });
   const bytes = Buffer.from(text);
   const cut = bytes.indexOf(Buffer.from('眠')) + 1; // inside a UTF-8 character
   ch.out.write(bytes.subarray(0, cut));
@@ -130,6 +131,8 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   ch.out.write(bytes.subarray(cut));
   await until('two train rows', () => store.get(key)?.tables.get('train')?.length === 2);
   assert.equal(store.get(key)?.samples[0].text, '眠不覺曉');
+  await until('the eval record', () => store.get(key)?.evals.length === 1);
+  assert.equal(store.get(key)?.evals[0].acc, 0.3);
   assert.equal(store.get(key)?.summary.name, '遠');
   assert.equal(follower.state, 'connected');
   assert.deepEqual(follower.offsets, {
@@ -137,6 +140,7 @@ test('records split anywhere reach the store in order; a drop resumes from the o
     'samples.jsonl': 70,
     'events.jsonl': 0,
     'system.jsonl': 0,
+    'evals.jsonl': 90,
   });
 
   const second = host.nextChannel();
@@ -144,7 +148,7 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   const ch2 = await second;
   assert.deepEqual(
     host.froms.at(-1),
-    { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0 },
+    { 'metrics.jsonl': 80, 'samples.jsonl': 70, 'events.jsonl': 0, 'system.jsonl': 0, 'evals.jsonl': 90 },
     'resumes after what it has',
   );
   ch2.out.write(ready(follower.offsets) + rec('metrics.jsonl', 120, { step: 2, t: 3, kind: 'train', loss: 3 }));

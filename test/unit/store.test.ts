@@ -297,8 +297,49 @@ test('a foreign run with only metrics.jsonl is observed under its folder name, s
   assert.equal(data?.summary.lastLoss, 6);
   assert.deepEqual(column(data?.tables.get('train'), 'acc'), [NaN, 0.1]);
   assert.equal(data?.tables.get('train')?.loggedNaN.get('acc')?.size ?? 0, 0, 'a field left out is not a logged NaN');
-  assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0, system: 0 });
+  assert.deepEqual(data?.summary.malformed, { metrics: 1, samples: 0, events: 0, system: 0, evals: 0 });
   assert.equal(key, `fake::${dir}`);
+  store.dispose();
+});
+
+test('evals.jsonl is read as it grows: records in file order, a bad line counted, a truncated file read again', async () => {
+  const dir = scratch('evals-run');
+  const record = (step: number, subject: string, acc: number) => ({
+    step,
+    t: step,
+    task: 'poetry-mc',
+    subject,
+    n: 200,
+    acc,
+    stderr: 0.03,
+  });
+  writeFileSync(join(dir, 'evals.jsonl'), jsonl(record(0, 'author', 0.25), record(0, '_average', 0.26)));
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  assert.deepEqual(
+    store.get(key)?.evals.map((r) => [r.step, r.subject, r.acc]),
+    [
+      [0, 'author', 0.25],
+      [0, '_average', 0.26],
+    ],
+  );
+  store.flush();
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  appendFileSync(join(dir, 'evals.jsonl'), jsonl(record(100, '_average', 0.31)) + '{"step":1,"task":"x"}\n');
+  await store.refresh();
+  store.flush();
+  assert.deepEqual(store.get(key)?.evals.at(-1), record(100, '_average', 0.31));
+  assert.equal(store.get(key)?.summary.malformed.evals, 1, 'a record without t, subject or n is skipped and counted');
+  assert.equal(changes.at(-1)?.evalsFrom, 2, 'only the new record is announced');
+  writeFileSync(join(dir, 'evals.jsonl'), jsonl(record(5, '_average', 0.5)));
+  await store.refresh();
+  assert.deepEqual(
+    store.get(key)?.evals.map((r) => r.step),
+    [5],
+    'a rewritten file replaces what was read',
+  );
   store.dispose();
 });
 

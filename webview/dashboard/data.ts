@@ -2,6 +2,7 @@
 // bucket by bucket, so a delta can replace buckets from `from` on (a live tail, or a rewrite)
 // without a full resend. Pure data; no DOM.
 import type {
+  EvalItem,
   EventMark,
   HostMessage,
   RunDelta,
@@ -82,6 +83,7 @@ export class RunModel {
   readonly series = new Map<string, SeriesData>();
   events: EventMark[] = [];
   samples: SampleItem[] = [];
+  evals: EvalItem[] = [];
 
   constructor(public header: RunHeader) {}
 
@@ -90,6 +92,7 @@ export class RunModel {
     for (const c of s.series) run.applySeries(c);
     run.events = s.events;
     run.samples = s.samples;
+    run.evals = s.evals;
     return run;
   }
 
@@ -111,6 +114,10 @@ export class RunModel {
     if (d.samples) {
       if (d.samples.from > this.samples.length) return false;
       this.samples = [...this.samples.slice(0, d.samples.from), ...d.samples.items];
+    }
+    if (d.evals) {
+      if (d.evals.from > this.evals.length) return false;
+      this.evals = [...this.evals.slice(0, d.evals.from), ...d.evals.items];
     }
     return true;
   }

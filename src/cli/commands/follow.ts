@@ -27,7 +27,7 @@ import { CheckpointFollower, FileFollower, FormatFollower, RunJsonFollower } fro
 import { formatOf } from '../../shared/node/formats/detect';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
-export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
+export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N,"evals.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
 
 interface Setup {
   dir: string;

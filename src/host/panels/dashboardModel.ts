@@ -4,7 +4,9 @@
 // the tail of each series. The panel controller (dashboard.ts) wires it to a WebviewPanel; the
 // bench and the tests use it directly.
 import { decodeMetric, describeEngine, type EventRecord, type SampleRecord } from '../../shared/run';
+import type { EvalRecord } from '../../shared/eval';
 import type {
+  EvalItem,
   EventMark,
   HostMessage,
   RunDelta,
@@ -154,6 +156,19 @@ function sampleItem(s: SampleRecord): SampleItem {
   };
 }
 
+function evalItem(r: EvalRecord): EvalItem {
+  return {
+    step: r.step,
+    task: r.task,
+    subject: r.subject,
+    n: r.n,
+    acc: r.acc ?? null,
+    accNorm: r.acc_norm ?? null,
+    stderr: r.stderr ?? null,
+    ppl: r.ppl ?? null,
+  };
+}
+
 /** Whether any record of the run has a time (a run without metrics yet counts as timed: nothing to say). */
 function hasTime(data: RunData): boolean {
   const tables = [...data.tables.values()].filter((t) => t.length > 0);
@@ -243,6 +258,7 @@ function runSnapshot(data: RunData, state: RunState, view: ViewState, color: num
     series: allSeries(data, state, view, maxPoints),
     events: eventMarks(data, data.events, view.xAxis, state.t0),
     samples: data.samples.map(sampleItem),
+    evals: data.evals.map(evalItem),
   };
 }
 
@@ -262,6 +278,7 @@ function mergeChange(into: RunChange | undefined, c: RunChange): RunChange {
   for (const [k, f] of c.tablesFrom) into.tablesFrom.set(k, Math.min(into.tablesFrom.get(k) ?? Infinity, f));
   if (c.samplesFrom !== undefined) into.samplesFrom = Math.min(into.samplesFrom ?? Infinity, c.samplesFrom);
   if (c.eventsFrom !== undefined) into.eventsFrom = Math.min(into.eventsFrom ?? Infinity, c.eventsFrom);
+  if (c.evalsFrom !== undefined) into.evalsFrom = Math.min(into.evalsFrom ?? Infinity, c.evalsFrom);
   return into;
 }
 
@@ -396,6 +413,10 @@ export class DashboardModel {
       samples:
         change.samplesFrom !== undefined
           ? { from: change.samplesFrom, items: data.samples.slice(change.samplesFrom).map(sampleItem) }
+          : null,
+      evals:
+        change.evalsFrom !== undefined
+          ? { from: change.evalsFrom, items: data.evals.slice(change.evalsFrom).map(evalItem) }
           : null,
     };
   }

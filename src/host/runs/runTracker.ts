@@ -22,6 +22,7 @@ import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../.
 import { CoalescedTask } from './coalesce';
 import { appendRecord, appendSystemRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
 import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
+import { EVALS_FILE, isEvalRecord, type EvalRecord } from '../../shared/eval';
 import { JsonlTailer } from './tailer';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 
@@ -31,15 +32,16 @@ export interface TrackerOptions {
   watch: boolean;
 }
 
-/** The three JSONL files by their short name. */
-export type LogFile = 'metrics' | 'samples' | 'events' | 'system';
+/** The JSONL files by their short name. */
+export type LogFile = 'metrics' | 'samples' | 'events' | 'system' | 'evals';
 
 /** A batch of records a pushed source read from one file, as a local tailer would deliver it. */
 export type PushedBatch =
   | { file: 'metrics'; records: MetricRecord[]; reset: boolean }
   | { file: 'samples'; records: SampleRecord[]; reset: boolean }
   | { file: 'events'; records: EventRecord[]; reset: boolean }
-  | { file: 'system'; records: SystemRecord[]; reset: boolean };
+  | { file: 'system'; records: SystemRecord[]; reset: boolean }
+  | { file: 'evals'; records: EvalRecord[]; reset: boolean };
 
 /** Where a pushed source delivers what it reads. */
 export interface RunSink {
@@ -68,6 +70,7 @@ export interface TrackerReport {
   table?: { kind: string; from: number };
   samplesFrom?: number;
   eventsFrom?: number;
+  evalsFrom?: number;
 }
 
 export function displayStatus(info: ObservedRun | undefined, alive: boolean | undefined): RunDisplayStatus {
@@ -81,6 +84,7 @@ export class RunTracker {
   private readonly tables = new Map<string, SeriesTable>();
   private readonly samples: SampleRecord[] = [];
   private readonly events: EventRecord[] = [];
+  private readonly evals: EvalRecord[] = [];
   /** The local readers; undefined for a pushed run (`source`). */
   private readonly tails:
     | {
@@ -88,9 +92,10 @@ export class RunTracker {
         samples: JsonlTailer<SampleRecord>;
         events: JsonlTailer<EventRecord>;
         system: JsonlTailer<SystemRecord>;
+        evals: JsonlTailer<EvalRecord>;
       }
     | undefined;
-  private readonly pushedMalformed = { metrics: 0, samples: 0, events: 0, system: 0 };
+  private readonly pushedMalformed = { metrics: 0, samples: 0, events: 0, system: 0, evals: 0 };
   private readonly runJsonRead = new CoalescedTask(() => this.readRunJson());
   private readonly checkpointScan = new CoalescedTask(() => this.scanCheckpoints());
   private readonly aliveCheck = new CoalescedTask(() => this.checkAlive());
@@ -116,7 +121,13 @@ export class RunTracker {
     private readonly source?: RunSource,
   ) {
     this.tails = source ? undefined : this.makeTails();
-    this.data = { summary: this.buildSummary(), tables: this.tables, samples: this.samples, events: this.events };
+    this.data = {
+      summary: this.buildSummary(),
+      tables: this.tables,
+      samples: this.samples,
+      events: this.events,
+      evals: this.evals,
+    };
   }
 
   private makeTails(): NonNullable<RunTracker['tails']> {
@@ -127,11 +138,13 @@ export class RunTracker {
       samples: new JsonlTailer(join(this.dir, 'samples.jsonl'), isSampleRecord, tailOptions),
       events: new JsonlTailer(join(this.dir, 'events.jsonl'), isEventRecord, tailOptions),
       system: new JsonlTailer(join(this.dir, SYSTEM_FILE), isSystemRecord, tailOptions),
+      evals: new JsonlTailer(join(this.dir, EVALS_FILE), isEvalRecord, tailOptions),
     };
     tails.metrics.onRecords((records, batch) => this.onMetrics(records, batch.reset));
     tails.samples.onRecords((records, batch) => this.onSamples(records, batch.reset));
     tails.events.onRecords((records, batch) => this.onEvents(records, batch.reset));
     tails.system.onRecords((records, batch) => this.onSystem(records, batch.reset));
+    tails.evals.onRecords((records, batch) => this.onLog(this.evals, records, batch.reset, 'evalsFrom'));
     for (const tail of Object.values(tails)) tail.onMalformed(() => this.updateSummary());
     return tails;
   }
@@ -177,6 +190,7 @@ export class RunTracker {
         if (b.file === 'metrics') this.onMetrics(b.records, b.reset);
         else if (b.file === 'samples') this.onSamples(b.records, b.reset);
         else if (b.file === 'system') this.onSystem(b.records, b.reset);
+        else if (b.file === 'evals') this.onLog(this.evals, b.records, b.reset, 'evalsFrom');
         else this.onEvents(b.records, b.reset);
       }),
       malformed: live((file: LogFile, total: number) => {
@@ -224,6 +238,7 @@ export class RunTracker {
       'samples.jsonl': () => void this.tails?.samples.readNow(),
       'events.jsonl': () => void this.tails?.events.readNow(),
       [SYSTEM_FILE]: () => void this.tails?.system.readNow(),
+      [EVALS_FILE]: () => void this.tails?.evals.readNow(),
       'run.json': () => void this.runJsonRead.run(),
       checkpoints: () => void this.checkpointScan.run(),
     };
@@ -279,7 +294,7 @@ export class RunTracker {
     if (reset) this.updateSummary();
   }
 
-  private onLog<R>(log: R[], records: R[], reset: boolean, field: 'samplesFrom' | 'eventsFrom'): void {
+  private onLog<R>(log: R[], records: R[], reset: boolean, field: 'samplesFrom' | 'eventsFrom' | 'evalsFrom'): void {
     if (reset) log.length = 0;
     else if (records.length === 0) return;
     const from = log.length;
@@ -400,6 +415,7 @@ export class RunTracker {
             samples: this.tails.samples.malformed,
             events: this.tails.events.malformed,
             system: this.tails.system.malformed,
+            evals: this.tails.evals.malformed,
           }
         : { ...this.pushedMalformed },
     };
@@ -427,7 +443,8 @@ function sameSummary(a: RunSummary, b: RunSummary): boolean {
     a.malformed.metrics === b.malformed.metrics &&
     a.malformed.samples === b.malformed.samples &&
     a.malformed.events === b.malformed.events &&
-    a.malformed.system === b.malformed.system
+    a.malformed.system === b.malformed.system &&
+    a.malformed.evals === b.malformed.evals
   );
 }
 

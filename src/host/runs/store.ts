@@ -163,6 +163,7 @@ export class RunStore implements RunStoreApi, Disposable {
     if (delta.table) change.tablesFrom.set(delta.table.kind, Math.min(change.tablesFrom.get(delta.table.kind) ?? Infinity, delta.table.from));
     if (delta.samplesFrom !== undefined) change.samplesFrom = Math.min(change.samplesFrom ?? Infinity, delta.samplesFrom);
     if (delta.eventsFrom !== undefined) change.eventsFrom = Math.min(change.eventsFrom ?? Infinity, delta.eventsFrom);
+    if (delta.evalsFrom !== undefined) change.evalsFrom = Math.min(change.evalsFrom ?? Infinity, delta.evalsFrom);
     this.scheduleFlush();
   }
 

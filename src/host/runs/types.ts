@@ -7,6 +7,7 @@ import type { TorchSearch } from '../../shared/node/python';
 import type { DeletePlan } from './deletePlan';
 import type { SlurmJobOptions } from '../slurm/batchScript';
 import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
+import type { EvalRecord } from '../../shared/eval';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
 export type RunKey = string;
@@ -32,9 +33,8 @@ export interface RunSummary {
   lastLoss?: number;
   lastTokPerS?: number;
   checkpoints: CheckpointSummary[];
-  /** Malformed lines skipped so far, per file. */
-  /** Lines skipped per file; system.jsonl's since it is read (optional in older summaries). */
-  malformed: { metrics: number; samples: number; events: number; system?: number };
+  /** Lines skipped per file; system.jsonl's and evals.jsonl's since they are read (optional in older summaries). */
+  malformed: { metrics: number; samples: number; events: number; system?: number; evals?: number };
 }
 
 /**
@@ -63,6 +63,8 @@ export interface RunData {
   tables: Map<string, SeriesTable>;
   samples: readonly SampleRecord[];
   events: readonly EventRecord[];
+  /** evals.jsonl's records in file order (src/shared/eval.ts): one per subject and a macro average per task and step. */
+  evals: readonly EvalRecord[];
 }
 
 /** What changed since the last notification for one run (for throttled, numbered deltas). */
@@ -73,6 +75,7 @@ export interface RunChange {
   tablesFrom: Map<string, number>;
   samplesFrom?: number;
   eventsFrom?: number;
+  evalsFrom?: number;
   /** The run is no longer observed (RunStore.removeRun): drop it. */
   removed?: boolean;
 }

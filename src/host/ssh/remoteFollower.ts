@@ -52,6 +52,7 @@ const SHORT: Record<FollowedFile, LogFile> = {
   'samples.jsonl': 'samples',
   'events.jsonl': 'events',
   'system.jsonl': 'system',
+  'evals.jsonl': 'evals',
 };
 
 /** The protocol's checkpoint entries as the store's summaries, `best` marked by the format's rule. */
@@ -92,6 +93,7 @@ export class RemoteFollower extends EventEmitter implements RunSource {
     'samples.jsonl': 0,
     'events.jsonl': 0,
     'system.jsonl': 0,
+    'evals.jsonl': 0,
   };
   private stateNow: ConnectionState = 'disconnected';
   private sink: RunSink | undefined;

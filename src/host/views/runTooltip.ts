@@ -17,7 +17,12 @@ export function runTooltipMarkdown(s: RunSummary): string {
     parts.push(`backend: ${e(s.info.backend.name)}${kernels}`);
   }
   if (s.lastTokPerS !== undefined) parts.push(`${e(Math.round(s.lastTokPerS).toLocaleString('en-US'))} tokens/s`);
-  const bad = s.malformed.metrics + s.malformed.samples + s.malformed.events + (s.malformed.system ?? 0);
+  const bad =
+    s.malformed.metrics +
+    s.malformed.samples +
+    s.malformed.events +
+    (s.malformed.system ?? 0) +
+    (s.malformed.evals ?? 0);
   if (bad > 0) parts.push(`$(warning) ${bad} malformed line(s) skipped`);
   for (const problem of s.problems ?? []) parts.push(`$(warning) ${e(problem)}`);
   return parts.map((p) => `${p}\n\n`).join('');
