@@ -90,7 +90,12 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage(`Steelscope ${version}`);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (!['runsRoot', 'nodePath', 'threads'].some((key) => e.affectsConfiguration(`steelscope.${key}`))) return;
+      if (
+        !['runsRoot', 'hostRunsFolders', 'nodePath', 'threads'].some((key) =>
+          e.affectsConfiguration(`steelscope.${key}`),
+        )
+      )
+        return;
       local = makeLocalTarget(cliPath);
       void rescan();
     }),

@@ -13,6 +13,15 @@ export function runsRoot(): string {
   return folder ? join(folder.uri.fsPath, 'runs') : join(homedir(), '.steelscope', 'runs');
 }
 
+const HostRunsFolders = v.record(v.string(), v.string());
+
+/** An SSH host's runs folder (steelscope.hostRunsFolders, by alias); undefined: `~/.steelscope/runs` there. */
+export function hostRunsFolder(alias: string): string | undefined {
+  const folders: unknown = vscode.workspace.getConfiguration('steelscope').get('hostRunsFolders', {});
+  if (!v.is(HostRunsFolders, folders)) return undefined;
+  return Object.hasOwn(folders, alias) ? folders[alias]?.trim() || undefined : undefined;
+}
+
 /** The configured node binary, or '' to search PATH. */
 function nodePathSetting(): string {
   return vscode.workspace.getConfiguration('steelscope').get<string>('nodePath', '').trim();

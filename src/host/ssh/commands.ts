@@ -10,7 +10,7 @@ import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
 import { RemoteTarget } from './remoteTarget';
 import { hostsFromConfig, readUserConfig } from './sshConfig';
-import { extensionVersion } from '../settings';
+import { extensionVersion, hostRunsFolder } from '../settings';
 import { VscodeSshPrompts } from './vscodePrompts';
 
 const HOSTS_KEY = 'steelscope.sshHosts';
@@ -34,7 +34,7 @@ export function observeRun(
 }
 
 export function hostStates(hosts: SshHosts): HostState[] {
-  return hosts.list().map((t) => ({ id: t.id, label: t.label, state: t.state }));
+  return hosts.list().map((t) => ({ id: t.id, label: t.label, state: t.state, slurm: t.slurm.cluster }));
 }
 
 export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; disposables: vscode.Disposable[] } {
@@ -47,8 +47,12 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
     },
     distDir: join(context.extensionPath, 'dist'),
     version: extensionVersion(context) ?? '0.0.0',
+    runsRootOf: hostRunsFolder,
   });
-  const watch = (t: RemoteTarget) => t.onState(() => s.onHostsChanged());
+  const watch = (t: RemoteTarget) => {
+    const subscriptions = [t.onState(() => s.onHostsChanged()), t.slurm.onChange(() => s.onHostsChanged())];
+    return { dispose: () => subscriptions.forEach((d) => d.dispose()) };
+  };
   const watched = new Map<string, { dispose(): void }>(hosts.list().map((t) => [t.id, watch(t)]));
   const commands: Record<string, (node?: unknown) => Promise<void>> = {
     'steelscope.addSshHost': async () => {

@@ -17,7 +17,9 @@ export interface RemoteRunSink {
   addRemoteRun(target: RemoteTarget, dir: string, source: ReturnType<RemoteTarget['createFollower']>): RunKey;
 }
 
-export interface SshHostsOptions extends Omit<RemoteTargetOptions, 'alias' | 'connect'> {
+export interface SshHostsOptions extends Omit<RemoteTargetOptions, 'alias' | 'connect' | 'runsRoot'> {
+  /** The runs folder of a host (a setting per host); undefined: `<remoteRoot>/runs`. */
+  runsRootOf?: (alias: string) => string | undefined;
   prompts: SshPrompts;
   storage: HostListStorage;
   /** ~/.ssh/config text; default the user's file, read at each connect. */
@@ -83,11 +85,12 @@ export class SshHosts {
   }
 
   private makeTarget(alias: string): RemoteTarget {
-    const { prompts, storage: _s, configText, knownHostsFile, ...rest } = this.options;
+    const { prompts, storage: _s, configText, knownHostsFile, runsRootOf, ...rest } = this.options;
     const text = () => (configText ?? readUserConfig)();
     return new RemoteTarget({
       ...rest,
       alias,
+      runsRoot: () => runsRootOf?.(alias),
       connect: () => {
         const config = text();
         return SshConnection.connect({

@@ -21,19 +21,27 @@ import { RemoteHost } from './remoteHost';
 import { shCommand } from './quote';
 import { serveOnHost } from './serve';
 import { fetchCheckpoint, type FetchProgress } from './transfer';
+import { LoginNodeLauncher } from '../slurm/hostLauncher';
+import { SlurmLauncher } from '../slurm/launcher';
+import { SlurmLoginNode } from '../slurm/loginNode';
 
 export interface RemoteTargetOptions extends RemoteCliOptions {
   /** The host's alias (~/.ssh/config Host, or user@host). */
   alias: string;
   /** Opens a new authenticated connection (config, prompts and known_hosts are its business). */
   connect: () => Promise<SshConnection>;
-  /** Runs root on the host. Default `<remoteRoot>/runs`. */
-  runsRoot?: string;
+  /** Runs root on the host (read at each use: a setting). Default `<remoteRoot>/runs`. */
+  runsRoot?: string | (() => string | undefined);
   /** How long start()/resume() wait for the trainer. Default 120 s. */
   startTimeoutMs?: number;
-  /** What starts trainers there; default the deployed node CLI. */
+  /** What starts trainers there; default the deployed node CLI, or sbatch for a start that asks for a Slurm job. */
   launcher?: (host: RemoteHost, cli: RemoteCli) => Launcher;
   follower?: RemoteFollowerOptions;
+}
+
+/** The node CLI on the host itself, or a Slurm job where the start asks for one. */
+function defaultLauncher(host: RemoteHost, cli: RemoteCli): Launcher {
+  return new LoginNodeLauncher(new RemoteNodeCliLauncher(host, cli), new SlurmLauncher(host, cli));
 }
 
 export class RemoteTarget implements RunTarget {
@@ -41,6 +49,8 @@ export class RemoteTarget implements RunTarget {
   readonly label: string;
   readonly host: RemoteHost;
   readonly cli: RemoteCli;
+  /** Whether the host is a Slurm login node, and its partitions (probed once per connection). */
+  readonly slurm: SlurmLoginNode;
   private readonly control: RunControl;
   private readonly followers = new Set<RemoteFollower>();
   private readonly torch: TorchProbeCache;
@@ -50,6 +60,7 @@ export class RemoteTarget implements RunTarget {
     this.label = options.alias;
     this.host = new RemoteHost(options.alias, options.connect);
     this.cli = new RemoteCli(this.host, options);
+    this.slurm = new SlurmLoginNode(this.host);
     // Each interpreter probed over the connection, its arguments quoted; 60 s each at most.
     this.torch = new TorchProbeCache(async (python) => {
       const command = shCommand([python, '-c', TORCH_PROBE_SCRIPT]);
@@ -58,7 +69,7 @@ export class RemoteTarget implements RunTarget {
     }, ` on ${options.alias}`);
     this.control = new RunControl({
       files: remoteRunFiles(this.host),
-      launcher: (options.launcher ?? ((host, cli) => new RemoteNodeCliLauncher(host, cli)))(this.host, this.cli),
+      launcher: (options.launcher ?? defaultLauncher)(this.host, this.cli),
       runsRoot: () => this.runsRoot(),
       where: ` on ${options.alias}`,
       startTimeoutMs: options.startTimeoutMs ?? 120_000,
@@ -104,9 +115,9 @@ export class RemoteTarget implements RunTarget {
   }
 
   async runsRoot(): Promise<string> {
-    return this.options.runsRoot
-      ? this.host.remotePath(this.options.runsRoot)
-      : posix.join(await this.cli.rootDir(), 'runs');
+    const { runsRoot } = this.options;
+    const configured = typeof runsRoot === 'function' ? runsRoot() : runsRoot;
+    return configured ? this.host.remotePath(configured) : posix.join(await this.cli.rootDir(), 'runs');
   }
 
   listRunDirs(): Promise<string[]> {

@@ -4,6 +4,7 @@
 import { escapeMarkdown } from '../markdown';
 import { describeEngine } from '../../shared/run';
 import type { RunSummary } from '../runs/types';
+import { describePartition, partitionsDefaultFirst, type SlurmCluster } from '../slurm/loginNode';
 
 export function runTooltipMarkdown(s: RunSummary): string {
   const e = (value: unknown) => escapeMarkdown(String(value));
@@ -25,5 +26,16 @@ export function runTooltipMarkdown(s: RunSummary): string {
     (s.malformed.evals ?? 0);
   if (bad > 0) parts.push(`$(warning) ${bad} malformed line(s) skipped`);
   for (const problem of s.problems ?? []) parts.push(`$(warning) ${e(problem)}`);
+  return parts.map((p) => `${p}\n\n`).join('');
+}
+
+/** A Slurm login node's tooltip: its partitions (default marked), and the accounts where there are any. */
+export function hostTooltipMarkdown(label: string, cluster: SlurmCluster): string {
+  const e = (value: unknown) => escapeMarkdown(String(value));
+  const parts = [`**${e(label)}** — Slurm login node`];
+  for (const p of partitionsDefaultFirst(cluster.partitions))
+    parts.push(`**${e(p.name)}**${p.isDefault ? ' (default)' : ''}: ${e(describePartition(p))}`);
+  if (cluster.partitions.length === 0) parts.push('sinfo lists no partition');
+  if (cluster.accounts.length) parts.push(`accounts: ${e(cluster.accounts.map((a) => a.account).join(', '))}`);
   return parts.map((p) => `${p}\n\n`).join('');
 }

@@ -5,7 +5,8 @@ import type { CheckpointSummary, RunDisplayStatus, RunStoreApi, RunSummary } fro
 import type { SampleRecord } from '../../shared/run';
 import { posix } from 'node:path';
 import { groupRuns } from './runGroups';
-import { runTooltipMarkdown } from './runTooltip';
+import { hostTooltipMarkdown, runTooltipMarkdown } from './runTooltip';
+import type { SlurmCluster } from '../slurm/loginNode';
 
 export type RunsNode =
   | { kind: 'host'; hostId: string; label: string }
@@ -31,6 +32,8 @@ export interface HostState {
   id: string;
   label: string;
   state: 'connected' | 'connecting' | 'disconnected';
+  /** Set when the host is a Slurm login node: its partitions. */
+  slurm?: SlurmCluster;
 }
 
 export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vscode.Disposable {
@@ -121,9 +124,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     const host = this.hosts().find((h) => h.id === hostId);
     const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = `host:${hostId}`;
-    item.description = host && host.state !== 'connected' ? host.state : undefined;
+    const connection = host && host.state !== 'connected' ? host.state : undefined;
+    item.description = [host?.slurm ? 'Slurm login node' : undefined, connection].filter(Boolean).join(' · ');
+    if (host?.slurm) item.tooltip = markdown(hostTooltipMarkdown(label, host.slurm));
     item.iconPath = new vscode.ThemeIcon(
-      hostId === 'local' ? 'vm' : 'remote',
+      hostId === 'local' ? 'vm' : host?.slurm ? 'server-environment' : 'remote',
       host?.state === 'disconnected' ? new vscode.ThemeColor('list.warningForeground') : undefined,
     );
     item.contextValue = hostId === 'local' ? 'host.local' : `host.ssh.${host?.state ?? 'disconnected'}`;
@@ -148,7 +153,7 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   const [icon, color] = STATUS_ICON[summary.status];
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
   item.contextValue = `run.${summary.status}${summary.hostId === 'local' ? '' : '.remote'}`;
-  item.tooltip = runTooltip(summary);
+  item.tooltip = markdown(runTooltipMarkdown(summary));
   item.command = {
     command: 'steelscope.openDashboard',
     title: 'Open Dashboard',
@@ -158,10 +163,11 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   return item;
 }
 
-function runTooltip(s: RunSummary): vscode.MarkdownString {
+/** Untrusted Markdown with theme icons: what runTooltip.ts writes (every value escaped there). */
+function markdown(text: string): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   md.isTrusted = false;
-  md.appendMarkdown(runTooltipMarkdown(s));
+  md.appendMarkdown(text);
   return md;
 }
 
