@@ -12,7 +12,8 @@ import type { TrainConfig } from '../shared/config';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
 import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
-import { restoreShards, resumeCheckpoint } from '../core/train/session';
+import { checkNewRunDir, restoreShards, resumeCheckpoint } from '../core/train/session';
+import { prepareSftRun, readSftInputs } from '../core/train/sft';
 import { TOKENIZER_FILE } from '../shared/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
 import { prepareRun, writePrompts } from '../core/train/prepare';
@@ -86,6 +87,27 @@ export async function startTorchRun(opts: TorchStart, control: TorchControl): Pr
     String(opts.steps),
     ...(opts.name ? ['--name', opts.name] : []),
   ];
+  return superviseTorchrun(torch, nproc, runDir, args, control);
+}
+
+export interface TorchSft extends TorchOptions {
+  from: string;
+  data: string;
+  runDir: string;
+  steps: number;
+  sets: readonly string[];
+  name?: string;
+}
+
+/** A fine-tuning run (`steelscope sft --engine torch`): this core renders the conversations, the engine trains. */
+export async function startTorchSft(opts: TorchSft, control: TorchControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  checkNewRunDir(runDir);
+  const inputs = readSftInputs(opts);
+  const torch = requireTorch(opts.python, control.log);
+  const nproc = processCount(opts.nproc, torch, inputs.config);
+  prepareSftRun(runDir, opts.data, inputs, control.log);
+  const args = ['sft', '--run-dir', runDir, '--steps', String(opts.steps), ...(opts.name ? ['--name', opts.name] : [])];
   return superviseTorchrun(torch, nproc, runDir, args, control);
 }
 

@@ -2,12 +2,13 @@
 import { startSft } from '../../core/train/sft';
 import type { RunControl } from '../../core/train/session';
 import { listFlag, numberFlag, parseArgs, stringFlag, UsageError } from '../args';
-import { progressDisplay } from '../progress';
 import { runSummary } from '../summary';
-import { backendFlag } from './train';
+import { startTorchSft } from '../torchrun';
+import { backendFlag, ENGINE_FLAGS, engineFlag, summaryOptions, torchOptions, withProgress } from './train';
 
 export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl|poetry-sft> --run-dir <dir>
-                 [--steps N] [--set key=value …] [--name NAME] [--backend …]`;
+                 [--steps N] [--set key=value …] [--name NAME] [--backend …]
+                 [--engine tfjs|torch] [--nproc N|auto] [--python PATH]`;
 
 const DEFAULT_STEPS = 200;
 
@@ -20,6 +21,7 @@ export async function sftCommand(argv: readonly string[], control: RunControl): 
     set: { kind: 'list' },
     name: { kind: 'string' },
     backend: { kind: 'string' },
+    ...ENGINE_FLAGS,
   } as const;
   const p = parseArgs(argv, flags, 'sft');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${SFT_USAGE}`);
@@ -29,25 +31,14 @@ export async function sftCommand(argv: readonly string[], control: RunControl): 
   if (!from || !data || !runDir) throw new UsageError(`--from, --data and --run-dir are required. Usage: ${SFT_USAGE}`);
   const steps = numberFlag(p, 'steps') ?? DEFAULT_STEPS;
   if (steps < 1) throw new UsageError(`--steps must be a positive integer, got ${steps}.`);
-  const display = progressDisplay(process.stdout);
-  let status;
-  try {
-    const shown = { ...control, log: display.log, progress: display.progress };
-    status = await startSft(
-      {
-        from,
-        data,
-        runDir,
-        steps,
-        sets: listFlag(p, 'set'),
-        name: stringFlag(p, 'name'),
-        backend: backendFlag(stringFlag(p, 'backend')),
-      },
-      shown,
-    );
-  } finally {
-    display.end();
-  }
-  control.log(runSummary(runDir, { columns: process.stdout.columns ?? 80, cwd: process.cwd() }).join('\n'));
+  const engine = engineFlag(stringFlag(p, 'engine'), 'tfjs');
+  const torch = torchOptions(p, engine);
+  const opts = { from, data, runDir, steps, sets: listFlag(p, 'set'), name: stringFlag(p, 'name') };
+  const status = await withProgress(control, (shown) =>
+    engine === 'torch'
+      ? startTorchSft({ ...opts, ...torch }, shown)
+      : startSft({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, shown),
+  );
+  control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }

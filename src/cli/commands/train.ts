@@ -26,9 +26,13 @@ export const RESUME_USAGE =
   'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …] [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
 export const PREPARE_USAGE = `steelscope prepare --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir> [--set key=value …]`;
 
-const ENGINE_FLAGS = { engine: { kind: 'string' }, nproc: { kind: 'string' }, python: { kind: 'string' } } as const;
+export const ENGINE_FLAGS = {
+  engine: { kind: 'string' },
+  nproc: { kind: 'string' },
+  python: { kind: 'string' },
+} as const;
 
-function engineFlag(value: string | undefined, fallback: EngineName): EngineName {
+export function engineFlag(value: string | undefined, fallback: EngineName): EngineName {
   const name = value ?? fallback;
   if (!(ENGINE_NAMES as readonly string[]).includes(name))
     throw new UsageError(`--engine must be one of ${ENGINE_NAMES.join(', ')}; got "${name}".`);
@@ -36,7 +40,7 @@ function engineFlag(value: string | undefined, fallback: EngineName): EngineName
 }
 
 /** --nproc and --python, which only the torch engine takes. */
-function torchOptions(p: Parsed, engine: EngineName): TorchOptions {
+export function torchOptions(p: Parsed, engine: EngineName): TorchOptions {
   const raw = stringFlag(p, 'nproc');
   if (engine !== 'torch' && (raw !== undefined || stringFlag(p, 'python') !== undefined)) {
     throw new UsageError('--nproc and --python are options of the PyTorch engine: add --engine torch.');
@@ -135,7 +139,10 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
 }
 
 /** Runs the loop with its log and step figures going to the progress display on stdout. */
-async function withProgress(control: RunControl, run: (shown: RunControl) => Promise<RunStatus>): Promise<RunStatus> {
+export async function withProgress(
+  control: RunControl,
+  run: (shown: RunControl) => Promise<RunStatus>,
+): Promise<RunStatus> {
   const display = progressDisplay(process.stdout);
   try {
     return await run({ ...control, log: display.log, progress: display.progress });
@@ -144,6 +151,6 @@ async function withProgress(control: RunControl, run: (shown: RunControl) => Pro
   }
 }
 
-function summaryOptions(): { columns: number; cwd: string } {
+export function summaryOptions(): { columns: number; cwd: string } {
   return { columns: process.stdout.columns ?? 80, cwd: process.cwd() };
 }

@@ -9,19 +9,20 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as v from 'valibot';
-import { applySettings } from '../../shared/config';
-import type { RunStatus } from '../../shared/run';
+import { applySettings, type TrainConfig } from '../../shared/config';
+import type { DataFileRecord, RunInfo, RunStatus } from '../../shared/run';
 import type { ChatTemplate } from '../../shared/serve-protocol';
 import { describeIssue, parseJson } from '../../shared/schema';
 import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
 import type { BackendName } from '../backend';
-import { BlockLoader, builtAsset, DataError } from '../data';
+import { BlockLoader, builtAsset, DataError, tokenArrayFor, writeShard } from '../data';
 import { SteelLM } from '../model';
 import { Rng } from '../rng';
 import { renderChatTurns } from '../serve/chat';
 import { BpeTokenizer } from '../tokenizer';
 import { AdamW } from './adamw';
-import { loadCheckpoint, sha256 } from './checkpoint';
+import { loadCheckpoint, sha256, type LoadedCheckpoint } from './checkpoint';
+import { writePrompts } from './prepare';
 import { readRunInfo, RunWriter, writeFileAtomic } from './rundir';
 import { announceBackend, checkNewRunDir, emptyFolder, newRunInfo, runGuarded, type RunControl } from './session';
 import type { TrainSession } from './trainer';
@@ -96,25 +97,54 @@ export interface SftOptions {
   backend: BackendName | 'auto';
 }
 
-/** Creates a fine-tuning run from a checkpoint and trains it; input errors throw before anything is written. */
-export async function startSft(opts: SftOptions, control: RunControl): Promise<RunStatus> {
-  const runDir = resolve(opts.runDir);
-  const created = checkNewRunDir(runDir);
+/** What a fine-tuning run starts from, on either engine: read and checked before anything is written. */
+export interface SftInputs {
+  base: LoadedCheckpoint;
+  tokenizer: BpeTokenizer;
+  config: TrainConfig;
+  conversations: ChatMessage[][];
+  rows: ReturnType<typeof conversationRows>;
+  dataFile: DataFileRecord;
+  /** run.json's base_checkpoint. */
+  baseRecord: NonNullable<RunInfo['base_checkpoint']>;
+}
+
+/** The base checkpoint, its tokenizer, the conversations rendered into rows, and the config with --set applied. */
+export function readSftInputs(opts: Pick<SftOptions, 'from' | 'data' | 'steps' | 'sets'>): SftInputs {
   const base = loadCheckpoint(resolve(opts.from));
   const tokenizer = BpeTokenizer.fromJSON(base.tokenizerJson);
   const dataPath = resolveSftData(opts.data);
   const bytes = readDataFile(dataPath);
   const conversations = parseConversations(bytes.toString('utf8'), opts.data);
   const config = applySettings(base.manifest.config, [`max_steps=${opts.steps}`, ...opts.sets]);
-  const rows = conversationRows(tokenizer, conversations, config.seq_len, tokenizer.eotId);
+  return {
+    base,
+    tokenizer,
+    config,
+    conversations,
+    rows: conversationRows(tokenizer, conversations, config.seq_len, tokenizer.eotId),
+    dataFile: { path: dataPath, sha256: sha256(bytes), bytes: bytes.length },
+    baseRecord: { path: resolve(opts.from), run_id: base.manifest.run_id, step: base.manifest.step },
+  };
+}
+
+const rowsLine = (inputs: SftInputs) =>
+  `sft: ${inputs.conversations.length} conversation(s), one per row of ${inputs.config.seq_len + 1} tokens; ` +
+  `${inputs.rows.cut} cut to fit`;
+
+/** Creates a fine-tuning run from a checkpoint and trains it; input errors throw before anything is written. */
+export async function startSft(opts: SftOptions, control: RunControl): Promise<RunStatus> {
+  const runDir = resolve(opts.runDir);
+  const created = checkNewRunDir(runDir);
+  const inputs = readSftInputs(opts);
+  const { base, tokenizer, config, rows, dataFile } = inputs;
   const backend = await announceBackend(opts.backend, control);
   mkdirSync(runDir, { recursive: true });
-  const dataFile = { path: dataPath, sha256: sha256(bytes), bytes: bytes.length };
   const info = newRunInfo(runDir, { config, data: opts.data, name: opts.name }, backend);
   const writer = new RunWriter(runDir, {
     ...info,
     data: { input: opts.data, files: [dataFile] },
-    base_checkpoint: { path: resolve(opts.from), run_id: base.manifest.run_id, step: base.manifest.step },
+    base_checkpoint: inputs.baseRecord,
     template: 'chatml',
   });
   writer.update({});
@@ -124,9 +154,7 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
     writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);
     const weights = new Map([...base.weights].map(([name, t]) => [name, t.data]));
     const model = SteelLM.fromWeights(config, weights);
-    control.log(
-      `sft: ${conversations.length} conversation(s), one per row of ${config.seq_len + 1} tokens; ${rows.cut} cut to fit`,
-    );
+    control.log(rowsLine(inputs));
     const session: TrainSession = {
       config,
       writer,
@@ -150,6 +178,43 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
     );
     return session;
   });
+}
+
+export const SFT_PREPARED_FORMAT = 'steelscope.sft-prepared/1';
+
+/**
+ * The PyTorch engine's fine-tuning input, rendered and tokenized here so ChatML and the loss mask
+ * have one home: data/sft.bin (the rows' ids, a token shard), data/sft-mask.bin (each id's weight
+ * as a target, 0 or 1, in the same shard format), tokenizer.json, data/prompts.json and
+ * data/sft-prepared.json (config, data file, shards with hashes, base checkpoint) for main.py sft.
+ */
+export function prepareSftRun(runDir: string, input: string, inputs: SftInputs, log: (line: string) => void): void {
+  const { config, rows } = inputs;
+  const dataDir = join(runDir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileAtomic(join(runDir, 'tokenizer.json'), JSON.stringify(inputs.base.tokenizerJson));
+  const tokens = tokenArrayFor(config.vocab_size, rows.tokens.length);
+  tokens.set(rows.tokens);
+  const shards = [
+    { path: join(dataDir, 'sft.bin'), ids: tokens },
+    { path: join(dataDir, 'sft-mask.bin'), ids: Uint16Array.from(rows.weights) },
+  ].map(({ path, ids }) => {
+    writeShard(path, ids);
+    const bytes = readFileSync(path);
+    return { path, sha256: sha256(bytes), bytes: bytes.length };
+  });
+  writePrompts(runDir, inputs.tokenizer);
+  const prepared = {
+    format: SFT_PREPARED_FORMAT,
+    config,
+    input,
+    files: [inputs.dataFile],
+    shards,
+    tokenizer: 'tokenizer.json',
+    base_checkpoint: inputs.baseRecord,
+  };
+  writeFileAtomic(join(dataDir, 'sft-prepared.json'), JSON.stringify(prepared, null, 2) + '\n');
+  log(rowsLine(inputs));
 }
 
 function readDataFile(path: string): Buffer {

@@ -60,9 +60,10 @@ def epoch_order(seed, epoch, num_blocks):
 
 
 class BlockLoader:
-    """loader.ts BlockLoader: next_batch(b) gives (x, y) [b, seq_len] int64 tensors."""
+    """loader.ts BlockLoader: next_batch(b) gives (x, y) [b, seq_len] int64 tensors; with `weights`
+    (laid out as the tokens: each token's loss weight as a target, fine-tuning's mask) (x, y, mask)."""
 
-    def __init__(self, tokens, block_len, seed, cursor=None, label="The training data"):
+    def __init__(self, tokens, block_len, seed, cursor=None, label="The training data", weights=None):
         if block_len < 2:
             raise ValueError(f"block_len must be an integer >= 2 (seq_len + 1), got {block_len}")
         self.tokens = tokens
@@ -73,6 +74,9 @@ class BlockLoader:
                 f"{label} has {len(tokens)} tokens, too few for one block of seq_len + 1 = {block_len} tokens "
                 f"(at least {block_len} needed). Use more data or a smaller seq_len.")
         self.blocks = tokens[: self.num_blocks * block_len].view(self.num_blocks, block_len)
+        self.weights = None
+        if weights is not None:
+            self.weights = weights[: self.num_blocks * block_len].to(torch.float32).view(self.num_blocks, block_len)
         self.seed = cursor["seed"] if cursor else seed
         self.epoch = cursor["epoch"] if cursor else 0
         self.index = cursor["index"] if cursor else 0
@@ -93,8 +97,12 @@ class BlockLoader:
                 self.order = epoch_order(self.seed, self.epoch, self.num_blocks)
             rows.append(self.order[self.index])
             self.index += 1
-        blocks = self.blocks[torch.tensor(rows, dtype=torch.int64)]  # [b, seq_len + 1]
-        return blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous()
+        picked = torch.tensor(rows, dtype=torch.int64)
+        blocks = self.blocks[picked]  # [b, seq_len + 1]
+        x, y = blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous()
+        if self.weights is None:
+            return x, y
+        return x, y, self.weights[picked][:, 1:].contiguous()  # [b, seq_len]: the targets' weights
 
     def cursor(self):
         return {"seed": self.seed, "epoch": self.epoch, "index": self.index}

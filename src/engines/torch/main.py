@@ -2,9 +2,12 @@
 
     python -m torch.distributed.run --standalone --nproc_per_node N main.py train --run-dir DIR [--steps N]
     python main.py resume --run-dir DIR [--steps N] [--checkpoint DIR]
+    python main.py sft --run-dir DIR [--steps N]
 
 `train` starts a run in a folder that `steelscope prepare` filled (tokenizer.json, data/train.bin,
-data/val.bin, data/prepared.json, data/prompts.json); `resume` continues a run of either engine
+data/val.bin, data/prepared.json, data/prompts.json); `sft` fine-tunes a base checkpoint in a folder
+that `steelscope sft --engine torch` filled (data/sft-prepared.json: the conversations rendered in
+ChatML and tokenized, with their loss mask; src/core/train/sft.ts startSft); `resume` continues a run of either engine
 from its newest valid checkpoint. Under torchrun every rank trains; rank 0 alone writes the run
 folder. SIGTERM/SIGINT: every rank stops at the same step, rank 0 saves a checkpoint, all exit 0.
 
@@ -162,15 +165,18 @@ def start(args, ctx):
     writer = None
     if ctx["rank"] == 0:
         data = {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]}
-        info = {"format": "steelscope.run/1", "id": str(uuid.uuid4()), "name": args.name or os.path.basename(run_dir),
-                "createdAt": iso_now(), "host": socket.gethostname(), "pid": ctx["pid"], "status": "starting",
-                "step": 0, "config": cfg, "data": data, "resumes": [], "exit": None, **ctx["fields"]}
-        writer = RunWriter(run_dir, info)
+        writer = RunWriter(run_dir, new_run_info(run_dir, args, ctx, cfg, data))
         writer.update()
     model, ddp = build_model(cfg, ctx["device"], ctx["world"])
     optimizer = make_adamw(model.named_parameters(), cfg, fused=False)
     return session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val, None,
                    prepared["files"], 0, target, Rng(cfg["seed"]).state(), "start")
+
+
+def new_run_info(run_dir, args, ctx, cfg, data):
+    return {"format": "steelscope.run/1", "id": str(uuid.uuid4()), "name": args.name or os.path.basename(run_dir),
+            "createdAt": iso_now(), "host": socket.gethostname(), "pid": ctx["pid"], "status": "starting",
+            "step": 0, "config": cfg, "data": data, "resumes": [], "exit": None, **ctx["fields"]}
 
 
 def resume(args, ctx):
@@ -211,6 +217,34 @@ def resume(args, ctx):
                    "resume", path)
 
 
+def start_sft(args, ctx):
+    """sft.ts startSft: the base checkpoint's weights, a fresh AdamW, one conversation per row, the loss
+    on the assistant's tokens only (the mask), no validation split; run.json records the base."""
+    run_dir = os.path.abspath(args.run_dir)
+    prepared = read_json(os.path.join(run_dir, "data", "sft-prepared.json"),
+                         "Start the fine-tuning with `steelscope sft --engine torch`.")
+    cfg = prepared["config"]
+    if os.path.exists(os.path.join(run_dir, "run.json")):
+        raise UsageError(f"{run_dir} already holds a run. Start the fine-tuning in another --run-dir.")
+    check_world(cfg, ctx["world"])
+    tokens, mask = verified_shards(prepared["shards"])
+    base = prepared["base_checkpoint"]
+    weights = load_checkpoint(base["path"])["weights"]
+    with open(os.path.join(run_dir, prepared["tokenizer"]), "r", encoding="utf-8") as f:
+        tokenizer_json = f.read()
+    if ctx["world"] > 1:
+        dist.barrier()  # every rank has checked the folder before rank 0 writes run.json into it
+    writer = None
+    if ctx["rank"] == 0:
+        writer = RunWriter(run_dir, new_run_info(run_dir, args, ctx, cfg, {"input": prepared["input"],
+                                                                           "files": prepared["files"]}))
+        writer.update(base_checkpoint=base, template="chatml")
+    model, ddp = build_model(cfg, ctx["device"], ctx["world"], weights)
+    optimizer = make_adamw(model.named_parameters(), cfg, fused=False)
+    return session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, tokens, None, None, prepared["files"],
+                   0, args.steps or cfg["max_steps"], Rng(cfg["seed"]).state(), "sft", base["path"], mask)
+
+
 def check_world(cfg, world):
     if cfg["batch_size"] % world:
         raise UsageError(f"batch_size ({cfg['batch_size']}) must be a multiple of the number of processes ({world}): "
@@ -218,21 +252,25 @@ def check_world(cfg, world):
 
 
 def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val, cursor, data_files, start_step,
-            target, rng_state, how, checkpoint_path=None):
+            target, rng_state, how, checkpoint_path=None, mask=None):
+    """`val` None: no evaluation (fine-tuning has no validation split); `mask`: the loss weights of `train`."""
     device, world, log = ctx["device"], ctx["world"], ctx["log"]
     block = cfg["seq_len"] + 1
+    label = "The fine-tuning data" if mask is not None else "The training split"
+    eval_set = eval_batches(val, block, cfg["batch_size"], cfg["eval_batches"]) if val is not None and \
+        len(val) >= block else []
     s = Session(
         config=cfg, writer=writer, model=model, optimizer=optimizer, device=device, world=world, log=log,
         stepper=Stepper(model, ddp, optimizer, cfg, device, ctx["precision"], ctx["rank"], world,
                         maybe_compile(ddp, cfg, log)),
-        loader=BlockLoader(train, block, cfg["seed"], cursor, "The training split"),
-        eval_set=eval_batches(val, block, cfg["batch_size"], cfg["eval_batches"]) if len(val) >= block else [],
+        loader=BlockLoader(train, block, cfg["seed"], cursor, label, mask),
+        eval_set=eval_set,
         tokenizer_json=tokenizer_json, data_files=data_files, start_step=start_step, target_step=target,
         rng_state=rng_state, stop_requested=ctx["stop"], current_step=start_step, prompts=None, decoder=None)
     if writer is not None:
         s.prompts = read_prompts(writer.dir, log)
         s.decoder = Decoder(tokenizer_json)
-        if not s.eval_set:
+        if not s.eval_set and val is not None:
             writer.event(0, "eval-skipped", "warning", f"The validation split is shorter than one sequence of {block} "
                          "tokens: no eval loss. Use more data or a larger val_fraction.")
         processes = f"{world} process{'es' if world > 1 else ''}"
@@ -240,6 +278,8 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
         if how == "start":
             writer.event(0, "start", "info", f"Run started on {where}: {cfg['n_layer']} layers, d={cfg['n_embd']}, "
                          f"vocab {cfg['vocab_size']}.")
+        elif how == "sft":
+            writer.event(0, "start", "info", f"Fine-tuning started from {checkpoint_path} on {where}.")
         else:
             writer.event(start_step, "resume", "info", f"Resumed from step {start_step} on {where}.",
                          checkpoint=checkpoint_path)
@@ -250,7 +290,7 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
 def run(args, ctx):
     s = None
     try:
-        s = (start if args.command == "train" else resume)(args, ctx)
+        s = {"train": start, "resume": resume, "sft": start_sft}[args.command](args, ctx)
         if s.writer:
             s.writer.update(status="running")
         outcome = train_loop(s)
@@ -288,7 +328,7 @@ def report_failure(rank, err):
 def main(argv):
     ap = argparse.ArgumentParser(prog="steelscope-torch", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["train", "resume"])
+    ap.add_argument("command", choices=["train", "resume", "sft"])
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--steps", type=int)
     ap.add_argument("--name")

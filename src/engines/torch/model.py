@@ -210,10 +210,10 @@ class SteelLM(torch.nn.Module):
             self._rope[key] = rotary_tables(T, head_dim(self.cfg), self.cfg["rope_theta"], device)
         return self._rope[key]
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, mask=None, mask_total=None):
         """Logits [B, T, V] for token ids [B, T]; with targets, their loss (DDP hooks forward only)."""
         if targets is not None:
-            return self.loss(idx, targets)
+            return self.loss(idx, targets, mask, mask_total)
         cos, sin = self.rope(idx.shape[1], idx.device)
         x = self.wte[idx]  # [B, T, d]
         for block in self.h:
@@ -222,10 +222,19 @@ class SteelLM(torch.nn.Module):
         head = self.wte if self.cfg["tie_embeddings"] else self.lm_head.weight.t()  # [V, d]
         return F.linear(x, head)  # [B, T, V]
 
-    def loss(self, idx, targets):
-        """Mean next-token cross-entropy over all B*T positions (computed in float32)."""
+    def loss(self, idx, targets, mask=None, mask_total=None):
+        """Mean next-token cross-entropy over all B*T positions (computed in float32), or with a mask
+        (1 counts, 0 ignored; fine-tuning's assistant tokens) over the masked-in positions only (gpt.ts
+        loss). `mask_total` replaces this slice's mask sum when the rows are one rank's share of a batch."""
         logits = self.forward(idx)  # [B, T, V]
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        flat = logits.float().view(-1, logits.size(-1))
+        if mask is None:
+            return F.cross_entropy(flat, targets.reshape(-1))
+        row_loss = F.cross_entropy(flat, targets.reshape(-1), reduction="none")  # [B*T]
+        weights = mask.reshape(-1).float()
+        # At least 1 in the denominator: a batch with no assistant token gives 0, not NaN.
+        total = mask_total if mask_total is not None else torch.clamp(weights.sum(), min=1.0)
+        return (row_loss * weights).sum() / total
 
 
 def flops_per_token(cfg):

@@ -78,23 +78,29 @@ class Stepper:
             return torch.autocast(device_type=self.device.type, dtype=dtype)
         return contextlib.nullcontext()
 
-    def rows(self, x, y):
-        """This rank's slice of a micro-batch's rows."""
-        per = x.shape[0] // self.world
+    def rows(self, batch):
+        """This rank's slice of a micro-batch's rows, as the loss's arguments: (x, y), and with a mask
+        (fine-tuning) the mask and the whole micro-batch's mask total over the world size, so that DDP's
+        mean of the ranks' gradients is the gradient of the batch's masked mean whatever the world size."""
+        per = batch[0].shape[0] // self.world
         lo = self.rank * per
-        return x[lo: lo + per].to(self.device, non_blocking=True), y[lo: lo + per].to(self.device, non_blocking=True)
+        args = [t[lo: lo + per].to(self.device, non_blocking=True) for t in batch]
+        if len(batch) == 3:
+            total = torch.clamp(batch[2].sum(), min=1.0) / self.world
+            args.append(total.to(self.device))
+        return args
 
     def step(self, step, micro_batches, stop_local=False):
         """Returns (global loss, pre-clip grad norm, lr, applied, stop requested on any rank)."""
         accum = len(micro_batches)
         loss_sum = torch.zeros((), device=self.device)
-        for i, (x, y) in enumerate(micro_batches):
-            x, y = self.rows(x, y)
+        for i, batch in enumerate(micro_batches):
+            args = self.rows(batch)
             last = i == accum - 1
             sync = contextlib.nullcontext() if last or self.world == 1 else self.ddp.no_sync()
             with sync:
                 with self.autocast():
-                    loss = self.forward(x, y) / accum
+                    loss = self.forward(*args) / accum
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_sum += loss.detach().float()
         if self.scaler:
