@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
 import { poetrySubset, runCli, SMALL_SETS } from '../helpers';
 import { choose, valueOf } from '../toolkit-controls';
-import { e2eSkip, eventually, withVSCode } from './harness';
+import { e2eSkip, eventually, finishedAnswer, withVSCode } from './harness';
 
 const RUN = 'chat-run';
 
@@ -58,12 +58,7 @@ test(
       await vs.runCommand('Steelscope: Chat with Checkpoint');
       await vs.pickItem(RUN);
       await vs.pickItem(/^step 20\b/);
-      const dash = await eventually(
-        async () => vs.frameOfWebview(RUN).catch(() => undefined),
-        (f) => f !== undefined,
-        60_000,
-      );
-      assert.ok(dash);
+      const dash = await vs.webviewWhenOpen(RUN, 60_000);
       const prompt = dash.locator('.chat textarea');
       await prompt.waitFor({ state: 'visible' });
       const chosen = await eventually(
@@ -76,14 +71,7 @@ test(
       await recordLengths(dash);
       await prompt.fill('寫一首春天的詩');
       await prompt.press('Enter');
-      const answer = dash.locator('.chat-answer').first();
-      await dash.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: 60_000 });
-      assert.notEqual(
-        await answer.getAttribute('data-status'),
-        'error',
-        (await answer.locator('.chat-answer-note').textContent()) ?? '',
-      );
-      const text = (await answer.locator('.chat-answer-text').textContent()) ?? '';
+      const text = await finishedAnswer(dash, 60_000);
       assert.ok(text.length > 0, 'the reply has text');
       const grew = [...new Set((await lengthsSeen(dash)).map((l) => l[0]).filter((n) => n > 0))];
       assert.ok(grew.length >= 2, `the reply was seen growing (lengths ${grew.join(', ')})`);
@@ -125,12 +113,7 @@ test(
 
       // A window reload restores the panel, and its conversation with it.
       await vs.reloadWindow();
-      const reloaded = await eventually(
-        async () => vs.frameOfWebview(RUN).catch(() => undefined),
-        (f) => f !== undefined,
-        60_000,
-      );
-      assert.ok(reloaded);
+      const reloaded = await vs.webviewWhenOpen(RUN, 60_000);
       await eventually(
         () => reloaded.locator('.chat-answer-text').allTextContents(),
         (texts) => JSON.stringify(texts) === JSON.stringify(before),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { e2eSkip, eventually, withVSCode, type VSCodeSession } from './harness';
+import { e2eSkip, eventually, lossPoints, withVSCode, type VSCodeSession } from './harness';
 import { PYTHON, WRITE_TFEVENTS, writeEvents, type TbEvent } from '../formats/fixtures';
 import { scratch } from '../helpers';
 
@@ -72,22 +72,18 @@ test(
         await vs.runCommand('Steelscope: Open Run Folder…');
         await chooseFolder(vs, tb);
         assert.match(await vs.notificationText(/run found/, 60_000), /1 run found: 1 × TensorBoard event files/);
-        const dash = await eventually(
-          async () => vs.frameOfWebview('tbrun').catch(() => undefined),
-          (f) => f !== undefined,
+        const dash = await vs.webviewWhenOpen('tbrun', 120_000);
+        const first = await eventually(
+          () => lossPoints(dash),
+          (n) => n >= 5,
+          60_000,
+        );
+        writer.stdin.end(JSON.stringify(Array.from({ length: 30 }, (_, i) => event(5 + i, 0.1))));
+        const later = await eventually(
+          () => lossPoints(dash),
+          (n) => n >= 35,
           120_000,
         );
-        assert.ok(dash);
-        const lossPoints = async () =>
-          Number(
-            (await dash
-              .locator('canvas[data-chart="loss"]')
-              .getAttribute('data-points', { timeout: 5_000 })
-              .catch(() => null)) ?? '0',
-          );
-        const first = await eventually(lossPoints, (n) => n >= 5, 60_000);
-        writer.stdin.end(JSON.stringify(Array.from({ length: 30 }, (_, i) => event(5 + i, 0.1))));
-        const later = await eventually(lossPoints, (n) => n >= 35, 120_000);
         assert.ok(later > first, `the loss chart grows live (${first} → ${later})`);
         // The samples panel shows the newest sample of each prompt (here the tag): the last text written.
         const texts = await eventually(

@@ -35,6 +35,9 @@
 //   vs.quickItems()             labels of the rows of the open quick pick
 //   vs.typeInput(text, title?)  fill the open input box / quick pick filter (waiting for the box
 //                               titled `title` first), then Enter
+//   vs.promptTitle()            the title of the quick input shown now ('' when none)
+//   vs.answerPrompts(prompts)   answer a command's quick picks / input boxes by their titles
+//                               ({title: /steps$/, answer: {type: '400'}} or answer: a row label)
 //   vs.notificationText(m?)     text of the first toast matching m (string: substring; RegExp)
 //   vs.notifications()          texts of all toasts shown now
 //   vs.showContainer(title)     open an activity-bar view container ('Explorer', 'Steelscope')
@@ -42,12 +45,24 @@
 //                               rendered rows, list them as {label, description, level, expanded}
 //   vs.frameOfWebview(title?)   bring the editor tab `title` forward; the visible webview's
 //                               content frame (two iframes deep) as a FrameLocator
+//   vs.webviewWhenOpen(title)   frameOfWebview(title) once that tab exists (polls)
 //   vs.screenshot(name)         PNG into test-artifacts/e2e/<session>-<name>.png; returns path
 //   eventually(read, ok, ms?)   poll read() until ok(value); e.g. until a run shows 'finished'
 //   vs.shutdown()               close the browser, kill code-server's whole process tree
 //                               (extension hosts, trainers), copy logs to test-artifacts/e2e/,
 //                               delete the temp folder (kept when STEELSCOPE_E2E_KEEP=1)
 //   anything else               vs.page is a plain playwright Page: use its locators directly
+//
+// Steelscope's steps (functions taking the session):
+//   startTraining(vs, {target?, engine?, processes?, preset?, data?, steps, name, prompts?})
+//                               walk "Start Training…" (defaults: this machine, bundled engine,
+//                               1 process, tiny, the poetry corpus); `prompts` answers further
+//                               steps by title (Slurm partition, eval set, …); returns the name
+//   lossPoints(dashboard)       points drawn by the dashboard's loss chart now
+//   lossPointsGrow(dashboard)   wait for 2 points, then more: {first, later}
+//   runWithStatus(vs, run, re)  wait for the Runs view to show `run` with a matching status
+//   stopRun(vs, run)            Stop Run on `run`, wait until it shows stopped
+//   finishedAnswer(chat, ms)    the first chat answer's text once it stopped streaming (not error)
 //
 // Each session gets its own temp folder under .test-tmp/ holding the code-server config,
 // user-data, extensions and Chromium profile, with XDG_* and TMPDIR pointed inside it, so nothing
@@ -143,6 +158,15 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Extra environment for code-server and its extension host (e.g. HOME with a test ~/.ssh). */
   env?: Record<string, string>;
+}
+
+/** A quick pick row to choose (string: the exact label; or a RegExp), or text to type into an input box. */
+export type PromptAnswer = string | RegExp | { type: string };
+
+/** The answer to the prompt (quick pick or input box) whose title matches `title`. */
+export interface Prompt {
+  title: RegExp;
+  answer: PromptAnswer;
 }
 
 export interface TreeRow {
@@ -393,6 +417,43 @@ export class VSCodeSession {
     await row.click();
   }
 
+  /** The title of the quick input shown now ('' when none is shown, or it has no title); does not wait. */
+  async promptTitle(): Promise<string> {
+    const titles = await this.quickInput.locator('.quick-input-title').filter({ visible: true }).allInnerTexts();
+    return titles[0]?.trim() ?? '';
+  }
+
+  /**
+   * Answers a command's quick picks and input boxes as each is shown, by its title: the first
+   * unanswered prompt whose `title` matches gets its answer. Returns once every prompt is answered
+   * (and the last one has gone); a title that none matches fails with that title, so a command
+   * that gains a step fails loudly where the test does not answer it.
+   */
+  async answerPrompts(prompts: readonly Prompt[], timeoutMs = 60_000): Promise<void> {
+    const left = [...prompts];
+    while (left.length > 0) {
+      const shown = await eventually(
+        () => this.promptTitle(),
+        (t) => t !== '',
+        timeoutMs,
+      );
+      const i = left.findIndex((p) => p.title.test(shown));
+      if (i < 0) {
+        const expected = left.map((p) => String(p.title)).join(', ');
+        throw new Error(`e2e: the prompt "${shown}" has no answer (still to answer: ${expected})`);
+      }
+      const [{ answer }] = left.splice(i, 1);
+      if (typeof answer === 'object' && 'type' in answer) await this.typeInput(answer.type);
+      else await this.pickItem(answer);
+      // One prompt replaces another in place: the next read must not see this one again.
+      await eventually(
+        () => this.promptTitle(),
+        (t) => t !== shown,
+        timeoutMs,
+      );
+    }
+  }
+
   /** Chooses a row of the open quick pick. */
   async pickItem(label: string | RegExp): Promise<void> {
     const row = this.quickRow(label);
@@ -492,6 +553,17 @@ export class VSCodeSession {
     );
   }
 
+  /** frameOfWebview(title), once an editor tab of that title exists (a run opens its dashboard a while after it starts). */
+  async webviewWhenOpen(title: string | RegExp, timeoutMs = 120_000): Promise<FrameLocator> {
+    const frame = await eventually(
+      async () => this.frameOfWebview(title).catch(() => undefined),
+      (f) => f !== undefined,
+      timeoutMs,
+    );
+    if (!frame) throw new Error(`e2e: no webview titled ${String(title)}`); // eventually returned an accepted value
+    return frame;
+  }
+
   /**
    * The content of a webview, two iframes deep. With `title`, the editor tab of that title is
    * brought forward first; the webview returned is the visible one (hidden ones stay in the DOM).
@@ -588,4 +660,99 @@ export async function withVSCode<T>(options: StartOptions, body: (vs: VSCodeSess
   } finally {
     await vs.shutdown();
   }
+}
+
+// Steelscope's own steps, shared by the scenario tests.
+
+/** The choices of "Steelscope: Start Training…"; every step but steps and name has the default a test mostly wants. */
+export interface TrainingChoices {
+  /** The row of "where should it run?" (default /This machine/; an SSH host by its name). */
+  target?: string | RegExp;
+  engine?: 'bundled' | 'pytorch';
+  /** PyTorch only: the processes (or GPUs) row (default /1 process/). */
+  processes?: string | RegExp;
+  /** The model preset (default 'tiny'). */
+  preset?: string;
+  /** The training data row (default /Classical Chinese poetry/). */
+  data?: string | RegExp;
+  steps: number;
+  name: string;
+  /**
+   * Further prompts the walk meets (a Slurm host's partition or nodes, an eval set, the checkpoint
+   * to fine-tune from), answered by title wherever they come; each must be shown.
+   */
+  prompts?: readonly Prompt[];
+}
+
+/** Runs "Steelscope: Start Training…" and answers its steps; returns the run's name. */
+export async function startTraining(vs: VSCodeSession, choices: TrainingChoices): Promise<string> {
+  const torch = choices.engine === 'pytorch';
+  const steps: Prompt[] = [
+    ...(choices.prompts ?? []),
+    { title: /: where should it run\?$/, answer: choices.target ?? /This machine/ },
+    { title: /: engine$/, answer: torch ? /PyTorch/ : /Bundled/ },
+    ...(torch ? [{ title: /\(torchrun\)$/, answer: choices.processes ?? /1 process/ }] : []),
+    { title: /: model preset$/, answer: choices.preset ?? 'tiny' },
+    { title: /: training data$/, answer: choices.data ?? /Classical Chinese poetry/ },
+    { title: /: steps$/, answer: { type: String(choices.steps) } },
+    { title: /: run name/, answer: { type: choices.name } },
+  ];
+  await vs.runCommand('Steelscope: Start Training…');
+  await vs.answerPrompts(steps);
+  return choices.name;
+}
+
+/** The number of points the dashboard's loss chart draws now (0 before it is drawn). */
+export async function lossPoints(dashboard: FrameLocator): Promise<number> {
+  const points = await dashboard
+    .locator('canvas[data-chart="loss"]')
+    .getAttribute('data-points', { timeout: 5_000 })
+    .catch(() => null);
+  return Number(points ?? '0');
+}
+
+/**
+ * Waits for the loss chart to draw at least 2 points, then for more (a live run's records keep
+ * arriving); returns both counts.
+ */
+export async function lossPointsGrow(dashboard: FrameLocator): Promise<{ first: number; later: number }> {
+  const first = await eventually(
+    () => lossPoints(dashboard),
+    (n) => n >= 2,
+    180_000,
+  );
+  const later = await eventually(
+    () => lossPoints(dashboard),
+    (n) => n > first,
+    120_000,
+  );
+  return { first, later };
+}
+
+/** Waits for the Runs view to show `run` with a status matching `status`; returns the rows then. */
+export function runWithStatus(vs: VSCodeSession, run: string, status: RegExp, timeoutMs = 120_000): Promise<TreeRow[]> {
+  return eventually(
+    () => vs.treeItems('Steelscope', 'Runs', 0),
+    (rows) => rows.some((r) => r.label === run && status.test(r.description)),
+    timeoutMs,
+  );
+}
+
+/** "Steelscope: Stop Run" on `run`, then waits for the Runs view to show it stopped. */
+export async function stopRun(vs: VSCodeSession, run: string, timeoutMs = 120_000): Promise<TreeRow[]> {
+  await vs.runCommand('Steelscope: Stop Run');
+  await vs.pickItem(run);
+  return runWithStatus(vs, run, /stopped/, timeoutMs);
+}
+
+/**
+ * The text of the first chat answer in `chat` once it has finished streaming; fails with the
+ * answer's note when it ended in an error.
+ */
+export async function finishedAnswer(chat: FrameLocator, timeoutMs: number): Promise<string> {
+  const answer = chat.locator('.chat-answer').first();
+  await chat.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: timeoutMs });
+  if ((await answer.getAttribute('data-status')) === 'error')
+    throw new Error(`e2e: the chat answer failed: ${(await answer.locator('.chat-answer-note').textContent()) ?? ''}`);
+  return (await answer.locator('.chat-answer-text').textContent()) ?? '';
 }

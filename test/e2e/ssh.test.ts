@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { scratch } from '../helpers';
 import { sshdSkipReason, TestSshd } from '../sshd';
-import { e2eSkip, eventually, withVSCode } from './harness';
+import { e2eSkip, finishedAnswer, lossPointsGrow, runWithStatus, startTraining, stopRun, withVSCode } from './harness';
 
 const HOST = 'e2e-box';
 /** Unique per test process: the host's runs folder is the login user's real ~/.steelscope/runs. */
@@ -49,48 +49,20 @@ test(
         await trust.click();
         await vs.notificationText(new RegExp(`${HOST} is ready`));
 
-        await vs.runCommand('Steelscope: Start Training…');
-        await vs.pickItem(new RegExp(HOST));
-        await vs.pickItem(/Bundled/);
-        await vs.pickItem('tiny');
-        await vs.pickItem(/Classical Chinese poetry/);
-        await vs.typeInput('300', /steps/);
-        await vs.typeInput(RUN, /run name/);
+        await startTraining(vs, { target: new RegExp(HOST), steps: 300, name: RUN });
 
-        const dash = await eventually(
-          async () => vs.frameOfWebview(RUN).catch(() => undefined),
-          (f) => f !== undefined,
-          120_000,
-        );
-        assert.ok(dash);
-        const points = async () =>
-          Number(
-            (await dash
-              .locator('canvas[data-chart="loss"]')
-              .getAttribute('data-points', { timeout: 5_000 })
-              .catch(() => null)) ?? '0',
-          );
-        const first = await eventually(points, (n) => n >= 2, 180_000);
-        const later = await eventually(points, (n) => n > first, 120_000);
+        const dash = await vs.webviewWhenOpen(RUN, 120_000);
+        const { first, later } = await lossPointsGrow(dash);
         assert.ok(later > first, `records arrive over SSH (${first} → ${later})`);
 
-        const rows = await eventually(
-          () => vs.treeItems('Steelscope', 'Runs', 0),
-          (r) =>
-            r.some((row) => row.label === HOST) &&
-            r.some((row) => row.label === RUN && /running/.test(row.description ?? '')),
-          120_000,
+        const rows = await runWithStatus(vs, RUN, /running/);
+        assert.ok(
+          rows.some((row) => row.label === HOST),
+          'the run is listed under its host',
         );
-        assert.ok(rows.some((row) => row.label === RUN));
         await vs.screenshot('explorer');
 
-        await vs.runCommand('Steelscope: Stop Run');
-        await vs.pickItem(RUN);
-        await eventually(
-          () => vs.treeItems('Steelscope', 'Runs', 0),
-          (r) => r.some((row) => row.label === RUN && /stopped/.test(row.description ?? '')),
-          120_000,
-        );
+        await stopRun(vs, RUN);
         await vs.screenshot('stopped');
 
         // Chat with the stopped run's last checkpoint where it is: `steelscope serve` runs on the host.
@@ -102,17 +74,8 @@ test(
         await prompt.waitFor({ state: 'visible', timeout: 30_000 });
         await prompt.fill('春');
         await prompt.press('Enter');
-        const answer = chat.locator('.chat-answer').first();
-        await chat.locator('.chat-answer:not([data-status=streaming])').first().waitFor({ timeout: 120_000 });
-        assert.notEqual(
-          await answer.getAttribute('data-status'),
-          'error',
-          (await answer.locator('.chat-answer-note').textContent()) ?? '',
-        );
-        assert.ok(
-          ((await answer.locator('.chat-answer-text').textContent()) ?? '').length > 0,
-          'the remote checkpoint answered',
-        );
+        const answer = await finishedAnswer(chat, 120_000);
+        assert.ok(answer.length > 0, 'the remote checkpoint answered');
         await vs.screenshot('chat-remote');
       });
     } finally {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TORCH_SKIP } from '../torch';
-import { e2eSkip, eventually, withVSCode } from './harness';
+import { e2eSkip, lossPointsGrow, runWithStatus, startTraining, stopRun, withVSCode } from './harness';
 
 const RUN = 'e2e-torch-run';
 
@@ -13,46 +13,15 @@ test(
   async () => {
     await withVSCode({ name: 'torch-training' }, async (vs) => {
       await vs.openWorkbench();
-      await vs.runCommand('Steelscope: Start Training…');
-      await vs.pickItem(/This machine/);
-      await vs.pickItem(/PyTorch/);
-      await vs.pickItem(/1 process/);
-      await vs.pickItem('tiny');
-      await vs.pickItem(/Classical Chinese poetry/);
-      await vs.typeInput('100000', /steps/);
-      await vs.typeInput(RUN, /run name/);
+      await startTraining(vs, { engine: 'pytorch', processes: /1 process/, steps: 100000, name: RUN });
 
-      const dash = await eventually(
-        async () => vs.frameOfWebview(RUN).catch(() => undefined),
-        (f) => f !== undefined,
-        180_000,
-      );
-      assert.ok(dash);
-      const lossPoints = async () =>
-        Number(
-          (await dash
-            .locator('canvas[data-chart="loss"]')
-            .getAttribute('data-points', { timeout: 5_000 })
-            .catch(() => null)) ?? '0',
-        );
-      const first = await eventually(lossPoints, (n) => n >= 2, 180_000);
-      const later = await eventually(lossPoints, (n) => n > first, 120_000);
+      const dash = await vs.webviewWhenOpen(RUN, 180_000);
+      const { first, later } = await lossPointsGrow(dash);
       assert.ok(later > first, `loss points arrive (${first} → ${later})`);
-      const rows = () => vs.treeItems('Steelscope', 'Runs', 0);
-      await eventually(
-        rows,
-        (r) => r.some((row) => row.label === RUN && /running/.test(row.description ?? '')),
-        120_000,
-      );
+      await runWithStatus(vs, RUN, /running/);
       await vs.screenshot('torch-running');
 
-      await vs.runCommand('Steelscope: Stop Run');
-      await vs.pickItem(RUN);
-      await eventually(
-        rows,
-        (r) => r.some((row) => row.label === RUN && /stopped/.test(row.description ?? '')),
-        180_000,
-      );
+      await stopRun(vs, RUN, 180_000);
       await vs.screenshot('torch-stopped');
     });
   },
