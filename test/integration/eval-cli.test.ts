@@ -82,6 +82,17 @@ test('eval scores a task folder and appends subject and average records to evals
   for (const x of records) assert.ok(x.acc !== undefined && x.acc >= 0 && x.acc <= 1);
   const macro = records[2];
   assert.equal(macro.acc, ((records[0].acc ?? 0) + (records[1].acc ?? 0)) / 2);
+  // Scored over letters, acc_norm is acc (the harness reports both), and the records say how they were scored.
+  for (const x of records) assert.deepEqual([x.acc_norm, x.shots, x.format], [x.acc, 1, 'letters']);
+  const cloze = runCli(['eval', checkpoint, '--task', task, '--format', 'cloze', '--shots', '0', '--backend', 'cpu']);
+  assert.equal(cloze.code, 0, cloze.stderr);
+  assert.match(cloze.stdout, /mytask:cloze\s+\(average\)\s+4\s/);
+  const last = JSON.parse(readFileSync(join(run, 'evals.jsonl'), 'utf8').trim().split('\n').pop() ?? '{}') as {
+    task: string;
+    format: string;
+    acc_norm?: number;
+  };
+  assert.deepEqual([last.task, last.format, typeof last.acc_norm], ['mytask:cloze', 'cloze', 'number']);
 });
 
 test('eval: a task CSV without choice columns is one line and exit code 2; nothing is written', async () => {

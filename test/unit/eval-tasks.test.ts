@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseCsv } from '../../src/core/eval/csv';
-import { fewShotPrompt, readMcTask } from '../../src/core/eval/tasks';
-import { macroAverage } from '../../src/shared/eval';
+import { choiceTexts, fewShotPrompt, readMcTask } from '../../src/core/eval/tasks';
+import { RENDERED_TASK_FORMAT, type RenderedTask } from '../../src/core/eval/render';
+import { mcRecords } from '../../src/core/eval/run';
+import { evalScore, evalTaskName, MACRO_SUBJECT, macroAverage, parseBestBy } from '../../src/shared/eval';
 import { meanStderr } from '../../src/core/eval/score';
 
 test('CSV: quoted fields keep commas, newlines and doubled quotes; CRLF and a BOM are read', () => {
@@ -91,4 +93,78 @@ test('stderr is the sample standard error; the macro average combines subjects',
   assert.equal(macro.n, 30);
   assert.ok(Math.abs((macro.acc ?? 0) - 0.4) < 1e-12);
   assert.ok(Math.abs((macro.stderr ?? 0) - Math.sqrt(0.05) / 2) < 1e-12);
+});
+
+test('cloze format: the question alone, the answer text after the delimiter in each shot', () => {
+  const subject = {
+    name: 's',
+    dev: [{ question: '例', choices: ['甲', '乙乙', '丙', '丁'] as [string, string, string, string], answer: 1 }],
+    questions: [{ question: '問', choices: ['一', '二', '三', '四'] as [string, string, string, string], answer: 0 }],
+  };
+  assert.equal(fewShotPrompt(subject, subject.questions[0], 1, 'cloze'), '例\n答案： 乙乙\n\n問\n答案：');
+  assert.deepEqual(choiceTexts(subject.questions[0], 'cloze'), ['一', '二', '三', '四']);
+  assert.deepEqual(choiceTexts(subject.questions[0], 'letters'), ['A', 'B', 'C', 'D']);
+});
+
+/** A rendered task of one subject whose questions have the given choice lengths and answers. */
+function rendered(questions: { lengths: number[]; answer: number }[], choices: 'letters' | 'cloze'): RenderedTask {
+  const qs = questions.map((q) => ({ context: [1], choices: q.lengths.map(() => [2]), ...q }));
+  return { format: RENDERED_TASK_FORMAT, task: 't', shots: 0, choices, subjects: [{ name: 's', questions: qs }] };
+}
+
+test('acc_norm divides each log-likelihood by its choice length (the harness rule); over letters it equals acc', () => {
+  // Question 1: the long right answer (-6 over 6 characters) loses on the sum, wins per character.
+  // Question 2: the short right answer wins on both.
+  const task = rendered(
+    [
+      { lengths: [1, 6, 2, 2], answer: 1 },
+      { lengths: [1, 6, 2, 2], answer: 0 },
+    ],
+    'cloze',
+  );
+  const scores = [
+    [
+      [-2, -6, -5, -5],
+      [-1, -9, -5, -5],
+    ],
+  ];
+  const [subject, macro] = mcRecords(task, scores, 40);
+  assert.equal(subject.acc, 0.5);
+  assert.equal(subject.acc_norm, 1);
+  assert.equal(subject.acc_norm_stderr, 0);
+  assert.ok(Math.abs((subject.stderr ?? 0) - 0.5) < 1e-12);
+  assert.equal(macro.subject, MACRO_SUBJECT);
+  assert.deepEqual([macro.acc, macro.acc_norm, macro.step, macro.format], [0.5, 1, 40, 'cloze']);
+  const letters = rendered([{ lengths: [1, 1, 1, 1], answer: 2 }], 'letters');
+  const [one] = mcRecords(letters, [[[-3, -2, -1, -4]]], 0);
+  assert.deepEqual([one.acc, one.acc_norm], [1, 1]);
+  assert.equal(one.stderr, undefined, 'no stderr of one question');
+});
+
+test('record task names and best_by: the metric, its direction, the macro record at that step', () => {
+  assert.equal(evalTaskName({ task: 'poetry-mc' }), 'poetry-mc');
+  assert.equal(evalTaskName({ task: 'poetry-mc', format: 'cloze' }), 'poetry-mc:cloze');
+  assert.equal(evalTaskName({ task: '/data/ceval/val/law_val.csv' }), 'law');
+  assert.equal(evalTaskName({ task: '/data/cmmlu/' }), 'cmmlu');
+  assert.equal(evalTaskName({ task: 'ppl:/x/held.txt' }), 'ppl:held.txt');
+  assert.deepEqual(parseBestBy('eval_loss'), { kind: 'eval_loss' });
+  assert.deepEqual(parseBestBy('poetry-mc:cloze/acc_norm'), {
+    kind: 'eval',
+    task: 'poetry-mc:cloze',
+    metric: 'acc_norm',
+  });
+  assert.match(String(parseBestBy('poetry-mc/f1')), /best_by must be "eval_loss" or "<task>\/<metric>"/);
+  const rec = (step: number, acc: number, subject = MACRO_SUBJECT) => ({
+    step,
+    t: 0,
+    task: 'poetry-mc',
+    subject,
+    n: 4,
+    acc,
+  });
+  const records = [rec(200, 0.3), rec(200, 0.9, 'author'), rec(400, 0.5)];
+  const by = { kind: 'eval', task: 'poetry-mc', metric: 'acc' } as const;
+  assert.equal(evalScore(records, 200, by), -0.3, 'higher acc is better: negated so lower wins');
+  assert.equal(evalScore(records, 600, by), null);
+  assert.equal(evalScore([{ ...rec(5, 0), acc: undefined, ppl: 12 }], 5, { ...by, metric: 'ppl' }), 12);
 });

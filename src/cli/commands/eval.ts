@@ -12,24 +12,30 @@ import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
 
 export const EVAL_USAGE =
-  'steelscope eval <checkpoint-dir|run-dir> --task <poetry-mc|file.csv|folder|ppl:file.txt> [--task …] [--shots 5] [--limit N] [--initial] [--no-write]';
+  'steelscope eval <checkpoint-dir|run-dir> --task <poetry-mc|file.csv|folder|ppl:file.txt> [--task …] [--shots 5] [--limit N] [--format letters|cloze] [--initial] [--no-write]';
 
 function fmt(x: number | undefined, digits = 4): string {
   return x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
 }
 
-/** One line per record: task, subject, n, acc ± stderr (95%: ±1.96 stderr), or ppl. */
+/** The 95% interval of a mean, ±1.96 stderr; empty when either is unknown. */
+function interval(mean: number | undefined, stderr: number | undefined): string {
+  if (mean === undefined || stderr === undefined || !Number.isFinite(stderr)) return '';
+  return `[${fmt(mean - 1.96 * stderr, 3)}, ${fmt(mean + 1.96 * stderr, 3)}]`;
+}
+
+/** One line per record: task, subject, n, acc and acc_norm ± stderr with their 95% intervals, or ppl. */
 export function evalTable(records: readonly EvalRecord[]): string[] {
   const rows = records.map((r) => [
     r.task,
     r.subject === MACRO_SUBJECT ? '(average)' : r.subject,
     String(r.n),
     r.ppl !== undefined ? `ppl ${fmt(r.ppl, 2)}` : `${fmt(r.acc)} ± ${fmt(r.stderr)}`,
-    r.acc !== undefined && r.stderr !== undefined && Number.isFinite(r.stderr)
-      ? `[${fmt(r.acc - 1.96 * r.stderr, 3)}, ${fmt(r.acc + 1.96 * r.stderr, 3)}]`
-      : '',
+    interval(r.acc, r.stderr),
+    r.acc_norm !== undefined ? `${fmt(r.acc_norm)} ± ${fmt(r.acc_norm_stderr)}` : '',
+    interval(r.acc_norm, r.acc_norm_stderr),
   ]);
-  const head = ['task', 'subject', 'n', 'acc ± stderr', '95% interval'];
+  const head = ['task', 'subject', 'n', 'acc ± stderr', '95% interval', 'acc_norm ± stderr', '95% interval'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [head, ...rows].map((r) =>
     r
@@ -44,6 +50,7 @@ export async function evalCommand(argv: readonly string[], out: (line: string) =
     task: { kind: 'list' },
     shots: { kind: 'int' },
     limit: { kind: 'int' },
+    format: { kind: 'string' },
     initial: { kind: 'bool' },
     'no-write': { kind: 'bool' },
     backend: { kind: 'string' },
@@ -54,7 +61,10 @@ export async function evalCommand(argv: readonly string[], out: (line: string) =
   const shots = numberFlag(p, 'shots') ?? 5;
   const limit = numberFlag(p, 'limit');
   if (shots < 0 || (limit !== undefined && limit < 1)) throw new UsageError('--shots must be >= 0 and --limit >= 1.');
-  const specs = resolveTasks(tasks);
+  const format = stringFlag(p, 'format') ?? 'letters';
+  if (format !== 'letters' && format !== 'cloze')
+    throw new UsageError(`--format must be letters or cloze, got "${format}".`);
+  const specs = resolveTasks(tasks.map((task) => ({ task, shots, limit, format })));
   await selectBackend(backendFlag(stringFlag(p, 'backend')));
   const dir = resolveCheckpointDir(p.positional[0]);
   const ckpt = loadCheckpoint(dir);
@@ -76,7 +86,7 @@ export async function evalCommand(argv: readonly string[], out: (line: string) =
         shown = pct;
         process.stderr.write(`eval step ${step}: ${what} ${done}/${total} (${pct}%)\n`);
       };
-      records.push(...runEvalTask(model, tokenizer, spec, { shots, limit, step, progress }));
+      records.push(...runEvalTask(model, tokenizer, spec, { step, progress }));
     }
   } finally {
     model.dispose();

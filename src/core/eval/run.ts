@@ -1,55 +1,70 @@
-// Running an evaluation task against a loaded model: a multiple-choice task (per subject, then the
-// macro average) or perplexity on a text file. Returns evals.jsonl records; appending them is the
-// caller's (the CLI, the trainer at a checkpoint).
+// Running an evaluation task against a loaded model: a multiple-choice task (rendered once, scored,
+// then per subject and the macro average) or perplexity on a text file. Returns evals.jsonl records;
+// appending them is the caller's (the CLI, the trainer at a checkpoint).
 import { appendFileSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { encodeMetric } from '../../shared/run';
 import { EVALS_FILE, MACRO_SUBJECT, macroAverage, type EvalRecord } from '../../shared/eval';
 import type { SteelLM } from '../model';
 import type { BpeTokenizer } from '../tokenizer';
+import type { RenderedTask } from './render';
 import { choiceLogLikelihoods, argmaxIndex, meanStderr, streamLoss } from './score';
-import { CHOICE_LETTERS, fewShotPrompt, TARGET_DELIMITER, type McTask } from './tasks';
 
 export interface EvalOptions {
-  shots: number;
-  /** Questions per subject at most (the first ones); undefined = all. */
-  limit?: number;
   step: number;
   /** Progress: questions (or windows) done of the total. */
   progress?: (done: number, total: number, what: string) => void;
 }
 
-export function evaluateMc(model: SteelLM, tokenizer: BpeTokenizer, task: McTask, opts: EvalOptions): EvalRecord[] {
-  const choiceIds = CHOICE_LETTERS.map((l) => tokenizer.encode(TARGET_DELIMITER + l));
-  const subjects = task.subjects.map((s) => ({
-    ...s,
-    questions: s.questions.slice(0, opts.limit ?? s.questions.length),
-  }));
-  const total = subjects.reduce((n, s) => n + s.questions.length, 0);
+/** Per subject, per question, each choice's log-likelihood. */
+export type ChoiceScores = number[][][];
+
+export function scoreRendered(model: SteelLM, rendered: RenderedTask, opts: EvalOptions): ChoiceScores {
+  const total = rendered.subjects.reduce((n, s) => n + s.questions.length, 0);
   let done = 0;
-  const records: EvalRecord[] = subjects.map((subject) => {
-    const correct = subject.questions.map((q) => {
-      const context = tokenizer.encode(fewShotPrompt(subject, q, opts.shots));
-      const scores = choiceLogLikelihoods(model, context, choiceIds);
-      opts.progress?.(++done, total, `${task.name}/${subject.name}`);
-      return argmaxIndex(scores) === q.answer ? 1 : 0;
-    });
-    const acc = correct.reduce<number>((a, b) => a + b, 0) / correct.length;
-    const stderr = meanStderr(correct); // undefined below 2 questions (JSON has no NaN)
-    const record: EvalRecord = {
-      step: opts.step,
+  return rendered.subjects.map((subject) =>
+    subject.questions.map((q) => {
+      const scores = choiceLogLikelihoods(model, q.context, q.choices);
+      opts.progress?.(++done, total, `${rendered.task}/${subject.name}`);
+      return scores;
+    }),
+  );
+}
+
+/** acc and acc_norm of 0/1 outcomes with their stderrs (a stderr is left out below 2 questions: JSON has no NaN). */
+function accuracy(outcomes: number[], key: 'acc' | 'acc_norm'): Partial<EvalRecord> {
+  const mean = outcomes.reduce((a, b) => a + b, 0) / outcomes.length;
+  const stderr = meanStderr(outcomes);
+  const stderrKey = key === 'acc' ? 'stderr' : 'acc_norm_stderr';
+  return Number.isFinite(stderr) ? { [key]: mean, [stderrKey]: stderr } : { [key]: mean };
+}
+
+/**
+ * The records of a scored task: acc (argmax of the log-likelihoods) and acc_norm (argmax of each
+ * divided by its choice's length, lm-evaluation-harness's rule) per subject, then the macro average.
+ * src/engines/torch/evals.py mirrors this function (mc_records) for the torch engine.
+ */
+export function mcRecords(rendered: RenderedTask, scores: ChoiceScores, step: number): EvalRecord[] {
+  const common = { step, task: rendered.task, shots: rendered.shots, format: rendered.choices };
+  const records: EvalRecord[] = rendered.subjects.map((subject, s) => {
+    const correct = subject.questions.map((q, i) => (argmaxIndex(scores[s][i]) === q.answer ? 1 : 0));
+    const correctNorm = subject.questions.map((q, i) =>
+      argmaxIndex(scores[s][i].map((ll, c) => ll / q.lengths[c])) === q.answer ? 1 : 0,
+    );
+    return {
+      ...common,
       t: Date.now(),
-      task: task.name,
       subject: subject.name,
       n: correct.length,
-      acc,
+      ...accuracy(correct, 'acc'),
+      ...accuracy(correctNorm, 'acc_norm'),
     };
-    return Number.isFinite(stderr) ? { ...record, stderr } : record;
   });
-  return [
-    ...records,
-    { step: opts.step, t: Date.now(), task: task.name, subject: MACRO_SUBJECT, ...macroAverage(records) },
-  ];
+  return [...records, { ...common, t: Date.now(), subject: MACRO_SUBJECT, ...macroAverage(records) }];
+}
+
+export function evaluateRendered(model: SteelLM, rendered: RenderedTask, opts: EvalOptions): EvalRecord[] {
+  return mcRecords(rendered, scoreRendered(model, rendered, opts), opts.step);
 }
 
 /** Perplexity of a UTF-8 text file, in windows of seq_len. */

@@ -5,6 +5,7 @@
 // else from `test`; k-shot examples come from the same subject's `dev` split.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { EvalFormat } from '../../shared/eval';
 import { CsvError, parseCsv } from './csv';
 
 export const CHOICE_LETTERS = ['A', 'B', 'C', 'D'] as const;
@@ -133,13 +134,24 @@ export function questionText(q: Question): string {
 /** The harness joins the prompt and a choice with one space (its default target_delimiter). */
 export const TARGET_DELIMITER = ' ';
 
+/** The cloze rendering of one question: the question alone, up to and including 答案：. */
+export function clozeQuestionText(q: Question): string {
+  return `${q.question.trim()}\n答案：`;
+}
+
+/** What follows the prompt for each choice: its letter (letters) or its own text (cloze), without the delimiter. */
+export function choiceTexts(q: Question, format: EvalFormat): string[] {
+  return format === 'cloze' ? [...q.choices] : [...CHOICE_LETTERS];
+}
+
 /** k dev examples with their answers, then the question; examples separated by a blank line. */
-export function fewShotPrompt(subject: Subject, q: Question, shots: number): string {
+export function fewShotPrompt(subject: Subject, q: Question, shots: number, format: EvalFormat = 'letters'): string {
+  const render = format === 'cloze' ? clozeQuestionText : questionText;
   const examples = subject.dev
     .filter((d) => d.answer >= 0)
     .slice(0, shots)
-    .map((d) => `${questionText(d)}${TARGET_DELIMITER}${CHOICE_LETTERS[d.answer]}`);
-  return [...examples, questionText(q)].join('\n\n');
+    .map((d) => `${render(d)}${TARGET_DELIMITER}${choiceTexts(d, format)[d.answer]}`);
+  return [...examples, render(q)].join('\n\n');
 }
 
 /** What `--task` names: the shipped poetry-mc, perplexity on a text file, or a CSV task. */
