@@ -148,3 +148,32 @@ test('a reader restarted at its position after any row loses and repeats nothing
     assert.equal(folded.malformed, 0);
   }
 });
+
+test('a quoted cell holding newlines (RFC 4180) is one row; cut inside it, the row waits for the rest', async () => {
+  const dir = scratch('csv-quoted-newline');
+  const head = 'step,note,train_loss\n1,"plain",2.5\n';
+  const last = '2,"line one\nline ""two"", still\r\nquoted\n",2.25\n';
+  const full = head + last + '3,,2\n';
+  const expected = {
+    'train:train_loss': [
+      [1, 2.5],
+      [2, 2.25],
+      [3, 2],
+    ],
+  };
+  const whole = fold([await readText(join(dir, 'full.csv'), full)]);
+  assert.deepEqual(points(whole), expected);
+  assert.equal(whole.malformed, 0, 'the lines inside the quoted cell are not rows');
+  for (let cut = head.length; cut < head.length + last.length; cut++) {
+    const path = join(dir, `m${cut}.csv`);
+    writeFileSync(path, full.slice(0, cut));
+    const reader = new CsvFileReader(path);
+    const folded = fold([await reader.read()]);
+    assert.equal(reader.offset, Buffer.byteLength(head), `cut at ${cut}: the partial quoted row waits`);
+    assert.deepEqual(points(folded), { 'train:train_loss': [[1, 2.5]] }, `cut at ${cut}`);
+    appendFileSync(path, full.slice(cut));
+    fold([await reader.read()], folded);
+    assert.deepEqual(points(folded), expected, `cut at ${cut}, then the rest`);
+    assert.equal(folded.malformed, 0, `cut at ${cut}`);
+  }
+});

@@ -7,11 +7,17 @@
 //   wall time, else the time is unknown (NaN); `kind` (our export) names the row's table, else
 //   columns named val*/eval*/test* go to the eval table and the rest to train.
 // - Python writes nan, inf and -inf: read as the NaN/Infinity markers.
-// - Lines are framed at '\n' (a quoted cell holding a newline is not supported: no logger writes one).
+// - Records end at a '\n' outside quotes (RFC 4180: a quoted cell may hold newlines, as Python's csv
+//   module writes a text column such as a sample): csvFramer below. A partial quoted record at the
+//   end of the file waits for the rest, as any partial record does.
 // - A header row again (Lightning rewrites the file with a wider header when a new metric appears;
 //   the reader sees a replaced file and starts over) is taken as the new header.
-// Hand-written: the csv packages parse whole files or streams; we need one line at a time, resumable.
+// Hand-written: no CSV package is a dependency here, and the usual ones (csv-parse, papaparse) parse a
+// stream from its start and keep their quote state inside; the shared reader needs each record's
+// byte end to resume at (src/shared/node/reader.ts) and a framer that starts at any record
+// boundary. Quote parity is all the framing RFC 4180 needs: a doubled "" inside a cell counts twice.
 import { encodeMetric, type MetricRecord } from '../run';
+import type { Framer, Span } from '../framing';
 import { kindOfTag } from './tfevents';
 import { NO_REPLAY, StepMerger, takesPoint, type Replay } from './stepMerge';
 
@@ -19,7 +25,47 @@ const TIME_COLUMNS = new Set(['t', 'time', 'timestamp', 'wall_time', '_timestamp
 /** Columns that are never series. */
 const NOT_SERIES = new Set(['step', 'kind', 'run', ...TIME_COLUMNS]);
 
-/** One CSV line's cells (RFC 4180 quoting: "a ""b""" is a "b"). */
+const NEWLINE = 0x0a;
+const QUOTE = 0x22;
+
+/** How many quote bytes `bytes[from, to)` holds. */
+function quotesIn(bytes: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  for (let q = bytes.indexOf(QUOTE, from); q !== -1 && q < to; q = bytes.indexOf(QUOTE, q + 1)) n++;
+  return n;
+}
+
+/**
+ * CSV records: each ends at a newline outside quotes (an odd number of quotes since the record's
+ * start means the newline is inside a cell). A stray unbalanced quote makes the rest of the file one
+ * record, which the record cap then skips as oversized; the skip itself resumes at the next newline
+ * (the quote state of the bytes it dropped is not kept), as a JSONL line's does.
+ */
+export const csvFramer: Framer = {
+  frame(window: Uint8Array): Span[] {
+    const spans: Span[] = [];
+    let start = 0;
+    let quotes = 0;
+    let from = 0;
+    for (let nl = window.indexOf(NEWLINE); nl !== -1; nl = window.indexOf(NEWLINE, from)) {
+      quotes += quotesIn(window, from, nl);
+      from = nl + 1;
+      if (quotes % 2 === 1) continue; // inside a quoted cell
+      spans.push({ start, end: nl, next: nl + 1 });
+      start = nl + 1;
+      quotes = 0;
+    }
+    return spans;
+  },
+  mayComplete: (chunk) => chunk.includes(NEWLINE),
+  skipper: () => (bytes) => {
+    const nl = bytes.indexOf(NEWLINE);
+    return nl === -1 ? undefined : nl + 1;
+  },
+  endsRecord: (before) => before.length === 0 || before[before.length - 1] === NEWLINE,
+};
+
+/** One CSV record's cells (RFC 4180 quoting: "a ""b""" is a "b"). */
 export function splitCsvLine(line: string): string[] {
   const cells: string[] = [];
   let cell = '';

@@ -1,16 +1,12 @@
-// A CSV metrics log (metrics.csv) read incrementally by the shared reader with a line framer,
+// A CSV metrics log (metrics.csv) read incrementally by the shared reader with the CSV framer,
 // decoded by src/shared/formats/csv.ts. A reader resumed past the header reads the file's first
 // line for it; a rewritten file (Lightning widens the header that way) starts over.
 import { open } from 'node:fs/promises';
-import { CsvDecoder } from '../../formats/csv';
-import { jsonlFramer } from '../../jsonl';
+import { csvFramer, CsvDecoder } from '../../formats/csv';
 import { IncrementalReader } from '../reader';
 import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
 import { emptyBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
 import { basename } from 'node:path';
-
-/** Lines end at '\n': JSONL's framer is exactly that (the CR of a CRLF file is dropped by the decoder). */
-const lineFramer = jsonlFramer;
 
 /** The bytes of a file's first line (without its newline), read from its first 64 KiB. */
 async function firstLine(path: string): Promise<Uint8Array | undefined> {
@@ -36,7 +32,7 @@ export class CsvFileReader implements RunFormatReader {
     readonly path: string,
     from: SourcePosition = { at: 0, ...NO_REPLAY },
   ) {
-    this.reader = new IncrementalReader(path, lineFramer, { offset: from.at });
+    this.reader = new IncrementalReader(path, csvFramer, { offset: from.at });
     this.replay = { sent: from.sent, open: from.open };
   }
 
