@@ -1,18 +1,11 @@
-// Shows the alerts of watched runs (alerts.ts decides what deserves one) as notifications with
-// "Open Dashboard". Thin: it feeds the store's changes to RunAlerts and shows what comes back. A run
-// is watched from when the extension sees it; what it had written before is not announced again.
+// Shows the alerts of watched runs as notifications with "Open Dashboard", and keeps the rules the
+// dashboards set. Thin: which alerts, when, and how often is decided without vscode in watch.ts
+// (the store's changes) and alerts.ts (one run's records).
 import * as vscode from 'vscode';
-import type { RunChange, RunData, RunKey, RunStoreApi } from '../runs/types';
+import type { RunKey, RunStoreApi } from '../runs/types';
 import { hostLog } from '../log';
-import {
-  NOTIFY_LEVELS,
-  parseAlertRules,
-  RunAlerts,
-  shouldNotify,
-  type Alert,
-  type AlertRule,
-  type NotifyLevel,
-} from './alerts';
+import { NOTIFY_LEVELS, parseAlertRules, type Alert, type AlertRule, type NotifyLevel } from './alerts';
+import { AlertWatch } from './watch';
 
 /** Workspace state: alert rules per run key (schema-checked when read). */
 export const ALERT_RULES_KEY = 'steelscope.alertRules';
@@ -62,92 +55,29 @@ export class AlertRuleStore {
 
 const setId = (keys: readonly RunKey[]) => JSON.stringify([...keys].sort());
 
-/** Events older than this when a run is first seen are history (a minute of slack for a slow first read). */
-const HISTORY_MS = 60_000;
-
-interface Watched {
-  alerts: RunAlerts;
-  /** Rows of each table already fed to the rules. */
-  rows: Map<string, number>;
-}
-
+/** Shows what the AlertWatch (watch.ts) decides, as notifications with "Open Dashboard". */
 export class AlertNotifier implements vscode.Disposable {
-  private readonly watched = new Map<RunKey, Watched>();
-  private readonly subscription: { dispose(): void };
-  private readonly timer: NodeJS.Timeout;
+  private readonly watch: AlertWatch;
 
   constructor(
-    private readonly store: RunStoreApi,
-    private readonly rules: (key: RunKey) => AlertRule[],
+    store: RunStoreApi,
+    rules: (key: RunKey) => AlertRule[],
     private readonly openDashboard: (keys: RunKey[]) => void,
   ) {
-    this.subscription = store.onDidChange((change) => this.onChange(change));
-    this.timer = setInterval(() => this.checkStale(), 5000);
-    this.timer.unref();
+    this.watch = new AlertWatch(store, { rules, level: notifyLevel, show: (key, alerts) => this.show(key, alerts) });
   }
 
   /** Rules changed for `key`: they apply from the next record on. */
   reloadRules(key: RunKey): void {
-    const data = this.store.get(key);
-    this.watched.delete(key);
-    if (data) this.watch(key, data);
+    this.watch.reloadRules(key);
   }
 
   dispose(): void {
-    this.subscription.dispose();
-    clearInterval(this.timer);
-  }
-
-  private watch(key: RunKey, data: RunData): Watched {
-    const alerts = new RunAlerts(data.summary.name, this.rules(key), Date.now() - HISTORY_MS);
-    alerts.onStatus(data.summary.status);
-    alerts.onEvents(data.events); // history, not news
-    const rows = new Map([...data.tables].map(([kind, t]) => [kind, t.length]));
-    const train = data.tables.get('train');
-    if (train) alerts.onRecordTimes(train.t.subarray(Math.max(0, train.length - 64), train.length));
-    const watched = { alerts, rows };
-    this.watched.set(key, watched);
-    return watched;
-  }
-
-  private onChange(change: RunChange): void {
-    const data = this.store.get(change.key);
-    if (!data || change.removed) {
-      this.watched.delete(change.key);
-      return;
-    }
-    const known = this.watched.get(change.key);
-    if (!known) return void this.watch(change.key, data);
-    const { alerts, rows } = known;
-    const out: Alert[] = [...alerts.onEvents(data.events)];
-    for (const [kind, table] of data.tables) {
-      const start = Math.min(rows.get(kind) ?? 0, table.length);
-      if (start === table.length) continue;
-      for (const [field, column] of table.fields) {
-        out.push(
-          ...alerts.onValues(
-            kind,
-            field,
-            column.subarray(start, table.length),
-            table.step.subarray(start, table.length),
-          ),
-        );
-      }
-      if (kind === 'train') alerts.onRecordTimes(table.t.subarray(start, table.length));
-      rows.set(kind, table.length);
-    }
-    out.push(...alerts.onStatus(data.summary.status));
-    this.show(change.key, out);
-  }
-
-  private checkStale(): void {
-    for (const [key, { alerts }] of this.watched) this.show(key, alerts.checkStale(Date.now()));
+    this.watch.dispose();
   }
 
   private show(key: RunKey, alerts: Alert[]): void {
-    const level = notifyLevel();
     for (const alert of alerts) {
-      if (!shouldNotify(level, alert)) continue;
       const show = alert.problem ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
       void show(`Steelscope: ${alert.message}`, 'Open Dashboard').then((choice) => {
         if (choice === 'Open Dashboard') this.openDashboard([key]);
