@@ -143,3 +143,26 @@ export function evalScore(
   if (value === undefined || !Number.isFinite(value)) return null;
   return BEST_BY_METRICS[by.metric] === 'higher' ? -value : value;
 }
+
+/** The fields that name one score: an eval run again on the same step, task and subject replaces it. */
+type ScoreKey = Pick<EvalRecord, 'step' | 'task' | 'subject'>;
+
+/** The records each superseded by a later one of the same step, task and subject left out, ascending by step. */
+export function latestScores<R extends ScoreKey>(records: readonly R[]): R[] {
+  const byKey = new Map<string, R>();
+  for (const r of records) byKey.set(`${r.task}\u0000${r.subject}\u0000${r.step}`, r);
+  return [...byKey.values()].sort((a, b) => a.step - b.step);
+}
+
+/** The 95% interval of an accuracy, acc ± 1.96·stderr, clamped to [0, 1]; undefined without a stderr. */
+export function interval95(acc: number, stderr: number | null | undefined): [number, number] | undefined {
+  if (stderr === null || stderr === undefined || !Number.isFinite(stderr)) return undefined;
+  return [Math.max(0, acc - 1.96 * stderr), Math.min(1, acc + 1.96 * stderr)];
+}
+
+/** A score as people read it: "poetry-mc 31.2%" (accuracy) or "ppl:x.txt 12.34" (perplexity). */
+export function scoreText(r: { task: string; acc?: number | null; ppl?: number | null }): string {
+  if (r.acc !== undefined && r.acc !== null) return `${r.task} ${(100 * r.acc).toFixed(1)}%`;
+  if (r.ppl !== undefined && r.ppl !== null) return `${r.task} ${r.ppl.toFixed(2)}`;
+  return r.task;
+}

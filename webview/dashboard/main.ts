@@ -11,6 +11,7 @@ import { ChatView } from './chat';
 import { CheckpointsView } from './checkpoints';
 import { Controls } from './controls';
 import { DashboardData } from './data';
+import { EvalsView } from './evals';
 import { SamplesView, type SamplesState } from './samples';
 import { readSavedState, type SavedState, type Tab } from './savedState';
 import { exposeCharts, markPainted } from './testHooks';
@@ -69,6 +70,10 @@ const chat = new ChatView(
   },
 );
 const checkpoints = new CheckpointsView(() => [...data.runs.values()]);
+const evals = new EvalsView(
+  () => [...data.runs.values()].filter((r) => !hidden.has(`run:${r.header.key}`)),
+  () => theme,
+);
 const tabBar = tabs(
   new Map<Tab, string>([
     ['samples', 'Samples'],
@@ -85,7 +90,7 @@ tabBar.onChange((name) => {
   tab = name;
   save();
 });
-app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, tabBar.root);
+app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, evals.root, tabBar.root);
 showTab(tab);
 
 function showTab(name: Tab): void {
@@ -107,7 +112,8 @@ function render(): void {
   alertRules.showSeries([...data.runs.values()]);
   samples.render();
   checkpoints.render();
-  if (STEELSCOPE_TEST_HOOKS) exposeCharts(board.charts);
+  evals.render();
+  if (STEELSCOPE_TEST_HOOKS) exposeCharts(new Map([...board.charts, ['evals', evals.chart]]));
 }
 
 // Deltas arrive at most 4/s; a burst of them (a reconnect) is drawn once per frame.

@@ -137,3 +137,49 @@ export function selectPlugin(
     },
   };
 }
+
+/** A point with its interval (the Evals chart: accuracy and its 95% interval). */
+export interface IntervalPt {
+  x: number;
+  y: number;
+  lo?: number;
+  hi?: number;
+}
+
+/**
+ * Vertical error bars with caps from each point's lo and hi; `series` lines up with the chart's
+ * datasets (index i: dataset i), so a hidden dataset's bars are hidden too.
+ * Hand-written: chart.js draws no error bars, and chartjs-chart-error-bars would bring its own
+ * controllers for what is a dozen lines on the canvas.
+ */
+export function errorBarsPlugin(
+  series: () => readonly { points: readonly IntervalPt[]; color: string }[],
+): Plugin<'line'> {
+  return {
+    id: 'ssErrorBars',
+    afterDatasetsDraw(chart) {
+      const { ctx, scales } = chart;
+      ctx.save();
+      ctx.lineWidth = 1;
+      ctx.setLineDash([]);
+      series().forEach(({ points, color }, i) => {
+        if (!chart.isDatasetVisible(i)) return;
+        ctx.strokeStyle = color;
+        for (const p of points) {
+          if (p.lo === undefined || p.hi === undefined) continue;
+          const px = scales.x.getPixelForValue(p.x);
+          const [top, bottom] = [scales.y.getPixelForValue(p.hi), scales.y.getPixelForValue(p.lo)];
+          ctx.beginPath();
+          ctx.moveTo(px, top);
+          ctx.lineTo(px, bottom);
+          for (const y of [top, bottom]) {
+            ctx.moveTo(px - 4, y);
+            ctx.lineTo(px + 4, y);
+          }
+          ctx.stroke();
+        }
+      });
+      ctx.restore();
+    },
+  };
+}
