@@ -16,7 +16,18 @@
 // generate (a queued one is answered with done/cancelled and never runs).
 import * as v from 'valibot';
 import { TrainConfigSchema } from './config';
-import { describeIssue, int, intRange, num, oneOf, parseJson, parseOrUndefined, str, type Output } from './schema';
+import {
+  bool,
+  describeIssue,
+  int,
+  intRange,
+  num,
+  oneOf,
+  parseJson,
+  parseOrUndefined,
+  str,
+  type Output,
+} from './schema';
 
 export const SERVE_PROTOCOL = 'steelscope.serve/1';
 
@@ -61,6 +72,8 @@ const GenerateParamsSchema = v.strictObject(
     repetition_penalty: v.optional(above(0, 'expected a number > 0')),
     /** Unsigned 32-bit seed; omitted: a random one, reported in the done message. */
     seed: v.optional(intRange(0, 0xffffffff)),
+    /** Sample only tokens that keep the text valid UTF-8 (default: the server's --valid-utf8). */
+    valid_utf8: v.optional(bool),
     /** Text that ends generation (reason "stop"); the text returned stops before it. */
     stop: v.optional(
       v.pipe(

@@ -7,12 +7,13 @@ import { selectBackend } from '../../core/backend';
 import { SteelLM } from '../../core/model';
 import { Rng } from '../../core/rng';
 import { generate } from '../../core/sample/generate';
+import { Utf8Constraint } from '../../core/sample/utf8';
 import { BpeTokenizer } from '../../core/tokenizer';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { backendFlag } from './train';
 
 export const SAMPLE_USAGE =
-  'steelscope sample <checkpoint-dir|run-dir> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]';
+  'steelscope sample <checkpoint-dir|run-dir> --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--valid-utf8]';
 
 /** A checkpoint folder itself, or a run folder's newest valid checkpoint (those passed over reported on stderr). */
 export function resolveCheckpointDir(
@@ -39,6 +40,7 @@ export async function sampleCommand(argv: readonly string[], out: (line: string)
     'top-p': { kind: 'number' },
     seed: { kind: 'int' },
     backend: { kind: 'string' },
+    'valid-utf8': { kind: 'bool' },
   } as const;
   const p = parseArgs(argv, flags, 'sample');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SAMPLE_USAGE}`);
@@ -62,6 +64,7 @@ export async function sampleCommand(argv: readonly string[], out: (line: string)
       topP,
       rng: new Rng(numberFlag(p, 'seed') ?? 0),
       stopIds: [tokenizer.eotId],
+      utf8: p.flags.get('valid-utf8') === true ? Utf8Constraint.forTokenizer(tokenizer) : undefined,
     });
     out(prompt + tokenizer.decode(ids));
   } finally {

@@ -15,7 +15,8 @@ import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
 
 export const SERVE_USAGE =
-  'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N (ids kept when the context outgrows seq_len; default 3/4 of it)]';
+  'steelscope serve <checkpoint-dir|run-dir> [--backend auto|tfjs-node-gpu|tfjs-node|wasm|cpu] [--crop-to N (ids kept when the context outgrows seq_len; default 3/4 of it)]\n' +
+  '                 [--valid-utf8 (sample only tokens that keep the text valid UTF-8, unless a request says)]';
 
 interface Loaded {
   model: SteelLM;
@@ -25,8 +26,9 @@ interface Loaded {
 
 async function load(
   argv: readonly string[],
-): Promise<{ loaded: Loaded; cropTo: number | undefined; template: ChatTemplate }> {
-  const p = parseArgs(argv, { backend: { kind: 'string' }, 'crop-to': { kind: 'int' } }, 'serve');
+): Promise<{ loaded: Loaded; cropTo: number | undefined; template: ChatTemplate; validUtf8: boolean }> {
+  const flags = { backend: { kind: 'string' }, 'crop-to': { kind: 'int' }, 'valid-utf8': { kind: 'bool' } } as const;
+  const p = parseArgs(argv, flags, 'serve');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SERVE_USAGE}`);
   const dir = resolveCheckpointDir(p.positional[0]);
   const backend = await selectBackend(backendFlag(stringFlag(p, 'backend')));
@@ -47,7 +49,7 @@ async function load(
     backend: backend.name,
     template,
   };
-  return { loaded: { model, tokenizer, ready }, cropTo, template };
+  return { loaded: { model, tokenizer, ready }, cropTo, template, validUtf8: p.flags.get('valid-utf8') === true };
 }
 
 /** Calls `stop` once the first SIGTERM/SIGINT has been seen (main.ts turns signals into a flag). */
@@ -80,7 +82,11 @@ export async function serveCommand(
     return 2;
   }
   const { model, tokenizer, ready } = start.loaded;
-  const session = new ServeSession(model, tokenizer, send, { cropTo: start.cropTo, template: start.template });
+  const session = new ServeSession(model, tokenizer, send, {
+    cropTo: start.cropTo,
+    template: start.template,
+    validUtf8: start.validUtf8,
+  });
   listen();
   send(ready);
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });

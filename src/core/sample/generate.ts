@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { SteelLM } from '../model/gpt';
 import { KvCache } from '../model/kvcache';
 import type { Rng } from '../rng';
+import type { Utf8Constraint } from './utf8';
 
 export interface SampleOptions {
   maxTokens: number;
@@ -31,6 +32,8 @@ export interface SampleOptions {
   useCache?: boolean;
   /** With the cache: ids kept when a full cache is rebuilt, 1..seq_len (default seq_len). */
   cropTo?: number;
+  /** Only ids that keep the generated text valid UTF-8 (a fresh one per generation: it holds the pending bytes). */
+  utf8?: Utf8Constraint;
 }
 
 type DrawOptions = Pick<SampleOptions, 'temperature' | 'topK' | 'topP' | 'rng'>;
@@ -163,7 +166,9 @@ function* stream(
     for (let i = 0; i < opts.maxTokens; i++) {
       const logits = source.next(ids);
       applyRepetitionPenalty(logits, seen, penalty);
+      opts.utf8?.mask(logits);
       const next = sampleFromLogits(logits, opts);
+      opts.utf8?.accept(next);
       ids.push(next);
       seen.add(next);
       yield next;

@@ -15,6 +15,7 @@ import {
 import type { SteelLM } from '../model/gpt';
 import { Rng } from '../rng';
 import { tokenStream, type SampleOptions } from '../sample/generate';
+import { Utf8Constraint } from '../sample/utf8';
 import type { BpeTokenizer } from '../tokenizer';
 import { chatSpecials, renderChatML } from './chat';
 import { StreamingText } from './text';
@@ -29,6 +30,8 @@ export interface ServeSessionOptions {
   template?: ChatTemplate;
   /** Seed of a request that names none (default: random). */
   drawSeed?: () => number;
+  /** Whether a request that does not say samples only tokens that keep the text valid UTF-8 (default false). */
+  validUtf8?: boolean;
 }
 
 interface Job {
@@ -44,6 +47,7 @@ export class ServeSession {
   private running: Job | undefined;
   private pumping: Promise<void> | undefined;
   private readonly eos: Set<number>;
+  private utf8: Utf8Constraint | undefined; // the vocabulary's masks, built on the first request that asks
 
   constructor(
     private readonly model: SteelLM,
@@ -146,7 +150,13 @@ export class ServeSession {
       repetitionPenalty: p.repetition_penalty,
       rng: new Rng(job.seed),
       cropTo: this.options.cropTo ?? Math.max(1, Math.floor((this.model.config.seq_len * 3) / 4)),
+      utf8: (p.valid_utf8 ?? this.options.validUtf8) ? this.utf8Constraint() : undefined,
     };
+  }
+
+  private utf8Constraint(): Utf8Constraint {
+    this.utf8 ??= Utf8Constraint.forTokenizer(this.tokenizer);
+    return this.utf8.fresh();
   }
 
   /** Streams one generation; yields to the event loop before every token. */
