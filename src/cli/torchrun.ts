@@ -5,7 +5,7 @@
 // a rank's failure the engine could not record, it is recorded here (crash event, status failed).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
@@ -14,7 +14,9 @@ import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
 import { checkNewRunDir, restoreShards, resumeCheckpoint } from '../core/train/session';
 import { prepareSftRun, readSftInputs } from '../core/train/sft';
-import { TOKENIZER_FILE } from '../shared/checkpoint';
+import { DONE_FILE, TOKENIZER_FILE } from '../shared/checkpoint';
+import { listCheckpointFolders } from '../shared/node/checkpoints';
+import { pruneCheckpoints } from '../core/train/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
 import { prepareRun, writePrompts } from '../core/train/prepare';
 import { readRunInfo, readRunToResume, RunWriter } from '../core/train/rundir';
@@ -87,7 +89,7 @@ export async function startTorchRun(opts: TorchStart, control: TorchControl): Pr
     String(opts.steps),
     ...(opts.name ? ['--name', opts.name] : []),
   ];
-  return superviseTorchrun(torch, nproc, runDir, args, control);
+  return superviseTorchrun(torch, nproc, runDir, args, opts.config, control);
 }
 
 export interface TorchSft extends TorchOptions {
@@ -108,7 +110,7 @@ export async function startTorchSft(opts: TorchSft, control: TorchControl): Prom
   const nproc = processCount(opts.nproc, torch, inputs.config);
   prepareSftRun(runDir, opts.data, inputs, control.log);
   const args = ['sft', '--run-dir', runDir, '--steps', String(opts.steps), ...(opts.name ? ['--name', opts.name] : [])];
-  return superviseTorchrun(torch, nproc, runDir, args, control);
+  return superviseTorchrun(torch, nproc, runDir, args, inputs.config, control);
 }
 
 export interface TorchResume extends TorchOptions {
@@ -128,7 +130,7 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   const args = ['resume', '--run-dir', runDir, '--checkpoint', found.folder.dir];
   if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
-  return superviseTorchrun(torch, nproc, runDir, args, control);
+  return superviseTorchrun(torch, nproc, runDir, args, found.manifest.config, control);
 }
 
 /**
@@ -175,6 +177,7 @@ async function superviseTorchrun(
   nproc: number,
   runDir: string,
   engineArgs: string[],
+  config: TrainConfig,
   control: TorchControl,
 ): Promise<RunStatus> {
   const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
@@ -229,17 +232,61 @@ async function superviseTorchrun(
     process.stderr.write(chunk);
     stderrTail = (stderrTail + chunk.toString('utf8')).slice(-16_384);
   });
+  const pruner = checkpointPruner(runDir, config.keep_checkpoints, control.log);
   const poll = setInterval(() => {
     if (control.stopRequested() && !existsSync(stopFile)) writeFileSync(stopFile, '');
+    pruner.whileRunning();
   }, 200);
   const code = await new Promise<number | null>((done) => child.once('close', (c) => done(c)));
   clearInterval(poll);
+  pruner.afterExit();
   process.removeListener('exit', killTree);
   try {
     return recordOutcome(runDir, code, readRankErrors(errorDir), stderrTail);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** Step and DONE time of each complete checkpoint: it changes when the engine saves (or re-saves) one. */
+function savedCheckpoints(runDir: string): string {
+  const done = listCheckpointFolders(runDir).map((f) => ({
+    step: f.step,
+    at: lstatSync(join(f.dir, DONE_FILE), { throwIfNoEntry: false })?.mtimeMs,
+  }));
+  return done
+    .filter((d) => d.at !== undefined)
+    .map((d) => `${d.step}@${d.at}`)
+    .join(',');
+}
+
+/**
+ * The engine only writes checkpoints; keep_checkpoints and the best are applied here, by the rule
+ * both engines share (pruneCheckpoints), each time it has saved one. Nothing is pruned before its
+ * first save: a resume may start from an older checkpoint that the rule would remove. (With one
+ * supervisor per node, as a multi-node job would have, only rank 0's node should prune.)
+ */
+function checkpointPruner(runDir: string, keep: number, log: (line: string) => void) {
+  const atStart = savedCheckpoints(runDir);
+  let seen = atStart;
+  /** Prunes when the saved checkpoints differ from `since` (a function: read when called). */
+  const pruneIfSavedSince = (since: () => string, staleTemps: boolean) => {
+    try {
+      if (savedCheckpoints(runDir) === since()) return;
+      const removed = pruneCheckpoints(runDir, keep, { staleTemps });
+      if (removed.length) log(`checkpoints pruned (keep_checkpoints=${keep}, and the best): ${removed.join(', ')}`);
+      seen = savedCheckpoints(runDir);
+    } catch (err) {
+      // A folder that vanished or cannot be removed must not end the run: the next save tries again.
+      log(`checkpoints not pruned: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  return {
+    /** After each save; the engine's own temp folder (a checkpoint being written) is left alone. */
+    whileRunning: () => pruneIfSavedSince(() => seen, false),
+    /** When it saved any: its last checkpoint, and the temp folders of killed writers. */
+    afterExit: () => pruneIfSavedSince(() => atStart, true),
+  };
 }
 
 function relayLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {

@@ -1,14 +1,17 @@
 // Checkpoints cross engines: a PyTorch engine checkpoint is sampled and served by the TypeScript
 // CLI; a TensorFlow.js checkpoint resumes on torch and a torch checkpoint on TensorFlow.js, and the
 // loss continues where the other engine would have taken it (no jump above 1e-3 relative), even
-// when the run's shards were lost meanwhile (rebuilt from the corpus before torch starts).
+// when the run's shards were lost meanwhile (rebuilt from the corpus before torch starts). Torch
+// checkpoints are pruned by the rule the TypeScript engine uses (the supervisor applies it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ServePool } from '../../src/host/chat/serveClient';
+import { listCheckpointFolders } from '../../src/shared/node/checkpoints';
+import { checkpointDirName } from '../../src/shared/run';
 import { parseServeMessage, type ServeMessage } from '../../src/shared/serve-protocol';
 import { CLI, poetrySubset, readEvents, runCli, scratch, SMALL_SETS, TEST_ENV, trainLosses } from '../helpers';
 import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
@@ -53,24 +56,21 @@ function serveOnce(target: string, params: object): Promise<ServeMessage[]> {
   });
 }
 
+/** A new run of `steps` steps on torch (1 process) over 300 poems; returns its folder. */
+function trainOnTorch(name: string, steps: number): string {
+  const dir = scratch(name);
+  const run = join(dir, 'run');
+  const args = ['--data', poetrySubset(dir, 300), '--run-dir', run, '--steps', String(steps)];
+  const r = runCli(['train', ...args, ...SMALL_SETS, ...torchFlags(1)]);
+  assert.equal(r.code, 0, r.stderr);
+  return run;
+}
+
 test(
   'a torch checkpoint samples with `steelscope sample`, serves, and shows in `steelscope info`',
   { skip: TORCH_SKIP },
   async () => {
-    const dir = scratch('torch-ckpt');
-    const run = join(dir, 'run');
-    const r = runCli([
-      'train',
-      '--data',
-      poetrySubset(dir, 300),
-      '--run-dir',
-      run,
-      '--steps',
-      '10',
-      ...SMALL_SETS,
-      ...torchFlags(1),
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    const run = trainOnTorch('torch-ckpt', 10);
     const sample = runCli(['sample', run, '--prompt', '春', '--max-tokens', '8', '--seed', '3']);
     assert.equal(sample.code, 0, sample.stderr);
     assert.match(sample.stdout, /春/);
@@ -155,5 +155,35 @@ test(
     t.diagnostic(
       `largest relative difference after the switch: TF.js -> torch ${toTorch.toExponential(2)}, torch -> TF.js ${toTfjs.toExponential(2)}`,
     );
+  },
+);
+
+test(
+  'torch checkpoints are pruned by the shared rule: the newest keep_checkpoints and the best (lowest eval loss)',
+  { skip: TORCH_SKIP },
+  () => {
+    const run = trainOnTorch('torch-prune', 20);
+    const step = (n: number) => join(run, 'checkpoints', checkpointDirName(n));
+    const steps = () => listCheckpointFolders(run).map((f) => f.step);
+    assert.deepEqual(steps(), [10, 20]);
+    // Training lowers the eval loss, so the newest would be best: make step 10 the best, and let the
+    // checkpoint the run resumes from keep only 1 (the manifest is not hashed; its data files are).
+    const editManifest = (n: number, edit: (m: Record<string, unknown>) => void) => {
+      const path = join(step(n), 'manifest.json');
+      const manifest = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+      edit(manifest);
+      writeFileSync(path, JSON.stringify(manifest));
+    };
+    editManifest(10, (m) => (m.eval_loss = 0.5));
+    editManifest(20, (m) => ((m.config as Record<string, unknown>).keep_checkpoints = 1));
+    const staleTemp = join(run, 'checkpoints', '.tmp-step-00000099-1');
+    mkdirSync(staleTemp);
+
+    const resumed = runCli(['resume', run, '--checkpoint', step(20), '--steps', '40', ...torchFlags(1)], 300_000);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    // Saved 30 then 40; each save prunes to the newest 1 plus the best: 20 went at 30, 30 at 40.
+    assert.deepEqual(steps(), [10, 40]);
+    assert.match(resumed.stdout, /checkpoints pruned \(keep_checkpoints=1, and the best\): 20/);
+    assert.ok(!existsSync(staleTemp), 'a killed writer’s temp folder is removed once the engine has exited');
   },
 );

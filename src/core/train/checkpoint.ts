@@ -1,7 +1,7 @@
-// Writing, loading and pruning checkpoints of the TensorFlow.js engine. The format (the fixed
-// file names, the manifest) is src/shared/checkpoint.ts; validity, order and the best checkpoint
-// are decided in src/shared/node/checkpoints.ts for every reader. Written into a temp folder,
-// renamed into place, then DONE (llm.c's convention).
+// Writing and loading checkpoints of the TensorFlow.js engine, and pruning those of both engines.
+// The format (the fixed file names, the manifest) is src/shared/checkpoint.ts; validity, order and
+// the best checkpoint are decided in src/shared/node/checkpoints.ts for every reader. Written into
+// a temp folder, renamed into place, then DONE (llm.c's convention).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -123,14 +123,24 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
 }
 
+export interface PruneOptions {
+  /**
+   * Remove temp folders that are not this process's (left by a killed writer). Default true, for
+   * the writer itself; false while another process writes (the torch supervisor during its run).
+   */
+  staleTemps?: boolean;
+}
+
 /**
- * Keeps the newest `keep` complete checkpoints plus the one with the lowest eval loss; removes
- * the rest and any temp folder left by a killed writer. Returns the steps removed.
+ * The one pruning rule, for both engines (the PyTorch engine's supervisor, src/cli/torchrun.ts,
+ * applies it to what that engine writes): keeps the newest `keep` complete checkpoints plus the
+ * best (bestCheckpointIndex); removes the rest and any temp folder left by a killed writer.
+ * Returns the steps removed.
  */
-export function pruneCheckpoints(runDir: string, keep: number): number[] {
+export function pruneCheckpoints(runDir: string, keep: number, opts: PruneOptions = {}): number[] {
   const root = checkpointsDir(runDir);
   if (!existsSync(root)) return [];
-  for (const name of readdirSync(root)) {
+  for (const name of opts.staleTemps === false ? [] : readdirSync(root)) {
     if (name.startsWith('.tmp-') && !name.endsWith(`-${process.pid}`))
       rmSync(join(root, name), { recursive: true, force: true });
   }

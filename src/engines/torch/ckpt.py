@@ -3,14 +3,14 @@
 checkpoints/step-NNNNNNNN/ holds manifest.json, weights.{json,bin}, optimizer.{json,bin},
 tokenizer.json and an empty DONE written last: the same fixed set of names the TypeScript engine
 writes, so a checkpoint of either engine is sampled, served and resumed by either. Written into
-a temp folder, renamed into place, then DONE; a folder without DONE or with a file whose sha256
-does not match its manifest does not exist for any reader.
+a temp folder, renamed into place, then DONE. This engine only writes checkpoints: which are valid,
+which is best and which are pruned is decided by src/shared/checkpoint.ts and
+src/shared/node/checkpoints.ts, applied by the supervisor (src/cli/torchrun.ts) around it.
 """
 import array
 import hashlib
 import json
 import os
-import re
 import shutil
 
 import torch
@@ -19,7 +19,6 @@ from rundir import iso_now, write_file_atomic
 
 TENSOR_FILE_FORMAT = "steelscope.tensors/1"
 CHECKPOINT_FORMAT = "steelscope.checkpoint/1"
-DIR_NAME = re.compile(r"^step-(\d{8,})$")
 
 
 def sha256(data):
@@ -102,55 +101,11 @@ def save_checkpoint(run_dir, payload):
     return final_dir
 
 
-def verify_checkpoint(path):
-    """(manifest, None) when DONE, the manifest and every file's sha256 check out; else (None, reason)."""
-    if not os.path.exists(os.path.join(path, "DONE")):
-        return None, "no DONE marker (the write did not finish)"
-    try:
-        with open(os.path.join(path, "manifest.json"), "r", encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as err:
-        return None, f"manifest.json unreadable: {err}"
-    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT \
-            or not isinstance(manifest.get("files"), list):
-        return None, f"manifest.json is not a {CHECKPOINT_FORMAT} manifest"
-    for entry in manifest["files"]:
-        file_path = os.path.join(path, os.path.basename(str(entry.get("name"))))
-        if not os.path.isfile(file_path):
-            return None, f"{entry.get('name')} is missing"
-        with open(file_path, "rb") as f:
-            if sha256(f.read()) != entry.get("sha256"):
-                return None, f"{entry['name']} does not match its sha256"
-    return manifest, None
-
-
-def list_checkpoints(run_dir):
-    """[(step, folder)] by ascending step, complete or not (temp folders excluded)."""
-    root = os.path.join(run_dir, "checkpoints")
-    if not os.path.isdir(root):
-        return []
-    found = []
-    for name in os.listdir(root):
-        m = DIR_NAME.match(name)
-        if m and os.path.isdir(os.path.join(root, name)):
-            found.append((int(m.group(1)), os.path.join(root, name)))
-    return sorted(found)
-
-
-def latest_valid_checkpoint(run_dir, on_skip):
-    """The newest checkpoint that verifies, as (folder, manifest); each one passed over goes to on_skip."""
-    for step, path in reversed(list_checkpoints(run_dir)):
-        manifest, reason = verify_checkpoint(path)
-        if manifest is not None:
-            return path, manifest
-        on_skip(step, path, reason)
-    return None
-
-
 def load_checkpoint(path):
-    manifest, reason = verify_checkpoint(path)
-    if manifest is None:
-        raise ValueError(f"Checkpoint {path} cannot be used: {reason}.")
+    """The checkpoint at `path`, which the CLI chose and verified with the one checkpoint module
+    (src/shared/node/checkpoints.ts) before naming it: resume's --checkpoint, sft's base checkpoint."""
+    with open(os.path.join(path, "manifest.json"), "r", encoding="utf-8") as f:
+        manifest = json.load(f)
     with open(os.path.join(path, "tokenizer.json"), "r", encoding="utf-8") as f:
         tokenizer_json = f.read()
     return {
@@ -159,38 +114,3 @@ def load_checkpoint(path):
         "optimizer_state": read_tensors(os.path.join(path, "optimizer.json"), os.path.join(path, "optimizer.bin")),
         "tokenizer_json": tokenizer_json,
     }
-
-
-def _eval_loss(path):
-    try:
-        with open(os.path.join(path, "manifest.json"), "r", encoding="utf-8") as f:
-            loss = json.load(f).get("eval_loss")
-        return loss if isinstance(loss, (int, float)) else None
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def prune_checkpoints(run_dir, keep):
-    """checkpoint.ts pruneCheckpoints: keep the newest `keep` complete ones plus the best eval loss;
-    remove the rest and temp folders left by killed writers. Returns the steps removed."""
-    root = os.path.join(run_dir, "checkpoints")
-    if not os.path.isdir(root):
-        return []
-    for name in os.listdir(root):
-        if name.startswith(".tmp-") and not name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    complete = [(s, p) for s, p in list_checkpoints(run_dir) if os.path.exists(os.path.join(p, "DONE"))]
-    best = None
-    for step, path in complete:
-        loss = _eval_loss(path)
-        if loss is not None and (best is None or loss < best[1]):
-            best = (step, loss)
-    keep_steps = {s for s, _ in complete[-keep:]}
-    if best is not None:
-        keep_steps.add(best[0])
-    removed = []
-    for step, path in complete:
-        if step not in keep_steps:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(step)
-    return removed

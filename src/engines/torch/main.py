@@ -1,15 +1,16 @@
 """Entry point of the PyTorch engine (src/core/train/session.ts on PyTorch).
 
     python -m torch.distributed.run --standalone --nproc_per_node N main.py train --run-dir DIR [--steps N]
-    python main.py resume --run-dir DIR [--steps N] [--checkpoint DIR]
+    python main.py resume --run-dir DIR --checkpoint DIR [--steps N]
     python main.py sft --run-dir DIR [--steps N]
 
 `train` starts a run in a folder that `steelscope prepare` filled (tokenizer.json, data/train.bin,
 data/val.bin, data/prepared.json, data/prompts.json); `sft` fine-tunes a base checkpoint in a folder
 that `steelscope sft --engine torch` filled (data/sft-prepared.json: the conversations rendered in
-ChatML and tokenized, with their loss mask; src/core/train/sft.ts startSft); `resume` continues a run of either engine
-from its newest valid checkpoint. Under torchrun every rank trains; rank 0 alone writes the run
-folder. SIGTERM/SIGINT: every rank stops at the same step, rank 0 saves a checkpoint, all exit 0.
+ChatML and tokenized, with their loss mask; src/core/train/sft.ts startSft); `resume` continues a run
+of either engine from the checkpoint `steelscope resume` chose and verified. Under torchrun every
+rank trains; rank 0 alone writes the run folder. SIGTERM/SIGINT: every rank stops at the same step,
+rank 0 saves a checkpoint, all exit 0.
 
 Environment (set by `steelscope train --engine torch`, all optional):
   STEELSCOPE_SUPERVISOR_PID  the pid run.json names (the process Stop signals), default this one
@@ -32,7 +33,7 @@ import uuid
 import torch
 import torch.distributed as dist
 
-from ckpt import latest_valid_checkpoint, load_checkpoint, sha256, verify_checkpoint
+from ckpt import load_checkpoint, sha256
 from data import BlockLoader, DataError, eval_batches, read_shard
 from model import SteelLM
 from optim import load_adamw_state, make_adamw
@@ -182,25 +183,14 @@ def new_run_info(run_dir, args, ctx, cfg, data):
 def resume(args, ctx):
     run_dir = os.path.abspath(args.run_dir)
     info = read_run_info(run_dir)
-    if args.checkpoint:
-        manifest, reason = verify_checkpoint(os.path.abspath(args.checkpoint))
-        if manifest is None:
-            raise UsageError(f"Checkpoint {args.checkpoint} cannot be used: {reason}.")
-        found = (os.path.abspath(args.checkpoint), manifest)
-    else:
-        skipped = []
-        found = latest_valid_checkpoint(run_dir, lambda step, path, reason: skipped.append((step, path, reason)))
-        if ctx["rank"] == 0:
-            for step, path, reason in skipped:
-                RunWriter(run_dir, info).event(step, "checkpoint-skipped", "warning",
-                                               f"Checkpoint step {step} not used: {reason}.", path=path)
-    if not found:
-        raise UsageError(f"{run_dir} has no complete checkpoint to resume from. Start a new run.")
-    path, manifest = found
+    if not args.checkpoint:
+        raise UsageError("resume needs --checkpoint DIR (steelscope resume chooses and verifies it).")
+    path = os.path.abspath(args.checkpoint)
+    ckpt = load_checkpoint(path)
+    manifest = ckpt["manifest"]
     target = args.steps or manifest["config"]["max_steps"]
     if target <= manifest["step"]:
-        raise UsageError(f"The newest checkpoint is at step {manifest['step']}; --steps must be larger (got {target}).")
-    ckpt = load_checkpoint(path)
+        raise UsageError(f"The checkpoint is at step {manifest['step']}; --steps must be larger (got {target}).")
     cfg = manifest["config"]
     check_world(cfg, ctx["world"])
     train, val = verified_shards(info["data"].get("shards"))

@@ -14,7 +14,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from ckpt import prune_checkpoints, save_checkpoint
+from ckpt import save_checkpoint
 from model import flops_per_token
 from optim import adamw_state, adamw_step_count, learning_rate, set_lr
 from sample import write_samples
@@ -233,7 +233,7 @@ def checkpoint(s, step, eval_loss, train_loss):
         "optimizer_state": adamw_state(s.optimizer, named),
         "tokenizer_json": s.tokenizer_json,
     })
-    removed = prune_checkpoints(s.writer.dir, cfg["keep_checkpoints"])
-    s.writer.event(step, "checkpoint", "info", f"Checkpoint saved at step {step}.", path=path, removed=removed)
+    # Pruning (keep_checkpoints and the best) is the supervisor's, by the shared rule: src/cli/torchrun.ts.
+    s.writer.event(step, "checkpoint", "info", f"Checkpoint saved at step {step}.", path=path)
     s.writer.update(step=step)
     s.log(f"step {step}: checkpoint {path}")
