@@ -166,3 +166,10 @@ export function scoreText(r: { task: string; acc?: number | null; ppl?: number |
   if (r.ppl !== undefined && r.ppl !== null) return `${r.task} ${r.ppl.toFixed(2)}`;
   return r.task;
 }
+
+/** The macro averages of each task evaluated at `step` (the newest of each), by task name. */
+export function checkpointScores<R extends ScoreKey>(records: readonly R[], step: number): R[] {
+  return latestScores(records.filter((r) => r.step === step && r.subject === MACRO_SUBJECT)).sort((a, b) =>
+    a.task.localeCompare(b.task),
+  );
+}

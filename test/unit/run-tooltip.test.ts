@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import type { TrainConfig } from '../../src/shared/config';
 import { RUN_FORMAT, type ObservedRun } from '../../src/shared/run';
 import type { RunSummary } from '../../src/host/runs/types';
-import { runTooltipMarkdown } from '../../src/host/views/runTooltip';
+import { checkpointDescription, checkpointTooltipMarkdown, runTooltipMarkdown } from '../../src/host/views/runTooltip';
+import { checkpointScores, type EvalRecord } from '../../src/shared/eval';
 
 const hostile =
   '[click](command:workbench.action.terminal.new) ![x](https://evil.example/p.png) <img src=x> $(zap) **b**';
@@ -66,4 +67,38 @@ test('a PyTorch run shows its engine, device, precision, world size and GPUs', (
   assert.match(md, /PyTorch · cuda · bf16 · 8 processes/);
   assert.match(md, /NVIDIA H100 80GB HBM3/);
   assert.doesNotMatch(runTooltipMarkdown(summary({ name: 'old' })), /PyTorch|processes/);
+});
+
+test("a checkpoint shows each task's score at its step (the newest evaluation), ★ best and what best is by", () => {
+  const avg = (step: number, task: string, acc: number, t = 0): EvalRecord => ({
+    step,
+    t,
+    task,
+    subject: '_average',
+    n: 400,
+    acc,
+    stderr: 0.02,
+    shots: 5,
+  });
+  const evals: EvalRecord[] = [
+    avg(1200, 'poetry-mc', 0.25),
+    { ...avg(1200, 'poetry-mc', 0.9), subject: 'author' },
+    avg(600, 'poetry-mc', 0.5),
+    avg(1200, 'cmmlu', 0.2612),
+    avg(1200, 'poetry-mc', 0.312, 1), // evaluated again: this one counts
+    { step: 1200, t: 2, task: 'ppl:val.txt', subject: '_average', n: 5000, ppl: 123.456 },
+  ];
+  const scores = checkpointScores(evals, 1200);
+  const c = { step: 1200, dir: '/runs/a/checkpoints/step-00001200', evalLoss: 5.19, best: true, complete: true };
+  assert.equal(
+    checkpointDescription(c, scores),
+    'eval 5.1900 · cmmlu 26.1% · poetry-mc 31.2% · ppl:val.txt 123.46 · ★ best',
+  );
+  const md = checkpointTooltipMarkdown(c, scores, 'poetry-mc/acc');
+  assert.ok(md.includes('poetry\\-mc 31\\.2% (n 400, 5\\-shot; 95%: 27.3% – 35.1%)'), md);
+  assert.ok(md.includes('★ best by poetry\\-mc/acc'), md);
+  assert.equal(checkpointDescription({ ...c, step: 5, best: false, evalLoss: null }, checkpointScores(evals, 5)), '');
+  const hostile = checkpointTooltipMarkdown(c, [{ ...avg(1200, '[x](command:evil)', 0.3) }], undefined);
+  assert.deepEqual(liveSyntax(hostile), [], 'a task name from evals.jsonl is text');
+  assert.match(hostile, /★ best by eval\\_loss/);
 });

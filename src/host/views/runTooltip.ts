@@ -3,7 +3,8 @@
 // is escaped, so it shows as text and never as a link, an image, HTML or a theme icon. Pure: no vscode.
 import { escapeMarkdown } from '../markdown';
 import { describeEngine } from '../../shared/run';
-import type { RunSummary } from '../runs/types';
+import { interval95, scoreText, type EvalRecord } from '../../shared/eval';
+import type { CheckpointSummary, RunSummary } from '../runs/types';
 import { describePartition, partitionsDefaultFirst, type SlurmCluster } from '../slurm/loginNode';
 
 export function runTooltipMarkdown(s: RunSummary): string {
@@ -37,5 +38,43 @@ export function hostTooltipMarkdown(label: string, cluster: SlurmCluster): strin
     parts.push(`**${e(p.name)}**${p.isDefault ? ' (default)' : ''}: ${e(describePartition(p))}`);
   if (cluster.partitions.length === 0) parts.push('sinfo lists no partition');
   if (cluster.accounts.length) parts.push(`accounts: ${e(cluster.accounts.map((a) => a.account).join(', '))}`);
+  return parts.map((p) => `${p}\n\n`).join('');
+}
+
+function formatLoss(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4);
+}
+
+/**
+ * A checkpoint's line in the Runs view: eval loss, each task's score at its step ("poetry-mc 31.2%",
+ * the macro averages of checkpointScores), ★ best, and whether it is skipped or incomplete.
+ */
+export function checkpointDescription(c: CheckpointSummary, scores: readonly EvalRecord[]): string {
+  const parts: string[] = [];
+  if (c.evalLoss !== null) parts.push(`eval ${formatLoss(c.evalLoss)}`);
+  for (const r of scores) parts.push(scoreText(r));
+  if (c.best) parts.push('★ best');
+  if (!c.complete) parts.push(c.problem ? 'skipped' : 'incomplete');
+  return parts.join(' · ');
+}
+
+/** A checkpoint's tooltip: its folder, why it is skipped, each score with n and its 95% interval, what "best" is by. */
+export function checkpointTooltipMarkdown(
+  c: CheckpointSummary,
+  scores: readonly EvalRecord[],
+  bestBy: string | undefined,
+): string {
+  const e = (value: unknown) => escapeMarkdown(String(value));
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const parts = [`**step ${e(c.step)}** — ${e(c.dir)}`];
+  if (c.problem) parts.push(`Skipped: ${e(c.problem)}`);
+  if (c.evalLoss !== null) parts.push(`eval loss ${e(formatLoss(c.evalLoss))}`);
+  for (const r of scores) {
+    const ci = r.acc === undefined ? undefined : interval95(r.acc, r.stderr);
+    const shots = r.shots === undefined ? '' : `, ${r.shots}-shot`;
+    parts.push(`${e(scoreText(r))} (n ${e(r.n)}${e(shots)}${ci ? `; 95%: ${pct(ci[0])} – ${pct(ci[1])}` : ''})`);
+  }
+  if (c.best) parts.push(`★ best by ${e(bestBy ?? 'eval_loss')}`);
   return parts.map((p) => `${p}\n\n`).join('');
 }

@@ -1,11 +1,17 @@
 // The Runs tree in the Steelscope activity-bar container: hosts → runs → checkpoints and the
 // latest samples. A view over the RunStore; it holds no state of its own.
 import * as vscode from 'vscode';
-import type { CheckpointSummary, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
+import type { CheckpointSummary, RunData, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
 import type { SampleRecord } from '../../shared/run';
 import { posix } from 'node:path';
 import { groupRuns } from './runGroups';
-import { hostTooltipMarkdown, runTooltipMarkdown } from './runTooltip';
+import {
+  checkpointDescription,
+  checkpointTooltipMarkdown,
+  hostTooltipMarkdown,
+  runTooltipMarkdown,
+} from './runTooltip';
+import { checkpointScores } from '../../shared/eval';
 import type { SlurmCluster } from '../slurm/loginNode';
 
 export type RunsNode =
@@ -108,7 +114,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
       case 'run':
         return runItem(this.store.get(node.key)?.summary);
       case 'checkpoint':
-        return checkpointItem(node.checkpoint, this.store.get(node.key)?.summary.hostId !== 'local');
+        return checkpointItem(node.checkpoint, this.store.get(node.key));
       case 'samples': {
         const item = new vscode.TreeItem('Latest samples', vscode.TreeItemCollapsibleState.Collapsed);
         item.iconPath = new vscode.ThemeIcon('comment-discussion');
@@ -171,17 +177,17 @@ function markdown(text: string): vscode.MarkdownString {
   return md;
 }
 
-function checkpointItem(c: CheckpointSummary, remote: boolean): vscode.TreeItem {
+function checkpointItem(c: CheckpointSummary, run: RunData | undefined): vscode.TreeItem {
+  const remote = run?.summary.hostId !== 'local';
   const item = new vscode.TreeItem(`step ${c.step}`, vscode.TreeItemCollapsibleState.None);
   item.id = `ckpt:${c.dir}`;
-  const parts: string[] = [];
-  if (c.evalLoss !== null) parts.push(`eval ${formatNumber(c.evalLoss)}`);
-  if (c.best) parts.push('★ best');
-  if (!c.complete) parts.push(c.problem ? 'skipped' : 'incomplete');
-  item.description = parts.join(' · ');
+  const scores = checkpointScores(run?.evals ?? [], c.step);
+  item.description = checkpointDescription(c, scores);
   item.iconPath = new vscode.ThemeIcon(c.complete ? (c.best ? 'star-full' : 'save') : 'circle-slash');
   item.contextValue = (c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete') + (remote ? '.remote' : '');
-  item.tooltip = c.problem ? `${c.dir}\nSkipped: ${c.problem}` : c.dir;
+  const config = run?.summary.config;
+  const bestBy = config && 'best_by' in config && typeof config.best_by === 'string' ? config.best_by : undefined;
+  item.tooltip = markdown(checkpointTooltipMarkdown(c, scores, bestBy));
   if (!remote) item.resourceUri = vscode.Uri.file(c.dir);
   return item;
 }
