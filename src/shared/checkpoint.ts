@@ -149,18 +149,26 @@ export interface RankedCheckpoint {
   /** Passed the structural check (DONE, manifest, the fixed files with their sizes). */
   complete: boolean;
   evalLoss: number | null;
+  /**
+   * What it is ranked by when the config's best_by is a task metric (evalScore: lower is better,
+   * an accuracy negated); absent: its eval loss.
+   */
+  score?: number | null;
 }
 
+const rankOf = (c: RankedCheckpoint): number | null => (c.score !== undefined ? c.score : rankingLoss(c.evalLoss));
+
 /**
- * The one rule for the best checkpoint: the lowest finite eval loss among complete checkpoints;
- * on a tie the earliest step. Returns its index in `list`, or -1 when none has a finite loss.
+ * The one rule for the best checkpoint: the lowest finite score (best_by: the eval loss, or a task
+ * metric from evals.jsonl) among complete checkpoints; on a tie the earliest step. Returns its index
+ * in `list`, or -1 when none has a finite score.
  */
 export function bestCheckpointIndex(list: readonly RankedCheckpoint[]): number {
   let best = -1;
   list.forEach((c, i) => {
-    const loss = rankingLoss(c.evalLoss);
+    const loss = rankOf(c);
     if (!c.complete || loss === null) return;
-    const current = best < 0 ? null : rankingLoss(list[best].evalLoss);
+    const current = best < 0 ? null : rankOf(list[best]);
     if (current === null || loss < current || (loss === current && c.step < list[best].step)) best = i;
   });
   return best;

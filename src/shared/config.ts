@@ -2,6 +2,7 @@
 // Model shape follows Steel-LLM / Qwen1.5; names follow nanoGPT where one exists.
 // Shared by the CLI (validation of --set) and the extension (the Start Training picks).
 import * as v from 'valibot';
+import { evalTaskName, EvalTaskSpecSchema, parseBestBy, EVAL_LOSS, type EvalTaskSpec } from './eval';
 
 export interface TrainConfig {
   // --- model (Qwen1.5-shaped decoder) ---
@@ -80,11 +81,24 @@ export interface TrainConfig {
    * ignores it). Optional: configs saved before the PyTorch engine lack it (false).
    */
   compile?: boolean;
+  /**
+   * Evaluation tasks (`steelscope eval`'s): run at step 0 and at every checkpoint, their records
+   * appended to the run's evals.jsonl with the step. Each is `{task, shots?, limit?, format?}`
+   * (task: poetry-mc, a C-Eval/CMMLU CSV or folder, ppl:<file.txt>; shots default 5; format
+   * letters or cloze). `--set eval_tasks=poetry-mc,ppl:held.txt` or a JSON array. Optional: none.
+   */
+  eval_tasks?: EvalTaskSpec[];
+  /**
+   * What the best checkpoint is (kept by pruning, ★ in the editor): `eval_loss` (the lowest, the
+   * default) or `<task>/<metric>` of eval_tasks' macro average: acc or acc_norm (highest), ppl (lowest),
+   * e.g. `poetry-mc/acc`. Optional: eval_loss.
+   */
+  best_by?: string;
 }
 
 export type ConfigKey = keyof TrainConfig;
 
-type Kind = 'int' | 'number' | 'bool';
+type Kind = 'int' | 'number' | 'bool' | 'string' | 'tasks';
 interface KeySpec {
   kind: Kind;
   min?: number;
@@ -131,7 +145,12 @@ export const CONFIG_SPEC: Record<ConfigKey, KeySpec> = {
   keep_checkpoints: { kind: 'int', min: 1, max: 10_000 },
   spike_sigma: { kind: 'number', min: 0 },
   compile: { kind: 'bool', optional: true },
+  eval_tasks: { kind: 'tasks', optional: true },
+  best_by: { kind: 'string', optional: true },
 };
+
+/** A config value: a number, a flag, best_by's string or eval_tasks' list. */
+export type ConfigValue = number | boolean | string | EvalTaskSpec[];
 
 const SHARED_DEFAULTS: Omit<
   TrainConfig,
@@ -172,6 +191,8 @@ const SHARED_DEFAULTS: Omit<
   keep_checkpoints: 3,
   spike_sigma: 6,
   compile: false,
+  eval_tasks: [],
+  best_by: EVAL_LOSS,
 };
 
 export const PRESET_NAMES = ['tiny', 'small', 'base-100m', 'steel-1b'] as const;
@@ -269,6 +290,8 @@ export class ConfigError extends Error {
 }
 
 function describe(spec: KeySpec): string {
+  if (spec.kind === 'string') return 'a string';
+  if (spec.kind === 'tasks') return 'a list of eval tasks ({task, shots?, limit?, format?})';
   const kind = spec.kind === 'int' ? 'an integer' : spec.kind === 'bool' ? 'true or false' : 'a number';
   const lo = spec.min !== undefined ? ` >= ${spec.min}` : '';
   const hi = spec.max !== undefined ? ` <= ${spec.max}` : '';
@@ -279,8 +302,23 @@ function isKey(key: string): key is ConfigKey {
   return Object.prototype.hasOwnProperty.call(CONFIG_SPEC, key);
 }
 
+/** eval_tasks from --set: a JSON array (of names or specs), else comma-separated task names. */
+function parseTaskList(raw: string): unknown {
+  if (!raw.startsWith('['))
+    return raw
+      .split(',')
+      .filter((t) => t.trim() !== '')
+      .map((task) => ({ task: task.trim() }));
+  try {
+    const list: unknown = JSON.parse(raw);
+    return Array.isArray(list) ? list.map((t: unknown) => (typeof t === 'string' ? { task: t } : t)) : list;
+  } catch {
+    throw new ConfigError('eval_tasks', `eval_tasks is not a JSON array: ${raw}. Give task names separated by commas.`);
+  }
+}
+
 /** Parses one `key=value` of --set against the spec; throws ConfigError naming the key. */
-export function parseSetting(assignment: string): [ConfigKey, number | boolean] {
+export function parseSetting(assignment: string): [ConfigKey, ConfigValue] {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new ConfigError(assignment, `--set expects key=value, got "${assignment}".`);
   const key = assignment.slice(0, eq).trim();
@@ -289,6 +327,8 @@ export function parseSetting(assignment: string): [ConfigKey, number | boolean] 
     throw new ConfigError(key, `Unknown config key "${key}". Allowed keys: ${Object.keys(CONFIG_SPEC).join(', ')}.`);
   }
   const spec = CONFIG_SPEC[key];
+  if (spec.kind === 'string') return [key, raw];
+  if (spec.kind === 'tasks') return [key, parseTaskList(raw) as EvalTaskSpec[]]; // validateConfig checks it
   if (spec.kind === 'bool') {
     if (raw !== 'true' && raw !== 'false') throw new ConfigError(key, `${key} must be true or false, got "${raw}".`);
     return [key, raw === 'true'];
@@ -298,6 +338,35 @@ export function parseSetting(assignment: string): [ConfigKey, number | boolean] 
     throw new ConfigError(key, `${key} must be ${describe(spec)}, got "${raw}".`);
   }
   return [key, value];
+}
+
+/** Whether a value fits its key's kind and bounds. */
+function fitsSpec(spec: KeySpec, value: unknown): boolean {
+  if (spec.kind === 'bool') return typeof value === 'boolean';
+  if (spec.kind === 'string') return typeof value === 'string';
+  if (spec.kind === 'tasks') return v.is(v.array(EvalTaskSpecSchema), value);
+  return (
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (spec.kind !== 'int' || Number.isInteger(value)) &&
+    (spec.min === undefined || value >= spec.min) &&
+    (spec.max === undefined || value <= spec.max)
+  );
+}
+
+/** eval_tasks name each task once, and best_by names eval_loss or a metric of one of them. */
+function checkEvalKeys(tasks: readonly EvalTaskSpec[], bestBy: string): void {
+  const names = tasks.map(evalTaskName);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new ConfigError('eval_tasks', `eval_tasks lists ${twice} twice; give each task once.`);
+  const by = parseBestBy(bestBy);
+  if (typeof by === 'string') throw new ConfigError('best_by', by);
+  if (by.kind === 'eval' && !names.includes(by.task)) {
+    throw new ConfigError(
+      'best_by',
+      `best_by names task ${by.task}, which is not in eval_tasks (${names.join(', ') || 'none'}); add it there or use eval_loss.`,
+    );
+  }
 }
 
 /** Applies `key=value` assignments to a preset; the result is validated as a whole. */
@@ -313,15 +382,8 @@ export function validateConfig(value: object): asserts value is TrainConfig {
   for (const [key, spec] of Object.entries(CONFIG_SPEC)) {
     const value = record[key];
     if (value === undefined && spec.optional) continue;
-    const ok =
-      spec.kind === 'bool'
-        ? typeof value === 'boolean'
-        : typeof value === 'number' &&
-          Number.isFinite(value) &&
-          (spec.kind !== 'int' || Number.isInteger(value)) &&
-          (spec.min === undefined || value >= spec.min) &&
-          (spec.max === undefined || value <= spec.max);
-    if (!ok) throw new ConfigError(key, `${key} must be ${describe(spec)}, got ${JSON.stringify(value)}.`);
+    if (!fitsSpec(spec, value))
+      throw new ConfigError(key, `${key} must be ${describe(spec)}, got ${JSON.stringify(value)}.`);
   }
   for (const key of Object.keys(record)) {
     if (!isKey(key)) throw new ConfigError(key, `Unknown config key "${key}".`);
@@ -343,6 +405,10 @@ export function validateConfig(value: object): asserts value is TrainConfig {
   if (n('min_lr') > n('lr')) {
     throw new ConfigError('min_lr', `min_lr (${n('min_lr')}) must not exceed lr (${n('lr')}).`);
   }
+  checkEvalKeys(
+    (record.eval_tasks as EvalTaskSpec[] | undefined) ?? [],
+    (record.best_by as string | undefined) ?? EVAL_LOSS,
+  );
 }
 
 /** What is wrong with a config read from a file or a pipe (ConfigError's message), or undefined. */

@@ -106,6 +106,8 @@ const CheckpointEntrySchema = v.object({
   complete: bool,
   /** manifest.json's eval_loss of a complete checkpoint; null when absent or not finite. */
   eval_loss: v.nullable(v.number()),
+  /** Its rank when the config's best_by is a task metric (lower is better; src/shared/eval.ts evalScore). */
+  score: v.optional(v.nullable(v.number())),
   /** Why a checkpoint with DONE is skipped (absent otherwise). */
   problem: v.optional(str),
 });

@@ -363,3 +363,31 @@ async function withRunAsync(fn: (dir: string) => Promise<void>): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+test('best_by a task metric: pruning, the observer and follow keep the highest acc from evals.jsonl', async () => {
+  await withRunAsync(async (run) => {
+    const config = { ...PRESETS.tiny, eval_tasks: [{ task: 'poetry-mc' }], best_by: 'poetry-mc/acc' };
+    // By eval loss step 2 would be best; by poetry-mc's macro acc it is step 3.
+    const losses = [3.0, 1.0, 2.0, 2.5, 2.6];
+    losses.forEach((loss, i) => saveCheckpoint(run, { ...payload(i + 1, loss), config }));
+    const rec = (step: number, acc: number, subject = '_average') =>
+      JSON.stringify({ step, t: 0, task: 'poetry-mc', subject, n: 400, acc }) + '\n';
+    writeFileSync(
+      join(run, 'evals.jsonl'),
+      rec(1, 0.2) + rec(2, 0.25) + rec(3, 0.4) + rec(3, 0.9, 'author') + rec(4, 0.3) + rec(5, 0.31) + 'not json\n',
+    );
+    const local = await scanCheckpoints(run);
+    assert.deepEqual(
+      local.filter((c) => c.best).map((c) => c.step),
+      [3],
+    );
+    const fromFollow = toCheckpointSummaries(
+      local.map((c) => ({ step: c.step, dir: c.dir, complete: c.complete, eval_loss: c.evalLoss, score: c.score })),
+    );
+    assert.deepEqual(
+      fromFollow.filter((c) => c.best).map((c) => c.step),
+      [3],
+    );
+    assert.deepEqual(pruneCheckpoints(run, 2), [1, 2], 'the newest 2 and the best by acc are kept');
+  });
+});

@@ -80,3 +80,28 @@ test('bad settings name the key and what is allowed', () => {
     );
   }
 });
+
+test('eval_tasks and best_by: --set forms, and a best_by naming no listed task is one line naming the key', () => {
+  const names = applySettings(PRESETS.tiny, ['eval_tasks=poetry-mc,ppl:held.txt', 'best_by=poetry-mc/acc']);
+  assert.deepEqual(names.eval_tasks, [{ task: 'poetry-mc' }, { task: 'ppl:held.txt' }]);
+  const json = applySettings(PRESETS.tiny, [
+    'eval_tasks=[{"task":"poetry-mc","shots":1,"format":"cloze"}]',
+    'best_by=poetry-mc:cloze/acc_norm',
+  ]);
+  assert.deepEqual(json.eval_tasks, [{ task: 'poetry-mc', shots: 1, format: 'cloze' }]);
+  assert.equal(PRESETS.tiny.best_by, 'eval_loss');
+  assert.throws(() => applySettings(PRESETS.tiny, ['best_by=poetry-mc/acc']), {
+    name: 'ConfigError',
+    message: /best_by names task poetry-mc, which is not in eval_tasks \(none\)/,
+  });
+  assert.throws(() => applySettings(PRESETS.tiny, ['best_by=loss']), { message: /best_by must be "eval_loss"/ });
+  assert.throws(() => applySettings(PRESETS.tiny, ['eval_tasks=[{"task":"poetry-mc","shots":-1}]']), {
+    message: /^eval_tasks must be a list of eval tasks/,
+  });
+  assert.throws(() => applySettings(PRESETS.tiny, ['eval_tasks=poetry-mc,poetry-mc']), {
+    message: /lists poetry-mc twice/,
+  });
+  // A config saved before these keys existed is still valid.
+  const { eval_tasks: _t, best_by: _b, ...old } = PRESETS.tiny;
+  assert.doesNotThrow(() => validateConfig(old));
+});

@@ -109,6 +109,7 @@ export class CheckpointFollower {
       dir: c.dir,
       complete: c.complete,
       eval_loss: c.evalLoss,
+      ...(c.score !== undefined ? { score: c.score } : {}),
       ...(c.problem ? { problem: c.problem } : {}),
     }));
   }

@@ -21,6 +21,7 @@ import {
   CheckpointError,
   listCheckpointFolders,
   readCheckpointFile,
+  scoreByBestBy,
 } from '../../shared/node/checkpoints';
 import { checkpointDirName } from '../../shared/run';
 import { decodeTensors, encodeTensors, parseTensorIndex } from './tensorfile';
@@ -145,8 +146,11 @@ export function pruneCheckpoints(runDir: string, keep: number, opts: PruneOption
       rmSync(join(root, name), { recursive: true, force: true });
   }
   const complete = listCheckpointFolders(runDir).filter((f) => existsSync(join(f.dir, DONE_FILE)));
-  const ranked = complete.map((f) => ({ ...f, complete: true, evalLoss: readEvalLoss(f.dir) }));
-  const best = ranked[bestCheckpointIndex(ranked)];
+  const manifests = complete.map((f) => readManifest(f.dir));
+  const ranked = complete.map((f, i) => ({ ...f, complete: true, evalLoss: manifests[i]?.eval_loss ?? null }));
+  // best_by is saved with every checkpoint's config; the newest one's decides.
+  const bestBy = manifests.filter((m) => m !== undefined).pop()?.config.best_by;
+  const best = ranked[bestCheckpointIndex(scoreByBestBy(runDir, ranked, bestBy))];
   const keepSteps = new Set(complete.slice(-keep).map((e) => e.step));
   if (best) keepSteps.add(best.step);
   const removed: number[] = [];
@@ -158,8 +162,8 @@ export function pruneCheckpoints(runDir: string, keep: number, opts: PruneOption
   return removed;
 }
 
-/** The manifest's eval loss, or null when the manifest is not valid (such a folder is never best). */
-function readEvalLoss(dir: string): number | null {
+/** The manifest, or undefined when it is not valid (such a folder is never best). */
+function readManifest(dir: string): CheckpointManifest | undefined {
   const check = checkCheckpoint(dir, { hashes: false });
-  return check.ok ? check.manifest.eval_loss : null;
+  return check.ok ? check.manifest : undefined;
 }

@@ -18,6 +18,7 @@ import {
   verifyCorpus,
 } from '../data';
 import { SteelLM } from '../model';
+import { CsvError, resolveTasks } from '../eval';
 import { UsageError } from '../errors';
 import { Rng } from '../rng';
 import { BpeTokenizer } from '../tokenizer';
@@ -62,6 +63,7 @@ export async function startRun(opts: StartOptions, control: RunControl): Promise
   const created = checkNewRunDir(runDir);
   // Missing, empty, whitespace-only or non-UTF-8 input fails here, before anything is written.
   checkDocuments(resolveCorpus(opts.data));
+  const evalTasks = resolveTasks(opts.config.eval_tasks ?? []);
   const backend = await announceBackend(opts.backend, control);
   mkdirSync(runDir, { recursive: true });
   const writer = new RunWriter(runDir, newRunInfo(runDir, opts, backend));
@@ -88,6 +90,7 @@ export async function startRun(opts: StartOptions, control: RunControl): Promise
         `The training split of ${opts.data}`,
       ),
       evalSet: makeEvalSet(readShard(data.valPath), config),
+      evalTasks,
       dataFiles: data.files,
       startStep: 0,
       targetStep: opts.steps,
@@ -130,6 +133,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
   const writer = new RunWriter(runDir, info);
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   verifyCorpus(info.data.files);
+  const evalTasks = resolveTasks(found.manifest.config.eval_tasks ?? []);
   const target = opts.steps ?? found.manifest.config.max_steps;
   if (target <= found.manifest.step) {
     throw new UsageError(
@@ -173,6 +177,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
       tokenizerJson: JSON.stringify(ckpt.tokenizerJson),
       loader: new BlockLoader(shards.train, config.seq_len + 1, config.seed, ckpt.manifest.data.cursor),
       evalSet: makeEvalSet(shards.val, config),
+      evalTasks,
       dataFiles: ckpt.manifest.data.files,
       startStep: ckpt.manifest.step,
       targetStep: target,
@@ -286,7 +291,12 @@ export function emptyFolder(dir: string): void {
 
 /** An error in what the user gave (its message is the whole story: exit code 2). */
 function isInputError(err: unknown): boolean {
-  return err instanceof UsageError || err instanceof DataError || (err instanceof Error && err.name === 'ConfigError');
+  return (
+    err instanceof UsageError ||
+    err instanceof DataError ||
+    err instanceof CsvError ||
+    (err instanceof Error && err.name === 'ConfigError')
+  );
 }
 
 /**

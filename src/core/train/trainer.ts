@@ -9,6 +9,8 @@ import type { Batch, BlockLoader } from '../data';
 
 export type { Batch };
 import type { SteelLM } from '../model';
+import { appendEvalRecords, runEvalTask, type ResolvedTask } from '../eval';
+import { MACRO_SUBJECT } from '../../shared/eval';
 import { Rng } from '../rng';
 import { tokenStream } from '../sample/generate';
 import type { BpeTokenizer } from '../tokenizer';
@@ -27,6 +29,8 @@ export interface TrainSession {
   tokenizerJson: string;
   loader: BlockLoader;
   evalSet: Batch[];
+  /** The config's eval_tasks, read and checked: run at step 0 and before each checkpoint. */
+  evalTasks?: ResolvedTask[];
   dataFiles: DataFileRecord[];
   /** Step of the state the session starts from (0, or the checkpoint's step). */
   startStep: number;
@@ -73,7 +77,9 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
     if (fresh && config.eval_every > 0 && step % config.eval_every === 0)
       lastEval = (await evaluate(s, step)) ?? lastEval;
     if (fresh && config.sample_every > 0 && step % config.sample_every === 0) await writeSamples(s, step);
+    if (fresh && step === 0) runEvalTasks(s, step);
     if (step > lastCheckpoint && config.checkpoint_every > 0 && step % config.checkpoint_every === 0) {
+      runEvalTasks(s, step); // before the checkpoint, so its pruning sees this step's scores (best_by)
       checkpoint(s, step, lastEval, lastLoss);
       lastCheckpoint = step;
     }
@@ -143,7 +149,10 @@ export async function trainLoop(s: TrainSession): Promise<TrainOutcome> {
     // Let signal handlers and stdout run between steps: the step itself is synchronous.
     await new Promise((resolve) => setImmediate(resolve));
   }
-  if (step > lastCheckpoint || step === 0) checkpoint(s, step, lastEval, lastLoss);
+  if (step > lastCheckpoint || step === 0) {
+    if (step > 0) runEvalTasks(s, step);
+    checkpoint(s, step, lastEval, lastLoss);
+  }
   return step >= s.targetStep ? 'finished' : 'stopped';
 }
 
@@ -224,6 +233,27 @@ async function evaluate(s: TrainSession, step: number): Promise<number | null> {
   s.writer.metric({ step, kind: 'eval', loss: mean });
   s.log(`step ${step}: eval loss ${mean.toFixed(4)}`);
   return mean;
+}
+
+/**
+ * The config's eval tasks on the current weights, appended to evals.jsonl at `step` (the records
+ * `steelscope eval` writes). Not on the way out of a stop: the user asked to stop, and
+ * `steelscope eval` scores the checkpoint later. Each task's scoring is synchronous (seconds for
+ * tiny on poetry-mc); a signal during it is seen right after.
+ */
+function runEvalTasks(s: TrainSession, step: number): void {
+  if (!s.evalTasks?.length || s.stopRequested()) return;
+  for (const task of s.evalTasks) {
+    const records = runEvalTask(s.model, s.tokenizer, task, { step });
+    appendEvalRecords(s.writer.dir, records);
+    const macro = records.find((r) => r.subject === MACRO_SUBJECT);
+    const figure = (name: string, x?: number, se?: number) =>
+      x === undefined ? '' : ` ${name} ${x.toFixed(4)}${se === undefined ? '' : ` ± ${se.toFixed(4)}`}`;
+    s.log(
+      `step ${step}: ${macro?.task}${figure('acc', macro?.acc, macro?.stderr)}` +
+        `${figure('acc_norm', macro?.acc_norm, macro?.acc_norm_stderr)}${figure('ppl', macro?.ppl)}`,
+    );
+  }
 }
 
 /** One sample per prompt; a stop request ends sampling between tokens (the cut sample is not written). */

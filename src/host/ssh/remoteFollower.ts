@@ -63,6 +63,7 @@ export function toCheckpointSummaries(entries: readonly CheckpointEntry[]): Chec
       dir: c.dir,
       complete: c.complete,
       evalLoss: rankingLoss(c.eval_loss),
+      ...(c.score !== undefined ? { score: c.score } : {}),
       best: false,
       ...(c.problem ? { problem: c.problem } : {}),
     })),

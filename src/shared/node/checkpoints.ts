@@ -19,9 +19,11 @@ import {
   MANIFEST_MAX_BYTES,
   parseManifest,
   rankingLoss,
+  type RankedCheckpoint,
   type CheckpointDataFile,
   type CheckpointManifest,
 } from '../checkpoint';
+import { evalScore, EVALS_FILE, isEvalRecord, parseBestBy, type EvalRecord } from '../eval';
 import { parseCheckpointDirName } from '../run';
 
 /** A checkpoint refused for what is in its folder; the CLI prints the message alone and exits 2. */
@@ -210,9 +212,11 @@ export function latestValidCheckpoint(
 export interface CheckpointSummary {
   step: number;
   dir: string;
+  /** Its rank under a task-metric best_by (scoreByBestBy); absent when eval loss ranks. */
+  score?: number | null;
   /** The manifest's eval loss when finite, else null. */
   evalLoss: number | null;
-  /** The best by bestCheckpointIndex (lowest finite eval loss among complete ones). */
+  /** The best by bestCheckpointIndex (by the config's best_by: eval loss, or a task metric). */
   best: boolean;
   /** DONE, a valid manifest and the format's files with their sizes (hashes are checked on load). */
   complete: boolean;
@@ -229,6 +233,43 @@ async function doneMtime(dir: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** evals.jsonl is a few records per checkpoint; a file beyond this is not read for ranking. */
+const EVALS_MAX_BYTES = 64 * 1024 * 1024;
+
+/** The records of a run's evals.jsonl (complete lines that are records; others skipped), [] when none. */
+export function readEvalRecords(runDir: string): EvalRecord[] {
+  let text: string;
+  try {
+    text = readRegularFile(join(runDir, EVALS_FILE), EVALS_FILE, EVALS_MAX_BYTES).toString('utf8');
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n').slice(0, -1); // a last line without its newline is not yet a line
+  const records: EvalRecord[] = [];
+  for (const line of lines) {
+    try {
+      const value: unknown = JSON.parse(line);
+      if (isEvalRecord(value)) records.push(value);
+    } catch {
+      // a malformed line is skipped, as every reader of the run format does
+    }
+  }
+  return records;
+}
+
+/**
+ * Gives each checkpoint its score by `bestBy` (the config's best_by, saved in every manifest): for a
+ * task metric, its macro average at the checkpoint's step from evals.jsonl; for eval_loss (or none,
+ * or an unreadable value) the list is returned as it is and the eval loss ranks.
+ */
+export function scoreByBestBy<T extends RankedCheckpoint>(runDir: string, list: T[], bestBy: string | undefined): T[] {
+  const by = parseBestBy(bestBy ?? 'eval_loss');
+  if (typeof by === 'string' || by.kind === 'eval_loss') return list;
+  const records = readEvalRecords(runDir);
+  for (const c of list) c.score = evalScore(records, c.step, by);
+  return list;
 }
 
 /** Marks the best of a list by the format's rule (bestCheckpointIndex). */
@@ -248,6 +289,7 @@ export async function scanCheckpoints(
   cache: CheckpointScanCache = new Map(),
 ): Promise<CheckpointSummary[]> {
   const found: CheckpointSummary[] = [];
+  let bestBy: string | undefined; // the newest complete checkpoint's config says
   for (const { step, dir } of listCheckpointFolders(runDir)) {
     const mtime = await doneMtime(dir);
     if (mtime === undefined) {
@@ -257,6 +299,7 @@ export async function scanCheckpoints(
     const cached = cache.get(dir);
     const check = cached?.doneMtimeMs === mtime ? cached.check : checkCheckpoint(dir, { hashes: false });
     cache.set(dir, { doneMtimeMs: mtime, check });
+    if (check.ok) bestBy = check.manifest.config.best_by;
     found.push(
       check.ok
         ? { step, dir, complete: true, evalLoss: rankingLoss(check.manifest.eval_loss), best: false }
@@ -264,7 +307,7 @@ export async function scanCheckpoints(
     );
   }
   for (const dir of cache.keys()) if (!found.some((c) => c.dir === dir)) cache.delete(dir); // pruned
-  return markBest(found); // listCheckpointFolders gives them in order
+  return markBest(scoreByBestBy(runDir, found, bestBy)); // listCheckpointFolders gives them in order
 }
 
 export function sameCheckpoints(a: readonly CheckpointSummary[], b: readonly CheckpointSummary[]): boolean {
@@ -276,6 +319,7 @@ export function sameCheckpoints(a: readonly CheckpointSummary[], b: readonly Che
         c.step === d.step &&
         c.complete === d.complete &&
         c.evalLoss === d.evalLoss &&
+        c.score === d.score &&
         c.best === d.best &&
         c.dir === d.dir &&
         c.problem === d.problem
