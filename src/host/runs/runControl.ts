@@ -148,7 +148,10 @@ export class RunControl {
 
   constructor(private readonly o: RunControlOptions) {}
 
-  /** Run folders under the runs root: those with a run.json or a metrics.jsonl. */
+  /**
+   * Run folders under the runs root: those with a run.json or a metrics.jsonl, and those whose
+   * trainer log still lies beside them (a queued Slurm job's, before its trainer writes run.json).
+   */
   async listRunDirs(): Promise<string[]> {
     const { files } = this.o;
     const root = await this.o.runsRoot();
@@ -157,7 +160,8 @@ export class RunControl {
       const dir = files.paths.join(root, name);
       if (
         (await files.exists(files.paths.join(dir, 'run.json'))) ||
-        (await files.exists(files.paths.join(dir, 'metrics.jsonl')))
+        (await files.exists(files.paths.join(dir, 'metrics.jsonl'))) ||
+        (await files.exists(files.paths.join(root, `.${name}.${TRAINER_LOG}`)))
       ) {
         dirs.push(dir);
       }
@@ -179,6 +183,12 @@ export class RunControl {
       const continueArgs = resumeArgs(runDir, { engine: request.engine });
       const args = trainArgs(request, runDir);
       const trainer = await this.o.launcher.launch({ args, cwd: root, log: pendingLog, runDir, continueArgs, slurm: request.slurm });
+      if (request.waitUntil === 'submitted') {
+        // A queued job may wait for hours: the folder exists (empty, which the trainer accepts) so the
+        // Runs view follows it at once and shows the job's state until the trainer writes run.json.
+        await this.o.files.mkdirs(runDir);
+        return runDir;
+      }
       await this.waitFor(trainer, pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
     } finally {
       await this.settleLog(runDir, pendingLog);
@@ -211,6 +221,7 @@ export class RunControl {
     const continueArgs = resumeArgs(runDir, { engine: opts.engine });
     const cwd = await this.o.runsRoot();
     const trainer = await this.o.launcher.launch({ args: resumeArgs(runDir, opts), cwd, log, runDir, continueArgs, slurm: opts.slurm });
+    if (opts.waitUntil === 'submitted') return; // queued: the Runs view shows the job until its trainer takes over
     const owns = (info: ObservedRun) => (trainer.owns ? trainer.owns(info) : info.pid === trainer.pid);
     const tookOver = async () => {
       const info = await this.readInfo(runDir).catch(() => undefined);

@@ -95,6 +95,11 @@ export interface StartRequest {
   engine?: EngineOptions;
   /** On a Slurm login node: the job to ask for (partition, nodes, GPUs, time…). */
   slurm?: SlurmJobOptions;
+  /**
+   * 'started' (default): resolve once the trainer has taken the run. 'submitted': once the launcher
+   * has handed it on (a Slurm job in the queue, which may wait for hours for its nodes).
+   */
+  waitUntil?: 'started' | 'submitted';
 }
 
 /** The PyTorch engine (src/engines/torch): torchrun with `nproc` processes, Python at `python`. */
@@ -113,6 +118,8 @@ export interface ResumeOptions {
   engine?: EngineOptions;
   /** On a Slurm login node: the job to ask for; default the one the host remembers. */
   slurm?: SlurmJobOptions;
+  /** As StartRequest's: 'submitted' resolves once the job is queued. */
+  waitUntil?: 'started' | 'submitted';
 }
 
 /**
