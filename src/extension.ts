@@ -7,6 +7,7 @@ import { AlertNotifier, AlertRuleStore } from './host/alerts/notifier';
 import { registerChat } from './host/chat/register';
 import { registerFastBackendCommand } from './host/commands/fastBackend';
 import { registerRunCommands } from './host/commands/runCommands';
+import { SlurmJobMemory } from './host/commands/slurmPick';
 import { DashboardPanel } from './host/panels/dashboard';
 import { LocalTarget } from './host/runs/localTarget';
 import { RunStore } from './host/runs/store';
@@ -80,6 +81,7 @@ export function activate(context: vscode.ExtensionContext): void {
         const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
         await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
       },
+      slurmJobs: new SlurmJobMemory(context.globalState),
       forgetFolder: async (dir) => {
         const folders = context.globalState.get<string[]>(OBSERVED_FOLDERS, []).filter((f) => f !== dir);
         await context.globalState.update(OBSERVED_FOLDERS, folders);

@@ -1,12 +1,14 @@
 // A Slurm login node as the editor shows it: the user's accounts from sacctmgr, partitions (the
-// default first) in the host's tooltip with every value escaped, and which launcher a start, a
-// liveness check or a Stop goes to (Slurm for a job, the host's own CLI otherwise).
+// default first) in the host's tooltip with every value escaped, which launcher a start, a liveness
+// check or a Stop goes to (Slurm for a job, the host's own CLI otherwise), and the jobs squeue
+// lists: which is a run's, and the status it gives the run in the Runs view.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAssociations, partitionsDefaultFirst, describePartition } from '../../src/host/slurm/loginNode';
 import { parseSinfo } from '../../src/host/slurm/cluster';
-import { hostTooltipMarkdown } from '../../src/host/views/runTooltip';
+import { hostTooltipMarkdown, runTooltipMarkdown } from '../../src/host/views/runTooltip';
 import { LoginNodeLauncher } from '../../src/host/slurm/hostLauncher';
+import { jobOfRun, parseSqueue, statusWithJob } from '../../src/host/slurm/jobWatch';
 import type { Launcher, LaunchRequest } from '../../src/host/runs/runControl';
 import type { ObservedRun } from '../../src/shared/run';
 
@@ -54,4 +56,67 @@ test('a start asking for a Slurm job is submitted; a run naming a job is watched
   await launcher.isAlive(run);
   await launcher.terminate({ ...run, slurm_job_id: '12' }, '/r/a');
   assert.deepEqual(calls, ['host.launch', 'slurm.launch', 'host.isAlive', 'slurm.terminate']);
+});
+
+test('squeue lines: state, reason, nodes, elapsed, limit; None/(null)/UNLIMITED read as nothing; odd lines skipped', () => {
+  const text = [
+    '41|tiny-20261202-101500|PENDING|Priority||0:00|10:00',
+    '42|tiny-20261202-101500|RUNNING|None|node1|1:05|UNLIMITED',
+    '43|a|b|COMPLETED',
+    'x|y|RUNNING|None|n|0:01|1:00',
+    '',
+  ].join('\n');
+  assert.deepEqual(
+    parseSqueue(text).map((j) => [j.id, j.state, j.reason, j.nodes, j.elapsed, j.limit]),
+    [
+      ['41', 'PENDING', 'Priority', '', '0:00', '10:00'],
+      ['42', 'RUNNING', '', 'node1', '1:05', ''],
+    ],
+  );
+});
+
+test("a run's job: the one run.json names, or (no run.json yet, or a resumed run's newer job) by its folder's name", () => {
+  const dir = '/shared/runs/tiny-20261202-101500';
+  const jobs = parseSqueue(
+    '7|tiny-20261202-101500|CANCELLED|None|n|0:30|10:00\n9|tiny-20261202-101500|PENDING|Resources||0:00|10:00\n' +
+      '8|other|RUNNING|None|n|0:10|10:00\n',
+  );
+  assert.equal(jobOfRun(jobs, dir, undefined)?.id, '9', 'the newest job of that name');
+  const run = { pid: 1, status: 'stopped', slurm_job_id: '7' } as ObservedRun;
+  assert.equal(jobOfRun(jobs, dir, run)?.id, '9', 'a resumed run waits in its new job');
+  assert.equal(jobOfRun(jobs, '/shared/runs/x', { ...run, slurm_job_id: '8' })?.id, '8');
+  assert.equal(jobOfRun(jobs, dir, { ...run, slurm_job_id: undefined }), undefined, 'not a Slurm run');
+});
+
+test('the status a job gives a run: pending while queued, the trainer’s once it runs, the job’s when it ended unsaid', () => {
+  const job = (state: string, id = '5') => ({ id, state, reason: '', nodes: '', elapsed: '', limit: '', restarts: 0 });
+  const running = { pid: 1, status: 'running', slurm_job_id: '5' } as ObservedRun;
+  assert.equal(statusWithJob(undefined, undefined, job('PENDING')), 'pending');
+  assert.equal(statusWithJob(undefined, undefined, job('RUNNING')), 'starting', 'before run.json');
+  assert.equal(statusWithJob(undefined, undefined, job('COMPLETED')), 'failed', 'ended without a run.json');
+  assert.equal(statusWithJob(undefined, undefined, job('CANCELLED')), 'stopped');
+  assert.equal(statusWithJob(running, true, job('RUNNING')), 'running');
+  assert.equal(statusWithJob(running, true, job('PENDING')), 'pending', 'requeued');
+  assert.equal(statusWithJob(running, false, job('TIMEOUT')), 'failed', 'killed at its limit');
+  assert.equal(statusWithJob(running, false, job('NODE_FAIL')), 'failed');
+  assert.equal(statusWithJob(running, false, job('PREEMPTED')), 'stopped');
+  assert.equal(statusWithJob({ ...running, status: 'stopped' }, false, job('CANCELLED')), 'stopped');
+  assert.equal(statusWithJob({ ...running, status: 'finished' }, false, job('COMPLETED')), 'finished');
+});
+
+test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of limit (escaped)", () => {
+  const [job] = parseSqueue('41|r|PENDING|QOSMax_[x](y)||0:00|10:00\n');
+  const md = runTooltipMarkdown({
+    key: 'k',
+    hostId: 'ssh:c',
+    hostLabel: 'c',
+    dir: '/r/a',
+    name: 'a',
+    status: 'pending',
+    checkpoints: [],
+    malformed: { metrics: 0, samples: 0, events: 0 },
+    job,
+  });
+  assert.match(md, /Slurm job 41: PENDING \\\(QOSMax\\_\\\[x\\\]\\\(y\\\)\\\)/);
+  assert.match(md, /elapsed 0:00 of 10:00/);
 });

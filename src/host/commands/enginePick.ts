@@ -73,7 +73,12 @@ export function processChoices(found: TorchFound): { nproc: number; label: strin
  * The engine to start with on `target`: undefined for the bundled one (the CLI's default), the
  * torch options, or 'cancel' (dismissed, or PyTorch picked where there is none: said why).
  */
-export async function pickEngine(target: RunTarget, step: string): Promise<EngineOptions | undefined | 'cancel'> {
+export async function pickEngine(
+  target: RunTarget,
+  step: string,
+  /** false on a Slurm login node: the job's GPUs per node decide the processes, not this host's. */
+  askProcesses = true,
+): Promise<EngineOptions | undefined | 'cancel'> {
   const search = target.findTorch();
   const picked = await pickEngineItem(`Start Training (${step}): engine`, search);
   if (!picked) return 'cancel';
@@ -86,6 +91,7 @@ export async function pickEngine(target: RunTarget, step: string): Promise<Engin
     void vscode.window.showErrorMessage(`Steelscope: ${result.reason}`);
     return 'cancel';
   }
+  if (!askProcesses) return { name: 'torch', python: result.found.executable };
   const where = result.found.gpus.length ? 'GPUs' : 'processes';
   const choice = await vscode.window.showQuickPick(
     processChoices(result.found).map((c) => ({ ...c, description: describeTorch(result.found) })),

@@ -11,6 +11,8 @@ import { defaultPreset } from '../settings';
 import { checkpointArg, keysFromArgs } from './menuArgs';
 import { pickEngine } from './enginePick';
 import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
+import { askSlurmJob, type SlurmJobMemory } from './slurmPick';
+import type { SlurmJobOptions } from '../slurm/batchScript';
 
 export interface CommandServices {
   store: RunStoreApi;
@@ -24,6 +26,8 @@ export interface CommandServices {
   rememberFolder(dir: string): Promise<void>;
   /** Stops remembering a folder opened with "Open Run Folder…" (nothing on disk changes). */
   forgetFolder(dir: string): Promise<void>;
+  /** The Slurm answers remembered per host. */
+  slurmJobs: Pick<SlurmJobMemory, 'get' | 'set'>;
 }
 
 type Handler = (node?: unknown, nodes?: unknown) => Promise<void>;
@@ -93,7 +97,14 @@ async function startTraining(s: CommandServices): Promise<void> {
     { title: 'Start Training (1/6): where should it run?' },
   );
   if (!where) return;
-  const engine = await pickEngine(where.target, '2/6');
+  const target = where.target;
+  const cluster = target.slurmCluster
+    ? await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: `Steelscope: asking ${target.label} about Slurm…` },
+        () => target.slurmCluster?.() ?? Promise.resolve(undefined),
+      )
+    : undefined;
+  const engine = await pickEngine(target, '2/6', cluster === undefined);
   if (engine === 'cancel') return;
   const preset = await pickPreset(defaultPreset());
   if (!preset) return;
@@ -108,20 +119,42 @@ async function startTraining(s: CommandServices): Promise<void> {
     prompt: 'Shown in the Runs view; any text',
   });
   if (name === undefined) return;
+  let slurm: SlurmJobOptions | undefined;
+  if (cluster) {
+    slurm = await askSlurmJob(target.label, cluster, s.slurmJobs.get(target.id));
+    if (!slurm) return;
+    await s.slurmJobs.set(target.id, slurm);
+    // One process per GPU of each node; one task on a CPU-only node.
+    if (engine) engine.nproc = Math.max(slurm.gpusPerNode, 1);
+  }
+  const how = slurm ? `submitting ${preset} to Slurm (${slurm.partition})` : `starting ${preset}`;
   await vscode.window.withProgress(
     {
       location: vscode.ProgressLocation.Notification,
-      title: `Steelscope: starting ${preset}${engine ? ' (PyTorch)' : ''} on ${where.target.label}…`,
+      title: `Steelscope: ${how}${engine ? ' (PyTorch)' : ''} on ${target.label}…`,
     },
     async () => {
-      const dir = await where.target.start({ preset, data, steps, name: name.trim() || undefined, engine });
-      s.openDashboard([s.addRun(where.target, dir)]);
+      const request = { preset, data, steps, name: name.trim() || undefined, engine };
+      // A queued job may wait long for its nodes: the Runs view shows it pending meanwhile.
+      const dir = await target.start(slurm ? { ...request, slurm, waitUntil: 'submitted' } : request);
+      s.openDashboard([s.addRun(target, dir)]);
     },
   );
 }
 
+/** A run of a Slurm job resumes as a new job: the host's remembered answers, or asked now. */
+async function slurmResume(s: CommandServices, target: RunTarget, run: RunSummary) {
+  if (!run.info?.slurm_job_id) return {};
+  const cluster = await target.slurmCluster?.();
+  if (!cluster) return {};
+  const slurm = s.slurmJobs.get(target.id) ?? (await askSlurmJob(target.label, cluster, undefined));
+  if (!slurm) return undefined;
+  await s.slurmJobs.set(target.id, slurm);
+  return { slurm, waitUntil: 'submitted' as const };
+}
+
 async function stopRuns(s: CommandServices, node: unknown, nodes: unknown): Promise<void> {
-  for (const run of await runsFor(s, node, nodes, 'Stop Run', ['running', 'starting'])) {
+  for (const run of await runsFor(s, node, nodes, 'Stop Run', ['running', 'starting', 'pending'])) {
     await targetOf(s, run).stop(run.dir);
     void vscode.window.setStatusBarMessage(`Steelscope: stopping ${run.name} (it saves a checkpoint first)…`, 5000);
   }
@@ -137,7 +170,10 @@ async function resumeRun(s: CommandServices, node: unknown, nodes: unknown): Pro
       last + 1,
     );
     if (steps === undefined) return;
-    await targetOf(s, run).resume(run.dir, { steps });
+    const target = targetOf(s, run);
+    const slurm = await slurmResume(s, target, run);
+    if (!slurm) return;
+    await target.resume(run.dir, { steps, ...slurm });
   }
 }
 
@@ -152,7 +188,10 @@ async function resumeFromCheckpoint(s: CommandServices, node: unknown): Promise<
     n.checkpoint.step + 1,
   );
   if (steps === undefined) return;
-  await targetOf(s, run).resume(run.dir, { steps, checkpoint: n.checkpoint.dir });
+  const target = targetOf(s, run);
+  const slurm = await slurmResume(s, target, run);
+  if (!slurm) return;
+  await target.resume(run.dir, { steps, checkpoint: n.checkpoint.dir, ...slurm });
 }
 
 async function openRunFolder(s: CommandServices): Promise<void> {

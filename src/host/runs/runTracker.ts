@@ -24,6 +24,8 @@ import { appendRecord, appendSystemRecord, kindOf, lastValue, newSeriesTable } f
 import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
 import { EVALS_FILE, isEvalRecord, type EvalRecord } from '../../shared/eval';
 import { JsonlTailer } from './tailer';
+import type { SlurmJob } from '../slurm/jobState';
+import { statusWithJob } from '../slurm/jobWatch';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 
 export interface TrackerOptions {
@@ -73,7 +75,12 @@ export interface TrackerReport {
   evalsFrom?: number;
 }
 
-export function displayStatus(info: ObservedRun | undefined, alive: boolean | undefined): RunDisplayStatus {
+export function displayStatus(
+  info: ObservedRun | undefined,
+  alive: boolean | undefined,
+  job?: SlurmJob,
+): RunDisplayStatus {
+  if (job) return statusWithJob(info, alive, job);
   if (!info) return 'unknown';
   if (isActiveStatus(info.status) && alive === false) return 'stale';
   return info.status;
@@ -106,6 +113,7 @@ export class RunTracker {
   private checkpoints: CheckpointSummary[] = [];
   private readonly checkpointChecks: CheckpointScanCache = new Map();
   private alive: boolean | undefined;
+  private job: SlurmJob | undefined;
   private dirWatcher: FSWatcher | undefined;
   private checkpointsWatcher: FSWatcher | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -401,7 +409,7 @@ export class RunTracker {
       hostLabel: this.target.label,
       dir: this.dir,
       name: this.info?.name ?? basename(this.dir),
-      status: displayStatus(this.info, this.alive),
+      status: displayStatus(this.info, this.alive, this.job),
       info: this.info,
       config: this.info?.config,
       problems: this.runJsonProblems,
@@ -409,6 +417,7 @@ export class RunTracker {
       lastLoss: lastLossOf(train),
       lastTokPerS: lastValue(train, 'tok_per_s'),
       checkpoints: this.checkpoints,
+      job: this.job,
       malformed: this.tails
         ? {
             metrics: this.tails.metrics.malformed,
@@ -419,6 +428,13 @@ export class RunTracker {
           }
         : { ...this.pushedMalformed },
     };
+  }
+
+  /** The run's Slurm job as last polled (SlurmJobWatch); its state decides a queued or ended run's status. */
+  setJob(job: SlurmJob | undefined): void {
+    if (JSON.stringify(job) === JSON.stringify(this.job)) return;
+    this.job = job;
+    this.updateSummary();
   }
 
   private updateSummary(): void {
@@ -437,6 +453,7 @@ function sameSummary(a: RunSummary, b: RunSummary): boolean {
     a.info === b.info &&
     a.problems === b.problems &&
     a.checkpoints === b.checkpoints &&
+    a.job === b.job &&
     Object.is(a.lastStep, b.lastStep) &&
     Object.is(a.lastLoss, b.lastLoss) &&
     Object.is(a.lastTokPerS, b.lastTokPerS) &&

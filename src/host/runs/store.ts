@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { formatOf, openFormatReader } from '../../shared/node/formats/detect';
 import { LocalFormatSource } from './formatSource';
 import { RunTracker, type TrackerReport, type RunSource } from './runTracker';
+import type { SlurmJob } from '../slurm/jobState';
 import type { Disposable, RunChange, RunData, RunKey, RunStoreApi, RunTarget } from './types';
 
 export interface RunStoreOptions {
@@ -104,6 +105,11 @@ export class RunStore implements RunStoreApi, Disposable {
     this.record(key, { summary: true });
     tracker.start();
     return key;
+  }
+
+  /** The Slurm job of a run as last polled on its login node (src/host/slurm/jobWatch.ts). */
+  setJob(key: RunKey, job: SlurmJob | undefined): void {
+    this.trackers.get(key)?.setJob(job);
   }
 
   /** Stops observing a run; listeners get a last change with `removed: true`. */

@@ -6,14 +6,19 @@ import type { CheckpointSummary } from '../../shared/node/checkpoints';
 import type { TorchSearch } from '../../shared/node/python';
 import type { DeletePlan } from './deletePlan';
 import type { SlurmJobOptions } from '../slurm/batchScript';
+import type { SlurmJob } from '../slurm/jobState';
+import type { SlurmCluster } from '../slurm/loginNode';
 import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 import type { EvalRecord } from '../../shared/eval';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
 export type RunKey = string;
 
-/** run.json's status, or `stale`: the pid is gone but run.json never got a final status. */
-export type RunDisplayStatus = RunStatus | 'stale' | 'unknown';
+/**
+ * run.json's status, or `stale`: the pid is gone but run.json never got a final status; `pending`:
+ * its Slurm job waits in the queue.
+ */
+export type RunDisplayStatus = RunStatus | 'stale' | 'unknown' | 'pending';
 
 export type { CheckpointSummary } from '../../shared/node/checkpoints';
 
@@ -33,6 +38,8 @@ export interface RunSummary {
   lastLoss?: number;
   lastTokPerS?: number;
   checkpoints: CheckpointSummary[];
+  /** The run's Slurm job as last polled (on a login node), which its status follows while queued or ended. */
+  job?: SlurmJob;
   /** Lines skipped per file; system.jsonl's and evals.jsonl's since they are read (optional in older summaries). */
   malformed: { metrics: number; samples: number; events: number; system?: number; evals?: number };
 }
@@ -145,6 +152,8 @@ export interface RunTarget {
   isAlive(info: ObservedRun): Promise<boolean>;
   /** The target's Python with PyTorch and what it sees (cached while found), or what to install. */
   findTorch(): Promise<TorchSearch>;
+  /** The cluster when the target is a Slurm login node (probed once per connection); undefined elsewhere. */
+  slurmCluster?(): Promise<SlurmCluster | undefined>;
 }
 
 export interface RunStoreApi {

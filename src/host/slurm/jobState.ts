@@ -86,7 +86,7 @@ export function parseScontrolJob(text: string): SlurmJob | undefined {
 }
 
 /** The Runs view's word for a job state (its own states plus pending / queued ones). */
-export function viewStateOfJob(state: string): string {
+export function viewStateOfJob(state: string): 'pending' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed' {
   switch (state) {
     case 'PENDING':
     case 'CONFIGURING':

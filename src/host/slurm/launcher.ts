@@ -96,6 +96,11 @@ export class SlurmLauncher implements Launcher {
     grace.unref();
   }
 
+  /** A job whose trainer has not started (still pending): nothing to checkpoint, so cancelled outright. */
+  async cancel(jobId: string): Promise<void> {
+    await this.host.sh(`scancel ${shQuote(jobId)}`, `Cancelling Slurm job ${jobId}`);
+  }
+
   /** After Stop's grace period (its trainer did not exit on TERM), or a start given up: a live job is cancelled. */
   private async cancelIfAlive(jobId: string): Promise<void> {
     try {

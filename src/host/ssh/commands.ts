@@ -8,6 +8,7 @@ import type { RunKey, RunStoreApi, RunTarget } from '../runs/types';
 import type { HostState } from '../views/runsTree';
 import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
+import type { JobSink } from '../slurm/jobWatch';
 import { RemoteTarget } from './remoteTarget';
 import { hostsFromConfig, readUserConfig } from './sshConfig';
 import { extensionVersion, hostRunsFolder } from '../settings';
@@ -17,7 +18,7 @@ const HOSTS_KEY = 'steelscope.sshHosts';
 
 export interface SshCommandServices {
   context: vscode.ExtensionContext;
-  store: RunStoreApi & RemoteRunSink;
+  store: RunStoreApi & RemoteRunSink & Pick<JobSink, 'setJob'>;
   /** The tree refreshes when a host is added, removed or changes state. */
   onHostsChanged(): void;
 }
@@ -50,7 +51,14 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
     runsRootOf: hostRunsFolder,
   });
   const watch = (t: RemoteTarget) => {
-    const subscriptions = [t.onState(() => s.onHostsChanged()), t.slurm.onChange(() => s.onHostsChanged())];
+    const subscriptions = [
+      t.onState(() => s.onHostsChanged()),
+      t.slurm.onChange(() => s.onHostsChanged()),
+      t.watchJobs({
+        runs: () => [...s.store.runs.values()].map((r) => r.summary).filter((r) => r.hostId === t.id),
+        setJob: (key, job) => s.store.setJob(key, job),
+      }),
+    ];
     return { dispose: () => subscriptions.forEach((d) => d.dispose()) };
   };
   const watched = new Map<string, { dispose(): void }>(hosts.list().map((t) => [t.id, watch(t)]));

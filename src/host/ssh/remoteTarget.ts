@@ -23,7 +23,9 @@ import { serveOnHost } from './serve';
 import { fetchCheckpoint, type FetchProgress } from './transfer';
 import { LoginNodeLauncher } from '../slurm/hostLauncher';
 import { SlurmLauncher } from '../slurm/launcher';
-import { SlurmLoginNode } from '../slurm/loginNode';
+import { SlurmLoginNode, type SlurmCluster } from '../slurm/loginNode';
+import { SlurmJobWatch, type JobSink } from '../slurm/jobWatch';
+import { viewStateOfJob } from '../slurm/jobState';
 
 export interface RemoteTargetOptions extends RemoteCliOptions {
   /** The host's alias (~/.ssh/config Host, or user@host). */
@@ -39,11 +41,6 @@ export interface RemoteTargetOptions extends RemoteCliOptions {
   follower?: RemoteFollowerOptions;
 }
 
-/** The node CLI on the host itself, or a Slurm job where the start asks for one. */
-function defaultLauncher(host: RemoteHost, cli: RemoteCli): Launcher {
-  return new LoginNodeLauncher(new RemoteNodeCliLauncher(host, cli), new SlurmLauncher(host, cli));
-}
-
 export class RemoteTarget implements RunTarget {
   readonly id: string;
   readonly label: string;
@@ -51,6 +48,8 @@ export class RemoteTarget implements RunTarget {
   readonly cli: RemoteCli;
   /** Whether the host is a Slurm login node, and its partitions (probed once per connection). */
   readonly slurm: SlurmLoginNode;
+  private readonly slurmJobs: SlurmLauncher;
+  private jobWatch: SlurmJobWatch | undefined;
   private readonly control: RunControl;
   private readonly followers = new Set<RemoteFollower>();
   private readonly torch: TorchProbeCache;
@@ -61,6 +60,7 @@ export class RemoteTarget implements RunTarget {
     this.host = new RemoteHost(options.alias, options.connect);
     this.cli = new RemoteCli(this.host, options);
     this.slurm = new SlurmLoginNode(this.host);
+    this.slurmJobs = new SlurmLauncher(this.host, this.cli);
     // Each interpreter probed over the connection, its arguments quoted; 60 s each at most.
     this.torch = new TorchProbeCache(async (python) => {
       const command = shCommand([python, '-c', TORCH_PROBE_SCRIPT]);
@@ -69,7 +69,10 @@ export class RemoteTarget implements RunTarget {
     }, ` on ${options.alias}`);
     this.control = new RunControl({
       files: remoteRunFiles(this.host),
-      launcher: (options.launcher ?? defaultLauncher)(this.host, this.cli),
+      // The node CLI on the host itself, or a Slurm job where the start asks for one.
+      launcher: options.launcher
+        ? options.launcher(this.host, this.cli)
+        : new LoginNodeLauncher(new RemoteNodeCliLauncher(this.host, this.cli), this.slurmJobs),
       runsRoot: () => this.runsRoot(),
       where: ` on ${options.alias}`,
       startTimeoutMs: options.startTimeoutMs ?? 120_000,
@@ -127,15 +130,37 @@ export class RemoteTarget implements RunTarget {
   /** A data path not absolute is in the home folder (as the picker says); the trainer runs in the runs folder. */
   async start(request: StartRequest): Promise<string> {
     const data = request.data === 'default' ? request.data : await this.host.remotePath(request.data);
-    return this.control.start({ ...request, data });
+    const dir = await this.control.start({ ...request, data });
+    void this.jobWatch?.poll(true);
+    return dir;
   }
 
-  stop(runDir: string): Promise<void> {
-    return this.control.stop(runDir);
+  /** A run whose Slurm job still waits in the queue has no trainer to checkpoint: its job is cancelled. */
+  async stop(runDir: string): Promise<void> {
+    const info = await this.control.readInfo(runDir).catch(() => undefined);
+    const job = this.jobWatch?.jobOf(runDir, info);
+    if (job && viewStateOfJob(job.state) === 'pending') await this.slurmJobs.cancel(job.id);
+    else await this.control.stop(runDir);
+    void this.jobWatch?.poll(true);
   }
 
-  resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
-    return this.control.resume(runDir, opts);
+  async resume(runDir: string, opts: ResumeOptions = {}): Promise<void> {
+    await this.control.resume(runDir, opts);
+    void this.jobWatch?.poll(true);
+  }
+
+  async slurmCluster(): Promise<SlurmCluster | undefined> {
+    const state = await this.slurm.probe();
+    return state.kind === 'slurm' ? state.cluster : undefined;
+  }
+
+  /** Polls the Slurm jobs of this host's runs into `sink` while the host is a Slurm login node. */
+  watchJobs(sink: JobSink): { dispose(): void } {
+    this.jobWatch?.dispose();
+    const watch = new SlurmJobWatch(this.host, sink, () => this.slurm.cluster !== undefined);
+    this.jobWatch = watch;
+    watch.start();
+    return { dispose: () => watch.dispose() };
   }
 
   planDelete(runDir: string): Promise<DeletePlan> {

@@ -30,6 +30,7 @@ const STATUS_ICON: Record<RunDisplayStatus, [string, string | undefined]> = {
   failed: ['error', 'testing.iconFailed'],
   stopped: ['debug-stop', undefined],
   stale: ['warning', 'list.warningForeground'],
+  pending: ['clock', undefined],
   unknown: ['question', undefined],
 };
 
@@ -151,7 +152,8 @@ function runItem(summary: RunSummary | undefined): vscode.TreeItem {
   if (!summary) return new vscode.TreeItem('(removed)');
   const item = new vscode.TreeItem(summary.name, vscode.TreeItemCollapsibleState.Collapsed);
   item.id = `run:${summary.key}`;
-  const parts: string[] = [summary.status];
+  const reason = summary.status === 'pending' && summary.job?.reason ? ` (${summary.job.reason})` : '';
+  const parts: string[] = [summary.status + reason];
   if (summary.lastStep !== undefined) parts.push(`step ${summary.lastStep}`);
   if (summary.lastLoss !== undefined) parts.push(`loss ${formatNumber(summary.lastLoss)}`);
   if (summary.problems?.length) parts.push('run.json has problems');

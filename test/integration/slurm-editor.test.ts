@@ -1,0 +1,125 @@
+// What the editor makes of a Slurm login node, against the REAL one-node test cluster (test/slurm.ts)
+// through the REAL test sshd: the host is probed as a login node (partitions, no accounting); a start
+// returns as soon as the job is queued, and the Runs view's store shows it pending with Slurm's
+// reason, then running with losses, then stopped; a job still pending is cancelled by Stop.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
+import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import { RunStore } from '../../src/host/runs/store';
+import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
+import { poetrySubset, ROOT, scratch, SMALL_SETS, TEST_ENV, until } from '../helpers';
+import { sshdSkipReason, TestSshd } from '../sshd';
+import { slurmSkipReason, TestSlurm } from '../slurm';
+
+const SETS = SMALL_SETS.filter((s) => s !== '--set');
+const skip = sshdSkipReason() ?? slurmSkipReason();
+const DEBUG: SlurmJobOptions = { partition: 'debug', nodes: 1, gpusPerNode: 0, timeLimit: '10' };
+const prompts: SshPrompts = {
+  password: async () => undefined,
+  passphrase: async () => undefined,
+  confirmHostKey: async () => true,
+  forget: () => undefined,
+};
+const wait = <T>(what: string, probe: () => T | undefined | false) => until(what, probe, 180_000, 100);
+
+describe('the editor on a Slurm login node (real one-node cluster through the real sshd)', { skip }, () => {
+  let slurm: TestSlurm;
+  let sshd: TestSshd;
+  let root: string;
+  let data: string;
+  let target: RemoteTarget;
+  let store: RunStore;
+  let node: string;
+
+  before(async () => {
+    slurm = await TestSlurm.start();
+    sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
+    root = scratch('slurm-editor');
+    mkdirSync(join(root, 'data'));
+    data = poetrySubset(join(root, 'data'), 300);
+    node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
+    // No launcher given: the one the extension uses (sbatch for a start that asks for a job).
+    target = new RemoteTarget({
+      alias: 'test-login',
+      connect: () =>
+        SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
+      distDir: join(ROOT, 'dist'),
+      version: 'test',
+      remoteRoot: join(root, 'home', '.steelscope'),
+      runsRoot: () => join(root, 'shared', 'runs'),
+      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
+    });
+    store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    target.watchJobs({
+      runs: () => [...store.runs.values()].map((r) => r.summary),
+      setJob: (key, job) => store.setJob(key, job),
+    });
+  });
+
+  after(async () => {
+    store?.dispose();
+    slurm?.stop();
+    target?.disconnect();
+    await sshd?.stop();
+  });
+
+  /** A run started as the editor starts one: it returns once queued, and the store follows its folder. */
+  const submit = async (name: string, steps: number) => {
+    const dir = await target.start({
+      name,
+      preset: 'tiny',
+      data,
+      steps,
+      sets: SETS,
+      slurm: DEBUG,
+      waitUntil: 'submitted',
+    });
+    return { dir, key: store.addRemoteRun(target, dir, target.createFollower(dir)) };
+  };
+  const summary = (key: string) => store.get(key)?.summary;
+
+  test('probed as a login node: the debug partition (default, CPU only), no accounts without slurmdbd', async () => {
+    const cluster = await target.slurmCluster();
+    assert.deepEqual(
+      cluster?.partitions.map((p) => [p.name, p.isDefault, p.gpusPerNode]),
+      [['debug', true, 0]],
+    );
+    assert.deepEqual(cluster?.accounts, []);
+  });
+
+  test('pending (with its reason) → running with losses → Stop → stopped; listed again after a rescan', async () => {
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    const { dir, key } = await submit('queued run', 100_000);
+    assert.ok(!existsSync(join(dir, 'run.json')), 'start returned before the trainer began');
+    const pending = await wait('pending in the store', () => summary(key)?.status === 'pending' && summary(key));
+    assert.ok(pending.job?.reason, `a reason is shown (${pending.job?.reason})`);
+    assert.ok((await target.listRunDirs()).includes(dir), 'a queued run is listed (after a reload too)');
+
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    await wait('running', () => summary(key)?.status === 'running');
+    await wait('losses', () => (store.get(key)?.tables.get('train')?.length ?? 0) >= 2);
+    assert.equal(summary(key)?.job?.state, 'RUNNING');
+
+    await target.stop(dir);
+    await wait('stopped', () => summary(key)?.status === 'stopped');
+    await wait('the job CANCELLED', () => summary(key)?.job?.state === 'CANCELLED');
+    assert.ok(readdirSync(join(dir, 'checkpoints')).length >= 1, 'a checkpoint was saved');
+  });
+
+  test('Stop on a job still pending cancels it: stopped, nothing ran', async () => {
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    try {
+      const { dir, key } = await submit('never ran', 10);
+      await wait('pending', () => summary(key)?.status === 'pending');
+      await target.stop(dir);
+      await wait('stopped', () => summary(key)?.status === 'stopped');
+      assert.equal(summary(key)?.job?.state, 'CANCELLED');
+      assert.ok(!existsSync(join(dir, 'run.json')));
+    } finally {
+      slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    }
+  });
+});
