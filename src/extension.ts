@@ -27,11 +27,9 @@ export function activate(context: vscode.ExtensionContext): void {
   // SSH hosts (issue 4): created first because the tree lists their connection states and the chat serves on them.
   let refreshTree = (): void => undefined;
   const ssh = registerSshCommands({ context, store, onHostsChanged: () => refreshTree() });
-  // The notifier needs the dashboard, the dashboard the rules: the rules reach the notifier once it exists.
-  let notifier: AlertNotifier | undefined;
-  const alertRules = new AlertRuleStore(context.workspaceState, (keys) =>
-    keys.forEach((k) => notifier?.reloadRules(k)),
-  );
+  // The notifier needs the dashboard, the dashboard the rules: rules saved on a dashboard reach the
+  // notifier (`alerts`, made below; a save can only come after activation) so they apply at once.
+  const alertRules = new AlertRuleStore(context.workspaceState, (keys) => keys.forEach((k) => alerts.reloadRules(k)));
   const chat = registerChat(context, store, () => ssh.hosts.list(), alertRules);
   const targets = (): RunTarget[] => [local, ...ssh.hosts.list()];
 
