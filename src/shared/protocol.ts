@@ -125,6 +125,8 @@ export const ChatSettingsSchema = obj({
   repetition_penalty: range(0.01, 10),
   /** null: a fresh random seed per answer (the answer's note says which). */
   seed: v.nullable(intRange(0, 0xffffffff)),
+  /** Sample only tokens that keep the text valid UTF-8 (serve's valid_utf8); absent in older saved state: off. */
+  valid_utf8: v.optional(bool, false),
 });
 export type ChatSettings = Output<typeof ChatSettingsSchema>;
 export const DEFAULT_CHAT_SETTINGS: ChatSettings = {
@@ -134,6 +136,7 @@ export const DEFAULT_CHAT_SETTINGS: ChatSettings = {
   max_tokens: 128,
   repetition_penalty: 1.1,
   seed: null,
+  valid_utf8: false,
 };
 
 /** A complete checkpoint the chat can load; `dir` identifies it in every message. */

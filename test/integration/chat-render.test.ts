@@ -88,6 +88,18 @@ test(
       });
       assert.equal(sent[0].type, 'chatSelect', 'choosing a comparison is remembered by the host');
       await settles(() => page.locator('.chat textarea').inputValue(), '', 'the prompt is cleared once sent');
+      // The toggle is a setting like the others: the host hears of it at once and serve gets valid_utf8.
+      await page.locator('.chat vscode-checkbox[data-setting=valid_utf8]').click();
+      await settles<unknown>(
+        async () => (await posted(page)).filter((m) => m.type === 'chatSelect').at(-1),
+        {
+          type: 'chatSelect',
+          checkpoint: checkpoints[1].dir,
+          compare: checkpoints[0].dir,
+          settings: { ...DEFAULT_CHAT_SETTINGS, valid_utf8: true },
+        },
+        'Valid UTF-8 only is sent with the settings',
+      );
 
       // The host answers with the turn, then streams both lanes.
       const turn = {

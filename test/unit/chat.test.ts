@@ -125,8 +125,10 @@ test('settings become serve parameters; a null seed is left to the server', () =
     top_p: 0.95,
     max_tokens: 128,
     repetition_penalty: 1.1,
+    valid_utf8: false,
   });
   assert.equal(generateParams({ ...DEFAULT_CHAT_SETTINGS, seed: 7 }, messages).seed, 7);
+  assert.equal(generateParams({ ...DEFAULT_CHAT_SETTINGS, valid_utf8: true }, messages).valid_utf8, true);
 });
 
 test('each lane keeps its own conversation; a failed answer is left out', () => {

@@ -14,10 +14,10 @@ import {
 } from '../../src/shared/protocol';
 import { parseAs } from '../../src/shared/schema';
 import { el } from '../common/messenger';
-import { button, dropdown, textArea, textField, type TextInput } from '../common/ui';
+import { button, checkbox, dropdown, textArea, textField, type TextInput } from '../common/ui';
 
 interface Field {
-  key: keyof ChatSettings;
+  key: Exclude<keyof ChatSettings, 'valid_utf8'>;
   label: string;
   placeholder?: string;
 }
@@ -42,7 +42,8 @@ export class ChatView {
   readonly root = el('section', { class: 'chat', 'aria-label': 'Chat' });
   private readonly checkpoint = dropdown('Checkpoint');
   private readonly compare = dropdown('Compare with');
-  private readonly inputs = new Map<keyof ChatSettings, TextInput>();
+  private readonly inputs = new Map<Field['key'], TextInput>();
+  private readonly validUtf8 = checkbox('Valid UTF-8 only');
   private readonly transcript = el('div', { class: 'chat-transcript' });
   private readonly prompt = textArea('Prompt', {
     class: 'chat-input',
@@ -105,6 +106,10 @@ export class ChatView {
       this.inputs.set(f.key, input);
       row.append(input.root);
     }
+    this.validUtf8.root.setAttribute('data-setting', 'valid_utf8');
+    this.validUtf8.root.title = 'Sample only tokens that keep the text valid UTF-8 (no U+FFFD in the answer)';
+    this.validUtf8.onChange(() => this.select());
+    row.append(this.validUtf8.root);
     return row;
   }
 
@@ -165,15 +170,16 @@ export class ChatView {
       const v = s[key];
       input.value = v === null ? '' : String(v);
     }
+    this.validUtf8.checked = s.valid_utf8;
   }
 
   /** The settings as typed, or undefined (with the reason shown) when one is out of range. */
   private settings(): ChatSettings | undefined {
-    const value = (key: keyof ChatSettings) => {
+    const value = (key: Field['key']) => {
       const text = this.inputs.get(key)?.value.trim() ?? '';
       return text === '' && key === 'seed' ? null : Number(text === '' ? NaN : text);
     };
-    const s = Object.fromEntries(FIELDS.map((f) => [f.key, value(f.key)]));
+    const s = { ...Object.fromEntries(FIELDS.map((f) => [f.key, value(f.key)])), valid_utf8: this.validUtf8.checked };
     const parsed = parseAs(ChatSettingsSchema, s, 'settings');
     if (parsed.ok) return parsed.value;
     const error = parsed.error;
