@@ -58,6 +58,8 @@
 //                               walk "Start Training…" (defaults: this machine, bundled engine,
 //                               1 process, tiny, the poetry corpus); `prompts` answers further
 //                               steps by title (Slurm partition, eval set, …); returns the name
+//   slurmPrompts({partition, nodes?, gpusPerNode?, timeLimit?})
+//                               the Slurm steps of Start Training on a login node, for `prompts`
 //   lossPoints(dashboard)       points drawn by the dashboard's loss chart now
 //   lossPointsGrow(dashboard)   wait for 2 points, then more: {first, later}
 //   runWithStatus(vs, run, re)  wait for the Runs view to show `run` with a matching status
@@ -700,6 +702,31 @@ export async function startTraining(vs: VSCodeSession, choices: TrainingChoices)
   await vs.runCommand('Steelscope: Start Training…');
   await vs.answerPrompts(steps);
   return choices.name;
+}
+
+/** A Slurm job as Start Training asks for it on a login node (src/host/commands/slurmPick.ts). */
+export interface SlurmChoices {
+  partition: string;
+  nodes?: number;
+  /** Asked only on a partition with GPUs. */
+  gpusPerNode?: number;
+  /** Slurm's time format; '' for the partition's limit. */
+  timeLimit?: string;
+}
+
+/**
+ * The Slurm steps of Start Training, for startTraining's `prompts`: partition, nodes, GPUs per node
+ * (a partition with GPUs only), time limit. A cluster without accounting asks no account or QoS.
+ */
+export function slurmPrompts(job: SlurmChoices): Prompt[] {
+  return [
+    { title: /^Slurm job on .*: partition$/, answer: job.partition },
+    { title: /^Slurm job on .*: nodes$/, answer: { type: String(job.nodes ?? 1) } },
+    ...(job.gpusPerNode === undefined
+      ? []
+      : [{ title: /^Slurm job on .*: GPUs per node$/, answer: { type: String(job.gpusPerNode) } }]),
+    { title: /^Slurm job on .*: time limit$/, answer: { type: job.timeLimit ?? '' } },
+  ];
 }
 
 /** The number of points the dashboard's loss chart draws now (0 before it is drawn). */

@@ -96,6 +96,7 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     assert.ok(!existsSync(join(dir, 'run.json')), 'start returned before the trainer began');
     const pending = await wait('pending in the store', () => summary(key)?.status === 'pending' && summary(key));
     assert.ok(pending.job?.reason, `a reason is shown (${pending.job?.reason})`);
+    assert.equal(pending.name, 'queued-run', 'named after its folder, less the stamp, until run.json names it');
     assert.ok((await target.listRunDirs()).includes(dir), 'a queued run is listed (after a reload too)');
 
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);

@@ -113,6 +113,11 @@ export function folderTimestamp(date: Date): string {
   return `${day}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
 }
 
+/** The name a run folder stands for before its run.json says (a queued job's): without the stamp of new folders. */
+export function nameOfFolder(folder: string): string {
+  return folder.replace(/-\d{8}-\d{6}(-\d+)?$/, '') || folder;
+}
+
 /** The CLI arguments of a new run. */
 export function trainArgs(request: StartRequest, runDir: string): string[] {
   const args = ['train', '--preset', request.preset, '--data', request.data, '--run-dir', runDir];

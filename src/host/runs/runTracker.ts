@@ -26,6 +26,7 @@ import { EVALS_FILE, isEvalRecord, type EvalRecord } from '../../shared/eval';
 import { JsonlTailer } from './tailer';
 import type { SlurmJob } from '../slurm/jobState';
 import { statusWithJob } from '../slurm/jobWatch';
+import { nameOfFolder } from './runControl';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 
 export interface TrackerOptions {
@@ -408,7 +409,8 @@ export class RunTracker {
       hostId: this.target.id,
       hostLabel: this.target.label,
       dir: this.dir,
-      name: this.info?.name ?? basename(this.dir),
+      // A queued Slurm job's folder (no run.json yet) is named as the user named it, less the stamp.
+      name: this.info?.name ?? (this.job ? nameOfFolder(basename(this.dir)) : basename(this.dir)),
       status: displayStatus(this.info, this.alive, this.job),
       info: this.info,
       config: this.info?.config,

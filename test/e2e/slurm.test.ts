@@ -1,0 +1,107 @@
+// Issue 16's end-to-end scenario: the one-node test cluster (test/slurm.ts) behind the test sshd is
+// added as an SSH host and shows as a Slurm login node; Start Training → that host → partition
+// `debug` submits a job, which the Runs view shows pending (its node drained, so the state is seen
+// whatever the machine's speed) with Slurm's reason, then running once the node is back; loss
+// points arrive on the dashboard; Stop → stopped, and the job is CANCELLED.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { scratch } from '../helpers';
+import { slurmSkipReason, TestSlurm } from '../slurm';
+import { sshdSkipReason, TestSshd } from '../sshd';
+import {
+  e2eSkip,
+  eventually,
+  lossPointsGrow,
+  runWithStatus,
+  slurmPrompts,
+  startTraining,
+  stopRun,
+  withVSCode,
+} from './harness';
+
+const HOST = 'e2e-cluster';
+/** Unique per test process: the host's runs folder is the login user's real ~/.steelscope/runs. */
+const RUN = `slurm-run-${process.pid}`;
+const REMOTE_RUNS = join(homedir(), '.steelscope', 'runs'); // the test sshd logs in as this user
+
+/** A HOME whose ~/.ssh/config names the test server; known_hosts starts empty. */
+function sshHome(sshd: TestSshd): string {
+  const home = scratch('e2e-home');
+  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+  const config = [
+    `Host ${HOST}`,
+    '  HostName 127.0.0.1',
+    `  Port ${sshd.port}`,
+    '  User root',
+    `  IdentityFile ${sshd.clientKey}`,
+    '  IdentitiesOnly yes',
+    '',
+  ];
+  writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
+  return home;
+}
+
+test(
+  'a Slurm login node: Start Training → partition debug → pending, then running, losses arrive, Stop → stopped',
+  { skip: e2eSkip() || sshdSkipReason() || slurmSkipReason(), timeout: 480_000 },
+  async () => {
+    const slurm = await TestSlurm.start();
+    const sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
+    const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
+    try {
+      await withVSCode({ name: 'slurm', env: { HOME: sshHome(sshd) } }, async (vs) => {
+        await vs.openWorkbench();
+        await vs.runCommand('Steelscope: Add SSH Host…');
+        await vs.pickItem(HOST);
+        const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
+        await trust.waitFor({ state: 'visible', timeout: 60_000 });
+        await trust.click();
+        await vs.notificationText(new RegExp(`${HOST} is ready`));
+
+        slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-e2e']);
+        await startTraining(vs, {
+          target: new RegExp(HOST),
+          steps: 100_000,
+          name: RUN,
+          prompts: slurmPrompts({ partition: 'debug', nodes: 1, timeLimit: '10' }),
+        });
+        const pending = await runWithStatus(vs, RUN, /^pending/, 120_000);
+        const host = pending.find((row) => row.label === HOST);
+        assert.match(host?.description ?? '', /Slurm login node/, 'the host is labelled a Slurm login node');
+        await vs.screenshot('pending');
+
+        slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+        await runWithStatus(vs, RUN, /^running/, 180_000);
+        const dash = await vs.webviewWhenOpen(RUN, 120_000);
+        const { first, later } = await lossPointsGrow(dash);
+        assert.ok(later > first, `records arrive from the job (${first} → ${later})`);
+        await vs.screenshot('running');
+
+        await stopRun(vs, RUN, 180_000);
+        const job = await eventually(
+          async () => slurm.run('squeue', ['-h', '-t', 'all', '-o', '%j|%T']),
+          (out) => out.split('\n').some((line) => line.startsWith(`${RUN}-`) && line.endsWith('|CANCELLED')),
+          120_000,
+        );
+        assert.ok(job);
+        await vs.screenshot('stopped');
+      });
+    } finally {
+      try {
+        slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+      } catch {
+        // already back (the test resumed it)
+      }
+      slurm.stop();
+      await sshd.stop();
+      // The run folder this test made on the "cluster" (this machine): removed, so runs do not pile up.
+      for (const name of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
+        if (name.startsWith(RUN) || name.startsWith(`.${RUN}`))
+          rmSync(join(REMOTE_RUNS, name), { recursive: true, force: true });
+      }
+    }
+  },
+);
