@@ -6,6 +6,8 @@
 //   3. computes the chart payload (smoothing on full resolution, M4 to ~2,000 points);
 //   4. opens the built webview in headless Chromium and times opening -> first chart paint,
 //      against painting one series (train loss) at full resolution without downsampling;
+//      then the bundle from before the UI toolkit against today's, loaded alternately (bundle-ab.ts):
+//      size, start -> ready and ready -> paint of each;
 //   5. appends 100,000 more records while the store tails the file: tail ingest rate, and the
 //      cost of one dashboard delta at that size.
 // Timings are figures for a report, never pass/fail.
@@ -17,6 +19,7 @@ import { computeChartPayload, DashboardModel } from '../src/host/panels/dashboar
 import { RunStore } from '../src/host/runs/store';
 import type { RunChange, RunTarget } from '../src/host/runs/types';
 import { DEFAULT_VIEW, type HostToWebview } from '../src/shared/protocol';
+import { compareBundles } from './bundle-ab';
 import { benchEventFileIngest } from './tfevents';
 import { CHROMIUM, CHROMIUM_ARGS, openDashboard } from '../test/integration/dashboard-page';
 
@@ -211,6 +214,7 @@ async function main(): Promise<void> {
       console.log(
         `baseline, one series at full resolution (${lossOnly.series[0].raw.x.length.toLocaleString('en-US')} points, no downsampling): ${base.total.toFixed(0)} ms (ready to painted ${base.paint.toFixed(0)} ms, in the page ${base.inPage.toFixed(0)} ms) — ${(base.total / down.total).toFixed(1)}x the downsampled dashboard`,
       );
+      await compareBundles(browser, computeChartPayloadMessage(model));
     } finally {
       await browser.close();
     }

@@ -30,10 +30,13 @@ export interface OpenOptions {
   whileLoading?: () => void;
   /** Bundle and stylesheet as data: URLs (allowed by their nonce), so loading needs nothing from this process. */
   inline?: boolean;
+  /** The folder holding dashboard.js and dashboard.css: TEST_BUNDLE unless the bench loads another build. */
+  bundleDir?: string;
+  /** Script run in the page before the bundle, after the acquireVsCodeApi stub. */
+  initScript?: string;
 }
 
-const dataUrl = (file: string, type: string) =>
-  `data:${type};base64,${readFileSync(join(ROOT, file)).toString('base64')}`;
+const dataUrl = (file: string, type: string) => `data:${type};base64,${readFileSync(file).toString('base64')}`;
 
 export async function openDashboard(
   browser: Browser,
@@ -41,15 +44,16 @@ export async function openDashboard(
 ): Promise<{ page: Page; refused: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const refused: string[] = [];
+  const bundleDir = options.bundleDir ?? join(ROOT, TEST_BUNDLE);
   const html = dashboardHtml({
     cspSource: ORIGIN,
     nonce: 'testnonce123',
     styleNonce: 'teststyles456',
     scriptUri: options.inline
-      ? dataUrl(`${TEST_BUNDLE}/dashboard.js`, 'text/javascript')
+      ? dataUrl(join(bundleDir, 'dashboard.js'), 'text/javascript')
       : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
     styleUri: options.inline
-      ? dataUrl(`${TEST_BUNDLE}/dashboard.css`, 'text/css')
+      ? dataUrl(join(bundleDir, 'dashboard.css'), 'text/css')
       : `${ORIGIN}/${TEST_BUNDLE}/dashboard.css`,
     title: 'test',
   });
@@ -63,7 +67,7 @@ export async function openDashboard(
       await route.fulfill({ contentType: 'text/html', body: html });
       return options.whileLoading?.();
     }
-    const file = join(ROOT, url.pathname);
+    const file = join(bundleDir, url.pathname.slice(TEST_BUNDLE.length + 2));
     if (url.pathname.startsWith(`/${TEST_BUNDLE}/`) && existsSync(file)) {
       return route.fulfill({
         contentType: file.endsWith('.css') ? 'text/css' : 'text/javascript',
@@ -75,15 +79,18 @@ export async function openDashboard(
   });
   // A string, not a function: the test's own transpiler may wrap functions in helpers the page lacks.
   await page.addInitScript(`
-    const posted = [], violations = [], alerts = [];
+    const posted = [], postedAt = [], violations = [], alerts = [];
     let state;
     Object.assign(window, {
-      __posted: posted, __violations: violations, __alerts: alerts,
+      __posted: posted, __postedAt: postedAt, __violations: violations, __alerts: alerts,
       alert: (m) => alerts.push(m),
-      acquireVsCodeApi: () => ({ postMessage: (m) => posted.push(m), getState: () => state, setState: (s) => { state = s; } }),
+      acquireVsCodeApi: () => ({
+        postMessage: (m) => { posted.push(m); postedAt.push(performance.now()); },
+        getState: () => state, setState: (s) => { state = s; },
+      }),
     });
     document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective + ' ' + e.blockedURI));
-  `);
+  ${options.initScript ?? ''}`);
   page.on('pageerror', (e) => refused.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') refused.push(`console ${m.type()}: ${m.text()}`);

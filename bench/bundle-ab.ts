@@ -1,0 +1,109 @@
+// bench:dashboard's A/B of the webview bundle: the one built before the UI toolkit (baseline-bundle.ts)
+// against today's, loaded alternately in the same browser (ABBA order, so a slow stretch of a loaded
+// machine falls on both sides alike). For each: bundle size (raw and gzip), and per load, in the
+// page's own clock: navigation start -> "ready" posted, and "ready" -> first chart paint of the same
+// snapshot. Figures for a report, never pass/fail.
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Browser } from 'playwright-core';
+import type { HostToWebview } from '../src/shared/protocol';
+import { openDashboard, TEST_BUNDLE } from '../test/integration/dashboard-page';
+import { baselineRevision, buildBaselineBundle } from './baseline-bundle';
+
+const ROOT = resolve(__dirname, '..');
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 9);
+
+interface Load {
+  ready: number;
+  paint: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+
+function size(dir: string): { raw: number; gzip: number } {
+  const js = readFileSync(join(dir, 'dashboard.js'));
+  return { raw: js.length, gzip: gzipSync(js, { level: 9 }).length };
+}
+
+/**
+ * The snapshot as the baseline's protocol had it: its schema takes exact objects, and RunHeader has
+ * gained fields since (timed, engine, checkpoints, malformed.system). The baseline paints the rest.
+ */
+function forBaseline(message: HostToWebview): unknown {
+  if (message.type !== 'snapshot') return message;
+  const runs = message.runs.map(({ header, ...run }) => {
+    const { timed, engine, checkpoints, malformed, ...kept } = header;
+    void [timed, engine, checkpoints];
+    const { system, ...counts } = malformed;
+    void system;
+    return { ...run, header: { ...kept, malformed: counts } };
+  });
+  return { ...message, runs };
+}
+
+async function load(browser: Browser, bundleDir: string, message: unknown): Promise<Load> {
+  // The baseline's test hooks (the paint time) switch on this flag; today's bundle ignores it.
+  const { page, refused } = await openDashboard(browser, {
+    inline: true,
+    bundleDir,
+    initScript: 'window.__steelscopeTest = true;',
+  });
+  try {
+    await page.waitForFunction(() => (window as unknown as { __postedAt: number[] }).__postedAt.length > 0);
+    const result = await page.evaluate(
+      async (m) => {
+        const w = window as unknown as { __postedAt: number[]; __steelscopePainted?: number };
+        const t0 = performance.now();
+        window.postMessage(m, '*');
+        while (w.__steelscopePainted === undefined && performance.now() - t0 < 60_000)
+          await new Promise((r) => setTimeout(r, 2));
+        return { ready: w.__postedAt[0], paint: (w.__steelscopePainted ?? NaN) - t0 };
+      },
+      JSON.parse(JSON.stringify(message)) as unknown,
+    );
+    if (refused.length || Number.isNaN(result.paint)) throw new Error(`page (${bundleDir}): ${refused.join(' | ')}`);
+    return result;
+  } finally {
+    await page.close();
+  }
+}
+
+/** Runs the A/B and prints its lines; `message` is the snapshot both bundles paint. */
+export async function compareBundles(browser: Browser, message: HostToWebview): Promise<void> {
+  const { rev, what } = baselineRevision();
+  const baseline = await buildBaselineBundle(rev);
+  try {
+    const sides = [
+      { name: `before the toolkit (${rev}, ${what})`, dir: baseline.dir, message: forBaseline(message) },
+      // The bundle with test hooks, for the paint time; the shipped one differs by the hooks alone.
+      { name: `now (${TEST_BUNDLE}; size of the shipped dist/webview)`, dir: join(ROOT, TEST_BUNDLE), message },
+    ].map((side) => ({ ...side, loads: [] as Load[] }));
+    const sizes = [size(baseline.dir), size(join(ROOT, 'dist/webview'))];
+    await load(browser, sides[0].dir, sides[0].message); // warm-up: the browser's first pages pay for its own start
+    await load(browser, sides[1].dir, sides[1].message);
+    for (let i = 0; i < ROUNDS; i++) {
+      const order = i % 2 ? [1, 0] : [0, 1];
+      for (const s of order) sides[s].loads.push(await load(browser, sides[s].dir, sides[s].message));
+    }
+    const figures = sides.map((side) => ({
+      ready: median(side.loads.map((l) => l.ready)),
+      paint: median(side.loads.map((l) => l.paint)),
+      range: `${Math.min(...side.loads.map((l) => l.ready)).toFixed(0)}-${Math.max(...side.loads.map((l) => l.ready)).toFixed(0)}`,
+    }));
+    console.log(`dashboard bundle A/B, ${ROUNDS} loads each, alternating (ABBA), bundle and stylesheet inline:`);
+    sides.forEach((side, i) => {
+      const f = figures[i];
+      console.log(
+        `  ${side.name}: dashboard.js ${kib(sizes[i].raw)} (${kib(sizes[i].gzip)} gzip); start -> ready median ${f.ready.toFixed(0)} ms (range ${f.range}); ready -> first chart paint median ${f.paint.toFixed(0)} ms`,
+      );
+    });
+    const ratio = (a: number, b: number) => (b / a).toFixed(2);
+    console.log(
+      `  now / before: size ${ratio(sizes[0].raw, sizes[1].raw)} (gzip ${ratio(sizes[0].gzip, sizes[1].gzip)}), start -> ready ${ratio(figures[0].ready, figures[1].ready)}, ready -> paint ${ratio(figures[0].paint, figures[1].paint)}`,
+    );
+  } finally {
+    baseline.remove();
+  }
+}
