@@ -227,7 +227,11 @@ export function textArea(label: string, attrs: Record<string, string> = {}): Tex
 
 export interface Tabs<T extends string> {
   readonly root: HTMLElement;
-  /** The pane of each tab, to fill with content. */
+  /**
+   * The pane of each tab, to fill with content. A pane joins the page when its tab is first shown,
+   * so the controls of tabs nobody opened are not rendered at start (they cost the page's start
+   * as much as the charts otherwise).
+   */
   readonly panes: ReadonlyMap<T, HTMLElement>;
   show(tab: T): void;
   /** Called when the user picks a tab. */
@@ -237,26 +241,38 @@ export interface Tabs<T extends string> {
 export function tabs<T extends string>(labels: ReadonlyMap<T, string>, label: string): Tabs<T> {
   const root = el('vscode-panels', { 'aria-label': label });
   const panes = new Map<T, HTMLElement>();
+  const views = new Map<T, HTMLElement>();
   const tabList: HTMLElement[] = [];
   for (const [name, text] of labels) {
     tabList.push(el('vscode-panel-tab', { id: `tab-${name}`, 'data-tab': name }, text));
-    const pane = el('vscode-panel-view', { id: `view-${name}`, 'data-tab': name });
-    panes.set(name, pane);
+    views.set(name, el('vscode-panel-view', { id: `view-${name}`, 'data-tab': name }));
+    panes.set(name, el('div', { class: 'tab-pane' }));
   }
-  root.append(...tabList, ...panes.values());
+  root.append(...tabList, ...views.values());
+  const attach = (name: T) => {
+    const pane = panes.get(name);
+    if (pane && !pane.parentElement) views.get(name)?.append(pane);
+  };
   const names = [...labels.keys()];
+  const active = () => names.find((n) => `tab-${n}` === root.activeid);
+  const listeners: ((tab: T) => void)[] = [];
+  root.addEventListener('change', (e) => {
+    if (e.target !== root) return; // a dropdown's change inside a pane bubbles here too
+    const name = active();
+    if (name === undefined) return;
+    attach(name);
+    for (const fn of listeners) fn(name);
+  });
   return {
     root,
     panes,
     show: (tab) => {
+      attach(tab);
       root.activeid = `tab-${tab}`;
     },
-    onChange: (fn) =>
-      root.addEventListener('change', (e) => {
-        if (e.target !== root) return; // a dropdown's change inside a pane bubbles here too
-        const name = names.find((n) => `tab-${n}` === root.activeid);
-        if (name !== undefined) fn(name);
-      }),
+    onChange: (fn) => {
+      listeners.push(fn);
+    },
   };
 }
 

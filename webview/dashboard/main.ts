@@ -90,8 +90,9 @@ tabBar.onChange((name) => {
   tab = name;
   save();
 });
-app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, evals.root, tabBar.root);
+// The tab is chosen before the tabs join the page, so they lay out once, with it.
 showTab(tab);
+app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, evals.root, tabBar.root);
 
 function showTab(name: Tab): void {
   tab = name;
