@@ -20,6 +20,11 @@ const MS_FROM = 1e11;
 /** Deeper nesting is not followed (a record is data, not a tree to walk without end). */
 const MAX_DEPTH = 8;
 
+/** Records without a string `kind` are train records (a foreign writer's plain `{step, loss}`). */
+export function kindOf(record: MetricRecord): string {
+  return typeof record.kind === 'string' && record.kind !== '' ? record.kind : 'train';
+}
+
 /** The record's time in Unix ms, if it has one. */
 export function recordTime(record: MetricRecord): number | undefined {
   for (const field of TIME_FIELDS) {

@@ -3,7 +3,7 @@
 // reader's code), and what readers hand out is folded into series tables as the store does.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
+import { appendRecord, cutTable, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { SeriesTable } from '../../src/host/runs/types';
 import type { FormatBatch } from '../../src/shared/node/formats/batch';
 import { kindOf } from '../../src/host/runs/seriesTable';
@@ -46,6 +46,12 @@ export function fold(
       into.samples = [];
       into.malformed = 0;
     }
+    for (const [kind, step] of Object.entries(batch.cut?.tables ?? {})) {
+      const table = into.tables.get(kind);
+      if (table) cutTable(table, step);
+    }
+    const samplesCut = batch.cut?.samples;
+    if (samplesCut !== undefined) into.samples = into.samples.filter((s) => s.step < samplesCut);
     for (const record of batch.metrics) {
       const kind = kindOf(record);
       let table = into.tables.get(kind);

@@ -174,3 +174,11 @@ describe('applyFollowMessage', () => {
     }
   });
 });
+
+test('a formats message keeps its cut (one source file started over alone)', () => {
+  const batch = { reset: false, metrics: [{ step: 3, t: 5, loss: 1 }], samples: [], malformed: 0 };
+  const cut = { tables: { train: 3 }, samples: 4 };
+  const message = parseFollowMessage(JSON.stringify({ formats: { ...batch, cut }, sources: {} }));
+  assert.ok(message && 'formats' in message);
+  assert.deepEqual(message.formats.cut, cut);
+});

@@ -117,3 +117,33 @@ test('the store reads every format, follows appends, exports them as CSV, and th
     store.dispose();
   }
 });
+
+test('the store drops only the rows and samples of the one event file that started over', async () => {
+  const dir = scratch('formats-one-reset');
+  const at = (step: number, loss: number, text?: string) => ({
+    wall_time: 1700000000 + step,
+    step,
+    values: [{ tag: 'loss', simple_value: loss }, ...(text ? [{ tag: 'note', text }] : [])],
+  });
+  const newer = join(dir, 'events.out.tfevents.2.b');
+  writeEvents(join(dir, 'events.out.tfevents.1.a'), [at(1, 4, 'kept'), at(2, 3.5)]);
+  writeEvents(newer, [at(3, 3), at(4, 2.5, 'dropped')]);
+  const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
+  try {
+    const key = store.addRun(localTarget(), dir);
+    await store.whenIdle();
+    writeFileSync(newer, '');
+    writeEvents(newer, [at(5, 1)]);
+    await store.refresh();
+    const data = store.get(key);
+    const train = data?.tables.get('train');
+    assert.deepEqual(Array.from(train?.step.subarray(0, train.length) ?? []), [1, 2, 5]);
+    assert.deepEqual(Array.from(train?.fields.get('loss')?.subarray(0, train?.length) ?? []), [4, 3.5, 1]);
+    assert.deepEqual(
+      data?.samples.map((s) => s.text),
+      ['kept'],
+    );
+  } finally {
+    store.dispose();
+  }
+});

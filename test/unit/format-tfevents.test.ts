@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { maskedCrc32c } from '../../src/shared/formats/tfrecord';
 import { EventFileReader, EventFolderReader } from '../../src/shared/node/formats/tfevents';
@@ -213,4 +213,83 @@ test('a reader restarted at its position after any record loses and repeats noth
     assert.deepEqual(points(folded), points(expected), `restart at ${cut}`);
     assert.deepEqual(folded.samples, expected.samples, `restart at ${cut}`);
   }
+});
+
+const lossAt = (step: number, loss: number, text?: string): TbEvent => ({
+  wall_time: 1700000000 + step,
+  step,
+  values: [{ tag: 'loss', simple_value: loss }, ...(text ? [{ tag: 'generation', text }] : [])],
+});
+
+/** Replaces a file as a sync tool does: the new content written aside, then renamed over it (a new inode). */
+function replaceEvents(path: string, events: TbEvent[]): void {
+  const aside = `${path}.tmp`;
+  writeFileSync(aside, '');
+  writeEvents(aside, events);
+  renameSync(aside, path);
+}
+
+test('one event file of several starts over: only it is read again, its rows are cut and re-read', async () => {
+  const dir = scratch('tfevents-one-reset');
+  const older = join(dir, 'events.out.tfevents.1.a');
+  const newer = join(dir, 'events.out.tfevents.2.b');
+  writeEvents(older, [lossAt(1, 4), lossAt(2, 3.5, 'old file 2')]);
+  writeEvents(newer, [lossAt(3, 3), lossAt(4, 2.5, 'first 4'), lossAt(5, 2)]);
+  const reader = new EventFolderReader(dir);
+  const folded = fold([await reader.read()]);
+
+  // The newer file replaced: shorter, with other values (a writer that started again at step 3).
+  replaceEvents(newer, [lossAt(3, 3.25), lossAt(4, 2.75, 'second 4')]);
+  const batch = await reader.read();
+  assert.equal(batch.reset, false, 'the run does not start over');
+  assert.deepEqual(batch.cut, { tables: { train: 3 }, samples: 4 }, "the newer file's rows are dropped");
+  assert.deepEqual(
+    batch.metrics.map((m) => m.step),
+    [3, 4],
+    'only the newer file is read again',
+  );
+  fold([batch], folded);
+  assert.deepEqual(points(folded)['train:loss'], [
+    [1, 4],
+    [2, 3.5],
+    [3, 3.25],
+    [4, 2.75],
+  ]);
+  assert.deepEqual(
+    folded.samples.map((s) => s.text),
+    ['old file 2', 'second 4'],
+  );
+
+  // Truncated to nothing: its rows go, the older file's stay.
+  writeFileSync(newer, '');
+  fold([await reader.read()], folded);
+  assert.deepEqual(points(folded)['train:loss'], [
+    [1, 4],
+    [2, 3.5],
+  ]);
+  // And it grows again from its start.
+  writeEvents(newer, [lossAt(3, 1)]);
+  fold([await reader.read()], folded);
+  assert.deepEqual(points(folded)['train:loss'], [
+    [1, 4],
+    [2, 3.5],
+    [3, 1],
+  ]);
+});
+
+test('a file whose rows are not the end of the run (another file has later steps) starts the run over', async () => {
+  const dir = scratch('tfevents-interleaved-reset');
+  const older = join(dir, 'events.out.tfevents.1.a');
+  writeEvents(older, [lossAt(1, 4), lossAt(2, 3.5)]);
+  writeEvents(join(dir, 'events.out.tfevents.2.b'), [lossAt(3, 3)]);
+  const reader = new EventFolderReader(dir);
+  const folded = fold([await reader.read()]);
+  replaceEvents(older, [lossAt(1, 5)]);
+  const batch = await reader.read();
+  assert.equal(batch.reset, true);
+  fold([batch], folded);
+  assert.deepEqual(points(folded)['train:loss'], [
+    [1, 5],
+    [3, 3],
+  ]);
 });

@@ -135,6 +135,7 @@ export class FormatFollower {
     const batch = await this.reader.read();
     if (
       !batch.reset &&
+      !batch.cut &&
       batch.metrics.length === 0 &&
       batch.samples.length === 0 &&
       batch.malformed === 0 &&

@@ -3,7 +3,7 @@
 // on an fs.watch of the folder and a slow poll, one pass at a time, and what it reads is delivered
 // as the JSONL tailers' batches would be. A file that cannot be read further is shown on the run.
 import { watch, type FSWatcher } from 'node:fs';
-import type { RunFormatReader } from '../../shared/node/formats/batch';
+import type { FormatBatch, RunFormatReader } from '../../shared/node/formats/batch';
 import { CoalescedTask } from './coalesce';
 import type { RunSink, RunSource } from './runTracker';
 
@@ -63,12 +63,26 @@ export class LocalFormatSource implements RunSource {
     const sink = this.sink;
     if (!sink) return;
     if (batch.reset) this.malformed = 0;
-    if (batch.metrics.length > 0 || batch.reset) sink.batch({ file: 'metrics', records: batch.metrics, reset: batch.reset });
-    if (batch.samples.length > 0 || batch.reset) sink.batch({ file: 'samples', records: batch.samples, reset: batch.reset });
+    deliverFormatBatch(sink, batch);
     if (batch.malformed > 0 || batch.reset) sink.malformed('metrics', (this.malformed += batch.malformed));
     if (batch.problem) {
       this.problems.push(batch.problem);
       sink.runInfo({ ok: false, error: this.problems.join(' ') });
     }
   }
+}
+
+/**
+ * One reader pass's records to the run, as the JSONL tailers' batches would arrive (here and from
+ * `steelscope follow` over SSH): a reset drops what the run had; a cut drops one file's rows only.
+ */
+export function deliverFormatBatch(
+  sink: RunSink,
+  batch: Pick<FormatBatch, 'reset' | 'metrics' | 'samples' | 'cut'>,
+): void {
+  const { reset, cut } = batch;
+  if (batch.metrics.length > 0 || reset || cut)
+    sink.batch({ file: 'metrics', records: batch.metrics, reset, cut: cut?.tables });
+  if (batch.samples.length > 0 || reset || cut?.samples !== undefined)
+    sink.batch({ file: 'samples', records: batch.samples, reset, cutFrom: cut?.samples });
 }

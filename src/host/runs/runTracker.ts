@@ -20,7 +20,7 @@ import { readRegularFile } from '../../shared/node/reader';
 import { primaryLossField } from '../../shared/metricFields';
 import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
-import { appendRecord, appendSystemRecord, kindOf, lastValue, newSeriesTable } from './seriesTable';
+import { appendRecord, appendSystemRecord, cutTable, kindOf, lastValue, newSeriesTable } from './seriesTable';
 import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
 import { EVALS_FILE, isEvalRecord, type EvalRecord } from '../../shared/eval';
 import { JsonlTailer } from './tailer';
@@ -40,8 +40,10 @@ export type LogFile = 'metrics' | 'samples' | 'events' | 'system' | 'evals';
 
 /** A batch of records a pushed source read from one file, as a local tailer would deliver it. */
 export type PushedBatch =
-  | { file: 'metrics'; records: MetricRecord[]; reset: boolean }
-  | { file: 'samples'; records: SampleRecord[]; reset: boolean }
+  /** `cut`: per kind, rows at or after this step are dropped first (one source file started over). */
+  | { file: 'metrics'; records: MetricRecord[]; reset: boolean; cut?: Record<string, number> }
+  /** `cutFrom`: samples at or after this step are dropped first. */
+  | { file: 'samples'; records: SampleRecord[]; reset: boolean; cutFrom?: number }
   | { file: 'events'; records: EventRecord[]; reset: boolean }
   | { file: 'system'; records: SystemRecord[]; reset: boolean }
   | { file: 'evals'; records: EvalRecord[]; reset: boolean };
@@ -196,8 +198,8 @@ export class RunTracker {
     };
     source.start({
       batch: live((b: PushedBatch) => {
-        if (b.file === 'metrics') this.onMetrics(b.records, b.reset);
-        else if (b.file === 'samples') this.onSamples(b.records, b.reset);
+        if (b.file === 'metrics') this.onMetrics(b.records, b.reset, b.cut);
+        else if (b.file === 'samples') this.onSamples(b.records, b.reset, b.cutFrom);
         else if (b.file === 'system') this.onSystem(b.records, b.reset);
         else if (b.file === 'evals') this.onLog(this.evals, b.records, b.reset, 'evalsFrom');
         else this.onEvents(b.records, b.reset);
@@ -271,7 +273,7 @@ export class RunTracker {
     }
   }
 
-  private onMetrics(records: MetricRecord[], reset: boolean): void {
+  private onMetrics(records: MetricRecord[], reset: boolean, cut: Record<string, number> = {}): void {
     const from = new Map<string, number>();
     if (reset) {
       for (const table of this.tables.values()) {
@@ -279,6 +281,10 @@ export class RunTracker {
         table.length = 0;
         from.set(table.kind, 0);
       }
+    }
+    for (const [kind, step] of Object.entries(cut)) {
+      const table = kind === SYSTEM_KIND ? undefined : this.tables.get(kind);
+      if (table) from.set(kind, cutTable(table, step));
     }
     for (const record of records) {
       const kind = kindOf(record);
@@ -312,7 +318,14 @@ export class RunTracker {
     if (reset) this.updateSummary(); // the file's malformed count started over
   }
 
-  private onSamples(records: SampleRecord[], reset: boolean): void {
+  private onSamples(records: SampleRecord[], reset: boolean, cutFrom?: number): void {
+    const kept = cutFrom === undefined ? -1 : this.samples.findIndex((s) => s.step >= cutFrom);
+    if (kept >= 0 && cutFrom !== undefined) {
+      const rest = this.samples.slice(kept).filter((s) => s.step < cutFrom);
+      this.samples.length = kept;
+      this.samples.push(...rest);
+      this.report({ samplesFrom: kept });
+    }
     this.onLog(this.samples, records, reset, 'samplesFrom');
     this.dropSupersededSamples();
   }

@@ -12,10 +12,7 @@ export function newSeriesTable(kind: string): SeriesTable {
   return { kind, step: new Float64Array(INITIAL_CAPACITY), t: new Float64Array(INITIAL_CAPACITY), fields: new Map(), loggedNaN: new Map(), length: 0 };
 }
 
-/** Records without a string `kind` are train records (a foreign writer's plain `{step, loss}`). */
-export function kindOf(record: MetricRecord): string {
-  return typeof record.kind === 'string' && record.kind !== '' ? record.kind : 'train';
-}
+export { kindOf } from '../../shared/metricFields';
 
 function grown(column: Float64Array, capacity: number, fillFrom: number): Float64Array {
   const next = new Float64Array(capacity);
@@ -51,12 +48,17 @@ export function rowAtOrAfter(table: SeriesTable, step: number): number {
  * Returns the first row index that is new or rewritten.
  */
 export function appendRecord(table: SeriesTable, record: MetricRecord): number {
-  let row = table.length;
-  if (row > 0 && record.step <= table.step[row - 1]) {
-    row = rowAtOrAfter(table, record.step);
-    for (const rows of table.loggedNaN.values()) for (const r of rows) if (r >= row) rows.delete(r);
-  }
+  const row = table.length > 0 && record.step <= table.step[table.length - 1] ? cutTable(table, record.step) : table.length;
   return writeRow(table, row, record, recordTime(record) ?? NaN); // no time: the row has no place on time axes
+}
+
+/** Drops the rows at or after `step` (a resumed run, or a source file that started over); returns the new length. */
+export function cutTable(table: SeriesTable, step: number): number {
+  const row = rowAtOrAfter(table, step);
+  if (row >= table.length) return table.length;
+  for (const rows of table.loggedNaN.values()) for (const r of rows) if (r >= row) rows.delete(r);
+  table.length = row;
+  return row;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
 import { MAX_RECORD_BYTES, RecordAssembler } from '../../shared/framing';
 import { jsonlFramer } from '../../shared/jsonl';
 import type { LogFile, PushedBatch, RunSink, RunSource } from '../runs/runTracker';
+import { deliverFormatBatch } from '../runs/formatSource';
 import { rankingLoss } from '../../shared/checkpoint';
 import { markBest, type CheckpointSummary } from '../../shared/node/checkpoints';
 import { SshError, type RemoteProcess, type SshConnection } from './connection';
@@ -277,10 +278,7 @@ export class RemoteFollower extends EventEmitter implements RunSource {
   private applyFormats({ formats: batch }: FormatsMessage, sink: RunSink, pending: Pending): void {
     pending.flush(sink);
     if (batch.reset) this.malformed['metrics.jsonl'] = 0;
-    if (batch.metrics.length > 0 || batch.reset)
-      sink.batch({ file: 'metrics', records: batch.metrics, reset: batch.reset });
-    if (batch.samples.length > 0 || batch.reset)
-      sink.batch({ file: 'samples', records: batch.samples, reset: batch.reset });
+    deliverFormatBatch(sink, batch);
     if (batch.malformed > 0 || batch.reset)
       sink.malformed('metrics', (this.malformed['metrics.jsonl'] += batch.malformed));
     if (batch.problem) sink.runInfo({ ok: false, error: batch.problem });

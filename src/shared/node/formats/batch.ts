@@ -2,6 +2,7 @@
 // (metrics and samples, as our JSONL files hold them), and what was skipped.
 import type { MetricRecord, SampleRecord } from '../../run';
 import type { Replay } from '../../formats/stepMerge';
+import { kindOf } from '../../metricFields';
 
 export interface FormatBatch {
   /** True when what this reader handed out before must be dropped (a file truncated or replaced). */
@@ -12,6 +13,18 @@ export interface FormatBatch {
   malformed: number;
   /** Set when a file cannot be read further (a bad length checksum): one line saying which and why. */
   problem?: string;
+  /**
+   * Set when one source file of several started over (truncated or replaced) and what it had
+   * handed out was the end of the run's tables: before this batch's records are added, rows at or
+   * after `tables[kind]` are dropped from each table named, and samples at or after `samples`.
+   * The other files are not read again. (A reset drops everything instead.)
+   */
+  cut?: Cut;
+}
+
+export interface Cut {
+  tables: Record<string, number>;
+  samples?: number;
 }
 
 export function emptyBatch(reset = false): FormatBatch {
@@ -26,10 +39,25 @@ export function mergeBatch(into: FormatBatch, more: FormatBatch): void {
     into.samples = [];
     into.malformed = 0;
   }
+  if (more.cut) {
+    const cut = more.cut;
+    into.metrics = into.metrics.filter((m) => !(m.step >= (cut.tables[kindOf(m)] ?? Infinity)));
+    into.samples = into.samples.filter((s) => !(s.step >= (cut.samples ?? Infinity)));
+    into.cut = mergeCuts(into.cut, cut);
+  }
   for (const m of more.metrics) into.metrics.push(m);
   for (const s of more.samples) into.samples.push(s);
   into.malformed += more.malformed;
   into.problem = more.problem ?? into.problem;
+}
+
+/** Two cuts in one batch: the lower step of each. */
+function mergeCuts(a: Cut | undefined, b: Cut): Cut {
+  if (!a) return b;
+  const tables = { ...a.tables };
+  for (const [kind, step] of Object.entries(b.tables)) tables[kind] = Math.min(tables[kind] ?? Infinity, step);
+  const samples = Math.min(a.samples ?? Infinity, b.samples ?? Infinity);
+  return Number.isFinite(samples) ? { tables, samples } : { tables };
 }
 
 /**

@@ -2,17 +2,22 @@
 // each sub-folder its own run): each file read incrementally by the shared reader with the TFRecord
 // framer, decoded by src/shared/formats/tfevents.ts. New files are picked up on the next pass, in
 // name order (the name starts with the writer's start time). A file whose length checksum is wrong
-// is read no further and said once; a reset of one file starts the whole run over (the store keeps
-// one table per run, so the other files are read again too).
+// is read no further and said once. A file that starts over (truncated, or replaced as a sync does)
+// is read again alone when its rows are the end of the run's tables (the newest file, as it mostly
+// is): the batch cuts the tables back to its first step (FormatBatch.cut). When another file has
+// rows at or after that step (two writers at once), the store's one table per kind cannot drop only
+// its rows, and the whole run starts over.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventFileDecoder } from '../../formats/tfevents';
 import { tfrecordFramer } from '../../formats/tfrecord';
 import { IncrementalReader } from '../reader';
 import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
+import { kindOf } from '../../metricFields';
 import {
   emptyBatch,
   mergeBatch,
+  type Cut,
   type FormatBatch,
   type RunFormatReader,
   type SourcePosition,
@@ -84,9 +89,47 @@ export class EventFileReader {
   }
 }
 
+/** The steps one file has handed out, per table kind and for samples: where its rows are in the run. */
+class StepSpans {
+  private readonly spans = new Map<string, { first: number; last: number }>();
+
+  /** `complete`: the file was read from its start (a follow resumed mid-file has not seen all its rows). */
+  constructor(readonly complete: boolean) {}
+
+  note(batch: FormatBatch): void {
+    for (const m of batch.metrics) this.add(kindOf(m), m.step);
+    for (const s of batch.samples) this.add(SAMPLES, s.step);
+  }
+
+  private add(kind: string, step: number): void {
+    const span = this.spans.get(kind);
+    if (!span) this.spans.set(kind, { first: step, last: step });
+    else this.spans.set(kind, { first: Math.min(span.first, step), last: Math.max(span.last, step) });
+  }
+
+  /** Whether this file has a row of `kind` at or after `step`. */
+  reaches(kind: string, step: number): boolean {
+    return (this.spans.get(kind)?.last ?? -Infinity) >= step;
+  }
+
+  /** The cut that drops exactly this file's rows, if no file in `others` has rows at or after them. */
+  cutAlone(others: readonly StepSpans[]): Cut | undefined {
+    if (!this.complete || others.some((o) => !o.complete)) return undefined;
+    for (const [kind, { first }] of this.spans) if (others.some((o) => o.reaches(kind, first))) return undefined;
+    const tables: Record<string, number> = {};
+    for (const [kind, { first }] of this.spans) if (kind !== SAMPLES) tables[kind] = first;
+    const samples = this.spans.get(SAMPLES)?.first;
+    return samples === undefined ? { tables } : { tables, samples };
+  }
+}
+
+/** StepSpans' key for samples (a table kind is never empty). */
+const SAMPLES = '';
+
 export class EventFolderReader implements RunFormatReader {
   readonly format = 'tfevents' as const;
   private files = new Map<string, EventFileReader>();
+  private spans = new Map<string, StepSpans>();
 
   constructor(
     readonly dir: string,
@@ -105,16 +148,30 @@ export class EventFolderReader implements RunFormatReader {
     for (const name of await listEventFiles(this.dir)) {
       if (!this.files.has(name)) this.files.set(name, new EventFileReader(join(this.dir, name), this.from[name]));
     }
-    for (const file of this.files.values()) {
+    for (const [name, file] of this.files) {
       const more = await file.read();
-      if (more.reset) return this.startOver();
+      if (more.reset) {
+        const cut = this.spansOf(name).cutAlone([...this.spans].filter(([n]) => n !== name).map(([, s]) => s));
+        if (!cut) return this.startOver();
+        more.reset = false;
+        more.cut = cut;
+        this.spans.set(name, new StepSpans(true));
+      }
+      this.spansOf(name).note(more);
       mergeBatch(batch, more);
     }
     return batch;
   }
 
+  private spansOf(name: string): StepSpans {
+    let spans = this.spans.get(name);
+    if (!spans) this.spans.set(name, (spans = new StepSpans((this.from[name]?.at ?? 0) === 0)));
+    return spans;
+  }
+
   private async startOver(): Promise<FormatBatch> {
     this.files = new Map();
+    this.spans = new Map();
     this.from = {};
     const batch = await this.read();
     batch.reset = true;
