@@ -18,7 +18,8 @@ import { DONE_FILE, TOKENIZER_FILE } from '../shared/checkpoint';
 import { listCheckpointFolders } from '../shared/node/checkpoints';
 import { pruneCheckpoints } from '../core/train/checkpoint';
 import { BpeTokenizer } from '../core/tokenizer';
-import { prepareRun, writePrompts } from '../core/train/prepare';
+import { prepareRun, writeEvals, writePrompts } from '../core/train/prepare';
+import { resolveTasks } from '../core/eval';
 import { readRunInfo, readRunToResume, RunWriter } from '../core/train/rundir';
 import { UsageError } from './args';
 
@@ -146,6 +147,8 @@ function restoreData(runDir: string, info: RunInfo): void {
   if (JSON.stringify(records) !== JSON.stringify(info.data.shards))
     new RunWriter(runDir, info).update({ data: { ...info.data, shards: records } });
   if (!existsSync(join(runDir, 'data', 'prompts.json'))) writePrompts(runDir, tokenizer);
+  // Rendered again each time: the tasks' files are read as they are now, as the TF.js resume reads them.
+  writeEvals(runDir, tokenizer, resolveTasks(info.config.eval_tasks ?? []));
 }
 
 /** torchrun's per-rank "i:1,…" mapping: torch 1.13 on Python 3.11 crashes on the default "0". */

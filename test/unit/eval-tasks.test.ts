@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseCsv } from '../../src/core/eval/csv';
 import { choiceTexts, fewShotPrompt, readMcTask } from '../../src/core/eval/tasks';
-import { RENDERED_TASK_FORMAT, type RenderedTask } from '../../src/core/eval/render';
+import type { RenderedTask } from '../../src/core/eval/render';
 import { mcRecords } from '../../src/core/eval/run';
 import { evalScore, evalTaskName, MACRO_SUBJECT, macroAverage, parseBestBy } from '../../src/shared/eval';
 import { meanStderr } from '../../src/core/eval/score';
@@ -109,7 +109,7 @@ test('cloze format: the question alone, the answer text after the delimiter in e
 /** A rendered task of one subject whose questions have the given choice lengths and answers. */
 function rendered(questions: { lengths: number[]; answer: number }[], choices: 'letters' | 'cloze'): RenderedTask {
   const qs = questions.map((q) => ({ context: [1], choices: q.lengths.map(() => [2]), ...q }));
-  return { format: RENDERED_TASK_FORMAT, task: 't', shots: 0, choices, subjects: [{ name: 's', questions: qs }] };
+  return { kind: 'mc', task: 't', shots: 0, choices, subjects: [{ name: 's', questions: qs }] };
 }
 
 test('acc_norm divides each log-likelihood by its choice length (the harness rule); over letters it equals acc', () => {

@@ -1,16 +1,16 @@
 // Evaluation: multiple-choice tasks (C-Eval/CMMLU layouts, the shipped poetry-mc) and perplexity.
-import { existsSync } from 'node:fs';
 import { builtAsset } from '../data';
 import { DEFAULT_SHOTS, evalTaskName, type EvalRecord, type EvalTaskSpec } from '../../shared/eval';
 import type { SteelLM } from '../model';
 import type { BpeTokenizer } from '../tokenizer';
-import { renderMcTask, type RenderedTask } from './render';
+import { existsSync, readFileSync } from 'node:fs';
+import { RENDERED_EVALS_FORMAT, renderMcTask, type RenderedEvals, type RenderedPpl, type RenderedTask } from './render';
 import { evaluatePpl, evaluateRendered, type EvalOptions } from './run';
 import { CsvError } from './csv';
 import { parseTaskSpec, readMcTask, type McTask } from './tasks';
 
 export { appendEvalRecords, mcRecords, scoreRendered, type EvalOptions } from './run';
-export { RENDERED_TASK_FORMAT, RenderedTaskSchema, renderMcTask, type RenderedTask } from './render';
+export { RENDERED_EVALS_FILE, RENDERED_EVALS_FORMAT, renderMcTask, type RenderedTask } from './render';
 export { CsvError } from './csv';
 
 /** A task read and checked: a multiple-choice task with its spec, or a ppl text file. */
@@ -32,9 +32,14 @@ export function resolveTasks(specs: readonly EvalTaskSpec[]): ResolvedTask[] {
   });
 }
 
-/** The rendered prompts of a multiple-choice task (what the torch engine reads), undefined for ppl. */
-export function renderTask(tokenizer: BpeTokenizer, t: ResolvedTask): RenderedTask | undefined {
-  return t.kind === 'mc' ? renderMcTask(tokenizer, t.task, t.spec, t.shots) : undefined;
+/** The rendered prompts of a task, as the torch engine reads them (data/evals.json). */
+export function renderTask(tokenizer: BpeTokenizer, t: ResolvedTask): RenderedTask | RenderedPpl {
+  if (t.kind === 'mc') return renderMcTask(tokenizer, t.task, t.spec, t.shots);
+  return { kind: 'ppl', task: evalTaskName(t.spec), ids: tokenizer.encode(readFileSync(t.path, 'utf8')) };
+}
+
+export function renderEvals(tokenizer: BpeTokenizer, tasks: readonly ResolvedTask[]): RenderedEvals {
+  return { format: RENDERED_EVALS_FORMAT, tasks: tasks.map((t) => renderTask(tokenizer, t)) };
 }
 
 export function runEvalTask(model: SteelLM, tokenizer: BpeTokenizer, t: ResolvedTask, opts: EvalOptions): EvalRecord[] {

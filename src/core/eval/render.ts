@@ -1,20 +1,24 @@
 // A multiple-choice task rendered once into token ids: for every question the k-shot prompt and each
 // choice's continuation, with the choice lengths acc_norm divides by. The one home of prompt
 // building for both engines: `steelscope eval` and the TF.js trainer score it here, and the torch
-// engine reads the same thing from the run folder (data/evals/<n>.json, written when the run is
-// prepared), so its prompts are these bytes, never a Python copy of the templates.
+// engine reads the same ids from the run folder (data/evals.json, written when the run is prepared
+// and again on a resume when missing), so its prompts are these tokens, never a Python copy of the
+// templates or the encoder. The torch engine scores them itself (src/engines/torch/evals.py) rather
+// than this process scoring torch checkpoints with TF.js: on a GPU that is seconds, where TF.js on
+// the CPU would take longer than training for any model beyond tiny.
 import * as v from 'valibot';
 import { evalTaskName, type EvalFormat, type EvalTaskSpec } from '../../shared/eval';
 import { arr, int, nonNegativeInt, obj, oneOf, str, type Output } from '../../shared/schema';
 import type { BpeTokenizer } from '../tokenizer';
 import { choiceTexts, fewShotPrompt, TARGET_DELIMITER, type McTask } from './tasks';
 
-export const RENDERED_TASK_FORMAT = 'steelscope.evaltask/1';
+export const RENDERED_EVALS_FORMAT = 'steelscope.evals/1';
+export const RENDERED_EVALS_FILE = 'evals.json';
 
 const ids = arr(nonNegativeInt);
 
 export const RenderedTaskSchema = obj({
-  format: v.literal(RENDERED_TASK_FORMAT),
+  kind: v.literal('mc'),
   /** The `task` of its evals.jsonl records. */
   task: str,
   shots: nonNegativeInt,
@@ -38,6 +42,17 @@ export const RenderedTaskSchema = obj({
 });
 export type RenderedTask = Output<typeof RenderedTaskSchema>;
 
+/** A ppl task: the text file's ids (scored in windows of seq_len). */
+export const RenderedPplSchema = obj({ kind: v.literal('ppl'), task: str, ids });
+export type RenderedPpl = Output<typeof RenderedPplSchema>;
+
+/** data/evals.json: the config's eval_tasks, rendered, in order. */
+export const RenderedEvalsSchema = obj({
+  format: v.literal(RENDERED_EVALS_FORMAT),
+  tasks: arr(v.union([RenderedTaskSchema, RenderedPplSchema])),
+});
+export type RenderedEvals = Output<typeof RenderedEvalsSchema>;
+
 /** Characters as Python's len() counts them (code points), the harness's completion length. */
 function charLength(text: string): number {
   return [...text].length;
@@ -46,7 +61,7 @@ function charLength(text: string): number {
 export function renderMcTask(tokenizer: BpeTokenizer, task: McTask, spec: EvalTaskSpec, shots: number): RenderedTask {
   const format: EvalFormat = spec.format ?? 'letters';
   return {
-    format: RENDERED_TASK_FORMAT,
+    kind: 'mc',
     task: evalTaskName(spec),
     shots,
     choices: format,

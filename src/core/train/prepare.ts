@@ -2,6 +2,7 @@
 // tokenize into shards. Tokenizers and shards are cached by the hashes that determine them, so
 // a second run on the same data starts in seconds; the run directory always gets its own copy,
 // so a run never depends on the cache.
+import { RENDERED_EVALS_FILE, renderEvals, resolveTasks, type ResolvedTask } from '../eval';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -103,9 +104,11 @@ export const PROMPTS_FORMAT = 'steelscope.prompts/1';
  * `steelscope prepare`: the data of a new run, prepared once by this core for any engine. Besides
  * prepareData's tokenizer.json and data/{train,val}.bin it writes data/prepared.json (the config,
  * the corpus files and the shards with their hashes: what the PyTorch engine starts from) and
- * data/prompts.json (the sample prompts' ids, so that engine needs no port of the encoder).
+ * data/prompts.json (the sample prompts' ids, so that engine needs no port of the encoder) and
+ * data/evals.json (the config's eval_tasks rendered to ids: src/core/eval/render.ts).
  */
 export function prepareRun(input: string, config: TrainConfig, runDir: string, log: ProgressLog): PreparedData {
+  const evalTasks = resolveTasks(config.eval_tasks ?? []); // a bad task fails before anything is written
   const data = prepareData(input, config, runDir, log);
   const prepared = {
     format: PREPARED_FORMAT,
@@ -117,7 +120,14 @@ export function prepareRun(input: string, config: TrainConfig, runDir: string, l
   };
   writeFileAtomic(join(runDir, 'data', 'prepared.json'), JSON.stringify(prepared, null, 2) + '\n');
   writePrompts(runDir, data.tokenizer);
+  writeEvals(runDir, data.tokenizer, evalTasks);
   return data;
+}
+
+/** data/evals.json: the config's eval_tasks rendered to token ids, what the torch engine scores. */
+export function writeEvals(runDir: string, tokenizer: BpeTokenizer, tasks: readonly ResolvedTask[]): void {
+  mkdirSync(join(runDir, 'data'), { recursive: true });
+  writeFileAtomic(join(runDir, 'data', RENDERED_EVALS_FILE), JSON.stringify(renderEvals(tokenizer, tasks)) + '\n');
 }
 
 /** data/prompts.json: SAMPLE_PROMPTS with their ids under this tokenizer (and the id that ends a sample). */

@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 from ckpt import load_checkpoint, sha256
 from data import BlockLoader, DataError, eval_batches, read_shard
+from evals import read_eval_tasks
 from model import SteelLM
 from optim import load_adamw_state, make_adamw
 from rng import Rng
@@ -256,9 +257,11 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
         loader=BlockLoader(train, block, cfg["seed"], cursor, label, mask),
         eval_set=eval_set,
         tokenizer_json=tokenizer_json, data_files=data_files, start_step=start_step, target_step=target,
-        rng_state=rng_state, stop_requested=ctx["stop"], current_step=start_step, prompts=None, decoder=None)
+        rng_state=rng_state, stop_requested=ctx["stop"], current_step=start_step, prompts=None, decoder=None,
+        eval_tasks=[])
     if writer is not None:
         s.prompts = read_prompts(writer.dir, log)
+        s.eval_tasks = read_eval_tasks(writer.dir)
         s.decoder = Decoder(tokenizer_json)
         if not s.eval_set and val is not None:
             writer.event(0, "eval-skipped", "warning", f"The validation split is shorter than one sequence of {block} "

@@ -214,13 +214,20 @@ class SteelLM(torch.nn.Module):
         """Logits [B, T, V] for token ids [B, T]; with targets, their loss (DDP hooks forward only)."""
         if targets is not None:
             return self.loss(idx, targets, mask, mask_total)
+        return self.logits(self.hidden(idx))
+
+    def hidden(self, idx):
+        """The final normed hidden states [B, T, d] of token ids [B, T] (what the head projects)."""
         cos, sin = self.rope(idx.shape[1], idx.device)
         x = self.wte[idx]  # [B, T, d]
         for block in self.h:
             x = block(x, cos, sin)
-        x = self.ln_f(x)
+        return self.ln_f(x)
+
+    def logits(self, x):
+        """The output head on hidden states [..., d]: logits [..., V] (evals.py projects only the positions it scores)."""
         head = self.wte if self.cfg["tie_embeddings"] else self.lm_head.weight.t()  # [V, d]
-        return F.linear(x, head)  # [B, T, V]
+        return F.linear(x, head)
 
     def loss(self, idx, targets, mask=None, mask_total=None):
         """Mean next-token cross-entropy over all B*T positions (computed in float32), or with a mask

@@ -69,6 +69,11 @@ class RunWriter:
                 line[key] = encode_metric(value)
         self.append("metrics.jsonl", line)
 
+    def evals(self, records):
+        """evals.jsonl records (src/shared/eval.ts EvalRecord), non-finite numbers as run.ts writes them."""
+        for record in records:
+            self.append("evals.jsonl", {key: encode_metric(value) for key, value in record.items()})
+
     def sample(self, record):
         self.append("samples.jsonl", {**record, "t": now_ms()})
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ckpt import save_checkpoint
+from evals import describe, evaluate_tasks
 from model import flops_per_token
 from optim import adamw_state, adamw_step_count, learning_rate, set_lr
 from sample import write_samples
@@ -155,7 +156,10 @@ def train_loop(s):
             if fresh and cfg["sample_every"] > 0 and step % cfg["sample_every"] == 0 and s.prompts:
                 with s.stepper.autocast():
                     write_samples(s.model, cfg, step, s.prompts, s.decoder, s.writer, s.device, s.log)
+            if fresh and step == 0:
+                run_eval_tasks(s, step, stop)
             if step > last_checkpoint and cfg["checkpoint_every"] > 0 and step % cfg["checkpoint_every"] == 0:
+                run_eval_tasks(s, step, stop)  # before the checkpoint, so pruning sees this step's scores
                 checkpoint(s, step, last_eval, last_loss)
                 last_checkpoint = step
         if step >= s.target_step or stop:
@@ -171,6 +175,8 @@ def train_loop(s):
             report_step(s, step, loss, grad_norm, lr, applied, seconds, tokens_per_step, flops, peak, spikes)
         step += 1
     if s.writer is not None and (step > last_checkpoint or step == 0):
+        if step > 0:
+            run_eval_tasks(s, step, stop)
         checkpoint(s, step, last_eval, last_loss)
     if s.world > 1:
         dist.barrier()  # every rank stops after rank 0's checkpoint
@@ -214,6 +220,16 @@ def evaluate(s, step):
     s.writer.metric({"step": step, "kind": "eval", "loss": mean})
     s.log(f"step {step}: eval loss {mean:.4f}")
     return mean
+
+
+def run_eval_tasks(s, step, stop):
+    """trainer.ts runEvalTasks: the config's eval_tasks (rendered in data/evals.json) on the current
+    weights, appended to evals.jsonl at `step`; not on the way out of a stop."""
+    if not s.eval_tasks or stop or s.stop_requested():
+        return
+    for records in evaluate_tasks(s.model, s.eval_tasks, s.config["seq_len"], s.device, step):
+        s.writer.evals(records)
+        s.log(f"step {step}: {describe(records)}")
 
 
 def checkpoint(s, step, eval_loss, train_loss):
