@@ -1,7 +1,8 @@
 // What the editor makes of a Slurm login node, against the REAL one-node test cluster (test/slurm.ts)
 // through the REAL test sshd: the host is probed as a login node (partitions, no accounting); a start
 // returns as soon as the job is queued, and the Runs view's store shows it pending with Slurm's
-// reason, then running with losses, then stopped; a job still pending is cancelled by Stop.
+// reason, then running with losses, then stopped; a job still pending is cancelled by Stop (and
+// its run is not deleted until then).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -115,10 +116,13 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     try {
       const { dir, key } = await submit('never ran', 10);
       await wait('pending', () => summary(key)?.status === 'pending');
+      await assert.rejects(target.delete(dir), /is PENDING\. Stop it before deleting the run/);
       await target.stop(dir);
       await wait('stopped', () => summary(key)?.status === 'stopped');
       assert.equal(summary(key)?.job?.state, 'CANCELLED');
       assert.ok(!existsSync(join(dir, 'run.json')));
+      await target.delete(dir);
+      assert.ok(!existsSync(dir), 'a cancelled queued run can be deleted');
     } finally {
       slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
     }

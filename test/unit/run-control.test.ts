@@ -8,7 +8,13 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { join } from 'node:path';
 import { RUN_FORMAT, type ObservedRun, type RunInfo } from '../../src/shared/run';
 import { localRunFiles } from '../../src/host/runs/localTarget';
-import { RunControl, type LaunchedTrainer, type Launcher, type LaunchRequest } from '../../src/host/runs/runControl';
+import {
+  nameOfFolder,
+  RunControl,
+  type LaunchedTrainer,
+  type Launcher,
+  type LaunchRequest,
+} from '../../src/host/runs/runControl';
 import { scratch } from '../helpers';
 
 function runInfo(pid: number, status: RunInfo['status'] = 'running'): RunInfo {
@@ -200,4 +206,26 @@ test('a stop the launcher refuses sends nothing and can be tried again', async (
   launcher.refuse = undefined;
   await runs.stop(dir);
   assert.deepEqual(launcher.terminated, [1000]);
+});
+
+test('a start that waits only until submitted (a queued Slurm job): its empty folder is listed, named, and deletable', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(() => undefined); // queued: no trainer yet, no run.json
+  const runs = control(root, launcher);
+  const dir = await runs.start({
+    name: 'Queued Run',
+    preset: 'tiny',
+    data: 'default',
+    steps: 5,
+    waitUntil: 'submitted',
+  });
+  assert.equal(dir, join(root, 'queued-run-20260102-120005'));
+  assert.deepEqual(readdirSync(dir), [], 'the folder exists, empty (the trainer accepts an empty one)');
+  const log = join(root, '.queued-run-20260102-120005.trainer.log');
+  assert.ok(existsSync(log), 'the job log stays beside it until the trainer takes the run');
+  assert.deepEqual(await runs.listRunDirs(), [dir], 'listed after a reload, before run.json');
+  assert.equal(nameOfFolder('queued-run-20260102-120005-2'), 'queued-run');
+  await runs.delete(dir);
+  assert.deepEqual(readdirSync(root), [], 'folder and log removed');
+  await assert.rejects(runs.delete(join(root, 'x')), /not a run folder|missing|no such/i);
 });

@@ -119,4 +119,18 @@ test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of lim
   });
   assert.match(md, /Slurm job 41: PENDING \\\(QOSMax\\_\\\[x\\\]\\\(y\\\)\\\)/);
   assert.match(md, /elapsed 0:00 of 10:00/);
+  assert.doesNotMatch(md, /cannot start/);
+  const [hopeless] = parseSqueue('42|r|PENDING|PartitionNodeLimit||0:00|10:00\n');
+  const said = runTooltipMarkdown({
+    key: 'k',
+    hostId: 'h',
+    hostLabel: 'c',
+    dir: '/r/a',
+    name: 'a',
+    status: 'pending',
+    checkpoints: [],
+    malformed: { metrics: 0, samples: 0, events: 0 },
+    job: hopeless,
+  });
+  assert.match(said, /Slurm cannot start this job as asked; Stop cancels it/);
 });

@@ -93,7 +93,11 @@ async function runsFor(
 async function startTraining(s: CommandServices): Promise<void> {
   const targets = s.targets();
   const where = await vscode.window.showQuickPick(
-    targets.map((t) => ({ label: t.id === 'local' ? `$(vm) ${t.label}` : `$(remote) ${t.label}`, target: t })),
+    targets.map((t) => ({
+      label: t.id === 'local' ? `$(vm) ${t.label}` : `$(${t.kind ? 'server-environment' : 'remote'}) ${t.label}`,
+      description: t.kind,
+      target: t,
+    })),
     { title: 'Start Training (1/6): where should it run?' },
   );
   if (!where) return;

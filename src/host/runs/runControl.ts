@@ -251,10 +251,14 @@ export class RunControl {
     if (info && (await this.holds(info))) {
       throw new Error(`Run ${info.name} is still running (pid ${info.pid}). Stop it before deleting it.`);
     }
-    if (!info && !(await files.exists(files.paths.join(runDir, 'metrics.jsonl')))) {
+    // A queued job's folder (cancelled before its trainer began) is empty, its log beside it.
+    const pendingLog = files.paths.join(files.paths.dirname(runDir), `.${files.paths.basename(runDir)}.${TRAINER_LOG}`);
+    const queued = await files.exists(pendingLog);
+    if (!info && !queued && !(await files.exists(files.paths.join(runDir, 'metrics.jsonl')))) {
       throw new Error(`${runDir}${where} is not a run folder (no run.json or metrics.jsonl); not deleting it.`);
     }
     await files.removeFolder(runDir);
+    if (queued) await files.removeFile(pendingLog);
   }
 
   async readInfo(runDir: string): Promise<ObservedRun> {

@@ -152,6 +152,8 @@ export interface RunTarget {
   isAlive(info: ObservedRun): Promise<boolean>;
   /** The target's Python with PyTorch and what it sees (cached while found), or what to install. */
   findTorch(): Promise<TorchSearch>;
+  /** What kind of host it is, where it is more than its connection ("Slurm login node"). */
+  readonly kind?: string;
   /** The cluster when the target is a Slurm login node (probed once per connection); undefined elsewhere. */
   slurmCluster?(): Promise<SlurmCluster | undefined>;
 }

@@ -25,7 +25,7 @@ import { LoginNodeLauncher } from '../slurm/hostLauncher';
 import { SlurmLauncher } from '../slurm/launcher';
 import { SlurmLoginNode, type SlurmCluster } from '../slurm/loginNode';
 import { SlurmJobWatch, type JobSink } from '../slurm/jobWatch';
-import { viewStateOfJob } from '../slurm/jobState';
+import { isLiveJobState, viewStateOfJob } from '../slurm/jobState';
 
 export interface RemoteTargetOptions extends RemoteCliOptions {
   /** The host's alias (~/.ssh/config Host, or user@host). */
@@ -167,8 +167,19 @@ export class RemoteTarget implements RunTarget {
     return this.control.planDelete(runDir);
   }
 
-  delete(runDir: string): Promise<void> {
+  /** A run whose Slurm job is still queued or running is not deleted: its trainer would write into nothing. */
+  async delete(runDir: string): Promise<void> {
+    const info = await this.control.readInfo(runDir).catch(() => undefined);
+    const job = this.jobWatch?.jobOf(runDir, info);
+    if (job && isLiveJobState(job.state)) {
+      throw new Error(`Slurm job ${job.id} of ${runDir} is ${job.state}. Stop it before deleting the run.`);
+    }
     return this.control.delete(runDir);
+  }
+
+  /** How Start Training describes this host: a Slurm login node once probed so. */
+  get kind(): string | undefined {
+    return this.slurm.cluster ? 'Slurm login node' : undefined;
   }
 
   isAlive(info: ObservedRun): Promise<boolean> {

@@ -5,7 +5,7 @@ import { escapeMarkdown } from '../markdown';
 import { describeEngine } from '../../shared/run';
 import { interval95, scoreText, type EvalRecord } from '../../shared/eval';
 import type { CheckpointSummary, RunSummary } from '../runs/types';
-import { jobTooltip } from '../slurm/jobState';
+import { isHopeless, jobTooltip } from '../slurm/jobState';
 import { describePartition, partitionsDefaultFirst, type SlurmCluster } from '../slurm/loginNode';
 
 export function runTooltipMarkdown(s: RunSummary): string {
@@ -20,6 +20,7 @@ export function runTooltipMarkdown(s: RunSummary): string {
     parts.push(`backend: ${e(s.info.backend.name)}${kernels}`);
   }
   if (s.job) parts.push(...jobTooltip(s.job).split('\n').map(e));
+  if (s.job && isHopeless(s.job)) parts.push('$(warning) Slurm cannot start this job as asked; Stop cancels it');
   if (s.lastTokPerS !== undefined) parts.push(`${e(Math.round(s.lastTokPerS).toLocaleString('en-US'))} tokens/s`);
   const bad =
     s.malformed.metrics +
