@@ -42,7 +42,7 @@ const column = (values: Float64Array | undefined, length: number) => Array.from(
 
 test('a PyTorch script logging only step and train/loss is read: no malformed lines, one chart, no time', async () => {
   const data = await observe('{"step": 1, "train/loss": 2.5}\n{"step": 2, "train/loss": 2.25, "note": "warmup"}\n');
-  assert.deepEqual(data.summary.malformed, { metrics: 0, samples: 0, events: 0, system: 0 });
+  assert.deepEqual(data.summary.malformed, { metrics: 0, samples: 0, events: 0, system: 0, evals: 0 });
   const train = data.tables.get('train');
   assert.deepEqual(column(train?.step, 2), [1, 2]);
   assert.deepEqual(column(train?.fields.get('train/loss'), 2), [2.5, 2.25]);
