@@ -111,6 +111,7 @@ const benchTarget: RunTarget = {
   planDelete: () => Promise.reject(new Error('not in the bench')),
   isAlive: async () => false,
   findTorch: async () => ({ reason: 'not in the bench' }),
+  runCli: () => Promise.reject(new Error('not in the bench')),
 };
 
 function computeChartPayloadMessage(model: DashboardModel): HostToWebview {

@@ -49,6 +49,7 @@ const localTarget: RunTarget = {
   delete: () => Promise.reject(new Error('unused')),
   planDelete: () => Promise.reject(new Error('unused')),
   findTorch: () => Promise.reject(new Error('unused')),
+  runCli: () => Promise.reject(new Error('unused')),
 };
 
 /** Writes the file, ingests it with a RunStore, and returns the line to print. */

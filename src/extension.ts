@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { AlertNotifier, AlertRuleStore } from './host/alerts/notifier';
 import { registerChat } from './host/chat/register';
 import { registerFastBackendCommand } from './host/commands/fastBackend';
-import { registerRunCommands } from './host/commands/runCommands';
+import { registerEvaluateCommand } from './host/commands/evaluate';
+import { registerRunCommands, type CommandServices } from './host/commands/runCommands';
 import { SlurmJobMemory } from './host/commands/slurmPick';
 import { DashboardPanel } from './host/panels/dashboard';
 import { LocalTarget } from './host/runs/localTarget';
@@ -59,6 +60,23 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   const alerts = new AlertNotifier(store, (key) => alertRules.forRun(key), openDashboard);
 
+  const commands: CommandServices = {
+    store,
+    targets,
+    addRun: (target, dir) => observeRun(store, target, dir),
+    removeRun: (key) => void store.removeRun(key),
+    rescan,
+    openDashboard,
+    rememberFolder: async (dir) => {
+      const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
+      await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
+    },
+    slurmJobs: new SlurmJobMemory(context.globalState),
+    forgetFolder: async (dir) => {
+      const folders = context.globalState.get<string[]>(OBSERVED_FOLDERS, []).filter((f) => f !== dir);
+      await context.globalState.update(OBSERVED_FOLDERS, folders);
+    },
+  };
   context.subscriptions.push(
     { dispose: disposeHostLog },
     alerts,
@@ -68,23 +86,8 @@ export function activate(context: vscode.ExtensionContext): void {
     statusBar,
     view,
     ...ssh.disposables,
-    ...registerRunCommands({
-      store,
-      targets,
-      addRun: (target, dir) => observeRun(store, target, dir),
-      removeRun: (key) => void store.removeRun(key),
-      rescan,
-      openDashboard,
-      rememberFolder: async (dir) => {
-        const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));
-        await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
-      },
-      slurmJobs: new SlurmJobMemory(context.globalState),
-      forgetFolder: async (dir) => {
-        const folders = context.globalState.get<string[]>(OBSERVED_FOLDERS, []).filter((f) => f !== dir);
-        await context.globalState.update(OBSERVED_FOLDERS, folders);
-      },
-    }),
+    ...registerRunCommands(commands),
+    registerEvaluateCommand({ ...commands, memory: context.globalState }),
     vscode.commands.registerCommand('steelscope.showVersion', () => {
       const version = extensionVersion(context) ?? 'unknown';
       void vscode.window.showInformationMessage(`Steelscope ${version}`);

@@ -5,7 +5,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFile
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { saveCheckpoint } from '../src/core/train/checkpoint';
+import { selectBackend } from '../src/core/backend';
+import { SteelLM } from '../src/core/model/gpt';
+import { BpeTokenizer } from '../src/core/tokenizer';
+import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
 import { PRESETS } from '../src/shared/config';
 import { parseJsonl } from '../src/shared/jsonl';
 import {
@@ -132,6 +135,34 @@ export function writeTestCheckpoint(runDir: string, step: number, evalLoss: numb
   });
   if (!done) unlinkSync(join(dir, 'DONE'));
   return dir;
+}
+
+/**
+ * A checkpoint at `step` of a real (untrained, one-layer) model with a tokenizer trained on a few
+ * lines, in `runDir`: small enough to score a task in seconds on the cpu backend. Returns its folder.
+ */
+export async function writeScorableCheckpoint(runDir: string, step = 7): Promise<string> {
+  await selectBackend('cpu');
+  const config = { ...PRESETS.tiny, vocab_size: 300, n_layer: 1, seq_len: 64 };
+  const tokenizer = BpeTokenizer.train(['春眠不覺曉，處處聞啼鳥。', '答案： A B C D'], config.vocab_size);
+  const model = SteelLM.init(config, 1);
+  const weights: Tensors = new Map();
+  const shapes = model.paramShapes();
+  for (const [name, data] of model.readWeights()) weights.set(name, { shape: shapes.get(name) ?? [data.length], data });
+  model.dispose();
+  return saveCheckpoint(runDir, {
+    step,
+    tokens: 0,
+    config,
+    data: { cursor: { seed: 0, epoch: 0, index: 0 }, files: [] },
+    rng: [1, 2, 3, 4],
+    optimizer: { step },
+    eval_loss: null,
+    train_loss: null,
+    weights,
+    optimizerState: new Map(),
+    tokenizerJson: JSON.stringify(tokenizer.toJSON()),
+  });
 }
 
 /**

@@ -39,8 +39,9 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   };
   // serve has nothing to save while it loads (a long synchronous read): until it is ready, a
-  // signal keeps its default action and ends it at once; it listens from then on.
-  if (command !== 'serve') listen();
+  // signal keeps its default action and ends it at once; it listens from then on. eval scores
+  // synchronously and writes its records only at the end: a signal ends it at once, nothing written.
+  if (command !== 'serve' && command !== 'eval') listen();
   const control = { log: out, stopRequested: () => stop };
   switch (command) {
     case 'train':

@@ -173,3 +173,25 @@ export function checkpointScores<R extends ScoreKey>(records: readonly R[], step
     a.task.localeCompare(b.task),
   );
 }
+
+/** Where `steelscope eval` stands: `done` of `total` questions (or windows) of `what` (task/subject). */
+export interface EvalProgress {
+  step: number;
+  what: string;
+  done: number;
+  total: number;
+}
+
+/** The progress line `steelscope eval` writes on stderr (at each whole percent of a task); parseEvalProgress reads it. */
+export function evalProgressLine(p: EvalProgress): string {
+  return `eval step ${p.step}: ${p.what} ${p.done}/${p.total} (${Math.floor((100 * p.done) / p.total)}%)`;
+}
+
+const PROGRESS_LINE = /^eval step (\d+): (.+) (\d+)\/(\d+) \(\d+%\)$/;
+
+/** A stderr line of `steelscope eval` as progress; undefined for any other line. */
+export function parseEvalProgress(line: string): EvalProgress | undefined {
+  const m = PROGRESS_LINE.exec(line.trim());
+  if (!m) return undefined;
+  return { step: Number(m[1]), what: m[2], done: Number(m[3]), total: Number(m[4]) };
+}

@@ -5,40 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { selectBackend } from '../../src/core/backend';
-import { SteelLM } from '../../src/core/model/gpt';
-import { BpeTokenizer } from '../../src/core/tokenizer';
-import { saveCheckpoint, type Tensors } from '../../src/core/train/checkpoint';
-import { PRESETS } from '../../src/shared/config';
 import { EvalRecordSchema, MACRO_SUBJECT } from '../../src/shared/eval';
 import { parseAs } from '../../src/shared/schema';
-import { runCli, scratch } from '../helpers';
+import { runCli, scratch, writeScorableCheckpoint } from '../helpers';
 
 /** A run folder holding one checkpoint (no run.json: eval is given the checkpoint folder); returns both. */
 async function fixtureRun(): Promise<{ run: string; checkpoint: string }> {
-  await selectBackend('cpu');
   const run = scratch('eval-cli');
-  const config = { ...PRESETS.tiny, vocab_size: 300, n_layer: 1, seq_len: 64 };
-  const tokenizer = BpeTokenizer.train(['春眠不覺曉，處處聞啼鳥。', '答案： A B C D'], config.vocab_size);
-  const model = SteelLM.init(config, 1);
-  const weights: Tensors = new Map();
-  const shapes = model.paramShapes();
-  for (const [name, data] of model.readWeights()) weights.set(name, { shape: shapes.get(name) ?? [data.length], data });
-  model.dispose();
-  const checkpoint = saveCheckpoint(run, {
-    step: 7,
-    tokens: 0,
-    config,
-    data: { cursor: { seed: 0, epoch: 0, index: 0 }, files: [] },
-    rng: [1, 2, 3, 4],
-    optimizer: { step: 7 },
-    eval_loss: null,
-    train_loss: null,
-    weights,
-    optimizerState: new Map(),
-    tokenizerJson: JSON.stringify(tokenizer.toJSON()),
-  });
-  return { run, checkpoint };
+  return { run, checkpoint: await writeScorableCheckpoint(run) };
 }
 
 function cmmluTask(root: string): string {

@@ -27,6 +27,7 @@ function localTarget(): RunTarget {
     delete: unused,
     planDelete: unused,
     findTorch: unused,
+    runCli: unused,
   };
 }
 

@@ -23,6 +23,7 @@ const target: RunTarget = {
   delete: unused,
   planDelete: unused,
   findTorch: unused,
+  runCli: unused,
 };
 
 async function observe(lines: string) {

@@ -242,6 +242,7 @@ test(
       delete: unused,
       planDelete: unused,
       findTorch: unused,
+      runCli: unused,
     };
     try {
       const key = store.addRun(target, dir);

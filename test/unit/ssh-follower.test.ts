@@ -66,6 +66,7 @@ const target: RunTarget = {
   delete: async () => {},
   isAlive: async () => true,
   findTorch: async () => ({ reason: 'fake' }),
+  runCli: () => Promise.reject(new Error('fake')),
 };
 
 const info = (status: RunInfo['status']): RunInfo => ({

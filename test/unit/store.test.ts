@@ -29,6 +29,7 @@ function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number>
     delete: unused,
     planDelete: unused,
     findTorch: unused,
+    runCli: unused,
   };
 }
 

@@ -6,7 +6,7 @@ import { appendEvalRecords, resolveTasks, runEvalTask } from '../../core/eval';
 import { SteelLM } from '../../core/model';
 import { loadCheckpoint } from '../../core/train/checkpoint';
 import { BpeTokenizer } from '../../core/tokenizer';
-import { MACRO_SUBJECT, type EvalRecord } from '../../shared/eval';
+import { evalProgressLine, MACRO_SUBJECT, type EvalRecord } from '../../shared/eval';
 import { listFlag, numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { resolveCheckpointDir } from './sample';
 import { backendFlag } from './train';
@@ -84,7 +84,7 @@ export async function evalCommand(argv: readonly string[], out: (line: string) =
         const pct = Math.floor((100 * done) / total);
         if (pct === shown && done !== total) return;
         shown = pct;
-        process.stderr.write(`eval step ${step}: ${what} ${done}/${total} (${pct}%)\n`);
+        process.stderr.write(evalProgressLine({ step, what, done, total }) + '\n');
       };
       records.push(...runEvalTask(model, tokenizer, spec, { step, progress }));
     }

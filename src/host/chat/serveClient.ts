@@ -3,7 +3,6 @@
 // on the SSH host that holds the checkpoint), loaded once and reused for every generation, ended
 // when disposed or idle. Every stdout line is validated before use; the model never loads in the
 // extension host (DESIGN.md).
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -16,18 +15,10 @@ import {
   type ServeMessage,
   type ServeRequest,
 } from '../../shared/serve-protocol';
+import { spawnCli, type CliProcess } from '../runs/cliProcess';
 
 /** A running `steelscope serve`: a child process here, or an exec channel on an SSH host. */
-export interface ServeProcess {
-  stdin: NodeJS.WritableStream;
-  stdout: NodeJS.ReadableStream;
-  stderr: NodeJS.ReadableStream;
-  /** Settles once it has ended and its output is read to the end; `error`: it could not run at all. */
-  exit: Promise<{ code: number | null; signal?: string | null; error?: string }>;
-  /** Ends it: stdin closed (the server's end of input) and SIGTERM where there is a process to signal; forced if it lingers. */
-  stop(): void;
-  pid?: number;
-}
+export type ServeProcess = CliProcess;
 
 /** Starts `serve` on a checkpoint; rejects (or throws) with a message for the user. */
 export type ServeStart = (checkpoint: string) => ServeProcess | Promise<ServeProcess>;
@@ -50,31 +41,12 @@ export interface ServeClientOptions {
 
 /** `node dist/cli.js serve <checkpoint>` as a child process of the extension host. */
 function localServe(options: ServeClientOptions): ServeStart {
-  return (checkpoint) => {
-    const args = [options.cliPath, 'serve', checkpoint, ...(options.args ?? [])];
-    const child = spawn(options.nodePath(), args, {
-      env: options.env ?? process.env,
-      stdio: 'pipe',
-      windowsHide: true,
-    });
-    // 'close', not 'exit': by then stdout is read to its end, so a load error line came first.
-    const exit = new Promise<{ code: number | null; signal?: string | null; error?: string }>((done) => {
-      child.once('error', (err) =>
-        done({ code: null, error: `Could not run the serve process: ${err.message}. Check steelscope.nodePath.` }),
-      );
-      child.once('close', (code, signal) => done({ code, signal }));
-    });
-    const stop = (): void => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.stdin.end();
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }, KILL_AFTER_MS);
-      timer.unref();
-    };
-    return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exit, stop, pid: child.pid };
-  };
+  return (checkpoint) =>
+    spawnCli(
+      { nodePath: options.nodePath(), cliPath: options.cliPath, env: options.env },
+      ['serve', checkpoint, ...(options.args ?? [])],
+      'the serve process',
+    );
 }
 
 export interface Generation {
@@ -98,7 +70,6 @@ function handled<T>(promise: Promise<T>): Promise<T> {
 }
 
 const DEFAULT_IDLE_MS = 5 * 60_000;
-const KILL_AFTER_MS = 2_000;
 const STDERR_KEEP = 2_000;
 
 /** One serve process for one checkpoint. */

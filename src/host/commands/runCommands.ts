@@ -72,7 +72,7 @@ export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
   );
 }
 
-function targetOf(s: CommandServices, summary: RunSummary): RunTarget {
+export function targetOf(s: CommandServices, summary: RunSummary): RunTarget {
   const target = s.targets().find((t) => t.id === summary.hostId);
   if (!target) throw new Error(`the host of run ${summary.name} (${summary.hostLabel}) is not configured.`);
   return target;

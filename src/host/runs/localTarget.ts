@@ -8,6 +8,7 @@ import type { ObservedRun } from '../../shared/run';
 import type { DeletePlan } from './deletePlan';
 import { NodeCliLauncher, type NodeCliLauncherOptions } from './localLauncher';
 import { RunControl, type Launcher, type RunFiles } from './runControl';
+import { spawnCli, type CliProcess } from './cliProcess';
 import { TorchProbeCache } from './torchProbe';
 import type { ResumeOptions, RunTarget, StartRequest } from './types';
 
@@ -128,5 +129,9 @@ export class LocalTarget implements RunTarget {
 
   findTorch(): Promise<TorchSearch> {
     return this.torch.search(pythonCandidates(this.options.pythonPath?.()));
+  }
+
+  async runCli(args: string[], what: string): Promise<CliProcess> {
+    return spawnCli(this.options, args, what);
   }
 }

@@ -10,6 +10,7 @@ import type { SlurmJob } from '../slurm/jobState';
 import type { SlurmCluster } from '../slurm/loginNode';
 import type { EngineName, EventRecord, ObservedRun, RunStatus, SampleRecord } from '../../shared/run';
 import type { EvalRecord } from '../../shared/eval';
+import type { CliProcess } from './cliProcess';
 
 /** Unique across hosts: `${hostId}::${absolute run dir}`. */
 export type RunKey = string;
@@ -156,6 +157,8 @@ export interface RunTarget {
   readonly kind?: string;
   /** The cluster when the target is a Slurm login node (probed once per connection); undefined elsewhere. */
   slurmCluster?(): Promise<SlurmCluster | undefined>;
+  /** Runs `steelscope <args>` there, attached, its output streamed (`eval`); `what` names it in errors. */
+  runCli(args: string[], what: string): Promise<CliProcess>;
 }
 
 export interface RunStoreApi {

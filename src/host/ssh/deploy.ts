@@ -4,7 +4,7 @@
 // quoted. Also the optional GPU backend (tfjs-node-gpu) installed beside it.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { join, posix, sep } from 'node:path';
 import { shCommand, shQuote } from './quote';
 import type { RemoteHost } from './remoteHost';
 import { fastPut, readRemoteFile, renameOver, statOrUndefined, writeRemoteFile } from './sftp';
@@ -28,11 +28,13 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-/** Names under `dir` (relative to distDir, prefixed `dir/`); none when it is missing. */
+/** Files under `dir`, in its sub-folders too (relative to distDir, prefixed `dir/`); none when it is missing. */
 function filesUnder(distDir: string, dir: string): string[] {
   try {
-    return readdirSync(join(distDir, dir))
-      .filter((n) => !n.startsWith('.'))
+    return readdirSync(join(distDir, dir), { recursive: true, encoding: 'utf8' })
+      .map((n) => n.split(sep).join('/'))
+      .filter((n) => !n.split('/').some((part) => part.startsWith('.')))
+      .filter((n) => statSync(join(distDir, dir, n)).isFile())
       .map((n) => `${dir}/${n}`)
       .sort();
   } catch {
@@ -42,14 +44,15 @@ function filesUnder(distDir: string, dir: string): string[] {
 
 /**
  * The files a host needs: cli.js, the wasm binaries beside it, corpus/* (without it remote runs
- * need --data) and the PyTorch engine's engines/torch/*.py; names relative to distDir.
+ * need --data), the shipped eval tasks (tasks/poetry-mc/…) and the PyTorch engine's
+ * engines/torch/*.py; names relative to distDir.
  */
 export function deployFiles(distDir: string): string[] {
   const files = readdirSync(distDir).filter((n) => n === 'cli.js' || n.endsWith('.wasm'));
   if (!files.includes('cli.js'))
     throw new Error(`${join(distDir, 'cli.js')} is missing: build the extension first (npm run build).`);
   const engine = filesUnder(distDir, 'engines/torch').filter((n) => n.endsWith('.py'));
-  return [...files.sort(), ...filesUnder(distDir, 'corpus'), ...engine];
+  return [...files.sort(), ...filesUnder(distDir, 'corpus'), ...filesUnder(distDir, 'tasks'), ...engine];
 }
 
 /** What an earlier deploy wrote: file name → sha256; empty when there is none or it is unreadable. */
@@ -119,7 +122,9 @@ export class RemoteCli {
     await this.checkNode();
     const { distDir, version } = this.options;
     const dir = posix.join(await this.rootDir(), version);
-    const folders = ['corpus', 'engines/torch'].map((sub) => shQuote(posix.join(dir, sub)));
+    const names = deployFiles(distDir);
+    const subfolders = new Set(names.map((n) => posix.dirname(n)).filter((d) => d !== '.'));
+    const folders = [...subfolders].map((sub) => shQuote(posix.join(dir, sub)));
     await this.host.sh(`mkdir -p -- ${folders.join(' ')}`, 'Creating the deploy folder');
     const sftp = await this.host.sftp();
     const manifestPath = posix.join(dir, 'manifest.json');
@@ -127,7 +132,7 @@ export class RemoteCli {
       (await readRemoteFile(sftp, manifestPath).catch(() => Buffer.alloc(0))).toString('utf8'),
     );
     const files: Record<string, string> = {};
-    for (const name of deployFiles(distDir)) {
+    for (const name of names) {
       const local = join(distDir, name);
       const sha = sha256File(local);
       files[name] = sha;

@@ -20,6 +20,8 @@ import { RemoteFollower, type ConnectionState, type RemoteFollowerOptions } from
 import { RemoteHost } from './remoteHost';
 import { shCommand } from './quote';
 import { serveOnHost } from './serve';
+import { execCli } from './cliProcess';
+import type { CliProcess } from '../runs/cliProcess';
 import { fetchCheckpoint, type FetchProgress } from './transfer';
 import { LoginNodeLauncher } from '../slurm/hostLauncher';
 import { SlurmLauncher } from '../slurm/launcher';
@@ -209,6 +211,10 @@ export class RemoteTarget implements RunTarget {
 
   async followCommand(runDir: string, from: FollowOffsets): Promise<string> {
     return shCommand(await this.cli.command(['follow', runDir, '--from', encodeFollowOffsets(from)]));
+  }
+
+  runCli(args: string[]): Promise<CliProcess> {
+    return execCli(this.host, this.cli, args);
   }
 
   serve(checkpoint: string): Promise<ServeProcess> {
