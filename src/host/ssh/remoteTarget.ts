@@ -137,11 +137,15 @@ export class RemoteTarget implements RunTarget {
     return dir;
   }
 
-  /** A run whose Slurm job still waits in the queue has no trainer to checkpoint: its job is cancelled. */
+  /**
+   * A queued job that run.json does not name yet (no run.json, or a resume's new job) has no trainer
+   * to checkpoint: it is cancelled here. Any other goes through the run's launcher.
+   */
   async stop(runDir: string): Promise<void> {
     const info = await this.control.readInfo(runDir).catch(() => undefined);
     const job = this.jobWatch?.jobOf(runDir, info);
-    if (job && viewStateOfJob(job.state) === 'pending') await this.slurmJobs.cancel(job.id);
+    const unnamed = job !== undefined && job.id !== info?.slurm_job_id;
+    if (unnamed && viewStateOfJob(job.state) === 'pending') await this.slurmJobs.cancel(job.id);
     else await this.control.stop(runDir);
     void this.jobWatch?.poll(true);
   }
