@@ -34,6 +34,9 @@ export function isActiveStatus(status: string): boolean {
   return ACTIVE.has(status);
 }
 
+/** `--data poetry-sft`: the instruction set the build derives from the corpus (scripts/build-sft-set.mjs). */
+export const SHIPPED_SFT_SET = 'poetry-sft';
+
 export const ENGINE_NAMES = ['tfjs', 'torch'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 

@@ -59,6 +59,11 @@ test('trainerRunDir reads our CLI command lines and nothing else', () => {
     trainerRunDir(['node', '--enable-source-maps', '/x/dist/cli.js', 'train', '--run-dir=/r/a'], '/w'),
     '/r/a',
   );
+  assert.equal(
+    trainerRunDir(['node', '/x/dist/cli.js', 'sft', '--from', '/r/b/checkpoints/step-1', '--run-dir', 'ft'], '/w'),
+    '/w/ft',
+    'a fine-tuning run',
+  );
   assert.equal(trainerRunDir(['/usr/bin/node', '/x/dist/cli.js', 'resume', '/r/a', '--steps', '9'], '/w'), '/r/a');
   assert.equal(trainerRunDir(['node', '/x/dist/cli.js', 'resume', '--steps', '9', 'b'], '/w'), '/w/b');
   assert.equal(trainerRunDir(['node', '/x/bin/steelscope.js', 'resume', '--checkpoint=/c', '/r/a'], '/w'), '/r/a');

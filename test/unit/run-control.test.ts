@@ -196,6 +196,33 @@ test('the engine, its process count and Python reach the CLI as flags, on start 
   assert.deepEqual(launcher.launched[1].args, ['resume', dir, '--engine', 'torch', '--nproc', 'auto']);
 });
 
+test('a fine-tuning request starts `sft --from` the checkpoint on its chat data, with the engine flags', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const launcher = new ScriptedLauncher(healthy);
+  const runs = control(root, launcher);
+  const from = '/runs/base/checkpoints/step-00000080';
+  const engine = { name: 'torch', nproc: 1 } as const;
+  const dir = await runs.start({ name: 'chat', preset: 'fine-tune', data: 'poetry-sft', steps: 40, from, engine });
+  assert.equal(dir, join(root, 'chat-20260102-120005'));
+  assert.deepEqual(launcher.launched[0].args, [
+    'sft',
+    '--from',
+    from,
+    '--data',
+    'poetry-sft',
+    '--run-dir',
+    dir,
+    '--steps',
+    '40',
+    '--name',
+    'chat',
+    '--engine',
+    'torch',
+    '--nproc',
+    '1',
+  ]);
+});
+
 test('a stop the launcher refuses sends nothing and can be tried again', async () => {
   const root = join(scratch('run-control'), 'runs');
   const launcher = new ScriptedLauncher(healthy);

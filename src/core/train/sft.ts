@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as v from 'valibot';
 import { applySettings, type TrainConfig } from '../../shared/config';
-import type { DataFileRecord, RunInfo, RunStatus } from '../../shared/run';
+import { SHIPPED_SFT_SET, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import type { ChatTemplate } from '../../shared/serve-protocol';
 import { describeIssue, parseJson } from '../../shared/schema';
 import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
@@ -75,8 +75,7 @@ export function conversationRows(
   return { tokens, weights, cut };
 }
 
-/** `--data poetry-sft` names the instruction set the build derives from the corpus (build-sft-set.mjs). */
-export const SHIPPED_SFT_SET = 'poetry-sft';
+export { SHIPPED_SFT_SET };
 
 /** The chat JSONL file that `--data` names: the shipped set, or a path. */
 export function resolveSftData(data: string): string {

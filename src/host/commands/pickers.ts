@@ -38,7 +38,11 @@ export async function pickRuns(
   return picked ? [picked.key] : [];
 }
 
-export async function pickPreset(defaultPreset: string): Promise<PresetName | undefined> {
+/** A preset, or `extra`'s name when the row appended after the presets (Fine-tune from a checkpoint…) is chosen. */
+export async function pickPreset<E extends string>(
+  defaultPreset: string,
+  extra?: { name: E; label: string; description: string; detail: string },
+): Promise<PresetName | E | undefined> {
   const items = PRESET_NAMES.map((name) => {
     const c = PRESETS[name];
     const params = parameterCount(c);
@@ -52,7 +56,9 @@ export async function pickPreset(defaultPreset: string): Promise<PresetName | un
     };
   });
   items.sort((a, b) => Number(b.label === defaultPreset) - Number(a.label === defaultPreset));
-  const picked = await vscode.window.showQuickPick(items, { title: 'Start Training (3/6): model preset' });
+  const rows: { name: PresetName | E; label: string; description: string; detail: string }[] = [...items];
+  if (extra) rows.push(extra);
+  const picked = await vscode.window.showQuickPick(rows, { title: 'Start Training (3/6): model preset' });
   return picked?.name;
 }
 

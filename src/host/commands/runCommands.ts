@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { writeFile } from 'node:fs/promises';
 import { PRESETS } from '../../shared/config';
 import { describeFound, findRuns } from '../../shared/node/formats/detect';
-import type { RunKey, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
+import type { EngineOptions, RunKey, RunStoreApi, RunSummary, RunTarget, StartRequest } from '../runs/types';
 import { deleteQuestion } from '../runs/deletePlan';
 import { metricsCsv } from '../csv';
 import { defaultPreset } from '../settings';
@@ -12,6 +12,8 @@ import { checkpointArg, keysFromArgs } from './menuArgs';
 import { pickEngine } from './enginePick';
 import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
 import { askSlurmJob, type SlurmJobMemory } from './slurmPick';
+import { askFineTune, FINE_TUNE, FINE_TUNE_ITEM, pickBaseCheckpoint, type FineTuneBase } from './fineTune';
+import type { SlurmCluster } from '../slurm/loginNode';
 import type { SlurmJobOptions } from '../slurm/batchScript';
 
 export interface CommandServices {
@@ -38,6 +40,7 @@ export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
     'steelscope.stopRun': (n, ns) => stopRuns(s, n, ns),
     'steelscope.resumeRun': (n, ns) => resumeRun(s, n, ns),
     'steelscope.resumeFromCheckpoint': (n) => resumeFromCheckpoint(s, n),
+    'steelscope.fineTuneFromCheckpoint': (n) => fineTuneFromCheckpoint(s, n),
     'steelscope.openDashboard': async (n, ns) => {
       const keys = keysFromArgs(n, ns);
       const chosen = keys.length ? keys : await pickRuns(s.store, 'Open Dashboard');
@@ -110,8 +113,13 @@ async function startTraining(s: CommandServices): Promise<void> {
     : undefined;
   const engine = await pickEngine(target, '2/6', cluster === undefined);
   if (engine === 'cancel') return;
-  const preset = await pickPreset(defaultPreset());
+  const preset = await pickPreset(defaultPreset(), FINE_TUNE_ITEM);
   if (!preset) return;
+  if (preset === FINE_TUNE) {
+    const base = await pickBaseCheckpoint(s.store, target);
+    if (base) await fineTune(s, target, base, engine, cluster);
+    return;
+  }
   const data = await pickData(where.target.id === 'local' ? undefined : where.target.label);
   if (!data) return;
   const steps = await askSteps('Start Training (5/6): steps', PRESETS[preset].max_steps);
@@ -123,6 +131,18 @@ async function startTraining(s: CommandServices): Promise<void> {
     prompt: 'Shown in the Runs view; any text',
   });
   if (name === undefined) return;
+  await launch(s, target, { preset, data, steps, name: name.trim() || undefined, engine }, cluster, preset);
+}
+
+/** Asks for the Slurm job where the target is a login node, then starts the run and opens its dashboard. */
+async function launch(
+  s: CommandServices,
+  target: RunTarget,
+  request: StartRequest,
+  cluster: SlurmCluster | undefined,
+  what: string,
+): Promise<void> {
+  const { engine } = request;
   let slurm: SlurmJobOptions | undefined;
   if (cluster) {
     slurm = await askSlurmJob(target.label, cluster, s.slurmJobs.get(target.id));
@@ -131,19 +151,46 @@ async function startTraining(s: CommandServices): Promise<void> {
     // One process per GPU of each node; one task on a CPU-only node.
     if (engine) engine.nproc = Math.max(slurm.gpusPerNode, 1);
   }
-  const how = slurm ? `submitting ${preset} to Slurm (${slurm.partition})` : `starting ${preset}`;
+  const how = slurm ? `submitting ${what} to Slurm (${slurm.partition})` : `starting ${what}`;
   await vscode.window.withProgress(
     {
       location: vscode.ProgressLocation.Notification,
       title: `Steelscope: ${how}${engine ? ' (PyTorch)' : ''} on ${target.label}…`,
     },
     async () => {
-      const request = { preset, data, steps, name: name.trim() || undefined, engine };
       // A queued job may wait long for its nodes: the Runs view shows it pending meanwhile.
       const dir = await target.start(slurm ? { ...request, slurm, waitUntil: 'submitted' } : request);
       s.openDashboard([s.addRun(target, dir)]);
     },
   );
+}
+
+/** The fine-tune path once target, engine and base checkpoint are known: chat data, steps, name, start. */
+async function fineTune(
+  s: CommandServices,
+  target: RunTarget,
+  base: FineTuneBase,
+  engine: EngineOptions | undefined,
+  cluster: SlurmCluster | undefined,
+): Promise<void> {
+  const answers = await askFineTune(target, base);
+  if (!answers) return;
+  const request = { ...answers, preset: FINE_TUNE, name: answers.name.trim() || undefined, engine };
+  await launch(s, target, request, cluster, `fine-tuning ${base.run.name} from step ${base.checkpoint.step}`);
+}
+
+/** The checkpoint menu's "Fine-tune from This Checkpoint…": Start Training's fine-tune path on that base. */
+async function fineTuneFromCheckpoint(s: CommandServices, node: unknown): Promise<void> {
+  const n = checkpointArg(node);
+  if (!n) throw new Error('pick a checkpoint in the Runs view.');
+  const run = s.store.get(n.key)?.summary;
+  const checkpoint = run?.checkpoints.find((c) => c.dir === n.checkpoint.dir && c.complete);
+  if (!run || !checkpoint) throw new Error(`checkpoint ${n.checkpoint.dir} is not complete; pick another.`);
+  const target = targetOf(s, run);
+  const cluster = await target.slurmCluster?.();
+  const engine = await pickEngine(target, '2/6', cluster === undefined);
+  if (engine === 'cancel') return;
+  await fineTune(s, target, { run, checkpoint }, engine, cluster);
 }
 
 /** A run of a Slurm job resumes as a new job: the host's remembered answers, or asked now. */

@@ -118,9 +118,12 @@ export function nameOfFolder(folder: string): string {
   return folder.replace(/-\d{8}-\d{6}(-\d+)?$/, '') || folder;
 }
 
-/** The CLI arguments of a new run. */
+/** The CLI arguments of a new run: `train`, or `sft` from a checkpoint. */
 export function trainArgs(request: StartRequest, runDir: string): string[] {
-  const args = ['train', '--preset', request.preset, '--data', request.data, '--run-dir', runDir];
+  const args =
+    request.from !== undefined
+      ? ['sft', '--from', request.from, '--data', request.data, '--run-dir', runDir]
+      : ['train', '--preset', request.preset, '--data', request.data, '--run-dir', runDir];
   args.push('--steps', String(request.steps));
   for (const setting of request.sets ?? []) args.push('--set', setting);
   if (request.name) args.push('--name', request.name);

@@ -104,6 +104,11 @@ export interface StartRequest {
   /** On a Slurm login node: the job to ask for (partition, nodes, GPUs, time…). */
   slurm?: SlurmJobOptions;
   /**
+   * A checkpoint folder on the target: the run fine-tunes it (`steelscope sft --from`) on `data`, a
+   * chat JSONL file or poetry-sft, keeping its model config; `preset` then only names the folder.
+   */
+  from?: string;
+  /**
    * 'started' (default): resolve once the trainer has taken the run. 'submitted': once the launcher
    * has handed it on (a Slurm job in the queue, which may wait for hours for its nodes).
    */

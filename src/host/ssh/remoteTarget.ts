@@ -6,7 +6,7 @@ import { posix } from 'node:path';
 import type { FollowOffsets } from '../../shared/follow-protocol';
 import { encodeFollowOffsets } from '../../shared/follow-protocol';
 import { parseTorchProbe, pythonCandidates, TORCH_PROBE_SCRIPT, type TorchSearch } from '../../shared/node/python';
-import type { ObservedRun } from '../../shared/run';
+import { SHIPPED_SFT_SET, type ObservedRun } from '../../shared/run';
 import type { ServeProcess } from '../chat/serveClient';
 import type { DeletePlan } from '../runs/deletePlan';
 import { TorchProbeCache } from '../runs/torchProbe';
@@ -131,7 +131,8 @@ export class RemoteTarget implements RunTarget {
 
   /** A data path not absolute is in the home folder (as the picker says); the trainer runs in the runs folder. */
   async start(request: StartRequest): Promise<string> {
-    const data = request.data === 'default' ? request.data : await this.host.remotePath(request.data);
+    const shipped = request.data === 'default' || (request.from !== undefined && request.data === SHIPPED_SFT_SET);
+    const data = shipped ? request.data : await this.host.remotePath(request.data);
     const dir = await this.control.start({ ...request, data });
     void this.jobWatch?.poll(true);
     return dir;

@@ -2,7 +2,7 @@
 // or stale one can name any process (an editor, a shell, a pid since reused). Before a signal is
 // sent, the process itself must say it is ours (Linux, from /proc):
 // - its command line runs our CLI (…/cli.js or …/steelscope[.js]) with `train --run-dir <dir>` or
-//   `resume <dir>`, the dir resolved against the process's own working folder being this run's;
+//   `sft --run-dir <dir>` or `resume <dir>`, the dir resolved against the process's own working folder being this run's;
 // - it started no later than run.json says it took the run (createdAt, or the `at` of the resume
 //   that recorded this pid): a process started after that is a reused pid.
 // Elsewhere (no /proc) nothing can be verified and the answer is no; a process this extension
@@ -28,14 +28,14 @@ export function parseCmdline(raw: string): string[] {
 
 /**
  * The run folder our CLI was started on according to `argv` (relative to `cwd`), or undefined when
- * argv is not `<node> [node flags] <our cli> train|resume …`.
+ * argv is not `<node> [node flags] <our cli> train|sft|resume …`.
  */
 export function trainerRunDir(argv: readonly string[], cwd: string): string | undefined {
   const cli = argv.findIndex((a, i) => i > 0 && CLI_SCRIPTS.has(basename(a)));
   if (cli < 0) return undefined;
   const [command, ...rest] = argv.slice(cli + 1);
   let dir: string | undefined;
-  if (command === 'train') {
+  if (command === 'train' || command === 'sft') {
     const i = rest.findIndex((a) => a === '--run-dir' || a.startsWith('--run-dir='));
     if (i >= 0) dir = rest[i].startsWith('--run-dir=') ? rest[i].slice('--run-dir='.length) : rest[i + 1];
   } else if (command === 'resume') {
