@@ -374,7 +374,16 @@ test('best_by a task metric: pruning, the observer and follow keep the highest a
       JSON.stringify({ step, t: 0, task: 'poetry-mc', subject, n: 400, acc }) + '\n';
     writeFileSync(
       join(run, 'evals.jsonl'),
-      rec(1, 0.2) + rec(2, 0.25) + rec(3, 0.4) + rec(3, 0.9, 'author') + rec(4, 0.3) + rec(5, 0.31) + 'not json\n',
+      rec(1, 0.2) +
+        rec(2, 0.25) +
+        rec(3, 0.4) +
+        rec(3, 0.9, 'author') +
+        rec(4, 0.3) +
+        rec(5, 0.31) +
+        'not json\n' +
+        // `steelscope eval --shots 0` on step 4 afterwards: not the shots eval_tasks ranks by (5)
+        JSON.stringify({ step: 4, t: 0, task: 'poetry-mc', subject: '_average', n: 400, acc: 0.99, shots: 0 }) +
+        '\n',
     );
     const local = await scanCheckpoints(run);
     assert.deepEqual(

@@ -149,8 +149,8 @@ export function pruneCheckpoints(runDir: string, keep: number, opts: PruneOption
   const manifests = complete.map((f) => readManifest(f.dir));
   const ranked = complete.map((f, i) => ({ ...f, complete: true, evalLoss: manifests[i]?.eval_loss ?? null }));
   // best_by is saved with every checkpoint's config; the newest one's decides.
-  const bestBy = manifests.filter((m) => m !== undefined).pop()?.config.best_by;
-  const best = ranked[bestCheckpointIndex(scoreByBestBy(runDir, ranked, bestBy))];
+  const config = manifests.filter((m) => m !== undefined).pop()?.config;
+  const best = ranked[bestCheckpointIndex(scoreByBestBy(runDir, ranked, config))];
   const keepSteps = new Set(complete.slice(-keep).map((e) => e.step));
   if (best) keepSteps.add(best.step);
   const removed: number[] = [];

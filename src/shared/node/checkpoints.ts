@@ -23,7 +23,17 @@ import {
   type CheckpointDataFile,
   type CheckpointManifest,
 } from '../checkpoint';
-import { evalScore, EVALS_FILE, isEvalRecord, parseBestBy, type EvalRecord } from '../eval';
+import type { TrainConfig } from '../config';
+import {
+  DEFAULT_SHOTS,
+  EVAL_LOSS,
+  evalScore,
+  EVALS_FILE,
+  evalTaskName,
+  isEvalRecord,
+  parseBestBy,
+  type EvalRecord,
+} from '../eval';
 import { parseCheckpointDirName } from '../run';
 
 /** A checkpoint refused for what is in its folder; the CLI prints the message alone and exits 2. */
@@ -260,14 +270,17 @@ export function readEvalRecords(runDir: string): EvalRecord[] {
 }
 
 /**
- * Gives each checkpoint its score by `bestBy` (the config's best_by, saved in every manifest): for a
- * task metric, its macro average at the checkpoint's step from evals.jsonl; for eval_loss (or none,
- * or an unreadable value) the list is returned as it is and the eval loss ranks.
+ * Gives each checkpoint its score by the config's best_by (saved in every manifest): for a task
+ * metric, its macro average at the checkpoint's step from evals.jsonl, from records of the shots
+ * eval_tasks gives that task (a `steelscope eval` at other shots does not rank); for eval_loss (or
+ * no config) the list is returned as it is and the eval loss ranks.
  */
-export function scoreByBestBy<T extends RankedCheckpoint>(runDir: string, list: T[], bestBy: string | undefined): T[] {
-  const by = parseBestBy(bestBy ?? 'eval_loss');
+export function scoreByBestBy<T extends RankedCheckpoint>(runDir: string, list: T[], config?: TrainConfig): T[] {
+  const by = parseBestBy(config?.best_by ?? EVAL_LOSS);
   if (typeof by === 'string' || by.kind === 'eval_loss') return list;
-  const records = readEvalRecords(runDir);
+  const spec = (config?.eval_tasks ?? []).find((t) => evalTaskName(t) === by.task);
+  const shots = spec?.shots ?? DEFAULT_SHOTS;
+  const records = readEvalRecords(runDir).filter((r) => r.shots === undefined || r.shots === shots);
   for (const c of list) c.score = evalScore(records, c.step, by);
   return list;
 }
@@ -289,7 +302,7 @@ export async function scanCheckpoints(
   cache: CheckpointScanCache = new Map(),
 ): Promise<CheckpointSummary[]> {
   const found: CheckpointSummary[] = [];
-  let bestBy: string | undefined; // the newest complete checkpoint's config says
+  let config: TrainConfig | undefined; // the newest complete checkpoint's says what best is
   for (const { step, dir } of listCheckpointFolders(runDir)) {
     const mtime = await doneMtime(dir);
     if (mtime === undefined) {
@@ -299,7 +312,7 @@ export async function scanCheckpoints(
     const cached = cache.get(dir);
     const check = cached?.doneMtimeMs === mtime ? cached.check : checkCheckpoint(dir, { hashes: false });
     cache.set(dir, { doneMtimeMs: mtime, check });
-    if (check.ok) bestBy = check.manifest.config.best_by;
+    if (check.ok) config = check.manifest.config;
     found.push(
       check.ok
         ? { step, dir, complete: true, evalLoss: rankingLoss(check.manifest.eval_loss), best: false }
@@ -307,7 +320,7 @@ export async function scanCheckpoints(
     );
   }
   for (const dir of cache.keys()) if (!found.some((c) => c.dir === dir)) cache.delete(dir); // pruned
-  return markBest(scoreByBestBy(runDir, found, bestBy)); // listCheckpointFolders gives them in order
+  return markBest(scoreByBestBy(runDir, found, config)); // listCheckpointFolders gives them in order
 }
 
 export function sameCheckpoints(a: readonly CheckpointSummary[], b: readonly CheckpointSummary[]): boolean {
