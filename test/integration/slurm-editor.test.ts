@@ -1,7 +1,7 @@
 // What the editor makes of a Slurm login node, against the REAL one-node test cluster (test/slurm.ts)
 // through the REAL test sshd: the host is probed as a login node (partitions, no accounting); a start
 // returns as soon as the job is queued, and the Runs view's store shows it pending with Slurm's
-// reason, then running with losses, then stopped; a job still pending is cancelled by Stop (and
+// reason, then running with losses, then stopped, resumed as a new job (pending, running); a job still pending is cancelled by Stop (and
 // its run is not deleted until then).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,7 +91,7 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     assert.deepEqual(cluster?.accounts, []);
   });
 
-  test('pending (with its reason) → running with losses → Stop → stopped; listed again after a rescan', async () => {
+  test('pending (with its reason) → running with losses → Stop → stopped → Resume: a new job, pending → running', async () => {
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
     const { dir, key } = await submit('queued run', 100_000);
     assert.ok(!existsSync(join(dir, 'run.json')), 'start returned before the trainer began');
@@ -109,6 +109,20 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     await wait('stopped', () => summary(key)?.status === 'stopped');
     await wait('the job CANCELLED', () => summary(key)?.job?.state === 'CANCELLED');
     assert.ok(readdirSync(join(dir, 'checkpoints')).length >= 1, 'a checkpoint was saved');
+
+    // Resume submits a new job: the run waits in it (pending), then its trainer takes the run over.
+    const stoppedJob = summary(key)?.job?.id;
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    await target.resume(dir, { slurm: DEBUG, waitUntil: 'submitted' });
+    const queued = await wait('resumed: pending', () => summary(key)?.status === 'pending' && summary(key));
+    assert.notEqual(queued.job?.id, stoppedJob, 'a new job');
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    await wait(
+      'resumed: running',
+      () => summary(key)?.status === 'running' && summary(key)?.job?.id === queued.job?.id,
+    );
+    await target.stop(dir);
+    await wait('stopped again', () => summary(key)?.status === 'stopped');
   });
 
   test('Stop on a job still pending cancels it: stopped, nothing ran', async () => {
