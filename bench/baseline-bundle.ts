@@ -22,8 +22,11 @@ export function baselineRevision(): { rev: string; what: string } {
   return { rev: git('rev-parse', '--short', `${added}^`), what: `the parent of ${added}, which added the UI toolkit` };
 }
 
-/** Builds the baseline's dashboard.js and dashboard.css into a new temp folder (`remove` deletes it). */
-export async function buildBaselineBundle(rev: string): Promise<{ dir: string; remove: () => void }> {
+/**
+ * Builds the baseline's dashboard.js and dashboard.css into `dir`, a new temp folder beside its
+ * sources (`srcDir`: the bench reads the baseline's protocol from there); `remove` deletes both.
+ */
+export async function buildBaselineBundle(rev: string): Promise<{ dir: string; srcDir: string; remove: () => void }> {
   const src = mkdtempSync(join(tmpdir(), 'steelscope-baseline-'));
   const tsconfigs = git('ls-tree', '--name-only', rev)
     .split('\n')
@@ -49,5 +52,5 @@ export async function buildBaselineBundle(rev: string): Promise<{ dir: string; r
     define: { STEELSCOPE_TEST_HOOKS: 'true' },
   });
   copyFileSync(join(src, 'media/dashboard.css'), join(out, 'dashboard.css'));
-  return { dir: out, remove: () => rmSync(src, { recursive: true, force: true }) };
+  return { dir: out, srcDir: src, remove: () => rmSync(src, { recursive: true, force: true }) };
 }

@@ -27,20 +27,47 @@ function size(dir: string): { raw: number; gzip: number } {
   return { raw: js.length, gzip: gzipSync(js, { level: 9 }).length };
 }
 
+/** What fitTo reads of a valibot schema (objects, arrays, nullables, variants, literals). */
+interface SchemaShape {
+  entries?: Record<string, SchemaShape>;
+  item?: SchemaShape;
+  wrapped?: SchemaShape;
+  key?: string;
+  options?: SchemaShape[];
+  literal?: unknown;
+}
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+
 /**
- * The snapshot as the baseline's protocol had it: its schema takes exact objects, and RunHeader has
- * gained fields since (timed, engine, checkpoints, malformed.system). The baseline paints the rest.
+ * `value` with the fields `schema` does not know dropped, recursively: a message of today's
+ * protocol as the baseline's (older, exact-object) schema takes it. The baseline paints the rest.
  */
-function forBaseline(message: HostToWebview): unknown {
-  if (message.type !== 'snapshot') return message;
-  const runs = message.runs.map(({ header, ...run }) => {
-    const { timed, engine, checkpoints, malformed, ...kept } = header;
-    void [timed, engine, checkpoints];
-    const { system, ...counts } = malformed;
-    void system;
-    return { ...run, header: { ...kept, malformed: counts } };
-  });
-  return { ...message, runs };
+function fitTo(schema: SchemaShape, value: unknown): unknown {
+  if (value === null || value === undefined) return value;
+  if (schema.wrapped) return fitTo(schema.wrapped, value);
+  if (schema.options && schema.key && isRecord(value)) {
+    const tag = value[schema.key];
+    const option = schema.options.find((o) => o.entries?.[schema.key ?? '']?.literal === tag);
+    return option ? fitTo(option, value) : value;
+  }
+  if (schema.item && Array.isArray(value)) return value.map((x: unknown) => fitTo(schema.item ?? {}, x));
+  const entries = schema.entries;
+  if (entries && isRecord(value))
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([k]) => k in entries)
+        .map(([k, x]) => [k, fitTo(entries[k], x)]),
+    );
+  return value;
+}
+
+/** The baseline's own HostToWebviewSchema, from its sources (valibot, as today). */
+async function baselineHostSchema(srcDir: string): Promise<SchemaShape> {
+  const protocol: unknown = await import(join(srcDir, 'src/shared/protocol.ts'));
+  if (!isRecord(protocol) || !isRecord(protocol.HostToWebviewSchema))
+    throw new Error(`${srcDir}: the baseline's src/shared/protocol.ts has no HostToWebviewSchema`);
+  return protocol.HostToWebviewSchema;
 }
 
 async function load(browser: Browser, bundleDir: string, message: unknown): Promise<Load> {
@@ -76,7 +103,11 @@ export async function compareBundles(browser: Browser, message: HostToWebview): 
   const baseline = await buildBaselineBundle(rev);
   try {
     const sides = [
-      { name: `before the toolkit (${rev}, ${what})`, dir: baseline.dir, message: forBaseline(message) },
+      {
+        name: `before the toolkit (${rev}, ${what})`,
+        dir: baseline.dir,
+        message: fitTo(await baselineHostSchema(baseline.srcDir), message),
+      },
       // The bundle with test hooks, for the paint time; the shipped one differs by the hooks alone.
       { name: `now (${TEST_BUNDLE}; size of the shipped dist/webview)`, dir: join(ROOT, TEST_BUNDLE), message },
     ].map((side) => ({ ...side, loads: [] as Load[] }));
