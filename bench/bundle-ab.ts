@@ -118,22 +118,34 @@ export async function compareBundles(browser: Browser, message: HostToWebview): 
       const order = i % 2 ? [1, 0] : [0, 1];
       for (const s of order) sides[s].loads.push(await load(browser, sides[s].dir, sides[s].message));
     }
-    const figures = sides.map((side) => ({
-      ready: median(side.loads.map((l) => l.ready)),
-      paint: median(side.loads.map((l) => l.paint)),
-      range: `${Math.min(...side.loads.map((l) => l.ready)).toFixed(0)}-${Math.max(...side.loads.map((l) => l.ready)).toFixed(0)}`,
-    }));
+    const ms = (x: number) => `${x.toFixed(0)} ms`;
+    const spread = (xs: number[]) => {
+      const sorted = [...xs].sort((p, q) => p - q);
+      const quartile = (q: number) => sorted[Math.round(q * (sorted.length - 1))];
+      return `median ${ms(quartile(0.5))} (quartiles ${quartile(0.25).toFixed(0)}-${quartile(0.75).toFixed(0)})`;
+    };
+    const figure: Record<string, (l: Load) => number> = {
+      'start -> ready': (l) => l.ready,
+      'ready -> first chart paint': (l) => l.paint,
+      'start -> first chart paint': (l) => l.ready + l.paint,
+    };
     console.log(`dashboard bundle A/B, ${ROUNDS} loads each, alternating (ABBA), bundle and stylesheet inline:`);
     sides.forEach((side, i) => {
-      const f = figures[i];
-      console.log(
-        `  ${side.name}: dashboard.js ${kib(sizes[i].raw)} (${kib(sizes[i].gzip)} gzip); start -> ready median ${f.ready.toFixed(0)} ms (range ${f.range}); ready -> first chart paint median ${f.paint.toFixed(0)} ms`,
-      );
+      console.log(`  ${side.name}: dashboard.js ${kib(sizes[i].raw)} (${kib(sizes[i].gzip)} gzip)`);
+      for (const [name, of] of Object.entries(figure)) console.log(`    ${name}: ${spread(side.loads.map(of))}`);
     });
     const ratio = (a: number, b: number) => (b / a).toFixed(2);
     console.log(
-      `  now / before: size ${ratio(sizes[0].raw, sizes[1].raw)} (gzip ${ratio(sizes[0].gzip, sizes[1].gzip)}), start -> ready ${ratio(figures[0].ready, figures[1].ready)}, ready -> paint ${ratio(figures[0].paint, figures[1].paint)}`,
+      `  now / before: size ${ratio(sizes[0].raw, sizes[1].raw)} (gzip ${ratio(sizes[0].gzip, sizes[1].gzip)})`,
     );
+    // Paired by round (the two loads of a round ran back to back): noise is what the differences
+    // spread over; a change is within noise when 0 lies between their quartiles.
+    for (const [name, of] of Object.entries(figure)) {
+      const [before, now] = sides.map((side) => side.loads.map(of));
+      console.log(
+        `    ${name}: ${ratio(median(before), median(now))}x; now - before, per round: ${spread(now.map((x, i) => x - before[i]))}`,
+      );
+    }
   } finally {
     baseline.remove();
   }
