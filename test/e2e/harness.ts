@@ -495,6 +495,28 @@ export class VSCodeSession {
     return (await toast.innerText()).trim();
   }
 
+  /**
+   * From now on keeps every text a toast shows, in order (toastsSeen): a progress notification's
+   * messages come and go faster than a poll could be sure to see them.
+   */
+  async recordToasts(): Promise<void> {
+    await this.page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { __toastsSeen?: string[] }).__toastsSeen = seen;
+      new MutationObserver(() => {
+        document.querySelectorAll('.notifications-toasts .notification-list-item-message').forEach((e) => {
+          const text = (e.textContent ?? '').trim();
+          if (text && !seen.includes(text)) seen.push(text);
+        });
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+  }
+
+  /** Every toast text seen since recordToasts, in order. */
+  async toastsSeen(): Promise<string[]> {
+    return this.page.evaluate(() => (window as unknown as { __toastsSeen?: string[] }).__toastsSeen ?? []);
+  }
+
   /** The texts of the toasts shown now (none is not an error). */
   async notifications(): Promise<string[]> {
     return (await this.toasts.allInnerTexts()).map((s) => s.trim());
