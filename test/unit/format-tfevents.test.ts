@@ -293,3 +293,16 @@ test('a file whose rows are not the end of the run (another file has later steps
     [3, 3],
   ]);
 });
+
+test('a folder reader resumed mid-file (follow --from) has not seen every row: a reset starts the run over', async () => {
+  const dir = scratch('tfevents-resumed-reset');
+  const newer = join(dir, 'events.out.tfevents.2.b');
+  writeEvents(join(dir, 'events.out.tfevents.1.a'), [lossAt(1, 4)]);
+  writeEvents(newer, [lossAt(2, 3), lossAt(3, 2.5)]);
+  const first = new EventFolderReader(dir);
+  await first.read();
+  const resumed = new EventFolderReader(dir, first.positions());
+  await resumed.read();
+  replaceEvents(newer, [lossAt(2, 1)]);
+  assert.equal((await resumed.read()).reset, true, 'the rows it did not read are unknown: they cannot be cut alone');
+});
