@@ -110,6 +110,8 @@ export type CancelRequest = Output<typeof REQUESTS.cancel>;
 export type ServeRequest = GenerateRequest | CancelRequest;
 
 export const FINISH_REASONS = ['length', 'stop', 'eos', 'cancelled'] as const;
+/** The end-of-sequence tokens a generation stops at (reason "eos"). */
+export const EOS_TOKENS = ['<|im_end|>', '<|endoftext|>'] as const;
 export type FinishReason = (typeof FINISH_REASONS)[number];
 
 const MESSAGES = {
@@ -135,6 +137,8 @@ const MESSAGES = {
     /** Everything generated (the concatenation of the token messages), stop string excluded. */
     text: str,
     reason: oneOf(FINISH_REASONS),
+    /** With reason "eos": which end token was sampled (a fine-tuned model ends its turn with <|im_end|>). */
+    eos: v.optional(oneOf(EOS_TOKENS)),
     /** Ids of the rendered prompt. */
     prompt_tokens: int,
     /** Ids sampled, including an end-of-sequence id or the ids of a stop string. */

@@ -455,4 +455,6 @@ test("an answer's note says whether it was asked in ChatML or continued as plain
   assert.match(doneNote(d, 'chatml'), /ChatML \(fine-tuned\)$/);
   assert.match(doneNote(d, 'plain'), /plain continuation \(base model\)$/);
   assert.doesNotMatch(doneNote(d), /ChatML|plain/);
+  assert.match(doneNote(d), /^end of answer · /, 'a server that does not say which end token');
+  assert.match(doneNote({ ...d, eos: '<|im_end|>' }, 'chatml'), /^ended at <\|im_end\|> · 1 token · seed 5 · ChatML/);
 });

@@ -3,6 +3,7 @@
 // to the event loop (setImmediate), so a cancel line is read and acted on while it runs; a cancel
 // is never queued. Protocol: src/shared/serve-protocol.ts.
 import {
+  EOS_TOKENS,
   GENERATE_DEFAULTS,
   parseServeRequest,
   type DoneMessage,
@@ -46,7 +47,8 @@ export class ServeSession {
   private readonly queue: Job[] = [];
   private running: Job | undefined;
   private pumping: Promise<void> | undefined;
-  private readonly eos: Set<number>;
+  /** The end-of-sequence ids, each with its token. */
+  private readonly eos: Map<number, (typeof EOS_TOKENS)[number]>;
   private utf8: Utf8Constraint | undefined; // the vocabulary's masks, built on the first request that asks
 
   constructor(
@@ -56,7 +58,10 @@ export class ServeSession {
     private readonly options: ServeSessionOptions = {},
   ) {
     const specials = chatSpecials(tokenizer);
-    this.eos = new Set([specials.imEnd, specials.endOfText]);
+    this.eos = new Map([
+      [specials.imEnd, '<|im_end|>'],
+      [specials.endOfText, '<|endoftext|>'],
+    ]);
   }
 
   /** One line of input; never throws (a bad line is answered with an error message). */
@@ -166,6 +171,7 @@ export class ServeSession {
     const stream = tokenStream(this.model, promptIds, this.sampleOptions(job));
     const id = job.request.id;
     let reason: FinishReason = 'length';
+    let eos: (typeof EOS_TOKENS)[number] | undefined;
     let sampled = 0;
     try {
       for (;;) {
@@ -177,7 +183,8 @@ export class ServeSession {
         const step = stream.next();
         if (step.done === true) break;
         sampled++;
-        if (this.eos.has(step.value)) {
+        eos = this.eos.get(step.value);
+        if (eos !== undefined) {
           reason = 'eos';
           break;
         }
@@ -193,7 +200,7 @@ export class ServeSession {
     }
     const rest = text.flush();
     if (rest !== '') this.send({ id, token: rest });
-    this.send(this.done(job, text.value, reason, promptIds.length, sampled));
+    this.send({ ...this.done(job, text.value, reason, promptIds.length, sampled), ...(eos ? { eos } : {}) });
   }
 
   private done(job: Job, text: string, reason: FinishReason, promptTokens: number, sampled: number): DoneMessage {

@@ -95,7 +95,8 @@ const TEMPLATE_NOTES: Record<ChatTemplate, string> = {
 /** How an answer ended, and, when the server said, whether it was asked in ChatML or continued as text. */
 export function doneNote(d: DoneMessage, template?: ChatTemplate): string {
   const how = template ? TEMPLATE_NOTES[template] : '';
-  return `${REASONS[d.reason]} · ${d.completion_tokens} token${d.completion_tokens === 1 ? '' : 's'} · seed ${d.seed}${how}`;
+  const ended = d.reason === 'eos' && d.eos ? `ended at ${d.eos}` : REASONS[d.reason];
+  return `${ended} · ${d.completion_tokens} token${d.completion_tokens === 1 ? '' : 's'} · seed ${d.seed}${how}`;
 }
 
 /**
