@@ -1,8 +1,8 @@
 // What the editor makes of a Slurm login node, against the REAL one-node test cluster (test/slurm.ts)
 // through the REAL test sshd: the host is probed as a login node (partitions, no accounting); a start
 // returns as soon as the job is queued, and the Runs view's store shows it pending with Slurm's
-// reason, then running with losses, then stopped, resumed as a new job (pending, running); a job still pending is cancelled by Stop (and
-// its run is not deleted until then).
+// reason, then running with losses, then stopped, and resumed as a new job (pending, running); a job
+// still pending is cancelled by Stop (and its run is not deleted until then).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';

@@ -138,7 +138,9 @@ export async function askSlurmJob(
   const job: SlurmJobOptions = { partition: partition.name, nodes, gpusPerNode: gpus, timeLimit: '' };
   const timeLimit = await vscode.window.showInputBox({
     title: `${title}: time limit`,
-    prompt: `minutes, HH:MM:SS or D-HH:MM:SS; empty: the partition's (${partition.timeLimit}). The trainer checkpoints before it.`,
+    prompt:
+      `minutes, HH:MM:SS or D-HH:MM:SS; empty: the partition's (${partition.timeLimit}). ` +
+      'The trainer checkpoints before it.',
     value: remembered?.timeLimit ?? '',
     validateInput: (s) => problemOf({ ...job, timeLimit: s.trim() }),
   });
