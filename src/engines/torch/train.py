@@ -225,7 +225,7 @@ def evaluate(s, step):
 def run_eval_tasks(s, step, stop):
     """trainer.ts runEvalTasks: the config's eval_tasks (rendered in data/evals.json) on the current
     weights, appended to evals.jsonl at `step`; not on the way out of a stop."""
-    if not s.eval_tasks or stop or s.stop_requested():
+    if not getattr(s, "eval_tasks", None) or stop or s.stop_requested():
         return
     for records in evaluate_tasks(s.model, s.eval_tasks, s.config["seq_len"], s.device, step):
         s.writer.evals(records)
