@@ -6,7 +6,7 @@ import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AlertWatch, HISTORY_MS, STALE_CHECK_MS } from '../../src/host/alerts/watch';
 import { STALE_FACTOR, type Alert, type AlertRule, type NotifyLevel } from '../../src/host/alerts/alerts';
-import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
+import { appendRecord, cutTable, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { Disposable, RunChange, RunData, RunKey, RunStoreApi } from '../../src/host/runs/types';
 import type { EventRecord, RunStatus } from '../../src/shared/run';
 
@@ -26,9 +26,9 @@ class FakeStore implements RunStoreApi {
     return this.runs.get(key);
   }
 
-  /** Tells the listeners that `key` changed (as the store does after each batch). */
-  changed(key = KEY, removed = false): void {
-    for (const l of this.listeners) l({ key, summaryChanged: true, tablesFrom: new Map(), removed });
+  /** Tells the listeners that `key` changed (as the store does after each batch); `tablesFrom`: rows rewritten. */
+  changed(key = KEY, removed = false, tablesFrom = new Map<string, number>()): void {
+    for (const l of this.listeners) l({ key, summaryChanged: true, tablesFrom, removed });
   }
 }
 
@@ -194,10 +194,10 @@ test('a table re-read from the start after a reset does not fire its crossings a
   // metrics.jsonl replaced: the table starts over and fills again, in passes.
   const table = newSeriesTable('train');
   data.tables.set('train', table);
-  store.changed();
-  for (const { step, g } of rows) {
+  store.changed(KEY, false, new Map([['train', 0]]));
+  for (const [i, { step, g }] of rows.entries()) {
     train(data, step, { grad_norm: g });
-    store.changed();
+    store.changed(KEY, false, new Map([['train', i]]));
   }
   assert.equal(shown.length, 2, JSON.stringify(shown));
   watch.dispose();
@@ -254,6 +254,35 @@ test('a finished run is not stale; a removed run is forgotten', () => {
     store.changed(KEY, true);
     mock.timers.tick(STALE_CHECK_MS);
     assert.equal(shown.length, 1);
+    watch.dispose();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('a resumed run rewriting earlier steps: its new records count (rules see them, it is not stale)', () => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  try {
+    const { store, shown, watch, clock } = watching([gradRule]);
+    const data = addRun(store);
+    store.changed();
+    for (let step = 1; step <= 8; step++) train(data, step, { grad_norm: 1 }, T0 + step * 1000);
+    store.changed();
+    // Resumed from step 4's checkpoint a minute later: steps 5.. again, with new records and times.
+    const table = data.tables.get('train');
+    assert.ok(table);
+    const resumedAt = T0 + 60_000;
+    const from = cutTable(table, 5);
+    for (let step = 5; step <= 7; step++)
+      train(data, step, { grad_norm: step === 6 ? 50 : 1 }, resumedAt + step * 1000);
+    store.changed(KEY, false, new Map([['train', from]]));
+    assert.deepEqual(
+      shown.map((a) => a.message),
+      ['Run r, step 6: grad_norm = 50 crossed grad_norm > 10 (10).'],
+    );
+    clock.now = resumedAt + 7000 + 5000;
+    mock.timers.tick(STALE_CHECK_MS);
+    assert.equal(shown.length, 1, 'records came 5 s ago: not stale');
     watch.dispose();
   } finally {
     mock.timers.reset();

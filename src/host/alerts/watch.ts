@@ -85,7 +85,8 @@ export class AlertWatch implements Disposable {
     const { alerts, rows } = known;
     const out: Alert[] = [...alerts.onEvents(data.events)];
     for (const [kind, table] of data.tables) {
-      const start = Math.min(rows.get(kind) ?? 0, table.length);
+      // Rows rewritten count as new (a resumed run repeats steps with new records and new times).
+      const start = Math.min(rows.get(kind) ?? 0, change.tablesFrom.get(kind) ?? Infinity, table.length);
       if (start === table.length) continue;
       const steps = table.step.subarray(start, table.length);
       for (const [field, column] of table.fields)
