@@ -51,6 +51,8 @@ SlurmdLogFile=$dir/slurmd.log
 ReturnToService=2
 MinJobAge=600
 KillWait=10
+# A requeued job may start again cred_expire + 1 s later (Slurm's default: 120 s); the tests requeue jobs.
+AuthInfo=cred_expire=30
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
 MessageTimeout=20

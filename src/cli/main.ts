@@ -1,5 +1,6 @@
 // The CLI entry: dispatch only. `node dist/cli.js <command> …` or `npx steelscope <command> …`.
 import { UsageError } from '../core/errors';
+import { REQUEUE_EXIT_CODE } from '../shared/run';
 import { evalCommand, EVAL_USAGE } from './commands/eval';
 import { followCommand, FOLLOW_USAGE } from './commands/follow';
 import { infoCommand } from './commands/info';
@@ -26,17 +27,26 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const out = (line: string) => process.stdout.write(line + '\n');
   // The first SIGTERM/SIGINT asks the loop to checkpoint and stop; a second one exits at once.
+  // SIGUSR1 (Slurm: the time limit is near, or a preemption) asks the same, and the exit status then
+  // says "requeue me"; it never counts as a second signal, nor makes the TERM that may follow it one
+  // (srun may pass USR1 to this process while the batch shell answers it with TERM).
   let stop = false;
+  let terms = 0;
+  const trains = command === 'train' || command === 'resume' || command === 'sft';
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stop) process.exit(130);
+    if (signal === 'SIGUSR1') requeue ||= !stop;
+    else if (++terms > 1) process.exit(130);
+    if (stop) return;
     stop = true;
+    const what = trains ? 'saving a checkpoint and stopping' : 'stopping';
     process.stderr.write(
-      `\n${signal}: ${command === 'train' || command === 'resume' || command === 'sft' ? 'saving a checkpoint and stopping' : 'stopping'}…\n`,
+      `\n${signal}: ${what}${signal === 'SIGUSR1' && trains ? ' for the job to be requeued' : ''}…\n`,
     );
   };
   const listen = () => {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGUSR1', onSignal);
   };
   // serve has nothing to save while it loads (a long synchronous read): until it is ready, a
   // signal keeps its default action and ends it at once; it listens from then on. eval scores
@@ -78,9 +88,12 @@ async function main(argv: string[]): Promise<number> {
 // Errors about what the user gave (data, config, a checkpoint folder): their message alone, exit 2.
 const INPUT_ERRORS = new Set(['DataError', 'ConfigError', 'CheckpointError', 'TokenizerError']);
 
+/** Set when SIGUSR1 asked for the stop: a run that then stopped cleanly exits REQUEUE_EXIT_CODE. */
+let requeue = false;
+
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = requeue && code === 0 ? REQUEUE_EXIT_CODE : code;
   },
   (err: unknown) => {
     const usage = err instanceof UsageError || (err instanceof Error && INPUT_ERRORS.has(err.name));

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
@@ -44,6 +44,92 @@ interface RankError {
 const ENGINE_MAIN = join(__dirname, 'engines', 'torch', 'main.py');
 const TERMINAL: readonly RunStatus[] = ['finished', 'stopped', 'failed'];
 
+/**
+ * Where this supervisor's torchrun meets the others. One node: none (a store of its own). Several
+ * (a Slurm job, one supervisor per node under srun): torchrun's c10d rendezvous hosted on the first
+ * node, from the environment the batch script sets (rendezvousFromEnv).
+ */
+export interface Rendezvous {
+  nnodes: number;
+  /** host:port of the first node's store. */
+  endpoint: string;
+  /** The same on every node of one attempt (the Slurm job id). */
+  id: string;
+  /** This node's place in the allocation (SLURM_NODEID): node 0 prepares the data for every node. */
+  nodeRank: number;
+}
+
+/**
+ * STEELSCOPE_NNODES, STEELSCOPE_RDZV_ENDPOINT, STEELSCOPE_RDZV_ID and STEELSCOPE_NODE_RANK (default
+ * SLURM_NODEID); undefined on one node. A UsageError names what is missing or malformed.
+ */
+export function rendezvousFromEnv(env: NodeJS.ProcessEnv): Rendezvous | undefined {
+  const nnodes = Number(env.STEELSCOPE_NNODES ?? '1');
+  if (!Number.isInteger(nnodes) || nnodes < 1)
+    throw new UsageError(`STEELSCOPE_NNODES must be a positive integer, got "${env.STEELSCOPE_NNODES}".`);
+  if (nnodes === 1) return undefined;
+  const endpoint = env.STEELSCOPE_RDZV_ENDPOINT ?? '';
+  const id = env.STEELSCOPE_RDZV_ID ?? '';
+  const nodeRank = Number(env.STEELSCOPE_NODE_RANK ?? env.SLURM_NODEID ?? NaN);
+  if (!/^[^\s:]+:\d+$/.test(endpoint))
+    throw new UsageError(`STEELSCOPE_RDZV_ENDPOINT must be host:port for ${nnodes} nodes, got "${endpoint}".`);
+  if (!id) throw new UsageError(`STEELSCOPE_RDZV_ID must name the rendezvous of the ${nnodes} nodes.`);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes)
+    throw new UsageError(`STEELSCOPE_NODE_RANK (or SLURM_NODEID) must be 0…${nnodes - 1} on ${nnodes} nodes.`);
+  return { nnodes, endpoint, id, nodeRank };
+}
+
+/** torchrun's arguments before the engine's script: its rendezvous, processes, per-rank logs. */
+export function torchrunArgs(nproc: number, rdzv: Rendezvous | undefined, logDir: string): string[] {
+  // One node: --standalone, but with the rendezvous store on a free port: torch 1.13's standalone
+  // takes port 29400, so two runs on one machine would meet in one store.
+  const meet = rdzv
+    ? [
+        '--nnodes',
+        String(rdzv.nnodes),
+        '--rdzv_backend',
+        'c10d',
+        '--rdzv_endpoint',
+        rdzv.endpoint,
+        '--rdzv_id',
+        rdzv.id,
+      ]
+    : ['--nnodes', '1', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'localhost:0', '--rdzv_id', randomUUID()];
+  return [
+    ...meet,
+    '--nproc_per_node',
+    String(nproc),
+    '--redirects',
+    perRank(nproc),
+    '--tee',
+    perRank(nproc),
+    '--log_dir',
+    logDir,
+  ];
+}
+
+/**
+ * How torchrun's agent is started: as `python -m torch.distributed.run`, but deaf to signals. Slurm
+ * signals every process of a job (Stop's `scancel --signal=TERM --full`, a requeue, a preemption,
+ * `--signal=USR1@…`); the agent would answer TERM by signalling its ranks a second time and exiting
+ * with an error (the run recorded failed although rank 0 saved its checkpoint), and USR1 would end
+ * it. The ranks and this supervisor act on signals; the agent ends when its ranks do, or with the
+ * supervisor's SIGKILL of the tree. torch installs its handler when it starts the ranks
+ * (elastic/multiprocessing/api.py `_terminate_process_handler`, torch 1.13 to 2.x): replaced by
+ * SIG_IGN, which the ranks inherit until they set their own.
+ */
+const TORCHRUN = [
+  '-c',
+  [
+    'import runpy, signal, sys',
+    'import torch.distributed.elastic.multiprocessing.api as elastic',
+    'elastic._terminate_process_handler = signal.SIG_IGN',
+    'signal.signal(signal.SIGUSR1, signal.SIG_IGN)',
+    'sys.argv[0] = "torchrun"',
+    'runpy.run_module("torch.distributed.run", run_name="__main__", alter_sys=True)',
+  ].join('; '),
+];
+
 /** The torch to use, or a UsageError saying what to install (before anything is written). */
 function requireTorch(python: string | undefined, log: (line: string) => void): TorchFound {
   const result = findTorch(python);
@@ -52,12 +138,13 @@ function requireTorch(python: string | undefined, log: (line: string) => void): 
   return result.found;
 }
 
-function processCount(nproc: number | 'auto', torch: TorchFound, config: TrainConfig): number {
+function processCount(nproc: number | 'auto', torch: TorchFound, config: TrainConfig, nnodes: number): number {
   const n = nproc === 'auto' ? Math.max(1, torch.gpus.length) : nproc;
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--nproc must be a positive integer or auto, got ${nproc}.`);
-  if (config.batch_size % n !== 0) {
+  if (config.batch_size % (n * nnodes) !== 0) {
+    const what = nnodes > 1 ? `--nproc × nodes (${n} × ${nnodes})` : `--nproc (${n})`;
     throw new UsageError(
-      `batch_size (${config.batch_size}) must be a multiple of --nproc (${n}): each process takes an equal slice of every batch.`,
+      `batch_size (${config.batch_size}) must be a multiple of ${what}: each process takes an equal slice of every batch.`,
     );
   }
   return n;
@@ -71,17 +158,17 @@ export interface TorchStart extends TorchOptions {
   steps: number;
 }
 
-/** A new run: checks, `prepare`, then the engine's `train`. */
+/** A new run: checks, `prepare` (by the first node only), then the engine's `train`. */
 export async function startTorchRun(opts: TorchStart, control: TorchControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  if (existsSync(join(runDir, 'run.json')))
-    throw new UsageError(`${runDir} already holds a run. Resume it, or choose another --run-dir.`);
-  if (existsSync(runDir) && readdirSync(runDir).length > 0)
-    throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
+  const rdzv = rendezvousFromEnv(process.env);
+  const first = (rdzv?.nodeRank ?? 0) === 0;
+  if (first) checkNewRunDir(runDir);
   resolveCorpus(opts.data);
   const torch = requireTorch(opts.python, control.log);
-  const nproc = processCount(opts.nproc, torch, opts.config);
-  prepareRun(opts.data, opts.config, runDir, control.log);
+  const nproc = processCount(opts.nproc, torch, opts.config, rdzv?.nnodes ?? 1);
+  if (first) prepareRun(opts.data, opts.config, runDir, control.log);
+  else if (!(await preparedByFirstNode(runDir, control))) return 'stopped';
   const args = [
     'train',
     '--run-dir',
@@ -90,7 +177,7 @@ export async function startTorchRun(opts: TorchStart, control: TorchControl): Pr
     String(opts.steps),
     ...(opts.name ? ['--name', opts.name] : []),
   ];
-  return superviseTorchrun(torch, nproc, runDir, args, opts.config, control);
+  return superviseTorchrun(torch, nproc, rdzv, runDir, args, opts.config, control);
 }
 
 export interface TorchSft extends TorchOptions {
@@ -108,10 +195,26 @@ export async function startTorchSft(opts: TorchSft, control: TorchControl): Prom
   checkNewRunDir(runDir);
   const inputs = readSftInputs(opts);
   const torch = requireTorch(opts.python, control.log);
-  const nproc = processCount(opts.nproc, torch, inputs.config);
+  const nproc = processCount(opts.nproc, torch, inputs.config, 1);
   prepareSftRun(runDir, opts.data, inputs, control.log);
   const args = ['sft', '--run-dir', runDir, '--steps', String(opts.steps), ...(opts.name ? ['--name', opts.name] : [])];
-  return superviseTorchrun(torch, nproc, runDir, args, inputs.config, control);
+  return superviseTorchrun(torch, nproc, undefined, runDir, args, inputs.config, control);
+}
+
+/**
+ * Another node's supervisor waits until the first node has prepared the data on the shared run
+ * folder before its torchrun joins the rendezvous (a client gives up on a store it cannot reach
+ * within a minute; tokenizing a corpus can take longer). False: stopped while waiting. Should the
+ * first node fail, srun --kill-on-bad-exit ends this one.
+ */
+async function preparedByFirstNode(runDir: string, control: TorchControl): Promise<boolean> {
+  const prepared = join(runDir, 'data', 'prepared.json');
+  if (!existsSync(prepared)) control.log(`engine: waiting for the first node to prepare ${prepared}`);
+  while (!existsSync(prepared)) {
+    if (control.stopRequested()) return false;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return true;
 }
 
 export interface TorchResume extends TorchOptions {
@@ -123,15 +226,16 @@ export interface TorchResume extends TorchOptions {
 /** Continues a run of either engine on torch. */
 export async function resumeTorchRun(opts: TorchResume, control: TorchControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
+  const rdzv = rendezvousFromEnv(process.env);
   const info = readRunToResume(runDir);
   const torch = requireTorch(opts.python, control.log);
-  const nproc = processCount(opts.nproc, torch, info.config);
-  restoreData(runDir, info);
+  const nproc = processCount(opts.nproc, torch, info.config, rdzv?.nnodes ?? 1);
+  if ((rdzv?.nodeRank ?? 0) === 0) restoreData(runDir, info);
   // Chosen here, by the one checkpoint module (validity, this run's), and named to the engine.
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   const args = ['resume', '--run-dir', runDir, '--checkpoint', found.folder.dir];
   if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
-  return superviseTorchrun(torch, nproc, runDir, args, found.manifest.config, control);
+  return superviseTorchrun(torch, nproc, rdzv, runDir, args, found.manifest.config, control);
 }
 
 /**
@@ -178,6 +282,7 @@ function torchrunEnv(nproc: number, stopFile: string, errorDir: string): NodeJS.
 async function superviseTorchrun(
   torch: TorchFound,
   nproc: number,
+  rdzv: Rendezvous | undefined,
   runDir: string,
   engineArgs: string[],
   config: TrainConfig,
@@ -186,36 +291,14 @@ async function superviseTorchrun(
   const scratch = mkdtempSync(join(tmpdir(), 'steelscope-torch-'));
   const stopFile = join(scratch, 'stop');
   const errorDir = join(scratch, 'errors');
-  // --standalone on one node, but with the rendezvous store on a free port: torch 1.13's standalone
-  // takes port 29400, so two runs on one machine would meet in one store.
-  const standalone = [
-    '--nnodes',
-    '1',
-    '--rdzv_backend',
-    'c10d',
-    '--rdzv_endpoint',
-    'localhost:0',
-    '--rdzv_id',
-    randomUUID(),
-  ];
-  const args = [
-    '-m',
-    'torch.distributed.run',
-    ...standalone,
-    '--nproc_per_node',
-    String(nproc),
-    '--redirects',
-    perRank(nproc),
-    '--tee',
-    perRank(nproc),
-    '--log_dir',
-    join(scratch, 'logs'),
-    ENGINE_MAIN,
-    ...engineArgs,
-  ];
+  const args = [...TORCHRUN, ...torchrunArgs(nproc, rdzv, join(scratch, 'logs')), ENGINE_MAIN, ...engineArgs];
   const env = torchrunEnv(nproc, stopFile, errorDir);
+  const world = nproc * (rdzv?.nnodes ?? 1);
+  const nodes = rdzv
+    ? ` on each of ${rdzv.nnodes} nodes (rendezvous ${rdzv.endpoint}, this is node ${rdzv.nodeRank})`
+    : '';
   control.log(
-    `engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''} (${nproc > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`,
+    `engine: torchrun with ${nproc} process${nproc > 1 ? 'es' : ''}${nodes} (${world > 1 ? (torch.cuda ? 'nccl' : 'gloo') : 'no process group'})`,
   );
   // Its own process group, so a second signal (or this process exiting) can end every rank at once.
   const child = spawn(torch.executable, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -245,7 +328,7 @@ async function superviseTorchrun(
   pruner.afterExit();
   process.removeListener('exit', killTree);
   try {
-    return recordOutcome(runDir, code, readRankErrors(errorDir), stderrTail);
+    return recordOutcome(runDir, code, readRankErrors(errorDir), stderrTail, rdzv !== undefined);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -335,16 +418,36 @@ function summarizedExits(stderr: string): RankExit[] {
 
 const describeExit = (e: RankExit) => `rank ${e.rank} exited with code ${e.exitcode}${e.trace ? ` (${e.trace})` : ''}`;
 
+/** Has the engine written run.json (not just found a Slurm job's pending one)? */
+function engineTookRun(runDir: string): boolean {
+  try {
+    const status: unknown = (JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { status?: unknown }).status;
+    return status !== 'pending';
+  } catch {
+    return false;
+  }
+}
+
 /** Reads what rank 0 recorded and adds what only torchrun knows; returns the run's final status. */
-function recordOutcome(runDir: string, code: number | null, errors: RankError[], stderrTail: string): RunStatus {
+function recordOutcome(
+  runDir: string,
+  code: number | null,
+  errors: RankError[],
+  stderrTail: string,
+  severalNodes: boolean,
+): RunStatus {
   const exits = summarizedExits(stderrTail);
-  if (!existsSync(join(runDir, 'run.json'))) {
+  if (!engineTookRun(runDir)) {
     const first = errors[0];
     const message = first?.message ?? (exits[0] ? describeExit(exits[0]) : `torchrun exited with code ${code}`);
     if (!first || first.type === 'UsageError' || first.type === 'DataError') throw new UsageError(message);
     throw new Error(message);
   }
   const info = readRunInfo(runDir);
+  // On several nodes rank 0 (which names its supervisor in run.json) may run under another node's
+  // supervisor: that one records the outcome; this one's exit status tells srun how its ranks ended.
+  if (severalNodes && !(info.pid === process.pid && info.host === hostname()))
+    return code === 0 ? info.status : 'failed';
   const writer = new RunWriter(runDir, info);
   if (code === 0 && errors.length === 0 && TERMINAL.includes(info.status)) return info.status;
   // Rank 0 records its own failure; another rank's, or a rank killed by a signal, only shows here.

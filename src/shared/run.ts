@@ -17,7 +17,8 @@ import { arr, int, nonNegativeInt, oneOf, openObj, parseAs, str, type Output, ty
 export const RUN_FORMAT = 'steelscope.run/1';
 export const CHECKPOINT_FORMAT = 'steelscope.checkpoint/1';
 
-export const RUN_STATUSES = ['starting', 'running', 'stopping', 'finished', 'failed', 'stopped'] as const;
+/** pending: a Slurm job submitted for the run waits in the queue; its trainer has not started (pendingRunInfo). */
+export const RUN_STATUSES = ['pending', 'starting', 'running', 'stopping', 'finished', 'failed', 'stopped'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /**
@@ -25,7 +26,7 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
  * must be stopped before the run is resumed or deleted; the status bar shows the newest such run. A
  * run in one of these whose pid is gone is stale.
  */
-export const ACTIVE_STATUSES: readonly RunStatus[] = ['starting', 'running', 'stopping'];
+export const ACTIVE_STATUSES: readonly RunStatus[] = ['pending', 'starting', 'running', 'stopping'];
 
 const ACTIVE = new Set<string>(ACTIVE_STATUSES);
 
@@ -36,6 +37,13 @@ export function isActiveStatus(status: string): boolean {
 
 /** `--data poetry-sft`: the instruction set the build derives from the corpus (scripts/build-sft-set.mjs). */
 export const SHIPPED_SFT_SET = 'poetry-sft';
+
+/**
+ * The trainer CLI's exit status after SIGUSR1 (Slurm's "time limit near" or a preemption's notice):
+ * it saved a checkpoint and stopped so that its job be requeued (EX_TEMPFAIL: try again later).
+ * The batch script requeues the job on it (src/host/slurm/batchScript.ts).
+ */
+export const REQUEUE_EXIT_CODE = 75;
 
 export const ENGINE_NAMES = ['tfjs', 'torch'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -119,6 +127,40 @@ export function describeEngine(
 /** The whole run.json, every field checked: what a trainer needs to resume a run. */
 export function parseRunInfo(value: unknown, root = 'run.json'): Parsed<RunInfo> {
   return parseAs(RunInfoSchema, value, root);
+}
+
+/** What a Slurm launcher knows of a run it has just submitted (pendingRunInfo). */
+export interface PendingRun {
+  id: string;
+  name: string;
+  createdAt: string;
+  /** The login node the job was submitted from. */
+  host: string;
+  /** The job id sbatch printed. */
+  jobId: string;
+}
+
+/**
+ * The run.json of a run whose Slurm job waits in the queue: written by the launcher right after
+ * submission, so the Runs view lists the run (pending, with its job) before any trainer runs. Its
+ * pid is the job id: a Slurm launcher finds the job by slurm_job_id and never signals a pid. The
+ * trainer the job starts takes the folder over (isPendingRunOf) and rewrites run.json whole.
+ */
+export function pendingRunInfo(run: PendingRun): ObservedRun {
+  const { jobId, ...display } = run;
+  return { format: RUN_FORMAT, ...display, pid: Number(jobId), status: 'pending', step: 0, slurm_job_id: jobId };
+}
+
+/** Is `value` (a parsed run.json) the pending placeholder of Slurm job `jobId`? */
+export function isPendingRunOf(value: unknown, jobId: string | undefined): boolean {
+  return (
+    jobId !== undefined &&
+    jobId !== '' &&
+    isRecord(value) &&
+    value.format === RUN_FORMAT &&
+    value.status === 'pending' &&
+    value.slurm_job_id === jobId
+  );
 }
 
 export type Observed = { ok: true; run: ObservedRun; problems: string[] } | { ok: false; error: string };

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { REQUEUE_EXIT_CODE } from '../../src/shared/run';
 import {
   CLI,
   poetrySubset,
@@ -140,4 +141,29 @@ test('serve: SIGTERM during a long generation answers it as cancelled and exits 
     .map((l) => JSON.parse(l) as { id?: unknown; done?: boolean; reason?: string })
     .find((m) => m.done && m.id === 1);
   assert.equal(done?.reason, 'cancelled');
+});
+
+test('train: SIGUSR1 (Slurm: time limit near), then the TERM a batch shell adds: one checkpoint, exit 75 to requeue', async () => {
+  const dir = scratch('signal-usr1');
+  const data = poetrySubset(dir, 300);
+  const runDir = join(dir, 'run');
+  const sets = [...SMALL_SETS, '--set', 'sample_every=0', '--set', 'checkpoint_every=1000000'];
+  const args = ['train', '--data', data, '--run-dir', runDir, '--steps', '100000', ...sets];
+  const child = spawn(process.execPath, [CLI, ...args], { env: TEST_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await until('step 2', () => readMetrics(runDir).some((m) => m.kind === 'train' && m.step === 2), child);
+    child.kill('SIGUSR1');
+    await until('USR1 taken', () => /SIGUSR1: saving a checkpoint/.test(stderr), child);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  child.kill('SIGTERM'); // not a second signal, which would exit without the checkpoint
+  assert.equal(await exited, REQUEUE_EXIT_CODE, stderr);
+  const info = runJson(runDir);
+  assert.equal(info.status, 'stopped');
+  assert.ok(ckptDone(runDir, info.step), `the checkpoint of the last step (${info.step})`);
 });

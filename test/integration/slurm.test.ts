@@ -5,13 +5,15 @@
 // where Slurm is missing; a failure under CI=true.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { observeRunInfo, type ObservedRun } from '../../src/shared/run';
+import { dirname, join } from 'node:path';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { SlurmLauncher } from '../../src/host/slurm/launcher';
 import { slurmPartitions } from '../../src/host/slurm/cluster';
-import { parseScontrolJob, type SlurmJob } from '../../src/host/slurm/jobState';
+import { parseScontrolJob, viewStateOfJob, type SlurmJob } from '../../src/host/slurm/jobState';
+import { RunStore } from '../../src/host/runs/store';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
 import {
   poetrySubset,
@@ -22,7 +24,6 @@ import {
   SMALL_SETS,
   TEST_ENV,
   trainLosses,
-  readRunInfo,
   until as untilValue,
 } from '../helpers';
 import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
@@ -47,7 +48,18 @@ const until = <T>(
   timeoutMs = 120_000,
 ): Promise<T> => untilValue(what, probe, timeoutMs, 100);
 
-const readInfo = readRunInfo;
+/** The train steps in metrics.jsonl, in file order. */
+const trainSteps = (runDir: string): number[] =>
+  readMetrics(runDir)
+    .filter((m) => m.kind === undefined || m.kind === 'train')
+    .map((m) => m.step);
+
+/** run.json as the Runs view reads it: a queued run's pending one included. */
+function readInfo(runDir: string): ObservedRun {
+  const observed = observeRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
+  assert.ok(observed.ok, observed.ok ? '' : observed.error);
+  return observed.run;
+}
 
 describe('Slurm login node (real one-node cluster through the real sshd)', { skip }, () => {
   let slurm: TestSlurm;
@@ -103,31 +115,40 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
     // A drained node keeps the job pending, whatever the machine's speed: the state is seen for sure.
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
-    const starting = target.start({ name: 'slurm tiny', preset: 'tiny', data, steps: 12, sets: SETS, slurm: DEBUG });
-    let failure: unknown;
-    starting.catch((err) => (failure = err));
-    const jobId = await until('the job in the queue', () => {
-      if (failure !== undefined) throw failure;
-      const rows = slurm
-        .run('squeue', ['-h', '-o', '%i %j'])
-        .split('\n')
-        .map((line) => line.split(' '));
-      return rows.find(([, name]) => name?.startsWith('slurm-tiny-'))?.[0];
+    // Start returns at once, the job queued: the run folder holds run.json (pending, its job) and the script.
+    const runDir = await target.start({
+      name: 'slurm tiny',
+      preset: 'tiny',
+      data,
+      steps: 12,
+      sets: SETS,
+      slurm: DEBUG,
     });
-    const pending = await until('PENDING with a reason', () => {
-      const job = jobHere(jobId);
-      return job?.state === 'PENDING' && job.reason ? job : undefined;
+    const queued = readInfo(runDir);
+    assert.equal(queued.status, 'pending');
+    const jobId = queued.slurm_job_id ?? assert.fail('run.json names its job');
+    assert.equal(queued.name, 'slurm tiny');
+    assert.ok(
+      readdirSync(runDir).some((f) => /^slurm-job-\d+\.sh$/.test(f)),
+      `the batch script in the run folder: ${readdirSync(runDir).join(', ')}`,
+    );
+    assert.deepEqual(
+      readdirSync(dirname(runDir)).filter((f) => f.startsWith('.')),
+      [],
+      'nothing beside the run folder',
+    );
+    const pending = await until('PENDING with a reason', async () => {
+      const job = await launcher.job(jobId);
+      return job?.state === 'PENDING' && job.reason && job.reason !== 'JobHeldUser' ? job : undefined;
     });
     assert.match(
       pending.reason,
       /Nodes_required|ReqNodeNotAvail|Resources|Unavailable/,
       `the reason: ${pending.reason}`,
     );
-    assert.equal((await launcher.job(jobId))?.state, 'PENDING', 'the login node sees it pending too');
+    assert.equal(readInfo(runDir).status, 'pending', 'still pending while the job waits');
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
 
-    const runDir = await starting;
-    assert.equal(readInfo(runDir).slurm_job_id, jobId, 'run.json names its job');
     await until('RUNNING or done', () => ['RUNNING', 'COMPLETING', 'COMPLETED'].includes(jobHere(jobId)?.state ?? ''));
     await until('losses', () => readMetrics(runDir).some((m) => typeof m.loss === 'number'));
     await until('COMPLETED', () => jobHere(jobId)?.state === 'COMPLETED');
@@ -169,17 +190,81 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     assert.equal(await target.isAlive(info), false);
   });
 
-  test('a job that cannot be scheduled (more nodes than the partition has): PENDING with its reason, then cancelled', async () => {
+  test('Resume submits a new job from the newest checkpoint; `steelscope follow` on the login node shows it pending, then the steps continue, none repeated', async () => {
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    const runDir = await target.start({
+      name: 'slurm resume',
+      preset: 'tiny',
+      data,
+      steps: 6,
+      sets: SETS,
+      slurm: DEBUG,
+    });
+    const firstJob = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    await until('COMPLETED', () => jobHere(firstJob)?.state === 'COMPLETED');
+    assert.equal(readInfo(runDir).status, 'finished');
+    const follower = target.createFollower(runDir);
+    const key = store.addRemoteRun(target, runDir, follower);
+    try {
+      const followed = () => {
+        const table = store.get(key)?.tables.get('train');
+        return table ? [...table.step.subarray(0, table.length)] : [];
+      };
+      await until('6 steps followed', () => followed().length === 6);
+      // A drained node keeps the new job queued: its pending state is seen for sure.
+      const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
+      slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+      try {
+        await target.resume(runDir, { steps: 12, slurm: DEBUG });
+        const queued = readInfo(runDir);
+        assert.equal(queued.status, 'pending');
+        assert.notEqual(queued.slurm_job_id, firstJob, 'a new job');
+        await until('the follower shows it pending', () => store.get(key)?.summary.status === 'pending');
+      } finally {
+        slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+      }
+      const secondJob = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names the new job');
+      await until('COMPLETED', () => jobHere(secondJob)?.state === 'COMPLETED', 300_000);
+      const info = readInfo(runDir);
+      assert.equal(info.status, 'finished');
+      assert.equal(info.step, 12);
+      assert.equal(info.resumes?.[0]?.step, 6, 'resumed from the newest checkpoint (step 6)');
+      const expected = Array.from({ length: 12 }, (_, i) => i);
+      assert.deepEqual(trainSteps(runDir), expected, 'every step once in metrics.jsonl');
+      await until('12 steps followed', () => followed().length === 12);
+      assert.deepEqual(followed(), expected, 'the follower saw each step once');
+      await until('finished in the store', () => store.get(key)?.summary.status === 'finished');
+    } finally {
+      store.dispose();
+    }
+  });
+
+  test('a job that cannot be scheduled (more nodes than the partition has): a pending run with its reason, cancelled by Stop', async () => {
     const tooBig = { ...DEBUG, nodes: 2 };
-    const err = await target
-      .start({ name: 'slurm too big', preset: 'tiny', data, steps: 5, sets: SETS, slurm: tooBig })
-      .then(
-        () => assert.fail('start() should refuse a job that can never start'),
-        (e: Error) => e,
-      );
-    assert.match(err.message, /PENDING \(PartitionNodeLimit\) and cannot start as asked; cancelled/);
-    const id = /Slurm job (\d+)/.exec(err.message)?.[1] ?? assert.fail('the message names the job');
+    // Several nodes run the torch engine; this job never starts, so no torch is needed here.
+    const engine = { name: 'torch' as const, nproc: 1 };
+    const runDir = await target.start({
+      name: 'slurm too big',
+      preset: 'tiny',
+      data,
+      steps: 5,
+      sets: SETS,
+      engine,
+      slurm: tooBig,
+    });
+    const id = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names its job');
+    const job = await until('PENDING (PartitionNodeLimit)', async () => {
+      const found = await launcher.job(id);
+      return found?.reason === 'PartitionNodeLimit' ? found : undefined;
+    });
+    assert.equal(job.state, 'PENDING');
+    assert.equal(readInfo(runDir).status, 'pending', 'the run is listed as pending');
+    assert.equal(await target.isAlive(readInfo(runDir)), true, 'a queued job holds its run');
+    await target.stop(runDir);
     await until('CANCELLED', () => jobHere(id)?.state === 'CANCELLED');
+    const info = readInfo(runDir);
+    assert.equal(info.status, 'stopped', 'cancelled in the queue: stopped');
+    assert.equal(info.exit?.reason, 'cancelled in the queue');
   });
 
   test('a job with a 1-minute limit checkpoints on USR1, requeues itself and resumes from it: every step once', async () => {
@@ -197,10 +282,10 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
     await until(
       'requeued and resumed',
-      () => (jobHere(jobId)?.restarts ?? 0) >= 1 && readInfo(runDir).resumes.length >= 1,
+      () => (jobHere(jobId)?.restarts ?? 0) >= 1 && (readInfo(runDir).resumes ?? []).length >= 1,
       300_000,
     );
-    const resumedAt = readInfo(runDir).resumes[0].step;
+    const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
     assert.ok(resumedAt > 0, 'resumed from the checkpoint USR1 asked for');
     await target.stop(runDir);
     await until(
@@ -217,6 +302,37 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       'every step once, none lost',
     );
     assert.ok(trainSteps.length > resumedAt + 1, 'steps after the resume');
+  });
+
+  test('a job Slurm requeues as a preemption does (scontrol requeue): it checkpoints on TERM and resumes from it, every step once', async () => {
+    const runDir = await target.start({
+      name: 'slurm preempted',
+      preset: 'tiny',
+      data,
+      steps: 100_000,
+      sets: [...SETS, 'checkpoint_every=1000000'],
+      slurm: DEBUG,
+    });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    await until('a few steps', () => trainSteps(runDir).length >= 3);
+    slurm.run('scontrol', ['requeue', jobId]);
+    const requeued = await until('requeued', () => {
+      const job = jobHere(jobId);
+      return job && job.restarts >= 1 ? job : undefined;
+    });
+    assert.notEqual(viewStateOfJob(requeued.state), 'failed', `a requeued job is no failure: ${requeued.state}`);
+    await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
+    const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
+    assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
+    await until('steps after the resume', () => trainSteps(runDir).length > resumedAt + 2);
+    await target.stop(runDir);
+    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED');
+    const steps = trainSteps(runDir);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => i),
+      'every step once, none lost',
+    );
   });
 
   test(

@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { RUN_FORMAT, type ObservedRun, type RunInfo } from '../../src/shared/run';
+import { basename, join } from 'node:path';
+import { isActiveStatus, pendingRunInfo, RUN_FORMAT, type ObservedRun, type RunInfo } from '../../src/shared/run';
 import { localRunFiles } from '../../src/host/runs/localTarget';
 import {
   nameOfFolder,
@@ -255,4 +255,27 @@ test('a start that waits only until submitted (a queued Slurm job): its empty fo
   await runs.delete(dir);
   assert.deepEqual(readdirSync(root), [], 'folder and log removed');
   await assert.rejects(runs.delete(join(root, 'x')), /not a run folder|missing|no such/i);
+});
+
+test('a launcher that makes the run folder at submission (a queued Slurm job): start returns at once, pending', async () => {
+  const root = join(scratch('run-control'), 'runs');
+  const queued: Launcher = {
+    async launch(request) {
+      mkdirSync(request.runDir, { recursive: true });
+      const log = join(request.runDir, 'trainer.log');
+      writeFileSync(log, 'job 7 queued\n');
+      const pending = pendingRunInfo({ id: 'p', name: request.name ?? '', createdAt: '', host: 'login', jobId: '7' });
+      writeFileSync(join(request.runDir, 'run.json'), JSON.stringify(pending));
+      return { pid: 7, log, running: async () => true, exitNote: async () => '' };
+    },
+    isAlive: async () => true,
+    terminate: async () => undefined,
+  };
+  const runs = control(root, queued);
+  const dir = await runs.start({ name: 'queued', preset: 'tiny', data: 'default', steps: 5 });
+  assert.equal(readFileSync(join(dir, 'trainer.log'), 'utf8'), 'job 7 queued\n', "the job's log is kept");
+  assert.deepEqual(readdirSync(root), [basename(dir)], 'nothing beside the run folder');
+  const info = await runs.readInfo(dir);
+  assert.deepEqual([info.status, info.slurm_job_id, info.name], ['pending', '7', 'queued']);
+  assert.ok(isActiveStatus(info.status), 'a queued run is held: not resumed or deleted before it is stopped');
 });

@@ -5,11 +5,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchScript, checkJobOptions, type BatchScriptInput } from '../../src/host/slurm/batchScript';
-import { isLiveJobState, jobTooltip, parseScontrolJob, viewStateOfJob } from '../../src/host/slurm/jobState';
+import {
+  isLiveJobState,
+  isQueuedJobState,
+  jobTooltip,
+  parseScontrolJob,
+  viewStateOfJob,
+} from '../../src/host/slurm/jobState';
 import { parseSinfo } from '../../src/host/slurm/cluster';
+import { checkNewRunDir, failPendingRun } from '../../src/core/train/session';
+import { UsageError } from '../../src/core/errors';
+import { pendingRunInfo, REQUEUE_EXIT_CODE } from '../../src/shared/run';
+import { rendezvousFromEnv, torchrunArgs } from '../../src/cli/torchrun';
 import { scratch } from '../helpers';
 
 // `scontrol show job -o 7` of slurm-wlm 22.05, cut to the fields around the ones read.
@@ -31,6 +41,7 @@ test('scontrol records: state, reason, nodes, elapsed, limit, restarts', () => {
     elapsed: '00:00:00',
     limit: '00:10:00',
     restarts: 0,
+    requeue: true,
   });
   const running = parseScontrolJob(RUNNING_JOB);
   assert.equal(running?.reason, '', 'Reason=None is no reason');
@@ -62,6 +73,21 @@ test('every job state maps onto a Runs view state; only queued and running ones 
   }
 });
 
+test('preempted or requeued: a job that requeues comes back pending and lives on; one that does not was stopped', () => {
+  const preempted = parseScontrolJob('JobId=9 JobState=PREEMPTED Reason=None Requeue=1 Restarts=0');
+  assert.equal(preempted?.requeue, true);
+  assert.equal(viewStateOfJob('PREEMPTED', true), 'pending');
+  assert.equal(isLiveJobState('PREEMPTED', true), true, 'it will run again: its run is not stale');
+  assert.equal(viewStateOfJob('PREEMPTED', false), 'stopped');
+  assert.equal(isLiveJobState('PREEMPTED', false), false);
+  for (const state of ['REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED']) {
+    assert.equal(viewStateOfJob(state), 'pending', state);
+    assert.equal(isLiveJobState(state), true, state);
+    assert.equal(isQueuedJobState(state), true, `${state}: Stop cancels it outright`);
+  }
+  assert.equal(isQueuedJobState('RUNNING'), false, 'Stop asks a running job for its checkpoint');
+});
+
 const INPUT: BatchScriptInput = {
   job: { partition: 'debug', nodes: 1, gpusPerNode: 0, timeLimit: '1:00:00', account: 'proj-1' },
   jobName: "it's $HOME",
@@ -88,18 +114,22 @@ test('the batch script: #SBATCH options, USR1 before the limit, requeue; odd val
 });
 
 /** Runs the script with bash, the CLI replaced by one that prints its arguments, sbatch's env faked. */
-function runScript(restarts: string, withRunJson: boolean): string {
+function runScript(restarts: string, runJson: string | undefined, cliStatus = 0): { out: string; calls: string } {
   const dir = scratch('slurm-script');
   const runDir = join(dir, "run $x 'q'");
   mkdirSync(runDir);
-  if (withRunJson) writeFileSync(join(runDir, 'run.json'), '{}');
+  if (runJson !== undefined) writeFileSync(join(runDir, 'run.json'), runJson);
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'scontrol'), '#!/bin/sh\necho node1\n', { mode: 0o755 });
+  const calls = join(dir, 'calls');
+  // scontrol: the node list, the job RUNNING; every call of scontrol and scancel noted.
+  const fake = `#!/bin/sh\necho "$(basename "$0") $*" >>'${calls}'\necho node1 JobState=RUNNING\n`;
+  writeFileSync(join(bin, 'scontrol'), fake, { mode: 0o755 });
+  writeFileSync(join(bin, 'scancel'), fake, { mode: 0o755 });
   const input = {
     ...INPUT,
     runDir,
-    cli: ['printf', '%s|'],
+    cli: ['sh', '-c', `printf '%s|' "$@"; exit ${cliStatus}`, 'cli'],
     firstArgs: ['train', runDir],
     continueArgs: ['resume', runDir],
   };
@@ -110,14 +140,27 @@ function runScript(restarts: string, withRunJson: boolean): string {
     SLURM_RESTART_COUNT: restarts,
   };
   const r = spawnSync('bash', ['-c', batchScript(input)], { encoding: 'utf8', env });
-  assert.equal(r.status, 0, r.stderr);
-  return withRunJson ? readFileSync(join(runDir, 'trainer.log'), 'utf8') : r.stdout;
+  assert.equal(r.status, cliStatus === REQUEUE_EXIT_CODE ? 0 : cliStatus, r.stderr);
+  return { out: r.stdout, calls: existsSync(calls) ? readFileSync(calls, 'utf8') : '' };
 }
 
+const PENDING_RUN_JSON = JSON.stringify({ status: 'pending', slurm_job_id: '5' }, null, 2);
+
 test('the batch script starts the run, and continues it from its checkpoint when requeued', () => {
-  assert.match(runScript('0', false), /train\|[^|]*run \$x 'q'\|$/, 'a new run: train, the folder literally');
-  assert.match(runScript('1', true), /resume\|[^|]*run \$x 'q'\|$/, 'requeued: resume, output in its trainer.log');
-  assert.match(runScript('0', true), /train\|/, 'a Resume job runs what it was asked first');
+  assert.match(
+    runScript('0', PENDING_RUN_JSON).out,
+    /train\|[^|]*run \$x 'q'\|$/,
+    'a new run: train, the folder literally',
+  );
+  const taken = JSON.stringify({ status: 'running' }, null, 2);
+  assert.match(runScript('1', taken).out, /resume\|[^|]*run \$x 'q'\|$/, 'requeued after the trainer took it: resume');
+  assert.match(runScript('1', PENDING_RUN_JSON).out, /train\|/, 'requeued before the trainer ran: train as asked');
+  assert.match(runScript('0', taken).out, /train\|/, 'a Resume job runs what it was asked first');
+});
+
+test('a trainer that checkpointed on USR1 by itself (exit 75) has its job requeued', () => {
+  assert.match(runScript('0', PENDING_RUN_JSON, REQUEUE_EXIT_CODE).calls, /^scontrol requeue 5$/m);
+  assert.doesNotMatch(runScript('0', PENDING_RUN_JSON, 0).calls, /requeue/, 'a finished trainer: no requeue');
 });
 
 test('sinfo: partitions with their default, state, limit, nodes and GPUs per node', () => {
@@ -128,4 +171,78 @@ test('sinfo: partitions with their default, state, limit, nodes and GPUs per nod
     { name: 'gpu', isDefault: false, up: true, timeLimit: '1-00:00:00', nodes: 6, gpusPerNode: 8 },
     { name: 'old', isDefault: false, up: false, timeLimit: '30:00', nodes: 1, gpusPerNode: 0 },
   ]);
+});
+
+test("a trainer takes over its own job's pending run.json (and no other); one that fails first says why there", () => {
+  const dir = scratch('slurm-adopt');
+  const pending = pendingRunInfo({ id: 'p', name: 'n', createdAt: '', host: 'login', jobId: '41' });
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(pending));
+  writeFileSync(join(dir, 'slurm-job-1.sh'), '#!/bin/bash\n');
+  const saved = process.env.SLURM_JOB_ID;
+  try {
+    process.env.SLURM_JOB_ID = '42';
+    assert.throws(() => checkNewRunDir(dir), /already holds a run/, "another job's run");
+    process.env.SLURM_JOB_ID = '41';
+    assert.equal(checkNewRunDir(dir), undefined, 'taken over; a failure is recorded, not discarded');
+    failPendingRun(dir, new UsageError('no such preset'));
+    const failed = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.deepEqual([failed.status, failed.exit.code, failed.exit.reason], ['failed', 2, 'no such preset']);
+    assert.throws(() => checkNewRunDir(dir), /already holds a run/, 'a failed run is not taken over');
+  } finally {
+    if (saved === undefined) delete process.env.SLURM_JOB_ID;
+    else process.env.SLURM_JOB_ID = saved;
+  }
+});
+
+test('several nodes: srun runs the CLI once per node, torchrun meets on the first node (c10d, job id, port)', () => {
+  const torchArgs = ['train', '--run-dir', '/r', '--engine', 'torch', '--nproc', '4'];
+  const input = { ...INPUT, job: { ...INPUT.job, nodes: 2 }, firstArgs: torchArgs };
+  const script = batchScript(input);
+  assert.match(script, /^srun --kill-on-bad-exit=1 --ntasks-per-node=1 "\$\{cli\[@\]\}" "\$\{args\[@\]\}" &$/m);
+  assert.match(script, /^rdzv_port=\$\(\(29500 \+ SLURM_JOB_ID % 1000\)\)$/m, 'a port of its own per job');
+  assert.match(batchScript({ ...input, job: { ...input.job, rdzvPort: 6000 } }), /^rdzv_port=6000$/m);
+  assert.throws(() => batchScript({ ...input, job: { ...input.job, rdzvPort: 70000 } }), /TCP port/);
+  assert.throws(() => batchScript({ ...input, firstArgs: ['train'] }), /several nodes runs the PyTorch engine/);
+  assert.doesNotMatch(batchScript(INPUT), /^srun|RDZV/m, 'one node: the CLI runs in the batch shell, standalone');
+  // What the supervisors get: bash runs it with srun and scontrol faked.
+  const dir = scratch('slurm-multinode');
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'scontrol'), '#!/bin/sh\nprintf "gpu07\\ngpu08\\n"\n', { mode: 0o755 });
+  const srun = '#!/bin/sh\nwhile [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n'; // its options dropped
+  writeFileSync(join(bin, 'srun'), srun, { mode: 0o755 });
+  const env = {
+    PATH: `${bin}:/usr/bin:/bin`,
+    SLURM_JOB_ID: '12345',
+    SLURM_NNODES: '2',
+    SLURM_JOB_NODELIST: 'gpu[07-08]',
+  };
+  const printEnv = ['sh', '-c', 'echo "$STEELSCOPE_NNODES $STEELSCOPE_RDZV_ENDPOINT $STEELSCOPE_RDZV_ID"'];
+  const r = spawnSync('bash', ['-c', batchScript({ ...input, runDir: dir, cli: printEnv })], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^2 gpu07:29845 12345-0$/m);
+});
+
+test('torchrun: --standalone-like on one node; on several, c10d at the first node with nnodes and the job id', () => {
+  const one = torchrunArgs(2, undefined, '/logs');
+  assert.deepEqual(one.slice(0, 6), ['--nnodes', '1', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'localhost:0']);
+  const rdzv = rendezvousFromEnv({
+    STEELSCOPE_NNODES: '4',
+    STEELSCOPE_RDZV_ENDPOINT: 'gpu07:29845',
+    STEELSCOPE_RDZV_ID: '12345-0',
+    SLURM_NODEID: '3',
+  });
+  assert.deepEqual(rdzv, { nnodes: 4, endpoint: 'gpu07:29845', id: '12345-0', nodeRank: 3 });
+  assert.deepEqual(torchrunArgs(8, rdzv, '/logs'), [
+    ...['--nnodes', '4', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'gpu07:29845', '--rdzv_id', '12345-0'],
+    ...['--nproc_per_node', '8', '--redirects', '0:1,1:1,2:1,3:1,4:1,5:1,6:1,7:1'],
+    ...['--tee', '0:1,1:1,2:1,3:1,4:1,5:1,6:1,7:1', '--log_dir', '/logs'],
+  ]);
+  assert.equal(rendezvousFromEnv({}), undefined, 'one node without any of it');
+  assert.throws(
+    () => rendezvousFromEnv({ STEELSCOPE_NNODES: '2', STEELSCOPE_RDZV_ID: 'x', SLURM_NODEID: '0' }),
+    /ENDPOINT/,
+  );
+  const noRank = { STEELSCOPE_NNODES: '2', STEELSCOPE_RDZV_ENDPOINT: 'h:1', STEELSCOPE_RDZV_ID: 'x' };
+  assert.throws(() => rendezvousFromEnv(noRank), /NODE_RANK/);
 });

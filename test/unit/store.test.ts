@@ -270,7 +270,7 @@ test('a run.json with bad fields is reported on that run only: the others, and a
     ['name', 'createdAt', 'step', 'config', 'backend'],
   );
   assert.equal(b?.status, 'unknown', 'a run.json that is not a run is not read...');
-  assert.match(b?.problems?.[0] ?? '', /status: expected one of starting/, '...and says why');
+  assert.match(b?.problems?.[0] ?? '', /status: expected one of pending, starting/, '...and says why');
   const snapshot = new DashboardModel(store, keys, DEFAULT_VIEW).snapshot();
   const checked = checkHostMessage(JSON.parse(JSON.stringify(snapshot)));
   assert.ok(checked.ok && checked.message.type === 'snapshot', checked.ok ? '' : checked.error);

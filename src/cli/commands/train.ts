@@ -9,7 +9,7 @@ import {
   type TrainConfig,
 } from '../../shared/config';
 import type { BackendName } from '../../core/backend';
-import { resumeRun, startRun, type RunControl } from '../../core/train/session';
+import { failPendingRun, resumeRun, startRun, type RunControl } from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
 import { ENGINE_NAMES, type EngineName, type RunStatus } from '../../shared/run';
 import { listFlag, numberFlag, parseArgs, stringFlag, UsageError, type Parsed } from '../args';
@@ -97,20 +97,22 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
   const engine = engineFlag(stringFlag(p, 'engine'), 'tfjs');
   const torch = torchOptions(p, engine);
   const name = stringFlag(p, 'name');
-  const status = await withProgress(control, (shown) =>
-    engine === 'torch'
-      ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
-      : startRun(
-          {
-            runDir,
-            config,
-            data,
-            name,
-            backend: backendFlag(stringFlag(p, 'backend')),
-            steps: steps ?? config.max_steps,
-          },
-          shown,
-        ),
+  const status = await failPendingOnError(runDir, () =>
+    withProgress(control, (shown) =>
+      engine === 'torch'
+        ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
+        : startRun(
+            {
+              runDir,
+              config,
+              data,
+              name,
+              backend: backendFlag(stringFlag(p, 'backend')),
+              steps: steps ?? config.max_steps,
+            },
+            shown,
+          ),
+    ),
   );
   control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
@@ -129,13 +131,25 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
   const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
   const torch = torchOptions(p, engine);
   const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
-  const status = await withProgress(control, (shown) =>
-    engine === 'torch'
-      ? resumeTorchRun({ ...opts, ...torch }, shown)
-      : resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, shown),
+  const status = await failPendingOnError(runDir, () =>
+    withProgress(control, (shown) =>
+      engine === 'torch'
+        ? resumeTorchRun({ ...opts, ...torch }, shown)
+        : resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, shown),
+    ),
   );
   control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
+}
+
+/** Runs `start`; when it throws before the trainer took a Slurm job's pending run, run.json says why. */
+async function failPendingOnError(runDir: string, start: () => Promise<RunStatus>): Promise<RunStatus> {
+  try {
+    return await start();
+  } catch (err) {
+    failPendingRun(runDir, err);
+    throw err;
+  }
 }
 
 /** Runs the loop with its log and step figures going to the progress display on stdout. */

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { TrainConfig } from '../../shared/config';
-import { RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
+import { isPendingRunOf, RUN_FORMAT, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import { selectBackend, type BackendChoice, type BackendName } from '../backend';
 import {
   BlockLoader,
@@ -32,7 +32,7 @@ import {
 } from '../../shared/node/checkpoints';
 import { loadCheckpoint, sha256 } from './checkpoint';
 import { prepareData } from './prepare';
-import { readRunToResume, RunWriter } from './rundir';
+import { readRunToResume, RunWriter, writeFileAtomic } from './rundir';
 import { startSystemSampler, type SystemSampler } from './system';
 import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
 
@@ -60,7 +60,7 @@ export interface StartOptions {
 /** Creates a run directory and trains it. Errors found before anything is written throw UsageError or DataError. */
 export async function startRun(opts: StartOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  const created = checkNewRunDir(runDir);
+  const discard = checkNewRunDir(runDir);
   // Missing, empty, whitespace-only or non-UTF-8 input fails here, before anything is written.
   checkDocuments(resolveCorpus(opts.data));
   const evalTasks = resolveTasks(opts.config.eval_tasks ?? []);
@@ -68,8 +68,7 @@ export async function startRun(opts: StartOptions, control: RunControl): Promise
   mkdirSync(runDir, { recursive: true });
   const writer = new RunWriter(runDir, newRunInfo(runDir, opts, backend));
   writer.update({});
-  // Input found wrong only while preparing (e.g. too few tokens for seq_len) leaves nothing behind.
-  const discard = () => (created ? rmSync(runDir, { recursive: true, force: true }) : emptyFolder(runDir));
+  // Input found wrong only while preparing (e.g. too few tokens for seq_len) leaves nothing behind (discard).
   return runGuarded(writer, discard, async () => {
     const data = prepareData(opts.data, opts.config, runDir, control.log);
     writer.update({ data: { input: opts.data, files: data.files, shards: data.shards } });
@@ -262,27 +261,54 @@ export async function announceBackend(preference: BackendName | 'auto', control:
 }
 
 /**
- * Whether `runDir` can take a new run; true when it does not exist yet (start creates it). A file,
- * a folder that holds a run or anything else is a UsageError, before anything is written.
+ * Checks, before anything is written, that `runDir` can take a new run: it is missing, empty, or
+ * holds the pending run.json of the Slurm job this process runs in (written at submission beside
+ * the job's batch script and log: see pendingRunInfo). A file, a folder holding a run or anything
+ * else is a UsageError. Returns what undoes the start when the input proves wrong while preparing
+ * (the folder removed or emptied); undefined for a Slurm job's folder, whose run.json records the
+ * failure instead, so the Runs view says why the job ended.
  */
-export function checkNewRunDir(runDir: string): boolean {
+export function checkNewRunDir(runDir: string): (() => void) | undefined {
   let isDir: boolean;
   try {
     isDir = statSync(runDir).isDirectory();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return true;
+    if (code === 'ENOENT') return () => rmSync(runDir, { recursive: true, force: true });
     throw new UsageError(`--run-dir ${runDir} cannot be used (${code ?? String(err)}). Choose a new or empty folder.`);
   }
   if (!isDir) throw new UsageError(`--run-dir ${runDir} is a file, not a folder. Choose a new or empty folder.`);
   if (existsSync(join(runDir, 'run.json'))) {
+    if (readPendingRun(runDir)) return undefined;
     throw new UsageError(
       `${runDir} already holds a run. Resume it with \`steelscope resume ${runDir}\`, or choose another --run-dir.`,
     );
   }
   if (readdirSync(runDir).length > 0)
     throw new UsageError(`${runDir} exists and is not empty. Choose a new or empty --run-dir.`);
-  return false;
+  return () => emptyFolder(runDir);
+}
+
+/** The run.json of `runDir` when it is the pending placeholder of this process's Slurm job. */
+function readPendingRun(runDir: string): object | undefined {
+  try {
+    const value: unknown = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+    return isPendingRunOf(value, process.env.SLURM_JOB_ID) && typeof value === 'object' && value ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A Slurm job's trainer that failed before taking its run (bad input, torch missing…): the pending
+ * run.json says so (status failed, the reason), or the Runs view would show a queued run for ever.
+ */
+export function failPendingRun(runDir: string, err: unknown): void {
+  const pending = readPendingRun(resolve(runDir));
+  if (!pending) return;
+  const reason = err instanceof Error ? err.message : String(err);
+  const exit = { code: err instanceof UsageError ? 2 : 1, reason, at: new Date().toISOString() };
+  writeFileAtomic(join(resolve(runDir), 'run.json'), JSON.stringify({ ...pending, status: 'failed', exit }, null, 2));
 }
 
 export function emptyFolder(dir: string): void {

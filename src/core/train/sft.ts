@@ -6,7 +6,7 @@
 // several into a row would let a conversation attend to the one before it; a row of its own
 // keeps each conversation's attention to itself with no new kernel, at the cost of the padding.
 // A conversation longer than a row is cut (and counted in the log).
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as v from 'valibot';
 import { applySettings, type TrainConfig } from '../../shared/config';
@@ -24,7 +24,7 @@ import { AdamW } from './adamw';
 import { loadCheckpoint, sha256, type LoadedCheckpoint } from './checkpoint';
 import { writePrompts } from './prepare';
 import { readRunInfo, RunWriter, writeFileAtomic } from './rundir';
-import { announceBackend, checkNewRunDir, emptyFolder, newRunInfo, runGuarded, type RunControl } from './session';
+import { announceBackend, checkNewRunDir, newRunInfo, runGuarded, type RunControl } from './session';
 import type { TrainSession } from './trainer';
 
 const ConversationSchema = v.strictObject(
@@ -134,7 +134,7 @@ const rowsLine = (inputs: SftInputs) =>
 /** Creates a fine-tuning run from a checkpoint and trains it; input errors throw before anything is written. */
 export async function startSft(opts: SftOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  const created = checkNewRunDir(runDir);
+  const discard = checkNewRunDir(runDir);
   const inputs = readSftInputs(opts);
   const { base, tokenizer, config, rows, dataFile } = inputs;
   const backend = await announceBackend(opts.backend, control);
@@ -147,7 +147,6 @@ export async function startSft(opts: SftOptions, control: RunControl): Promise<R
     template: 'chatml',
   });
   writer.update({});
-  const discard = () => (created ? rmSync(runDir, { recursive: true, force: true }) : emptyFolder(runDir));
   return runGuarded(writer, discard, async () => {
     const tokenizerJson = JSON.stringify(base.tokenizerJson);
     writeFileAtomic(join(runDir, 'tokenizer.json'), tokenizerJson);

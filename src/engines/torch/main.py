@@ -71,17 +71,25 @@ def pick_precision(device):
 
 
 class Stop:
-    """First SIGTERM/SIGINT (or the stop file) asks for a checkpoint and a stop; a second signal exits."""
+    """First SIGTERM/SIGINT (or the stop file) asks for a checkpoint and a stop; a second signal exits.
+    SIGUSR1 (Slurm: time limit near, or preemption; srun may pass it to the ranks) asks the same, and
+    neither counts as the second signal nor makes a TERM after it one (the CLI's rule, src/cli/main.ts)."""
 
     def __init__(self, rank):
         self.requested = False
+        self.terms = 0
         self.file = os.environ.get("STEELSCOPE_STOP_FILE") if rank == 0 else None
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGUSR1, self.on_signal)
 
     def on_signal(self, signum, _frame):
+        if signum != signal.SIGUSR1:
+            self.terms += 1
+            if self.terms > 1:
+                os._exit(130)
         if self.requested:
-            os._exit(130)
+            return
         self.requested = True
         sys.stderr.write(f"\n{signal.Signals(signum).name}: saving a checkpoint and stopping…\n")
 
@@ -151,11 +159,21 @@ def maybe_compile(ddp, cfg, log):
     return torch.compile(ddp)
 
 
+def is_pending_run_of_this_job(run_dir):
+    """run.json is the placeholder written when this Slurm job was submitted (run.ts pendingRunInfo)."""
+    try:
+        info = read_run_info(run_dir)
+    except ValueError:
+        return False
+    job = os.environ.get("SLURM_JOB_ID")
+    return bool(job) and info.get("status") == "pending" and info.get("slurm_job_id") == job
+
+
 def start(args, ctx):
     run_dir = os.path.abspath(args.run_dir)
     prepared = read_json(os.path.join(run_dir, "data", "prepared.json"), "Prepare the run first: `steelscope prepare`.")
     cfg = prepared["config"]
-    if os.path.exists(os.path.join(run_dir, "run.json")):
+    if os.path.exists(os.path.join(run_dir, "run.json")) and not is_pending_run_of_this_job(run_dir):
         raise UsageError(f"{run_dir} already holds a run. Resume it, or prepare another --run-dir.")
     target = args.steps or cfg["max_steps"]
     check_world(cfg, ctx["world"])
@@ -199,7 +217,8 @@ def resume(args, ctx):
     if ctx["rank"] == 0:
         writer = RunWriter(run_dir, info)
         resumes = info["resumes"] + [{"at": iso_now(), "step": manifest["step"], "pid": ctx["pid"], "checkpoint": path}]
-        writer.update(pid=ctx["pid"], status="starting", exit=None, resumes=resumes, **ctx["fields"])
+        writer.update(pid=ctx["pid"], host=socket.gethostname(), status="starting", exit=None, resumes=resumes,
+                      **ctx["fields"])
     model, ddp = build_model(cfg, ctx["device"], ctx["world"], ckpt["weights"])
     optimizer = make_adamw(model.named_parameters(), cfg)
     load_adamw_state(optimizer, list(model.named_parameters()), ckpt["optimizer_state"], manifest["optimizer"]["step"])

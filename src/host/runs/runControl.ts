@@ -41,6 +41,8 @@ export interface LaunchRequest {
   log: string;
   /** The run folder the trainer takes. */
   runDir: string;
+  /** A new run's name, as its trainer will record it (default: the folder's name). */
+  name?: string;
   /**
    * The arguments that continue this run from its newest checkpoint (`resume …`): what a launcher
    * whose trainer may be restarted by itself (a requeued Slurm job) runs then.
@@ -53,6 +55,11 @@ export interface LaunchRequest {
 /** A trainer just started by a Launcher. */
 export interface LaunchedTrainer {
   pid: number;
+  /**
+   * Where its output goes when the launcher chose a file in the run folder rather than the
+   * request's log (a Slurm job, whose folder exists from submission): the pending log is dropped.
+   */
+  log?: string;
   /** Whether it still runs (a local child: cheap; a remote one: a round trip). */
   running(): Promise<boolean>;
   /** How it exited as far as this side can tell ("with code 2"), or '' when it cannot. */
@@ -187,19 +194,29 @@ export class RunControl {
     await this.o.files.mkdirs(root);
     const { runDir, pendingLog } = await this.reserveRunDir(root, request.name ?? request.preset);
     const runJson = this.o.files.paths.join(runDir, 'run.json');
+    let ownLog: string | undefined;
     try {
       const continueArgs = resumeArgs(runDir, { engine: request.engine });
       const args = trainArgs(request, runDir);
-      const trainer = await this.o.launcher.launch({ args, cwd: root, log: pendingLog, runDir, continueArgs, slurm: request.slurm });
+      const trainer = await this.o.launcher.launch({
+        args,
+        cwd: root,
+        log: pendingLog,
+        runDir,
+        name: request.name,
+        continueArgs,
+        slurm: request.slurm,
+      });
+      ownLog = trainer.log;
       if (request.waitUntil === 'submitted') {
-        // A queued job may wait for hours: the folder exists (empty, which the trainer accepts) so the
-        // Runs view follows it at once and shows the job's state until the trainer writes run.json.
+        // A queued job may wait for hours: the folder exists (a Slurm launcher's holds run.json, pending)
+        // so the Runs view follows it at once and shows the job's state until the trainer takes the run.
         await this.o.files.mkdirs(runDir);
         return runDir;
       }
-      await this.waitFor(trainer, pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
+      await this.waitFor(trainer, ownLog ?? pendingLog, 0, () => this.o.files.exists(runJson), 'before the run started');
     } finally {
-      await this.settleLog(runDir, pendingLog);
+      await this.settleLog(runDir, pendingLog, ownLog !== undefined);
     }
     return runDir;
   }
@@ -339,11 +356,15 @@ export class RunControl {
     }
   }
 
-  /** Moves the pending log into the run folder once it exists; removes it if the run never started. */
-  private async settleLog(runDir: string, pendingLog: string): Promise<void> {
+  /**
+   * Moves the pending log into the run folder once it exists; removes it if the run never started,
+   * or if the trainer logs into its folder already (`unused`).
+   */
+  private async settleLog(runDir: string, pendingLog: string, unused: boolean): Promise<void> {
     const { files } = this.o;
     try {
-      if (await files.exists(files.paths.join(runDir, 'run.json')))
+      if (unused) await files.removeFile(pendingLog);
+      else if (await files.exists(files.paths.join(runDir, 'run.json')))
         await files.rename(pendingLog, files.paths.join(runDir, TRAINER_LOG));
       else if (!(await files.exists(runDir))) await files.removeFile(pendingLog);
     } catch {

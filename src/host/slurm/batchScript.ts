@@ -3,6 +3,7 @@
 // #SBATCH lines are read by sbatch, not by a shell, and take no shell quoting: what goes there is
 // checked to be a plain Slurm name, number or time instead, and the output path (any characters)
 // goes on sbatch's command line, quoted (sbatchCommand). Pure: test/unit/slurm.test.ts.
+import { REQUEUE_EXIT_CODE } from '../../shared/run';
 import { shCommand, shQuote } from '../ssh/quote';
 
 /** What Start Training asks for a Slurm host (remembered per host). */
@@ -17,6 +18,11 @@ export interface SlurmJobOptions {
   qos?: string;
   /** Seconds before the time limit the batch shell gets USR1 (checkpoint, then requeue). Default 120. */
   signalLeadS?: number;
+  /**
+   * The TCP port of torchrun's rendezvous on the first node of a multi-node job (reachable from
+   * the others). Default 29500 + job id mod 1000, so two jobs sharing a node rarely meet.
+   */
+  rdzvPort?: number;
 }
 
 export interface BatchScriptInput {
@@ -51,6 +57,8 @@ export function checkJobOptions(job: SlurmJobOptions): void {
   if (!Number.isInteger(job.gpusPerNode) || job.gpusPerNode < 0) {
     throw new Error(`GPUs per node must be a whole number from 0, got ${job.gpusPerNode}.`);
   }
+  if (job.rdzvPort !== undefined && !(Number.isInteger(job.rdzvPort) && job.rdzvPort > 0 && job.rdzvPort < 65536))
+    throw new Error(`Rendezvous port must be a TCP port (1…65535), got ${job.rdzvPort}.`);
   if (job.timeLimit && !TIME.test(job.timeLimit)) {
     throw new Error(`Time limit ${JSON.stringify(job.timeLimit)}: use minutes, HH:MM:SS or D-HH:MM:SS.`);
   }
@@ -61,9 +69,10 @@ export function jobNameOf(runFolderName: string): string {
   return runFolderName.replace(/[^A-Za-z0-9_.+-]+/g, '-').slice(0, 64) || 'steelscope';
 }
 
-/** The shell line that submits `scriptPath` from `cwd`, its output appended to `log`. */
-export function sbatchCommand(cwd: string, scriptPath: string, log: string): string {
-  return `cd ${shQuote(cwd)} && sbatch --parsable --open-mode=append --output=${shQuote(log)} ${shQuote(scriptPath)}`;
+/** The shell line that submits `scriptPath` from `cwd`, its output appended to `log`; held until released. */
+export function sbatchCommand(cwd: string, scriptPath: string, log: string, opts: { hold?: boolean } = {}): string {
+  const hold = opts.hold ? ' --hold' : '';
+  return `cd ${shQuote(cwd)} && sbatch --parsable${hold} --open-mode=append --output=${shQuote(log)} ${shQuote(scriptPath)}`;
 }
 
 /** The #SBATCH options (without the prefix); every value checked plain by checkJobOptions. */
@@ -86,6 +95,27 @@ export function sbatchOptions(input: BatchScriptInput): string[] {
   return options;
 }
 
+function isTorch(args: readonly string[]): boolean {
+  const at = args.indexOf('--engine');
+  return at >= 0 && args[at + 1] === 'torch';
+}
+
+/**
+ * Several nodes: srun starts the CLI once per node; each starts torchrun, and they meet in a c10d
+ * rendezvous hosted on the allocation's first node (src/cli/torchrun.ts rendezvousFromEnv). Its id
+ * changes with each requeue, so a restarted job never meets a store of its previous attempt.
+ */
+function rendezvousLines(job: SlurmJobOptions): string[] {
+  const port = job.rdzvPort !== undefined ? String(job.rdzvPort) : '$((29500 + SLURM_JOB_ID % 1000))';
+  return [
+    '# Several nodes: torchrun on each meets the others on the first node (c10d rendezvous).',
+    `rdzv_port=${port}`,
+    'export STEELSCOPE_NNODES="$SLURM_NNODES"',
+    'export STEELSCOPE_RDZV_ENDPOINT="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):$rdzv_port"',
+    'export STEELSCOPE_RDZV_ID="$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}"',
+  ];
+}
+
 /**
  * The script. The trainer is the batch shell's child (one node), or srun's tasks (one per node) on
  * several nodes. Stop's `scancel --signal=TERM --full` reaches the trainer itself, so the shell
@@ -98,6 +128,8 @@ export function sbatchOptions(input: BatchScriptInput): string[] {
 export function batchScript(input: BatchScriptInput): string {
   checkJobOptions(input.job);
   const multiNode = input.job.nodes > 1;
+  if (multiNode && !isTorch(input.firstArgs))
+    throw new Error('A job on several nodes runs the PyTorch engine (torchrun); choose it, or ask for 1 node.');
   const launch = multiNode ? 'srun --kill-on-bad-exit=1 --ntasks-per-node=1 ' : '';
   return [
     '#!/bin/bash',
@@ -110,14 +142,13 @@ export function batchScript(input: BatchScriptInput): string {
     `first_args=(${shCommand(input.firstArgs)})`,
     `continue_args=(${shCommand(input.continueArgs)})`,
     '',
-    '# Requeued (time limit, preemption) after the run began: continue from its newest checkpoint.',
+    '# Requeued (time limit, preemption) after the trainer took the run: continue from its newest checkpoint.',
+    '# Until then run.json is the pending one written at submission (status pending): start as asked.',
     'args=("${first_args[@]}")',
-    'if [ -e "$run_dir/run.json" ]; then',
-    '  exec >>"$run_dir/trainer.log" 2>&1 # a run that exists keeps its output in its own trainer.log',
-    '  [ "${SLURM_RESTART_COUNT:-0}" = 0 ] || args=("${continue_args[@]}")',
+    'if [ "${SLURM_RESTART_COUNT:-0}" != 0 ] && ! grep -q \'"status": *"pending"\' "$run_dir/run.json" 2>/dev/null; then',
+    '  args=("${continue_args[@]}")',
     'fi',
-    // Rendezvous of torchrun on the first node of the allocation (multi-node torch runs).
-    'export STEELSCOPE_RDZV_HOST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+    ...(multiNode ? rendezvousLines(input.job) : []),
     'echo "steelscope: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST (restart ${SLURM_RESTART_COUNT:-0}): ${args[0]}"',
     '',
     'requeue=0 stopping=0',
@@ -127,11 +158,15 @@ export function batchScript(input: BatchScriptInput): string {
     'trainer=$!',
     '# wait returns early when a trapped signal arrives: wait again until the trainer has exited.',
     'while wait "$trainer"; status=$?; kill -0 "$trainer" 2>/dev/null; do :; done',
-    'if [ "$requeue" = 1 ]; then',
+    `# ${REQUEUE_EXIT_CODE}: the trainer checkpointed on USR1 itself (srun passed the time-limit signal to it).`,
+    `if [ "$requeue" = 1 ] || [ "$status" = ${REQUEUE_EXIT_CODE} ]; then`,
     '  scontrol requeue "$SLURM_JOB_ID" && exit 0',
     'elif [ "$stopping" = 1 ]; then',
-    '  echo "steelscope: stopped (the trainer saved a checkpoint); cancelling job $SLURM_JOB_ID"',
-    '  scancel "$SLURM_JOB_ID"',
+    '  # Stop (scancel --signal=TERM) leaves the job RUNNING; a requeue or preemption by Slurm does not.',
+    '  if scontrol show job -o "$SLURM_JOB_ID" | grep -q "JobState=RUNNING"; then',
+    '    echo "steelscope: stopped (the trainer saved a checkpoint); cancelling job $SLURM_JOB_ID"',
+    '    scancel "$SLURM_JOB_ID"',
+    '  fi',
     'fi',
     'exit "$status"',
     '',

@@ -15,6 +15,8 @@ export interface SlurmJob {
   elapsed: string;
   limit: string;
   restarts: number;
+  /** Requeue=1: a preempted or failed node's job comes back to the queue (sbatch --requeue); squeue does not say. */
+  requeue?: boolean;
 }
 
 /** States in which the job holds (or will hold) resources: the trainer is alive or about to be. */
@@ -33,8 +35,20 @@ const LIVE_STATES = new Set([
   'STOPPED',
 ]);
 
-export function isLiveJobState(state: string): boolean {
-  return LIVE_STATES.has(state);
+/**
+ * Does the job hold (or will it hold) resources? A PREEMPTED job that requeues (`requeue`: the job's
+ * Requeue=1) is on its way back to the queue, so it lives on: its trainer checkpointed on TERM.
+ */
+export function isLiveJobState(state: string, requeue = false): boolean {
+  return LIVE_STATES.has(state) || (state === 'PREEMPTED' && requeue);
+}
+
+/** States of a job waiting in the queue, its batch script not running (first submission or requeued). */
+const QUEUED_STATES = new Set(['PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED']);
+
+/** Has the job not started (or been requeued): Stop cancels it outright, nothing to checkpoint. */
+export function isQueuedJobState(state: string): boolean {
+  return QUEUED_STATES.has(state);
 }
 
 /**
@@ -82,11 +96,18 @@ export function parseScontrolJob(text: string): SlurmJob | undefined {
     elapsed: fields.get('RunTime') ?? '',
     limit: fields.get('TimeLimit') ?? '',
     restarts: Number(fields.get('Restarts') ?? 0) || 0,
+    requeue: fields.get('Requeue') === '1',
   };
 }
 
-/** The Runs view's word for a job state (its own states plus pending / queued ones). */
-export function viewStateOfJob(state: string): 'pending' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed' {
+/**
+ * The Runs view's word for a job state (its own states plus pending / queued ones). Preempted: a
+ * job that requeues (`requeue`) comes back pending; one that does not was stopped for good.
+ */
+export function viewStateOfJob(
+  state: string,
+  requeue = false,
+): 'pending' | 'running' | 'stopping' | 'finished' | 'stopped' | 'failed' {
   switch (state) {
     case 'PENDING':
     case 'CONFIGURING':
@@ -103,8 +124,9 @@ export function viewStateOfJob(state: string): 'pending' | 'running' | 'stopping
       return 'stopping';
     case 'COMPLETED':
       return 'finished';
-    case 'CANCELLED':
     case 'PREEMPTED':
+      return requeue ? 'pending' : 'stopped';
+    case 'CANCELLED':
       return 'stopped';
     default: // FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, SUSPENDED…
       return state === 'SUSPENDED' || state === 'STOPPED' ? 'pending' : 'failed';

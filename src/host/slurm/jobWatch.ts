@@ -68,9 +68,10 @@ export function statusWithJob(
   alive: boolean | undefined,
   job: SlurmJob,
 ): RunDisplayStatus {
-  const byJob = viewStateOfJob(job.state);
+  const byJob = viewStateOfJob(job.state, job.requeue);
   if (byJob === 'pending') return 'pending';
-  if (!info) {
+  // No trainer has taken the run yet: no run.json, or the pending one written at submission.
+  if (!info || (info.status === 'pending' && job.id === info.slurm_job_id)) {
     if (byJob === 'running') return 'starting';
     return byJob === 'finished' ? 'failed' : byJob; // ended without ever writing run.json
   }

@@ -1,7 +1,7 @@
 // Whether a pid is a live process on this machine, written once for the trainer (is the run
 // held by another live trainer?), the torchrun supervisor and the extension's local launcher.
 import { readFileSync } from 'node:fs';
-import { isActiveStatus, type RunInfo } from '../run';
+import { isActiveStatus, isPendingRunOf, type RunInfo } from '../run';
 
 /** Is `pid` a live process here? A zombie (exited, not yet reaped by its parent) is not. */
 export function isPidAlive(pid: number): boolean {
@@ -20,7 +20,11 @@ export function isPidAlive(pid: number): boolean {
   }
 }
 
-/** Does another live trainer on this machine hold the run (an active status, its pid alive)? */
+/**
+ * Does another live trainer on this machine hold the run (an active status, its pid alive)? A run
+ * pending for the Slurm job this process runs in is this process's to take.
+ */
 export function heldByOtherTrainer(info: RunInfo): boolean {
+  if (isPendingRunOf(info, process.env.SLURM_JOB_ID)) return false;
   return isActiveStatus(info.status) && info.pid !== process.pid && isPidAlive(info.pid);
 }
