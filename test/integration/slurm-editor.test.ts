@@ -5,7 +5,7 @@
 // still pending is cancelled by Stop (and its run is not deleted until then).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
 import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
@@ -94,10 +94,15 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
   test('pending (with its reason) → running with losses → Stop → stopped → Resume: a new job, pending → running', async () => {
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
     const { dir, key } = await submit('queued run', 100_000);
-    assert.ok(!existsSync(join(dir, 'run.json')), 'start returned before the trainer began');
-    const pending = await wait('pending in the store', () => summary(key)?.status === 'pending' && summary(key));
+    const queued = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string; name: string };
+    assert.equal(queued.status, 'pending', 'start returned before the trainer began: run.json says pending');
+    // Pending from run.json (once followed); Slurm's reason comes with the job watch's next squeue.
+    const pending = await wait('pending in the store, with its reason', () => {
+      const now = summary(key);
+      return now?.status === 'pending' && now.job?.reason && now.info ? now : undefined;
+    });
     assert.ok(pending.job?.reason, `a reason is shown (${pending.job?.reason})`);
-    assert.equal(pending.name, 'queued-run', 'named after its folder, less the stamp, until run.json names it');
+    assert.equal(pending.name, 'queued run', 'run.json names it from the submission on');
     assert.ok((await target.listRunDirs()).includes(dir), 'a queued run is listed (after a reload too)');
 
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
@@ -114,12 +119,14 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     const stoppedJob = summary(key)?.job?.id;
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
     await target.resume(dir, { slurm: DEBUG, waitUntil: 'submitted' });
-    const queued = await wait('resumed: pending', () => summary(key)?.status === 'pending' && summary(key));
-    assert.notEqual(queued.job?.id, stoppedJob, 'a new job');
+    const resumed = await wait('resumed: pending, in a new job', () => {
+      const now = summary(key);
+      return now?.status === 'pending' && now.job && now.job.id !== stoppedJob ? now : undefined;
+    });
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
     await wait(
       'resumed: running',
-      () => summary(key)?.status === 'running' && summary(key)?.job?.id === queued.job?.id,
+      () => summary(key)?.status === 'running' && summary(key)?.job?.id === resumed.job?.id,
     );
     await target.stop(dir);
     await wait('stopped again', () => summary(key)?.status === 'stopped');
@@ -134,7 +141,9 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
       await target.stop(dir);
       await wait('stopped', () => summary(key)?.status === 'stopped');
       assert.equal(summary(key)?.job?.state, 'CANCELLED');
-      assert.ok(!existsSync(join(dir, 'run.json')));
+      const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string };
+      assert.equal(info.status, 'stopped', 'run.json says so');
+      assert.ok(!existsSync(join(dir, 'metrics.jsonl')), 'nothing ran');
       await target.delete(dir);
       assert.ok(!existsSync(dir), 'a cancelled queued run can be deleted');
     } finally {
