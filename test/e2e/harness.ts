@@ -696,7 +696,7 @@ export interface TrainingChoices {
   /** PyTorch only: the processes (or GPUs) row (default /1 process/). */
   processes?: string | RegExp;
   /** The model preset (default 'tiny'). */
-  preset?: string;
+  preset?: string | RegExp;
   /** The training data row (default /Classical Chinese poetry/). */
   data?: string | RegExp;
   steps: number;
