@@ -2,7 +2,8 @@
 // against today's, loaded alternately in the same browser (ABBA order, so a slow stretch of a loaded
 // machine falls on both sides alike). For each: bundle size (raw and gzip), and per load, in the
 // page's own clock: navigation start -> "ready" posted, and "ready" -> first chart paint of the same
-// snapshot. Figures for a report, never pass/fail.
+// snapshot; with the bundle inline and fetched from a URL (BENCH_AB_LOAD=inline,url: both by
+// default). Figures for a report, never pass/fail.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -70,10 +71,10 @@ async function baselineHostSchema(srcDir: string): Promise<SchemaShape> {
   return protocol.HostToWebviewSchema;
 }
 
-async function load(browser: Browser, bundleDir: string, message: unknown): Promise<Load> {
+async function load(browser: Browser, bundleDir: string, message: unknown, inline: boolean): Promise<Load> {
   // The baseline's test hooks (the paint time) switch on this flag; today's bundle ignores it.
   const { page, refused } = await openDashboard(browser, {
-    inline: true,
+    inline,
     bundleDir,
     initScript: 'window.__steelscopeTest = true;',
   });
@@ -97,12 +98,63 @@ async function load(browser: Browser, bundleDir: string, message: unknown): Prom
   }
 }
 
+type LoadMode = 'inline' | 'url';
+
+/**
+ * inline: bundle and stylesheet as data: URLs in the page (as the rest of bench:dashboard loads
+ * it); url: fetched from the page's origin, as a webview fetches them from its resource server,
+ * which lets Chromium compile the script while it streams in.
+ */
+const LOAD_MODES: LoadMode[] = (process.env.BENCH_AB_LOAD ?? 'inline,url')
+  .split(',')
+  .filter((m): m is LoadMode => m === 'inline' || m === 'url');
+
+interface Side {
+  name: string;
+  dir: string;
+  message: unknown;
+}
+
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+function spread(xs: number[]): string {
+  const sorted = [...xs].sort((p, q) => p - q);
+  const quartile = (q: number) => sorted[Math.round(q * (sorted.length - 1))];
+  return `median ${ms(quartile(0.5))} (quartiles ${quartile(0.25).toFixed(0)}-${quartile(0.75).toFixed(0)})`;
+}
+
+const FIGURES: Record<string, (l: Load) => number> = {
+  'start -> ready': (l) => l.ready,
+  'ready -> first chart paint': (l) => l.paint,
+  'start -> first chart paint': (l) => l.ready + l.paint,
+};
+
+/** ROUNDS loads of each side in ABBA order, and their figures. */
+async function abRounds(browser: Browser, mode: LoadMode, sides: readonly Side[]): Promise<void> {
+  const loads: Load[][] = sides.map(() => []);
+  const once = (s: number) => load(browser, sides[s].dir, sides[s].message, mode === 'inline');
+  for (const s of sides.keys()) await once(s); // warm-up: the browser's first pages pay for its own start
+  for (let i = 0; i < ROUNDS; i++) for (const s of i % 2 ? [1, 0] : [0, 1]) loads[s].push(await once(s));
+  console.log(`dashboard bundle A/B, ${mode} loading, ${ROUNDS} loads each, alternating (ABBA):`);
+  for (const [s, side] of sides.entries()) {
+    console.log(`  ${side.name}:`);
+    for (const [name, of] of Object.entries(FIGURES)) console.log(`    ${name}: ${spread(loads[s].map(of))}`);
+  }
+  // Paired by round (the two loads of a round ran back to back): noise is what the differences
+  // spread over; a change is within noise when 0 lies between their quartiles.
+  console.log('  now / before:');
+  for (const [name, of] of Object.entries(FIGURES)) {
+    const [before, now] = loads.map((side) => side.map(of));
+    const ratio = (median(now) / median(before)).toFixed(2);
+    console.log(`    ${name}: ${ratio}x; now - before, per round: ${spread(now.map((x, i) => x - before[i]))}`);
+  }
+}
+
 /** Runs the A/B and prints its lines; `message` is the snapshot both bundles paint. */
 export async function compareBundles(browser: Browser, message: HostToWebview): Promise<void> {
   const { rev, what } = baselineRevision();
   const baseline = await buildBaselineBundle(rev);
   try {
-    const sides = [
+    const sides: Side[] = [
       {
         name: `before the toolkit (${rev}, ${what})`,
         dir: baseline.dir,
@@ -110,42 +162,13 @@ export async function compareBundles(browser: Browser, message: HostToWebview): 
       },
       // The bundle with test hooks, for the paint time; the shipped one differs by the hooks alone.
       { name: `now (${TEST_BUNDLE}; size of the shipped dist/webview)`, dir: join(ROOT, TEST_BUNDLE), message },
-    ].map((side) => ({ ...side, loads: [] as Load[] }));
+    ];
     const sizes = [size(baseline.dir), size(join(ROOT, 'dist/webview'))];
-    await load(browser, sides[0].dir, sides[0].message); // warm-up: the browser's first pages pay for its own start
-    await load(browser, sides[1].dir, sides[1].message);
-    for (let i = 0; i < ROUNDS; i++) {
-      const order = i % 2 ? [1, 0] : [0, 1];
-      for (const s of order) sides[s].loads.push(await load(browser, sides[s].dir, sides[s].message));
-    }
-    const ms = (x: number) => `${x.toFixed(0)} ms`;
-    const spread = (xs: number[]) => {
-      const sorted = [...xs].sort((p, q) => p - q);
-      const quartile = (q: number) => sorted[Math.round(q * (sorted.length - 1))];
-      return `median ${ms(quartile(0.5))} (quartiles ${quartile(0.25).toFixed(0)}-${quartile(0.75).toFixed(0)})`;
-    };
-    const figure: Record<string, (l: Load) => number> = {
-      'start -> ready': (l) => l.ready,
-      'ready -> first chart paint': (l) => l.paint,
-      'start -> first chart paint': (l) => l.ready + l.paint,
-    };
-    console.log(`dashboard bundle A/B, ${ROUNDS} loads each, alternating (ABBA), bundle and stylesheet inline:`);
-    sides.forEach((side, i) => {
-      console.log(`  ${side.name}: dashboard.js ${kib(sizes[i].raw)} (${kib(sizes[i].gzip)} gzip)`);
-      for (const [name, of] of Object.entries(figure)) console.log(`    ${name}: ${spread(side.loads.map(of))}`);
-    });
-    const ratio = (a: number, b: number) => (b / a).toFixed(2);
-    console.log(
-      `  now / before: size ${ratio(sizes[0].raw, sizes[1].raw)} (gzip ${ratio(sizes[0].gzip, sizes[1].gzip)})`,
-    );
-    // Paired by round (the two loads of a round ran back to back): noise is what the differences
-    // spread over; a change is within noise when 0 lies between their quartiles.
-    for (const [name, of] of Object.entries(figure)) {
-      const [before, now] = sides.map((side) => side.loads.map(of));
-      console.log(
-        `    ${name}: ${ratio(median(before), median(now))}x; now - before, per round: ${spread(now.map((x, i) => x - before[i]))}`,
-      );
-    }
+    const ratio = (x: number, y: number) => (y / x).toFixed(2);
+    for (const [i, side] of sides.entries())
+      console.log(`dashboard.js ${side.name}: ${kib(sizes[i].raw)} (${kib(sizes[i].gzip)} gzip)`);
+    console.log(`  now / before: ${ratio(sizes[0].raw, sizes[1].raw)} (gzip ${ratio(sizes[0].gzip, sizes[1].gzip)})`);
+    for (const mode of LOAD_MODES) await abRounds(browser, mode, sides);
   } finally {
     baseline.remove();
   }
