@@ -19,7 +19,11 @@ export interface SlurmCluster {
 }
 
 /** What the probe found: a cluster, no Slurm, or not yet known (not connected, or asking). */
-export type LoginNodeState = { kind: 'slurm'; cluster: SlurmCluster } | { kind: 'plain' } | { kind: 'unknown' };
+export type LoginNodeState =
+  | { kind: 'slurm'; cluster: SlurmCluster }
+  /** why: sbatch was found but sinfo failed (said in the host's log). */
+  | { kind: 'plain'; why?: string }
+  | { kind: 'unknown' };
 
 /**
  * Accounting only where slurmdbd keeps it: elsewhere sacctmgr waits for a daemon that is not there.
@@ -102,7 +106,15 @@ export class SlurmLoginNode extends EventEmitter {
   }
 
   private async ask(): Promise<LoginNodeState> {
-    const partitions = await slurmPartitions(this.host);
+    let partitions: SlurmPartition[] | undefined;
+    try {
+      partitions = await slurmPartitions(this.host);
+    } catch (err) {
+      // sbatch is installed but sinfo reaches no cluster (no slurm.conf): not a login node to submit from.
+      if (this.host.state === 'connected')
+        return { kind: 'plain', why: err instanceof Error ? err.message : String(err) };
+      throw err;
+    }
     if (!partitions) return { kind: 'plain' };
     const r = await (await this.host.connection()).run(ACCOUNTS_SCRIPT, { timeoutMs: 30_000 });
     return { kind: 'slurm', cluster: { partitions, accounts: r.code === 0 ? parseAssociations(r.stdout) : [] } };

@@ -9,6 +9,7 @@ import type { HostState } from '../views/runsTree';
 import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
 import type { JobSink } from '../slurm/jobWatch';
+import { hostLog } from '../log';
 import { RemoteTarget } from './remoteTarget';
 import { hostsFromConfig, readUserConfig } from './sshConfig';
 import { extensionVersion, hostRunsFolder } from '../settings';
@@ -53,7 +54,13 @@ export function registerSshCommands(s: SshCommandServices): { hosts: SshHosts; d
   const watch = (t: RemoteTarget) => {
     const subscriptions = [
       t.onState(() => s.onHostsChanged()),
-      t.slurm.onChange(() => s.onHostsChanged()),
+      t.slurm.onChange((state) => {
+        if (state.kind === 'plain' && state.why)
+          hostLog().warn(
+            `${t.label}: sbatch is there but sinfo failed, so it is used as a plain SSH host: ${state.why}`,
+          );
+        s.onHostsChanged();
+      }),
       t.watchJobs({
         runs: () => [...s.store.runs.values()].map((r) => r.summary).filter((r) => r.hostId === t.id),
         setJob: (key, job) => s.store.setJob(key, job),
