@@ -9,7 +9,7 @@ import { selectBackend } from '../src/core/backend';
 import { SteelLM } from '../src/core/model/gpt';
 import { BpeTokenizer } from '../src/core/tokenizer';
 import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
-import { PRESETS } from '../src/shared/config';
+import { PRESETS, type TrainConfig } from '../src/shared/config';
 import { parseJsonl } from '../src/shared/jsonl';
 import {
   isEventRecord,
@@ -118,12 +118,18 @@ export function freePort(): Promise<number> {
 }
 
 /** A real, tiny checkpoint folder as the trainer writes it (without DONE when `done` is false); returns its path. */
-export function writeTestCheckpoint(runDir: string, step: number, evalLoss: number | null, done = true): string {
+export function writeTestCheckpoint(
+  runDir: string,
+  step: number,
+  evalLoss: number | null,
+  done = true,
+  config: TrainConfig = PRESETS.tiny,
+): string {
   const w = new Float32Array([1, 2, 3, 4, 5, 6]);
   const dir = saveCheckpoint(runDir, {
     step,
     tokens: step * 100,
-    config: PRESETS.tiny,
+    config,
     data: { cursor: { seed: 1, epoch: 0, index: 0 }, files: [] },
     rng: [1, 2, 3, 4],
     optimizer: { step },

@@ -42,7 +42,7 @@ test(
         { title: /^Evaluate Checkpoint: task$/, answer: /poetry-mc/ },
         { title: /^Evaluate Checkpoint: shots$/, answer: { type: '5' } },
       ]);
-      const done = await vs.notificationText(/step 20: poetry-mc\s+\(average\)/, 240_000);
+      const done = await vs.notificationText(/step 20 · poetry-mc: accuracy/, 240_000);
       const progress = (await vs.toastsSeen()).filter((t) =>
         /evaluating eval-run step 20 on poetry-mc.*poetry-mc\/(author|next_line) \d+\/400/.test(t),
       );

@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { spawnCli } from '../../src/host/runs/cliProcess';
-import { EvalCancelled, runEval } from '../../src/host/runs/evalJob';
+import { EvalCancelled, resultLine, runEval } from '../../src/host/runs/evalJob';
 import { LocalTarget } from '../../src/host/runs/localTarget';
 import { RunStore } from '../../src/host/runs/store';
 import { EVALS_FILE, MACRO_SUBJECT, type EvalProgress } from '../../src/shared/eval';
@@ -34,6 +34,10 @@ test('poetry-mc through runEval: progress as it goes, the records in evals.jsonl
   assert.ok(
     table.some((l) => /poetry-mc\s+\(average\)\s+8\s/.test(l)),
     table.join('\n'),
+  );
+  assert.match(
+    resultLine(table),
+    /^poetry-mc: accuracy \d\.\d{4} ± \d\.\d{4}, 95% \[-?\d\.\d{3}, \d\.\d{3}\] \(n 8\)$/,
   );
   const store = new RunStore({ flushMs: 1, aliveCheckMs: 0 });
   try {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import type { FollowOffsets } from '../../src/shared/follow-protocol';
 import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
+import { PRESETS } from '../../src/shared/config';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunTarget } from '../../src/host/runs/types';
 import { SshError, type RemoteProcess, type SshConnection } from '../../src/host/ssh/connection';
@@ -239,4 +240,44 @@ test('checkpoint entries become summaries with the best marked', () => {
       [30, false, null],
     ],
   );
+});
+
+test('a followed run whose config has best_by poetry-mc/acc: ★ best follows the eval records as they arrive', async (t: TestContext) => {
+  const host = new FakeHost();
+  const store = new RunStore({ flushMs: 1, aliveCheckMs: 0 });
+  t.after(() => store.dispose());
+  const follower = new RemoteFollower(host, '/r', { initialBackoffMs: 5 });
+  const first = host.nextChannel();
+  const key = store.addRemoteRun(target, '/r', follower);
+  const ch = await first;
+  const config = { ...PRESETS.tiny, best_by: 'poetry-mc/acc', eval_tasks: [{ task: 'poetry-mc' }] };
+  const entry = (step: number, loss: number) => ({
+    step,
+    dir: `/r/checkpoints/step-${String(step).padStart(8, '0')}`,
+    complete: true,
+    eval_loss: loss,
+  });
+  const average = (step: number, acc: number) => ({
+    step,
+    t: step,
+    task: 'poetry-mc',
+    subject: '_average',
+    n: 400,
+    acc,
+    shots: 5,
+  });
+  const best = () => store.get(key)?.summary.checkpoints.find((c) => c.best)?.step;
+  ch.out.write(
+    ready() +
+      JSON.stringify({ run: { ...info('running'), config } }) +
+      '\n' +
+      JSON.stringify({ checkpoints: [entry(10, 2.0), entry(20, 3.0)] }) +
+      '\n',
+  );
+  await until('the checkpoints', () => store.get(key)?.summary.checkpoints.length === 2);
+  assert.equal(best(), undefined, 'no score yet: no best, although step 10 has the lower eval loss');
+  ch.out.write(rec('evals.jsonl', 100, average(10, 0.3)) + rec('evals.jsonl', 200, average(20, 0.4)));
+  await until('step 20 best by accuracy', () => best() === 20);
+  ch.out.write(rec('evals.jsonl', 300, average(10, 0.5))); // step 10 evaluated again
+  await until('step 10 best after its re-evaluation', () => best() === 10);
 });

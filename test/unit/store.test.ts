@@ -344,6 +344,31 @@ test('evals.jsonl is read as it grows: records in file order, a bad line counted
   store.dispose();
 });
 
+test('best_by poetry-mc/acc: ★ best moves to the checkpoint with the best accuracy once evals.jsonl says so', async () => {
+  const dir = scratch('best-by-run');
+  const config = { ...PRESETS.tiny, best_by: 'poetry-mc/acc', eval_tasks: [{ task: 'poetry-mc' }] };
+  writeTestCheckpoint(dir, 10, 2.0, true, config);
+  writeTestCheckpoint(dir, 20, 3.0, true, config);
+  const store = quietStore();
+  const key = store.addRun(fakeTarget(), dir);
+  await store.whenIdle();
+  const best = () => store.get(key)?.summary.checkpoints.find((c) => c.best)?.step;
+  assert.equal(best(), undefined, 'no accuracy yet: none is best, although step 10 has the lower eval loss');
+  const average = (step: number, acc: number) => ({
+    step,
+    t: step,
+    task: 'poetry-mc',
+    subject: '_average',
+    n: 400,
+    acc,
+  });
+  appendFileSync(join(dir, 'evals.jsonl'), jsonl(average(10, 0.3), average(20, 0.4)));
+  await store.refresh();
+  await store.whenIdle();
+  assert.equal(best(), 20);
+  store.dispose();
+});
+
 const START = { step: 0, t: 0, kind: 'start', level: 'info', message: 'go' };
 const sampleAt = (step: number, t = step) => ({
   step,

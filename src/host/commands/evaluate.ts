@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { DEFAULT_SHOTS } from '../../shared/eval';
 import { intRange } from '../../shared/schema';
 import * as v from 'valibot';
-import { EvalCancelled, runEval, type EvalRequest } from '../runs/evalJob';
+import { EvalCancelled, resultLine, runEval, type EvalRequest } from '../runs/evalJob';
 import type { CheckpointSummary, RunSummary } from '../runs/types';
 import { checkpointArg, runKeyArg } from './menuArgs';
 import { pickRuns } from './pickers';
@@ -70,10 +70,9 @@ async function evaluateCheckpoint(s: EvaluateServices, node: unknown): Promise<v
     if (err instanceof EvalCancelled) return void vscode.window.showInformationMessage(`Steelscope: ${err.message}`);
     throw new Error(`evaluating ${run.name} step ${checkpoint.step} failed: ${(err as Error).message}`);
   }
-  const average = table.find((l) => l.includes('(average)'))?.replace(/\s{2,}/g, '  ');
   const open = 'Open Dashboard';
   const answer = await vscode.window.showInformationMessage(
-    `Steelscope: ${run.name} step ${checkpoint.step}: ${average ?? table.at(-1) ?? 'evaluated'}`,
+    `Steelscope: ${run.name} step ${checkpoint.step} · ${resultLine(table)}`,
     open,
   );
   if (answer === open) s.openDashboard([run.key]);

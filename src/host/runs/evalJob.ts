@@ -38,6 +38,21 @@ export function failureLine(stderr: readonly string[], code: number | null, sign
   return last ? `${last.trim()} (eval exited ${how})` : `steelscope eval exited ${how} without saying why.`;
 }
 
+/**
+ * The result in a sentence, from the CLI's table (src/cli/commands/eval.ts evalTable: columns two
+ * spaces apart): each task's average, "poetry-mc: accuracy 0.2325 ± 0.0212, 95% [0.191, 0.274] (n 400)".
+ */
+export function resultLine(table: readonly string[]): string {
+  const averages = table
+    .map((line) => line.trim().split(/\s{2,}/))
+    .filter((cols) => cols[1] === '(average)')
+    .map(
+      ([task, , n, score, interval]) =>
+        `${task}: ${score.startsWith('ppl') ? score : `accuracy ${score}`}${interval ? `, 95% ${interval}` : ''} (n ${n})`,
+    );
+  return averages.length ? averages.join(' · ') : 'evaluated';
+}
+
 const KEEP_LINES = 40;
 
 /**

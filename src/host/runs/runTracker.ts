@@ -18,7 +18,13 @@ import {
 } from '../../shared/run';
 import { readRegularFile } from '../../shared/node/reader';
 import { primaryLossField } from '../../shared/metricFields';
-import { sameCheckpoints, scanCheckpoints, type CheckpointScanCache } from '../../shared/node/checkpoints';
+import {
+  markBest,
+  sameCheckpoints,
+  scanCheckpoints,
+  scoreByEvals,
+  type CheckpointScanCache,
+} from '../../shared/node/checkpoints';
 import { CoalescedTask } from './coalesce';
 import { appendRecord, appendSystemRecord, cutTable, kindOf, lastValue, newSeriesTable } from './seriesTable';
 import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
@@ -114,6 +120,8 @@ export class RunTracker {
   /** What is wrong with run.json, shown on this run (a bad field, or why it is not read at all). */
   private runJsonProblems: readonly string[] = [];
   private checkpoints: CheckpointSummary[] = [];
+  /** A followed run's checkpoint list as its source sent it, before best_by ranks it. */
+  private pushedCheckpoints: CheckpointSummary[] = [];
   private readonly checkpointChecks: CheckpointScanCache = new Map();
   private alive: boolean | undefined;
   private job: SlurmJob | undefined;
@@ -155,7 +163,7 @@ export class RunTracker {
     tails.samples.onRecords((records, batch) => this.onSamples(records, batch.reset));
     tails.events.onRecords((records, batch) => this.onEvents(records, batch.reset));
     tails.system.onRecords((records, batch) => this.onSystem(records, batch.reset));
-    tails.evals.onRecords((records, batch) => this.onLog(this.evals, records, batch.reset, 'evalsFrom'));
+    tails.evals.onRecords((records, batch) => this.onEvals(records, batch.reset));
     for (const tail of Object.values(tails)) tail.onMalformed(() => this.updateSummary());
     return tails;
   }
@@ -201,7 +209,7 @@ export class RunTracker {
         if (b.file === 'metrics') this.onMetrics(b.records, b.reset, b.cut);
         else if (b.file === 'samples') this.onSamples(b.records, b.reset, b.cutFrom);
         else if (b.file === 'system') this.onSystem(b.records, b.reset);
-        else if (b.file === 'evals') this.onLog(this.evals, b.records, b.reset, 'evalsFrom');
+        else if (b.file === 'evals') this.onEvals(b.records, b.reset);
         else this.onEvents(b.records, b.reset);
       }),
       malformed: live((file: LogFile, total: number) => {
@@ -209,7 +217,7 @@ export class RunTracker {
         this.updateSummary();
       }),
       runInfo: live((observed: Observed) => void this.applyRunJson(observed, JSON.stringify(observed))),
-      checkpoints: live((list: CheckpointSummary[]) => this.applyCheckpoints(list)),
+      checkpoints: live((list: CheckpointSummary[]) => this.applyCheckpoints((this.pushedCheckpoints = list))),
     });
     this.startAliveChecks();
   }
@@ -318,6 +326,17 @@ export class RunTracker {
     if (reset) this.updateSummary(); // the file's malformed count started over
   }
 
+  /**
+   * evals.jsonl's records. Under a task-metric best_by they rank the checkpoints: a local run's are
+   * scanned again (scanCheckpoints reads the file), a followed run's ranked here from what arrived.
+   */
+  private onEvals(records: EvalRecord[], reset: boolean): void {
+    this.onLog(this.evals, records, reset, 'evalsFrom');
+    if (records.length === 0 && !reset) return;
+    if (this.source) this.applyCheckpoints(this.pushedCheckpoints);
+    else void this.checkpointScan.run();
+  }
+
   private onSamples(records: SampleRecord[], reset: boolean, cutFrom?: number): void {
     const kept = cutFrom === undefined ? -1 : this.samples.findIndex((s) => s.step >= cutFrom);
     if (kept >= 0 && cutFrom !== undefined) {
@@ -381,6 +400,7 @@ export class RunTracker {
     const pidChanged = this.info?.pid !== value.pid;
     this.info = value;
     if (pidChanged) this.alive = undefined;
+    if (this.source) this.applyCheckpoints(this.pushedCheckpoints); // its config says what best is by
     this.updateSummary();
     if (isActiveStatus(value.status)) await this.aliveCheck.run();
   }
@@ -406,6 +426,8 @@ export class RunTracker {
   }
 
   private applyCheckpoints(found: CheckpointSummary[]): void {
+    // A followed run's list comes marked by eval loss (toCheckpointSummaries): best_by ranks it here.
+    if (this.source) found = markBest(scoreByEvals(found.map((c) => ({ ...c })), this.evals, this.info?.config));
     if (sameCheckpoints(found, this.checkpoints)) return;
     this.checkpoints = found;
     this.updateSummary();

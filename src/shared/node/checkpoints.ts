@@ -278,10 +278,21 @@ export function readEvalRecords(runDir: string): EvalRecord[] {
 export function scoreByBestBy<T extends RankedCheckpoint>(runDir: string, list: T[], config?: TrainConfig): T[] {
   const by = parseBestBy(config?.best_by ?? EVAL_LOSS);
   if (typeof by === 'string' || by.kind === 'eval_loss') return list;
+  return scoreByEvals(list, readEvalRecords(runDir), config);
+}
+
+/** scoreByBestBy on records already read (the extension's tracker holds them; a followed run has no local file). */
+export function scoreByEvals<T extends RankedCheckpoint>(
+  list: T[],
+  records: readonly EvalRecord[],
+  config?: TrainConfig,
+): T[] {
+  const by = parseBestBy(config?.best_by ?? EVAL_LOSS);
+  if (typeof by === 'string' || by.kind === 'eval_loss') return list;
   const spec = (config?.eval_tasks ?? []).find((t) => evalTaskName(t) === by.task);
   const shots = spec?.shots ?? DEFAULT_SHOTS;
-  const records = readEvalRecords(runDir).filter((r) => r.shots === undefined || r.shots === shots);
-  for (const c of list) c.score = evalScore(records, c.step, by);
+  const ranked = records.filter((r) => r.shots === undefined || r.shots === shots);
+  for (const c of list) c.score = evalScore(ranked, c.step, by);
   return list;
 }
 
