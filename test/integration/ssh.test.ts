@@ -39,7 +39,10 @@ import {
   TEST_ENV,
   readRunInfo,
   until as untilValue,
+  writeScorableCheckpoint,
 } from '../helpers';
+import { EvalCancelled, resultLine, runEval } from '../../src/host/runs/evalJob';
+import { EVALS_FILE, type EvalProgress } from '../../src/shared/eval';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
 import { fold, points, PYTHON, WRITE_TFEVENTS } from '../formats/fixtures';
@@ -372,6 +375,40 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       writer.kill();
       store.dispose();
     }
+  });
+
+  test('Evaluate Checkpoint on the host: poetry-mc from the deployed tasks, progress over the channel, records in its evals.jsonl; Cancel ends it there', async () => {
+    const run = join(root, 'eval-run');
+    const checkpoint = await writeScorableCheckpoint(run, 12);
+    const seen: EvalProgress[] = [];
+    const table = await runEval(
+      target,
+      { checkpoint, task: 'poetry-mc', shots: 1, limit: 3 },
+      { onProgress: (p) => seen.push(p) },
+    );
+    assert.deepEqual(seen.at(-1), { step: 12, what: 'poetry-mc/next_line', done: 6, total: 6 });
+    assert.match(resultLine(table), /^poetry-mc: accuracy .* \(n 6\)$/);
+    const written = readFileSync(join(run, EVALS_FILE), 'utf8').trim().split('\n');
+    assert.equal(written.length, 3, 'two subjects and their average');
+
+    // Cancelled at its first progress line: the process on the host is signalled and writes nothing.
+    const other = join(root, 'eval-cancel');
+    const second = await writeScorableCheckpoint(other, 5);
+    const abort = new AbortController();
+    await assert.rejects(
+      runEval(
+        target,
+        { checkpoint: second, task: 'poetry-mc', shots: 5 },
+        { signal: abort.signal, onProgress: () => abort.abort() },
+      ),
+      EvalCancelled,
+    );
+    const evalsOf = (pattern: string) =>
+      execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(' eval ') && l.includes(pattern));
+    await until('the eval process on the host to end', () => evalsOf(second).length === 0);
+    assert.equal(existsSync(join(other, EVALS_FILE)), false, 'a cancelled eval writes nothing');
   });
 
   test('a run name with shell metacharacters is stored and shown literally and runs nothing', async () => {
