@@ -187,9 +187,7 @@ function checkpointItem(c: CheckpointSummary, run: RunData | undefined): vscode.
   item.description = checkpointDescription(c, scores);
   item.iconPath = new vscode.ThemeIcon(c.complete ? (c.best ? 'star-full' : 'save') : 'circle-slash');
   item.contextValue = (c.complete ? 'checkpoint.complete' : 'checkpoint.incomplete') + (remote ? '.remote' : '');
-  const config = run?.summary.config;
-  const bestBy = config && 'best_by' in config && typeof config.best_by === 'string' ? config.best_by : undefined;
-  item.tooltip = markdown(checkpointTooltipMarkdown(c, scores, bestBy));
+  item.tooltip = markdown(checkpointTooltipMarkdown(c, scores, run?.summary.config?.best_by));
   if (!remote) item.resourceUri = vscode.Uri.file(c.dir);
   return item;
 }
