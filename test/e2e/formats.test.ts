@@ -7,33 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { e2eSkip, eventually, lossPoints, withVSCode, type VSCodeSession } from './harness';
+import { e2eSkip, eventually, lossPoints, withVSCode } from './harness';
 import { PYTHON, WRITE_TFEVENTS, writeEvents, type TbEvent } from '../formats/fixtures';
 import { scratch } from '../helpers';
-
-/** VS Code's own folder dialog (code-server's simple dialog): the path typed, then its OK button. */
-async function chooseFolder(vs: VSCodeSession, dir: string): Promise<void> {
-  const input = vs.page.locator('.quick-input-widget .quick-input-box input');
-  await input.waitFor({ state: 'visible' });
-  // The dialog fills in its starting folder a moment after it opens: typing before that is appended to it.
-  await eventually(
-    () => input.inputValue(),
-    (v) => v.endsWith('/'),
-    30_000,
-  );
-  await input.fill(dir + '/');
-  await eventually(
-    () => vs.page.locator('.quick-input-widget .monaco-list-row').allTextContents(),
-    (rows) => rows.length > 0,
-    30_000,
-  );
-  await eventually(
-    () => input.inputValue(),
-    (v) => v === dir + '/',
-    30_000,
-  );
-  await vs.page.locator('.quick-input-widget').getByRole('button', { name: 'Observe this run' }).click();
-}
 
 const event = (step: number, delay = 0): TbEvent => ({
   wall_time: 1700000000 + step,
@@ -70,7 +46,7 @@ test(
       await withVSCode({ name: 'formats' }, async (vs) => {
         await vs.openWorkbench();
         await vs.runCommand('Steelscope: Open Run Folder…');
-        await chooseFolder(vs, tb);
+        await vs.chooseFolder(tb, 'Observe this run');
         assert.match(await vs.notificationText(/run found/, 60_000), /1 run found: 1 × TensorBoard event files/);
         const dash = await vs.webviewWhenOpen('tbrun', 120_000);
         const first = await eventually(
@@ -95,7 +71,7 @@ test(
         await vs.screenshot('tfevents-live');
 
         await vs.runCommand('Steelscope: Open Run Folder…');
-        await chooseFolder(vs, multi);
+        await vs.chooseFolder(multi, 'Observe this run');
         assert.match(await vs.notificationText(/3 runs found/, 60_000), /3 × CSV metrics log/);
         const rows = await eventually(
           () => vs.treeItems('Steelscope', 'Runs', 5),

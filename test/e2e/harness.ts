@@ -35,6 +35,7 @@
 //   vs.quickItems()             labels of the rows of the open quick pick
 //   vs.typeInput(text, title?)  fill the open input box / quick pick filter (waiting for the box
 //                               titled `title` first), then Enter
+//   vs.chooseFolder(dir, ok)    choose folder `dir` in VS Code's folder dialog, press its button `ok`
 //   vs.promptTitle()            the title of the quick input shown now ('' when none)
 //   vs.answerPrompts(prompts)   answer a command's quick picks / input boxes by their titles
 //                               ({title: /steps$/, answer: {type: '400'}} or answer: a row label)
@@ -80,6 +81,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -482,6 +484,38 @@ export class VSCodeSession {
     await input.waitFor({ state: 'visible' });
     await input.fill(text);
     await input.press('Enter');
+  }
+
+  /**
+   * Chooses the folder `dir` in VS Code's own folder dialog (code-server's simple file dialog) and
+   * presses its OK button, labelled `okLabel` (the command's openLabel). The dialog lists its
+   * starting folder after it opens, and when that listing lands it writes the starting folder back
+   * into the path box: a path typed before then is overwritten, and the dialog stays on its starting
+   * folder. So each step waits for what the dialog shows: its OK button (the dialog, not the palette
+   * it replaces), the starting folder listed ('..' at least), then after typing, the path in the box
+   * and only `dir`'s own sub-folders listed (a folder dialog lists folders, dot-folders included).
+   */
+  async chooseFolder(dir: string, okLabel: string): Promise<void> {
+    const ok = this.quickInput.getByRole('button', { name: okLabel });
+    const input = this.quickInput.locator('.quick-input-box input');
+    await ok.waitFor({ state: 'visible' });
+    await eventually(
+      () => this.quickItems(),
+      (rows) => rows.length > 0,
+    );
+    const path = dir.endsWith('/') ? dir : `${dir}/`;
+    await input.fill(path);
+    const listed = new Set([
+      '..',
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name),
+    ]);
+    await eventually(
+      async () => ({ value: await input.inputValue(), rows: await this.quickItems() }),
+      ({ value, rows }) => value === path && rows.length > 0 && rows.every((r) => listed.has(r)),
+    );
+    await ok.click();
   }
 
   private get toasts(): Locator {
