@@ -306,6 +306,52 @@ test(
   },
 );
 
+test(
+  "another logger's training loss (train/loss, train_loss) is drawn on the Loss chart; val_loss keeps its own",
+  { skip, timeout: 60_000 },
+  async () => {
+    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const { page, refused } = await openDashboard(browser);
+      // A TensorBoard-style run nests its loss ({"train": {"loss"}}: the series train/loss), a Lightning
+      // CSV run writes train_loss beside val_loss; ours writes loss.
+      const logs: [string, (step: number) => MetricRecord][] = [
+        ['tb', (step) => ({ step, train: { loss: 3 - step / 100 } })],
+        ['lightning', (step) => ({ step, train_loss: 2 - step / 100, val_loss: 2.5 })],
+        ['ours', (step) => ({ step, kind: 'train', loss: 4 - step / 100 })],
+      ];
+      const runs = new Map(
+        logs.map(([name, record]) => {
+          const { data } = fixture(`local::/runs/${name}`, name);
+          data.tables = new Map([['train', newSeriesTable('train')]]);
+          for (let step = 0; step < 50; step++) appendRecord(data.tables.get('train')!, record(step));
+          return [data.summary.key, data] as const;
+        }),
+      );
+      const store: RunStoreApi = { runs, get: (k) => runs.get(k), onDidChange: () => ({ dispose() {} }) };
+      await postToWebview(page, new DashboardModel(store, [...runs.keys()], DEFAULT_VIEW).snapshot());
+      await page
+        .waitForFunction(
+          () => (window as unknown as { __steelscopePainted?: number }).__steelscopePainted !== undefined,
+        )
+        .catch((e: Error) => {
+          throw new Error(`${e.message}; page said: ${refused.join(' | ')}`);
+        });
+      const charts = (await probe(page)).filter((c) => c.key !== 'evals'); // the Evals section's own chart
+      assert.deepEqual(charts.map((c) => c.key).sort(), ['loss', 'val_loss'], 'one Loss chart, val_loss beside it');
+      const loss = charts.find((c) => c.key === 'loss')!;
+      assert.deepEqual([...new Set(loss.datasets.filter((d) => d.drawn === 50).map((d) => d.label))].sort(), [
+        'lightning · train_loss',
+        'ours · loss',
+        'tb · train/loss',
+      ]);
+    } finally {
+      await browser.close();
+    }
+  },
+);
+
 test('the shipped dashboard bundle holds no test hooks; the test bundle has them', () => {
   const shipped = join(ROOT, 'dist/webview/dashboard.js');
   assert.ok(existsSync(shipped), 'run npm run build first');

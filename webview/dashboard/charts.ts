@@ -17,6 +17,7 @@ import {
   type Scale,
   type TooltipItem,
 } from 'chart.js';
+import { primaryLossField } from '../../src/shared/metricFields';
 import type { ViewState } from '../../src/shared/protocol';
 import { SYSTEM_KIND } from '../../src/shared/system';
 import { compactNumber, logTicks, xLabel, xTickLabel, xTicks, xTitle } from './axes';
@@ -64,13 +65,23 @@ const SYSTEM_CHARTS: [RegExp, string, string][] = [
 /** Charts of the System section start with this (below the training charts, under their own heading). */
 const SYSTEM_PREFIX = `${SYSTEM_KIND}/`;
 
-/** Which chart a series belongs to. */
-export function chartOf(kind: string, field: string): string {
+/**
+ * Which chart a series belongs to. `lossField` is its run's loss series of that kind (lossFieldsOf):
+ * a run from another logger (`train/loss`, `train_loss`, `loss_step`) is plotted on the Loss chart too.
+ */
+export function chartOf(kind: string, field: string, lossField: string | undefined): string {
   if (kind === SYSTEM_KIND)
     return SYSTEM_CHARTS.find(([pattern]) => pattern.test(field))?.[1] ?? `${SYSTEM_PREFIX}${field}`;
-  if (field === 'loss' && (kind === 'train' || kind === 'eval')) return 'loss';
+  if (field === lossField && (kind === 'train' || kind === 'eval')) return 'loss';
   if (kind === 'train' && FIXED.some(([k]) => k === field)) return field;
   return kind === 'train' ? field : `${kind}/${field}`;
+}
+
+/** Each kind's loss series in a run, by the one rule the Runs view uses too (primaryLossField). */
+function lossFieldsOf(run: RunModel): Map<string, string | undefined> {
+  const fields = new Map<string, string[]>();
+  for (const s of run.series.values()) fields.set(s.kind, [...(fields.get(s.kind) ?? []), s.field]);
+  return new Map([...fields].map(([kind, names]) => [kind, primaryLossField(names)]));
 }
 
 /** How many labelled ticks fit along a scale without their labels touching. */
@@ -305,9 +316,10 @@ export class ChartBoard {
     const groups = new Map<string, [RunModel, SeriesData][]>();
     for (const run of data.runs.values()) {
       if (hidden.has(`run:${run.header.key}`)) continue;
+      const lossFields = lossFieldsOf(run);
       for (const s of run.series.values()) {
         if (s.kind === 'train' && s.field === 'tokens') continue; // an x-axis choice, not a chart of its own
-        const key = chartOf(s.kind, s.field);
+        const key = chartOf(s.kind, s.field, lossFields.get(s.kind));
         if (!groups.has(key)) groups.set(key, []);
         groups.get(key)?.push([run, s]);
       }
