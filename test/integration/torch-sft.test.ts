@@ -69,6 +69,10 @@ test(
     );
     assert.equal(run.base_checkpoint.step, 2);
     assert.equal(run.status, 'finished');
+    // Resume would read the conversations as a corpus: refused on either engine, before anything is written.
+    const resumed = runCli(['resume', join(dir, 'torch'), '--steps', String(STEPS + 2)]);
+    assert.equal(resumed.code, 2, resumed.stderr);
+    assert.match(resumed.stderr, /is a fine-tuning run; resuming one is not supported yet/);
     t.diagnostic(
       `largest relative loss difference: ${worst.toExponential(2)}; losses ${[...actual.values()].join(', ')}`,
     );

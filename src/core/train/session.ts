@@ -125,10 +125,6 @@ export interface ResumeOptions {
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunToResume(runDir);
-  if (info.template === 'chatml')
-    throw new UsageError(
-      `${runDir} is a fine-tuning run; resuming one is not supported yet. Start \`steelscope sft\` again.`,
-    );
   const writer = new RunWriter(runDir, info);
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   verifyCorpus(info.data.files);
