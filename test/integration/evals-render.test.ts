@@ -225,6 +225,14 @@ test(
         return c.data.datasets[0].borderColor === 'rgb(1, 2, 3)';
       });
 
+      // Save PNG sends the Evals chart to the host, drawn on the theme's background.
+      await page.locator('vscode-button[data-save=evals]').click();
+      await page.waitForFunction(() =>
+        (window as unknown as { __posted: { type: string; chart?: string }[] }).__posted.some(
+          (m) => m.type === 'savePng' && m.chart === 'evals',
+        ),
+      );
+
       // Hiding the run (its legend chip) hides its evals.
       await page.locator('.run-chip', { hasText: 'evaluated' }).click();
       await page.waitForFunction(() => !document.querySelector<HTMLElement>('.evals')?.checkVisibility());

@@ -18,7 +18,7 @@ import {
 import { interval95, latestScores, MACRO_SUBJECT } from '../../src/shared/eval';
 import type { EvalItem } from '../../src/shared/protocol';
 import { el } from '../common/messenger';
-import { table } from '../common/ui';
+import { button, table } from '../common/ui';
 import type { RunModel } from './data';
 import { backgroundPlugin, errorBarsPlugin, type IntervalPt } from './plugins';
 import { runColor, type Theme } from './theme';
@@ -102,11 +102,16 @@ export class EvalsView {
   constructor(
     private readonly runs: () => RunModel[],
     private readonly theme: () => Theme,
+    /** Save PNG: the host asks where and writes it. */
+    savePng: (chart: string, dataUrl: string) => void,
   ) {
     const heading = el('h2', { class: 'evals-heading' }, 'Evals');
     const card = el('section', { class: 'chart-card' });
     const head = el('div', { class: 'chart-head' });
-    head.append(el('h3', {}, 'Accuracy by step (macro average, 95% interval)'));
+    const save = button('Save PNG', { title: 'Save the Evals chart as a PNG image' });
+    save.root.dataset.save = 'evals';
+    save.onClick(() => savePng('evals', this.chart.toBase64Image('image/png')));
+    head.append(el('h3', {}, 'Accuracy by step (macro average, 95% interval)'), save.root);
     const box = el('div', { class: 'chart-box' });
     const canvas = el('canvas', { 'data-chart': 'evals' });
     box.append(canvas);

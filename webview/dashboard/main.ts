@@ -73,6 +73,7 @@ const checkpoints = new CheckpointsView(() => [...data.runs.values()]);
 const evals = new EvalsView(
   () => [...data.runs.values()].filter((r) => !hidden.has(`run:${r.header.key}`)),
   () => theme,
+  (chart, dataUrl) => messenger.post({ type: 'savePng', chart, dataUrl }),
 );
 const tabBar = tabs(
   new Map<Tab, string>([
