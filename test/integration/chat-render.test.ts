@@ -63,6 +63,17 @@ test(
       await page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
       await postToWebview(page, { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, keys: [], runs: [] });
       assert.equal(await page.locator('.chat').isVisible(), false, 'the samples tab is shown first');
+      // The host's chat snapshot on "ready" comes before the Chat tab (and its view) is first opened.
+      await postToWebview(page, chatSnapshot({ checkpoint: checkpoints[0].dir }));
+      await page.locator('#tab-chat').click();
+      await page.locator('.chat').waitFor({ state: 'visible' });
+      await settles(
+        () => valueOf(page.locator('.chat vscode-dropdown[aria-label=Checkpoint]')),
+        checkpoints[0].dir,
+        'the snapshot that came before the tab was opened',
+      );
+      await page.locator('#tab-samples').click();
+      await page.locator('.chat').waitFor({ state: 'hidden' });
       await postToWebview(page, chatSnapshot({ focus: true }));
       await page.locator('.chat').waitFor({ state: 'visible' });
       await settles(

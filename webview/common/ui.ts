@@ -9,7 +9,7 @@
 // style-src directive does not govern, and the toolkit reads the --vscode-* theme variables from
 // the body and follows theme changes itself.
 //
-// Importing from the package index costs nothing beyond the components registered below: the
+// Importing from the package index costs nothing beyond the components listed below: the
 // package declares no side effects, so esbuild keeps only those and their FAST parts (importing
 // each from its own dist/<component> module gives a byte-identical bundle).
 import {
@@ -29,20 +29,26 @@ import {
 } from '@vscode/webview-ui-toolkit';
 import { el } from './messenger';
 
-provideVSCodeDesignSystem().register(
-  vsCodeButton(),
-  vsCodeCheckbox(),
-  vsCodeDataGrid(),
-  vsCodeDataGridCell(),
-  vsCodeDataGridRow(),
-  vsCodeDropdown(),
-  vsCodeOption(),
-  vsCodePanels(),
-  vsCodePanelTab(),
-  vsCodePanelView(),
-  vsCodeTextArea(),
-  vsCodeTextField(),
-);
+// Each component is registered the first time a control of its kind is made, not all at start:
+// a page registers (and FAST builds the templates and styles of) only what it shows, and the
+// controls of a tab nobody opened cost nothing.
+const COMPONENTS = {
+  button: [vsCodeButton],
+  checkbox: [vsCodeCheckbox],
+  dataGrid: [vsCodeDataGrid, vsCodeDataGridRow, vsCodeDataGridCell],
+  dropdown: [vsCodeDropdown, vsCodeOption],
+  panels: [vsCodePanels, vsCodePanelTab, vsCodePanelView],
+  textArea: [vsCodeTextArea],
+  textField: [vsCodeTextField],
+};
+const registered = new Set<keyof typeof COMPONENTS>();
+
+/** Registers a component (with the parts it is made of) with the toolkit's design system, once. */
+function ensureRegistered(name: keyof typeof COMPONENTS): void {
+  if (registered.has(name)) return;
+  registered.add(name);
+  provideVSCodeDesignSystem().register(...COMPONENTS[name].map((component) => component()));
+}
 
 /** The toolkit's elements, seen through the few properties we use. */
 interface ValueElement extends HTMLElement {
@@ -91,6 +97,7 @@ export interface Button {
 export function button(text: string, options: { primary?: boolean; title?: string } = {}): Button {
   const attrs: Record<string, string> = { appearance: options.primary ? 'primary' : 'secondary' };
   if (options.title) attrs.title = options.title;
+  ensureRegistered('button');
   const root = el('vscode-button', attrs, text);
   return {
     root,
@@ -127,6 +134,7 @@ export interface Dropdown {
  * they are inserted (a slotchange), so its own `value` is briefly stale after setOptions.
  */
 export function dropdown(label: string): Dropdown {
+  ensureRegistered('dropdown');
   const root = el('vscode-dropdown', { 'aria-label': label, position: 'below' });
   let current = '';
   let choices: readonly Choice[] = [];
@@ -177,6 +185,7 @@ export interface Checkbox {
 }
 
 export function checkbox(label: string): Checkbox {
+  ensureRegistered('checkbox');
   const root = el('vscode-checkbox', {}, label);
   // The component fires "change" for changes made from code as well; those are not the user's.
   let fromCode = false;
@@ -222,40 +231,48 @@ const textInput = (root: ValueElement): TextInput => ({
 
 /** A one-line field with its label beside it (the label is the component's own). */
 export function textField(label: string, attrs: Record<string, string> = {}): TextInput {
+  ensureRegistered('textField');
   return textInput(el('vscode-text-field', { ...attrs, 'aria-label': label }, label));
 }
 
 export function textArea(label: string, attrs: Record<string, string> = {}): TextInput {
+  ensureRegistered('textArea');
   return textInput(el('vscode-text-area', { resize: 'vertical', ...attrs, 'aria-label': label }));
 }
 
 export interface Tabs<T extends string> {
   readonly root: HTMLElement;
-  /**
-   * The pane of each tab, to fill with content. A pane joins the page when its tab is first shown,
-   * so the controls of tabs nobody opened are not rendered at start (they cost the page's start
-   * as much as the charts otherwise).
-   */
-  readonly panes: ReadonlyMap<T, HTMLElement>;
   show(tab: T): void;
   /** Called when the user picks a tab. */
   onChange(fn: (tab: T) => void): void;
 }
 
-export function tabs<T extends string>(labels: ReadonlyMap<T, string>, label: string): Tabs<T> {
+/**
+ * Tabs whose content `fill` puts in the tab's pane the first time the tab is shown (the pane is
+ * in its tab by then): the views of tabs nobody opened are neither built nor rendered at start
+ * (they cost the page's start as much as the charts).
+ */
+export function tabs<T extends string>(
+  labels: ReadonlyMap<T, string>,
+  label: string,
+  fill: (tab: T, pane: HTMLElement) => void,
+): Tabs<T> {
+  ensureRegistered('panels');
   const root = el('vscode-panels', { 'aria-label': label });
-  const panes = new Map<T, HTMLElement>();
   const views = new Map<T, HTMLElement>();
   const tabList: HTMLElement[] = [];
   for (const [name, text] of labels) {
     tabList.push(el('vscode-panel-tab', { id: `tab-${name}`, 'data-tab': name }, text));
     views.set(name, el('vscode-panel-view', { id: `view-${name}`, 'data-tab': name }));
-    panes.set(name, el('div', { class: 'tab-pane' }));
   }
   root.append(...tabList, ...views.values());
+  const filled = new Set<T>();
   const attach = (name: T) => {
-    const pane = panes.get(name);
-    if (pane && !pane.parentElement) views.get(name)?.append(pane);
+    if (filled.has(name)) return;
+    filled.add(name); // first: fill may show this tab again (the chat asks for its own tab)
+    const pane = el('div', { class: 'tab-pane' });
+    views.get(name)?.append(pane);
+    fill(name, pane);
   };
   const names = [...labels.keys()];
   const active = () => names.find((n) => `tab-${n}` === root.activeid);
@@ -269,7 +286,6 @@ export function tabs<T extends string>(labels: ReadonlyMap<T, string>, label: st
   });
   return {
     root,
-    panes,
     show: (tab) => {
       attach(tab);
       root.activeid = `tab-${tab}`;
@@ -294,6 +310,7 @@ export interface Table {
 }
 
 export function table(label: string, columns: readonly Column[]): Table {
+  ensureRegistered('dataGrid');
   const root = el('vscode-data-grid', { 'aria-label': label, 'generate-header': 'sticky' });
   root.columnDefinitions = columns.map((c) => ({ columnDataKey: c.key, title: c.title }));
   root.gridTemplateColumns = columns.map((c) => c.width).join(' ');

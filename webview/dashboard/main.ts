@@ -1,7 +1,7 @@
 // Dashboard webview entry: a throw-away view of the host's state. It announces itself with
 // "ready" (with the view it remembers, if reloaded), replaces everything on a snapshot, applies
 // numbered deltas in order, and asks for a fresh snapshot when numbering has a gap.
-import type { HostToWebview, ViewState } from '../../src/shared/protocol';
+import type { ChatHostMessage, HostToWebview, ViewState } from '../../src/shared/protocol';
 import { DEFAULT_VIEW, isChatHostMessage } from '../../src/shared/protocol';
 import { el, Messenger, throttle } from '../common/messenger';
 import { tabs } from '../common/ui';
@@ -62,14 +62,12 @@ const chartsRoot = el('div', { class: 'charts' });
 const alertRules = new AlertRulesView((m) => messenger.post(m));
 const board = new ChartBoard(chartsRoot, () => boardState);
 const samples = new SamplesView(() => [...data.runs.values()], samplesState, save);
-const chat = new ChatView(
-  (m) => messenger.post(m),
-  () => {
-    showTab('chat');
-    chat.root.scrollIntoView({ block: 'start' });
-  },
-);
-const checkpoints = new CheckpointsView(() => [...data.runs.values()]);
+// The Checkpoints and Chat views are built when their tab is first shown (fillTab).
+let checkpoints: CheckpointsView | undefined;
+let chat: ChatView | undefined;
+// The chat's messages from before its view was built, from the newest snapshot on (a snapshot
+// replaces all before it): the view takes them in order when it is built.
+let chatBacklog: ChatHostMessage[] = [];
 const evals = new EvalsView(
   () => [...data.runs.values()].filter((r) => !hidden.has(`run:${r.header.key}`)),
   () => theme,
@@ -82,11 +80,9 @@ const tabBar = tabs(
     ['chat', 'Chat'],
   ]),
   'Samples, checkpoints and chat',
+  fillTab,
 );
 tabBar.root.classList.add('tabs');
-tabBar.panes.get('samples')?.append(samples.root);
-tabBar.panes.get('checkpoints')?.append(checkpoints.root);
-tabBar.panes.get('chat')?.append(chat.root);
 tabBar.onChange((name) => {
   tab = name;
   save();
@@ -94,6 +90,32 @@ tabBar.onChange((name) => {
 // The tab is chosen before the tabs join the page, so they lay out once, with it.
 showTab(tab);
 app.append(controls.root, controls.legend, alertRules.root, status, chartsRoot, evals.root, tabBar.root);
+
+function fillTab(name: Tab, pane: HTMLElement): void {
+  if (name === 'samples') return pane.append(samples.root);
+  if (name === 'checkpoints') {
+    checkpoints = new CheckpointsView(() => [...data.runs.values()]);
+    pane.append(checkpoints.root);
+    return checkpoints.render();
+  }
+  const view = new ChatView(
+    (m) => messenger.post(m),
+    () => {
+      showTab('chat');
+      view.root.scrollIntoView({ block: 'start' });
+    },
+  );
+  chat = view;
+  pane.append(view.root);
+  for (const m of chatBacklog.splice(0)) view.receive(m);
+}
+
+function receiveChat(m: ChatHostMessage): void {
+  if (chat) return chat.receive(m);
+  if (m.type === 'chatSnapshot') chatBacklog = [];
+  chatBacklog.push(m);
+  if (m.type === 'chatSnapshot' && m.focus) showTab('chat'); // builds the view, which takes the focus
+}
 
 function showTab(name: Tab): void {
   tab = name;
@@ -113,7 +135,7 @@ function render(): void {
   board.render();
   alertRules.showSeries([...data.runs.values()]);
   samples.render();
-  checkpoints.render();
+  checkpoints?.render();
   evals.render();
   if (STEELSCOPE_TEST_HOOKS) exposeCharts(new Map([...board.charts, ['evals', evals.chart]]));
 }
@@ -135,7 +157,7 @@ function requestSnapshot(reason: string): void {
 }
 
 function receive(m: HostToWebview): void {
-  if (isChatHostMessage(m)) return chat.receive(m);
+  if (isChatHostMessage(m)) return receiveChat(m);
   if (m.type === 'alertRules') return alertRules.showRules(m.rules);
   if (m.type === 'snapshot') {
     waitingForSnapshot = false;
