@@ -477,6 +477,22 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     assert.equal(readInfo(runDir).data.input, data);
   });
 
+  test('Fine-tune from a checkpoint on the host: sft --from it on the deployed poetry-sft set', async () => {
+    const base = await target.start({ name: 'base', preset: 'tiny', data, steps: 1, sets: SETS });
+    started.push(base);
+    await until('the base run to finish', () => readInfo(base).status === 'finished');
+    const from = posix.join(base, 'checkpoints', 'step-00000001');
+    const runDir = await target.start({ name: 'chat', preset: 'fine-tune', from, data: 'poetry-sft', steps: 2 });
+    started.push(runDir);
+    await until('the fine-tuning run to finish', () => readInfo(runDir).status === 'finished');
+    const info = readInfo(runDir);
+    assert.equal(info.template, 'chatml');
+    assert.equal(info.base_checkpoint?.path, from);
+    assert.equal(info.data.input, 'poetry-sft');
+    const deployed = join(root, 'home', '.steelscope', 'test', 'sft', 'poetry-sft.jsonl');
+    assert.equal(info.data.files[0].path, deployed, 'the set deployed with the CLI, not a copy found elsewhere');
+  });
+
   test('an untrusted unknown host key: nothing is sent and nothing recorded', async () => {
     const p = new ScriptedPrompts({ trustHostKey: false, password: 'x' });
     const otherKnownHosts = join(root, 'other_known_hosts');

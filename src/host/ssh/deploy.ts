@@ -44,7 +44,8 @@ function filesUnder(distDir: string, dir: string): string[] {
 
 /**
  * The files a host needs: cli.js, the wasm binaries beside it, corpus/* (without it remote runs
- * need --data), the shipped eval tasks (tasks/poetry-mc/…) and the PyTorch engine's
+ * need --data), the shipped eval tasks (tasks/poetry-mc/…), the shipped instruction set
+ * (sft/poetry-sft.jsonl: `sft --data poetry-sft`) and the PyTorch engine's
  * engines/torch/*.py; names relative to distDir.
  */
 export function deployFiles(distDir: string): string[] {
@@ -52,7 +53,8 @@ export function deployFiles(distDir: string): string[] {
   if (!files.includes('cli.js'))
     throw new Error(`${join(distDir, 'cli.js')} is missing: build the extension first (npm run build).`);
   const engine = filesUnder(distDir, 'engines/torch').filter((n) => n.endsWith('.py'));
-  return [...files.sort(), ...filesUnder(distDir, 'corpus'), ...filesUnder(distDir, 'tasks'), ...engine];
+  const shipped = ['corpus', 'tasks', 'sft'].flatMap((folder) => filesUnder(distDir, folder));
+  return [...files.sort(), ...shipped, ...engine];
 }
 
 /** What an earlier deploy wrote: file name → sha256; empty when there is none or it is unreadable. */
