@@ -36,15 +36,28 @@ function flagValue(
   return n;
 }
 
-export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
-  // Every flag but bool takes a value; non-strict, so that an unknown flag is ours to word.
+/** argv split by node:util: every flag but bool takes a value; non-strict, so that an unknown flag is ours to word. */
+function tokensOf(argv: readonly string[], spec: Record<string, FlagSpec>) {
   const options = Object.fromEntries(
     Object.entries(spec).map(([name, f]) => [
       name,
       { type: f.kind === 'bool' ? ('boolean' as const) : ('string' as const) },
     ]),
   );
-  const { tokens } = splitArgv({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  return splitArgv({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true }).tokens;
+}
+
+/**
+ * The last value of string flag `name` in `argv`, even where parseArgs refuses the rest (an
+ * unknown flag, a bad value): where a refused command's error is to be recorded (its run folder).
+ */
+export function rawFlag(argv: readonly string[], spec: Record<string, FlagSpec>, name: string): string | undefined {
+  const values = tokensOf(argv, spec).flatMap((t) => (t.kind === 'option' && t.name === name ? [t.value] : []));
+  return values.at(-1);
+}
+
+export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): Parsed {
+  const tokens = tokensOf(argv, spec);
   const positional: string[] = [];
   const flags = new Map<string, string | number | boolean | string[]>();
   for (const token of tokens) {

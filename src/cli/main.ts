@@ -9,7 +9,14 @@ import { installBackendCommand, INSTALL_BACKEND_USAGE } from './commands/install
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample';
 import { serveCommand, SERVE_USAGE } from './commands/serve';
 import { sftCommand, SFT_USAGE } from './commands/sft';
-import { resumeCommand, RESUME_USAGE, trainCommand, TRAIN_USAGE } from './commands/train';
+import {
+  resumeCommand,
+  RESUME_USAGE,
+  SLURM_REQUEUE_USAGE,
+  slurmRequeueCommand,
+  trainCommand,
+  TRAIN_USAGE,
+} from './commands/train';
 
 const USAGE = `usage:
   ${TRAIN_USAGE}
@@ -21,7 +28,8 @@ const USAGE = `usage:
   ${SERVE_USAGE}
   ${FOLLOW_USAGE}
   steelscope info <preset|checkpoint-dir|run-dir>
-  ${INSTALL_BACKEND_USAGE}`;
+  ${INSTALL_BACKEND_USAGE}
+  ${SLURM_REQUEUE_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -74,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
       return infoCommand(rest, out);
     case 'install-backend':
       return installBackendCommand(rest, out);
+    case 'slurm-requeue':
+      return slurmRequeueCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

@@ -77,6 +77,26 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       return undefined;
     }
   };
+  /**
+   * Runs `body` with the node drained: a job requeued meanwhile stays PENDING until it returns, so
+   * what the run shows while queued again is seen for sure, however slow this machine is.
+   */
+  const drained = async <T>(body: () => Promise<T>): Promise<T> => {
+    const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    try {
+      return await body();
+    } finally {
+      slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    }
+  };
+  /** Requeued and queued again: run.json says pending (not stopped), naming the same job. */
+  const pendingWhileRequeued = (runDir: string, jobId: string) =>
+    until('run.json pending while the requeued job waits', () => {
+      const job = jobHere(jobId);
+      const info = readInfo(runDir);
+      return job && job.restarts >= 1 && job.state === 'PENDING' && info.status === 'pending' ? info : undefined;
+    }).then((info) => assert.equal(info.slurm_job_id, jobId, 'the same job'));
   before(async () => {
     slurm = await TestSlurm.start();
     sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
@@ -280,6 +300,9 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       slurm: short,
     });
     const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    // The node drained once the job runs: its requeued self waits, the run pending, not stopped.
+    await until('RUNNING', () => jobHere(jobId)?.state === 'RUNNING' || (jobHere(jobId)?.restarts ?? 0) >= 1);
+    await drained(() => pendingWhileRequeued(runDir, jobId));
     await until(
       'requeued and resumed',
       () => (jobHere(jobId)?.restarts ?? 0) >= 1 && (readInfo(runDir).resumes ?? []).length >= 1,
@@ -315,12 +338,15 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     });
     const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
     await until('a few steps', () => trainSteps(runDir).length >= 3);
-    slurm.run('scontrol', ['requeue', jobId]);
-    const requeued = await until('requeued', () => {
-      const job = jobHere(jobId);
-      return job && job.restarts >= 1 ? job : undefined;
+    await drained(async () => {
+      slurm.run('scontrol', ['requeue', jobId]);
+      const requeued = await until('requeued', () => {
+        const job = jobHere(jobId);
+        return job && job.restarts >= 1 ? job : undefined;
+      });
+      assert.notEqual(viewStateOfJob(requeued.state), 'failed', `a requeued job is no failure: ${requeued.state}`);
+      await pendingWhileRequeued(runDir, jobId);
     });
-    assert.notEqual(viewStateOfJob(requeued.state), 'failed', `a requeued job is no failure: ${requeued.state}`);
     await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
     const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
     assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
@@ -333,6 +359,31 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       Array.from({ length: steps.length }, (_, i) => i),
       'every step once, none lost',
     );
+  });
+
+  test('a bad --set refused by the trainer CLI: the queued run becomes failed with the line it prints (exit 2)', async () => {
+    const runDir = await target.start({
+      name: 'slurm bad set',
+      preset: 'tiny',
+      data,
+      steps: 5,
+      sets: [...SETS, 'no_such_key=1'],
+      slurm: DEBUG,
+    });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names its job');
+    const info = await until('failed', () => {
+      const read = readInfo(runDir);
+      return read.status === 'failed' ? read : undefined;
+    });
+    assert.equal(info.slurm_job_id, jobId);
+    assert.equal(info.exit?.code, 2);
+    const reason = info.exit?.reason ?? '';
+    assert.match(reason, /no_such_key/, 'the reason names the bad setting');
+    const log = readFileSync(join(runDir, 'trainer.log'), 'utf8');
+    assert.ok(log.includes(`steelscope: ${reason}`), `the line the CLI printed: ${log}`);
+    await until('the job ended', () => ['FAILED', 'COMPLETED'].includes(jobHere(jobId)?.state ?? ''));
+    assert.equal(jobHere(jobId)?.state, 'FAILED', 'exit 2: the job FAILED');
+    assert.equal(await target.isAlive(readInfo(runDir)), false, 'not listed as a live or stale queued run');
   });
 
   test(

@@ -16,7 +16,8 @@ import {
   viewStateOfJob,
 } from '../../src/host/slurm/jobState';
 import { parseSinfo } from '../../src/host/slurm/cluster';
-import { checkNewRunDir, failPendingRun } from '../../src/core/train/session';
+import { checkNewRunDir, failPendingRun, markRequeued } from '../../src/core/train/session';
+import { heldByOtherTrainer } from '../../src/shared/node/pid';
 import { UsageError } from '../../src/core/errors';
 import { pendingRunInfo, REQUEUE_EXIT_CODE } from '../../src/shared/run';
 import { rendezvousFromEnv, torchrunArgs } from '../../src/cli/torchrun';
@@ -114,22 +115,40 @@ test('the batch script: #SBATCH options, USR1 before the limit, requeue; odd val
 });
 
 /** Runs the script with bash, the CLI replaced by one that prints its arguments, sbatch's env faked. */
-function runScript(restarts: string, runJson: string | undefined, cliStatus = 0): { out: string; calls: string } {
+function runScript(
+  restarts: string,
+  runJson: string | undefined,
+  cliStatus = 0,
+  opts: { checkpoint?: boolean; jobState?: string; term?: boolean } = {},
+): { out: string; calls: string } {
   const dir = scratch('slurm-script');
   const runDir = join(dir, "run $x 'q'");
   mkdirSync(runDir);
   if (runJson !== undefined) writeFileSync(join(runDir, 'run.json'), runJson);
+  if (opts.checkpoint) {
+    mkdirSync(join(runDir, 'checkpoints', 'step-00000004'), { recursive: true });
+    writeFileSync(join(runDir, 'checkpoints', 'step-00000004', 'DONE'), '');
+  }
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   const calls = join(dir, 'calls');
   // scontrol: the node list, the job RUNNING; every call of scontrol and scancel noted.
-  const fake = `#!/bin/sh\necho "$(basename "$0") $*" >>'${calls}'\necho node1 JobState=RUNNING\n`;
+  const state = opts.jobState ?? 'JobState=RUNNING Reason=None';
+  const fake = `#!/bin/sh\necho "$(basename "$0") $*" >>'${calls}'\necho "node1 ${state} Requeue=1 "\n`;
   writeFileSync(join(bin, 'scontrol'), fake, { mode: 0o755 });
   writeFileSync(join(bin, 'scancel'), fake, { mode: 0o755 });
   const input = {
     ...INPUT,
     runDir,
-    cli: ['sh', '-c', `printf '%s|' "$@"; exit ${cliStatus}`, 'cli'],
+    // The CLI: prints its arguments; the trainer exits with cliStatus, slurm-requeue is noted and succeeds.
+    cli: [
+      'sh',
+      '-c',
+      `if [ "$1" = slurm-requeue ]; then echo "cli $*" >>'${calls}'; exit 0; fi; printf '%s|' "$@"; ` +
+        // term: Slurm's TERM reaches the batch shell (the trainer's own copy is the trainer's business).
+        `${opts.term ? 'kill -TERM $PPID; ' : ''}exit ${cliStatus}`,
+      'cli',
+    ],
     firstArgs: ['train', runDir],
     continueArgs: ['resume', runDir],
   };
@@ -140,7 +159,8 @@ function runScript(restarts: string, runJson: string | undefined, cliStatus = 0)
     SLURM_RESTART_COUNT: restarts,
   };
   const r = spawnSync('bash', ['-c', batchScript(input)], { encoding: 'utf8', env });
-  assert.equal(r.status, cliStatus === REQUEUE_EXIT_CODE ? 0 : cliStatus, r.stderr);
+  // With term, the fake trainer exits as the signal comes: wait's status may be the signal's (143).
+  if (!opts.term) assert.equal(r.status, cliStatus === REQUEUE_EXIT_CODE ? 0 : cliStatus, r.stderr);
   return { out: r.stdout, calls: existsSync(calls) ? readFileSync(calls, 'utf8') : '' };
 }
 
@@ -153,14 +173,40 @@ test('the batch script starts the run, and continues it from its checkpoint when
     'a new run: train, the folder literally',
   );
   const taken = JSON.stringify({ status: 'running' }, null, 2);
-  assert.match(runScript('1', taken).out, /resume\|[^|]*run \$x 'q'\|$/, 'requeued after the trainer took it: resume');
+  // A requeued run.json says pending whether or not the trainer took it: the checkpoint decides.
+  assert.match(
+    runScript('1', PENDING_RUN_JSON, 0, { checkpoint: true }).out,
+    /resume\|[^|]*run \$x 'q'\|$/,
+    'requeued after the trainer saved a checkpoint: resume',
+  );
   assert.match(runScript('1', PENDING_RUN_JSON).out, /train\|/, 'requeued before the trainer ran: train as asked');
-  assert.match(runScript('0', taken).out, /train\|/, 'a Resume job runs what it was asked first');
+  assert.match(runScript('0', taken, 0, { checkpoint: true }).out, /train\|/, 'a Resume job runs what it was asked first');
 });
 
-test('a trainer that checkpointed on USR1 by itself (exit 75) has its job requeued', () => {
-  assert.match(runScript('0', PENDING_RUN_JSON, REQUEUE_EXIT_CODE).calls, /^scontrol requeue 5$/m);
+test('a trainer that checkpointed on USR1 by itself (exit 75): run.json marked pending, then the job requeued', () => {
+  const { calls } = runScript('0', PENDING_RUN_JSON, REQUEUE_EXIT_CODE);
+  assert.match(calls, /^cli slurm-requeue .*run \$x 'q'\nscontrol requeue 5$/m, 'marked before the requeue');
   assert.doesNotMatch(runScript('0', PENDING_RUN_JSON, 0).calls, /requeue/, 'a finished trainer: no requeue');
+});
+
+test('a TERM: Stop (job RUNNING) cancels the job; Slurm requeueing it marks run.json pending; a cancel neither', () => {
+  const term = (jobState: string) => runScript('0', PENDING_RUN_JSON, 0, { term: true, jobState }).calls;
+  const stop = term('JobState=RUNNING Reason=None');
+  assert.match(stop, /^scancel 5$/m);
+  assert.doesNotMatch(stop, /slurm-requeue/);
+  const requeuedStates = [
+    'JobState=COMPLETING Reason=None Restarts=1', // scontrol requeue, as slurm-wlm 22.05 shows it meanwhile
+    'JobState=REQUEUED Reason=None',
+    'JobState=PENDING Reason=BeginTime',
+    'JobState=PREEMPTED Reason=None',
+  ];
+  for (const state of requeuedStates) {
+    const requeued = term(state);
+    assert.match(requeued, /^cli slurm-requeue /m, state);
+    assert.doesNotMatch(requeued, /^scancel/m, state);
+  }
+  for (const cancelled of ['JobState=CANCELLED Reason=None', 'JobState=COMPLETING Reason=None Restarts=0'])
+    assert.doesNotMatch(term(cancelled), /slurm-requeue|^scancel/m, `cancelled outright: ${cancelled}`);
 });
 
 test('sinfo: partitions with their default, state, limit, nodes and GPUs per node', () => {
@@ -188,6 +234,19 @@ test("a trainer takes over its own job's pending run.json (and no other); one th
     const failed = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     assert.deepEqual([failed.status, failed.exit.code, failed.exit.reason], ['failed', 2, 'no such preset']);
     assert.throws(() => checkNewRunDir(dir), /already holds a run/, 'a failed run is not taken over');
+    // Requeued after the trainer stopped: pending again, everything else kept; resumable by this job only.
+    const stopped = { ...failed, status: 'stopped', pid: 777, config: { seed: 1 }, exit: { code: 0, reason: 'x', at: '' } };
+    writeFileSync(join(dir, 'run.json'), JSON.stringify(stopped));
+    assert.equal(markRequeued(dir), 'pending');
+    const marked = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.deepEqual(marked, { ...stopped, status: 'pending', pid: 41, exit: null });
+    assert.equal(heldByOtherTrainer(marked), false, "this job's trainer may resume it");
+    process.env.SLURM_JOB_ID = '42';
+    assert.equal(markRequeued(dir), 'not-this-job');
+    process.env.SLURM_JOB_ID = '41';
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ ...stopped, status: 'finished' }));
+    assert.equal(markRequeued(dir), 'ended', 'a finished run is not continued');
+    assert.equal(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'finished');
   } finally {
     if (saved === undefined) delete process.env.SLURM_JOB_ID;
     else process.env.SLURM_JOB_ID = saved;

@@ -9,10 +9,10 @@ import {
   type TrainConfig,
 } from '../../shared/config';
 import type { BackendName } from '../../core/backend';
-import { failPendingRun, resumeRun, startRun, type RunControl } from '../../core/train/session';
+import { failPendingRun, markRequeued, resumeRun, startRun, type RunControl } from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
 import { ENGINE_NAMES, type EngineName, type RunStatus } from '../../shared/run';
-import { listFlag, numberFlag, parseArgs, stringFlag, UsageError, type Parsed } from '../args';
+import { listFlag, numberFlag, parseArgs, rawFlag, stringFlag, UsageError, type Parsed } from '../args';
 import { progressDisplay } from '../progress';
 import { runSummary } from '../summary';
 import { resumeTorchRun, startTorchRun, type TorchOptions } from '../torchrun';
@@ -76,18 +76,24 @@ export function buildConfig(preset: string, sets: string[], steps: number | unde
   }
 }
 
+const TRAIN_FLAGS = {
+  preset: { kind: 'string' },
+  data: { kind: 'string' },
+  'run-dir': { kind: 'string' },
+  steps: { kind: 'int' },
+  set: { kind: 'list' },
+  name: { kind: 'string' },
+  backend: { kind: 'string' },
+  ...ENGINE_FLAGS,
+} as const;
+
 export async function trainCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = {
-    preset: { kind: 'string' },
-    data: { kind: 'string' },
-    'run-dir': { kind: 'string' },
-    steps: { kind: 'int' },
-    set: { kind: 'list' },
-    name: { kind: 'string' },
-    backend: { kind: 'string' },
-    ...ENGINE_FLAGS,
-  } as const;
-  const p = parseArgs(argv, flags, 'train');
+  // Arguments refused (a bad --set, say) are an error of the run too: a Slurm job's pending run says so.
+  return failPendingOnError(rawFlag(argv, TRAIN_FLAGS, 'run-dir'), () => train(argv, control));
+}
+
+async function train(argv: readonly string[], control: RunControl): Promise<number> {
+  const p = parseArgs(argv, TRAIN_FLAGS, 'train');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${TRAIN_USAGE}`);
   const data = stringFlag(p, 'data');
   const runDir = stringFlag(p, 'run-dir');
@@ -97,23 +103,17 @@ export async function trainCommand(argv: readonly string[], control: RunControl)
   const engine = engineFlag(stringFlag(p, 'engine'), 'tfjs');
   const torch = torchOptions(p, engine);
   const name = stringFlag(p, 'name');
-  const status = await failPendingOnError(runDir, () =>
-    withProgress(control, (shown) =>
-      engine === 'torch'
-        ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
-        : startRun(
-            {
-              runDir,
-              config,
-              data,
-              name,
-              backend: backendFlag(stringFlag(p, 'backend')),
-              steps: steps ?? config.max_steps,
-            },
-            shown,
-          ),
-    ),
+  const backend = engine === 'torch' ? undefined : backendFlag(stringFlag(p, 'backend'));
+  const status = await withProgress(control, (shown) =>
+    backend === undefined
+      ? startTorchRun({ ...torch, runDir, config, data, name, steps: steps ?? config.max_steps }, shown)
+      : startRun({ runDir, config, data, name, backend, steps: steps ?? config.max_steps }, shown),
   );
+  return summarize(runDir, status, control);
+}
+
+/** The run's summary; the exit code of a train or resume that ended with `status`. */
+function summarize(runDir: string, status: RunStatus, control: RunControl): number {
   control.log(runSummary(runDir, summaryOptions()).join('\n'));
   return status === 'finished' || status === 'stopped' ? 0 : 1;
 }
@@ -125,31 +125,52 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
     'resume',
   );
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${RESUME_USAGE}`);
-  const steps = positiveSteps(numberFlag(p, 'steps'));
   const runDir = p.positional[0];
-  // A run resumes on the engine that wrote it unless --engine says otherwise.
-  const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
-  const torch = torchOptions(p, engine);
-  const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
-  const status = await failPendingOnError(runDir, () =>
-    withProgress(control, (shown) =>
+  return failPendingOnError(runDir, async () => {
+    const steps = positiveSteps(numberFlag(p, 'steps'));
+    // A run resumes on the engine that wrote it unless --engine says otherwise.
+    const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
+    const torch = torchOptions(p, engine);
+    const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
+    const status = await withProgress(control, (shown) =>
       engine === 'torch'
         ? resumeTorchRun({ ...opts, ...torch }, shown)
         : resumeRun({ ...opts, backend: backendFlag(stringFlag(p, 'backend')) }, shown),
-    ),
-  );
-  control.log(runSummary(runDir, summaryOptions()).join('\n'));
-  return status === 'finished' || status === 'stopped' ? 0 : 1;
+    );
+    return summarize(runDir, status, control);
+  });
 }
 
-/** Runs `start`; when it throws before the trainer took a Slurm job's pending run, run.json says why. */
-async function failPendingOnError(runDir: string, start: () => Promise<RunStatus>): Promise<RunStatus> {
+/**
+ * Runs `start`; when it throws (arguments refused, input found wrong) before the trainer took a
+ * Slurm job's pending run, run.json says why.
+ */
+async function failPendingOnError<T>(runDir: string | undefined, start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (err) {
-    failPendingRun(runDir, err);
+    if (runDir !== undefined) failPendingRun(runDir, err);
     throw err;
   }
+}
+
+export const SLURM_REQUEUE_USAGE = 'steelscope slurm-requeue <run-dir>   (a Slurm batch script, its job requeued)';
+
+/**
+ * `steelscope slurm-requeue <run-dir>`: the batch script's step before its job goes back to the
+ * queue (markRequeued). Exit 0 when run.json now says pending; 1 when the run has nothing to
+ * continue (finished, failed, another job's), and the script then leaves the job ended.
+ */
+export function slurmRequeueCommand(argv: readonly string[], out: (line: string) => void): number {
+  const p = parseArgs(argv, {}, 'slurm-requeue');
+  if (p.positional.length !== 1) throw new UsageError(`Usage: ${SLURM_REQUEUE_USAGE}`);
+  const mark = markRequeued(p.positional[0]);
+  out(
+    mark === 'pending'
+      ? `steelscope: job ${process.env.SLURM_JOB_ID} requeued: the run waits for it (run.json pending)`
+      : `steelscope: the run is not continued by a requeue (${mark === 'ended' ? 'it has ended' : 'another job holds it'})`,
+  );
+  return mark === 'pending' ? 0 : 1;
 }
 
 /** Runs the loop with its log and step figures going to the progress display on stdout. */

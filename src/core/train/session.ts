@@ -296,15 +296,41 @@ function readPendingRun(runDir: string): object | undefined {
 }
 
 /**
- * A Slurm job's trainer that failed before taking its run (bad input, torch missing…): the pending
- * run.json says so (status failed, the reason), or the Runs view would show a queued run for ever.
+ * A Slurm job's trainer that failed before taking its run (bad arguments, bad input, torch
+ * missing…): the pending run.json says so (status failed, the reason: the line the CLI prints), or
+ * the Runs view would show a queued run for ever.
  */
 export function failPendingRun(runDir: string, err: unknown): void {
   const pending = readPendingRun(resolve(runDir));
   if (!pending) return;
   const reason = err instanceof Error ? err.message : String(err);
-  const exit = { code: err instanceof UsageError ? 2 : 1, reason, at: new Date().toISOString() };
+  const exit = { code: isInputError(err) ? 2 : 1, reason, at: new Date().toISOString() };
   writeFileAtomic(join(resolve(runDir), 'run.json'), JSON.stringify({ ...pending, status: 'failed', exit }, null, 2));
+}
+
+/** How markRequeued left run.json. */
+export type RequeueMark = 'pending' | 'ended' | 'not-this-job';
+
+/**
+ * The Slurm job this process runs in is being requeued (time limit, preemption) after its trainer
+ * stopped: run.json says `pending` again, with the same job, as at submission, until the requeued
+ * job's trainer resumes the run from its checkpoint (readRunToResume takes a pending run of its own
+ * job). The batch script calls this (`steelscope slurm-requeue`), the one place that knows the job
+ * is requeued, whether the trainer saw USR1 or a preemption's TERM. A run that finished or failed
+ * is left as it is ('ended': nothing to continue), and so is a run.json naming another job.
+ */
+export function markRequeued(runDir: string): RequeueMark {
+  const path = join(resolve(runDir), 'run.json');
+  const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+  const jobId = process.env.SLURM_JOB_ID;
+  if (!jobId || typeof value !== 'object' || !value || !('slurm_job_id' in value) || value.slurm_job_id !== jobId)
+    return 'not-this-job';
+  const status = 'status' in value ? value.status : undefined;
+  if (status === 'finished' || status === 'failed') return 'ended';
+  // The job id as pid, as in the placeholder (pendingRunInfo): the stopped trainer's pid means nothing now.
+  const pending = { ...value, status: 'pending', pid: Number(jobId), exit: null };
+  writeFileAtomic(path, JSON.stringify(pending, null, 2) + '\n');
+  return 'pending';
 }
 
 export function emptyFolder(dir: string): void {
