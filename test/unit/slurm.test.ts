@@ -180,7 +180,11 @@ test('the batch script starts the run, and continues it from its checkpoint when
     'requeued after the trainer saved a checkpoint: resume',
   );
   assert.match(runScript('1', PENDING_RUN_JSON).out, /train\|/, 'requeued before the trainer ran: train as asked');
-  assert.match(runScript('0', taken, 0, { checkpoint: true }).out, /train\|/, 'a Resume job runs what it was asked first');
+  assert.match(
+    runScript('0', taken, 0, { checkpoint: true }).out,
+    /train\|/,
+    'a Resume job runs what it was asked first',
+  );
 });
 
 test('a trainer that checkpointed on USR1 by itself (exit 75): run.json marked pending, then the job requeued', () => {
@@ -235,7 +239,13 @@ test("a trainer takes over its own job's pending run.json (and no other); one th
     assert.deepEqual([failed.status, failed.exit.code, failed.exit.reason], ['failed', 2, 'no such preset']);
     assert.throws(() => checkNewRunDir(dir), /already holds a run/, 'a failed run is not taken over');
     // Requeued after the trainer stopped: pending again, everything else kept; resumable by this job only.
-    const stopped = { ...failed, status: 'stopped', pid: 777, config: { seed: 1 }, exit: { code: 0, reason: 'x', at: '' } };
+    const stopped = {
+      ...failed,
+      status: 'stopped',
+      pid: 777,
+      config: { seed: 1 },
+      exit: { code: 0, reason: 'x', at: '' },
+    };
     writeFileSync(join(dir, 'run.json'), JSON.stringify(stopped));
     assert.equal(markRequeued(dir), 'pending');
     const marked = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));

@@ -168,7 +168,7 @@ export function batchScript(input: BatchScriptInput): string {
     'elif [ "$stopping" = 1 ]; then',
     '  # Stop (scancel --signal=TERM) leaves the job RUNNING. Slurm requeueing it (scontrol requeue, a',
     '  # preemption) counts the restart at once, while the job shows COMPLETING as after a plain scancel:',
-    '  # Restarts above this run\'s SLURM_RESTART_COUNT says requeued (or a state that says so outright).',
+    "  # Restarts above this run's SLURM_RESTART_COUNT says requeued (or a state that says so outright).",
     '  job=$(scontrol show job -o "$SLURM_JOB_ID")',
     '  restarts=$(grep -o " Restarts=[0-9]*" <<<"$job" | cut -d= -f2)',
     '  if grep -q "JobState=RUNNING " <<<"$job"; then',
