@@ -318,14 +318,16 @@ async function superviseTorchrun(
     process.stderr.write(chunk);
     stderrTail = (stderrTail + chunk.toString('utf8')).slice(-16_384);
   });
-  const pruner = checkpointPruner(runDir, config.keep_checkpoints, control.log);
+  // One pruner per run folder: with one supervisor per node on a shared filesystem, node 0's alone.
+  const pruner =
+    (rdzv?.nodeRank ?? 0) === 0 ? checkpointPruner(runDir, config.keep_checkpoints, control.log) : undefined;
   const poll = setInterval(() => {
     if (control.stopRequested() && !existsSync(stopFile)) writeFileSync(stopFile, '');
-    pruner.whileRunning();
+    pruner?.whileRunning();
   }, 200);
   const code = await new Promise<number | null>((done) => child.once('close', (c) => done(c)));
   clearInterval(poll);
-  pruner.afterExit();
+  pruner?.afterExit();
   process.removeListener('exit', killTree);
   try {
     return recordOutcome(runDir, code, readRankErrors(errorDir), stderrTail, rdzv !== undefined);
@@ -349,8 +351,8 @@ function savedCheckpoints(runDir: string): string {
 /**
  * The engine only writes checkpoints; keep_checkpoints and the best are applied here, by the rule
  * both engines share (pruneCheckpoints), each time it has saved one. Nothing is pruned before its
- * first save: a resume may start from an older checkpoint that the rule would remove. (With one
- * supervisor per node, as a multi-node job would have, only rank 0's node should prune.)
+ * first save: a resume may start from an older checkpoint that the rule would remove. On several
+ * nodes only node 0's supervisor prunes (rank 0, which writes them, may run on any node).
  */
 function checkpointPruner(runDir: string, keep: number, log: (line: string) => void) {
   const atStart = savedCheckpoints(runDir);
