@@ -47,6 +47,21 @@ export interface Framer {
   endsRecord(before: Uint8Array): boolean;
 }
 
+export const NEWLINE = 0x0a;
+
+/**
+ * The rules of a format whose records end at '\n' (JSONL, CSV): all but `frame`, which differs
+ * where a newline may sit inside a record (a quoted CSV cell).
+ */
+export const newlineEnded: Omit<Framer, 'frame'> = {
+  mayComplete: (chunk) => chunk.includes(NEWLINE),
+  skipper: () => (bytes) => {
+    const nl = bytes.indexOf(NEWLINE);
+    return nl === -1 ? undefined : nl + 1;
+  },
+  endsRecord: (before) => before.length === 0 || before[before.length - 1] === NEWLINE,
+};
+
 /** What the assembler hands out, in stream order; `length` counts every byte it spans, delimiter included. */
 export type Assembled = { kind: 'record'; bytes: Uint8Array; length: number } | { kind: 'oversized'; length: number };
 

@@ -7,9 +7,7 @@
 //   refuses. Such a line is read with those tokens turned into the strings "NaN", "Infinity",
 //   "-Infinity": the run folder's marker for a non-finite value (src/shared/run.ts decodeMetric),
 //   so the record keeps its other fields and the value is drawn as a NaN/Inf marker.
-import { RecordAssembler, MAX_RECORD_BYTES, type Framer, type Span } from './framing';
-
-const NEWLINE = 0x0a;
+import { RecordAssembler, MAX_RECORD_BYTES, NEWLINE, newlineEnded, type Framer, type Span } from './framing';
 
 export const jsonlFramer: Framer = {
   frame(window: Uint8Array): Span[] {
@@ -21,12 +19,7 @@ export const jsonlFramer: Framer = {
     }
     return spans;
   },
-  mayComplete: (chunk) => chunk.includes(NEWLINE),
-  skipper: () => (bytes) => {
-    const nl = bytes.indexOf(NEWLINE);
-    return nl === -1 ? undefined : nl + 1;
-  },
-  endsRecord: (before) => before.length === 0 || before[before.length - 1] === NEWLINE,
+  ...newlineEnded,
 };
 
 export type DecodedLine<T> =

@@ -17,7 +17,7 @@
 // byte end to resume at (src/shared/node/reader.ts) and a framer that starts at any record
 // boundary. Quote parity is all the framing RFC 4180 needs: a doubled "" inside a cell counts twice.
 import { encodeMetric, type MetricRecord } from '../run';
-import type { Framer, Span } from '../framing';
+import { NEWLINE, newlineEnded, type Framer, type Span } from '../framing';
 import { kindOfTag } from './tfevents';
 import { NO_REPLAY, StepMerger, takesPoint, type Replay } from './stepMerge';
 
@@ -25,7 +25,6 @@ const TIME_COLUMNS = new Set(['t', 'time', 'timestamp', 'wall_time', '_timestamp
 /** Columns that are never series. */
 const NOT_SERIES = new Set(['step', 'kind', 'run', ...TIME_COLUMNS]);
 
-const NEWLINE = 0x0a;
 const QUOTE = 0x22;
 
 /** How many quote bytes `bytes[from, to)` holds. */
@@ -57,12 +56,7 @@ export const csvFramer: Framer = {
     }
     return spans;
   },
-  mayComplete: (chunk) => chunk.includes(NEWLINE),
-  skipper: () => (bytes) => {
-    const nl = bytes.indexOf(NEWLINE);
-    return nl === -1 ? undefined : nl + 1;
-  },
-  endsRecord: (before) => before.length === 0 || before[before.length - 1] === NEWLINE,
+  ...newlineEnded,
 };
 
 /** One CSV record's cells (RFC 4180 quoting: "a ""b""" is a "b"). */
