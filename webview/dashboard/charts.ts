@@ -23,7 +23,7 @@ import { SYSTEM_KIND } from '../../src/shared/system';
 import { compactNumber, logTicks, xLabel, xTickLabel, xTicks, xTitle } from './axes';
 import type { DashboardData, MarkerPt, Pt, RunModel, SeriesData } from './data';
 import { button } from '../common/ui';
-import { backgroundPlugin, clipPlugin, eventsPlugin, selectPlugin, type EventLine } from './plugins';
+import { backgroundPlugin, clipPlugin, eventsPlugin, LINE_CHART_BASE, selectPlugin, type EventLine } from './plugins';
 import { runColor, withAlpha, type Theme } from './theme';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip, Legend);
@@ -150,11 +150,7 @@ class ChartView {
     const [min, max] = view.range ?? this.extent ?? [undefined, undefined];
     let xStep = 1; // the distance between x ticks, which time labels choose their unit by
     return {
-      animation: false,
-      parsing: false,
-      normalized: true,
-      responsive: true,
-      maintainAspectRatio: false,
+      ...LINE_CHART_BASE,
       spanGaps: false,
       interaction: { mode: 'nearest', axis: 'x', intersect: false },
       elements: { point: { radius: 0, hitRadius: 4 }, line: { borderWidth: 1.5 } },

@@ -20,7 +20,7 @@ import type { EvalItem } from '../../src/shared/protocol';
 import { el } from '../common/messenger';
 import { button, table } from '../common/ui';
 import type { RunModel } from './data';
-import { backgroundPlugin, errorBarsPlugin, type IntervalPt } from './plugins';
+import { backgroundPlugin, errorBarsPlugin, LINE_CHART_BASE, type IntervalPt } from './plugins';
 import { runColor, type Theme } from './theme';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Tooltip, Legend);
@@ -137,11 +137,7 @@ export class EvalsView {
     const min = ends.length ? Math.max(0, Math.min(...ends) - pad) : 0;
     const max = ends.length ? Math.min(1, Math.max(...ends) + pad) : 1;
     return {
-      animation: false,
-      parsing: false,
-      normalized: true,
-      responsive: true,
-      maintainAspectRatio: false,
+      ...LINE_CHART_BASE,
       interaction: { mode: 'nearest', intersect: false },
       elements: { point: { radius: 3, hitRadius: 6 }, line: { borderWidth: 1.5 } },
       scales: {

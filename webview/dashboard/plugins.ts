@@ -1,7 +1,19 @@
 // Small chart.js plugins (no zoom plugin is installed, so drag-to-zoom is ours): the background,
 // vertical event markers (spike, resume, checkpoint…), the gradient-clip threshold line, and a drag-to-select
 // x-range with double-click to reset. Each is made per chart with closures over its data.
-import type { Chart, Plugin } from 'chart.js';
+import type { Chart, ChartOptions, Plugin } from 'chart.js';
+
+/**
+ * What every dashboard line chart sets alike: drawn at once (no animation), data handed over
+ * already parsed and sorted, sized by its box rather than an aspect ratio.
+ */
+export const LINE_CHART_BASE = {
+  animation: false,
+  parsing: false,
+  normalized: true,
+  responsive: true,
+  maintainAspectRatio: false,
+} satisfies ChartOptions<'line'>;
 
 export interface EventLine {
   x: number;
