@@ -3,16 +3,16 @@
 // side comparison are drawn, and that model text stays text. Needs `npm run build` first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ROOT } from '../helpers';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
+import { postToWebview, skipWithoutChromium, withDashboard } from './dashboard-page';
 import { buttonNamed, choose, optionTexts, valueOf } from '../toolkit-controls';
 import { DEFAULT_CHAT_SETTINGS, DEFAULT_VIEW, type ChatAnswer, type HostMessage } from '../../src/shared/protocol';
 
 const XSS = '<img src=x onerror=alert(1)>';
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing (apt-get install chromium)` : false;
+const skip = skipWithoutChromium;
 
 const checkpoints = [
   { dir: '/runs/a/checkpoints/step-00000020', label: 'step 20', step: 20, best: false },
@@ -56,10 +56,7 @@ test(
   'chat tab: send with Enter, stream two answers side by side, text stays text',
   { skip, timeout: 60_000 },
   async () => {
-    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const { page, refused } = await openDashboard(browser);
+    await withDashboard(async ({ page, refused }) => {
       await page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
       await postToWebview(page, { type: 'snapshot', seq: 1, view: DEFAULT_VIEW, maxPoints: 2000, keys: [], runs: [] });
       assert.equal(await page.locator('.chat').isVisible(), false, 'the samples tab is shown first');
@@ -170,8 +167,6 @@ test(
         'no CSP violation',
       );
       assert.deepEqual(refused, [], 'no request outside the bundle, no console error');
-    } finally {
-      await browser.close();
-    }
+    });
   },
 );

@@ -2,10 +2,12 @@
 // the real HTML shell with its CSP, the bundle built with its test hooks (dist-test/webview: the
 // shipped dist/webview one without them), a stub of acquireVsCodeApi that records what the webview
 // posts. Shared by the render tests and bench/dashboard.ts.
+import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { dashboardHtml } from '../../src/host/panels/dashboardHtml';
+import type { RunData, RunStoreApi } from '../../src/host/runs/types';
 import type { HostToWebview } from '../../src/shared/protocol';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -101,4 +103,28 @@ export async function openDashboard(
 
 export async function postToWebview(page: Page, message: HostToWebview): Promise<void> {
   await page.evaluate((m) => window.postMessage(m, '*'), JSON.parse(JSON.stringify(message)) as unknown);
+}
+
+/** Why a render test is skipped here: Chromium missing (CI must have it). */
+export const skipWithoutChromium =
+  !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing (apt-get install chromium)` : false;
+
+/** Runs `use` on the dashboard opened in a fresh headless Chromium, closed however `use` ends. */
+export async function withDashboard(
+  use: (opened: { page: Page; refused: string[] }) => Promise<void>,
+  options: OpenOptions = {},
+): Promise<void> {
+  assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    await use(await openDashboard(browser, options));
+  } finally {
+    await browser.close();
+  }
+}
+
+/** A store that holds these runs and never changes. */
+export function storeOf(...runs: RunData[]): RunStoreApi {
+  const byKey = new Map(runs.map((r) => [r.summary.key, r]));
+  return { runs: byKey, get: (k) => byKey.get(k), onDidChange: () => ({ dispose() {} }) };
 }

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ROOT } from '../helpers';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
+import { postToWebview, skipWithoutChromium, storeOf, TEST_BUNDLE, withDashboard } from './dashboard-page';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { appendRecord, kindOf, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunData, RunStoreApi } from '../../src/host/runs/types';
@@ -16,7 +16,7 @@ import { pngBytes } from '../../src/host/panels/chartPng';
 import type { MetricRecord } from '../../src/shared/run';
 
 const XSS = '<img src=x onerror=alert(1)>';
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing (apt-get install chromium)` : false;
+const skip = skipWithoutChromium;
 
 function fixture(
   key = 'local::/runs/a',
@@ -77,12 +77,7 @@ function fixture(
     return changed;
   };
   add(0, 3000);
-  const store: RunStoreApi = {
-    runs: new Map([[data.summary.key, data]]),
-    get: (k) => (k === data.summary.key ? data : undefined),
-    onDidChange: () => ({ dispose() {} }),
-  };
-  return { store, data, add };
+  return { store: storeOf(data), data, add };
 }
 
 interface ChartProbe {
@@ -114,10 +109,7 @@ test(
   'dashboard renders a snapshot, applies deltas, and asks for a snapshot after a gap',
   { skip, timeout: 60_000 },
   async () => {
-    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const { page, refused } = await openDashboard(browser);
+    await withDashboard(async ({ page, refused }) => {
       await page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
       assert.deepEqual(await page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted), [
         { type: 'ready', view: null },
@@ -125,11 +117,7 @@ test(
 
       const { store, add } = fixture();
       const other = fixture('local::/runs/b', 'run-b', 1.2);
-      const both: RunStoreApi = {
-        runs: new Map([...store.runs, ...other.store.runs]),
-        get: (k) => store.get(k) ?? other.store.get(k),
-        onDidChange: store.onDidChange,
-      };
+      const both = storeOf(...store.runs.values(), ...other.store.runs.values());
       const model = new DashboardModel(both, ['local::/runs/a', 'local::/runs/b'], DEFAULT_VIEW);
       await postToWebview(page, model.snapshot());
       await page
@@ -300,9 +288,7 @@ test(
         'no CSP violation',
       );
       assert.deepEqual(refused, [], 'no request outside the bundle');
-    } finally {
-      await browser.close();
-    }
+    });
   },
 );
 
@@ -310,10 +296,7 @@ test(
   "another logger's training loss (train/loss, train_loss) is drawn on the Loss chart; val_loss keeps its own",
   { skip, timeout: 60_000 },
   async () => {
-    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const { page, refused } = await openDashboard(browser);
+    await withDashboard(async ({ page, refused }) => {
       // A TensorBoard-style run nests its loss ({"train": {"loss"}}: the series train/loss), a Lightning
       // CSV run writes train_loss beside val_loss; ours writes loss.
       const logs: [string, (step: number) => MetricRecord][] = [
@@ -321,16 +304,15 @@ test(
         ['lightning', (step) => ({ step, train_loss: 2 - step / 100, val_loss: 2.5 })],
         ['ours', (step) => ({ step, kind: 'train', loss: 4 - step / 100 })],
       ];
-      const runs = new Map(
-        logs.map(([name, record]) => {
+      const store = storeOf(
+        ...logs.map(([name, record]) => {
           const { data } = fixture(`local::/runs/${name}`, name);
           data.tables = new Map([['train', newSeriesTable('train')]]);
           for (let step = 0; step < 50; step++) appendRecord(data.tables.get('train')!, record(step));
-          return [data.summary.key, data] as const;
+          return data;
         }),
       );
-      const store: RunStoreApi = { runs, get: (k) => runs.get(k), onDidChange: () => ({ dispose() {} }) };
-      await postToWebview(page, new DashboardModel(store, [...runs.keys()], DEFAULT_VIEW).snapshot());
+      await postToWebview(page, new DashboardModel(store, [...store.runs.keys()], DEFAULT_VIEW).snapshot());
       await page
         .waitForFunction(
           () => (window as unknown as { __steelscopePainted?: number }).__steelscopePainted !== undefined,
@@ -346,9 +328,7 @@ test(
         'ours · loss',
         'tb · train/loss',
       ]);
-    } finally {
-      await browser.close();
-    }
+    });
   },
 );
 

@@ -4,17 +4,17 @@
 // a re-evaluation superseding, theme colours followed, and no section for a run without evals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
-import type { RunData, RunStoreApi } from '../../src/host/runs/types';
+import type { RunData } from '../../src/host/runs/types';
 import { MACRO_SUBJECT, macroAverage, type EvalRecord } from '../../src/shared/eval';
 import { DEFAULT_VIEW } from '../../src/shared/protocol';
 import { ROOT } from '../helpers';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
+import { postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
 
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing (apt-get install chromium)` : false;
+const skip = skipWithoutChromium;
 
 function run(key: string, evals: EvalRecord[]): RunData & { evals: EvalRecord[] } {
   return {
@@ -130,7 +130,6 @@ test(
   'Evals section: accuracy by step with 95% error bars, per-subject table, a re-evaluation supersedes, theme colours; none without evals',
   { skip, timeout: 60_000 },
   async () => {
-    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
     const cmmlu: EvalRecord[] = [
       { step: 600, t: 1, task: 'cmmlu', subject: 'chinese_history', n: 50, acc: 0.3, stderr: 0.065 },
       { step: 600, t: 1, task: 'cmmlu', subject: MACRO_SUBJECT, n: 50, acc: 0.3, stderr: 0.065 },
@@ -142,17 +141,8 @@ test(
       ...cmmlu,
     ]);
     const plain = run('local::/runs/plain', []);
-    const store: RunStoreApi = {
-      runs: new Map([
-        [evaluated.summary.key, evaluated],
-        [plain.summary.key, plain],
-      ]),
-      get: (k) => (k === evaluated.summary.key ? evaluated : k === plain.summary.key ? plain : undefined),
-      onDidChange: () => ({ dispose() {} }),
-    };
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const { page, refused } = await openDashboard(browser);
+    const store = storeOf(evaluated, plain);
+    await withDashboard(async ({ page, refused }) => {
       await page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
 
       // A run without evals.jsonl: no Evals section.
@@ -245,8 +235,6 @@ test(
         [],
         'no CSP violation',
       );
-    } finally {
-      await browser.close();
-    }
+    });
   },
 );

@@ -3,21 +3,21 @@
 // does, charted by the real host model and webview; a run without system.jsonl has no section.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startSystemSampler } from '../../src/core/train/system';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
 import { appendRecord, appendSystemRecord, kindOf, newSeriesTable } from '../../src/host/runs/seriesTable';
-import type { RunData, RunStoreApi } from '../../src/host/runs/types';
+import type { RunData } from '../../src/host/runs/types';
 import { DEFAULT_VIEW } from '../../src/shared/protocol';
 import type { MetricRecord } from '../../src/shared/run';
 import { SYSTEM_KIND, type SystemRecord } from '../../src/shared/system';
 import { ROOT, scratch } from '../helpers';
 import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard, postToWebview, TEST_BUNDLE } from './dashboard-page';
+import { postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
 
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is missing (apt-get install chromium)` : false;
+const skip = skipWithoutChromium;
 
 /** Three records from the real sampler, with `nvidia-smi` on PATH printing the documented CSV. */
 async function sampledRecords(): Promise<SystemRecord[]> {
@@ -108,21 +108,11 @@ test(
   'System section: CPU, RSS, host memory and each GPU fake nvidia-smi reported, on the step axis by time; none without system.jsonl',
   { skip, timeout: 60_000 },
   async () => {
-    assert.ok(existsSync(join(ROOT, TEST_BUNDLE, 'dashboard.js')), 'run npm run build first');
     const records = await sampledRecords();
     const withSystem = run('local::/runs/gpu-run', records);
     const without = run('local::/runs/plain', []);
-    const store: RunStoreApi = {
-      runs: new Map([
-        [withSystem.summary.key, withSystem],
-        [without.summary.key, without],
-      ]),
-      get: (k) => (k === withSystem.summary.key ? withSystem : k === without.summary.key ? without : undefined),
-      onDidChange: () => ({ dispose() {} }),
-    };
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    try {
-      const { page, refused } = await openDashboard(browser);
+    const store = storeOf(withSystem, without);
+    await withDashboard(async ({ page, refused }) => {
       const painted = () =>
         page.waitForFunction(
           () => (window as unknown as { __steelscopePainted?: number }).__steelscopePainted !== undefined,
@@ -226,8 +216,6 @@ test(
       mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
       await page.screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard-system.png'), fullPage: true });
       assert.deepEqual(refused, []);
-    } finally {
-      await browser.close();
-    }
+    });
   },
 );
