@@ -36,21 +36,29 @@ await Promise.all([
 // only folder besides media/ that a panel may load from (localResourceRoots).
 // The same bundle with the test hooks (webview/dashboard/testHooks.ts) goes to dist-test/webview,
 // which the render tests and the dashboard bench load; the shipped one is built without them.
+// Split ESM: dashboard.js (chart.js and our views: it draws the charts) and chunks/, among them
+// the UI toolkit's, which webview/common/ui.ts imports after the first chart paint. The page loads
+// dashboard.js as a module script; its chunks come from the same folder (the CSP allows the
+// webview's resource origin, src/host/panels/dashboardHtml.ts).
 const webviewDist = join(dist, 'webview');
 const webviewTestDist = join(root, 'dist-test', 'webview');
 const webview = (outdir, testHooks) =>
   esbuild.build({
     entryPoints: [join(root, 'webview/dashboard/main.ts')],
-    outfile: join(outdir, 'dashboard.js'),
+    entryNames: 'dashboard',
+    chunkNames: 'chunks/[name]-[hash]',
+    outdir,
+    splitting: true,
     bundle: true,
     platform: 'browser',
-    format: 'iife',
+    format: 'esm',
     target: 'chrome114',
     minify: true,
     sourcemap: true,
     logLevel: 'warning',
     define: { STEELSCOPE_TEST_HOOKS: String(testHooks) },
   });
+for (const dir of [webviewDist, webviewTestDist]) rmSync(join(dir, 'chunks'), { recursive: true, force: true });
 await Promise.all([webview(webviewDist, false), webview(webviewTestDist, true)]);
 for (const dir of [webviewDist, webviewTestDist])
   copyFileSync(join(root, 'media/dashboard.css'), join(dir, 'dashboard.css'));

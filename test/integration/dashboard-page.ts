@@ -39,6 +39,14 @@ export interface OpenOptions {
 }
 
 const dataUrl = (file: string, type: string) => `data:${type};base64,${readFileSync(file).toString('base64')}`;
+/**
+ * The entry module as a data: URL: the chunks it imports (./chunks/…, scripts/build.mjs) are
+ * named by their URL at the origin, as a data: URL has no folder to resolve them against.
+ */
+const inlineEntry = (file: string) => {
+  const js = readFileSync(file, 'utf8').replaceAll('"./chunks/', `"${ORIGIN}/${TEST_BUNDLE}/chunks/`);
+  return `data:text/javascript;base64,${Buffer.from(js).toString('base64')}`;
+};
 
 export async function openDashboard(
   browser: Browser,
@@ -52,7 +60,7 @@ export async function openDashboard(
     nonce: 'testnonce123',
     styleNonce: 'teststyles456',
     scriptUri: options.inline
-      ? dataUrl(join(bundleDir, 'dashboard.js'), 'text/javascript')
+      ? inlineEntry(join(bundleDir, 'dashboard.js'))
       : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
     styleUri: options.inline
       ? dataUrl(join(bundleDir, 'dashboard.css'), 'text/css')

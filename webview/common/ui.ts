@@ -9,45 +9,55 @@
 // style-src directive does not govern, and the toolkit reads the --vscode-* theme variables from
 // the body and follows theme changes itself.
 //
-// Importing from the package index costs nothing beyond the components listed below: the
-// package declares no side effects, so esbuild keeps only those and their FAST parts (importing
-// each from its own dist/<component> module gives a byte-identical bundle).
-import {
-  provideVSCodeDesignSystem,
-  vsCodeButton,
-  vsCodeCheckbox,
-  vsCodeDataGrid,
-  vsCodeDataGridCell,
-  vsCodeDataGridRow,
-  vsCodeDropdown,
-  vsCodeOption,
-  vsCodePanels,
-  vsCodePanelTab,
-  vsCodePanelView,
-  vsCodeTextArea,
-  vsCodeTextField,
-} from '@vscode/webview-ui-toolkit';
+// The toolkit is loaded after the dashboard's first chart paint (loadToolkit, called by
+// webview/dashboard/main.ts): it lives in a chunk of its own (webview/common/toolkit.ts; the build
+// splits the bundle), so the page's start neither compiles nor evaluates it. Until then the
+// controls are toolkit tags not yet defined, whose space dashboard.css reserves (:not(:defined)).
+// Nothing reads or sets a control's properties before its tag is defined: the values set
+// meanwhile are kept here (`afterLoad`) and given to the element once it is upgraded.
 import { el } from './messenger';
+import type { ComponentName } from './toolkit';
 
-// Each component is registered the first time a control of its kind is made, not all at start:
-// a page registers (and FAST builds the templates and styles of) only what it shows, and the
-// controls of a tab nobody opened cost nothing.
-const COMPONENTS = {
-  button: [vsCodeButton],
-  checkbox: [vsCodeCheckbox],
-  dataGrid: [vsCodeDataGrid, vsCodeDataGridRow, vsCodeDataGridCell],
-  dropdown: [vsCodeDropdown, vsCodeOption],
-  panels: [vsCodePanels, vsCodePanelTab, vsCodePanelView],
-  textArea: [vsCodeTextArea],
-  textField: [vsCodeTextField],
-};
-const registered = new Set<keyof typeof COMPONENTS>();
+let toolkit: { register: (name: ComponentName) => void } | undefined;
+let loading: Promise<void> | undefined;
+const wanted = new Set<ComponentName>();
+const registered = new Set<ComponentName>();
+const pending: (() => void)[] = [];
 
-/** Registers a component (with the parts it is made of) with the toolkit's design system, once. */
-function ensureRegistered(name: keyof typeof COMPONENTS): void {
-  if (registered.has(name)) return;
+/**
+ * Registers a component the first time a control of its kind is made, not all at start: a page
+ * registers (and FAST builds the templates and styles of) only what it shows. Before the toolkit
+ * has loaded, the name is noted and registered when it arrives.
+ */
+function ensureRegistered(name: ComponentName): void {
+  wanted.add(name);
+  if (!toolkit || registered.has(name)) return;
   registered.add(name);
-  provideVSCodeDesignSystem().register(...COMPONENTS[name].map((component) => component()));
+  toolkit.register(name);
+}
+
+/** Loads the toolkit's chunk, defines the tags of the controls made so far and gives them their values. */
+export function loadToolkit(): Promise<void> {
+  loading ??= import('./toolkit').then((module) => {
+    toolkit = module;
+    for (const name of wanted) ensureRegistered(name);
+    for (const apply of pending.splice(0)) apply();
+  });
+  return loading;
+}
+
+/** `root`, upgraded to its toolkit class (a no-op when it already is), once the toolkit has loaded. */
+function live<E extends HTMLElement>(root: E): E | undefined {
+  if (!toolkit) return undefined;
+  customElements.upgrade(root); // a control made before the load and not in the page is not upgraded yet
+  return root;
+}
+
+/** Runs `apply` on the upgraded element now, or once the toolkit has loaded (in the order asked). */
+function afterLoad<E extends HTMLElement>(root: E, apply: (root: E) => void): void {
+  const now = live(root);
+  if (now) apply(now);
+  else pending.push(() => apply(live(root) ?? root));
 }
 
 /** The toolkit's elements, seen through the few properties we use. */
@@ -99,17 +109,19 @@ export function button(text: string, options: { primary?: boolean; title?: strin
   if (options.title) attrs.title = options.title;
   ensureRegistered('button');
   const root = el('vscode-button', attrs, text);
+  let disabled = false;
   return {
     root,
     get disabled() {
-      return root.disabled;
+      return disabled;
     },
     set disabled(v: boolean) {
-      root.disabled = v;
+      disabled = v;
+      afterLoad(root, (button) => (button.disabled = v));
     },
     onClick: (fn) =>
       root.addEventListener('click', () => {
-        if (!root.disabled) fn();
+        if (!disabled) fn();
       }),
   };
 }
@@ -153,7 +165,8 @@ export function dropdown(label: string): Dropdown {
     },
     set value(v: string) {
       current = pick(v);
-      root.value = current;
+      const chosen = current;
+      afterLoad(root, (dropdown) => (dropdown.value = chosen));
     },
     setOptions(next, value = current) {
       choices = [...next];
@@ -161,11 +174,9 @@ export function dropdown(label: string): Dropdown {
       const held = options();
       const same =
         held.length === choices.length &&
-        choices.every((c, i) => held[i].value === c.value && held[i].textContent === c.label);
-      if (same) {
-        root.value = current;
-        return;
-      }
+        choices.every((c, i) => held[i].getAttribute('value') === c.value && held[i].textContent === c.label);
+      const chosen = current;
+      if (same) return afterLoad(root, (dropdown) => (dropdown.value = chosen));
       // New options carry `selected`, which the component reads when it takes them.
       const option = (c: Choice) =>
         el('vscode-option', c.value === current ? { value: c.value, selected: '' } : { value: c.value }, c.label);
@@ -189,16 +200,20 @@ export function checkbox(label: string): Checkbox {
   const root = el('vscode-checkbox', {}, label);
   // The component fires "change" for changes made from code as well; those are not the user's.
   let fromCode = false;
+  let checked = false; // as set from code while the toolkit is loading
   return {
     root,
     get checked() {
-      return root.checked;
+      return live(root)?.checked ?? checked;
     },
     set checked(v: boolean) {
-      if (root.checked === v) return;
-      fromCode = true;
-      root.checked = v;
-      fromCode = false;
+      checked = v;
+      afterLoad(root, (box) => {
+        if (box.checked === v) return;
+        fromCode = true;
+        box.checked = v;
+        fromCode = false;
+      });
     },
     onChange: (fn) =>
       root.addEventListener('change', () => {
@@ -215,19 +230,23 @@ export interface TextInput {
   focus(): void;
 }
 
-const textInput = (root: ValueElement): TextInput => ({
-  root,
-  get value() {
-    return root.value;
-  },
-  set value(v: string) {
-    root.value = v;
-  },
-  get focused() {
-    return root.matches(':focus-within') || document.activeElement === root;
-  },
-  focus: () => root.focus(),
-});
+function textInput(root: ValueElement): TextInput {
+  let value = ''; // as set from code while the toolkit is loading
+  return {
+    root,
+    get value() {
+      return live(root)?.value ?? value;
+    },
+    set value(v: string) {
+      value = v;
+      afterLoad(root, (input) => (input.value = v));
+    },
+    get focused() {
+      return root.matches(':focus-within') || document.activeElement === root;
+    },
+    focus: () => afterLoad(root, (input) => input.focus()),
+  };
+}
 
 /** A one-line field with its label beside it (the label is the component's own). */
 export function textField(label: string, attrs: Record<string, string> = {}): TextInput {
@@ -288,7 +307,7 @@ export function tabs<T extends string>(
     root,
     show: (tab) => {
       attach(tab);
-      root.activeid = `tab-${tab}`;
+      afterLoad(root, (panels) => (panels.activeid = `tab-${tab}`));
     },
     onChange: (fn) => {
       listeners.push(fn);
@@ -312,12 +331,15 @@ export interface Table {
 export function table(label: string, columns: readonly Column[]): Table {
   ensureRegistered('dataGrid');
   const root = el('vscode-data-grid', { 'aria-label': label, 'generate-header': 'sticky' });
-  root.columnDefinitions = columns.map((c) => ({ columnDataKey: c.key, title: c.title }));
-  root.gridTemplateColumns = columns.map((c) => c.width).join(' ');
+  afterLoad(root, (grid) => {
+    grid.columnDefinitions = columns.map((c) => ({ columnDataKey: c.key, title: c.title }));
+    grid.gridTemplateColumns = columns.map((c) => c.width).join(' ');
+  });
   return {
     root,
     setRows: (rows) => {
-      root.rowsData = [...rows];
+      const copy = [...rows];
+      afterLoad(root, (grid) => (grid.rowsData = copy));
     },
   };
 }

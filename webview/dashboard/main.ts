@@ -4,7 +4,7 @@
 import type { ChatHostMessage, HostToWebview, ViewState } from '../../src/shared/protocol';
 import { DEFAULT_VIEW, isChatHostMessage } from '../../src/shared/protocol';
 import { el, Messenger, throttle } from '../common/messenger';
-import { tabs } from '../common/ui';
+import { loadToolkit, tabs } from '../common/ui';
 import { AlertRulesView } from './alertRules';
 import { ChartBoard, type BoardState } from './charts';
 import { ChatView } from './chat';
@@ -167,6 +167,7 @@ function receive(m: HostToWebview): void {
     save();
     render();
     if (STEELSCOPE_TEST_HOOKS) requestAnimationFrame(markPainted);
+    requestAnimationFrame(loadToolkitSoon);
     return;
   }
   if (waitingForSnapshot) return;
@@ -183,5 +184,14 @@ new MutationObserver(
     render();
   }, 50),
 ).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+
+/**
+ * The controls' toolkit is loaded after the first chart paint (a task after the frame that drew
+ * it), so it does not delay the charts; or a second after "ready" if no snapshot came by then.
+ */
+function loadToolkitSoon(): void {
+  setTimeout(() => void loadToolkit());
+}
+setTimeout(loadToolkitSoon, 1000);
 
 messenger.post({ type: 'ready', view: saved?.view ?? null });

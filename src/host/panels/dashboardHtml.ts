@@ -1,12 +1,14 @@
 // The dashboard's HTML shell, without vscode so the render test loads the very same page. Strict
-// CSP: scripts only with this load's nonce, styles only from the extension (or with a second
+// CSP: scripts only with this load's nonce or from the extension's own resource origin (the entry
+// is an ES module with the nonce; the chunks it imports, among them the UI toolkit's after the first
+// chart paint, come from beside it: scripts/build.mjs), styles only from the extension (or with a second
 // nonce of their own), images from the extension or data: URLs, no network, no inline handlers,
 // no 'unsafe-inline' anywhere. The page holds no data: everything arrives as messages and is
 // written with textContent or drawn on canvases.
 //
 // The UI toolkit (webview/common/ui.ts, FAST web components) styles its components with
 // constructable stylesheets (adoptedStyleSheets), which style-src does not govern, and sets design
-// tokens through the CSSOM. Once, at start, FAST probes :focus-visible support with a <style>
+// tokens through the CSSOM. Once, when it loads, FAST probes :focus-visible support with a <style>
 // element, which it gives the nonce of <meta property="csp-nonce">: that is the style nonce (never
 // the script one), so the probe passes the CSP without 'unsafe-inline'.
 import { randomBytes } from 'node:crypto';
@@ -33,7 +35,7 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
 export function dashboardHtml(o: DashboardHtmlOptions): string {
   const csp = [
     "default-src 'none'",
-    `script-src 'nonce-${o.nonce}'`,
+    `script-src ${o.cspSource} 'nonce-${o.nonce}'`,
     `style-src ${o.cspSource} 'nonce-${o.styleNonce}'`,
     `img-src ${o.cspSource} data:`,
     `font-src ${o.cspSource}`,
@@ -50,7 +52,7 @@ export function dashboardHtml(o: DashboardHtmlOptions): string {
 </head>
 <body>
 <div id="app" aria-busy="true">Loading…</div>
-<script nonce="${o.nonce}" src="${escapeHtml(o.scriptUri)}"></script>
+<script type="module" nonce="${o.nonce}" src="${escapeHtml(o.scriptUri)}"></script>
 </body>
 </html>`;
 }
