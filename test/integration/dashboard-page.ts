@@ -59,9 +59,7 @@ export async function openDashboard(
     cspSource: ORIGIN,
     nonce: 'testnonce123',
     styleNonce: 'teststyles456',
-    scriptUri: options.inline
-      ? inlineEntry(join(bundleDir, 'dashboard.js'))
-      : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
+    scriptUri: options.inline ? inlineEntry(join(bundleDir, 'dashboard.js')) : `${ORIGIN}/${TEST_BUNDLE}/dashboard.js`,
     styleUri: options.inline
       ? dataUrl(join(bundleDir, 'dashboard.css'), 'text/css')
       : `${ORIGIN}/${TEST_BUNDLE}/dashboard.css`,

@@ -338,3 +338,13 @@ test('the shipped dashboard bundle holds no test hooks; the test bundle has them
   assert.doesNotMatch(readFileSync(shipped, 'utf8'), /__steelscope/);
   assert.match(readFileSync(join(ROOT, TEST_BUNDLE, 'dashboard.js'), 'utf8'), /__steelscopeCharts/);
 });
+
+test('the UI toolkit is in a chunk of its own that the entry imports only dynamically (after the first paint)', () => {
+  for (const dir of ['dist/webview', TEST_BUNDLE]) {
+    const entry = readFileSync(join(ROOT, dir, 'dashboard.js'), 'utf8');
+    assert.doesNotMatch(entry, /FASTElement|design-unit/, `${dir}/dashboard.js holds the toolkit`);
+    const chunk = /import\("\.\/(chunks\/toolkit-[\w-]+\.js)"\)/.exec(entry)?.[1];
+    assert.ok(chunk, `${dir}/dashboard.js does not import the toolkit's chunk`);
+    assert.match(readFileSync(join(ROOT, dir, chunk), 'utf8'), /FASTElement/);
+  }
+});
