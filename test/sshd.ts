@@ -5,8 +5,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { SshConnection, type SshPrompts } from '../src/host/ssh/connection';
+import { RemoteTarget, type RemoteTargetOptions } from '../src/host/ssh/remoteTarget';
 import type { SshHostConfig } from '../src/host/ssh/sshConfig';
-import { freePort, scratch, sleep } from './helpers';
+import { freePort, ROOT, scratch, sleep, TEST_ENV } from './helpers';
 
 export const SSHD = '/usr/sbin/sshd';
 export const PASSWORD_USER = 'steelscope-test';
@@ -215,4 +217,37 @@ export class TestSshd {
       this.child.kill('SIGKILL');
     }
   }
+}
+
+/** The answers a test gives: the test sshd's key is trusted; nothing else is asked (key auth). */
+export const TRUSTING_PROMPTS: SshPrompts = {
+  password: async () => undefined,
+  passphrase: async () => undefined,
+  confirmHostKey: async () => true,
+  forget: () => undefined,
+};
+
+/**
+ * A RemoteTarget on the test sshd (TRUSTING_PROMPTS, no agent) deploying this checkout's dist/ to
+ * `<root>/home/.steelscope`, its trainers sharing the tests' cache; `options` add or override the rest.
+ */
+export function sshdTarget(
+  sshd: TestSshd,
+  root: string,
+  options: Pick<RemoteTargetOptions, 'alias'> & Partial<RemoteTargetOptions>,
+): RemoteTarget {
+  return new RemoteTarget({
+    connect: () =>
+      SshConnection.connect({
+        host: sshd.hostConfig(),
+        prompts: TRUSTING_PROMPTS,
+        knownHostsFile: sshd.knownHosts,
+        agent: '',
+      }),
+    distDir: join(ROOT, 'dist'),
+    version: 'test',
+    remoteRoot: join(root, 'home', '.steelscope'),
+    env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
+    ...options,
+  });
 }

@@ -7,23 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
-import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import type { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { RunStore } from '../../src/host/runs/store';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
-import { poetrySubset, ROOT, scratch, SMALL_SETS, TEST_ENV, until } from '../helpers';
-import { sshdSkipReason, TestSshd } from '../sshd';
+import { poetrySubset, scratch, SMALL_SETS, until } from '../helpers';
+import { sshdSkipReason, sshdTarget, TestSshd } from '../sshd';
 import { slurmSkipReason, TestSlurm } from '../slurm';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 const skip = sshdSkipReason() ?? slurmSkipReason();
 const DEBUG: SlurmJobOptions = { partition: 'debug', nodes: 1, gpusPerNode: 0, timeLimit: '10' };
-const prompts: SshPrompts = {
-  password: async () => undefined,
-  passphrase: async () => undefined,
-  confirmHostKey: async () => true,
-  forget: () => undefined,
-};
 const wait = <T>(what: string, probe: () => T | undefined | false) => until(what, probe, 180_000, 100);
 
 describe('the editor on a Slurm login node (real one-node cluster through the real sshd)', { skip }, () => {
@@ -43,15 +36,9 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     data = poetrySubset(join(root, 'data'), 300);
     node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
     // No launcher given: the one the extension uses (sbatch for a start that asks for a job).
-    target = new RemoteTarget({
+    target = sshdTarget(sshd, root, {
       alias: 'test-login',
-      connect: () =>
-        SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
-      distDir: join(ROOT, 'dist'),
-      version: 'test',
-      remoteRoot: join(root, 'home', '.steelscope'),
       runsRoot: () => join(root, 'shared', 'runs'),
-      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
     });
     store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
     target.watchJobs({

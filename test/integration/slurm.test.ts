@@ -8,38 +8,20 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { observeRunInfo, type ObservedRun } from '../../src/shared/run';
 import { dirname, join } from 'node:path';
-import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
-import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import type { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { SlurmLauncher } from '../../src/host/slurm/launcher';
 import { slurmPartitions } from '../../src/host/slurm/cluster';
 import { parseScontrolJob, viewStateOfJob, type SlurmJob } from '../../src/host/slurm/jobState';
 import { RunStore } from '../../src/host/runs/store';
 import type { SlurmJobOptions } from '../../src/host/slurm/batchScript';
-import {
-  poetrySubset,
-  readMetrics,
-  ROOT,
-  runCli,
-  scratch,
-  SMALL_SETS,
-  TEST_ENV,
-  trainLosses,
-  until as untilValue,
-} from '../helpers';
+import { poetrySubset, readMetrics, runCli, scratch, SMALL_SETS, trainLosses, until as untilValue } from '../helpers';
 import { torchFlags, torchPython, TORCH_SKIP } from '../torch';
-import { sshdSkipReason, TestSshd } from '../sshd';
+import { sshdSkipReason, sshdTarget, TestSshd } from '../sshd';
 import { slurmSkipReason, TestSlurm } from '../slurm';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 const skip = sshdSkipReason() ?? slurmSkipReason();
 const DEBUG: SlurmJobOptions = { partition: 'debug', nodes: 1, gpusPerNode: 0, timeLimit: '10' };
-
-const prompts: SshPrompts = {
-  password: async () => undefined,
-  passphrase: async () => undefined,
-  confirmHostKey: async () => true,
-  forget: () => undefined,
-};
 
 /** Polls every 100 ms, for up to 120_000 ms by default (see helpers.until). */
 const until = <T>(
@@ -103,15 +85,9 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     root = scratch('slurm-runs');
     mkdirSync(join(root, 'data'));
     data = poetrySubset(join(root, 'data'), 300);
-    target = new RemoteTarget({
+    target = sshdTarget(sshd, root, {
       alias: 'test-slurm',
-      connect: () =>
-        SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
-      distDir: join(ROOT, 'dist'),
-      version: 'test',
-      remoteRoot: join(root, 'home', '.steelscope'),
       runsRoot: join(root, 'shared', 'runs'),
-      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
       startTimeoutMs: 120_000,
       launcher: (host, cli) => (launcher = new SlurmLauncher(host, cli, { stopGraceMs: 60_000 })),
     });

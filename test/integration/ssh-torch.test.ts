@@ -7,23 +7,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunStore } from '../../src/host/runs/store';
-import { SshConnection, type SshPrompts } from '../../src/host/ssh/connection';
-import { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import type { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { isPidAlive } from '../../src/shared/node/pid';
-import { poetrySubset, ROOT, scratch, SMALL_SETS, TEST_ENV, until as untilValue } from '../helpers';
-import { sshdSkipReason, TestSshd } from '../sshd';
+import { poetrySubset, scratch, SMALL_SETS, until as untilValue } from '../helpers';
+import { sshdSkipReason, sshdTarget, TestSshd } from '../sshd';
 import { processesMentioning, TORCH_SKIP } from '../torch';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 const skip = sshdSkipReason() ?? TORCH_SKIP;
-
-/** Trusts the test sshd's key; nothing else is asked (key auth). */
-const prompts: SshPrompts = {
-  password: async () => undefined,
-  passphrase: async () => undefined,
-  confirmHostKey: async () => true,
-  forget: () => {},
-};
 
 /** Polls every 50 ms, for up to 120_000 ms by default (see helpers.until). */
 const until = <T>(
@@ -56,14 +47,8 @@ describe('SSH host with PyTorch (real sshd on 127.0.0.1)', { skip }, () => {
     sshd = await TestSshd.start({ password: false });
     root = scratch('ssh-torch');
     mkdirSync(join(root, 'home'));
-    target = new RemoteTarget({
+    target = sshdTarget(sshd, root, {
       alias: 'torch-sshd',
-      connect: () =>
-        SshConnection.connect({ host: sshd.hostConfig(), prompts, knownHostsFile: sshd.knownHosts, agent: '' }),
-      distDir: join(ROOT, 'dist'),
-      version: 'test',
-      remoteRoot: join(root, 'home', '.steelscope'),
-      env: { STEELSCOPE_CACHE: TEST_ENV.STEELSCOPE_CACHE ?? join(root, 'cache') },
       startTimeoutMs: 180_000,
       follower: { initialBackoffMs: 100, maxBackoffMs: 1000 },
     });
