@@ -8,9 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { FrameLocator } from 'playwright-core';
-import { poetrySubset, runCli, SMALL_SETS } from '../helpers';
 import { choose, valueOf } from '../toolkit-controls';
-import { e2eSkip, eventually, finishedAnswer, withVSCode } from './harness';
+import { e2eSkip, eventually, finishedAnswer, trainWithCli, withVSCode } from './harness';
 
 const RUN = 'chat-run';
 
@@ -38,20 +37,7 @@ test(
   { skip: e2eSkip(), timeout: 300_000 },
   async () => {
     await withVSCode({ name: 'chat' }, async (vs) => {
-      const runDir = join(vs.runsRoot, RUN);
-      const trained = runCli([
-        'train',
-        '--data',
-        poetrySubset(vs.tmp, 300),
-        '--run-dir',
-        runDir,
-        '--name',
-        RUN,
-        '--steps',
-        '20',
-        ...SMALL_SETS,
-      ]);
-      assert.equal(trained.code, 0, trained.stderr);
+      const runDir = trainWithCli(vs, RUN, { steps: 20 });
       const step = (n: number) => join(runDir, 'checkpoints', `step-${String(n).padStart(8, '0')}`);
 
       await vs.openWorkbench();

@@ -7,9 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { poetrySubset, runCli, SMALL_SETS } from '../helpers';
 import { EVALS_FILE, MACRO_SUBJECT, type EvalRecord } from '../../src/shared/eval';
-import { e2eSkip, eventually, withVSCode } from './harness';
+import { e2eSkip, eventually, trainWithCli, withVSCode } from './harness';
 
 const RUN = 'eval-run';
 
@@ -18,20 +17,7 @@ test(
   { skip: e2eSkip(), timeout: 300_000 },
   async () => {
     await withVSCode({ name: 'evaluate' }, async (vs) => {
-      const runDir = join(vs.runsRoot, RUN);
-      const trained = runCli([
-        'train',
-        '--data',
-        poetrySubset(vs.tmp, 300),
-        '--run-dir',
-        runDir,
-        '--name',
-        RUN,
-        '--steps',
-        '20',
-        ...SMALL_SETS,
-      ]);
-      assert.equal(trained.code, 0, trained.stderr);
+      const runDir = trainWithCli(vs, RUN, { steps: 20 });
 
       await vs.openWorkbench();
       await vs.recordToasts();

@@ -72,6 +72,7 @@
 // lands in the home folder or /tmp. Logs (code-server, VS Code incl. the extension host, browser
 // console errors) are copied to test-artifacts/e2e/<name>-logs/ at shutdown. Timings on 2 cores:
 // about 6 s from start to a running browser, 5-9 s more to a drawn workbench.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
@@ -89,7 +90,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page } from 'playwright-core';
 import { MARKER_VAR, killSession, killSessionAndWait } from './process-tree';
-import { freePort } from '../helpers';
+import { freePort, poetrySubset, runCli, scratch, SMALL_SETS } from '../helpers';
+import type { TestSshd } from '../sshd';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
@@ -717,6 +719,68 @@ export async function withVSCode<T>(options: StartOptions, body: (vs: VSCodeSess
     throw e;
   } finally {
     await vs.shutdown();
+  }
+}
+
+/** The model and data of a run `trainWithCli` trains: the sizes tests use unless they need others. */
+export interface CliTraining {
+  steps: number;
+  /** Its `--set key=value` flags; SMALL_SETS unless given. */
+  sets?: string[];
+  /** How many poems of the corpus it trains on. */
+  poems?: number;
+}
+
+/**
+ * Trains `run` to the end with the CLI into the session's runs folder (before the workbench opens,
+ * a few seconds), so a test starts from a finished run; returns its folder.
+ */
+export function trainWithCli(vs: VSCodeSession, run: string, training: CliTraining): string {
+  const runDir = join(vs.runsRoot, run);
+  const data = poetrySubset(vs.tmp, training.poems ?? 300);
+  const steps = String(training.steps);
+  const sets = training.sets ?? SMALL_SETS;
+  const trained = runCli(['train', '--data', data, '--run-dir', runDir, '--name', run, '--steps', steps, ...sets]);
+  assert.equal(trained.code, 0, trained.stderr);
+  return runDir;
+}
+
+/** The runs folder of the test sshd's host: its login user is this one, so it is this machine's own. */
+export const SSHD_RUNS = join(homedir(), '.steelscope', 'runs');
+
+/** A HOME whose ~/.ssh/config names the test server as `host`; known_hosts starts empty. */
+export function sshHome(sshd: TestSshd, host: string): string {
+  const home = scratch('e2e-home');
+  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+  const config = [
+    `Host ${host}`,
+    '  HostName 127.0.0.1',
+    `  Port ${sshd.port}`,
+    '  User root',
+    `  IdentityFile ${sshd.clientKey}`,
+    '  IdentitiesOnly yes',
+    '',
+  ];
+  writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
+  return home;
+}
+
+/** "Add SSH Host…" → `host` → its unknown key shown (screenshot 'host-key') → Trust and Connect → ready. */
+export async function addSshHost(vs: VSCodeSession, host: string): Promise<void> {
+  await vs.runCommand('Steelscope: Add SSH Host…');
+  await vs.pickItem(host);
+  const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
+  await trust.waitFor({ state: 'visible', timeout: 60_000 });
+  await vs.screenshot('host-key');
+  await trust.click();
+  await vs.notificationText(new RegExp(`${host} is ready`));
+}
+
+/** Removes what a test's run `run` left in SSHD_RUNS (its folders and hidden reservations), so runs do not pile up. */
+export function removeSshdRuns(run: string): void {
+  for (const name of existsSync(SSHD_RUNS) ? readdirSync(SSHD_RUNS) : []) {
+    if (name.startsWith(run) || name.startsWith(`.${run}`))
+      rmSync(join(SSHD_RUNS, name), { recursive: true, force: true });
   }
 }
 

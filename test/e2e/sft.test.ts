@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { poetrySubset, runCli } from '../helpers';
-import { e2eSkip, finishedAnswer, runWithStatus, startTraining, withVSCode } from './harness';
+import { runCli } from '../helpers';
+import { e2eSkip, finishedAnswer, runWithStatus, startTraining, trainWithCli, withVSCode } from './harness';
 
 const BASE = 'base-run';
 const TUNED = 'chat-ft';
@@ -23,21 +23,7 @@ test(
   { skip: e2eSkip(), timeout: 300_000 },
   async () => {
     await withVSCode({ name: 'sft' }, async (vs) => {
-      const base = join(vs.runsRoot, BASE);
-      const data = poetrySubset(vs.tmp, 200);
-      const trained = runCli([
-        'train',
-        '--data',
-        data,
-        '--run-dir',
-        base,
-        '--name',
-        BASE,
-        '--steps',
-        '1',
-        ...sets(TINY),
-      ]);
-      assert.equal(trained.code, 0, trained.stderr);
+      const base = trainWithCli(vs, BASE, { steps: 1, sets: sets(TINY), poems: 200 });
       const baseCheckpoint = join(base, 'checkpoints', 'step-00000001');
       const tuned = join(vs.runsRoot, TUNED);
       const sft = ['sft', '--from', baseCheckpoint, '--data', 'poetry-sft', '--run-dir', tuned, '--name', TUNED];

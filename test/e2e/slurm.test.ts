@@ -5,18 +5,17 @@
 // points arrive on the dashboard; Stop → stopped, and the job is CANCELLED.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { scratch } from '../helpers';
 import { slurmSkipReason, TestSlurm } from '../slurm';
 import { sshdSkipReason, TestSshd } from '../sshd';
 import {
+  addSshHost,
   e2eSkip,
   eventually,
   lossPointsGrow,
+  removeSshdRuns,
   runWithStatus,
   slurmPrompts,
+  sshHome,
   startTraining,
   stopRun,
   withVSCode,
@@ -25,24 +24,6 @@ import {
 const HOST = 'e2e-cluster';
 /** Unique per test process: the host's runs folder is the login user's real ~/.steelscope/runs. */
 const RUN = `slurm-run-${process.pid}`;
-const REMOTE_RUNS = join(homedir(), '.steelscope', 'runs'); // the test sshd logs in as this user
-
-/** A HOME whose ~/.ssh/config names the test server; known_hosts starts empty. */
-function sshHome(sshd: TestSshd): string {
-  const home = scratch('e2e-home');
-  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
-  const config = [
-    `Host ${HOST}`,
-    '  HostName 127.0.0.1',
-    `  Port ${sshd.port}`,
-    '  User root',
-    `  IdentityFile ${sshd.clientKey}`,
-    '  IdentitiesOnly yes',
-    '',
-  ];
-  writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
-  return home;
-}
 
 test(
   'a Slurm login node: Start Training → partition debug → pending, then running, losses arrive, Stop → stopped',
@@ -52,14 +33,9 @@ test(
     const sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
     const node = slurm.run('sinfo', ['-h', '-o', '%n']).trim();
     try {
-      await withVSCode({ name: 'slurm', env: { HOME: sshHome(sshd) } }, async (vs) => {
+      await withVSCode({ name: 'slurm', env: { HOME: sshHome(sshd, HOST) } }, async (vs) => {
         await vs.openWorkbench();
-        await vs.runCommand('Steelscope: Add SSH Host…');
-        await vs.pickItem(HOST);
-        const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
-        await trust.waitFor({ state: 'visible', timeout: 60_000 });
-        await trust.click();
-        await vs.notificationText(new RegExp(`${HOST} is ready`));
+        await addSshHost(vs, HOST);
 
         slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-e2e']);
         await startTraining(vs, {
@@ -97,11 +73,7 @@ test(
       }
       slurm.stop();
       await sshd.stop();
-      // The run folder this test made on the "cluster" (this machine): removed, so runs do not pile up.
-      for (const name of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
-        if (name.startsWith(RUN) || name.startsWith(`.${RUN}`))
-          rmSync(join(REMOTE_RUNS, name), { recursive: true, force: true });
-      }
+      removeSshdRuns(RUN);
     }
   },
 );

@@ -4,34 +4,23 @@
 // stopped, and its last checkpoint chatted with (served on the host).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { scratch } from '../helpers';
 import { sshdSkipReason, TestSshd } from '../sshd';
-import { e2eSkip, finishedAnswer, lossPointsGrow, runWithStatus, startTraining, stopRun, withVSCode } from './harness';
+import {
+  addSshHost,
+  e2eSkip,
+  finishedAnswer,
+  lossPointsGrow,
+  removeSshdRuns,
+  runWithStatus,
+  sshHome,
+  startTraining,
+  stopRun,
+  withVSCode,
+} from './harness';
 
 const HOST = 'e2e-box';
 /** Unique per test process: the host's runs folder is the login user's real ~/.steelscope/runs. */
 const RUN = `ssh-run-${process.pid}`;
-const REMOTE_RUNS = join(homedir(), '.steelscope', 'runs'); // the test sshd logs in as this user
-
-/** A HOME whose ~/.ssh/config names the test server; known_hosts starts empty. */
-function sshHome(sshd: TestSshd): string {
-  const home = scratch('e2e-home');
-  mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
-  const config = [
-    `Host ${HOST}`,
-    '  HostName 127.0.0.1',
-    `  Port ${sshd.port}`,
-    '  User root',
-    `  IdentityFile ${sshd.clientKey}`,
-    '  IdentitiesOnly yes',
-    '',
-  ];
-  writeFileSync(join(home, '.ssh', 'config'), config.join('\n'), { mode: 0o600 });
-  return home;
-}
 
 test(
   'add an SSH host, trust its key, start a run there from the palette and follow it',
@@ -39,15 +28,9 @@ test(
   async () => {
     const sshd = await TestSshd.start();
     try {
-      await withVSCode({ name: 'ssh', env: { HOME: sshHome(sshd) } }, async (vs) => {
+      await withVSCode({ name: 'ssh', env: { HOME: sshHome(sshd, HOST) } }, async (vs) => {
         await vs.openWorkbench();
-        await vs.runCommand('Steelscope: Add SSH Host…');
-        await vs.pickItem(HOST);
-        const trust = vs.page.getByRole('button', { name: 'Trust and Connect' });
-        await trust.waitFor({ state: 'visible', timeout: 60_000 });
-        await vs.screenshot('host-key');
-        await trust.click();
-        await vs.notificationText(new RegExp(`${HOST} is ready`));
+        await addSshHost(vs, HOST);
 
         await startTraining(vs, { target: new RegExp(HOST), steps: 300, name: RUN });
 
@@ -80,10 +63,7 @@ test(
       });
     } finally {
       await sshd.stop();
-      // The run folder this test made on the "host" (this machine): removed, so runs do not pile up.
-      for (const dir of existsSync(REMOTE_RUNS) ? readdirSync(REMOTE_RUNS) : []) {
-        if (dir.startsWith(RUN)) rmSync(join(REMOTE_RUNS, dir), { recursive: true, force: true });
-      }
+      removeSshdRuns(RUN);
     }
   },
 );
