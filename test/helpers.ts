@@ -3,14 +3,16 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { selectBackend } from '../src/core/backend';
 import { SteelLM } from '../src/core/model/gpt';
 import { BpeTokenizer } from '../src/core/tokenizer';
 import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
 import { PRESETS, type TrainConfig } from '../src/shared/config';
+import { EvalRecordSchema, type EvalRecord } from '../src/shared/eval';
 import { parseJsonl } from '../src/shared/jsonl';
+import { parseAs } from '../src/shared/schema';
 import {
   isEventRecord,
   isMetricRecord,
@@ -169,6 +171,46 @@ export async function writeScorableCheckpoint(runDir: string, step = 7): Promise
     optimizerState: new Map(),
     tokenizerJson: JSON.stringify(tokenizer.toJSON()),
   });
+}
+
+/** A CMMLU-layout task folder `root/name`: each file (dev/x.csv, test/x.csv) its rows below the header. */
+export function writeCmmluTask(root: string, name: string, files: Record<string, string[]>): string {
+  const task = join(root, name);
+  for (const [file, rows] of Object.entries(files)) {
+    mkdirSync(dirname(join(task, file)), { recursive: true });
+    writeFileSync(join(task, file), [',Question,A,B,C,D,Answer', ...rows].join('\n') + '\n');
+  }
+  return task;
+}
+
+/**
+ * A 4-step training run in `dir`/run that checkpoints at steps 2 and 4, keeps one beside the
+ * newest, and runs `evalTasks` (eval_tasks JSON) with checkpoints ranked by `bestBy`; `engine`:
+ * flags choosing the engine (none: TF.js).
+ */
+export function trainWithEvalTasks(
+  dir: string,
+  evalTasks: string,
+  bestBy: string,
+  engine: string[] = [],
+): { runDir: string; result: CliResult } {
+  const runDir = join(dir, 'run');
+  const sets = ['checkpoint_every=2', 'keep_checkpoints=1', `eval_tasks=${evalTasks}`, `best_by=${bestBy}`];
+  const args = ['train', ...engine, '--data', poetrySubset(dir, 200), '--run-dir', runDir, '--steps', '4'];
+  const result = runCli([...args, ...SMALL_SETS, ...sets.flatMap((s) => ['--set', s])], 300_000);
+  return { runDir, result };
+}
+
+/** A run's evals.jsonl, every record checked against the schema `steelscope eval` writes by. */
+export function readEvalRecords(runDir: string): EvalRecord[] {
+  return readFileSync(join(runDir, 'evals.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
+      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+      return parsed.value;
+    });
 }
 
 /**

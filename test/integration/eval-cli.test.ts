@@ -2,12 +2,11 @@
 // task folder is scored, the table printed, and evals.jsonl gets one record per subject plus the
 // macro average; bad input is one line and exit code 2.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { EvalRecordSchema, MACRO_SUBJECT } from '../../src/shared/eval';
-import { parseAs } from '../../src/shared/schema';
-import { runCli, scratch, writeScorableCheckpoint } from '../helpers';
+import { MACRO_SUBJECT } from '../../src/shared/eval';
+import { readEvalRecords, runCli, scratch, writeCmmluTask, writeScorableCheckpoint } from '../helpers';
 
 /** A run folder holding one checkpoint (no run.json: eval is given the checkpoint folder); returns both. */
 async function fixtureRun(): Promise<{ run: string; checkpoint: string }> {
@@ -16,17 +15,11 @@ async function fixtureRun(): Promise<{ run: string; checkpoint: string }> {
 }
 
 function cmmluTask(root: string): string {
-  const task = join(root, 'mytask');
-  for (const split of ['dev', 'test']) mkdirSync(join(task, split), { recursive: true });
-  const header = ',Question,A,B,C,D,Answer\n';
-  writeFileSync(
-    join(task, 'dev', 'poems.csv'),
-    header + '0,"春眠不覺曉，下一句？",處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A\n',
-  );
-  const rows = ['1,問一,甲,乙,丙,丁,A', '2,"問二, 有逗號",甲,乙,丙,丁,B', '3,"問三\n兩行",甲,乙,丙,丁,C'];
-  writeFileSync(join(task, 'test', 'poems.csv'), header + rows.join('\n') + '\n');
-  writeFileSync(join(task, 'test', 'other.csv'), header + '0,問,甲,乙,丙,丁,D\n');
-  return task;
+  return writeCmmluTask(root, 'mytask', {
+    'dev/poems.csv': ['0,"春眠不覺曉，下一句？",處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A'],
+    'test/poems.csv': ['1,問一,甲,乙,丙,丁,A', '2,"問二, 有逗號",甲,乙,丙,丁,B', '3,"問三\n兩行",甲,乙,丙,丁,C'],
+    'test/other.csv': ['0,問,甲,乙,丙,丁,D'],
+  });
 }
 
 test('eval scores a task folder and appends subject and average records to evals.jsonl', async () => {
@@ -37,14 +30,7 @@ test('eval scores a task folder and appends subject and average records to evals
   assert.match(r.stdout, /mytask\s+poems\s+3\s/);
   assert.match(r.stdout, /mytask\s+\(average\)\s+4\s/);
   assert.match(r.stderr, /eval step 7: mytask\/poems/);
-  const records = readFileSync(join(run, 'evals.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
-      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
-      return parsed.value;
-    });
+  const records = readEvalRecords(run);
   assert.deepEqual(
     records.map((x) => [x.step, x.task, x.subject, x.n]),
     [

@@ -18,7 +18,7 @@ import { saveCheckpoint, type Tensors } from '../../src/core/train/checkpoint';
 import { PRESETS } from '../../src/shared/config';
 import { MACRO_SUBJECT, type EvalRecord } from '../../src/shared/eval';
 import { scanCheckpoints } from '../../src/shared/node/checkpoints';
-import { poetrySubset, runCli, scratch, SMALL_SETS } from '../helpers';
+import { readEvalRecords, scratch, trainWithEvalTasks } from '../helpers';
 import { requireTorch, torchFlags, TORCH_SKIP } from '../torch';
 
 const TOL = 1e-4;
@@ -122,34 +122,10 @@ test(
   { skip: TORCH_SKIP },
   async () => {
     const dir = scratch('torch-evals-run');
-    const runDir = join(dir, 'run');
-    const r = runCli(
-      [
-        'train',
-        ...torchFlags(1),
-        '--data',
-        poetrySubset(dir, 200),
-        '--run-dir',
-        runDir,
-        '--steps',
-        '4',
-        ...SMALL_SETS,
-        '--set',
-        'checkpoint_every=2',
-        '--set',
-        'eval_tasks=[{"task":"poetry-mc","shots":0,"limit":5}]',
-        '--set',
-        'best_by=poetry-mc/acc',
-        '--set',
-        'keep_checkpoints=1',
-      ],
-      300_000,
-    );
+    const tasks = '[{"task":"poetry-mc","shots":0,"limit":5}]';
+    const { runDir, result: r } = trainWithEvalTasks(dir, tasks, 'poetry-mc/acc', torchFlags(1));
     assert.equal(r.code, 0, r.stderr);
-    const records = readFileSync(join(runDir, 'evals.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as EvalRecord);
+    const records = readEvalRecords(runDir);
     assert.deepEqual(
       records.filter((x) => x.subject === MACRO_SUBJECT).map((x) => [x.step, x.task, x.n, x.shots, x.format]),
       [0, 2, 4].map((step) => [step, 'poetry-mc', 10, 0, 'letters']),

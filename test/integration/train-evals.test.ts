@@ -2,68 +2,34 @@
 // checkpoint, their records appended to evals.jsonl with the step (the shape `steelscope eval`
 // writes), and best_by ranks checkpoints by a task metric when it names one.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { EvalRecordSchema, MACRO_SUBJECT } from '../../src/shared/eval';
-import { parseAs } from '../../src/shared/schema';
+import { MACRO_SUBJECT } from '../../src/shared/eval';
 import { scanCheckpoints } from '../../src/shared/node/checkpoints';
-import { poetrySubset, runCli, scratch, SMALL_SETS } from '../helpers';
+import { readEvalRecords, scratch, trainWithEvalTasks, writeCmmluTask } from '../helpers';
 
 /** A CMMLU-layout task of one subject: 3 questions and a dev example. */
 function smallTask(root: string): string {
-  const task = join(root, 'quiz');
-  for (const split of ['dev', 'test']) mkdirSync(join(task, split), { recursive: true });
-  const header = ',Question,A,B,C,D,Answer\n';
-  writeFileSync(
-    join(task, 'dev', 'poems.csv'),
-    header + '0,春眠不覺曉的下一句？,處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A\n',
-  );
-  const rows = [
-    '1,床前明月光的下一句？,疑是地上霜,舉頭望明月,低頭思故鄉,春眠不覺曉,A',
-    '2,問二,甲,乙,丙,丁,B',
-    '3,問三,甲,乙,丙,丁,C',
-  ];
-  writeFileSync(join(task, 'test', 'poems.csv'), header + rows.join('\n') + '\n');
-  return task;
+  return writeCmmluTask(root, 'quiz', {
+    'dev/poems.csv': ['0,春眠不覺曉的下一句？,處處聞啼鳥,夜來風雨聲,花落知多少,白日依山盡,A'],
+    'test/poems.csv': [
+      '1,床前明月光的下一句？,疑是地上霜,舉頭望明月,低頭思故鄉,春眠不覺曉,A',
+      '2,問二,甲,乙,丙,丁,B',
+      '3,問三,甲,乙,丙,丁,C',
+    ],
+  });
 }
 
 test('train runs eval_tasks at step 0 and each checkpoint; evals.jsonl holds their records; best_by ranks', async () => {
   const dir = scratch('train-evals');
-  const runDir = join(dir, 'run');
   const task = smallTask(dir);
   const tasks = JSON.stringify([
     { task, shots: 1 },
     { task, shots: 0, format: 'cloze' },
   ]);
-  const r = runCli([
-    'train',
-    '--data',
-    poetrySubset(dir, 200),
-    '--run-dir',
-    runDir,
-    '--steps',
-    '4',
-    ...SMALL_SETS,
-    '--set',
-    'checkpoint_every=2',
-    '--set',
-    'keep_checkpoints=1',
-    '--set',
-    `eval_tasks=${tasks}`,
-    '--set',
-    'best_by=quiz:cloze/acc_norm',
-  ]);
+  const { runDir, result: r } = trainWithEvalTasks(dir, tasks, 'quiz:cloze/acc_norm');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /step 2: quiz acc \d\.\d{4}/);
-  const records = readFileSync(join(runDir, 'evals.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const parsed = parseAs(EvalRecordSchema, JSON.parse(line), 'record');
-      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
-      return parsed.value;
-    });
+  const records = readEvalRecords(runDir);
   const macros = records.filter((x) => x.subject === MACRO_SUBJECT);
   assert.deepEqual(
     macros.map((x) => [x.step, x.task, x.n, x.shots, x.format]),
