@@ -10,7 +10,7 @@ import { SteelLM } from '../src/core/model/gpt';
 import { BpeTokenizer } from '../src/core/tokenizer';
 import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
 import { PRESETS, type TrainConfig } from '../src/shared/config';
-import { EvalRecordSchema, type EvalRecord } from '../src/shared/eval';
+import { EvalRecordSchema, MACRO_SUBJECT, type EvalRecord } from '../src/shared/eval';
 import { parseJsonl } from '../src/shared/jsonl';
 import { parseAs } from '../src/shared/schema';
 import {
@@ -199,6 +199,11 @@ export function trainWithEvalTasks(
   const args = ['train', ...engine, '--data', poetrySubset(dir, 200), '--run-dir', runDir, '--steps', '4'];
   const result = runCli([...args, ...SMALL_SETS, ...sets.flatMap((s) => ['--set', s])], 300_000);
   return { runDir, result };
+}
+
+/** The macro-average record `steelscope eval` appends for `task` at `step`: 400 questions, 5 shots. */
+export function evalAverage(task: string, step: number, acc: number): EvalRecord {
+  return { step, t: step, task, subject: MACRO_SUBJECT, n: 400, acc, shots: 5 };
 }
 
 /** A run's evals.jsonl, every record checked against the schema `steelscope eval` writes by. */

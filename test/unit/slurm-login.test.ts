@@ -10,6 +10,7 @@ import { hostTooltipMarkdown, runTooltipMarkdown } from '../../src/host/views/ru
 import { LoginNodeLauncher } from '../../src/host/slurm/hostLauncher';
 import { jobOfRun, parseSqueue, statusWithJob } from '../../src/host/slurm/jobWatch';
 import type { Launcher, LaunchRequest } from '../../src/host/runs/runControl';
+import type { RunSummary } from '../../src/host/runs/types';
 import type { ObservedRun } from '../../src/shared/run';
 
 test('sacctmgr associations: accounts merged, their QoS listed once, blank lines skipped', () => {
@@ -104,9 +105,9 @@ test('the status a job gives a run: pending while queued, the trainer’s once i
   assert.equal(statusWithJob({ ...running, status: 'finished' }, false, job('COMPLETED')), 'finished');
 });
 
-test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of limit (escaped)", () => {
-  const [job] = parseSqueue('41|r|PENDING|QOSMax_[x](y)||0:00|10:00\n');
-  const md = runTooltipMarkdown({
+/** The tooltip of a pending run on host `c` whose job is `job`. */
+const pendingTooltip = (job: RunSummary['job']) =>
+  runTooltipMarkdown({
     key: 'k',
     hostId: 'ssh:c',
     hostLabel: 'c',
@@ -117,20 +118,14 @@ test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of lim
     malformed: { metrics: 0, samples: 0, events: 0 },
     job,
   });
+
+test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of limit (escaped)", () => {
+  const [job] = parseSqueue('41|r|PENDING|QOSMax_[x](y)||0:00|10:00\n');
+  const md = pendingTooltip(job);
   assert.match(md, /Slurm job 41: PENDING \\\(QOSMax\\_\\\[x\\\]\\\(y\\\)\\\)/);
   assert.match(md, /elapsed 0:00 of 10:00/);
   assert.doesNotMatch(md, /cannot start/);
   const [hopeless] = parseSqueue('42|r|PENDING|PartitionNodeLimit||0:00|10:00\n');
-  const said = runTooltipMarkdown({
-    key: 'k',
-    hostId: 'h',
-    hostLabel: 'c',
-    dir: '/r/a',
-    name: 'a',
-    status: 'pending',
-    checkpoints: [],
-    malformed: { metrics: 0, samples: 0, events: 0 },
-    job: hopeless,
-  });
+  const said = pendingTooltip(hopeless);
   assert.match(said, /Slurm cannot start this job as asked; Stop cancels it/);
 });

@@ -12,6 +12,7 @@ import { RunStore } from '../../src/host/runs/store';
 import type { RunTarget } from '../../src/host/runs/types';
 import { SshError, type RemoteProcess, type SshConnection } from '../../src/host/ssh/connection';
 import { RemoteFollower, toCheckpointSummaries, type FollowHost } from '../../src/host/ssh/remoteFollower';
+import { evalAverage } from '../helpers';
 
 interface FakeChannel {
   out: PassThrough;
@@ -99,7 +100,11 @@ async function until(what: string, probe: () => boolean, ms = 3000): Promise<voi
   }
 }
 
-test('records split anywhere reach the store in order; a drop resumes from the offsets', async (t: TestContext) => {
+/**
+ * A run followed over a fake host into a store disposed after the test: `ch` is the follower's
+ * first channel, `states` every connection state it went through.
+ */
+async function followedRun(t: TestContext) {
   const host = new FakeHost();
   const store = new RunStore({ flushMs: 1, aliveCheckMs: 0 });
   t.after(() => store.dispose());
@@ -108,7 +113,11 @@ test('records split anywhere reach the store in order; a drop resumes from the o
   follower.onState((s) => states.push(s));
   const first = host.nextChannel();
   const key = store.addRemoteRun(target, '/r', follower);
-  const ch = await first;
+  return { host, store, follower, key, states, ch: await first };
+}
+
+test('records split anywhere reach the store in order; a drop resumes from the offsets', async (t: TestContext) => {
+  const { host, store, follower, key, states, ch } = await followedRun(t);
   const text =
     ready() +
     JSON.stringify({ run: info('running') }) +
@@ -164,13 +173,7 @@ test('records split anywhere reach the store in order; a drop resumes from the o
 });
 
 test('reset clears what came from a file; malformed lines are counted and advance the offset', async (t: TestContext) => {
-  const host = new FakeHost();
-  const store = new RunStore({ flushMs: 1, aliveCheckMs: 0 });
-  t.after(() => store.dispose());
-  const follower = new RemoteFollower(host, '/r', { initialBackoffMs: 5 });
-  const first = host.nextChannel();
-  const key = store.addRemoteRun(target, '/r', follower);
-  const ch = await first;
+  const { store, follower, key, ch } = await followedRun(t);
   ch.out.write(
     ready() +
       rec('metrics.jsonl', 40, { step: 0, t: 1, loss: 5 }) +
@@ -243,13 +246,7 @@ test('checkpoint entries become summaries with the best marked', () => {
 });
 
 test('a followed run whose config has best_by poetry-mc/acc: ★ best follows the eval records as they arrive', async (t: TestContext) => {
-  const host = new FakeHost();
-  const store = new RunStore({ flushMs: 1, aliveCheckMs: 0 });
-  t.after(() => store.dispose());
-  const follower = new RemoteFollower(host, '/r', { initialBackoffMs: 5 });
-  const first = host.nextChannel();
-  const key = store.addRemoteRun(target, '/r', follower);
-  const ch = await first;
+  const { store, key, ch } = await followedRun(t);
   const config = { ...PRESETS.tiny, best_by: 'poetry-mc/acc', eval_tasks: [{ task: 'poetry-mc' }] };
   const entry = (step: number, loss: number) => ({
     step,
@@ -257,15 +254,7 @@ test('a followed run whose config has best_by poetry-mc/acc: ★ best follows th
     complete: true,
     eval_loss: loss,
   });
-  const average = (step: number, acc: number) => ({
-    step,
-    t: step,
-    task: 'poetry-mc',
-    subject: '_average',
-    n: 400,
-    acc,
-    shots: 5,
-  });
+  const average = (step: number, acc: number) => evalAverage('poetry-mc', step, acc);
   const best = () => store.get(key)?.summary.checkpoints.find((c) => c.best)?.step;
   ch.out.write(
     ready() +

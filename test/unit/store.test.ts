@@ -12,7 +12,7 @@ import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
 import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
-import { scratch, writeTestCheckpoint } from '../helpers';
+import { evalAverage, scratch, writeTestCheckpoint } from '../helpers';
 
 /** A target whose pids are alive exactly when listed; nothing else is used by the store. */
 function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
@@ -354,14 +354,7 @@ test('best_by poetry-mc/acc: ★ best moves to the checkpoint with the best accu
   await store.whenIdle();
   const best = () => store.get(key)?.summary.checkpoints.find((c) => c.best)?.step;
   assert.equal(best(), undefined, 'no accuracy yet: none is best, although step 10 has the lower eval loss');
-  const average = (step: number, acc: number) => ({
-    step,
-    t: step,
-    task: 'poetry-mc',
-    subject: '_average',
-    n: 400,
-    acc,
-  });
+  const average = (step: number, acc: number) => evalAverage('poetry-mc', step, acc);
   appendFileSync(join(dir, 'evals.jsonl'), jsonl(average(10, 0.3), average(20, 0.4)));
   await store.refresh();
   await store.whenIdle();
