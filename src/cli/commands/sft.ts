@@ -4,7 +4,7 @@ import type { RunControl } from '../../core/train/session';
 import { listFlag, numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 import { runSummary } from '../summary';
 import { startTorchSft } from '../torchrun';
-import { backendFlag, ENGINE_FLAGS, engineFlag, summaryOptions, torchOptions, withProgress } from './train';
+import { backendFlag, engineFlag, RUN_FLAGS, summaryOptions, torchOptions, withProgress } from './train';
 
 export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl|poetry-sft> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend …]
@@ -13,16 +13,7 @@ export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.js
 const DEFAULT_STEPS = 200;
 
 export async function sftCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = {
-    from: { kind: 'string' },
-    data: { kind: 'string' },
-    'run-dir': { kind: 'string' },
-    steps: { kind: 'int' },
-    set: { kind: 'list' },
-    name: { kind: 'string' },
-    backend: { kind: 'string' },
-    ...ENGINE_FLAGS,
-  } as const;
+  const flags = { from: { kind: 'string' }, ...RUN_FLAGS } as const;
   const p = parseArgs(argv, flags, 'sft');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${SFT_USAGE}`);
   const from = stringFlag(p, 'from');

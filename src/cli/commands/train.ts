@@ -76,8 +76,8 @@ export function buildConfig(preset: string, sets: string[], steps: number | unde
   }
 }
 
-const TRAIN_FLAGS = {
-  preset: { kind: 'string' },
+/** The flags of a command that trains a run (`train`, `sft`): its data, folder, length, settings, engine. */
+export const RUN_FLAGS = {
   data: { kind: 'string' },
   'run-dir': { kind: 'string' },
   steps: { kind: 'int' },
@@ -86,6 +86,8 @@ const TRAIN_FLAGS = {
   backend: { kind: 'string' },
   ...ENGINE_FLAGS,
 } as const;
+
+const TRAIN_FLAGS = { preset: { kind: 'string' }, ...RUN_FLAGS } as const;
 
 export async function trainCommand(argv: readonly string[], control: RunControl): Promise<number> {
   // Arguments refused (a bad --set, say) are an error of the run too: a Slurm job's pending run says so.
