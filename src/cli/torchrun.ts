@@ -13,7 +13,7 @@ import { describeTorch, findTorch, type TorchFound } from '../shared/node/python
 import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
 import { checkNewRunDir, restoreShards, resumeCheckpoint } from '../core/train/session';
-import { prepareSftRun, readSftInputs } from '../core/train/sft';
+import { prepareSftRun, readSftInputs, type SftRequest } from '../core/train/sft';
 import { DONE_FILE, TOKENIZER_FILE } from '../shared/checkpoint';
 import { listCheckpointFolders } from '../shared/node/checkpoints';
 import { pruneCheckpoints } from '../core/train/checkpoint';
@@ -180,14 +180,7 @@ export async function startTorchRun(opts: TorchStart, control: TorchControl): Pr
   return superviseTorchrun(torch, nproc, rdzv, runDir, args, opts.config, control);
 }
 
-export interface TorchSft extends TorchOptions {
-  from: string;
-  data: string;
-  runDir: string;
-  steps: number;
-  sets: readonly string[];
-  name?: string;
-}
+export interface TorchSft extends TorchOptions, SftRequest {}
 
 /** A fine-tuning run (`steelscope sft --engine torch`): this core renders the conversations, the engine trains. */
 export async function startTorchSft(opts: TorchSft, control: TorchControl): Promise<RunStatus> {

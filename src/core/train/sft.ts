@@ -86,13 +86,17 @@ export function resolveSftData(data: string): string {
   return found;
 }
 
-export interface SftOptions {
+/** A fine-tuning run as `steelscope sft` asks for it, whichever engine trains it. */
+export interface SftRequest {
   from: string;
   data: string;
   runDir: string;
   steps: number;
   sets: readonly string[];
   name?: string;
+}
+
+export interface SftOptions extends SftRequest {
   backend: BackendName | 'auto';
 }
 
@@ -109,7 +113,7 @@ export interface SftInputs {
 }
 
 /** The base checkpoint, its tokenizer, the conversations rendered into rows, and the config with --set applied. */
-export function readSftInputs(opts: Pick<SftOptions, 'from' | 'data' | 'steps' | 'sets'>): SftInputs {
+export function readSftInputs(opts: Pick<SftRequest, 'from' | 'data' | 'steps' | 'sets'>): SftInputs {
   const base = loadCheckpoint(resolve(opts.from));
   const tokenizer = BpeTokenizer.fromJSON(base.tokenizerJson);
   const dataPath = resolveSftData(opts.data);
