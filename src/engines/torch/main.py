@@ -178,19 +178,26 @@ def start(args, ctx):
     target = args.steps or cfg["max_steps"]
     check_world(cfg, ctx["world"])
     train, val = verified_shards(prepared["shards"])
+    data = {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]}
+    tokenizer_json, writer = open_new_run(run_dir, args, ctx, prepared, data)
+    model, ddp = build_model(cfg, ctx["device"], ctx["world"])
+    optimizer = make_adamw(model.named_parameters(), cfg, fused=False)
+    return session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val, None,
+                   prepared["files"], 0, target, Rng(cfg["seed"]).state(), "start")
+
+
+def open_new_run(run_dir, args, ctx, prepared, data, **fields):
+    """A new run's tokenizer (as prepared) and, on rank 0, the writer of its run.json (with `fields`) once
+    every rank has checked the folder; the writer is None on the other ranks."""
     with open(os.path.join(run_dir, prepared["tokenizer"]), "r", encoding="utf-8") as f:
         tokenizer_json = f.read()
     if ctx["world"] > 1:
         dist.barrier()  # every rank has checked the folder before rank 0 writes run.json into it
     writer = None
     if ctx["rank"] == 0:
-        data = {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]}
-        writer = RunWriter(run_dir, new_run_info(run_dir, args, ctx, cfg, data))
-        writer.update()
-    model, ddp = build_model(cfg, ctx["device"], ctx["world"])
-    optimizer = make_adamw(model.named_parameters(), cfg, fused=False)
-    return session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val, None,
-                   prepared["files"], 0, target, Rng(cfg["seed"]).state(), "start")
+        writer = RunWriter(run_dir, new_run_info(run_dir, args, ctx, prepared["config"], data))
+        writer.update(**fields)
+    return tokenizer_json, writer
 
 
 def new_run_info(run_dir, args, ctx, cfg, data):
@@ -240,15 +247,8 @@ def start_sft(args, ctx):
     tokens, mask = verified_shards(prepared["shards"])
     base = prepared["base_checkpoint"]
     weights = load_checkpoint(base["path"])["weights"]
-    with open(os.path.join(run_dir, prepared["tokenizer"]), "r", encoding="utf-8") as f:
-        tokenizer_json = f.read()
-    if ctx["world"] > 1:
-        dist.barrier()  # every rank has checked the folder before rank 0 writes run.json into it
-    writer = None
-    if ctx["rank"] == 0:
-        writer = RunWriter(run_dir, new_run_info(run_dir, args, ctx, cfg, {"input": prepared["input"],
-                                                                           "files": prepared["files"]}))
-        writer.update(base_checkpoint=base, template="chatml")
+    data = {"input": prepared["input"], "files": prepared["files"]}
+    tokenizer_json, writer = open_new_run(run_dir, args, ctx, prepared, data, base_checkpoint=base, template="chatml")
     model, ddp = build_model(cfg, ctx["device"], ctx["world"], weights)
     optimizer = make_adamw(model.named_parameters(), cfg, fused=False)
     return session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, tokens, None, None, prepared["files"],
