@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { dashboardHtml } from '../../src/host/panels/dashboardHtml';
-import type { RunData, RunStoreApi } from '../../src/host/runs/types';
+import type { RunData, RunStoreApi, RunSummary } from '../../src/host/runs/types';
 import type { HostToWebview } from '../../src/shared/protocol';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -133,4 +133,19 @@ export async function withDashboard(
 export function storeOf(...runs: RunData[]): RunStoreApi {
   const byKey = new Map(runs.map((r) => [r.summary.key, r]));
   return { runs: byKey, get: (k) => byKey.get(k), onDidChange: () => ({ dispose() {} }) };
+}
+
+/** A run of this machine at `key` ('local::/runs/<name>') holding nothing yet but what `data` gives. */
+export function localRun(key: string, status: RunSummary['status'], data: Partial<RunData> = {}): RunData {
+  const summary: RunSummary = {
+    key,
+    hostId: 'local',
+    hostLabel: 'this machine',
+    dir: key.slice('local::'.length),
+    name: key.slice('local::/runs/'.length),
+    status,
+    checkpoints: [],
+    malformed: { metrics: 0, samples: 0, events: 0 },
+  };
+  return { summary, tables: new Map(), samples: [], events: [], evals: [], ...data };
 }

@@ -12,27 +12,13 @@ import type { RunData } from '../../src/host/runs/types';
 import { MACRO_SUBJECT, macroAverage, type EvalRecord } from '../../src/shared/eval';
 import { DEFAULT_VIEW } from '../../src/shared/protocol';
 import { ROOT } from '../helpers';
-import { postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
+import { localRun, postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
 
 const skip = skipWithoutChromium;
 
+/** A finished run; its evals stay this array, which the test appends to. */
 function run(key: string, evals: EvalRecord[]): RunData & { evals: EvalRecord[] } {
-  return {
-    summary: {
-      key,
-      hostId: 'local',
-      hostLabel: 'this machine',
-      dir: key.slice(7),
-      name: key.slice(13),
-      status: 'finished',
-      checkpoints: [],
-      malformed: { metrics: 0, samples: 0, events: 0 },
-    },
-    tables: new Map(),
-    samples: [],
-    events: [],
-    evals,
-  };
+  return { ...localRun(key, 'finished'), evals };
 }
 
 /** One evaluation of poetry-mc at `step`: two subjects of 200 questions and their macro average. */

@@ -15,7 +15,7 @@ import type { MetricRecord } from '../../src/shared/run';
 import { SYSTEM_KIND, type SystemRecord } from '../../src/shared/system';
 import { ROOT, scratch } from '../helpers';
 import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
-import { postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
+import { localRun, postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
 
 const skip = skipWithoutChromium;
 
@@ -51,22 +51,7 @@ async function sampledRecords(): Promise<SystemRecord[]> {
 }
 
 function run(key: string, system: SystemRecord[]): RunData {
-  const data: RunData = {
-    summary: {
-      key,
-      hostId: 'local',
-      hostLabel: 'this machine',
-      dir: key.slice(7),
-      name: key.slice(13),
-      status: 'running',
-      checkpoints: [],
-      malformed: { metrics: 0, samples: 0, events: 0 },
-    },
-    tables: new Map(),
-    samples: [],
-    events: [],
-    evals: [],
-  };
+  const data = localRun(key, 'running');
   // Train steps every 50 ms across the sampled period: the system rows land on steps by time.
   const t0 = system.length ? system[0].t : 1.7e12;
   for (let s = 0; s < 20; s++) {
