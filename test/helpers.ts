@@ -9,6 +9,7 @@ import { selectBackend } from '../src/core/backend';
 import { SteelLM } from '../src/core/model/gpt';
 import { BpeTokenizer } from '../src/core/tokenizer';
 import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
+import type { RunTarget } from '../src/host/runs/types';
 import { PRESETS, type TrainConfig } from '../src/shared/config';
 import { EvalRecordSchema, MACRO_SUBJECT, type EvalRecord } from '../src/shared/eval';
 import { parseJsonl } from '../src/shared/jsonl';
@@ -242,4 +243,29 @@ export function readRunInfo(runDir: string): RunInfo {
   const info = parseRunInfo(JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')));
   assert.ok(info.ok, info.ok ? '' : info.error);
   return info.value;
+}
+
+/**
+ * A RunTarget for tests of the run store, which only names it and asks whether a trainer lives;
+ * every other method rejects, so a test that reaches one fails loudly.
+ */
+export function storeOnlyTarget(
+  id: string,
+  label: string,
+  isAlive: RunTarget['isAlive'] = async () => false,
+): RunTarget {
+  const unused = () => Promise.reject(new Error('not used by the store'));
+  return {
+    id,
+    label,
+    isAlive,
+    listRunDirs: unused,
+    start: unused,
+    stop: unused,
+    resume: unused,
+    delete: unused,
+    planDelete: unused,
+    findTorch: unused,
+    runCli: unused,
+  };
 }

@@ -12,23 +12,10 @@ import { metricsCsv } from '../../src/host/csv';
 import { groupRuns } from '../../src/host/views/runGroups';
 import type { RunTarget } from '../../src/host/runs/types';
 import { writeEvents } from '../formats/fixtures';
-import { scratch } from '../helpers';
+import { scratch, storeOnlyTarget } from '../helpers';
 
 function localTarget(): RunTarget {
-  const unused = () => Promise.reject(new Error('not used by the store'));
-  return {
-    id: 'local',
-    label: 'This machine',
-    isAlive: async () => false,
-    listRunDirs: unused,
-    start: unused,
-    stop: unused,
-    resume: unused,
-    delete: unused,
-    planDelete: unused,
-    findTorch: unused,
-    runCli: unused,
-  };
+  return storeOnlyTarget('local', 'This machine');
 }
 
 function folderOfRuns(): string {

@@ -8,23 +8,9 @@ import { join } from 'node:path';
 import { forEachMetric, primaryLossField, recordTime } from '../../src/shared/metricFields';
 import { RunStore } from '../../src/host/runs/store';
 import { runHeader } from '../../src/host/panels/dashboardModel';
-import type { RunTarget } from '../../src/host/runs/types';
-import { scratch } from '../helpers';
+import { scratch, storeOnlyTarget } from '../helpers';
 
-const unused = () => Promise.reject(new Error('not used by the store'));
-const target: RunTarget = {
-  id: 'fake',
-  label: 'Fake',
-  isAlive: async () => false,
-  listRunDirs: unused,
-  start: unused,
-  stop: unused,
-  resume: unused,
-  delete: unused,
-  planDelete: unused,
-  findTorch: unused,
-  runCli: unused,
-};
+const target = storeOnlyTarget('fake', 'Fake');
 
 async function observe(lines: string) {
   const dir = scratch('foreign-jsonl');

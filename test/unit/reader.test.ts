@@ -13,8 +13,7 @@ import { isMetricRecord, isSampleRecord, type MetricRecord } from '../../src/sha
 import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
 import { JsonlTailer } from '../../src/host/runs/tailer';
 import { RunStore } from '../../src/host/runs/store';
-import type { RunTarget } from '../../src/host/runs/types';
-import { scratch } from '../helpers';
+import { scratch, storeOnlyTarget } from '../helpers';
 
 const line = (step: number) => `{"step":${step},"t":${1000 + step}}\n`;
 const text = (frames: Frame[]) =>
@@ -230,20 +229,7 @@ test(
     for (const name of ['run.json', 'metrics.jsonl', 'samples.jsonl', 'events.jsonl'])
       symlinkSync('/dev/zero', join(dir, name));
     const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
-    const unused = () => Promise.reject(new Error('not used by the store'));
-    const target: RunTarget = {
-      id: 'fake',
-      label: 'Fake',
-      isAlive: async () => false,
-      listRunDirs: unused,
-      start: unused,
-      stop: unused,
-      resume: unused,
-      delete: unused,
-      planDelete: unused,
-      findTorch: unused,
-      runCli: unused,
-    };
+    const target = storeOnlyTarget('fake', 'Fake');
     try {
       const key = store.addRun(target, dir);
       await store.refresh();

@@ -12,25 +12,11 @@ import { RUN_FORMAT, type RunInfo } from '../../src/shared/run';
 import { RunStore } from '../../src/host/runs/store';
 import { appendRecord, lastValue, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunChange, RunTarget, SeriesTable } from '../../src/host/runs/types';
-import { evalAverage, scratch, writeTestCheckpoint } from '../helpers';
+import { evalAverage, scratch, storeOnlyTarget, writeTestCheckpoint } from '../helpers';
 
 /** A target whose pids are alive exactly when listed; nothing else is used by the store. */
 function fakeTarget(alive = new Set<number>()): RunTarget & { alive: Set<number> } {
-  const unused = () => Promise.reject(new Error('not used by the store'));
-  return {
-    id: 'fake',
-    label: 'Fake host',
-    alive,
-    isAlive: async (info) => alive.has(info.pid),
-    listRunDirs: unused,
-    start: unused,
-    stop: unused,
-    resume: unused,
-    delete: unused,
-    planDelete: unused,
-    findTorch: unused,
-    runCli: unused,
-  };
+  return { ...storeOnlyTarget('fake', 'Fake host', async (info) => alive.has(info.pid)), alive };
 }
 
 /** Everything driven by explicit refresh()/flush(): no watch, no poll, no timer-dependent assertions. */
