@@ -21,7 +21,8 @@ import type { RunChange, RunTarget } from '../src/host/runs/types';
 import { DEFAULT_VIEW, type HostToWebview } from '../src/shared/protocol';
 import { compareBundles } from './bundle-ab';
 import { benchEventFileIngest } from './tfevents';
-import { CHROMIUM, CHROMIUM_ARGS, openDashboard } from '../test/integration/dashboard-page';
+import { CHROMIUM_ARGS } from '../test/helpers';
+import { CHROMIUM, openDashboard } from '../test/integration/dashboard-page';
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 1_000_000);
 const TAIL = Math.min(100_000, STEPS / 10);

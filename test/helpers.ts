@@ -269,3 +269,15 @@ export function storeOnlyTarget(
     runCli: unused,
   };
 }
+
+/** Headless Chromium as every browser test runs it: no sandbox, GPU, network services or sync. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];

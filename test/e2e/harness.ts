@@ -90,7 +90,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page } from 'playwright-core';
 import { MARKER_VAR, killSession, killSessionAndWait } from './process-tree';
-import { freePort, poetrySubset, runCli, scratch, SMALL_SETS } from '../helpers';
+import { CHROMIUM_ARGS, freePort, poetrySubset, runCli, scratch, SMALL_SETS } from '../helpers';
 import type { TestSshd } from '../sshd';
 
 export const ROOT = resolve(__dirname, '..', '..');
@@ -346,17 +346,7 @@ export class VSCodeSession {
       headless: true,
       env: definedOnly(this.env()),
       viewport: { width: 1440, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-dev-shm-usage',
-      ],
+      args: [...CHROMIUM_ARGS, '--disable-dev-shm-usage'],
     });
     this.context.setDefaultTimeout(this.options.timeoutMs ?? 30_000);
     this.page_ = this.context.pages()[0] ?? (await this.context.newPage());

@@ -9,19 +9,10 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { dashboardHtml } from '../../src/host/panels/dashboardHtml';
 import type { RunData, RunStoreApi, RunSummary } from '../../src/host/runs/types';
 import type { HostToWebview } from '../../src/shared/protocol';
+import { CHROMIUM_ARGS } from '../helpers';
 
 const ROOT = resolve(__dirname, '..', '..');
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ORIGIN = 'https://steelscope-webview.test';
 /** The dashboard bundle with its test hooks (scripts/build.mjs). */
 export const TEST_BUNDLE = 'dist-test/webview';
