@@ -38,7 +38,6 @@ async function main(argv: string[]): Promise<number> {
   // SIGUSR1 (Slurm: the time limit is near, or a preemption) asks the same, and the exit status then
   // says "requeue me"; it never counts as a second signal, nor makes the TERM that may follow it one
   // (srun may pass USR1 to this process while the batch shell answers it with TERM).
-  let stop = false;
   let terms = 0;
   const trains = command === 'train' || command === 'resume' || command === 'sft';
   const onSignal = (signal: NodeJS.Signals) => {
@@ -98,12 +97,28 @@ async function main(argv: string[]): Promise<number> {
 // Errors about what the user gave (data, config, a checkpoint folder): their message alone, exit 2.
 const INPUT_ERRORS = new Set(['DataError', 'ConfigError', 'CheckpointError', 'TokenizerError']);
 
+/** Set by the first SIGTERM/SIGINT/SIGUSR1: the command winds down (a trainer checkpoints first). */
+let stop = false;
 /** Set when SIGUSR1 asked for the stop: a run that then stopped cleanly exits REQUEUE_EXIT_CODE. */
 let requeue = false;
 
+/** Resolves once everything written to stdout and stderr so far has been handed to the OS. */
+function flushed(): Promise<void[]> {
+  const drain = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+  return Promise.all([drain(process.stdout), drain(process.stderr)]);
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = requeue && code === 0 ? REQUEUE_EXIT_CODE : code;
+    const status = requeue && code === 0 ? REQUEUE_EXIT_CODE : code;
+    // Once a signal asked for the stop, exit explicitly rather than let the event loop drain: Node's
+    // teardown puts the default signal actions back before the process ends, so a TERM arriving then
+    // (a batch shell answering USR1 with TERM) killed a run that had already saved its checkpoint, and
+    // its exit status said "killed by SIGTERM" instead of 75 (60 of 60 times with TERM sent in a loop;
+    // once in CI). process.exit keeps our handlers to the end; stdout and stderr are flushed first
+    // (pipes are asynchronous on POSIX).
+    if (stop) return flushed().then(() => process.exit(status));
+    process.exitCode = status;
   },
   (err: unknown) => {
     const usage = err instanceof UsageError || (err instanceof Error && INPUT_ERRORS.has(err.name));
