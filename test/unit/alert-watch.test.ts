@@ -288,3 +288,20 @@ test('a resumed run rewriting earlier steps: its new records count (rules see th
     mock.timers.reset();
   }
 });
+
+test('"Run … finished" names the run as the Runs view does, not by the folder it was first seen as', () => {
+  const { store, shown, watch } = watching();
+  const data = addRun(store);
+  // The store tells of a run before its run.json is read: the summary names it by its folder then.
+  data.summary.name = 'tiny-20261202-132600';
+  store.changed();
+  data.summary.name = 'my poetry run'; // run.json read: its name
+  store.changed();
+  data.summary.status = 'finished';
+  store.changed();
+  assert.deepEqual(
+    shown.map((a) => a.message),
+    ['Run my poetry run finished.'],
+  );
+  watch.dispose();
+});

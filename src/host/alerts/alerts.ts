@@ -84,7 +84,11 @@ export class RunAlerts {
   private staleSaid = false;
 
   constructor(
-    readonly name: string,
+    /**
+     * The run's display name (RunSummary.name, as the Runs view shows it). A run first seen before
+     * its run.json was read is named by its folder until then: AlertWatch renames it on each change.
+     */
+    public name: string,
     rules: readonly AlertRule[] = [],
     /** Events written before this (Unix ms) are history, not news (a run read at the editor's start). */
     private readonly since = -Infinity,

@@ -83,6 +83,7 @@ export class AlertWatch implements Disposable {
     const known = this.watched.get(change.key);
     if (!known) return this.watch(change.key, data);
     const { alerts, rows } = known;
+    alerts.name = data.summary.name;
     const out: Alert[] = [...alerts.onEvents(data.events)];
     for (const [kind, table] of data.tables) {
       // Rows rewritten count as new (a resumed run repeats steps with new records and new times).
