@@ -72,6 +72,7 @@ export function activate(context: vscode.ExtensionContext): void {
       await context.globalState.update(OBSERVED_FOLDERS, [...folders.add(dir)]);
     },
     slurmJobs: new SlurmJobMemory(context.globalState),
+    memory: context.globalState,
     forgetFolder: async (dir) => {
       const folders = context.globalState.get<string[]>(OBSERVED_FOLDERS, []).filter((f) => f !== dir);
       await context.globalState.update(OBSERVED_FOLDERS, folders);
@@ -87,7 +88,7 @@ export function activate(context: vscode.ExtensionContext): void {
     view,
     ...ssh.disposables,
     ...registerRunCommands(commands),
-    registerEvaluateCommand({ ...commands, memory: context.globalState }),
+    registerEvaluateCommand(commands),
     vscode.commands.registerCommand('steelscope.showVersion', () => {
       const version = extensionVersion(context) ?? 'unknown';
       void vscode.window.showInformationMessage(`Steelscope ${version}`);

@@ -279,6 +279,36 @@ export const PRESETS: Record<PresetName, TrainConfig> = {
   },
 };
 
+/**
+ * Fine-tuning's default peak learning rate, as a fraction of the base run's: SFT recipes train at about
+ * a tenth of the pretraining peak (for every preset here that is the base's own cosine floor, min_lr),
+ * so a chat set of a few hundred conversations adjusts the model without washing out what it learned.
+ */
+export const SFT_LR_FRACTION = 0.1;
+
+/** The default peak learning rate for fine-tuning a checkpoint trained at peak `baseLr` (tiny's when unknown). */
+export function sftLearningRate(baseLr: number | undefined): number {
+  const lr = baseLr !== undefined && Number.isFinite(baseLr) && baseLr > 0 ? baseLr : PRESETS.tiny.lr;
+  return Number((lr * SFT_LR_FRACTION).toPrecision(6));
+}
+
+/**
+ * A learning rate typed by a user (3e-4, 0.0003): the number, or one line saying what is wrong. Bounded
+ * as `--set lr=` is (CONFIG_SPEC), and positive: at 0 nothing would train.
+ */
+export function parseLearningRate(text: string): number | string {
+  const raw = text.trim();
+  const value = raw === '' ? NaN : Number(raw);
+  const max = CONFIG_SPEC.lr.max ?? Infinity;
+  if (Number.isFinite(value) && value > 0 && value <= max) return value;
+  return `Enter a positive number up to ${max} (e.g. 3e-4), the peak learning rate; got "${raw}".`;
+}
+
+/** The --set assignments of a fine-tune at peak `lr`: the cosine floor a tenth of it, as every preset's. */
+export function sftLearningRateSettings(lr: number): string[] {
+  return [`lr=${lr}`, `min_lr=${Number((lr * 0.1).toPrecision(6))}`];
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly key: string,

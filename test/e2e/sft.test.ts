@@ -1,8 +1,9 @@
 // Issue 17's fine-tuning in a real VS Code. A tiny base run and a fine-tuned one (80 steps on the
 // shipped poetry-sft set, the settings of test/integration/sft.test.ts) are made by the CLI into the
 // runs folder before the workbench opens (a few seconds). Then:
-// - Start Training → "Fine-tune from a checkpoint…" → the base's checkpoint → poetry-sft → 2 steps:
-//   the run finishes, and its run.json records the base checkpoint and the ChatML template;
+// - Start Training → "Fine-tune from a checkpoint…" → the base's checkpoint → poetry-sft → 2 steps →
+//   learning rate 2e-4: the run finishes, and its run.json records the base checkpoint, the ChatML
+//   template and that learning rate (min_lr a tenth of it);
 // - Chat with Checkpoint on the fine-tuned one, greedy: the reply is complete and its note says it
 //   ended at <|im_end|>, asked in ChatML (the serve done message names the end token sampled).
 import { test } from 'node:test';
@@ -33,7 +34,10 @@ test(
       await vs.openWorkbench();
       await startTraining(vs, {
         preset: /Fine-tune from a checkpoint/,
-        prompts: [{ title: /: checkpoint to fine-tune$/, answer: `${BASE} · step 1` }],
+        prompts: [
+          { title: /: checkpoint to fine-tune$/, answer: `${BASE} · step 1` },
+          { title: /: learning rate$/, answer: { type: '2e-4' } },
+        ],
         data: /poetry-sft/,
         steps: 2,
         name: 'ui-ft',
@@ -46,6 +50,7 @@ test(
       assert.equal(run.base_checkpoint.path, baseCheckpoint);
       assert.equal(run.data.input, 'poetry-sft');
       assert.equal(run.step, 2);
+      assert.deepEqual([run.config.lr, run.config.min_lr], [2e-4, 2e-5]);
       await vs.screenshot('sft-started');
 
       await vs.runCommand('Steelscope: Chat with Checkpoint');

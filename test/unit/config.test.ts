@@ -4,8 +4,11 @@ import {
   applySettings,
   ConfigError,
   parameterCount,
+  parseLearningRate,
   parseSetting,
   PRESETS,
+  sftLearningRate,
+  sftLearningRateSettings,
   validateConfig,
 } from '../../src/shared/config';
 
@@ -104,4 +107,36 @@ test('eval_tasks and best_by: --set forms, and a best_by naming no listed task i
   // A config saved before these keys existed is still valid.
   const { eval_tasks: _t, best_by: _b, ...old } = PRESETS.tiny;
   assert.doesNotThrow(() => validateConfig(old));
+});
+
+test('fine-tuning learning rate: a tenth of the base run peak by default, tiny when the base says nothing', () => {
+  assert.equal(sftLearningRate(PRESETS.tiny.lr), 3e-4);
+  assert.equal(sftLearningRate(PRESETS['steel-1b'].lr), 3e-5);
+  assert.equal(sftLearningRate(undefined), 3e-4);
+  assert.equal(sftLearningRate(NaN), 3e-4);
+  assert.equal(sftLearningRate(0), 3e-4);
+});
+
+test('a typed learning rate: positive finite numbers up to --set lr= its bound, else one line saying what to enter', () => {
+  assert.equal(parseLearningRate('3e-4'), 3e-4);
+  assert.equal(parseLearningRate(' 0.001 '), 0.001);
+  assert.equal(parseLearningRate('10'), 10);
+  for (const bad of ['', '  ', '0', '-1e-4', 'abc', 'NaN', 'Infinity', '1e400', '11', '3e-4x']) {
+    const message = parseLearningRate(bad);
+    assert.equal(typeof message, 'string', `"${bad}" is refused`);
+    assert.match(
+      String(message),
+      /^Enter a positive number up to 10 \(e\.g\. 3e-4\), the peak learning rate; got ".*"\.$/,
+    );
+  }
+});
+
+test('the settings of a fine-tune at a given peak apply to every preset (min_lr a tenth, never above lr)', () => {
+  for (const preset of Object.values(PRESETS)) {
+    for (const lr of [1e-6, sftLearningRate(preset.lr), 0.5]) {
+      const config = applySettings(preset, sftLearningRateSettings(lr));
+      assert.equal(config.lr, lr);
+      assert.ok(config.min_lr <= config.lr && config.min_lr > 0, `min_lr ${config.min_lr} for lr ${lr}`);
+    }
+  }
 });

@@ -20,10 +20,8 @@ const RecentTasksSchema = v.record(v.string(), v.array(v.string()));
 const RECENT_MAX = 5;
 const SHIPPED_TASK = 'poetry-mc';
 
-export interface EvaluateServices extends CommandServices {
-  /** Where the chosen tasks are remembered (the extension's globalState). */
-  memory: vscode.Memento;
-}
+/** The chosen tasks are remembered in `memory` (the extension's globalState). */
+export type EvaluateServices = CommandServices;
 
 export function registerEvaluateCommand(s: EvaluateServices): vscode.Disposable {
   return vscode.commands.registerCommand('steelscope.evaluateCheckpoint', async (node?: unknown) => {

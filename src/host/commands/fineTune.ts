@@ -1,8 +1,11 @@
 // Start Training's "Fine-tune from a checkpoint" path and the checkpoint menu's "Fine-tune from This
 // Checkpoint…": a complete checkpoint of a run on the chosen target, a chat data file (the shipped
-// poetry-sft set or the user's JSONL), steps and a name; the run is `steelscope sft --from …` started
-// through the target's run control like any other (locally, over SSH, on either engine).
+// poetry-sft set or the user's JSONL), steps, the peak learning rate and a name; the run is
+// `steelscope sft --from …` started through the target's run control like any other (locally, over
+// SSH, on either engine).
 import * as vscode from 'vscode';
+import * as v from 'valibot';
+import { parseLearningRate, sftLearningRate, sftLearningRateSettings } from '../../shared/config';
 import { SHIPPED_SFT_SET } from '../../shared/run';
 import type { CheckpointSummary, RunStoreApi, RunSummary, RunTarget } from '../runs/types';
 import { askSteps } from './pickers';
@@ -18,6 +21,14 @@ export const FINE_TUNE_ITEM = {
 } as const;
 
 const SFT_DEFAULT_STEPS = 200;
+/** Start Training's steps once "Fine-tune from a checkpoint" is chosen (the learning rate is one more). */
+const STEPS = 7;
+
+/** The learning rate last given per base run (its run key), in the extension's global state. */
+const SFT_LR_KEY = 'steelscope.sftLearningRates';
+const RememberedRates = v.record(v.string(), v.pipe(v.number(), v.finite(), v.minValue(0)));
+/** Base runs remembered at most; the oldest answer is forgotten first. */
+const REMEMBERED_MAX = 50;
 
 export interface FineTuneBase {
   run: RunSummary;
@@ -47,7 +58,7 @@ export async function pickBaseCheckpoint(store: RunStoreApi, target: RunTarget):
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(items, {
-    title: 'Start Training (3/6): checkpoint to fine-tune',
+    title: `Start Training (3/${STEPS}): checkpoint to fine-tune`,
     matchOnDetail: true,
   });
   return picked?.base;
@@ -75,7 +86,7 @@ export async function pickChatData(remoteHost?: string): Promise<string | undefi
     items.push({ label: '$(folder-opened) Browse…', description: 'a chat .jsonl file', value: 'browse' });
   }
   const picked = await vscode.window.showQuickPick(items, {
-    title: 'Start Training (4/6): training data',
+    title: `Start Training (4/${STEPS}): training data`,
     placeHolder: 'Conversations: a JSONL file of {"messages":[{"role","content"},…]} lines',
     matchOnDescription: true,
   });
@@ -98,21 +109,58 @@ export async function pickChatData(remoteHost?: string): Promise<string | undefi
   return chosen?.[0]?.fsPath;
 }
 
-/** The rest of the walk once the base is known: data, steps, name. Undefined when dismissed. */
+/** The learning rate last given for fine-tuning `baseKey`'s checkpoints (a bad entry is forgotten, not fatal). */
+function rememberedRate(memory: vscode.Memento, baseKey: string): number | undefined {
+  const parsed = v.safeParse(RememberedRates, memory.get(SFT_LR_KEY, {}));
+  return parsed.success ? parsed.output[baseKey] : undefined;
+}
+
+async function rememberRate(memory: vscode.Memento, baseKey: string, lr: number): Promise<void> {
+  const parsed = v.safeParse(RememberedRates, memory.get(SFT_LR_KEY, {}));
+  const kept = Object.entries(parsed.success ? parsed.output : {}).filter(([key]) => key !== baseKey);
+  await memory.update(SFT_LR_KEY, Object.fromEntries([...kept.slice(-(REMEMBERED_MAX - 1)), [baseKey, lr]]));
+}
+
+/** The peak learning rate: the one last given for this base, else a tenth of the base run's (config.ts). */
+async function askLearningRate(memory: vscode.Memento, base: FineTuneBase): Promise<number | undefined> {
+  const baseLr = (base.run.config ?? base.run.info?.config)?.lr;
+  const fallback = sftLearningRate(baseLr);
+  const text = await vscode.window.showInputBox({
+    title: `Start Training (6/${STEPS}): learning rate`,
+    value: String(rememberedRate(memory, base.run.key) ?? fallback),
+    prompt:
+      `Peak learning rate of the fine-tuning (warmup, then cosine to a tenth of it). Default ${fallback}` +
+      (baseLr !== undefined ? `, a tenth of the base run's ${baseLr}` : ''),
+    validateInput: (value) => {
+      const lr = parseLearningRate(value);
+      return typeof lr === 'number' ? undefined : lr;
+    },
+  });
+  if (text === undefined) return undefined;
+  const lr = parseLearningRate(text);
+  if (typeof lr !== 'number') return undefined; // the box accepts only valid input
+  await rememberRate(memory, base.run.key, lr);
+  return lr;
+}
+
+/** The rest of the walk once the base is known: data, steps, learning rate, name. Undefined when dismissed. */
 export async function askFineTune(
   target: RunTarget,
   base: FineTuneBase,
-): Promise<{ data: string; steps: number; name: string; from: string } | undefined> {
+  memory: vscode.Memento,
+): Promise<{ data: string; steps: number; sets: string[]; name: string; from: string } | undefined> {
   const data = await pickChatData(target.id === 'local' ? undefined : target.label);
   if (!data) return undefined;
-  const steps = await askSteps('Start Training (5/6): steps', SFT_DEFAULT_STEPS);
+  const steps = await askSteps(`Start Training (5/${STEPS}): steps`, SFT_DEFAULT_STEPS);
   if (steps === undefined) return undefined;
+  const lr = await askLearningRate(memory, base);
+  if (lr === undefined) return undefined;
   const stamp = new Date().toISOString().slice(5, 16).replace(/[-:T]/g, '');
   const name = await vscode.window.showInputBox({
-    title: 'Start Training (6/6): run name (optional)',
+    title: `Start Training (7/${STEPS}): run name (optional)`,
     value: `sft-${base.run.name}-step${base.checkpoint.step}-${stamp}`,
     prompt: 'Shown in the Runs view; any text',
   });
   if (name === undefined) return undefined;
-  return { data, steps, name, from: base.checkpoint.dir };
+  return { data, steps, sets: sftLearningRateSettings(lr), name, from: base.checkpoint.dir };
 }

@@ -30,6 +30,8 @@ export interface CommandServices {
   forgetFolder(dir: string): Promise<void>;
   /** The Slurm answers remembered per host. */
   slurmJobs: Pick<SlurmJobMemory, 'get' | 'set'>;
+  /** Where other answers are remembered (the extension's globalState): eval tasks, fine-tuning learning rates. */
+  memory: vscode.Memento;
 }
 
 type Handler = (node?: unknown, nodes?: unknown) => Promise<void>;
@@ -165,7 +167,7 @@ async function launch(
   );
 }
 
-/** The fine-tune path once target, engine and base checkpoint are known: chat data, steps, name, start. */
+/** The fine-tune path once target, engine and base checkpoint are known: chat data, steps, learning rate, name, start. */
 async function fineTune(
   s: CommandServices,
   target: RunTarget,
@@ -173,7 +175,7 @@ async function fineTune(
   engine: EngineOptions | undefined,
   cluster: SlurmCluster | undefined,
 ): Promise<void> {
-  const answers = await askFineTune(target, base);
+  const answers = await askFineTune(target, base, s.memory);
   if (!answers) return;
   const request = { ...answers, preset: FINE_TUNE, name: answers.name.trim() || undefined, engine };
   await launch(s, target, request, cluster, `fine-tuning ${base.run.name} from step ${base.checkpoint.step}`);
