@@ -142,7 +142,7 @@ const MESSAGES = {
       samples: v.array(v.custom<SampleRecord>(isWireSample)),
       malformed: nonNegativeInt,
       problem: v.optional(str),
-      /** One source file started over alone (FormatBatch.cut): per kind, the step its rows began at. */
+      /** Source files changed under others' rows (FormatBatch.cut): per kind, the step the rows to drop start at. */
       cut: v.optional(v.object({ tables: v.record(str, v.number()), samples: v.optional(v.number()) })),
     }),
     sources: SourcesSchema,

@@ -5,12 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { maskedCrc32c } from '../../src/shared/formats/tfrecord';
 import { EventFileReader, EventFolderReader } from '../../src/shared/node/formats/tfevents';
-import { fold, points, PYTHON, writeEvents, WRITE_TFEVENTS, type TbEvent } from '../formats/fixtures';
+import { fold, points, PYTHON, writeEvents, WRITE_TFEVENTS, type Folded, type TbEvent } from '../formats/fixtures';
 import { scratch } from '../helpers';
+import { kindOf } from '../../src/shared/metricFields';
 import { crc32c } from '@aws-crypto/crc32c';
 
 const f32 = Math.fround;
@@ -277,21 +278,122 @@ test('one event file of several starts over: only it is read again, its rows are
   ]);
 });
 
-test('a file whose rows are not the end of the run (another file has later steps) starts the run over', async () => {
-  const dir = scratch('tfevents-interleaved-reset');
+const evalAt = (step: number, loss: number): TbEvent => ({
+  wall_time: 1700000000 + step,
+  step,
+  values: [{ tag: 'eval/loss', simple_value: loss }],
+});
+
+const steps = (from: number, to: number, loss: number, text?: (step: number) => string | undefined): TbEvent[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => lossAt(from + i, loss + i / 100, text?.(from + i)));
+
+/** What the run holds, as the dashboard shows it: points per series, samples by step and text. */
+function shown(folded: Folded): { points: ReturnType<typeof points>; samples: string[] } {
+  const samples = folded.samples.map((s) => `${s.step} ${s.text}`).sort();
+  const series = Object.entries(points(folded)).filter(([, pairs]) => pairs.length > 0); // an emptied table shows nothing
+  return { points: Object.fromEntries(series), samples };
+}
+
+/** What a reader new to the folder reads now (the truth a followed run must end at). */
+async function readFresh(dir: string): Promise<ReturnType<typeof shown>> {
+  return shown(fold([await new EventFolderReader(dir).read()]));
+}
+
+interface Change {
+  name: string;
+  /** Changes the folder (files a, b, c in name order); a list: one reader pass after each. */
+  steps: ((files: Record<'a' | 'b' | 'c', string>) => void)[];
+}
+
+// a: steps 1-7 (a sample at 3); b: steps 6-10, an eval at 8, a sample at 9; c: steps 11-15.
+// In the run: a's 1-5 (b's step 6 replaces a's rows from 6 on), b's 6-10, c's 11-15.
+const CHANGES: Change[] = [
+  { name: 'the oldest file replaced by the same bytes', steps: [(f) => replaceEvents(f.a, steps(1, 7, 4, sampleAt3))] },
+  { name: 'the oldest file replaced by other, fewer values', steps: [(f) => replaceEvents(f.a, steps(1, 3, 9))] },
+  { name: 'a middle file replaced by the same bytes', steps: [(f) => replaceEvents(f.b, middle())] },
+  { name: 'a middle file truncated to nothing', steps: [(f) => writeFileSync(f.b, '')] },
+  { name: 'a middle file deleted', steps: [(f) => unlinkSync(f.b)] },
+  { name: 'a middle file now starting earlier (4)', steps: [(f) => replaceEvents(f.b, steps(4, 10, 5))] },
+  // a's rows 6 and 7 come back: b no longer replaces them.
+  { name: 'a middle file now starting later (8)', steps: [(f) => replaceEvents(f.b, steps(8, 10, 5))] },
+  {
+    name: 'two files replaced in one pass',
+    steps: [
+      (f) => {
+        replaceEvents(f.a, steps(1, 5, 7));
+        replaceEvents(f.c, steps(11, 12, 7));
+      },
+    ],
+  },
+  {
+    name: 'a middle file truncated, then written again over two passes',
+    steps: [
+      (f) => {
+        writeFileSync(f.b, '');
+        writeEvents(f.b, steps(6, 7, 6));
+      },
+      (f) => writeEvents(f.b, [...steps(8, 10, 6), evalAt(8, 6.5)]),
+    ],
+  },
+];
+
+function sampleAt3(step: number): string | undefined {
+  return step === 3 ? 'a at 3' : undefined;
+}
+
+function middle(): TbEvent[] {
+  return [...steps(6, 7, 5), evalAt(8, 5.5), ...steps(8, 10, 5, (step) => (step === 9 ? 'b at 9' : undefined))];
+}
+
+for (const change of CHANGES) {
+  test(`one of several event files changes under the others' rows (${change.name}): the run ends as a fresh read, not started over`, async () => {
+    const dir = scratch('tfevents-change');
+    const files = {
+      a: join(dir, 'events.out.tfevents.1.a'),
+      b: join(dir, 'events.out.tfevents.2.b'),
+      c: join(dir, 'events.out.tfevents.3.c'),
+    };
+    writeEvents(files.a, steps(1, 7, 4, sampleAt3));
+    writeEvents(files.b, middle());
+    writeEvents(files.c, steps(11, 15, 3));
+    const reader = new EventFolderReader(dir);
+    const folded = fold([await reader.read()]);
+    for (const step of change.steps) {
+      step(files);
+      const batch = await reader.read();
+      assert.equal(batch.reset, false, 'the run does not start over');
+      const cut = batch.cut;
+      assert.ok(cut, 'the rows from the lowest changed step are cut');
+      for (const m of batch.metrics)
+        assert.ok(m.step >= (cut.tables[kindOf(m)] ?? -Infinity), `step ${m.step} is not handed out again`);
+      fold([batch], folded);
+      assert.deepEqual(shown(folded), await readFresh(dir));
+    }
+  });
+}
+
+test('a file reset under a long later file: the later file is read again from a mark before the cut step', async () => {
+  const dir = scratch('tfevents-mark');
   const older = join(dir, 'events.out.tfevents.1.a');
-  writeEvents(older, [lossAt(1, 4), lossAt(2, 3.5)]);
-  writeEvents(join(dir, 'events.out.tfevents.2.b'), [lossAt(3, 3)]);
+  const later = join(dir, 'events.out.tfevents.2.b');
+  writeEvents(older, steps(2000, 2005, 9));
+  writeEvents(later, steps(1, 3000, 3)); // about 150 KB: marks every 64 KiB
   const reader = new EventFolderReader(dir);
   const folded = fold([await reader.read()]);
-  replaceEvents(older, [lossAt(1, 5)]);
+  replaceEvents(older, steps(2000, 2002, 8));
   const batch = await reader.read();
-  assert.equal(batch.reset, true);
+  assert.deepEqual(batch.cut, { tables: { train: 2000 } });
+  assert.deepEqual(
+    batch.metrics.map((m) => m.step),
+    [2000, 2001, 2002, ...Array.from({ length: 1001 }, (_, i) => 2000 + i)],
+    "the replaced file's rows, then the later file's from step 2000 on",
+  );
   fold([batch], folded);
-  assert.deepEqual(points(folded)['train:loss'], [
-    [1, 5],
-    [3, 3],
-  ]);
+  assert.deepEqual(shown(folded), await readFresh(dir));
+  const laterFile = new EventFileReader(later);
+  await laterFile.read();
+  const start = laterFile.index.startFor({ tables: { train: 2000 } }, laterFile.offset);
+  assert.ok(start > 64 * 1024, `read again from byte ${start}, not from the start`);
 });
 
 test('a folder reader resumed mid-file (follow --from) has not seen every row: a reset starts the run over', async () => {

@@ -158,9 +158,19 @@ export interface DecodedBatch {
  * logged (merged across events). Feed it the file's framed records in order.
  */
 export class EventFileDecoder {
-  private readonly plugins = new Map<string, string>();
+  private readonly plugins: Map<string, string>;
   private readonly merger = new StepMerger();
   stopped = false;
+
+  /** `plugins`: the tags' plugin names already learned from the file (a decoder that starts mid-file). */
+  constructor(plugins: ReadonlyMap<string, string> = new Map()) {
+    this.plugins = new Map(plugins);
+  }
+
+  /** Per tag, the plugin its first value named. */
+  get knownPlugins(): ReadonlyMap<string, string> {
+    return this.plugins;
+  }
 
   /** Forgets everything (the file was truncated or replaced and is read again from 0). */
   reset(): void {

@@ -180,6 +180,43 @@ export class IncrementalReader {
   }
 }
 
+/**
+ * The frames of a byte range of a file read once already, so `from` and `to` are record boundaries
+ * (a source file handing out again the rows a cut dropped from the run), in chunks of frames. Bytes
+ * past `to` are left to the file's own reader, which has not handed them out yet.
+ */
+export async function* readRange(
+  path: string,
+  framer: Framer,
+  from: number,
+  to: number,
+  chunkBytes = 1024 * 1024,
+): AsyncGenerator<Frame[]> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw new NotRegularFileError(path);
+    const assembler = new RecordAssembler(framer);
+    for (let at = from, end = from; at < to;) {
+      const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, to - at));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, at);
+      if (bytesRead === 0) return; // the file got shorter: its own reader starts it over
+      at += bytesRead;
+      const frames: Frame[] = [];
+      for (const item of assembler.push(chunk.subarray(0, bytesRead))) {
+        end += item.length;
+        frames.push(
+          item.kind === 'record'
+            ? { kind: 'record', bytes: item.bytes, end }
+            : { kind: 'oversized', end, length: item.length },
+        );
+      }
+      yield frames;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /** What changes when a file is appended to, truncated or replaced. */
 export function signatureOf(s: Stats): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;

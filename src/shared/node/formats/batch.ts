@@ -14,10 +14,12 @@ export interface FormatBatch {
   /** Set when a file cannot be read further (a bad length checksum): one line saying which and why. */
   problem?: string;
   /**
-   * Set when one source file of several started over (truncated or replaced) and what it had
-   * handed out was the end of the run's tables: before this batch's records are added, rows at or
-   * after `tables[kind]` are dropped from each table named, and samples at or after `samples`.
-   * The other files are not read again. (A reset drops everything instead.)
+   * Set when one source file of several started over (truncated or replaced), or wrote rows under
+   * rows a later-named file had handed out: before this batch's records are added, rows at or after
+   * `tables[kind]` are dropped from each table named, and samples at or after `samples`; the batch
+   * then holds every file's rows from those steps on, in file-name order (the files other than the
+   * one that changed are read again only from where their rows reach those steps). A reset drops
+   * everything instead.
    */
   cut?: Cut;
 }
@@ -43,7 +45,7 @@ export function mergeBatch(into: FormatBatch, more: FormatBatch): void {
     const cut = more.cut;
     into.metrics = into.metrics.filter((m) => !(m.step >= (cut.tables[kindOf(m)] ?? Infinity)));
     into.samples = into.samples.filter((s) => !(s.step >= (cut.samples ?? Infinity)));
-    into.cut = mergeCuts(into.cut, cut);
+    into.cut = lowerCut(into.cut, cut);
   }
   for (const m of more.metrics) into.metrics.push(m);
   for (const s of more.samples) into.samples.push(s);
@@ -51,8 +53,8 @@ export function mergeBatch(into: FormatBatch, more: FormatBatch): void {
   into.problem = more.problem ?? into.problem;
 }
 
-/** Two cuts in one batch: the lower step of each. */
-function mergeCuts(a: Cut | undefined, b: Cut): Cut {
+/** Two cuts as one: the lower step of each. */
+export function lowerCut(a: Cut | undefined, b: Cut): Cut {
   if (!a) return b;
   const tables = { ...a.tables };
   for (const [kind, step] of Object.entries(b.tables)) tables[kind] = Math.min(tables[kind] ?? Infinity, step);

@@ -2,20 +2,27 @@
 // each sub-folder its own run): each file read incrementally by the shared reader with the TFRecord
 // framer, decoded by src/shared/formats/tfevents.ts. New files are picked up on the next pass, in
 // name order (the name starts with the writer's start time). A file whose length checksum is wrong
-// is read no further and said once. A file that starts over (truncated, or replaced as a sync does)
-// is read again alone when its rows are the end of the run's tables (the newest file, as it mostly
-// is): the batch cuts the tables back to its first step (FormatBatch.cut). When another file has
-// rows at or after that step (two writers at once), the store's one table per kind cannot drop only
-// its rows, and the whole run starts over.
+// is read no further and said once.
+//
+// The run's tables are what reading the files in name order gives (a step logged again replaces
+// the rows from that step on: seriesTable.ts). One rule keeps them so when a file changes under the
+// others' rows: a file that starts over (truncated, replaced as a sync does, deleted), or that writes
+// rows under rows a later-named file handed out (two writers at once), is read again alone; the
+// batch cuts the tables back to the lowest step it touches (FormatBatch.cut: the file's old first
+// step and its new rows' lowest), and every other file whose rows reach that step hands them out
+// again, read from its bytes from a mark before them (./stepIndex.ts), all in name order. When the
+// newest file starts over, no other file reaches the cut and nothing else is read. Only a file whose
+// reading was resumed mid-way (follow --from), which does not know where its earlier rows lie,
+// starts the whole run over when it starts over.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventFileDecoder } from '../../formats/tfevents';
 import { tfrecordFramer } from '../../formats/tfrecord';
-import { IncrementalReader } from '../reader';
+import { IncrementalReader, readRange } from '../reader';
 import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
-import { kindOf } from '../../metricFields';
 import {
   emptyBatch,
+  lowerCut,
   mergeBatch,
   type Cut,
   type FormatBatch,
@@ -23,6 +30,7 @@ import {
   type SourcePosition,
   type SourcePositions,
 } from './batch';
+import { lowestSteps, MARK_BYTES, reaches, rowsFrom, StepIndex, type LastSteps } from './stepIndex';
 
 export const isEventFileName = (name: string): boolean => name.startsWith('events.out.tfevents.');
 
@@ -32,6 +40,8 @@ export class EventFileReader {
   private readonly decoder = new EventFileDecoder();
   /** What was handed out before a restart (see Replay); forgotten when the file starts over. */
   private replay: Replay;
+  /** Where this file's rows lie in the run (started anew when the file starts over). */
+  private stepIndex: StepIndex;
 
   constructor(
     readonly path: string,
@@ -39,6 +49,11 @@ export class EventFileReader {
   ) {
     this.reader = new IncrementalReader(path, tfrecordFramer, { offset: from.at });
     this.replay = { sent: from.sent, open: from.open };
+    this.stepIndex = new StepIndex(from.at);
+  }
+
+  get index(): StepIndex {
+    return this.stepIndex;
   }
 
   get offset(): number {
@@ -65,6 +80,7 @@ export class EventFileReader {
       if (event.kind === 'reset') {
         this.decoder.reset();
         this.replay = NO_REPLAY;
+        this.stepIndex = new StepIndex();
         mergeBatch(batch, emptyBatch(true));
         continue;
       }
@@ -73,63 +89,77 @@ export class EventFileReader {
         if (frame.kind === 'record') records.push({ bytes: frame.bytes, end: frame.end });
         else if (frame.end > this.replay.sent) batch.malformed++;
       }
-      const decoded = this.decoder.decode(records, this.replay);
-      mergeBatch(batch, {
-        reset: false,
-        metrics: decoded.metrics,
-        samples: decoded.samples,
-        malformed: decoded.malformed,
-      });
-      if (decoded.stopped) {
+      if (this.decode(records, batch)) {
         batch.problem = `${this.path}: a record's length checksum is wrong at byte ${event.offset}; the rest of the file is not read.`;
         break;
       }
     }
     return batch;
   }
+
+  /** Decodes records into the batch, noting in the step index where their rows are; true when the file stopped. */
+  private decode(records: readonly { bytes: Uint8Array; end: number }[], batch: FormatBatch): boolean {
+    for (const group of markedGroups(records)) {
+      const decoded = this.decoder.decode(group, this.replay);
+      this.stepIndex.note(decoded, group[group.length - 1].end);
+      mergeBatch(batch, {
+        reset: false,
+        metrics: decoded.metrics,
+        samples: decoded.samples,
+        malformed: decoded.malformed,
+      });
+      if (decoded.stopped) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The rows this file handed out before `to` that the cut drops, read again from its bytes (from a
+   * mark before the first of them): the run gets them back after the cut.
+   */
+  async readAgain(cut: Cut, to: number): Promise<Pick<FormatBatch, 'metrics' | 'samples'>> {
+    const decoder = new EventFileDecoder(this.decoder.knownPlugins);
+    const out: Pick<FormatBatch, 'metrics' | 'samples'> = { metrics: [], samples: [] };
+    for await (const frames of readRange(this.path, tfrecordFramer, this.stepIndex.startFor(cut, to), to)) {
+      const records: { bytes: Uint8Array; end: number }[] = [];
+      for (const frame of frames) if (frame.kind === 'record') records.push(frame);
+      const again = rowsFrom(cut, decoder.decode(records));
+      for (const m of again.metrics) out.metrics.push(m);
+      for (const x of again.samples) out.samples.push(x);
+    }
+    return out;
+  }
 }
 
-/** The steps one file has handed out, per table kind and for samples: where its rows are in the run. */
-class StepSpans {
-  private readonly spans = new Map<string, { first: number; last: number }>();
-
-  /** `complete`: the file was read from its start (a follow resumed mid-file has not seen all its rows). */
-  constructor(readonly complete: boolean) {}
-
-  note(batch: FormatBatch): void {
-    for (const m of batch.metrics) this.add(kindOf(m), m.step);
-    for (const s of batch.samples) this.add(SAMPLES, s.step);
+/** Records in runs of about MARK_BYTES, so the step index gets a mark that often even in one large chunk. */
+function* markedGroups<R extends { bytes: Uint8Array }>(records: readonly R[]): Generator<R[]> {
+  let group: R[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    group.push(record);
+    bytes += record.bytes.length;
+    if (bytes >= MARK_BYTES) {
+      yield group;
+      [group, bytes] = [[], 0];
+    }
   }
-
-  private add(kind: string, step: number): void {
-    const span = this.spans.get(kind);
-    if (!span) this.spans.set(kind, { first: step, last: step });
-    else this.spans.set(kind, { first: Math.min(span.first, step), last: Math.max(span.last, step) });
-  }
-
-  /** Whether this file has a row of `kind` at or after `step`. */
-  reaches(kind: string, step: number): boolean {
-    return (this.spans.get(kind)?.last ?? -Infinity) >= step;
-  }
-
-  /** The cut that drops exactly this file's rows, if no file in `others` has rows at or after them. */
-  cutAlone(others: readonly StepSpans[]): Cut | undefined {
-    if (!this.complete || others.some((o) => !o.complete)) return undefined;
-    for (const [kind, { first }] of this.spans) if (others.some((o) => o.reaches(kind, first))) return undefined;
-    const tables: Record<string, number> = {};
-    for (const [kind, { first }] of this.spans) if (kind !== SAMPLES) tables[kind] = first;
-    const samples = this.spans.get(SAMPLES)?.first;
-    return samples === undefined ? { tables } : { tables, samples };
-  }
+  if (group.length > 0) yield group;
 }
 
-/** StepSpans' key for samples (a table kind is never empty). */
-const SAMPLES = '';
+/** One file's part in a folder pass: where it stood before, and what it read. */
+interface FilePass {
+  file: EventFileReader;
+  /** Its offset before the pass: rows before it were handed out in earlier passes. */
+  before: number;
+  /** The rows it had handed out: their first steps (undefined: not known) and highest steps. */
+  first: Cut | undefined;
+  last: LastSteps;
+  more: FormatBatch;
+}
 
 export class EventFolderReader implements RunFormatReader {
   readonly format = 'tfevents' as const;
   private files = new Map<string, EventFileReader>();
-  private spans = new Map<string, StepSpans>();
 
   constructor(
     readonly dir: string,
@@ -144,39 +174,58 @@ export class EventFolderReader implements RunFormatReader {
   }
 
   async read(): Promise<FormatBatch> {
-    const batch = emptyBatch();
     for (const name of await listEventFiles(this.dir)) {
       if (!this.files.has(name)) this.files.set(name, new EventFileReader(join(this.dir, name), this.from[name]));
     }
-    for (const [name, file] of this.files) {
-      const more = await file.read();
-      if (more.reset) {
-        const cut = this.spansOf(name).cutAlone([...this.spans].filter(([n]) => n !== name).map(([, s]) => s));
-        if (!cut) return this.startOver();
-        more.reset = false;
-        more.cut = cut;
-        this.spans.set(name, new StepSpans(true));
-      }
-      this.spansOf(name).note(more);
-      mergeBatch(batch, more);
+    const passes: FilePass[] = [];
+    for (const [, file] of [...this.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const [before, first, last] = [file.offset, file.index.firstSteps(), file.index.lastSteps()];
+      passes.push({ file, before, first, last, more: await file.read() });
     }
+    const cut = cutOf(passes);
+    if (cut === START_OVER) return this.startOver();
+    const batch = emptyBatch();
+    for (const pass of passes) {
+      if (cut && !pass.more.reset && reaches(pass.last, cut))
+        mergeBatch(batch, { ...emptyBatch(), ...(await pass.file.readAgain(cut, pass.before)) });
+      mergeBatch(batch, { ...pass.more, reset: false });
+    }
+    if (cut) batch.cut = cut;
     return batch;
-  }
-
-  private spansOf(name: string): StepSpans {
-    let spans = this.spans.get(name);
-    if (!spans) this.spans.set(name, (spans = new StepSpans((this.from[name]?.at ?? 0) === 0)));
-    return spans;
   }
 
   private async startOver(): Promise<FormatBatch> {
     this.files = new Map();
-    this.spans = new Map();
     this.from = {};
     const batch = await this.read();
     batch.reset = true;
     return batch;
   }
+}
+
+const START_OVER = 'start over';
+
+/**
+ * The cut a pass needs (see the top of this file): per file that started over, its old rows' and
+ * new rows' lowest steps; per file with rows under a later-named file's rows, its new rows' lowest
+ * steps of those kinds. START_OVER when a file that started over does not know where its rows were.
+ */
+function cutOf(passes: readonly FilePass[]): Cut | typeof START_OVER | undefined {
+  let cut: Cut | undefined;
+  for (const [i, { more, first }] of passes.entries()) {
+    const lowest = lowestSteps(more);
+    if (more.reset) {
+      if (!first) return START_OVER;
+      cut = lowerCut(cut, lowerCut(first, lowest));
+      continue;
+    }
+    const later = passes.slice(i + 1);
+    const under: Record<string, number> = {};
+    for (const [kind, step] of Object.entries(lowest.tables))
+      if (later.some((p) => reaches(p.last, { tables: { [kind]: step } }))) under[kind] = step;
+    if (Object.keys(under).length > 0) cut = lowerCut(cut, { tables: under });
+  }
+  return cut;
 }
 
 export async function listEventFiles(dir: string): Promise<string[]> {
