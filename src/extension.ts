@@ -65,7 +65,7 @@ export function activate(context: vscode.ExtensionContext): void {
     targets,
     addRun: (target, dir) => observeRun(store, target, dir),
     removeRun: (key) => void store.removeRun(key),
-    rescan,
+    refresh: async () => void (await Promise.all([rescan(), ssh.hosts.refreshClusters()])),
     openDashboard,
     rememberFolder: async (dir) => {
       const folders = new Set(context.globalState.get<string[]>(OBSERVED_FOLDERS, []));

@@ -1,5 +1,6 @@
 // Issue 16's end-to-end scenario: the one-node test cluster (test/slurm.ts) behind the test sshd is
-// added as an SSH host and shows as a Slurm login node; Start Training → that host → partition
+// added as an SSH host and shows at once (no run needed) as a Slurm login node with its partitions
+// (description, and a Partitions row that opens onto the debug partition); Start Training → that host → partition
 // `debug` submits a job, which the Runs view shows pending (its node drained, so the state is seen
 // whatever the machine's speed) with Slurm's reason, then running once the node is back; loss
 // points arrive on the dashboard; Stop → stopped, and the job is CANCELLED.
@@ -36,6 +37,22 @@ test(
       await withVSCode({ name: 'slurm', env: { HOME: sshHome(sshd, HOST) } }, async (vs) => {
         await vs.openWorkbench();
         await addSshHost(vs, HOST);
+        // Listed before it has a run: Slurm and its partition in its description, a Partitions row under it.
+        await eventually(
+          () => vs.treeItems('Steelscope', 'Runs', 0),
+          (rows) =>
+            rows.some((r) => r.label === HOST && /^Slurm · debug\*/.test(r.description)) &&
+            rows.some((r) => r.label === 'Partitions' && /^\d of 1 node idle$/.test(r.description)),
+          60_000,
+        );
+        await vs.page.locator('.part.sidebar .monaco-list-row', { hasText: 'Partitions' }).first().click();
+        await eventually(
+          () => vs.treeItems('Steelscope', 'Runs', 0),
+          (rows) =>
+            rows.some((r) => r.label === 'debug' && /^default · 1 node \(\d idle\) · CPU only/.test(r.description)),
+          30_000,
+        );
+        await vs.screenshot('partitions');
 
         slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-e2e']);
         await startTraining(vs, {
@@ -46,7 +63,7 @@ test(
         });
         const pending = await runWithStatus(vs, RUN, /^pending/, 120_000);
         const host = pending.find((row) => row.label === HOST);
-        assert.match(host?.description ?? '', /Slurm login node/, 'the host is labelled a Slurm login node');
+        assert.match(host?.description ?? '', /^Slurm · debug\*/, 'the host is labelled a Slurm login node');
         await vs.screenshot('pending');
 
         slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);

@@ -78,6 +78,25 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     assert.deepEqual(cluster?.accounts, []);
   });
 
+  test("Refresh asks the cluster again: a drained node is not idle, a resumed one is (the Runs view's rows)", async () => {
+    const idle = async () => {
+      const state = await target.slurm.refresh();
+      return state.kind === 'slurm' ? state.cluster.partitions.find((p) => p.name === 'debug')?.idleNodes : undefined;
+    };
+    const changes: number[] = [];
+    const subscription = target.slurm.onChange((s) => changes.push(s.kind === 'slurm' ? 1 : 0));
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-refresh']);
+    try {
+      assert.equal(await idle(), 0, 'a drained node is not idle');
+    } finally {
+      slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    }
+    // No job runs here now: the node is idle once slurmctld has taken the resume.
+    await wait('the resumed node idle', async () => (await idle()) === 1);
+    assert.ok(changes.length >= 2, 'each answer is told (the tree redraws on it)');
+    subscription.dispose();
+  });
+
   test('pending (with its reason) → running with losses → Stop → stopped → Resume: a new job, pending → running', async () => {
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
     const { dir, key } = await submit('queued run', 100_000);

@@ -105,6 +105,8 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       partitions?.map((p) => [p.name, p.isDefault, p.up, p.nodes, p.gpusPerNode]),
       [['debug', true, true, 1, 0]],
     );
+    const idle = partitions?.[0]?.idleNodes;
+    assert.ok(idle === 0 || idle === 1, `idle nodes from sinfo's %F: ${idle}`);
   });
 
   test('a tiny run: PENDING (node drained, with its reason) → RUNNING → losses → COMPLETED, status finished', async () => {

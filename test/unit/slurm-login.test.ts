@@ -23,21 +23,23 @@ test('sacctmgr associations: accounts merged, their QoS listed once, blank lines
 });
 
 test('partitions: the default one first; each described by nodes, GPUs and limit', () => {
-  const partitions = parseSinfo('cpu|up|1-00:00:00|4|(null)\ngpu*|up|infinite|2|gpu:a100:8\nold|down|30:00|1|(null)\n');
+  const partitions = parseSinfo(
+    'cpu|up|1-00:00:00|4|(null)|4/0/0/4\ngpu*|up|infinite|2|gpu:a100:8|1/1/0/2\nold|down|30:00|1|(null)|0/0/1/1\n',
+  );
   const ordered = partitionsDefaultFirst(partitions);
   assert.deepEqual(
     ordered.map((p) => p.name),
     ['gpu', 'cpu', 'old'],
   );
-  assert.equal(describePartition(ordered[0]!), '2 nodes · 8 GPUs/node · no time limit');
-  assert.equal(describePartition(ordered[2]!), '1 node · CPU only · limit 30:00 · down');
+  assert.equal(describePartition(ordered[0]!), '2 nodes (1 idle) · 8 GPUs/node · no time limit');
+  assert.equal(describePartition(ordered[2]!), '1 node (0 idle) · CPU only · limit 30:00 · down');
 });
 
 test("the host's tooltip names it a Slurm login node and escapes what the cluster says", () => {
-  const partitions = parseSinfo('debug*|up|infinite|1|(null)\n[x](http://e)|up|1:00|1|(null)\n');
+  const partitions = parseSinfo('debug*|up|infinite|1|(null)|0/1/0/1\n[x](http://e)|up|1:00|1|(null)|0/1/0/1\n');
   const md = hostTooltipMarkdown('login_1', { partitions, accounts: [{ account: 'a*b', qos: [] }] });
   assert.match(md, /^\*\*login\\_1\*\* — Slurm login node/);
-  assert.match(md, /\*\*debug\*\* \(default\): 1 node · CPU only · no time limit/);
+  assert.match(md, /\*\*debug\*\* \(default\): 1 node \\\(1 idle\\\) · CPU only · no time limit/);
   assert.ok(!md.includes('](http'), 'a partition name is no link');
   assert.match(md, /accounts: a\\\*b/);
 });

@@ -213,13 +213,14 @@ test('a TERM: Stop (job RUNNING) cancels the job; Slurm requeueing it marks run.
     assert.doesNotMatch(term(cancelled), /slurm-requeue|^scancel/m, `cancelled outright: ${cancelled}`);
 });
 
-test('sinfo: partitions with their default, state, limit, nodes and GPUs per node', () => {
+test('sinfo: partitions with their default, state, limit, nodes (idle of them) and GPUs per node', () => {
   const text =
-    'debug*|up|infinite|1|(null)\ngpu|up|1-00:00:00|4|gpu:a100:8(S:0-1)\ngpu|up|1-00:00:00|2|gpu:4\nold|down|30:00|1|\n';
+    'debug*|up|infinite|1|(null)|0/1/0/1\ngpu|up|1-00:00:00|4|gpu:a100:8(S:0-1)|3/1/0/4\n' +
+    'gpu|up|1-00:00:00|2|gpu:4|0/2/0/2\nold|down|30:00|1||0/0/1/1\n';
   assert.deepEqual(parseSinfo(text), [
-    { name: 'debug', isDefault: true, up: true, timeLimit: 'infinite', nodes: 1, gpusPerNode: 0 },
-    { name: 'gpu', isDefault: false, up: true, timeLimit: '1-00:00:00', nodes: 6, gpusPerNode: 8 },
-    { name: 'old', isDefault: false, up: false, timeLimit: '30:00', nodes: 1, gpusPerNode: 0 },
+    { name: 'debug', isDefault: true, up: true, timeLimit: 'infinite', nodes: 1, idleNodes: 1, gpusPerNode: 0 },
+    { name: 'gpu', isDefault: false, up: true, timeLimit: '1-00:00:00', nodes: 6, idleNodes: 3, gpusPerNode: 8 },
+    { name: 'old', isDefault: false, up: false, timeLimit: '30:00', nodes: 1, idleNodes: 0, gpusPerNode: 0 },
   ]);
 });
 

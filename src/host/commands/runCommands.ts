@@ -22,7 +22,8 @@ export interface CommandServices {
   /** Starts observing a run folder on a target; returns its key. */
   addRun(target: RunTarget, dir: string): RunKey;
   removeRun(key: RunKey): void;
-  rescan(): Promise<void>;
+  /** The Runs view's Refresh: every run folder read again, every login node asked about its partitions. */
+  refresh(): Promise<void>;
   openDashboard(keys: RunKey[]): void;
   /** Remembers a folder opened with "Open Run Folder…" across sessions. */
   rememberFolder(dir: string): Promise<void>;
@@ -64,7 +65,7 @@ export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
       const dir = checkpointArg(n)?.checkpoint.dir ?? (key === undefined ? undefined : s.store.get(key)?.summary.dir);
       if (dir) await vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(dir));
     },
-    'steelscope.refreshRuns': () => s.rescan(),
+    'steelscope.refreshRuns': () => s.refresh(),
   };
   return Object.entries(commands).map(([id, handler]) =>
     vscode.commands.registerCommand(id, async (node?: unknown, nodes?: unknown) => {

@@ -51,11 +51,24 @@ export function partitionsDefaultFirst(partitions: readonly SlurmPartition[]): S
   return [...partitions].sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
 }
 
-/** One line per partition, as the host's tooltip and Start Training show it. */
+/** One line per partition, as the host's tooltip, the Runs view and Start Training show it. */
 export function describePartition(p: SlurmPartition): string {
   const gpus = p.gpusPerNode > 0 ? `${p.gpusPerNode} GPU${p.gpusPerNode > 1 ? 's' : ''}/node` : 'CPU only';
   const limit = p.timeLimit === 'infinite' ? 'no time limit' : `limit ${p.timeLimit}`;
-  return `${p.nodes} node${p.nodes === 1 ? '' : 's'} · ${gpus} · ${limit}${p.up ? '' : ' · down'}`;
+  const nodes = `${p.nodes} node${p.nodes === 1 ? '' : 's'} (${p.idleNodes} idle)`;
+  return `${nodes} · ${gpus} · ${limit}${p.up ? '' : ' · down'}`;
+}
+
+/** A partition's line where it is listed by name (a quick pick row, a Runs view row): the default said. */
+export function partitionLine(p: SlurmPartition): string {
+  return `${p.isDefault ? 'default · ' : ''}${describePartition(p)}`;
+}
+
+/** The partitions in a few words, as sinfo marks the default: "debug*, gpu" (the rest counted past `most`). */
+export function partitionNames(partitions: readonly SlurmPartition[], most = 4): string {
+  const names = partitionsDefaultFirst(partitions).map((p) => `${p.name}${p.isDefault ? '*' : ''}`);
+  if (names.length === 0) return 'no partition';
+  return names.length > most ? `${names.slice(0, most).join(', ')} +${names.length - most}` : names.join(', ');
 }
 
 export class SlurmLoginNode extends EventEmitter {
@@ -103,6 +116,19 @@ export class SlurmLoginNode extends EventEmitter {
       },
     );
     return this.probing;
+  }
+
+  /**
+   * Asks the cluster again (the Runs view's Refresh: nodes go idle, partitions down); the state kept
+   * until the answer comes. Nothing is asked while the host is not connected.
+   */
+  async refresh(): Promise<LoginNodeState> {
+    if (this.host.state !== 'connected') return this.stateNow;
+    if (this.stateNow.kind === 'unknown') return this.probe();
+    const generation = this.generation;
+    const state = await this.ask();
+    if (generation === this.generation) this.set(state);
+    return state;
   }
 
   private async ask(): Promise<LoginNodeState> {

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { join } from 'node:path';
 import { checkpointDirName } from '../../shared/run';
 import type { RunKey, RunStoreApi, RunTarget } from '../runs/types';
-import type { HostState } from '../views/runsTree';
+import type { HostState } from '../views/hostRows';
 import { checkpointArg, hostIdArg } from '../commands/menuArgs';
 import { SshHosts, type RemoteRunSink } from './hosts';
 import type { JobSink } from '../slurm/jobWatch';

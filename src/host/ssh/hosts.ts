@@ -80,6 +80,15 @@ export class SshHosts {
     );
   }
 
+  /** Asks each connected Slurm login node about its partitions again (the Runs view's Refresh). */
+  async refreshClusters(): Promise<void> {
+    await Promise.all(
+      this.list().map((target) =>
+        target.slurm.refresh().catch(() => undefined /* the host's state and lastError say why */),
+      ),
+    );
+  }
+
   dispose(): void {
     for (const target of this.targets.values()) target.disconnect();
   }

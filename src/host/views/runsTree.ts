@@ -1,5 +1,5 @@
-// The Runs tree in the Steelscope activity-bar container: hosts → runs → checkpoints and the
-// latest samples. A view over the RunStore; it holds no state of its own.
+// The Runs tree in the Steelscope activity-bar container: hosts → (a login node's partitions) runs →
+// checkpoints and the latest samples. A view over the RunStore and the hosts; no state of its own.
 import * as vscode from 'vscode';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunStoreApi, RunSummary } from '../runs/types';
 import type { SampleRecord } from '../../shared/run';
@@ -12,10 +12,23 @@ import {
   runTooltipMarkdown,
 } from './runTooltip';
 import { checkpointScores } from '../../shared/eval';
-import type { SlurmCluster } from '../slurm/loginNode';
+import { partitionsDefaultFirst } from '../slurm/loginNode';
+import type { SlurmPartition } from '../slurm/cluster';
+import {
+  hostDescription,
+  listedHosts,
+  noRunsRow,
+  partitionRow,
+  partitionsRow,
+  type HostState,
+  type RowSpec,
+} from './hostRows';
 
 export type RunsNode =
   | { kind: 'host'; hostId: string; label: string }
+  | { kind: 'partitions'; hostId: string }
+  | { kind: 'partition'; hostId: string; partition: SlurmPartition }
+  | { kind: 'noRuns'; hostId: string }
   | { kind: 'group'; hostId: string; dir: string }
   | { kind: 'run'; key: string }
   | { kind: 'checkpoint'; key: string; checkpoint: CheckpointSummary }
@@ -33,15 +46,6 @@ const STATUS_ICON: Record<RunDisplayStatus, [string, string | undefined]> = {
   pending: ['clock', undefined],
   unknown: ['question', undefined],
 };
-
-/** Hosts whose connection state the tree shows (this machine is always connected). */
-export interface HostState {
-  id: string;
-  label: string;
-  state: 'connected' | 'connecting' | 'disconnected';
-  /** Set when the host is a Slurm login node: its partitions. */
-  slurm?: SlurmCluster;
-}
 
 export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<RunsNode | undefined>();
@@ -62,9 +66,15 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
 
   getChildren(node?: RunsNode): RunsNode[] {
     const runs = [...this.store.runs.values()].map((r) => r.summary);
-    if (!node) {
-      if (runs.length === 0) return []; // the welcome view takes over
-      return this.hosts().map((h) => ({ kind: 'host', hostId: h.id, label: h.label }));
+    if (!node)
+      return listedHosts(this.hosts(), runs.length).map((h) => ({ kind: 'host', hostId: h.id, label: h.label }));
+    if (node.kind === 'partitions') {
+      const cluster = this.hosts().find((h) => h.id === node.hostId)?.slurm;
+      return partitionsDefaultFirst(cluster?.partitions ?? []).map((partition) => ({
+        kind: 'partition',
+        hostId: node.hostId,
+        partition,
+      }));
     }
     if (node.kind === 'host' || node.kind === 'group') {
       const ofHost = runs
@@ -79,9 +89,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
         const group = entries.find((e) => e.kind === 'group' && e.dir === node.dir);
         return group?.kind === 'group' ? group.runs.map((r) => ({ kind: 'run', key: r.key })) : [];
       }
-      return entries.map((e): RunsNode =>
+      const rows = entries.map((e): RunsNode =>
         e.kind === 'run' ? { kind: 'run', key: e.run.key } : { kind: 'group', hostId: node.hostId, dir: e.dir },
       );
+      const none: RunsNode[] = [{ kind: 'noRuns', hostId: node.hostId }];
+      return [...this.aboveRuns(node.hostId), ...(rows.length ? rows : none)];
     }
     if (node.kind === 'run') {
       const data = this.store.get(node.key);
@@ -104,6 +116,16 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     switch (node.kind) {
       case 'host':
         return this.hostItem(node.hostId, node.label);
+      case 'partitions': {
+        const cluster = this.hosts().find((h) => h.id === node.hostId)?.slurm;
+        return rowItem(partitionsRow(node.hostId, cluster ?? { partitions: [], accounts: [] }));
+      }
+      case 'partition':
+        return rowItem(partitionRow(node.hostId, node.partition));
+      case 'noRuns': {
+        const host = this.hosts().find((h) => h.id === node.hostId);
+        return rowItem(noRunsRow(host ?? { id: node.hostId, label: node.hostId, state: 'disconnected' }));
+      }
       case 'group': {
         const item = new vscode.TreeItem(posix.basename(node.dir), vscode.TreeItemCollapsibleState.Expanded);
         item.id = `group:${node.hostId}:${node.dir}`;
@@ -131,8 +153,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     const host = this.hosts().find((h) => h.id === hostId);
     const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = `host:${hostId}`;
-    const connection = host && host.state !== 'connected' ? host.state : undefined;
-    item.description = [host?.slurm ? 'Slurm login node' : undefined, connection].filter(Boolean).join(' · ');
+    item.description = hostDescription(host);
     if (host?.slurm) item.tooltip = markdown(hostTooltipMarkdown(label, host.slurm));
     item.iconPath = new vscode.ThemeIcon(
       hostId === 'local' ? 'vm' : host?.slurm ? 'server-environment' : 'remote',
@@ -142,10 +163,32 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     return item;
   }
 
+  /** A login node's Partitions row, above its runs. */
+  private aboveRuns(hostId: string): RunsNode[] {
+    return this.hosts().find((h) => h.id === hostId)?.slurm ? [{ kind: 'partitions', hostId }] : [];
+  }
+
   dispose(): void {
     this.subscription.dispose();
     this.changed.dispose();
   }
+}
+
+function rowItem(row: RowSpec): vscode.TreeItem {
+  const item = new vscode.TreeItem(
+    row.label,
+    row.collapsed ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+  );
+  item.id = row.id;
+  item.description = row.description;
+  item.tooltip = row.tooltip;
+  item.iconPath = new vscode.ThemeIcon(row.icon, row.color ? new vscode.ThemeColor(row.color) : undefined);
+  item.contextValue = row.contextValue;
+  if (row.command) {
+    const { id, title, hostId } = row.command;
+    item.command = { command: id, title, arguments: hostId ? [{ kind: 'host', hostId }] : [] };
+  }
+  return item;
 }
 
 function runItem(summary: RunSummary | undefined): vscode.TreeItem {
