@@ -1,11 +1,13 @@
 // CSV metric logs (Lightning/Fabric/litgpt CSVLogger, our export): each non-empty numeric cell is a
 // point at its row's step; rows appended live are read; a cut last row waits for its newline; a
-// rewritten file with a wider header starts over; a reader resumed past the header still knows it.
+// rewritten file with a wider header starts over; a reader resumed past the header still knows it;
+// a stray quote costs one malformed row, not the rest of the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CsvFileReader } from '../../src/shared/node/formats/csv';
+import { MAX_ROW_LINES } from '../../src/shared/formats/csv';
 import { fold, points } from '../formats/fixtures';
 import { scratch } from '../helpers';
 
@@ -175,5 +177,78 @@ test('a quoted cell holding newlines (RFC 4180) is one row; cut inside it, the r
     fold([await reader.read()], folded);
     assert.deepEqual(points(folded), expected, `cut at ${cut}, then the rest`);
     assert.equal(folded.malformed, 0, `cut at ${cut}`);
+  }
+});
+
+/** Rows `step,loss` for steps from..to, loss step/1000. */
+const rows = (from: number, to: number): string =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${from + i},${(from + i) / 1000}\n`).join('');
+
+const lossPoints = (steps: number[]): [number, number][] => steps.map((step) => [step, step / 1000]);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test(`a quoted cell spanning ${MAX_ROW_LINES} lines is still one row`, async () => {
+  const text = Array.from({ length: MAX_ROW_LINES }, (_, i) => `line ${i}`).join('\n');
+  const path = join(scratch('csv-long-cell'), 'metrics.csv');
+  const batch = await readText(path, `step,note,loss\n1,"${text}",0.001\n2,,0.002\n`);
+  assert.deepEqual(points(fold([batch])), { 'train:loss': lossPoints([1, 2]) });
+  assert.deepEqual([batch.malformed, batch.problem], [0, undefined]);
+});
+
+test('a stray quote that never closes: its row is malformed, said once, and the rows after it (live too) are read', async () => {
+  const path = join(scratch('csv-stray-quote'), 'metrics.csv');
+  const broken = '4,"oops\n';
+  writeFileSync(path, 'step,loss\n' + rows(1, 3) + broken + rows(5, 20));
+  const reader = new CsvFileReader(path);
+  const folded = fold([await reader.read()]);
+  assert.deepEqual(
+    points(folded),
+    { 'train:loss': lossPoints([1, 2, 3]) },
+    'the rows after it wait: it may still close',
+  );
+  const brokenAt = Buffer.byteLength('step,loss\n' + rows(1, 3));
+  assert.equal(reader.offset, brokenAt);
+
+  // The quote is still open MAX_ROW_LINES lines on: its line is skipped, the rest are rows.
+  appendFileSync(path, rows(21, 4 + MAX_ROW_LINES));
+  const resynced = await reader.read();
+  fold([resynced], folded);
+  assert.deepEqual(points(folded), { 'train:loss': lossPoints([1, 2, 3, ...range(5, 4 + MAX_ROW_LINES)]) });
+  assert.equal(resynced.malformed, 1);
+  assert.match(
+    resynced.problem ?? '',
+    new RegExp(
+      `metrics\\.csv: the row at byte ${brokenAt} opens a quoted cell that is not closed within ${MAX_ROW_LINES} lines`,
+    ),
+  );
+
+  // Rows appended live after it arrive on the next read, one by one; nothing is said again.
+  for (const step of [5 + MAX_ROW_LINES, 6 + MAX_ROW_LINES]) {
+    appendFileSync(path, rows(step, step));
+    const live = await reader.read();
+    assert.deepEqual(
+      live.metrics.map((m) => m.step),
+      [step],
+    );
+    assert.deepEqual([live.malformed, live.problem], [0, undefined]);
+  }
+});
+
+test('a reader restarted at its position anywhere around a stray quote loses and repeats nothing', async () => {
+  const dir = scratch('csv-stray-restart');
+  const text = 'step,loss\n' + rows(1, 2) + '3,"oops\n' + rows(4, 3 + MAX_ROW_LINES);
+  const expected = points(fold([await readText(join(dir, 'full.csv'), text)]));
+  assert.deepEqual(expected, { 'train:loss': lossPoints([1, 2, ...range(4, 3 + MAX_ROW_LINES)]) });
+  const starts = [...text.matchAll(/\n/g)].map((m) => (m.index ?? 0) + 1);
+  for (const cut of starts) {
+    const path = join(dir, `m${cut}.csv`);
+    writeFileSync(path, text.slice(0, cut));
+    const first = new CsvFileReader(path);
+    const folded = fold([await first.read()]);
+    const resumed = new CsvFileReader(path, first.positions()[`m${cut}.csv`]);
+    appendFileSync(path, text.slice(cut));
+    fold([await resumed.read()], folded);
+    assert.deepEqual(points(folded), expected, `restart at ${cut}`);
+    assert.equal(folded.malformed, 1, `restart at ${cut}: the broken row is counted once`);
   }
 });

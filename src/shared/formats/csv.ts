@@ -9,7 +9,9 @@
 // - Python writes nan, inf and -inf: read as the NaN/Infinity markers.
 // - Records end at a '\n' outside quotes (RFC 4180: a quoted cell may hold newlines, as Python's csv
 //   module writes a text column such as a sample): csvFramer below. A partial quoted record at the
-//   end of the file waits for the rest, as any partial record does.
+//   end of the file waits for the rest, as any partial record does. A row spans at most
+//   MAX_ROW_LINES lines: a quote that is still open that many lines on (a stray `"`) makes its first
+//   line a malformed row, and framing starts again at the next line.
 // - A header row again (Lightning rewrites the file with a wider header when a new metric appears;
 //   the reader sees a replaced file and starts over) is taken as the new header.
 // Hand-written: no CSV package is a dependency here, and the usual ones (csv-parse, papaparse) parse a
@@ -35,29 +37,48 @@ function quotesIn(bytes: Uint8Array, from: number, to: number): number {
 }
 
 /**
+ * The most lines one row may span (its quoted cells hold at most one fewer line breaks). A generated
+ * text of a hundred lines fits; a stray quote costs the rows of the next hundred lines a wait, not
+ * the rest of the file: when they are written its line is skipped and they are read.
+ */
+export const MAX_ROW_LINES = 100;
+
+/**
  * CSV records: each ends at a newline outside quotes (an odd number of quotes since the record's
- * start means the newline is inside a cell). A stray unbalanced quote makes the rest of the file one
- * record, which the record cap then skips as oversized; the skip itself resumes at the next newline
- * (the quote state of the bytes it dropped is not kept), as a JSONL line's does.
+ * start means the newline is inside a cell). A record whose quote is still open at its
+ * MAX_ROW_LINES-th newline ends at its first newline instead, an odd number of quotes in it (the
+ * decoder counts it as malformed), and the next record starts on the line after it. Stateless: the
+ * same bytes frame the same from any record boundary (a resumed reader agrees with the first).
+ * A record longer than the cap is skipped to the next newline, as a JSONL line is.
  */
 export const csvFramer: Framer = {
   frame(window: Uint8Array): Span[] {
     const spans: Span[] = [];
     let start = 0;
     let quotes = 0;
+    let lines = 0;
+    let firstNewline = -1;
     let from = 0;
     for (let nl = window.indexOf(NEWLINE); nl !== -1; nl = window.indexOf(NEWLINE, from)) {
       quotes += quotesIn(window, from, nl);
       from = nl + 1;
-      if (quotes % 2 === 1) continue; // inside a quoted cell
-      spans.push({ start, end: nl, next: nl + 1 });
-      start = nl + 1;
-      quotes = 0;
+      if (quotes % 2 === 1 && ++lines < MAX_ROW_LINES) {
+        if (firstNewline === -1) firstNewline = nl;
+        continue; // inside a quoted cell
+      }
+      const end = quotes % 2 === 1 ? (firstNewline === -1 ? nl : firstNewline) : nl;
+      spans.push({ start, end, next: end + 1 });
+      [start, from, quotes, lines, firstNewline] = [end + 1, end + 1, 0, 0, -1];
     }
     return spans;
   },
   ...newlineEnded,
 };
+
+/** Whether a record holds a quote that never closes (what csvFramer ends after MAX_ROW_LINES lines). */
+export function hasOpenQuote(record: Uint8Array): boolean {
+  return quotesIn(record, 0, record.length) % 2 === 1;
+}
 
 /** One CSV record's cells (RFC 4180 quoting: "a ""b""" is a "b"). */
 export function splitCsvLine(line: string): string[] {
@@ -102,6 +123,8 @@ export function toMs(time: number): number {
 export interface CsvBatch {
   metrics: MetricRecord[];
   malformed: number;
+  /** Where the first row with a quote that never closes starts (a file offset), if any. */
+  openQuoteAt?: number;
 }
 
 const utf8 = new TextDecoder();
@@ -131,7 +154,13 @@ export class CsvDecoder {
    */
   decode(lines: readonly { bytes: Uint8Array; end: number }[], replay: Replay = NO_REPLAY): CsvBatch {
     let malformed = 0;
+    let openQuoteAt: number | undefined;
     for (const { bytes, end } of lines) {
+      if (hasOpenQuote(bytes)) {
+        if (end > replay.sent) malformed++;
+        openQuoteAt ??= end - bytes.length - 1;
+        continue;
+      }
       const line = utf8.decode(bytes).replace(/\r$/, '');
       if (line.trim() === '') continue;
       const cells = splitCsvLine(line);
@@ -142,7 +171,8 @@ export class CsvDecoder {
       if (!this.row(this.header, cells, { start: end - bytes.length - 1, end }, replay) && end > replay.sent)
         malformed++;
     }
-    return { metrics: this.merger.take(), malformed };
+    const metrics = this.merger.take();
+    return openQuoteAt === undefined ? { metrics, malformed } : { metrics, malformed, openQuoteAt };
   }
 
   /** Where a restarted reader must start to rebuild the open steps whole; undefined: where it stands. */

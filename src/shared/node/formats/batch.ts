@@ -11,7 +11,7 @@ export interface FormatBatch {
   samples: SampleRecord[];
   /** Records skipped in this pass (bad checksums, rows without a step, ...). */
   malformed: number;
-  /** Set when a file cannot be read further (a bad length checksum): one line saying which and why. */
+  /** One line saying which file and what is wrong with it (a bad length checksum, a quote that never closes). */
   problem?: string;
   /**
    * Set when one source file of several started over (truncated or replaced), or wrote rows under

@@ -1,8 +1,9 @@
 // A CSV metrics log (metrics.csv) read incrementally by the shared reader with the CSV framer,
 // decoded by src/shared/formats/csv.ts. A reader resumed past the header reads the file's first
-// line for it; a rewritten file (Lightning widens the header that way) starts over.
+// line for it; a rewritten file (Lightning widens the header that way) starts over. A row whose
+// quote never closes is counted as malformed and said once, on the run (FormatBatch.problem).
 import { open } from 'node:fs/promises';
-import { csvFramer, CsvDecoder } from '../../formats/csv';
+import { csvFramer, CsvDecoder, MAX_ROW_LINES } from '../../formats/csv';
 import { IncrementalReader } from '../reader';
 import { NO_REPLAY, type Replay } from '../../formats/stepMerge';
 import { emptyBatch, type FormatBatch, type RunFormatReader, type SourcePosition, type SourcePositions } from './batch';
@@ -27,6 +28,8 @@ export class CsvFileReader implements RunFormatReader {
   private readonly decoder = new CsvDecoder();
   /** What was handed out before a restart (see Replay); forgotten when the file starts over. */
   private replay: Replay;
+  /** A row with a quote that never closes is said once per reader (the malformed count goes on). */
+  private openQuoteSaid = false;
 
   constructor(
     readonly path: string,
@@ -80,6 +83,12 @@ export class CsvFileReader implements RunFormatReader {
       const decoded = this.decoder.decode(lines, this.replay);
       for (const m of decoded.metrics) batch.metrics.push(m);
       batch.malformed += decoded.malformed;
+      if (decoded.openQuoteAt !== undefined && !this.openQuoteSaid) {
+        this.openQuoteSaid = true;
+        batch.problem =
+          `${this.path}: the row at byte ${decoded.openQuoteAt} opens a quoted cell that is not closed within ` +
+          `${MAX_ROW_LINES} lines; that line is skipped as malformed and the rows after it are read.`;
+      }
     }
     return batch;
   }
