@@ -12,6 +12,7 @@ import { saveCheckpoint, type Tensors } from '../src/core/train/checkpoint';
 import type { RunTarget } from '../src/host/runs/types';
 import { PRESETS, type TrainConfig } from '../src/shared/config';
 import { EvalRecordSchema, MACRO_SUBJECT, type EvalRecord } from '../src/shared/eval';
+import { scanCheckpoints } from '../src/shared/node/checkpoints';
 import { parseJsonl } from '../src/shared/jsonl';
 import { parseAs } from '../src/shared/schema';
 import {
@@ -200,6 +201,90 @@ export function trainWithEvalTasks(
   const args = ['train', ...engine, '--data', poetrySubset(dir, 200), '--run-dir', runDir, '--steps', '4'];
   const result = runCli([...args, ...SMALL_SETS, ...sets.flatMap((s) => ['--set', s])], 300_000);
   return { runDir, result };
+}
+
+/** The eval task of the fine-tuning resume tests: 10 poetry-mc questions, scored at step 0 and each checkpoint. */
+const SFT_EVAL_TASKS = '[{"task":"poetry-mc","shots":0,"limit":5}]';
+
+/**
+ * A fine-tuning run stopped half-way and resumed, against one that ran through: from checkpoint
+ * `from`, 8 steps of poetry-sft in `dir`/reference; in `dir`/resumed the same 8-step schedule
+ * (max_steps=8) trained to step 4 only, then `steelscope resume` (on the same engine).
+ * Both checkpoint every 4 steps, keep the newest and the best by poetry-mc accuracy, and run
+ * SFT_EVAL_TASKS. `engine`: flags choosing the engine (none: TF.js).
+ */
+export function sftStoppedAndResumed(dir: string, from: string, engine: string[] = []) {
+  const sets = [
+    'eval_every=0',
+    'sample_every=0',
+    'batch_size=4',
+    'checkpoint_every=4',
+    'keep_checkpoints=1',
+    `eval_tasks=${SFT_EVAL_TASKS}`,
+    'best_by=poetry-mc/acc',
+  ];
+  const sft = (runDir: string, steps: number, more: string[]) => {
+    const flags = [...sets, ...more].flatMap((s) => ['--set', s]);
+    const args = ['sft', '--from', from, '--data', 'poetry-sft', '--run-dir', runDir, '--steps', String(steps)];
+    return runCli([...args, ...flags, ...engine], 300_000);
+  };
+  const reference = join(dir, 'reference');
+  const resumed = join(dir, 'resumed');
+  const results = [sft(reference, 8, []), sft(resumed, 4, ['max_steps=8'])];
+  results.push(runCli(['resume', resumed, ...engine], 300_000));
+  return { reference, resumed, results };
+}
+
+/**
+ * What a stopped and resumed fine-tuning run (sftStoppedAndResumed) must show: every step once in
+ * metrics.jsonl with the uninterrupted run's loss (within `tolerance`), its eval tasks' records at
+ * steps 0, 4 and 8 once each and equal to that run's, the checkpoints pruned by best_by, and
+ * run.json saying it finished after one resume from step 4, still a ChatML fine-tuning run.
+ */
+export async function assertSftResumedExactly(
+  run: ReturnType<typeof sftStoppedAndResumed>,
+  tolerance: number,
+): Promise<void> {
+  for (const r of run.results) assert.equal(r.code, 0, r.stderr);
+  const steps = readMetrics(run.resumed)
+    .filter((r) => r.kind === 'train')
+    .map((r) => r.step);
+  assert.deepEqual(steps, [0, 1, 2, 3, 4, 5, 6, 7], 'every step once');
+  const expected = trainLosses(run.reference);
+  for (const [step, loss] of trainLosses(run.resumed)) {
+    const want = expected.get(step) ?? NaN;
+    assert.ok(Math.abs(loss - want) <= tolerance, `step ${step}: resumed ${loss} vs uninterrupted ${want}`);
+  }
+  const macros = (runDir: string) =>
+    readEvalRecords(runDir)
+      .filter((x) => x.subject === MACRO_SUBJECT)
+      .map((x) => [x.step, x.task, x.n, x.acc]);
+  assert.deepEqual(
+    macros(run.resumed).map(([step]) => step),
+    [0, 4, 8],
+    'eval tasks at step 0 and each checkpoint, once',
+  );
+  assert.deepEqual(macros(run.resumed), macros(run.reference));
+  const acc = (step: number) => macros(run.resumed).find((m) => m[0] === step)?.[3] ?? NaN;
+  const best = acc(4) >= acc(8) ? 4 : 8;
+  const checkpoints = await scanCheckpoints(run.resumed);
+  assert.deepEqual(
+    checkpoints.map((c) => [c.step, c.best]),
+    best === 4
+      ? [
+          [4, true],
+          [8, false],
+        ]
+      : [[8, true]],
+    'the newest checkpoint, and the best by best_by',
+  );
+  const info = JSON.parse(readFileSync(join(run.resumed, 'run.json'), 'utf8'));
+  assert.equal(info.status, 'finished');
+  assert.equal(info.template, 'chatml');
+  assert.deepEqual(
+    info.resumes.map((r: { step: number }) => r.step),
+    [4],
+  );
 }
 
 /** The macro-average record `steelscope eval` appends for `task` at `step`: 400 questions, 5 shots. */

@@ -14,6 +14,7 @@ import type { RunInfo, RunStatus } from '../shared/run';
 import { resolveCorpus, verifyCorpus } from '../core/data';
 import { checkNewRunDir, restoreShards, resumeCheckpoint } from '../core/train/session';
 import { prepareSftRun, readSftInputs, type SftRequest } from '../core/train/sft';
+import { restoreSftShards } from '../core/train/sftdata';
 import { DONE_FILE, TOKENIZER_FILE } from '../shared/checkpoint';
 import { listCheckpointFolders } from '../shared/node/checkpoints';
 import { pruneCheckpoints } from '../core/train/checkpoint';
@@ -233,14 +234,18 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
 
 /**
  * What the engine reads besides the checkpoint, as the TF.js resume has it: the corpus unchanged,
- * the shards (re-tokenized when missing, and recorded in run.json), the sample prompts' ids.
+ * the shards (re-tokenized when missing, and recorded in run.json; a fine-tuning run's rows and
+ * loss mask), the sample prompts' ids, the eval tasks' ids.
  */
 function restoreData(runDir: string, info: RunInfo): void {
   verifyCorpus(info.data.files);
   const tokenizerPath = join(runDir, TOKENIZER_FILE);
   if (!existsSync(tokenizerPath)) return; // the engine says what is missing
   const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(tokenizerPath, 'utf8')));
-  const { records } = restoreShards(runDir, info, tokenizer, info.config);
+  const records =
+    info.template === 'chatml'
+      ? restoreSftShards(runDir, info, tokenizer, info.config)
+      : restoreShards(runDir, info, tokenizer, info.config).records;
   if (JSON.stringify(records) !== JSON.stringify(info.data.shards))
     new RunWriter(runDir, info).update({ data: { ...info.data, shards: records } });
   if (!existsSync(join(runDir, 'data', 'prompts.json'))) writePrompts(runDir, tokenizer);

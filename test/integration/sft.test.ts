@@ -1,6 +1,7 @@
 // `steelscope sft` through the CLI: a bad chat line is one stderr line naming its line number
 // (exit 2, no run folder left); a fine-tuning run from a base checkpoint records that checkpoint
-// and the ChatML template, and serve then says it chats in ChatML (the base says plain).
+// and the ChatML template, and serve then says it chats in ChatML (the base says plain); a
+// fine-tuning run stopped half-way resumes exactly, with its eval tasks at step 0 and each checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { tokenStream } from '../../src/core/sample/generate';
 import { chatSpecials, renderChatML } from '../../src/core/serve/chat';
 import { BpeTokenizer } from '../../src/core/tokenizer';
 import { loadCheckpoint } from '../../src/core/train/checkpoint';
-import { poetrySubset, runCli, scratch } from '../helpers';
+import { assertSftResumedExactly, poetrySubset, runCli, scratch, sftStoppedAndResumed } from '../helpers';
 
 const TINY = [
   '--set',
@@ -99,4 +100,14 @@ test('sft: bad lines refused by number; a fine-tuned run records its base and ch
     reply.includes(chatSpecials(tokenizer).imEnd),
     `reply without <|im_end|>: ${JSON.stringify(tokenizer.decode(reply))}`,
   );
+});
+
+test('sft stopped at step 4 of 8 and resumed: the uninterrupted losses, evals at 0/4/8 once, best_by pruning', async () => {
+  const dir = scratch('sft-resume');
+  const base = join(dir, 'base');
+  const trained = runCli(['train', '--data', poetrySubset(dir, 200), '--run-dir', base, '--steps', '1', ...TINY]);
+  assert.equal(trained.code, 0, trained.stderr);
+  const run = sftStoppedAndResumed(dir, join(base, 'checkpoints', 'step-00000001'));
+  // The tolerance of the pretraining resume test (resume.test.ts).
+  await assertSftResumedExactly(run, 1e-5);
 });

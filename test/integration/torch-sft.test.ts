@@ -4,11 +4,12 @@
 // from the same weights, so the losses agree within 1e-3 relative at every step. The torch run
 // records its base checkpoint and the ChatML template, as the TF.js one does. Two processes (DDP,
 // each rank half of every batch's rows) give the same losses: the mask's mean is over the whole batch.
+// A torch fine-tuning run stopped half-way resumes exactly, with its eval tasks at step 0 and each checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { poetrySubset, runCli, scratch, trainLosses } from '../helpers';
+import { assertSftResumedExactly, poetrySubset, runCli, scratch, sftStoppedAndResumed, trainLosses } from '../helpers';
 import { torchFlags, TORCH_SKIP } from '../torch';
 
 const STEPS = 8;
@@ -69,12 +70,23 @@ test(
     );
     assert.equal(run.base_checkpoint.step, 2);
     assert.equal(run.status, 'finished');
-    // Resume would read the conversations as a corpus: refused on either engine, before anything is written.
-    const resumed = runCli(['resume', join(dir, 'torch'), '--steps', String(STEPS + 2)]);
-    assert.equal(resumed.code, 2, resumed.stderr);
-    assert.match(resumed.stderr, /is a fine-tuning run; resuming one is not supported yet/);
     t.diagnostic(
       `largest relative loss difference: ${worst.toExponential(2)}; losses ${[...actual.values()].join(', ')}`,
     );
+  },
+);
+
+test(
+  'torch sft stopped at step 4 of 8 and resumed: the uninterrupted losses, evals at 0/4/8 once, best_by pruning',
+  { skip: TORCH_SKIP },
+  async () => {
+    const dir = scratch('torch-sft-resume');
+    const base = join(dir, 'base');
+    const data = poetrySubset(dir, 200);
+    const trained = runCli(['train', '--data', data, '--run-dir', base, '--steps', '1', ...sets([...SMALL, ...QUIET])]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const run = sftStoppedAndResumed(dir, join(base, 'checkpoints', 'step-00000001'), torchFlags(1));
+    // Equal, as in the torch pretraining resume test (torch-distributed.test.ts).
+    await assertSftResumedExactly(run, 0);
   },
 );

@@ -221,6 +221,8 @@ test('a fine-tuning request starts `sft --from` the checkpoint on its chat data,
     '--nproc',
     '1',
   ]);
+  // What a requeued Slurm job runs once the fine-tuning saved a checkpoint: resume it, on its engine.
+  assert.deepEqual(launcher.launched[0].continueArgs, ['resume', dir, '--engine', 'torch', '--nproc', '1']);
 });
 
 test('a stop the launcher refuses sends nothing and can be tried again', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { DataError } from '../../src/core/data';
 import { chatSpecials, renderChatML } from '../../src/core/serve/chat';
 import { readFileSync } from 'node:fs';
-import { conversationRows, parseConversations, resolveSftData } from '../../src/core/train/sft';
+import { conversationRows, parseConversations, resolveSftData } from '../../src/core/train/sftdata';
 import { BpeTokenizer } from '../../src/core/tokenizer';
 import { BlockLoader } from '../../src/core/data';
 

@@ -119,7 +119,7 @@ function runScript(
   restarts: string,
   runJson: string | undefined,
   cliStatus = 0,
-  opts: { checkpoint?: boolean; jobState?: string; term?: boolean } = {},
+  opts: { checkpoint?: boolean; jobState?: string; term?: boolean; first?: string } = {},
 ): { out: string; calls: string } {
   const dir = scratch('slurm-script');
   const runDir = join(dir, "run $x 'q'");
@@ -149,7 +149,7 @@ function runScript(
         `${opts.term ? 'kill -TERM $PPID; ' : ''}exit ${cliStatus}`,
       'cli',
     ],
-    firstArgs: ['train', runDir],
+    firstArgs: [opts.first ?? 'train', runDir],
     continueArgs: ['resume', runDir],
   };
   const env = {
@@ -185,6 +185,17 @@ test('the batch script starts the run, and continues it from its checkpoint when
     /train\|/,
     'a Resume job runs what it was asked first',
   );
+});
+
+test('a fine-tuning job (sft) requeued after its checkpoint resumes it; before one, it starts the fine-tuning again', () => {
+  const sft = { first: 'sft' };
+  assert.match(runScript('0', PENDING_RUN_JSON, 0, sft).out, /^sft\|/m, 'first: sft as asked');
+  assert.match(
+    runScript('1', PENDING_RUN_JSON, 0, { ...sft, checkpoint: true }).out,
+    /resume\|[^|]*run \$x 'q'\|$/,
+    'requeued after a checkpoint: resume the fine-tuning run',
+  );
+  assert.match(runScript('1', PENDING_RUN_JSON, 0, sft).out, /sft\|/, 'requeued before a checkpoint: sft again');
 });
 
 test('a trainer that checkpointed on USR1 by itself (exit 75): run.json marked pending, then the job requeued', () => {

@@ -1,10 +1,18 @@
 // `steelscope sft`: parse and hand over to the core's fine-tuning session.
 import { startSft } from '../../core/train/sft';
 import type { RunControl } from '../../core/train/session';
-import { listFlag, numberFlag, parseArgs, stringFlag, UsageError } from '../args';
+import { listFlag, numberFlag, parseArgs, rawFlag, stringFlag, UsageError } from '../args';
 import { runSummary } from '../summary';
 import { startTorchSft } from '../torchrun';
-import { backendFlag, engineFlag, RUN_FLAGS, summaryOptions, torchOptions, withProgress } from './train';
+import {
+  backendFlag,
+  engineFlag,
+  failPendingOnError,
+  RUN_FLAGS,
+  summaryOptions,
+  torchOptions,
+  withProgress,
+} from './train';
 
 export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl|poetry-sft> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend …]
@@ -12,9 +20,15 @@ export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.js
 
 const DEFAULT_STEPS = 200;
 
+const SFT_FLAGS = { from: { kind: 'string' }, ...RUN_FLAGS } as const;
+
 export async function sftCommand(argv: readonly string[], control: RunControl): Promise<number> {
-  const flags = { from: { kind: 'string' }, ...RUN_FLAGS } as const;
-  const p = parseArgs(argv, flags, 'sft');
+  // As for train: arguments or input refused mark a Slurm job's pending run failed, with the reason.
+  return failPendingOnError(rawFlag(argv, SFT_FLAGS, 'run-dir'), () => sft(argv, control));
+}
+
+async function sft(argv: readonly string[], control: RunControl): Promise<number> {
+  const p = parseArgs(argv, SFT_FLAGS, 'sft');
   if (p.positional.length) throw new UsageError(`Unexpected argument "${p.positional[0]}". Usage: ${SFT_USAGE}`);
   const from = stringFlag(p, 'from');
   const data = stringFlag(p, 'data');

@@ -147,7 +147,7 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
  * Runs `start`; when it throws (arguments refused, input found wrong) before the trainer took a
  * Slurm job's pending run, run.json says why.
  */
-async function failPendingOnError<T>(runDir: string | undefined, start: () => Promise<T>): Promise<T> {
+export async function failPendingOnError<T>(runDir: string | undefined, start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (err) {

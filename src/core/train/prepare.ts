@@ -124,6 +124,11 @@ export function prepareRun(input: string, config: TrainConfig, runDir: string, l
   return data;
 }
 
+/** Whether each recorded file (a token shard) is still there with its recorded sha256. */
+export function filesIntact(records: readonly DataFileRecord[]): boolean {
+  return records.every((r) => existsSync(r.path) && sha256(readFileSync(r.path)) === r.sha256);
+}
+
 /** data/evals.json: the config's eval_tasks rendered to token ids, what the torch engine scores. */
 export function writeEvals(runDir: string, tokenizer: BpeTokenizer, tasks: readonly ResolvedTask[]): void {
   mkdirSync(join(runDir, 'data'), { recursive: true });

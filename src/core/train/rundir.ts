@@ -64,18 +64,11 @@ export function readRunInfo(runDir: string): RunInfo {
   return info.value;
 }
 
-/**
- * run.json of a run about to be resumed (by either engine); refused while another live trainer holds
- * it, and for a fine-tuning run (its data is conversations, which resume would read as a corpus).
- */
+/** run.json of a run about to be resumed (by either engine); refused while another live trainer holds it. */
 export function readRunToResume(runDir: string): RunInfo {
   const info = readRunInfo(runDir);
   if (heldByOtherTrainer(info))
     throw new UsageError(`Run ${info.name} is still running (pid ${info.pid}). Stop it first.`);
-  if (info.template === 'chatml')
-    throw new UsageError(
-      `${runDir} is a fine-tuning run; resuming one is not supported yet. Start \`steelscope sft\` again.`,
-    );
   return info;
 }
 

@@ -16,6 +16,7 @@ import {
   readShard,
   resolveCorpus,
   verifyCorpus,
+  type DataCursor,
 } from '../data';
 import { SteelLM } from '../model';
 import { CsvError, resolveTasks } from '../eval';
@@ -31,8 +32,9 @@ import {
   type CheckpointFolder,
 } from '../../shared/node/checkpoints';
 import { loadCheckpoint, sha256 } from './checkpoint';
-import { prepareData } from './prepare';
+import { filesIntact, prepareData } from './prepare';
 import { readRunToResume, RunWriter, writeFileAtomic } from './rundir';
+import { readSftRows, sftDataFile, sftLoader } from './sftdata';
 import { startSystemSampler, type SystemSampler } from './system';
 import { trainLoop, type Batch, type StepProgress, type TrainSession } from './trainer';
 
@@ -121,7 +123,7 @@ export interface ResumeOptions {
   checkpoint?: string;
 }
 
-/** Continues a run from its newest valid checkpoint, bit-exactly. */
+/** Continues a run (a fine-tuning run too) from its newest valid checkpoint, bit-exactly. */
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
   const info = readRunToResume(runDir);
@@ -155,7 +157,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     const ckpt = loadCheckpoint(found.folder.dir);
     const config = ckpt.manifest.config;
     const tokenizer = BpeTokenizer.fromJSON(ckpt.tokenizerJson);
-    const shards = restoreShards(runDir, info, tokenizer, config);
+    const data = resumeData(runDir, info, tokenizer, config, ckpt.manifest.data.cursor);
     const weights = new Map([...ckpt.weights].map(([name, t]) => [name, t.data]));
     const model = SteelLM.fromWeights(config, weights);
     const optimizer = new AdamW(model.params, config);
@@ -170,8 +172,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
       optimizer,
       tokenizer,
       tokenizerJson: JSON.stringify(ckpt.tokenizerJson),
-      loader: new BlockLoader(shards.train, config.seq_len + 1, config.seed, ckpt.manifest.data.cursor),
-      evalSet: makeEvalSet(shards.val, config),
+      ...data,
       evalTasks,
       dataFiles: ckpt.manifest.data.files,
       startStep: ckpt.manifest.step,
@@ -181,6 +182,28 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     };
     return session;
   });
+}
+
+/**
+ * What a resumed run reads from its checkpoint's place on: the loader over its shards and its eval
+ * set, or for a fine-tuning run its conversations' rows with their loss mask (no eval split).
+ */
+function resumeData(
+  runDir: string,
+  info: RunInfo,
+  tokenizer: BpeTokenizer,
+  config: TrainConfig,
+  cursor: DataCursor,
+): Pick<TrainSession, 'loader' | 'evalSet'> {
+  if (info.template === 'chatml') {
+    const { rows } = readSftRows(sftDataFile(info).path, info.data.input, tokenizer, config.seq_len);
+    return { loader: sftLoader(rows, config, info.data.input, cursor), evalSet: [] };
+  }
+  const shards = restoreShards(runDir, info, tokenizer, config);
+  return {
+    loader: new BlockLoader(shards.train, config.seq_len + 1, config.seed, cursor),
+    evalSet: makeEvalSet(shards.val, config),
+  };
 }
 
 /**
@@ -435,9 +458,7 @@ function makeEvalSet(val: Uint16Array | Uint32Array, config: TrainConfig): Batch
 /** The run's shards (and their records), re-tokenized from the (verified) corpus if they went missing or changed. */
 export function restoreShards(runDir: string, info: RunInfo, tokenizer: BpeTokenizer, config: TrainConfig) {
   const recorded = info.data.shards ?? [];
-  const intact =
-    recorded.length === 2 && recorded.every((s) => existsSync(s.path) && sha256(readFileSync(s.path)) === s.sha256);
-  if (!intact) {
+  if (!(recorded.length === 2 && filesIntact(recorded))) {
     const dataDir = join(runDir, 'data');
     mkdirSync(dataDir, { recursive: true });
     const built = buildDataset({

@@ -8,7 +8,8 @@
 data/val.bin, data/prepared.json, data/prompts.json); `sft` fine-tunes a base checkpoint in a folder
 that `steelscope sft --engine torch` filled (data/sft-prepared.json: the conversations rendered in
 ChatML and tokenized, with their loss mask; src/core/train/sft.ts startSft); `resume` continues a run
-of either engine from the checkpoint `steelscope resume` chose and verified. Under torchrun every
+of either engine (a fine-tuning run too: its shards are its rows and their loss mask) from the
+checkpoint `steelscope resume` chose and verified. Under torchrun every
 rank trains; rank 0 alone writes the run folder. SIGTERM/SIGINT: every rank stops at the same step,
 rank 0 saves a checkpoint, all exit 0.
 
@@ -219,7 +220,9 @@ def resume(args, ctx):
         raise UsageError(f"The checkpoint is at step {manifest['step']}; --steps must be larger (got {target}).")
     cfg = manifest["config"]
     check_world(cfg, ctx["world"])
-    train, val = verified_shards(info["data"].get("shards"))
+    # A fine-tuning run's shards are its rows and their loss mask (no validation split).
+    train, second = verified_shards(info["data"].get("shards"))
+    val, mask = (None, second) if info.get("template") == "chatml" else (second, None)
     writer = None
     if ctx["rank"] == 0:
         writer = RunWriter(run_dir, info)
@@ -231,7 +234,7 @@ def resume(args, ctx):
     load_adamw_state(optimizer, list(model.named_parameters()), ckpt["optimizer_state"], manifest["optimizer"]["step"])
     return session(ctx, cfg, writer, model, ddp, optimizer, ckpt["tokenizer_json"], train, val,
                    manifest["data"]["cursor"], manifest["data"]["files"], manifest["step"], target, manifest["rng"],
-                   "resume", path)
+                   "resume", path, mask)
 
 
 def start_sft(args, ctx):
@@ -241,13 +244,14 @@ def start_sft(args, ctx):
     prepared = read_json(os.path.join(run_dir, "data", "sft-prepared.json"),
                          "Start the fine-tuning with `steelscope sft --engine torch`.")
     cfg = prepared["config"]
-    if os.path.exists(os.path.join(run_dir, "run.json")):
+    if os.path.exists(os.path.join(run_dir, "run.json")) and not is_pending_run_of_this_job(run_dir):
         raise UsageError(f"{run_dir} already holds a run. Start the fine-tuning in another --run-dir.")
     check_world(cfg, ctx["world"])
     tokens, mask = verified_shards(prepared["shards"])
     base = prepared["base_checkpoint"]
     weights = load_checkpoint(base["path"])["weights"]
-    data = {"input": prepared["input"], "files": prepared["files"]}
+    # The shards are recorded as a run's are, so that a resume (steelscope resume) finds them.
+    data = {"input": prepared["input"], "files": prepared["files"], "shards": prepared["shards"]}
     tokenizer_json, writer = open_new_run(run_dir, args, ctx, prepared, data, base_checkpoint=base, template="chatml")
     model, ddp = build_model(cfg, ctx["device"], ctx["world"], weights)
     optimizer = make_adamw(model.named_parameters(), cfg, fused=False)

@@ -87,9 +87,12 @@ export class SlurmLauncher implements Launcher {
     };
   }
 
-  /** run.json says the run waits for job `jobId`: a new run's placeholder, or the resumed run's own, marked. */
+  /**
+   * run.json says the run waits for job `jobId`: a new run's placeholder (`train`, `sft`), or the
+   * resumed run's own, marked.
+   */
   private async markPending(request: LaunchRequest, jobId: string): Promise<void> {
-    if (request.args[0] !== 'train') {
+    if (request.args[0] === 'resume') {
       await this.updateRunJson(request.runDir, (run) => ({ ...run, status: 'pending', slurm_job_id: jobId }));
       return;
     }
