@@ -81,6 +81,11 @@ export type SampleItem = Output<typeof SampleItemSchema>;
 /** One evals.jsonl record (src/shared/eval.ts) as the Evals section needs it; a missing value is null. */
 export const EvalItemSchema = obj({
   step: int,
+  /**
+   * Its place on the view's x axis: the step, or the token count and time of the train record at that
+   * step (the host's stepX); null where the run has none (off the chart on that axis, as an event).
+   */
+  x: v.nullable(num),
   task: str,
   subject: str,
   n: int,

@@ -1,17 +1,21 @@
 // The dashboard's Evals section in a real browser: evals.jsonl records as `steelscope eval` writes
 // them (one per subject and a macro average per task and step), put through the real host model
-// and webview. Accuracy by step with its 95% interval drawn as error bars, the per-subject table,
-// a re-evaluation superseding, theme colours followed, and no section for a run without evals.
+// and webview. Accuracy with its 95% interval drawn as error bars, on the x axis the other charts
+// use (tokens: the train record's count at each step, with the same axis title), the per-subject
+// table at a step chosen in its dropdown (newest by default), a re-evaluation superseding, theme
+// colours followed, and no section for a run without evals.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { DashboardModel } from '../../src/host/panels/dashboardModel';
+import { appendRecord, newSeriesTable } from '../../src/host/runs/seriesTable';
 import type { RunData } from '../../src/host/runs/types';
 import { MACRO_SUBJECT, macroAverage, type EvalRecord } from '../../src/shared/eval';
 import { DEFAULT_VIEW } from '../../src/shared/protocol';
 import { ROOT } from '../helpers';
+import { choose, optionTexts, valueOf } from '../toolkit-controls';
 import { localRun, postToWebview, skipWithoutChromium, storeOf, withDashboard } from './dashboard-page';
 
 const skip = skipWithoutChromium;
@@ -19,6 +23,14 @@ const skip = skipWithoutChromium;
 /** A finished run; its evals stay this array, which the test appends to. */
 function run(key: string, evals: EvalRecord[]): RunData & { evals: EvalRecord[] } {
   return { ...localRun(key, 'finished'), evals };
+}
+
+/** The run's train records: steps 1..1,200 (every 100th and the first), 1,000 tokens a step. */
+function train(data: RunData): void {
+  const table = newSeriesTable('train');
+  for (const step of [1, ...Array.from({ length: 12 }, (_, i) => (i + 1) * 100)])
+    appendRecord(table, { step, t: 1.7e12 + step * 1000, kind: 'train', loss: 3 - step / 1000, tokens: step * 1000 });
+  data.tables.set('train', table);
 }
 
 /** One evaluation of poetry-mc at `step`: two subjects of 200 questions and their macro average. */
@@ -46,13 +58,17 @@ interface EvalChart {
   pointStyles: string[];
 }
 
-async function evalChart(page: Page): Promise<EvalChart> {
+async function evalChart(page: Page): Promise<EvalChart & { xTitle: string }> {
   return page.evaluate(() => {
     type P = { x: number; y: number; lo?: number; hi?: number };
-    type C = { data: { datasets: { label?: string; data: P[]; borderColor?: string; pointStyle?: string }[] } };
+    type C = {
+      data: { datasets: { label?: string; data: P[]; borderColor?: string; pointStyle?: string }[] };
+      options: { scales: { x: { title: { text: string } } } };
+    };
     const c = (window as unknown as { __steelscopeCharts: Record<string, C> }).__steelscopeCharts.evals;
     const ds = c.data.datasets;
     return {
+      xTitle: c.options.scales.x.title.text,
       labels: ds.map((d) => d.label ?? ''),
       points: ds.map((d) => d.data.map((p) => ({ x: p.x, y: p.y, lo: p.lo, hi: p.hi }))),
       colors: ds.map((d) => String(d.borderColor)),
@@ -126,6 +142,7 @@ test(
       ...poetryMc(1200, 0.3, 0.36),
       ...cmmlu,
     ]);
+    train(evaluated);
     const plain = run('local::/runs/plain', []);
     const store = storeOf(evaluated, plain);
     await withDashboard(async ({ page, refused }) => {
@@ -163,7 +180,15 @@ test(
         `bar contrast by row: ${bar.join(' ')}`,
       );
 
+      assert.equal(chart.xTitle, 'Step');
+
       // The table: each task's newest evaluated step, subjects then the average.
+      const steps = page.locator('.evals vscode-dropdown');
+      assert.deepEqual(await optionTexts(steps), ['1,200 (newest)', '600', '0']);
+      // The toolkit's chunk loads after the first paint: the value is the component's once it has.
+      await page.waitForFunction(
+        () => document.querySelector<HTMLElement & { value?: string }>('.evals vscode-dropdown')?.value === '1200',
+      );
       const rows = await tableRows(page);
       assert.deepEqual(rows[0], ['Run', 'Task', 'Subject', 'Step', 'n', 'Accuracy', '95% interval', 'acc_norm']);
       assert.deepEqual(rows.slice(1), [
@@ -175,6 +200,50 @@ test(
       ]);
       mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
       await page.locator('.evals').screenshot({ path: join(ROOT, 'test-artifacts', 'dashboard-evals.png') });
+
+      // Step 600 chosen: every task as evaluated at or before it (cmmlu's is at 600 too).
+      await choose(steps, '600');
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll('.evals vscode-data-grid-row').length === 6 &&
+          document
+            .querySelector('.evals vscode-data-grid-row:nth-child(4) vscode-data-grid-cell:nth-child(4)')
+            ?.textContent?.trim() === '600',
+      );
+      assert.deepEqual(
+        (await tableRows(page)).slice(3).map((r) => r.slice(2, 7)),
+        [
+          ['author', '600', '200', '22.0%', '16.2% – 27.8%'],
+          ['next_line', '600', '200', '25.0%', '19.0% – 31.0%'],
+          ['(average)', '600', '400', '23.5%', '19.3% – 27.7%'],
+        ],
+      );
+
+      // The x axis the other charts use: tokens, each point at its step's train record, the same axis title.
+      model.setView({ xAxis: 'tokens' });
+      await postToWebview(page, model.next()!);
+      await page.waitForFunction(() => {
+        type C = { data: { datasets: { data: { x: number }[] }[] } };
+        const c = (window as unknown as { __steelscopeCharts: Record<string, C> }).__steelscopeCharts.evals;
+        return c.data.datasets[0]?.data[1]?.x === 600_000;
+      });
+      const onTokens = await evalChart(page);
+      assert.equal(onTokens.xTitle, 'Tokens seen');
+      assert.deepEqual(
+        onTokens.points[0].map((p) => p.x),
+        [0, 600_000, 1_200_000],
+      );
+      assert.equal(await valueOf(steps), '600', 'the chosen step stays');
+      model.setView({ xAxis: 'step' });
+      await postToWebview(page, model.next()!);
+      await choose(steps, '1200'); // the newest again: the table follows new evaluations
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll('.evals vscode-data-grid-row').length === 6 &&
+          document
+            .querySelector('.evals vscode-data-grid-row:nth-child(4) vscode-data-grid-cell:nth-child(4)')
+            ?.textContent?.trim() === '1,200',
+      );
 
       // Step 1,200 evaluated again (appended, as `steelscope eval` appends): the new score replaces the old.
       const from = evaluated.evals.length;

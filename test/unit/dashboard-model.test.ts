@@ -74,6 +74,7 @@ for (const view of [
   DEFAULT_VIEW,
   { ...DEFAULT_VIEW, xAxis: 'tokens', smoothing: 0 } as ViewState,
   { ...DEFAULT_VIEW, xAxis: 'relative' } as ViewState,
+  { ...DEFAULT_VIEW, xAxis: 'wall', smoothing: 0 } as ViewState,
 ]) {
   test(`deltas applied in order give what a fresh snapshot gives (${view.xAxis}, smoothing ${view.smoothing})`, () => {
     const store = new FakeStore();

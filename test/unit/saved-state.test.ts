@@ -11,8 +11,10 @@ test('a saved state is read back whole; a field saved differently falls back alo
     samples: { run: 'k', stepIndex: 3 },
     tab: 'chat',
     keys: ['local::/r'],
+    evalStep: 1200,
   };
   assert.deepEqual(readSavedState(good), good);
+  assert.deepEqual(readSavedState({ ...good, evalStep: 'newest' }), { ...good, evalStep: undefined });
   const older = readSavedState({ ...good, view: { ...DEFAULT_VIEW, xAxis: 'epoch' }, tab: 'plots', samples: 'x' });
   assert.deepEqual(older, { ...good, view: null, tab: undefined, samples: { run: null, stepIndex: null } });
   assert.deepEqual(readSavedState({}), { view: null, hidden: [], samples: { run: null, stepIndex: null } });

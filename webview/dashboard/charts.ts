@@ -89,6 +89,32 @@ function tickCount(scale: Scale): number {
   return Math.max(2, Math.floor(scale.isHorizontal() ? scale.chart.width / 90 : scale.chart.height / 36));
 }
 
+/**
+ * The x scale of every dashboard chart (the Evals chart's too): the view's axis, linear or log, the
+ * zoomed range or `extent`, and ticks and labels from axes.ts.
+ */
+export function xScale(view: ViewState, theme: Theme, extent: [number, number] | null) {
+  const [min, max] = view.range ?? extent ?? [undefined, undefined];
+  let xStep = 1; // the distance between x ticks, which time labels choose their unit by
+  return {
+    type: (view.logX ? 'logarithmic' : 'linear') as 'linear',
+    min: view.logX && min !== undefined && min <= 0 ? undefined : min,
+    max,
+    title: { display: true, text: xTitle(view.xAxis), color: theme.muted, padding: 0 },
+    grid: { color: theme.grid },
+    ticks: {
+      color: theme.muted,
+      maxRotation: 0,
+      callback: (v: number | string) => xTickLabel(view.xAxis, Number(v), xStep),
+    },
+    afterBuildTicks: (scale: Scale) => {
+      const chosen = xTicks(view.xAxis, view.logX, scale.min, scale.max, tickCount(scale));
+      xStep = chosen.step;
+      if (chosen.ticks.length) scale.ticks = chosen.ticks.map((value) => ({ value }));
+    },
+  };
+}
+
 interface DatasetMeta {
   run: RunModel;
   series: SeriesData;
@@ -147,27 +173,13 @@ class ChartView {
   private options(): ChartOptions<'line'> {
     const { view, theme } = this.state();
     const axis = (log: boolean) => (log ? 'logarithmic' : 'linear') as 'linear';
-    const [min, max] = view.range ?? this.extent ?? [undefined, undefined];
-    let xStep = 1; // the distance between x ticks, which time labels choose their unit by
     return {
       ...LINE_CHART_BASE,
       spanGaps: false,
       interaction: { mode: 'nearest', axis: 'x', intersect: false },
       elements: { point: { radius: 0, hitRadius: 4 }, line: { borderWidth: 1.5 } },
       scales: {
-        x: {
-          type: axis(view.logX),
-          min: view.logX && min !== undefined && min <= 0 ? undefined : min,
-          max,
-          title: { display: true, text: xTitle(view.xAxis), color: theme.muted, padding: 0 },
-          grid: { color: theme.grid },
-          ticks: { color: theme.muted, maxRotation: 0, callback: (v) => xTickLabel(view.xAxis, Number(v), xStep) },
-          afterBuildTicks: (scale) => {
-            const chosen = xTicks(view.xAxis, view.logX, scale.min, scale.max, tickCount(scale));
-            xStep = chosen.step;
-            if (chosen.ticks.length) scale.ticks = chosen.ticks.map((value) => ({ value }));
-          },
-        },
+        x: xScale(view, theme, this.extent),
         y: {
           type: axis(view.logY),
           grid: { color: theme.grid },
@@ -292,6 +304,8 @@ class ChartView {
 
 export class ChartBoard {
   private readonly views = new Map<string, ChartView>();
+  /** The x-range of the data the charts show (the last render's), which the Evals chart lines up with. */
+  extent: [number, number] | null = null;
   /** The System section's heading, shown only when some run has system.jsonl records. */
   private readonly systemHeading = Object.assign(document.createElement('h2'), {
     className: 'charts-section',
@@ -334,6 +348,7 @@ export class ChartBoard {
         }
     }
     const extent: [number, number] | null = lo < hi ? [lo, hi] : null;
+    this.extent = extent;
     const isSystem = (k: string) => k.startsWith(SYSTEM_PREFIX);
     const others = [...groups.keys()].filter((k) => !FIXED.some(([f]) => f === k) && !isSystem(k)).sort();
     const systemOrder = SYSTEM_CHARTS.map(([, k]) => k);

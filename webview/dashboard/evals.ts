@@ -1,7 +1,9 @@
-// The Evals section (evals.jsonl, src/shared/eval.ts): accuracy against step, one line per run and
-// task (the task's macro average), each point with its 95% interval (acc ± 1.96·stderr) as an
-// error bar; below it, every subject of each run's newest evaluation of each task in a table (the
-// toolkit's data grid). Runs without evals.jsonl records leave the section hidden.
+// The Evals section (evals.jsonl, src/shared/eval.ts): accuracy along the dashboard's x axis (step,
+// tokens, wall or relative time: the host places each record at its step's train record), one line
+// per run and task (the task's macro average), each point with its 95% interval (acc ± 1.96·stderr)
+// as an error bar; below it, every subject of each run's evaluation of each task at a chosen step
+// (newest by default) in a table (the toolkit's data grid). Runs without evals.jsonl records leave
+// the section hidden.
 import {
   Chart,
   Legend,
@@ -15,78 +17,38 @@ import {
   type PointStyle,
   type TooltipItem,
 } from 'chart.js';
-import { interval95, latestScores, MACRO_SUBJECT } from '../../src/shared/eval';
-import type { EvalItem } from '../../src/shared/protocol';
+import type { ViewState } from '../../src/shared/protocol';
 import { el } from '../common/messenger';
-import { button, table } from '../common/ui';
+import { button, dropdown, table } from '../common/ui';
+import { xLabel } from './axes';
+import { xScale } from './charts';
 import type { RunModel } from './data';
-import { backgroundPlugin, errorBarsPlugin, LINE_CHART_BASE, type IntervalPt } from './plugins';
-import { runColor, type Theme } from './theme';
+import { evaluatedSteps, evalLines, evalsExtent, pct, subjectRows, type EvalLine, type EvalPt } from './evalsModel';
+import { backgroundPlugin, errorBarsPlugin, LINE_CHART_BASE } from './plugins';
+import type { Theme } from './theme';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Tooltip, Legend);
 
 /** Tasks of one run are told apart by the point's shape (the colour is the run's). */
 const TASK_POINTS: PointStyle[] = ['circle', 'rect', 'triangle', 'rectRot', 'star', 'crossRot'];
 
-interface EvalPt extends IntervalPt {
-  n: number;
+/** What the Evals chart follows: the dashboard's view (x axis, log x, zoom), theme, and the charts' x-range. */
+export interface EvalsContext {
+  view: ViewState;
+  theme: Theme;
+  extent: [number, number] | null;
 }
 
-interface EvalLine {
-  run: RunModel;
-  task: string;
-  color: string;
-  points: EvalPt[];
-}
-
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-
-/** The macro-average accuracy lines of the runs shown: one per run and task, ascending by step. */
-export function evalLines(runs: readonly RunModel[], theme: Theme): EvalLine[] {
-  const lines: EvalLine[] = [];
-  for (const run of runs) {
-    const byTask = new Map<string, EvalPt[]>();
-    for (const r of latestScores(run.evals)) {
-      if (r.subject !== MACRO_SUBJECT || r.acc === null) continue;
-      const [lo, hi] = interval95(r.acc, r.stderr) ?? [undefined, undefined];
-      const points = byTask.get(r.task) ?? [];
-      points.push({ x: r.step, y: r.acc, lo, hi, n: r.n });
-      byTask.set(r.task, points);
-    }
-    for (const [task, points] of byTask) lines.push({ run, task, color: runColor(theme, run.header.color), points });
-  }
-  return lines;
-}
-
-/** Per run and task, the subjects of its newest evaluated step (the average last). */
-export function subjectRows(runs: readonly RunModel[]): Record<string, string>[] {
-  return runs.flatMap((run) => {
-    const latest = latestScores(run.evals);
-    const newest = new Map<string, number>();
-    for (const r of latest) newest.set(r.task, Math.max(newest.get(r.task) ?? -Infinity, r.step));
-    const rows = latest.filter((r) => r.step === newest.get(r.task));
-    const order = (r: EvalItem) => (r.subject === MACRO_SUBJECT ? 1 : 0);
-    rows.sort((a, b) => a.task.localeCompare(b.task) || order(a) - order(b) || a.subject.localeCompare(b.subject));
-    return rows.map((r) => {
-      const ci = r.acc === null ? undefined : interval95(r.acc, r.stderr);
-      return {
-        run: run.header.name,
-        task: r.task,
-        subject: r.subject === MACRO_SUBJECT ? '(average)' : r.subject,
-        step: r.step.toLocaleString('en-US'),
-        n: r.n.toLocaleString('en-US'),
-        acc: r.acc !== null ? pct(r.acc) : r.ppl !== null ? `ppl ${r.ppl.toFixed(2)}` : '—',
-        interval: ci ? `${pct(ci[0])} – ${pct(ci[1])}` : '—',
-        accNorm: r.accNorm !== null ? pct(r.accNorm) : '—',
-      };
-    });
-  });
+/** The table's step, kept with the dashboard's saved state; null follows the newest. */
+export interface EvalsState {
+  step: number | null;
 }
 
 export class EvalsView {
   readonly root = el('section', { class: 'evals' });
   readonly chart: Chart<'line', EvalPt[]>;
   private lines: EvalLine[] = [];
+  private readonly stepSelect = dropdown('Step of the subjects table');
   private readonly grid = table('Evals by subject', [
     { key: 'run', title: 'Run', width: 'minmax(8em, 2fr)' },
     { key: 'task', title: 'Task', width: 'minmax(6em, 1.5fr)' },
@@ -101,7 +63,10 @@ export class EvalsView {
 
   constructor(
     private readonly runs: () => RunModel[],
-    private readonly theme: () => Theme,
+    private readonly context: () => EvalsContext,
+    private readonly state: EvalsState,
+    /** The table's step was chosen: save the state. */
+    changed: () => void,
     /** Save PNG: the host asks where and writes it. */
     savePng: (chart: string, dataUrl: string) => void,
   ) {
@@ -111,18 +76,27 @@ export class EvalsView {
     const save = button('Save PNG', { title: 'Save the Evals chart as a PNG image' });
     save.root.dataset.save = 'evals';
     save.onClick(() => savePng('evals', this.chart.toBase64Image('image/png')));
-    head.append(el('h3', {}, 'Accuracy by step (macro average, 95% interval)'), save.root);
+    head.append(el('h3', {}, 'Accuracy (macro average, 95% interval)'), save.root);
     const box = el('div', { class: 'chart-box' });
     const canvas = el('canvas', { 'data-chart': 'evals' });
     box.append(canvas);
     card.append(head, box);
-    this.root.append(heading, card, this.grid.root);
+    const bar = el('label', { class: 'evals-bar' }, 'Subjects at step ');
+    bar.append(this.stepSelect.root);
+    this.stepSelect.onChange((value) => {
+      const step = Number(value);
+      // The newest chosen follows new evaluations as they arrive.
+      this.state.step = step === evaluatedSteps(this.runs())[0] ? null : step;
+      this.render();
+      changed();
+    });
+    this.root.append(heading, card, bar, this.grid.root);
     this.chart = new Chart<'line', EvalPt[]>(canvas, {
       type: 'line',
       data: { datasets: [] },
       options: this.options(),
       plugins: [
-        backgroundPlugin(() => this.theme().bg),
+        backgroundPlugin(() => this.context().theme.bg),
         errorBarsPlugin(() => this.lines.map((l) => ({ points: l.points, color: l.color }))),
       ],
     });
@@ -130,7 +104,7 @@ export class EvalsView {
   }
 
   private options(): ChartOptions<'line'> {
-    const theme = this.theme();
+    const { view, theme, extent } = this.context();
     // chart.js scales to the points alone: the bounds include the error bars, within [0, 1].
     const ends = this.lines.flatMap((l) => l.points.flatMap((p) => [p.lo ?? p.y, p.hi ?? p.y]));
     const pad = 0.02;
@@ -141,12 +115,7 @@ export class EvalsView {
       interaction: { mode: 'nearest', intersect: false },
       elements: { point: { radius: 3, hitRadius: 6 }, line: { borderWidth: 1.5 } },
       scales: {
-        x: {
-          type: 'linear',
-          title: { display: true, text: 'step', color: theme.muted, padding: 0 },
-          grid: { color: theme.grid },
-          ticks: { color: theme.muted, precision: 0 },
-        },
+        x: xScale(view, theme, evalsExtent(this.lines, extent)),
         y: {
           type: 'linear',
           min,
@@ -158,30 +127,44 @@ export class EvalsView {
       },
       plugins: {
         legend: { labels: { color: theme.fg, boxWidth: 12, usePointStyle: true } },
-        tooltip: { callbacks: { title: (items) => this.title(items), label: (item) => this.label(item) } },
+        tooltip: {
+          callbacks: {
+            title: (items) => (items.length ? xLabel(view.xAxis, items[0].parsed.x ?? 0) : ''),
+            label: (item) => this.label(item, view),
+          },
+        },
       },
     };
   }
 
-  private title(items: TooltipItem<'line'>[]): string {
-    return items.length ? `step ${items[0].parsed.x?.toLocaleString('en-US') ?? ''}` : '';
-  }
-
-  private label(item: TooltipItem<'line'>): string {
+  private label(item: TooltipItem<'line'>, view: ViewState): string {
     const line = this.lines[item.datasetIndex];
     const p = line?.points[item.dataIndex];
     if (!line || !p) return '';
     const ci = p.lo !== undefined && p.hi !== undefined ? ` (95%: ${pct(p.lo)} – ${pct(p.hi)})` : '';
-    return `${line.run.header.name} · ${line.task}: ${pct(p.y)}${ci}, n ${p.n}`;
+    const at = view.xAxis === 'step' ? '' : ` at step ${p.step.toLocaleString('en-US')}`;
+    return `${line.run.header.name} · ${line.task}: ${pct(p.y)}${ci}, n ${p.n}${at}`;
+  }
+
+  /** The table's step choices, newest first; a chosen step no longer among them falls back to the newest. */
+  private showSteps(runs: readonly RunModel[]): number | null {
+    const steps = evaluatedSteps(runs);
+    if (this.state.step !== null && !steps.includes(this.state.step)) this.state.step = null;
+    const choices = steps.map((step, i) => ({
+      value: String(step),
+      label: `${step.toLocaleString('en-US')}${i === 0 ? ' (newest)' : ''}`,
+    }));
+    this.stepSelect.setOptions(choices, String(this.state.step ?? steps[0] ?? ''));
+    return this.state.step;
   }
 
   /** Rebuilds the chart and the table from the held data (the runs not hidden). */
   render(): void {
     const runs = this.runs();
-    const theme = this.theme();
-    this.lines = evalLines(runs, theme);
-    const rows = subjectRows(runs);
-    this.root.hidden = this.lines.length === 0 && rows.length === 0;
+    const { view, theme } = this.context();
+    this.lines = evalLines(runs, theme, view.logX);
+    const rows = subjectRows(runs, this.showSteps(runs));
+    this.root.hidden = runs.every((r) => r.evals.length === 0);
     const tasks = [...new Set(this.lines.map((l) => l.task))].sort();
     const datasets: ChartDataset<'line', EvalPt[]>[] = this.lines.map((l) => ({
       label: `${l.run.header.name} · ${l.task}`,

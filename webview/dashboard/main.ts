@@ -11,7 +11,7 @@ import { ChatView } from './chat';
 import { CheckpointsView } from './checkpoints';
 import { Controls } from './controls';
 import { DashboardData } from './data';
-import { EvalsView } from './evals';
+import { EvalsView, type EvalsState } from './evals';
 import { SamplesView, type SamplesState } from './samples';
 import { readSavedState, type SavedState, type Tab } from './savedState';
 import { exposeCharts, markPainted } from './testHooks';
@@ -25,6 +25,7 @@ const saved = readSavedState(messenger.state);
 const data = new DashboardData();
 const hidden = new Set<string>(saved?.hidden ?? []);
 const samplesState: SamplesState = saved?.samples ?? { run: null, stepIndex: null };
+const evalsState: EvalsState = { step: saved?.evalStep ?? null };
 let view: ViewState = saved?.view ?? DEFAULT_VIEW;
 let theme = readTheme();
 let waitingForSnapshot = false;
@@ -32,7 +33,7 @@ let tab: Tab = saved?.tab ?? 'samples';
 let keys: string[] = saved?.keys ?? [];
 
 const save = () => {
-  messenger.state = { view, hidden: [...hidden], samples: samplesState, tab, keys };
+  messenger.state = { view, hidden: [...hidden], samples: samplesState, tab, keys, evalStep: evalsState.step };
 };
 
 const boardState: BoardState = {
@@ -70,7 +71,9 @@ let chat: ChatView | undefined;
 let chatBacklog: ChatHostMessage[] = [];
 const evals = new EvalsView(
   () => [...data.runs.values()].filter((r) => !hidden.has(`run:${r.header.key}`)),
-  () => theme,
+  () => ({ view, theme, extent: board.extent }),
+  evalsState,
+  save,
   (chart, dataUrl) => messenger.post({ type: 'savePng', chart, dataUrl }),
 );
 const tabBar = tabs(

@@ -19,6 +19,8 @@ const SavedStateSchema = v.object({
   tab: v.fallback(v.optional(v.picklist(TABS)), undefined),
   /** The runs shown (from the last snapshot): what the host restores this panel with after a window reload. */
   keys: v.fallback(v.optional(arr(str)), undefined),
+  /** The Evals table's step; null or absent (older saved states) follows the newest. */
+  evalStep: v.fallback(v.optional(v.nullable(int)), undefined),
 });
 export type SavedState = Output<typeof SavedStateSchema>;
 

@@ -52,6 +52,11 @@ class RunState {
   t0 = NaN;
   /** The system table's steps by time (stepsOf), for the table and train lengths they were found at. */
   systemSteps: { length: number; trainLength: number; values: Float64Array } | undefined;
+  /**
+   * Index of the first evals item sent before the train records of its step had arrived (evals.jsonl
+   * and metrics.jsonl are tailed apart): its x on the tokens and time axes may still move.
+   */
+  evalsUnsettled = Infinity;
 }
 
 const seriesId = (kind: string, field: string) => `${kind}\u0000${field}`;
@@ -156,9 +161,30 @@ function sampleItem(s: SampleRecord): SampleItem {
   };
 }
 
-function evalItem(r: EvalRecord): EvalItem {
+/**
+ * Where a record that carries only a step goes on the axis: evals.jsonl's own time is when the eval
+ * ran, maybe long after that step was trained (Evaluate Checkpoint…), so the token count and the
+ * time are those of the last train record at or before its step, as eval-loss records get their
+ * token counts and system records their steps, so the Evals chart lines up with the loss. Step 0,
+ * before any train record, is token 0 at the run's start. NaN where the run logs no such record.
+ */
+function stepX(data: RunData, step: number, axis: XAxis, t0: number): number {
+  if (axis === 'step') return step;
+  const src = axis === 'tokens' ? tokenSource(data) : data.tables.get('train');
+  const j = src ? upperBound(src.step, src.length, step) - 1 : -1;
+  if (src && j >= 0) {
+    if (axis === 'tokens') return (src.fields.get('tokens') as Float64Array)[j];
+    return src.t[j] - (axis === 'relative' ? t0 : 0);
+  }
+  if (step !== 0 || !src) return NaN;
+  return axis === 'wall' ? t0 : 0;
+}
+
+function evalItem(data: RunData, r: EvalRecord, axis: XAxis, t0: number): EvalItem {
+  const x = stepX(data, r.step, axis, t0);
   return {
     step: r.step,
+    x: Number.isFinite(x) ? x : null,
     task: r.task,
     subject: r.subject,
     n: r.n,
@@ -167,6 +193,17 @@ function evalItem(r: EvalRecord): EvalItem {
     stderr: r.stderr ?? null,
     ppl: r.ppl ?? null,
   };
+}
+
+/** Items of evals.jsonl's records from `from` on, on the view's axis; notes the first whose x may still move. */
+function evalItems(data: RunData, state: RunState, from: number, axis: XAxis): EvalItem[] {
+  const train = axis === 'tokens' ? tokenSource(data) : data.tables.get('train');
+  const lastStep = train && train.length > 0 ? train.step[train.length - 1] : -Infinity;
+  const settled = (r: EvalRecord) => axis === 'step' || r.step <= lastStep;
+  const unsettled = data.evals.findIndex((r, i) => i >= from && !settled(r));
+  // Items before `from` are not sent again: one of them that was unsettled still is.
+  if (state.evalsUnsettled >= from) state.evalsUnsettled = unsettled < 0 ? Infinity : unsettled;
+  return data.evals.slice(from).map((r) => evalItem(data, r, axis, state.t0));
 }
 
 /** Whether any record of the run has a time (a run without metrics yet counts as timed: nothing to say). */
@@ -258,7 +295,7 @@ function runSnapshot(data: RunData, state: RunState, view: ViewState, color: num
     series: allSeries(data, state, view, maxPoints),
     events: eventMarks(data, data.events, view.xAxis, state.t0),
     samples: data.samples.map(sampleItem),
-    evals: data.evals.map(evalItem),
+    evals: evalItems(data, state, 0, view.xAxis),
   };
 }
 
@@ -399,6 +436,8 @@ export class DashboardModel {
     }
     const index = this.keys.indexOf(key);
     const t0 = state.t0;
+    // New train records may settle the x of evals sent before them: those are sent again.
+    const evalsFrom = Math.min(change.evalsFrom ?? Infinity, change.tablesFrom.size ? state.evalsUnsettled : Infinity);
     return {
       key,
       header: change.summaryChanged ? runHeader(data, index) : null,
@@ -414,10 +453,9 @@ export class DashboardModel {
         change.samplesFrom !== undefined
           ? { from: change.samplesFrom, items: data.samples.slice(change.samplesFrom).map(sampleItem) }
           : null,
-      evals:
-        change.evalsFrom !== undefined
-          ? { from: change.evalsFrom, items: data.evals.slice(change.evalsFrom).map(evalItem) }
-          : null,
+      evals: Number.isFinite(evalsFrom)
+        ? { from: evalsFrom, items: evalItems(data, state, evalsFrom, this.view.xAxis) }
+        : null,
     };
   }
 }
