@@ -188,16 +188,18 @@ export function writeCmmluTask(root: string, name: string, files: Record<string,
 /**
  * A 4-step training run in `dir`/run that checkpoints at steps 2 and 4, keeps one beside the
  * newest, and runs `evalTasks` (eval_tasks JSON) with checkpoints ranked by `bestBy`; `engine`:
- * flags choosing the engine (none: TF.js).
+ * flags choosing the engine (none: TF.js); `extraSets`: more config keys (`key=value`).
  */
 export function trainWithEvalTasks(
   dir: string,
   evalTasks: string,
   bestBy: string,
   engine: string[] = [],
+  extraSets: string[] = [],
 ): { runDir: string; result: CliResult } {
   const runDir = join(dir, 'run');
   const sets = ['checkpoint_every=2', 'keep_checkpoints=1', `eval_tasks=${evalTasks}`, `best_by=${bestBy}`];
+  sets.push(...extraSets);
   const args = ['train', ...engine, '--data', poetrySubset(dir, 200), '--run-dir', runDir, '--steps', '4'];
   const result = runCli([...args, ...SMALL_SETS, ...sets.flatMap((s) => ['--set', s])], 300_000);
   return { runDir, result };

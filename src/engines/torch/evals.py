@@ -7,12 +7,18 @@ its context, the window cut from the left to seq_len + 1 tokens; one forward pas
 choices), and turns the scores into the records run.ts writes (mc_records mirrors mcRecords,
 mean_stderr meanStderr, macro_average src/shared/eval.ts macroAverage). Scored in float32, without
 the training autocast, so a checkpoint scores the same here as in `steelscope eval` (within 1e-4).
+
+Under torchrun every rank scores a share (mc_scores: every world-th batch of rows; ppl_record: every
+world-th window) and one all-reduce per task brings the numbers to every rank, identical to what one
+process computes; rank 0 writes the records. A C-Eval-sized task so takes 1/world of the time, where
+rank 0 alone would keep the other ranks waiting on the process group's timeout.
 """
 import json
 import math
 import os
 
 import torch
+import torch.distributed as dist
 
 from rundir import now_ms
 
@@ -48,37 +54,63 @@ def question_rows(question, seq_len):
 
 
 @torch.no_grad()
-def score_rows(model, rows, device):
-    """Per row, per group, the summed log-probability of its (position, target) pairs. Rows are
-    right-padded into batches: causal attention keeps padding out of every scored position."""
-    out = []
-    for lo in range(0, len(rows), ROWS_PER_BATCH):
-        batch = rows[lo: lo + ROWS_PER_BATCH]
-        width = max(len(ids) for ids, _ in batch)
-        idx = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (ids, _) in enumerate(batch):
-            idx[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        hidden = model.hidden(idx.to(device)).float()  # [B, T, d]
-        pairs = [(r, g, p, t) for r, (_, groups) in enumerate(batch) for g, group in enumerate(groups) for p, t in group]
-        rows_i = torch.tensor([p[0] for p in pairs], device=device)
-        pos_i = torch.tensor([p[2] for p in pairs], device=device)
-        logp = torch.log_softmax(model.logits(hidden[rows_i, pos_i]).float(), dim=-1)  # [N, V]
-        picked = logp[torch.arange(len(pairs), device=device), torch.tensor([p[3] for p in pairs], device=device)]
-        sums = [[0.0] * len(groups) for _, groups in batch]
-        for (r, g, _, _), value in zip(pairs, picked.double().cpu().tolist()):
-            sums[r][g] += value
-        out.extend(sums)
-    return out
+def score_batch(model, batch, device):
+    """Per row, per group, the summed log-probability of its (position, target) pairs. The rows are
+    right-padded into one batch: causal attention keeps padding out of every scored position."""
+    width = max(len(ids) for ids, _ in batch)
+    idx = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (ids, _) in enumerate(batch):
+        idx[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    hidden = model.hidden(idx.to(device)).float()  # [B, T, d]
+    pairs = [(r, g, p, t) for r, (_, groups) in enumerate(batch) for g, group in enumerate(groups) for p, t in group]
+    rows_i = torch.tensor([p[0] for p in pairs], device=device)
+    pos_i = torch.tensor([p[2] for p in pairs], device=device)
+    logp = torch.log_softmax(model.logits(hidden[rows_i, pos_i]).float(), dim=-1)  # [N, V]
+    picked = logp[torch.arange(len(pairs), device=device), torch.tensor([p[3] for p in pairs], device=device)]
+    sums = [[0.0] * len(groups) for _, groups in batch]
+    for (r, g, _, _), value in zip(pairs, picked.double().cpu().tolist()):
+        sums[r][g] += value
+    return sums
 
 
-def choice_log_likelihoods(model, questions, seq_len, device):
-    """Each question's per-choice log-likelihoods (score.ts choiceLogLikelihoods over a task)."""
-    per_question = [question_rows(q, seq_len) for q in questions]
-    scored = score_rows(model, [row for rows in per_question for row in rows], device)
+def sum_over_ranks(values, world):
+    """`values` (floats) summed over the ranks, on every rank. Each rank fills only its own slots and
+    leaves the others 0.0, so the sum is every rank's numbers exactly (x + 0.0 == x), in float64, on the
+    device the process group's backend reduces on (NCCL: this rank's GPU; gloo: the CPU)."""
+    if world == 1 or not values:  # the same length on every rank, so all of them return here alike
+        return values
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    packed = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return packed.cpu().tolist()
+
+
+def mc_scores(model, task, seq_len, device, rank=0, world=1):
+    """Per subject, per question, the per-choice log-likelihoods (run.ts scoreRendered). Each subject's
+    rows are cut into batches of ROWS_PER_BATCH as on one process, and under torchrun rank r scores
+    the task's batches r, r + world, r + 2·world…, so every batch, hence every number, is the one a
+    single process computes, whatever the world size (a rank may get one batch fewer, or none)."""
+    per_question = [[question_rows(q, seq_len) for q in s["questions"]] for s in task["subjects"]]
+    batches = []
+    for questions in per_question:
+        rows = [row for q_rows in questions for row in q_rows]
+        batches += [rows[lo: lo + ROWS_PER_BATCH] for lo in range(0, len(rows), ROWS_PER_BATCH)]
+    # Each batch's slots in one flat list: its rows' groups (choices), in order.
+    starts = [0]
+    for batch in batches:
+        starts.append(starts[-1] + sum(len(groups) for _, groups in batch))
+    flat = [0.0] * starts[-1]
+    for b in range(rank, len(batches), world):
+        flat[starts[b]: starts[b + 1]] = [x for sums in score_batch(model, batches[b], device) for x in sums]
+    flat = sum_over_ranks(flat, world)
     out, at = [], 0
-    for rows in per_question:
-        out.append([x for sums in scored[at: at + len(rows)] for x in sums])
-        at += len(rows)
+    for questions in per_question:
+        subject = []
+        for q_rows in questions:
+            width = sum(len(groups) for _, groups in q_rows)
+            subject.append(flat[at: at + width])
+            at += width
+        out.append(subject)
     return out
 
 
@@ -138,37 +170,41 @@ def mc_records(task, scores, step):
     return records + [{**common, "t": now_ms(), "subject": MACRO_SUBJECT, **macro_average(records)}]
 
 
-def mc_scores(model, task, seq_len, device):
-    return [choice_log_likelihoods(model, s["questions"], seq_len, device) for s in task["subjects"]]
-
-
 @torch.no_grad()
-def ppl_record(model, task, seq_len, device, step):
-    """score.ts streamLoss: non-overlapping windows of seq_len + 1 ids; ppl = exp(mean loss)."""
+def ppl_record(model, task, seq_len, device, step, rank=0, world=1):
+    """score.ts streamLoss: non-overlapping windows of seq_len + 1 ids; ppl = exp(mean loss). Under
+    torchrun rank r scores windows r, r + world…; the windows' sums are added up in order on every
+    rank, so the total is a single process's to the last bit."""
     ids = task["ids"]
-    total, tokens = 0.0, 0
-    for w in range(max(0, math.ceil((len(ids) - 1) / seq_len))):
+    windows = max(0, math.ceil((len(ids) - 1) / seq_len))
+    sums = [0.0] * windows
+    for w in range(rank, windows, world):
         window = ids[w * seq_len: w * seq_len + seq_len + 1]
         idx = torch.tensor([window[:-1]], dtype=torch.long, device=device)
         logp = torch.log_softmax(model.logits(model.hidden(idx).float()).float()[0], dim=-1)
         targets = torch.tensor(window[1:], dtype=torch.long, device=device)
-        total -= logp[torch.arange(len(window) - 1, device=device), targets].double().sum().item()
-        tokens += len(window) - 1
+        sums[w] = logp[torch.arange(len(window) - 1, device=device), targets].double().sum().item()
+    total = 0.0
+    for value in sum_over_ranks(sums, world):
+        total -= value
+    tokens = max(0, len(ids) - 1)  # every id after the first is a target of exactly one window
     ppl = math.exp(total / tokens) if tokens else float("nan")
     return [{"step": step, "t": now_ms(), "task": task["task"], "subject": MACRO_SUBJECT, "n": tokens, "ppl": ppl}]
 
 
-def evaluate_tasks(model, tasks, seq_len, device, step):
-    """Every task's records at `step`, in order (what trainer.ts runEvalTasks appends)."""
+def evaluate_tasks(model, tasks, seq_len, device, step, rank=0, world=1):
+    """Every task's records at `step`, in order (what trainer.ts runEvalTasks appends). Under torchrun
+    every rank calls it at the same point: each scores its share of every task (mc_scores, ppl_record)
+    and every rank returns the same records (rank 0 writes them)."""
     was_training = model.training
     model.eval()
     try:
         records = []
         for task in tasks:
             if task["kind"] == "ppl":
-                records.append(ppl_record(model, task, seq_len, device, step))
+                records.append(ppl_record(model, task, seq_len, device, step, rank, world))
             else:
-                records.append(mc_records(task, mc_scores(model, task, seq_len, device), step))
+                records.append(mc_records(task, mc_scores(model, task, seq_len, device, rank, world), step))
         return records
     finally:
         model.train(was_training)
@@ -188,7 +224,8 @@ def describe(records):
 def main(argv):
     """python evals.py --checkpoint DIR --evals data/evals.json --out OUT.json [--step N]: the rendered
     tasks scored on a checkpoint, {"scores": per task the per-choice log-likelihoods, "records": …}
-    (the test that holds this engine to `steelscope eval`'s numbers on the same checkpoint)."""
+    (the test that holds this engine to `steelscope eval`'s numbers on the same checkpoint). On the CPU;
+    under torchrun (gloo) the ranks share the scoring as in training, and rank 0 writes OUT."""
     import argparse
 
     from ckpt import load_checkpoint
@@ -200,17 +237,23 @@ def main(argv):
     ap.add_argument("--out", required=True)
     ap.add_argument("--step", type=int, default=0)
     args = ap.parse_args(argv)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        dist.init_process_group("gloo")
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt["manifest"]["config"]
     model = SteelLM.from_weights(cfg, ckpt["weights"])
     model.eval()
     with open(args.evals, "r", encoding="utf-8") as f:
         tasks = json.load(f)["tasks"]
-    device = torch.device("cpu")
-    scores = [mc_scores(model, t, cfg["seq_len"], device) if t["kind"] == "mc" else None for t in tasks]
-    records = evaluate_tasks(model, tasks, cfg["seq_len"], device, args.step)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({"scores": scores, "records": records}, f)
+    device, seq_len = torch.device("cpu"), cfg["seq_len"]
+    scores = [mc_scores(model, t, seq_len, device, rank, world) if t["kind"] == "mc" else None for t in tasks]
+    records = evaluate_tasks(model, tasks, seq_len, device, args.step, rank, world)
+    if rank == 0:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"scores": scores, "records": records}, f)
+    if world > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -281,10 +281,9 @@ def session(ctx, cfg, writer, model, ddp, optimizer, tokenizer_json, train, val,
         eval_set=eval_set,
         tokenizer_json=tokenizer_json, data_files=data_files, start_step=start_step, target_step=target,
         rng_state=rng_state, stop_requested=ctx["stop"], current_step=start_step, prompts=None, decoder=None,
-        eval_tasks=[])
+        eval_tasks=read_eval_tasks(ctx["run_dir"]), rank=ctx["rank"])  # every rank scores a share of the tasks
     if writer is not None:
         s.prompts = read_prompts(writer.dir, log)
-        s.eval_tasks = read_eval_tasks(writer.dir)
         s.decoder = Decoder(tokenizer_json)
         if not s.eval_set and val is not None:
             writer.event(0, "eval-skipped", "warning", f"The validation split is shorter than one sequence of {block} "
@@ -363,7 +362,7 @@ def main(argv):
         precision = pick_precision(device)
         pid = int(os.environ.get("STEELSCOPE_SUPERVISOR_PID") or os.getpid())
         ctx = {"rank": rank, "world": world, "device": device, "precision": precision, "log": log, "stop": stop,
-               "pid": pid, "fields": engine_fields(device, precision, world)}
+               "pid": pid, "fields": engine_fields(device, precision, world), "run_dir": os.path.abspath(args.run_dir)}
         log(f"engine: torch {torch.__version__} on {device} ({precision}), {world} process(es)")
         code = run(args, ctx)
         if world > 1:

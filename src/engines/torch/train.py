@@ -4,8 +4,9 @@ Step s names the state after s optimizer updates: at step s we evaluate, sample 
 that state, then run update s on the next global batch and log its loss as the train record of
 step s. Every rank walks the same seeded loader and takes its slice of the rows of every
 micro-batch, so the global batch, the loss and the update do not depend on the world size.
-Rank 0 alone evaluates, samples and writes the run folder; the others wait at the next
-collective. Logged loss is the mean over ranks; the gradient norm is of the all-reduced gradient.
+Every rank scores its share of the config's eval_tasks (evals.py); rank 0 alone computes the eval
+loss, samples and writes the run folder, the others waiting at the next collective. Logged loss is
+the mean over ranks; the gradient norm is of the all-reduced gradient.
 """
 import contextlib
 import math
@@ -149,19 +150,21 @@ def train_loop(s):
     step = s.start_step
     while True:
         s.current_step = step
+        fresh = not resumed or step > s.start_step  # the checkpointed state's eval/sample were written
         if s.writer is not None:
-            fresh = not resumed or step > s.start_step  # the checkpointed state's eval/sample were written
             if fresh and cfg["eval_every"] > 0 and step % cfg["eval_every"] == 0:
                 last_eval = evaluate(s, step)
             if fresh and cfg["sample_every"] > 0 and step % cfg["sample_every"] == 0 and s.prompts:
                 with s.stepper.autocast():
                     write_samples(s.model, cfg, step, s.prompts, s.decoder, s.writer, s.device, s.log)
-            if fresh and step == 0:
-                run_eval_tasks(s, step, stop)
-            if step > last_checkpoint and cfg["checkpoint_every"] > 0 and step % cfg["checkpoint_every"] == 0:
-                run_eval_tasks(s, step, stop)  # before the checkpoint, so pruning sees this step's scores
+        # The eval tasks are every rank's (each scores a share), so these conditions hold on all ranks alike.
+        if fresh and step == 0:
+            run_eval_tasks(s, step, stop)
+        if step > last_checkpoint and cfg["checkpoint_every"] > 0 and step % cfg["checkpoint_every"] == 0:
+            run_eval_tasks(s, step, stop)  # before the checkpoint, so pruning sees this step's scores
+            if s.writer is not None:
                 checkpoint(s, step, last_eval, last_loss)
-                last_checkpoint = step
+            last_checkpoint = step
         if step >= s.target_step or stop:
             break
         started = time.perf_counter()
@@ -174,10 +177,11 @@ def train_loop(s):
         if s.writer is not None:
             report_step(s, step, loss, grad_norm, lr, applied, seconds, tokens_per_step, flops, peak, spikes)
         step += 1
-    if s.writer is not None and (step > last_checkpoint or step == 0):
+    if step > last_checkpoint or step == 0:
         if step > 0:
             run_eval_tasks(s, step, stop)
-        checkpoint(s, step, last_eval, last_loss)
+        if s.writer is not None:
+            checkpoint(s, step, last_eval, last_loss)
     if s.world > 1:
         dist.barrier()  # every rank stops after rank 0's checkpoint
     return "finished" if step >= s.target_step else "stopped"
@@ -224,12 +228,24 @@ def evaluate(s, step):
 
 def run_eval_tasks(s, step, stop):
     """trainer.ts runEvalTasks: the config's eval_tasks (rendered in data/evals.json) on the current
-    weights, appended to evals.jsonl at `step`; not on the way out of a stop."""
-    if not getattr(s, "eval_tasks", None) or stop or s.stop_requested():
+    weights, appended to evals.jsonl at `step`; not on the way out of a stop. Called on every rank at
+    the same step: each scores its share, and rank 0 writes the records."""
+    if not s.eval_tasks or stop or stop_anywhere(s, s.stop_requested()):
         return
-    for records in evaluate_tasks(s.model, s.eval_tasks, s.config["seq_len"], s.device, step):
-        s.writer.evals(records)
-        s.log(f"step {step}: {describe(records)}")
+    for records in evaluate_tasks(s.model, s.eval_tasks, s.config["seq_len"], s.device, step, s.rank, s.world):
+        if s.writer is not None:
+            s.writer.evals(records)
+            s.log(f"step {step}: {describe(records)}")
+
+
+def stop_anywhere(s, stop_local):
+    """Whether any rank has a stop request: a signal reaches each rank on its own, and the stop file
+    only rank 0, so the ranks agree before they either all score the tasks or all skip them."""
+    if s.world == 1:
+        return stop_local
+    flag = torch.tensor(1.0 if stop_local else 0.0, device=s.device)
+    dist.all_reduce(flag)
+    return flag.item() > 0
 
 
 def checkpoint(s, step, eval_loss, train_loss):
