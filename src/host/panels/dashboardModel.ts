@@ -120,14 +120,11 @@ function xColumn(data: RunData, table: SeriesTable, axis: XAxis, state: RunState
   }
 }
 
+/** An event at its time on the time axes (it happened then), else where its step is (stepX). */
 function eventX(data: RunData, e: EventRecord, axis: XAxis, t0: number): number {
-  if (axis === 'step') return e.step;
   if (axis === 'wall') return e.t;
   if (axis === 'relative') return e.t - t0;
-  const src = tokenSource(data);
-  if (!src) return NaN;
-  const j = upperBound(src.step, src.length, e.step) - 1;
-  return j >= 0 ? (src.fields.get('tokens') as Float64Array)[j] : NaN;
+  return stepX(data, e.step, axis, t0);
 }
 
 function eventMarks(data: RunData, events: readonly EventRecord[], axis: XAxis, t0: number): EventMark[] {
