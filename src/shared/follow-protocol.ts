@@ -60,11 +60,15 @@ export const FOLLOWED_FILES = ['metrics.jsonl', 'samples.jsonl', 'events.jsonl',
 export type FollowedFile = (typeof FOLLOWED_FILES)[number];
 const FollowedFileSchema = oneOf(FOLLOWED_FILES);
 
+/** Steps per table kind and of samples (src/shared/node/formats/batch.ts Cut). */
+const CutSchema = v.object({ tables: v.record(str, v.number()), samples: v.optional(v.number()) });
+
 /** Where a foreign-format source file's reading stands (src/shared/node/formats/batch.ts SourcePosition). */
 const SourcePositionSchema = v.object({
   at: nonNegativeInt,
   sent: nonNegativeInt,
   open: v.optional(v.record(str, int)),
+  rows: v.optional(v.object({ first: CutSchema, last: CutSchema })),
 });
 const SourcesSchema = v.record(str, SourcePositionSchema);
 
@@ -143,7 +147,7 @@ const MESSAGES = {
       malformed: nonNegativeInt,
       problem: v.optional(str),
       /** Source files changed under others' rows (FormatBatch.cut): per kind, the step the rows to drop start at. */
-      cut: v.optional(v.object({ tables: v.record(str, v.number()), samples: v.optional(v.number()) })),
+      cut: v.optional(CutSchema),
     }),
     sources: SourcesSchema,
   }),

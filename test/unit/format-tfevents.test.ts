@@ -396,14 +396,35 @@ test('a file reset under a long later file: the later file is read again from a 
   assert.ok(start > 64 * 1024, `read again from byte ${start}, not from the start`);
 });
 
-test('a folder reader resumed mid-file (follow --from) has not seen every row: a reset starts the run over', async () => {
+test('a folder reader resumed mid-file (follow --from) knows its rows from its position: a reset cuts them alone', async () => {
   const dir = scratch('tfevents-resumed-reset');
+  const [older, newer] = ['events.out.tfevents.1.a', 'events.out.tfevents.2.b'].map((name) => join(dir, name));
+  writeEvents(older, [lossAt(1, 4), lossAt(2, 3.9, 'a at 2')]);
+  writeEvents(newer, [lossAt(3, 3), lossAt(4, 2.5)]);
+  const first = new EventFolderReader(dir);
+  const folded = fold([await first.read()]);
+  writeEvents(newer, [lossAt(5, 2)]);
+  const resumed = new EventFolderReader(dir, JSON.parse(JSON.stringify(first.positions()))); // as --from carries it
+  fold([await resumed.read()], folded);
+  replaceEvents(older, [lossAt(1, 5), lossAt(2, 4.5, 'a again')]);
+  const batch = await resumed.read();
+  assert.equal(batch.reset, false, 'not started over');
+  assert.deepEqual(batch.cut, { tables: { train: 1 }, samples: 2 });
+  fold([batch], folded);
+  assert.deepEqual(shown(folded), await readFresh(dir));
+});
+
+test('a folder reader resumed from a position without its rows (an older follower) starts over on a reset', async () => {
+  const dir = scratch('tfevents-resumed-unknown');
   const newer = join(dir, 'events.out.tfevents.2.b');
   writeEvents(join(dir, 'events.out.tfevents.1.a'), [lossAt(1, 4)]);
   writeEvents(newer, [lossAt(2, 3), lossAt(3, 2.5)]);
   const first = new EventFolderReader(dir);
   await first.read();
-  const resumed = new EventFolderReader(dir, first.positions());
+  const positions = Object.fromEntries(
+    Object.entries(first.positions()).map(([name, { at, sent, open }]) => [name, { at, sent, open }]),
+  );
+  const resumed = new EventFolderReader(dir, positions);
   await resumed.read();
   replaceEvents(newer, [lossAt(2, 1)]);
   assert.equal((await resumed.read()).reset, true, 'the rows it did not read are unknown: they cannot be cut alone');

@@ -69,6 +69,11 @@ export function lowerCut(a: Cut | undefined, b: Cut): Cut {
  */
 export interface SourcePosition extends Replay {
   at: number;
+  /**
+   * The lowest and highest steps of the rows the file handed out (a TensorBoard file): a resumed
+   * reader knows where they lie, so the file starting over cuts them alone (absent: not known).
+   */
+  rows?: { first: Cut; last: Cut };
 }
 
 /** Source files by their path relative to the run folder. */

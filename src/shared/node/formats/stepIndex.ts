@@ -3,7 +3,7 @@
 // handed out, and sparse byte marks saying how far its steps had reached at that point of the file.
 // The marks are kept every MARK_BYTES at most (a few hundred for a large file), not per record.
 import { kindOf } from '../../metricFields';
-import type { Cut, FormatBatch } from './batch';
+import type { Cut, FormatBatch, SourcePosition } from './batch';
 
 /** The key of samples among the table kinds (a table kind is never empty). */
 const SAMPLES = '';
@@ -25,14 +25,24 @@ export class StepIndex {
   private readonly last = new Map<string, number>();
   private readonly marks: Mark[] = [{ at: 0, last: new Map() }];
   /**
-   * False for a file whose reading was resumed mid-way (follow --from): the rows before that offset
-   * were handed out by an earlier process, so where they lie is not known.
+   * False for a file whose reading was resumed mid-way (follow --from) from a position without its
+   * rows' steps: the rows before that offset were handed out by an earlier process, where unknown.
    */
   private readonly complete: boolean;
 
-  constructor(resumedAt = 0) {
-    this.complete = resumedAt === 0;
-    if (!this.complete) this.marks.push({ at: resumedAt, last: undefined });
+  /** `from`: where a resumed reading starts, with the steps of the rows handed out before it. */
+  constructor(from: Pick<SourcePosition, 'at' | 'rows'> = { at: 0 }) {
+    this.complete = from.at === 0 || from.rows !== undefined;
+    if (from.at === 0) return;
+    if (from.rows) {
+      for (const [steps, into] of [
+        [from.rows.first, this.first],
+        [from.rows.last, this.last],
+      ] as const)
+        for (const [kind, step] of stepsOfCut(steps)) into.set(kind, step);
+    }
+    // Not past the rows before it: the steps known are of every row handed out, before or after it.
+    this.marks.push({ at: from.at, last: this.lastSteps() });
   }
 
   /** Notes the rows decoded from the records before `end` (a record boundary). */
@@ -46,6 +56,11 @@ export class StepIndex {
   firstSteps(): Cut | undefined {
     if (!this.complete) return undefined;
     return cutOfSteps(this.first);
+  }
+
+  /** The lowest and highest steps handed out, for a resumed reader's position; undefined when not known. */
+  rows(): SourcePosition['rows'] {
+    return this.complete ? { first: cutOfSteps(this.first), last: cutOfSteps(this.last) } : undefined;
   }
 
   /** A copy of the highest steps handed out (undefined when not known). */
@@ -80,6 +95,11 @@ export function lowestSteps(batch: Pick<FormatBatch, 'metrics' | 'samples'>): Cu
   for (const m of batch.metrics) add(kindOf(m), m.step);
   for (const s of batch.samples) add(SAMPLES, s.step);
   return cutOfSteps(lowest);
+}
+
+function stepsOfCut(cut: Cut): [string, number][] {
+  const steps = Object.entries(cut.tables);
+  return cut.samples === undefined ? steps : [...steps, [SAMPLES, cut.samples]];
 }
 
 function cutOfSteps(steps: ReadonlyMap<string, number>): Cut {

@@ -11,9 +11,9 @@
 // batch cuts the tables back to the lowest step it touches (FormatBatch.cut: the file's old first
 // step and its new rows' lowest), and every other file whose rows reach that step hands them out
 // again, read from its bytes from a mark before them (./stepIndex.ts), all in name order. When the
-// newest file starts over, no other file reaches the cut and nothing else is read. Only a file whose
-// reading was resumed mid-way (follow --from), which does not know where its earlier rows lie,
-// starts the whole run over when it starts over.
+// newest file starts over, no other file reaches the cut and nothing else is read. A file resumed
+// mid-way (follow --from) knows where its earlier rows lie from its position (SourcePosition.rows);
+// only one resumed from a position without them starts the whole run over when it starts over.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventFileDecoder } from '../../formats/tfevents';
@@ -49,7 +49,7 @@ export class EventFileReader {
   ) {
     this.reader = new IncrementalReader(path, tfrecordFramer, { offset: from.at });
     this.replay = { sent: from.sent, open: from.open };
-    this.stepIndex = new StepIndex(from.at);
+    this.stepIndex = new StepIndex(from);
   }
 
   get index(): StepIndex {
@@ -61,10 +61,12 @@ export class EventFileReader {
   }
 
   get position(): SourcePosition {
+    const rows = this.stepIndex.rows();
     return {
       at: this.decoder.resumeAt() ?? this.reader.offset,
       sent: Math.max(this.replay.sent, this.reader.offset),
       open: this.decoder.openSteps(),
+      ...(rows ? { rows } : {}),
     };
   }
 
