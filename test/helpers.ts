@@ -213,9 +213,15 @@ const SFT_EVAL_TASKS = '[{"task":"poetry-mc","shots":0,"limit":5}]';
  * `from`, 8 steps of poetry-sft in `dir`/reference; in `dir`/resumed the same 8-step schedule
  * (max_steps=8) trained to step 4 only, then `steelscope resume` (on the same engine).
  * Both checkpoint every 4 steps, keep the newest and the best by poetry-mc accuracy, and run
- * SFT_EVAL_TASKS. `engine`: flags choosing the engine (none: TF.js).
+ * SFT_EVAL_TASKS. `engine`: flags choosing the engine (none: TF.js); `beforeResume`: what befalls
+ * the stopped run's folder before the resume.
  */
-export function sftStoppedAndResumed(dir: string, from: string, engine: string[] = []) {
+export function sftStoppedAndResumed(
+  dir: string,
+  from: string,
+  engine: string[] = [],
+  beforeResume: (runDir: string) => void = () => {},
+) {
   const sets = [
     'eval_every=0',
     'sample_every=0',
@@ -233,6 +239,7 @@ export function sftStoppedAndResumed(dir: string, from: string, engine: string[]
   const reference = join(dir, 'reference');
   const resumed = join(dir, 'resumed');
   const results = [sft(reference, 8, []), sft(resumed, 4, ['max_steps=8'])];
+  beforeResume(resumed);
   results.push(runCli(['resume', resumed, ...engine], 300_000));
   return { reference, resumed, results };
 }

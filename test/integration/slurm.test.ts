@@ -339,6 +339,41 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     );
   });
 
+  test('a fine-tuning job (sft) Slurm requeues: it checkpoints on TERM and resumes the fine-tuning, every step once', async () => {
+    const base = join(root, 'sft-base');
+    const trained = runCli(['train', '--data', data, '--run-dir', base, '--steps', '1', ...SMALL_SETS]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const runDir = await target.start({
+      name: 'slurm sft preempted',
+      preset: 'fine-tune',
+      from: join(base, 'checkpoints', 'step-00000001'),
+      data: 'poetry-sft',
+      steps: 100_000,
+      sets: ['sample_every=0', 'checkpoint_every=1000000'],
+      slurm: DEBUG,
+    });
+    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+    await until('a few steps', () => trainSteps(runDir).length >= 3);
+    await drained(async () => {
+      slurm.run('scontrol', ['requeue', jobId]);
+      await pendingWhileRequeued(runDir, jobId);
+    });
+    await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
+    const info = readInfo(runDir);
+    const resumedAt = info.resumes?.[0]?.step ?? assert.fail('a resume recorded');
+    assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
+    assert.equal(info.template, 'chatml', 'still the fine-tuning run');
+    await until('steps after the resume', () => trainSteps(runDir).length > resumedAt + 2);
+    await target.stop(runDir);
+    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED');
+    const steps = trainSteps(runDir);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => i),
+      'every step once, none lost',
+    );
+  });
+
   test('a bad --set refused by the trainer CLI: the queued run becomes failed with the line it prints (exit 2)', async () => {
     const runDir = await target.start({
       name: 'slurm bad set',
