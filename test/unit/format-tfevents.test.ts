@@ -429,3 +429,22 @@ test('a folder reader resumed from a position without its rows (an older followe
   replaceEvents(newer, [lossAt(2, 1)]);
   assert.equal((await resumed.read()).reset, true, 'the rows it did not read are unknown: they cannot be cut alone');
 });
+
+test('a cut right after a resume hands out again the rows between the resume offset and what was sent', async () => {
+  const dir = scratch('tfevents-resumed-between');
+  const [older, newer] = ['events.out.tfevents.1.a', 'events.out.tfevents.2.b'].map((name) => join(dir, name));
+  writeEvents(older, [lossAt(1, 4)]);
+  // The eval step stays open, so the position resumes before it: train steps 3 and 4 lie between.
+  writeEvents(newer, [evalAt(2, 3.5), lossAt(3, 3), lossAt(4, 2.5)]);
+  const first = new EventFolderReader(dir);
+  const folded = fold([await first.read()]);
+  const positions = first.positions();
+  const { at, sent } = positions['events.out.tfevents.2.b'];
+  assert.ok(at < sent, 'the position resumes before records already sent');
+  const resumed = new EventFolderReader(dir, positions);
+  replaceEvents(older, steps(1, 5, 9)); // under all of the newer file's rows
+  const batch = await resumed.read();
+  assert.equal(batch.reset, false);
+  fold([batch], folded);
+  assert.deepEqual(shown(folded), await readFresh(dir));
+});

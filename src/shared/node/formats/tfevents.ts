@@ -60,11 +60,16 @@ export class EventFileReader {
     return this.reader.offset;
   }
 
+  /** Just past the last record whose rows were handed out, by this reader or the one it resumes. */
+  get sent(): number {
+    return Math.max(this.replay.sent, this.reader.offset);
+  }
+
   get position(): SourcePosition {
     const rows = this.stepIndex.rows();
     return {
       at: this.decoder.resumeAt() ?? this.reader.offset,
-      sent: Math.max(this.replay.sent, this.reader.offset),
+      sent: this.sent,
       open: this.decoder.openSteps(),
       ...(rows ? { rows } : {}),
     };
@@ -151,7 +156,7 @@ function* markedGroups<R extends { bytes: Uint8Array }>(records: readonly R[]): 
 /** One file's part in a folder pass: where it stood before, and what it read. */
 interface FilePass {
   file: EventFileReader;
-  /** Its offset before the pass: rows before it were handed out in earlier passes. */
+  /** Where it stood before the pass (EventFileReader.sent): rows before it were handed out already. */
   before: number;
   /** The rows it had handed out: their first steps (undefined: not known) and highest steps. */
   first: Cut | undefined;
@@ -181,7 +186,7 @@ export class EventFolderReader implements RunFormatReader {
     }
     const passes: FilePass[] = [];
     for (const [, file] of [...this.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const [before, first, last] = [file.offset, file.index.firstSteps(), file.index.lastSteps()];
+      const [before, first, last] = [file.sent, file.index.firstSteps(), file.index.lastSteps()];
       passes.push({ file, before, first, last, more: await file.read() });
     }
     const cut = cutOf(passes);
