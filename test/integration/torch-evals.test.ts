@@ -1,10 +1,11 @@
 // The torch engine's eval_tasks: it scores the prompts the TypeScript side rendered
 // (data/evals.json) and gives the same per-choice log-likelihoods as `steelscope eval`'s scorer
-// within 1e-4 on the same checkpoint, hence the same records; and a torch training run appends
-// those records to evals.jsonl at step 0 and at each checkpoint.
+// within 1e-4 on the same checkpoint, hence the same records; a torch training run appends
+// those records to evals.jsonl at step 0 and at each checkpoint; and under torchrun the ranks share
+// the scoring, with the numbers and records of one process, and agree on skipping it at a stop.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { selectBackend } from '../../src/core/backend';
@@ -19,8 +20,17 @@ import { torchrunArgs } from '../../src/cli/torchrun';
 import { PRESETS } from '../../src/shared/config';
 import { MACRO_SUBJECT, type EvalRecord } from '../../src/shared/eval';
 import { scanCheckpoints } from '../../src/shared/node/checkpoints';
-import { readEvalRecords, scratch, trainWithEvalTasks } from '../helpers';
-import { requireTorch, torchFlags, TORCH_SKIP } from '../torch';
+import {
+  poetrySubset,
+  readEvalRecords,
+  scratch,
+  sleep,
+  SMALL_SETS,
+  spawnCli,
+  trainLosses,
+  trainWithEvalTasks,
+} from '../helpers';
+import { processesMentioning, requireTorch, torchFlags, TORCH_SKIP } from '../torch';
 
 const TOL = 1e-4;
 const EVALS_PY = join(__dirname, '..', '..', 'src', 'engines', 'torch', 'evals.py');
@@ -232,3 +242,68 @@ test('a 2-process torchrun (gloo) writes the evals.jsonl of a 1-process run', { 
   const comparable = (list: EvalRecord[]) => list.map((r) => ({ ...r, t: 0, ppl: r.ppl?.toPrecision(7) }));
   assert.deepEqual(comparable(two), comparable(one));
 });
+
+test(
+  'ranks agree on the stop at a checkpoint: rank 0 alone asked to stop, every rank skips the tasks; then all score',
+  { skip: TORCH_SKIP },
+  async (t) => {
+    await selectBackend('cpu');
+    const dir = scratch('torch-evals-agree');
+    const { tokenizer, model, checkpoint } = fixtureCheckpoint(dir);
+    model.dispose();
+    const evals = join(dir, 'evals.json');
+    writeFileSync(evals, JSON.stringify(renderEvals(tokenizer, resolveTasks([{ task: 'poetry-mc', limit: 2 }]))));
+    const script = join(__dirname, 'torch-evals-stop.py');
+    const launch = ['-m', 'torch.distributed.run', ...torchrunArgs(2, undefined, join(dir, 'torchrun'))];
+    const env = { ...process.env, OMP_NUM_THREADS: '1' };
+    const r = spawnSync(requireTorch().executable, [...launch, script, checkpoint, evals, dir], {
+      encoding: 'utf8',
+      env,
+      timeout: 300_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const rank = (n: number) =>
+      JSON.parse(readFileSync(join(dir, `rank-${n}.json`), 'utf8')) as {
+        scored_at: number[];
+        written: number[] | null;
+      };
+    assert.deepEqual(rank(0).scored_at, [2]);
+    assert.deepEqual(rank(1).scored_at, [2]);
+    assert.deepEqual(rank(0).written, [2, 2, 2], 'rank 0 wrote the 2 subjects and the average at step 2');
+    assert.equal(rank(1).written, null);
+    t.diagnostic('both ranks skipped step 1 and scored step 2');
+  },
+);
+
+test(
+  'Stop of a 2-process run scoring eval_tasks at every step: a checkpoint, no scores at the stop, no rank left',
+  { skip: TORCH_SKIP },
+  async () => {
+    // A checkpoint, hence the tasks, at every step: the stop (the supervisor's stop file, which rank 0
+    // alone reads) lands between scorings; whichever check sees it first, every rank stops at one step.
+    const dir = scratch('torch-evals-stop');
+    const run = join(dir, 'run');
+    const sets = ['checkpoint_every=1', 'keep_checkpoints=1', 'eval_tasks=[{"task":"poetry-mc","shots":0,"limit":2}]'];
+    const args = ['train', '--data', poetrySubset(dir, 200), '--run-dir', run, '--steps', '1000', ...SMALL_SETS];
+    const child = spawnCli([...args, ...sets.flatMap((x) => ['--set', x]), ...torchFlags(2)]);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 240_000;
+    while (Math.max(-1, ...trainLosses(run).keys()) < 2) {
+      assert.ok(Date.now() < deadline, 'training started');
+      await sleep(20);
+    }
+    process.kill(child.pid ?? 0, 'SIGTERM');
+    assert.equal(await exited, 0);
+    const info = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { status: string; step: number };
+    assert.equal(info.status, 'stopped');
+    const last = join(run, 'checkpoints', `step-${String(info.step).padStart(8, '0')}`, 'DONE');
+    assert.ok(existsSync(last), `a checkpoint at the stop's step ${info.step}`);
+    const scored = readEvalRecords(run).filter((x) => x.subject === MACRO_SUBJECT);
+    assert.ok(scored.length >= 3, 'the tasks were scored at steps 0, 1, 2');
+    assert.ok(
+      scored.every((x) => x.step < info.step),
+      `no scores at the stop's step ${info.step}`,
+    );
+    assert.deepEqual(processesMentioning(run), [], 'no rank left running');
+  },
+);
