@@ -319,21 +319,24 @@ describe('steelscope follow', () => {
     ]);
   });
 
-  test('SIGTERM in the middle of a huge read ends it within 2 s, with code 0', { timeout: 60_000 }, async () => {
+  test('SIGTERM in the middle of a huge read ends it, with code 0', { timeout: 60_000 }, async (t) => {
     const dir = newRun('sigterm');
     const metrics = join(dir, 'metrics.jsonl');
     writeFileSync(metrics, '');
-    truncateSync(metrics, 64 * 1024 ** 3); // 64 GiB of zeros without a newline (sparse: no disk used)
+    // 4 TiB of zeros without a newline (sparse: no disk used). Reading it all takes far longer than
+    // this test's timeout even on a fast idle machine, so an exit at all shows the stop is checked
+    // per chunk; no clock decides (an exit "within 2 s" failed whenever the machine was loaded).
+    truncateSync(metrics, 4 * 1024 ** 4);
     const client = new FollowClient(dir);
     await client.waitFor(() => client.count('ready') === 1, 'ready');
-    await sleep(500); // well into the read
+    await sleep(500); // into the read (a SIGTERM before it would end the follower just the same)
     const signalled = Date.now();
     client.child.kill('SIGTERM');
     const code = await client.exited;
-    const took = Date.now() - signalled;
+    t.diagnostic(`exited ${Date.now() - signalled} ms after SIGTERM`);
     assert.equal(code, 0);
-    assert.ok(took < 2000, `exited ${took} ms after SIGTERM`);
     assert.equal(client.offsets['metrics.jsonl'], 0, 'no record in it, so nothing consumed');
+    rmSync(metrics); // no 4 TiB file left for tools that copy or archive .test-tmp
   });
 
   test('a --from offset that no longer fits its file is a reset, then the whole file', async () => {

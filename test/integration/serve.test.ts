@@ -160,7 +160,7 @@ describe('steelscope serve', () => {
     assert.equal(client.tokens(61).join(''), stopped.text);
   });
 
-  test('cancel stops a running generation within 100 ms; a queued one never runs', async (t) => {
+  test('cancel stops a running generation at the next token; a queued one never runs', async (t) => {
     for (let seed = 1; ; seed++) {
       assert.ok(seed < 6, 'every try ended on its own before the cancel');
       const id = `long-${seed}`;
@@ -176,11 +176,17 @@ describe('steelscope serve', () => {
       const elapsed = performance.now() - start;
       if (done.reason !== 'cancelled') continue; // it sampled an end of sequence before the cancel
       t.diagnostic(`cancel answered in ${elapsed.toFixed(1)} ms after ${done.completion_tokens} tokens`);
-      assert.ok(elapsed < 100, `cancel took ${elapsed.toFixed(1)} ms`);
       const reply = await client.waitFor(
         (m): m is Extract<ServeMessage, { result: unknown }> => 'result' in m && m.id === `c-${seed}`,
       );
       assert.deepEqual(reply.result, { target: id, cancelled: true });
+      // Promptness by the order of serve's output, not by a clock (a loaded machine delays any
+      // process): once the cancel is answered, no further token is sampled. At most one piece still
+      // follows, the text a stop string or a split character held back, flushed with the end.
+      const answeredAt = client.messages.indexOf(reply);
+      const tokensAfter = client.messages.slice(answeredAt).filter((m) => 'token' in m && m.id === id);
+      assert.ok(answeredAt < client.messages.indexOf(done), 'the cancel is answered before the generation ends');
+      assert.ok(tokensAfter.length <= 1, `${tokensAfter.length} tokens streamed after the cancel was answered`);
       assert.equal(client.tokens(id).join(''), done.text);
       break;
     }
