@@ -39,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
   // says "requeue me"; it never counts as a second signal, nor makes the TERM that may follow it one
   // (srun may pass USR1 to this process while the batch shell answers it with TERM).
   let terms = 0;
-  const trains = command === 'train' || command === 'resume' || command === 'sft';
+  const trains = TRAIN_COMMANDS.has(command ?? '');
   const onSignal = (signal: NodeJS.Signals) => {
     if (signal === 'SIGUSR1') requeue ||= !stop;
     else if (++terms > 1) process.exit(130);
@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGUSR1', onSignal);
   };
+  if (trains) keepTrainingWithoutReaders();
   // serve has nothing to save while it loads (a long synchronous read): until it is ready, a
   // signal keeps its default action and ends it at once; it listens from then on. eval scores
   // synchronously and writes its records only at the end: a signal ends it at once, nothing written.
@@ -94,6 +95,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The commands that train: they hold signal handlers from start to end. */
+const TRAIN_COMMANDS: ReadonlySet<string> = new Set(['train', 'resume', 'sft']);
+
 // Errors about what the user gave (data, config, a checkpoint folder): their message alone, exit 2.
 const INPUT_ERRORS = new Set(['DataError', 'ConfigError', 'CheckpointError', 'TokenizerError']);
 
@@ -101,6 +105,20 @@ const INPUT_ERRORS = new Set(['DataError', 'ConfigError', 'CheckpointError', 'To
 let stop = false;
 /** Set when SIGUSR1 asked for the stop: a run that then stopped cleanly exits REQUEUE_EXIT_CODE. */
 let requeue = false;
+
+/**
+ * A trainer outlives the readers of its output: once the reading end of its stdout or stderr is
+ * gone (`| head`, a `| tee` ended by the same Ctrl-C that asks the trainer for its checkpoint), its
+ * lines have nowhere to go, and the run folder stays the record. The EPIPE used to be an uncaught
+ * error that ended the run at once: exit 7, no checkpoint, run.json still saying "running".
+ */
+function keepTrainingWithoutReaders(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
 
 /** Resolves once everything written to stdout and stderr so far has been handed to the OS. */
 function flushed(): Promise<void[]> {
@@ -116,8 +134,9 @@ main(process.argv.slice(2)).then(
     // (a batch shell answering USR1 with TERM) killed a run that had already saved its checkpoint, and
     // its exit status said "killed by SIGTERM" instead of 75 (60 of 60 times with TERM sent in a loop;
     // once in CI). process.exit keeps our handlers to the end; stdout and stderr are flushed first
-    // (pipes are asynchronous on POSIX).
-    if (stop) return flushed().then(() => process.exit(status));
+    // (pipes are asynchronous on POSIX). A trainer that finished on its own exits so too: Stop's TERM
+    // may reach it just then (its run.json already says finished), and must not turn into a kill.
+    if (stop || TRAIN_COMMANDS.has(process.argv[2] ?? '')) return flushed().then(() => process.exit(status));
     process.exitCode = status;
   },
   (err: unknown) => {

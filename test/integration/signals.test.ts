@@ -83,9 +83,11 @@ test('train: SIGTERM in the middle of a long step drops that step, checkpoints t
   assert.ok(!readMetrics(runDir).some((m) => m.kind === 'train' && m.step === 1), 'the step cut short left no record');
 
   // The dropped step's batches come again: losses match a run that was never interrupted.
-  assert.equal(runCli(['resume', runDir, '--steps', '2']).code, 0);
+  const resumed = runCli(['resume', runDir, '--steps', '2']);
+  assert.equal(resumed.code, 0, resumed.stderr);
   const reference = join(dir, 'reference');
-  assert.equal(runCli(['train', '--data', data, '--run-dir', reference, '--steps', '2', ...sets]).code, 0);
+  const trained = runCli(['train', '--data', data, '--run-dir', reference, '--steps', '2', ...sets]);
+  assert.equal(trained.code, 0, trained.stderr);
   assert.equal(trainLosses(runDir).get(1), trainLosses(reference).get(1));
 });
 
@@ -166,4 +168,19 @@ test('train: SIGUSR1 (Slurm: time limit near), then the TERM a batch shell adds:
   const info = runJson(runDir);
   assert.equal(info.status, 'stopped');
   assert.ok(ckptDone(runDir, info.step), `the checkpoint of the last step (${info.step})`);
+});
+
+test('train whose output nobody reads any more (`| head`, a `| tee` ended by Ctrl-C) trains on and saves its run', async () => {
+  const dir = scratch('closed-output');
+  const runDir = join(dir, 'run');
+  const args = ['train', '--data', poetrySubset(dir, 300), '--run-dir', runDir, '--steps', '12', ...SMALL_SETS];
+  const child = spawn(process.execPath, [CLI, ...args], { env: TEST_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // Both reading ends close before the trainer has written a line: every write it makes meets EPIPE.
+  child.stdout.destroy();
+  child.stderr.destroy();
+  assert.equal(await exited, 0);
+  const info = runJson(runDir);
+  assert.equal(info.status, 'finished');
+  assert.ok(ckptDone(runDir, 12), 'the final checkpoint');
 });
