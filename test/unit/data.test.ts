@@ -24,6 +24,7 @@ import {
   type ReadStats,
   type TextEncoderLike,
 } from '../../src/core/data/index';
+import { publishDataset } from '../../src/core/train/prepare';
 
 let tmp: string;
 before(() => {
@@ -475,5 +476,31 @@ describe('the built default corpus', () => {
       if (++count === 1000) break;
     }
     assert.equal(count, 1000);
+  });
+});
+
+describe('the dataset cache', () => {
+  const folder = (name: string, files: Record<string, string>) => {
+    const dir = join(tmp, name);
+    mkdirSync(dir, { recursive: true });
+    for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+    return dir;
+  };
+
+  test('a built dataset is published; one another run published first is kept, not pulled away', () => {
+    const cached = join(tmp, 'cache-kept');
+    publishDataset(folder('built-a', { 'train.bin': 'a', 'val.bin': 'a' }), cached);
+    assert.equal(readFileSync(join(cached, 'train.bin'), 'utf8'), 'a');
+    // The second of two runs preparing the same data at once: the first's folder stays in place.
+    const second = folder('built-b', { 'train.bin': 'b', 'val.bin': 'b' });
+    publishDataset(second, cached);
+    assert.equal(readFileSync(join(cached, 'train.bin'), 'utf8'), 'a');
+    assert.ok(!existsSync(second), 'the second copy is dropped');
+  });
+
+  test('a cached folder without its val.bin is replaced', () => {
+    const cached = folder('cache-broken', { 'train.bin': 'old' });
+    publishDataset(folder('built-c', { 'train.bin': 'c', 'val.bin': 'c' }), cached);
+    assert.equal(readFileSync(join(cached, 'val.bin'), 'utf8'), 'c');
   });
 });

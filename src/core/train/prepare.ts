@@ -61,8 +61,7 @@ export function prepareData(input: string, config: TrainConfig, runDir: string, 
       outDir: tmp,
     });
     log(`data: ${stats.documents} documents, ${stats.trainTokens} train tokens, ${stats.valTokens} validation tokens`);
-    rmSync(cached, { recursive: true, force: true });
-    renameSync(tmp, cached);
+    publishDataset(tmp, cached);
   }
   const trainPath = join(dataDir, 'train.bin');
   const valPath = join(dataDir, 'val.bin');
@@ -73,6 +72,29 @@ export function prepareData(input: string, config: TrainConfig, runDir: string, 
     return { path, sha256: sha256(bytes), bytes: bytes.length };
   });
   return { files, tokenizer, tokenizerJson, trainPath, valPath, shards };
+}
+
+/**
+ * Moves a freshly built dataset folder into the cache. Two runs preparing the same data at once
+ * (two starts from the editor, a job array) both build it: the second finds the first's complete
+ * folder, the same bytes, and keeps it. Removing it instead (as before) pulled the shards from
+ * under the first while it copied them. Only a folder without its val.bin (left incomplete by
+ * hand) is replaced.
+ */
+export function publishDataset(tmp: string, cached: string): void {
+  try {
+    renameSync(tmp, cached);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+  if (existsSync(join(cached, 'val.bin'))) {
+    rmSync(tmp, { recursive: true, force: true });
+    return;
+  }
+  rmSync(cached, { recursive: true, force: true });
+  renameSync(tmp, cached);
 }
 
 function cachedTokenizer(files: CorpusFile[], corpusKey: string, vocabSize: number, log: ProgressLog): string {
