@@ -3,7 +3,6 @@
 // test user (created when the tests run as root). Stopped with its session processes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { SshConnection, type SshPrompts } from '../src/host/ssh/connection';
 import { RemoteTarget, type RemoteTargetOptions } from '../src/host/ssh/remoteTarget';
@@ -40,17 +39,6 @@ export function pubBlob(pubPath: string): Buffer {
   return Buffer.from(readFileSync(pubPath, 'utf8').trim().split(/\s+/)[1], 'base64');
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** Pids whose parent is `pid` (from /proc; no procps needed). */
 function childPids(pid: number): number[] {
   const out: number[] = [];
@@ -76,6 +64,13 @@ function ensurePasswordUser(password: string): void {
   if (r.status !== 0) throw new Error(`chpasswd failed: ${r.stderr}`);
 }
 
+/** sshd could not bind its port: someone took it after freePort found it free. */
+class PortTaken extends Error {
+  constructor(port: number, log: string) {
+    super(`port ${port} was taken before sshd could listen on it: ${log}`);
+  }
+}
+
 export class TestSshd {
   readonly hostKey: string;
   readonly clientKey: string;
@@ -97,14 +92,23 @@ export class TestSshd {
 
   /** extraConfig: more sshd_config lines (test/slurm.ts: `SetEnv SLURM_CONF=…` for the test cluster's clients). */
   static async start(opts: { password?: boolean; extraConfig?: string[] } = {}): Promise<TestSshd> {
-    const sshd = new TestSshd(scratch('sshd'), await freePort(), opts.password ?? false, opts.extraConfig);
-    keygen(sshd.hostKey);
-    keygen(sshd.clientKey);
-    writeFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${sshd.clientKey}.pub`));
-    if (sshd.withPassword) ensurePasswordUser(sshd.password);
-    mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory
-    await sshd.launch();
-    return sshd;
+    // freePort's port was free a moment ago; another process (a client's outgoing connection, a
+    // rendezvous store) may take it before sshd binds it. Then sshd says so and exits, and a new
+    // port is tried: a choice of port, never a test's assertion, is what is repeated.
+    for (let attempt = 1; ; attempt++) {
+      const sshd = new TestSshd(scratch('sshd'), await freePort(), opts.password ?? false, opts.extraConfig);
+      keygen(sshd.hostKey);
+      keygen(sshd.clientKey);
+      writeFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${sshd.clientKey}.pub`));
+      if (sshd.withPassword) ensurePasswordUser(sshd.password);
+      mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory
+      try {
+        await sshd.launch();
+        return sshd;
+      } catch (err) {
+        if (!(err instanceof PortTaken) || attempt === 3) throw err;
+      }
+    }
   }
 
   /** The host's public key blob (what known_hosts holds and ssh2's hostVerifier receives). */
@@ -152,15 +156,22 @@ export class TestSshd {
     writeFileSync(cfg, this.config());
     const check = spawnSync(SSHD, ['-t', '-f', cfg], { encoding: 'utf8' });
     if (check.status !== 0) throw new Error(`sshd -t rejected the test config: ${check.stderr}`);
-    const log: Buffer[] = [];
+    let log = '';
     const child = spawn(SSHD, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.on('data', (b: Buffer) => log.push(b));
+    child.stderr?.on('data', (b: Buffer) => (log += b.toString('utf8')));
     this.child = child;
     process.once('exit', this.reap);
+    // Ready when sshd itself says it listens (-e: its log on stderr). A connection that succeeds
+    // proves nothing: whoever took the port first would accept it while this sshd fails to bind.
     const deadline = Date.now() + 10_000;
-    while (!(await canConnect(this.port))) {
-      if (child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`sshd did not start: ${Buffer.concat(log).toString()}`);
+    while (!log.includes(`Server listening on 127.0.0.1 port ${this.port}.`)) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        this.child = undefined;
+        process.removeListener('exit', this.reap);
+        if (child.exitCode === null) child.kill('SIGKILL');
+        if (/Address already in use/.test(log)) throw new PortTaken(this.port, log);
+        throw new Error(`sshd did not start: ${log}`);
+      }
       await sleep(20);
     }
   }
