@@ -32,7 +32,9 @@ test(
         await vs.openWorkbench();
         await addSshHost(vs, HOST);
 
-        await startTraining(vs, { target: new RegExp(HOST), steps: 300, name: RUN });
+        // Steps enough that the run is still going when Stop comes, however fast this machine trains
+        // compared with how fast the window answers (300 steps could end first: finished, not stopped).
+        await startTraining(vs, { target: new RegExp(HOST), steps: 100_000, name: RUN });
 
         const dash = await vs.webviewWhenOpen(RUN, 120_000);
         const { first, later } = await lossPointsGrow(dash);

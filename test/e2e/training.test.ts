@@ -23,7 +23,9 @@ test(
   async () => {
     await withVSCode({ name: 'training' }, async (vs) => {
       await vs.openWorkbench();
-      await startTraining(vs, { steps: 400, name: RUN });
+      // Steps enough that the run is still going when Stop comes, however fast this machine trains
+      // compared with how fast the window answers (400 steps could end first: finished, not stopped).
+      await startTraining(vs, { steps: 100_000, name: RUN });
 
       // The dashboard opens on its own once the run has started.
       const dash = await vs.webviewWhenOpen(RUN, 120_000);
