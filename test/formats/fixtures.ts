@@ -22,6 +22,8 @@ export interface TbEvent {
   values: TbValue[];
   /** Seconds the writer waits before this event (a live writer). */
   delay?: number;
+  /** A path the writer waits for before this event: the test says when it may go on. */
+  wait_for?: string;
 }
 
 /** Appends events to an event file (the first call also writes the file_version event). */

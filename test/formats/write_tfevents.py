@@ -6,7 +6,8 @@ summary.proto, tensor.proto), described here as a FileDescriptorProto; the recor
 TFRecord with python3-crcmod's CRC-32C. Debian has no tensorboard package.
 
 Usage: write_tfevents.py PATH < events.json   (appends; one JSON list of events)
-  event: {"wall_time": s, "step": n, "values": [value, ...], "delay": seconds before writing}
+  event: {"wall_time": s, "step": n, "values": [value, ...], "delay": seconds before writing,
+          "wait_for": a path that must exist before it is written (a test lets the writer go on)}
   value: {"tag": ..., "simple_value": x}
        | {"tag": ..., "tensor": x, "dtype": "float"|"double", "packed": "content"|"val"}
        | {"tag": ..., "text": "..."}             (plugin "text", a DT_STRING tensor)
@@ -14,6 +15,7 @@ Usage: write_tfevents.py PATH < events.json   (appends; one JSON list of events)
        write_tfevents.py --crc-vector             prints the masked CRC of TensorBoard's test vector
 """
 import json
+import os
 import struct
 import sys
 import time
@@ -113,6 +115,8 @@ def main():
         for spec in json.load(sys.stdin):
             if spec.get("delay"):
                 time.sleep(spec["delay"])
+            while spec.get("wait_for") and not os.path.exists(spec["wait_for"]):
+                time.sleep(0.02)
             event = Event(wall_time=spec["wall_time"], step=spec["step"])
             for value in spec.get("values", []):
                 fill_value(event.summary.value.add(), value, value["tag"] not in seen)

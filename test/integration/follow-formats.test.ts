@@ -34,11 +34,15 @@ const event = (step: number): TbEvent => ({
   ],
 });
 
-/** Runs follow until `until` holds for what arrived, then stops it; returns the batches and the offsets kept. */
+/**
+ * Runs follow until `until` holds for what arrived, then stops it; returns the batches and the
+ * offsets kept. `onReady` runs when the follower says it is ready (it has looked at the folder).
+ */
 async function follow(
   dir: string,
   from: FollowOffsets,
   until: (batches: FormatBatch[]) => boolean,
+  onReady: () => void = () => {},
 ): Promise<{ batches: FormatBatch[]; offsets: FollowOffsets }> {
   const child = spawn(
     process.execPath,
@@ -54,6 +58,7 @@ async function follow(
     const message: FollowMessage | undefined = asFollowMessage(JSON.parse(line));
     assert.ok(message, `a protocol message: ${line}`);
     offsets = applyFollowMessage(offsets, message);
+    if ('ready' in message) onReady();
     if ('formats' in message) batches.push(message.formats);
     if (until(batches)) done();
   });
@@ -94,4 +99,18 @@ test('an event-file folder followed live and resumed with --from loses and repea
   assert.deepEqual(got.samples, expected.samples, 'no sample lost or repeated');
   assert.equal(got.samples.length, 6);
   assert.deepEqual(points(got)['train:train/loss'].length, 30);
+});
+
+test('a follow started before the first event file is written sends its records once it appears', async () => {
+  const dir = scratch('follow-tfevents-later');
+  const path = join(dir, 'events.out.tfevents.1700000000.host');
+  // Written only once the follower has looked at the empty folder (it does before it says ready):
+  // a folder's format is known from its first file, whenever that comes.
+  const writeFirstFile = () =>
+    writeEvents(
+      path,
+      Array.from({ length: 10 }, (_, i) => event(i)),
+    );
+  const { batches } = await follow(dir, emptyOffsets(), (b) => lastStep(b) >= 9, writeFirstFile);
+  assert.equal(lastStep(batches), 9, 'the records of the file written after the start');
 });

@@ -45,7 +45,7 @@ import { EvalCancelled, resultLine, runEval } from '../../src/host/runs/evalJob'
 import { EVALS_FILE, type EvalProgress } from '../../src/shared/eval';
 import { passwordSkipReason, PASSWORD_USER, sshdSkipReason, TestSshd } from '../sshd';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
-import { fold, points, PYTHON, WRITE_TFEVENTS } from '../formats/fixtures';
+import { fold, points, PYTHON, WRITE_TFEVENTS, type TbEvent } from '../formats/fixtures';
 
 const SETS = SMALL_SETS.filter((s) => s !== '--set');
 const skip = sshdSkipReason();
@@ -338,10 +338,14 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     const dir = join(root, 'tb-run');
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'events.out.tfevents.1700000000.remote');
-    const events = Array.from({ length: 60 }, (_, step) => ({
+    // The writer stops after step 9 until the test has dropped the connection (the gate file):
+    // "still being written" then holds however slowly the follower starts on a loaded machine.
+    const gate = join(root, 'tb-run-go-on');
+    const events: TbEvent[] = Array.from({ length: 60 }, (_, step) => ({
       wall_time: 1700000000 + step,
       step,
       delay: 0.1,
+      ...(step === 10 ? { wait_for: gate } : {}),
       values: [
         { tag: 'train/loss', simple_value: 3 - step / 100 },
         ...(step % 10 === 0 ? [{ tag: 'sample', text: `at ${step}` }] : []),
@@ -356,8 +360,9 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
       const key = store.addRemoteRun(target, dir, follower);
       const rows = () => store.get(key)?.tables.get('train')?.length ?? 0;
       await until('event-file records over SSH', () => rows() >= 5);
-      assert.ok(rows() < 60, 'still being written');
+      assert.ok(rows() <= 10, 'still being written');
       assert.ok(sshd.killSessions() > 0, 'the connection dropped');
+      writeFileSync(gate, '');
       await until('the follower back', () => follower.state === 'connected' && follower.attempts >= 2, 60_000);
       await written;
       const expected = fold([await new EventFolderReader(dir).read()]);

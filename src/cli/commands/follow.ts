@@ -24,7 +24,7 @@ import {
 } from '../../shared/follow-protocol';
 import { LineOutput, listenForStop, onceEach, StopSignal, Wake, Watches } from '../follow/channel';
 import { CheckpointFollower, FileFollower, FormatFollower, RunJsonFollower } from '../follow/sources';
-import { formatOf } from '../../shared/node/formats/detect';
+import { formatOf, type FolderFormat } from '../../shared/node/formats/detect';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N,"evals.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -66,15 +66,32 @@ interface Scanner {
   runJson: RunJsonFollower;
   checkpoints: CheckpointFollower;
   files: FileFollower[];
+  /** The folder's format; undefined until it holds a file that tells (see detectFormat). */
+  format: FolderFormat | undefined;
   /** Set when the folder holds another format than ours. */
   formats: FormatFollower | undefined;
+  /** Where a resumed follow reads that format's files from (--from's "sources"). */
+  sourcesFrom: FollowOffsets['sources'];
   watches: Watches;
+}
+
+/**
+ * Each pass until the folder tells its format: a follow may start before the writer's first file
+ * (an event file of a TensorBoard run that was just launched); deciding once, at the start, left
+ * such a folder followed as ours, its records never sent.
+ */
+function detectFormat(s: Scanner): void {
+  if (s.format !== undefined) return;
+  s.format = formatOf(s.dir);
+  if (s.format !== undefined && s.format !== 'steelscope')
+    s.formats = new FormatFollower(s.dir, s.format, s.sourcesFrom);
 }
 
 /** One pass over everything; a failure of one part (permissions, say) is reported and retried next pass. */
 async function scan(s: Scanner, out: LineOutput, stop: StopSignal, warn: (err: unknown) => void): Promise<void> {
   s.watches.ensure(s.dir); // again each pass: a watch that failed (or a folder that appeared) is retried
   s.watches.ensure(s.checkpoints.root);
+  detectFormat(s);
   await s.runJson.poll(out).catch(warn);
   await s.checkpoints.poll(out).catch(warn);
   for (const file of s.files) {
@@ -96,8 +113,6 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     return 2;
   }
   const { dir, from, pollMs, heartbeatMs } = config;
-  const format = formatOf(dir);
-  const foreignFormat = format === undefined || format === 'steelscope' ? undefined : format;
   const stop = new StopSignal();
   const out = new LineOutput(process.stdout, stop);
   const wake = new Wake();
@@ -106,9 +121,12 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     runJson: new RunJsonFollower(join(dir, 'run.json')),
     checkpoints: new CheckpointFollower(join(dir, 'checkpoints')),
     files: FOLLOWED_FILES.map((f) => new FileFollower(f, join(dir, f), from[f])),
-    formats: foreignFormat === undefined ? undefined : new FormatFollower(dir, foreignFormat, from.sources),
+    format: undefined,
+    formats: undefined,
+    sourcesFrom: from.sources,
     watches: new Watches(wake),
   };
+  detectFormat(scanner);
   out.send({ ready: true, protocol: FOLLOW_PROTOCOL, dir, from });
   const unlisten = listenForStop(stop, stopRequested);
   const offsets = (): FollowOffsets => {
