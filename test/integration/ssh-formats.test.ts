@@ -2,17 +2,19 @@
 // "the host", this machine): one older file replaced as a sync does, then a middle one truncated and
 // written again in two goes. The editor's run ends with exactly the points a fresh read of the folder
 // gives (nothing lost, nothing repeated), never read again from the start (each change arrives as a
-// cut of the rows from its step on), and rows logged afterwards still arrive.
+// cut of the rows from its step on), and rows logged afterwards still arrive. And a CSV log with a
+// stray quote: one malformed row, said once, the rows after it charted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunStore } from '../../src/host/runs/store';
 import type { RunKey } from '../../src/host/runs/types';
 import type { RunSource } from '../../src/host/runs/runTracker';
 import type { RemoteTarget } from '../../src/host/ssh/remoteTarget';
 import { EventFolderReader } from '../../src/shared/node/formats/tfevents';
+import { MAX_ROW_LINES } from '../../src/shared/formats/csv';
 import { fold, points, writeEvents, type Folded, type TbEvent } from '../formats/fixtures';
 import { scratch, until } from '../helpers';
 import { sshdSkipReason, sshdTarget, TestSshd } from '../sshd';
@@ -44,7 +46,7 @@ function shown(folded: Folded): { points: ReturnType<typeof points>; samples: st
   return { points: Object.fromEntries(series), samples: folded.samples.map((s) => `${s.step} ${s.text}`).sort() };
 }
 
-describe('a TensorBoard run followed over SSH (real sshd) with one of its files starting over', { skip }, () => {
+describe('foreign-format runs followed over SSH (real sshd): a file starting over, a stray quote', { skip }, () => {
   let sshd: TestSshd;
   let root: string;
   let target: RemoteTarget;
@@ -95,6 +97,34 @@ describe('a TensorBoard run followed over SSH (real sshd) with one of its files 
       );
       assert.equal(seen.resets, resetsBefore, 'the run was never read again from the start');
       assert.ok(seen.cuts >= 3, `the changed files' rows were cut (${seen.cuts} cuts)`);
+    } finally {
+      store.dispose();
+    }
+  });
+
+  test('a CSV log with a stray quote: the editor counts one malformed row, says why once, and charts the rest, live too', async () => {
+    const dir = join(root, 'runs', 'csv-stray');
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'metrics.csv');
+    const rows = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => `${from + i},${(from + i) / 1000}\n`).join('');
+    writeFileSync(path, 'step,loss\n' + rows(1, 3) + '4,"oops\n' + rows(5, 4 + MAX_ROW_LINES));
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    try {
+      const key = store.addRemoteRun(target, dir, target.createFollower(dir));
+      const steps = () => {
+        store.flush();
+        const table = store.get(key)?.tables.get('train');
+        return table ? Array.from(table.step.subarray(0, table.length)) : [];
+      };
+      const all = (last: number) => [1, 2, 3, ...Array.from({ length: last - 4 }, (_, i) => 5 + i)];
+      await until('the rows around the stray quote', () => isDeepStrictEqual(steps(), all(4 + MAX_ROW_LINES)));
+      appendFileSync(path, rows(5 + MAX_ROW_LINES, 6 + MAX_ROW_LINES));
+      await until('rows appended live', () => isDeepStrictEqual(steps(), all(6 + MAX_ROW_LINES)));
+      const summary = store.get(key)?.summary;
+      assert.equal(summary?.malformed.metrics, 1);
+      assert.equal(summary?.problems?.length, 1);
+      assert.match(summary?.problems?.[0] ?? '', /opens a quoted cell that is not closed within 100 lines/);
     } finally {
       store.dispose();
     }
