@@ -49,10 +49,15 @@ export interface CliResult {
  * Runs the CLI to its end. `timeoutMs` only guards against a hung command; it is no measure of
  * speed: the old 120 s ran out on a loaded 2-core machine for legitimate work (a resume, then a
  * reference run, of 1000 micro-batches a step), and the CLI, signalled with its pipes already
- * closed, exited 7, which read like a crash. A timeout now says so (code null).
+ * closed, exited 7, which read like a crash. A timeout now says so (code null). `env`: variables
+ * added to the tests' environment (a Slurm job's, say).
  */
-export function runCli(args: string[], timeoutMs = 600_000): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: TEST_ENV, encoding: 'utf8', timeout: timeoutMs });
+export function runCli(args: string[], timeoutMs = 600_000, env: NodeJS.ProcessEnv = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...TEST_ENV, ...env },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
   if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT')
     return {
       code: null,

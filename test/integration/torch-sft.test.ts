@@ -2,13 +2,14 @@
 // engine and with --engine torch (this core renders the conversations in ChatML and writes their
 // ids and loss mask; the PyTorch engine trains on them) see the same rows in the same seeded order
 // from the same weights, so the losses agree within 1e-3 relative at every step. The torch run
-// records its base checkpoint and the ChatML template, as the TF.js one does. Two processes (DDP,
-// each rank half of every batch's rows) give the same losses: the mask's mean is over the whole batch.
-// A torch fine-tuning run stopped half-way resumes exactly (its lost rows shard rendered again), with its eval
-// tasks at step 0 and each checkpoint.
+// records its base checkpoint and the ChatML template, as the TF.js one does, and takes a Slurm
+// job's pending run.json. Two processes (DDP, each rank half of every batch's rows) give the same
+// losses: the mask's mean is over the whole batch. A torch fine-tuning run stopped half-way resumes
+// exactly (its lost rows shard rendered again), with its eval tasks at step 0 and each checkpoint.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pendingRunInfo } from '../../src/shared/run';
 import { join } from 'node:path';
 import { assertSftResumedExactly, poetrySubset, runCli, scratch, sftStoppedAndResumed, trainLosses } from '../helpers';
 import { torchFlags, TORCH_SKIP } from '../torch';
@@ -35,7 +36,13 @@ test(
     const common = ['sft', '--from', from, '--data', 'poetry-sft', '--steps', String(STEPS), ...sets(QUIET)];
     const tfjs = runCli([...common, '--run-dir', join(dir, 'tfjs')], 300_000);
     assert.equal(tfjs.code, 0, tfjs.stderr);
-    const torch = runCli([...common, '--run-dir', join(dir, 'torch'), ...torchFlags(1)], 300_000);
+    // The 1-process run as a Slurm job's: it takes the pending run.json written at submission.
+    mkdirSync(join(dir, 'torch'));
+    const pending = pendingRunInfo({ id: 'p', name: 'torch', createdAt: '', host: 'login', jobId: '77' });
+    writeFileSync(join(dir, 'torch', 'run.json'), JSON.stringify(pending));
+    const torch = runCli([...common, '--run-dir', join(dir, 'torch'), ...torchFlags(1)], 300_000, {
+      SLURM_JOB_ID: '77',
+    });
     assert.equal(torch.code, 0, torch.stderr);
     const ddp = runCli([...common, '--run-dir', join(dir, 'ddp'), ...torchFlags(2)], 300_000);
     assert.equal(ddp.code, 0, ddp.stderr);
@@ -64,6 +71,7 @@ test(
     }
     const run = JSON.parse(readFileSync(join(dir, 'torch', 'run.json'), 'utf8'));
     assert.equal(run.engine, 'torch');
+    assert.equal(run.slurm_job_id, '77');
     assert.equal(run.template, 'chatml');
     assert.deepEqual(
       run.base_checkpoint,
