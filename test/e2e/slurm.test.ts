@@ -3,7 +3,8 @@
 // (description, and a Partitions row that opens onto the debug partition); Start Training → that host → partition
 // `debug` submits a job, which the Runs view shows pending (its node drained, so the state is seen
 // whatever the machine's speed) with Slurm's reason, then running once the node is back; loss
-// points arrive on the dashboard; Stop → stopped, and the job is CANCELLED.
+// points arrive on the dashboard; Stop → stopped, and the job is CANCELLED. Resume offers the job
+// last submitted there in one row; Enter resubmits it (pending), Stop cancels it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { slurmSkipReason, TestSlurm } from '../slurm';
@@ -81,6 +82,24 @@ test(
         );
         assert.ok(job);
         await vs.screenshot('stopped');
+
+        // Resume offers the job last submitted on this host in one row: Enter (the keyboard alone)
+        // resubmits it. The node drained again keeps the new job pending, which Stop then cancels.
+        slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-e2e']);
+        await vs.runCommand('Steelscope: Resume Run');
+        await vs.pickItem(RUN);
+        await vs.answerPrompts([{ title: /: train until step$/, answer: { type: '100000' } }]);
+        await eventually(
+          () => vs.promptTitle(),
+          (title) => title.endsWith(`: Slurm job on ${HOST}`),
+        );
+        const offered = await vs.quickItems();
+        assert.match(offered[0] ?? '', /Resume with: debug, 1 node, CPU, 10 min$/, `offered: ${offered.join(' | ')}`);
+        assert.match(offered[1] ?? '', /Change…$/);
+        await vs.page.keyboard.press('Enter');
+        await runWithStatus(vs, RUN, /^pending/, 120_000);
+        await vs.screenshot('resumed');
+        await stopRun(vs, RUN, 120_000);
       });
     } finally {
       try {

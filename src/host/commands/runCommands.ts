@@ -11,7 +11,7 @@ import { defaultPreset } from '../settings';
 import { checkpointArg, keysFromArgs } from './menuArgs';
 import { pickEngine } from './enginePick';
 import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
-import { askSlurmJob, type SlurmJobMemory } from './slurmPick';
+import { askSlurmJob, confirmSlurmJob, type SlurmJobMemory } from './slurmPick';
 import { askFineTune, FINE_TUNE, FINE_TUNE_ITEM, pickBaseCheckpoint, type FineTuneBase } from './fineTune';
 import type { SlurmCluster } from '../slurm/loginNode';
 import type { SlurmJobOptions } from '../slurm/batchScript';
@@ -196,12 +196,12 @@ async function fineTuneFromCheckpoint(s: CommandServices, node: unknown): Promis
   await fineTune(s, target, { run, checkpoint }, engine, cluster);
 }
 
-/** A run of a Slurm job resumes as a new job: the host's remembered answers, or asked now. */
+/** A run of a Slurm job resumes as a new job: the host's remembered answers, confirmed or changed. */
 async function slurmResume(s: CommandServices, target: RunTarget, run: RunSummary) {
   if (!run.info?.slurm_job_id) return {};
   const cluster = await target.slurmCluster?.();
   if (!cluster) return {};
-  const slurm = s.slurmJobs.get(target.id) ?? (await askSlurmJob(target.label, cluster, undefined));
+  const slurm = await confirmSlurmJob(`Resume ${run.name}`, target.label, cluster, s.slurmJobs.get(target.id));
   if (!slurm) return undefined;
   await s.slurmJobs.set(target.id, slurm);
   return { slurm, waitUntil: 'submitted' as const };

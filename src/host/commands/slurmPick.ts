@@ -1,12 +1,14 @@
 // Start Training's questions on a Slurm login node: partition (from sinfo, the default one first),
 // nodes, GPUs per node (none asked on a CPU-only partition: the job runs one task), time limit, and
 // account / QoS only where the cluster keeps accounting. The answers are remembered per host
-// (globalState, schema-checked when read) and offered first the next time.
+// (globalState, schema-checked when read) and offered first the next time; Resume offers them as
+// they are, or to change.
 import * as vscode from 'vscode';
 import * as v from 'valibot';
 import { checkJobOptions, type SlurmJobOptions } from '../slurm/batchScript';
 import type { SlurmPartition } from '../slurm/cluster';
-import { describePartition, partitionsDefaultFirst, type SlurmCluster } from '../slurm/loginNode';
+import { describeJob, fitsCluster } from '../slurm/jobChoice';
+import { partitionLine, partitionsDefaultFirst, type SlurmCluster } from '../slurm/loginNode';
 
 const JOBS_KEY = 'steelscope.slurmJobs';
 
@@ -55,7 +57,7 @@ async function askPartition(
   if (cluster.partitions.length === 0) throw new Error('sinfo lists no partition on this host; nothing to submit to.');
   const items = partitionsDefaultFirst(cluster.partitions).map((p) => ({
     label: p.name,
-    description: `${p.isDefault ? 'default · ' : ''}${describePartition(p)}`,
+    description: partitionLine(p),
     partition: p,
   }));
   const pick = vscode.window.createQuickPick<(typeof items)[number]>();
@@ -148,4 +150,26 @@ export async function askSlurmJob(
   const charge = await askAccount(title, cluster, remembered);
   if (!charge) return undefined;
   return { ...job, timeLimit: timeLimit.trim(), ...charge };
+}
+
+/**
+ * Resume's Slurm job: the host's remembered answers as they are (the first row: Enter) or changed
+ * (Start Training's questions, those answers as defaults). All asked when nothing is remembered, or
+ * what is no longer fits the cluster (a partition gone, fewer nodes).
+ */
+export async function confirmSlurmJob(
+  title: string,
+  hostLabel: string,
+  cluster: SlurmCluster,
+  remembered: SlurmJobOptions | undefined,
+): Promise<SlurmJobOptions | undefined> {
+  if (!remembered || !fitsCluster(remembered, cluster)) return askSlurmJob(hostLabel, cluster, remembered);
+  const keep = { label: `$(debug-start) Resume with: ${describeJob(remembered)}`, change: false };
+  const change = { label: '$(edit) Change…', description: 'partition, nodes, GPUs, time limit', change: true };
+  const picked = await vscode.window.showQuickPick([keep, change], {
+    title: `${title}: Slurm job on ${hostLabel}`,
+    placeHolder: 'The job last submitted on this host; Enter resumes with it',
+  });
+  if (!picked) return undefined;
+  return picked.change ? askSlurmJob(hostLabel, cluster, remembered) : remembered;
 }
