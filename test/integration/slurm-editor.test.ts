@@ -136,6 +136,24 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     );
     await target.stop(dir);
     await wait('stopped again', () => summary(key)?.status === 'stopped');
+
+    // Resumed again, and stopped while its new job still waits: that job is cancelled (the Stop sent
+    // to the previous job is no reason to refuse this one).
+    const secondJob = summary(key)?.job?.id;
+    slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
+    try {
+      await target.resume(dir, { slurm: DEBUG, waitUntil: 'submitted' });
+      const queued = await wait('resumed again: pending, in a third job', () => {
+        const now = summary(key);
+        return now?.status === 'pending' && now.job && now.job.id !== secondJob ? now : undefined;
+      });
+      await target.stop(dir);
+      await wait('the queued job cancelled', () => summary(key)?.job?.state === 'CANCELLED');
+      await wait('stopped', () => summary(key)?.status === 'stopped');
+      assert.equal(summary(key)?.job?.id, queued.job?.id);
+    } finally {
+      slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
+    }
   });
 
   test('Stop on a job still pending cancels it: stopped, nothing ran', async () => {

@@ -89,11 +89,17 @@ export class SlurmLauncher implements Launcher {
 
   /**
    * run.json says the run waits for job `jobId`: a new run's placeholder (`train`, `sft`), or the
-   * resumed run's own, marked.
+   * resumed run's own, marked. Its pid is the new job's id, as a new run's is: the one Stop was sent
+   * to before (and refuses to send to twice) is the previous job's.
    */
   private async markPending(request: LaunchRequest, jobId: string): Promise<void> {
     if (request.args[0] === 'resume') {
-      await this.updateRunJson(request.runDir, (run) => ({ ...run, status: 'pending', slurm_job_id: jobId }));
+      await this.updateRunJson(request.runDir, (run) => ({
+        ...run,
+        status: 'pending',
+        pid: Number(jobId),
+        slurm_job_id: jobId,
+      }));
       return;
     }
     const name = request.name ?? posix.basename(request.runDir);
