@@ -94,8 +94,12 @@ test(
           (title) => title.endsWith(`: Slurm job on ${HOST}`),
         );
         const offered = await vs.quickItems();
+        // The page may keep an earlier pick's rows (hidden) after this one's: ours are looked for among them.
         assert.match(offered[0] ?? '', /Resume with: debug, 1 node, CPU, 10 min$/, `offered: ${offered.join(' | ')}`);
-        assert.match(offered[1] ?? '', /Change…$/);
+        assert.ok(
+          offered.some((row) => row.endsWith('Change…')),
+          `Change… offered: ${offered.join(' | ')}`,
+        );
         await vs.page.keyboard.press('Enter');
         await runWithStatus(vs, RUN, /^pending/, 120_000);
         await vs.screenshot('resumed');
