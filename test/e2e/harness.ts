@@ -39,6 +39,8 @@
 //   vs.promptTitle()            the title of the quick input shown now ('' when none)
 //   vs.answerPrompts(prompts)   answer a command's quick picks / input boxes by their titles
 //                               ({title: /steps$/, answer: {type: '400'}} or answer: a row label)
+//   vs.inputValue(title)        the text an input box of that title shows (its default)
+//   vs.inputProblem(text)       type text without Enter; the validation message shown for it
 //   vs.notificationText(m?)     text of the first toast matching m (string: substring; RegExp)
 //   vs.notifications()          texts of all toasts shown now
 //   vs.showContainer(title)     open an activity-bar view container ('Explorer', 'Steelscope')
@@ -59,6 +61,7 @@
 //                               walk "Start Training…" (defaults: this machine, bundled engine,
 //                               1 process, tiny, the poetry corpus); `prompts` answers further
 //                               steps by title (Slurm partition, eval set, …); returns the name
+//   trainingPrompts(choices)    those steps' answers, for answerPrompts (no name: stop before it)
 //   slurmPrompts({partition, nodes?, gpusPerNode?, timeLimit?})
 //                               the Slurm steps of Start Training on a login node, for `prompts`
 //   lossPoints(dashboard)       points drawn by the dashboard's loss chart now
@@ -450,6 +453,23 @@ export class VSCodeSession {
     }
   }
 
+  /** The text in the input box titled `title` once it is shown (its default, or a remembered answer). */
+  async inputValue(title: RegExp): Promise<string> {
+    await this.quickInput.locator('.quick-input-title').filter({ hasText: title }).waitFor({ state: 'visible' });
+    return this.quickInput.locator('.quick-input-box input').inputValue();
+  }
+
+  /** Types into the open input box without accepting it; the validation message VS Code shows for that text. */
+  async inputProblem(text: string): Promise<string> {
+    const input = this.quickInput.locator('.quick-input-box input');
+    const message = this.quickInput.locator('.quick-input-message');
+    const shown = async () => ((await message.isVisible()) ? (await message.innerText()).trim() : '');
+    // The message line shows the box's prompt until a validation message takes its place.
+    const prompt = await shown();
+    await input.fill(text);
+    return eventually(shown, (t) => t !== '' && t !== prompt);
+  }
+
   /** Chooses a row of the open quick pick. */
   async pickItem(label: string | RegExp): Promise<void> {
     const row = this.quickRow(label);
@@ -796,10 +816,10 @@ export interface TrainingChoices {
   prompts?: readonly Prompt[];
 }
 
-/** Runs "Steelscope: Start Training…" and answers its steps; returns the run's name. */
-export async function startTraining(vs: VSCodeSession, choices: TrainingChoices): Promise<string> {
+/** The answers of Start Training's steps; without a name, the walk is left at the step after steps. */
+export function trainingPrompts(choices: Omit<TrainingChoices, 'name'> & { name?: string }): Prompt[] {
   const torch = choices.engine === 'pytorch';
-  const steps: Prompt[] = [
+  return [
     ...(choices.prompts ?? []),
     { title: /: where should it run\?$/, answer: choices.target ?? /This machine/ },
     { title: /: engine$/, answer: torch ? /PyTorch/ : /Bundled/ },
@@ -807,10 +827,14 @@ export async function startTraining(vs: VSCodeSession, choices: TrainingChoices)
     { title: /: model preset$/, answer: choices.preset ?? 'tiny' },
     { title: /: training data$/, answer: choices.data ?? /Classical Chinese poetry/ },
     { title: /: steps$/, answer: { type: String(choices.steps) } },
-    { title: /: run name/, answer: { type: choices.name } },
+    ...(choices.name !== undefined ? [{ title: /: run name/, answer: { type: choices.name } }] : []),
   ];
+}
+
+/** Runs "Steelscope: Start Training…" and answers its steps; returns the run's name. */
+export async function startTraining(vs: VSCodeSession, choices: TrainingChoices): Promise<string> {
   await vs.runCommand('Steelscope: Start Training…');
-  await vs.answerPrompts(steps);
+  await vs.answerPrompts(trainingPrompts(choices));
   return choices.name;
 }
 

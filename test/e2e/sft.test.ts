@@ -3,7 +3,8 @@
 // runs folder before the workbench opens (a few seconds). Then:
 // - Start Training → "Fine-tune from a checkpoint…" → the base's checkpoint → poetry-sft → 2 steps →
 //   learning rate 2e-4: the run finishes, and its run.json records the base checkpoint, the ChatML
-//   template and that learning rate (min_lr a tenth of it);
+//   template and that learning rate (min_lr a tenth of it); the walk again offers 2e-4 for that base
+//   (remembered) and refuses 0 with one line;
 // - Chat with Checkpoint on the fine-tuned one, greedy: the reply is complete and its note says it
 //   ended at <|im_end|>, asked in ChatML (the serve done message names the end token sampled).
 import { test } from 'node:test';
@@ -11,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers';
-import { e2eSkip, finishedAnswer, runWithStatus, startTraining, trainWithCli, withVSCode } from './harness';
+import { e2eSkip, finishedAnswer, runWithStatus, trainingPrompts, trainWithCli, withVSCode } from './harness';
 
 const BASE = 'base-run';
 const TUNED = 'chat-ft';
@@ -32,16 +33,20 @@ test(
       assert.equal(fineTuned.code, 0, fineTuned.stderr);
 
       await vs.openWorkbench();
-      await startTraining(vs, {
+      const fineTune = {
         preset: /Fine-tune from a checkpoint/,
-        prompts: [
-          { title: /: checkpoint to fine-tune$/, answer: `${BASE} · step 1` },
-          { title: /: learning rate$/, answer: { type: '2e-4' } },
-        ],
+        prompts: [{ title: /: checkpoint to fine-tune$/, answer: `${BASE} · step 1` }],
         data: /poetry-sft/,
         steps: 2,
-        name: 'ui-ft',
-      });
+      };
+      // The learning rate's default is a tenth of the base run's (tiny: 3e-3).
+      await vs.runCommand('Steelscope: Start Training…');
+      await vs.answerPrompts(trainingPrompts(fineTune));
+      assert.equal(await vs.inputValue(/: learning rate$/), '0.0003');
+      await vs.answerPrompts([
+        { title: /: learning rate$/, answer: { type: '2e-4' } },
+        { title: /: run name/, answer: { type: 'ui-ft' } },
+      ]);
       await runWithStatus(vs, 'ui-ft', /finished/, 120_000);
       const folder = readdirSync(vs.runsRoot).find((n) => n.startsWith('ui-ft-'));
       assert.ok(folder, 'the run folder is in the runs root');
@@ -51,6 +56,15 @@ test(
       assert.equal(run.data.input, 'poetry-sft');
       assert.equal(run.step, 2);
       assert.deepEqual([run.config.lr, run.config.min_lr], [2e-4, 2e-5]);
+      // The next fine-tune of that base offers the rate given last; a rate of 0 is refused with one line.
+      await vs.runCommand('Steelscope: Start Training…');
+      await vs.answerPrompts(trainingPrompts(fineTune));
+      assert.equal(await vs.inputValue(/: learning rate$/), '0.0002');
+      assert.match(
+        await vs.inputProblem('0'),
+        /^Enter a positive number up to 10 \(e\.g\. 3e-4\), the peak learning rate/,
+      );
+      await vs.page.keyboard.press('Escape');
       await vs.screenshot('sft-started');
 
       await vs.runCommand('Steelscope: Chat with Checkpoint');
