@@ -39,7 +39,11 @@ test('an SSH host just added is listed with no run; this machine alone with none
 
 test('a host with no run says why and what to do: Start Training, Reconnect, or wait', () => {
   const up = noRunsRow({ id: 'ssh:box', label: 'box', state: 'connected' });
-  assert.deepEqual([up.label, up.command?.id], ['No runs yet', 'steelscope.startTraining']);
+  assert.deepEqual(
+    [up.label, up.command?.id, up.command?.hostId],
+    ['No runs yet', 'steelscope.startTraining', 'ssh:box'],
+    'Start Training with this host offered first',
+  );
   const down = noRunsRow({ id: 'ssh:box', label: 'box', state: 'disconnected' });
   assert.deepEqual(
     [down.label, down.command?.id, down.command?.hostId],

@@ -8,7 +8,7 @@ import type { EngineOptions, RunKey, RunStoreApi, RunSummary, RunTarget, StartRe
 import { deleteQuestion } from '../runs/deletePlan';
 import { metricsCsv } from '../csv';
 import { defaultPreset } from '../settings';
-import { checkpointArg, keysFromArgs } from './menuArgs';
+import { checkpointArg, hostIdArg, keysFromArgs } from './menuArgs';
 import { pickEngine } from './enginePick';
 import { askSteps, pickData, pickPreset, pickRuns } from './pickers';
 import { askSlurmJob, confirmSlurmJob, type SlurmJobMemory } from './slurmPick';
@@ -39,7 +39,7 @@ type Handler = (node?: unknown, nodes?: unknown) => Promise<void>;
 
 export function registerRunCommands(s: CommandServices): vscode.Disposable[] {
   const commands: Record<string, Handler> = {
-    'steelscope.startTraining': () => startTraining(s),
+    'steelscope.startTraining': (n) => startTraining(s, hostIdArg(n)),
     'steelscope.stopRun': (n, ns) => stopRuns(s, n, ns),
     'steelscope.resumeRun': (n, ns) => resumeRun(s, n, ns),
     'steelscope.resumeFromCheckpoint': (n) => resumeFromCheckpoint(s, n),
@@ -96,8 +96,9 @@ async function runsFor(
   return chosen.map((k) => s.store.get(k)?.summary).filter((x): x is RunSummary => !!x);
 }
 
-async function startTraining(s: CommandServices): Promise<void> {
-  const targets = s.targets();
+/** Start Training; from a host's row in the Runs view ("No runs yet"), that host is offered first. */
+async function startTraining(s: CommandServices, hostId?: string): Promise<void> {
+  const targets = [...s.targets()].sort((a, b) => Number(b.id === hostId) - Number(a.id === hostId));
   const where = await vscode.window.showQuickPick(
     targets.map((t) => ({
       label: t.id === 'local' ? `$(vm) ${t.label}` : `$(${t.kind ? 'server-environment' : 'remote'}) ${t.label}`,

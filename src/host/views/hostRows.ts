@@ -72,7 +72,7 @@ export function partitionRow(hostId: string, p: SlurmPartition): RowSpec {
   };
 }
 
-/** The row of a host with no run: Start Training where it is reachable, Reconnect where it is not. */
+/** The row of a host with no run: Start Training (that host first) where it is reachable, Reconnect where not. */
 export function noRunsRow(host: HostState): RowSpec {
   const base = { id: `noRuns:${host.id}`, icon: 'info', contextValue: 'noRuns' };
   if (host.state === 'connecting') return { ...base, label: 'Connecting…', description: '', icon: 'loading~spin' };
@@ -87,6 +87,6 @@ export function noRunsRow(host: HostState): RowSpec {
     ...base,
     label: 'No runs yet',
     description: 'Start Training…',
-    command: { id: 'steelscope.startTraining', title: 'Start Training' },
+    command: { id: 'steelscope.startTraining', title: 'Start Training', hostId: host.id },
   };
 }
