@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { poetrySubset, readEvents, runCli, scratch, sleep, SMALL_SETS, spawnCli, trainLosses } from '../helpers';
 
 const STEPS = 30;
-// Slower steps than SMALL_SETS alone, so the kill reliably lands between checkpoints 10 and 20.
+// Slower steps than SMALL_SETS alone, so the kill lands between two checkpoints, not after the end.
 const SETS = [
   ...SMALL_SETS,
   '--set',
@@ -20,6 +20,8 @@ const SETS = [
   '--set',
   'checkpoint_every=10',
 ];
+
+const stepDir = (step: number) => `step-${String(step).padStart(8, '0')}`;
 
 async function waitForTrainStep(runDir: string, atLeast: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -42,16 +44,17 @@ test('kill -9 between checkpoints, resume: every later loss equals the uninterru
   const crashed = join(dir, 'crashed');
   const child = spawnCli(['train', '--data', data, '--run-dir', crashed, '--steps', String(STEPS), ...SETS]);
   const exited = new Promise((resolve) => child.on('exit', resolve));
-  let seen: number;
   try {
-    seen = await waitForTrainStep(crashed, 11, 120_000);
+    await waitForTrainStep(crashed, 11, 120_000);
   } finally {
     child.kill('SIGKILL');
     await exited;
   }
-  assert.ok(seen < 19, `the kill came too late (step ${seen})`);
-  assert.ok(existsSync(join(crashed, 'checkpoints', 'step-00000010', 'DONE')));
-  assert.ok(!existsSync(join(crashed, 'checkpoints', 'step-00000020')), 'killed before the next checkpoint');
+  // The kill lands after step 11, between checkpoint 10 and 20, or, should this process be held
+  // up long enough on a loaded machine, between 20 and 30: either way a checkpoint and lost steps
+  // after it. Only a kill after the end would void the test.
+  const from = Math.max(...[10, 20, 30].filter((s) => existsSync(join(crashed, 'checkpoints', stepDir(s), 'DONE'))));
+  assert.ok(from === 10 || from === 20, `killed between two checkpoints (the newest complete: step ${from})`);
   assert.equal(
     JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8')).status,
     'running',
@@ -63,17 +66,17 @@ test('kill -9 between checkpoints, resume: every later loss equals the uninterru
   const info = JSON.parse(readFileSync(join(crashed, 'run.json'), 'utf8'));
   assert.equal(info.status, 'finished');
   assert.equal(info.resumes.length, 1);
-  assert.equal(info.resumes[0].step, 10);
+  assert.equal(info.resumes[0].step, from);
 
   const expected = trainLosses(reference);
   const actual = trainLosses(crashed);
-  for (let step = 10; step < STEPS; step++) {
+  for (let step = from; step < STEPS; step++) {
     const a = actual.get(step);
     const e = expected.get(step);
     assert.ok(a !== undefined && e !== undefined, `step ${step} missing`);
     assert.ok(Math.abs(a - e) <= 1e-5, `step ${step}: resumed ${a} vs uninterrupted ${e}`);
   }
-  assert.ok(readEvents(crashed).some((e) => e.kind === 'resume' && e.step === 10));
+  assert.ok(readEvents(crashed).some((e) => e.kind === 'resume' && e.step === from));
 });
 
 test('resume skips a checkpoint without DONE or with a bad hash, and says why', () => {
