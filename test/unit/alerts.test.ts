@@ -68,6 +68,23 @@ test('stale: no record for STALE_FACTOR x the usual interval, said once per sile
   assert.equal(run.checkStale(100_000 + 1000 * STALE_FACTOR).length, 1, 'again after records came back');
 });
 
+test('a Slurm requeue (running, stopping, pending, starting, running) says nothing, and a stopping run is not stale', () => {
+  const run = new RunAlerts('r');
+  run.onStatus('running');
+  run.onRecordTimes([0, 1000, 2000, 3000]);
+  for (const status of ['stopping', 'pending', 'starting', 'running', 'stopping'])
+    assert.deepEqual(run.onStatus(status), [], status);
+  assert.deepEqual(run.checkStale(3000 + 1000 * STALE_FACTOR * 5), [], 'stopping: no records due');
+  assert.deepEqual(run.onStatus('stopped'), [], 'a stop is no news');
+  const failed = new RunAlerts('f');
+  failed.onStatus('stopping');
+  assert.deepEqual(
+    failed.onStatus('failed').map((a) => a.kind),
+    ['failed'],
+    'a job that died while stopping is',
+  );
+});
+
 test('notify levels; rules are schema-checked', () => {
   const problem = { kind: 'nan' as const, problem: true, message: '' };
   const news = { kind: 'finished' as const, problem: false, message: '' };

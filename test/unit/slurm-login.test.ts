@@ -8,7 +8,8 @@ import { parseAssociations, partitionsDefaultFirst, describePartition } from '..
 import { parseSinfo } from '../../src/host/slurm/cluster';
 import { hostTooltipMarkdown, runTooltipMarkdown } from '../../src/host/views/runTooltip';
 import { LoginNodeLauncher } from '../../src/host/slurm/hostLauncher';
-import { jobOfRun, parseSqueue, statusWithJob } from '../../src/host/slurm/jobWatch';
+import { jobOfRun, parseSqueue } from '../../src/host/slurm/jobWatch';
+import { statusWithJob } from '../../src/host/slurm/jobState';
 import type { Launcher, LaunchRequest } from '../../src/host/runs/runControl';
 import type { RunSummary } from '../../src/host/runs/types';
 import type { ObservedRun } from '../../src/shared/run';
@@ -105,6 +106,39 @@ test('the status a job gives a run: pending while queued, the trainer’s once i
   assert.equal(statusWithJob(running, false, job('PREEMPTED')), 'stopped');
   assert.equal(statusWithJob({ ...running, status: 'stopped' }, false, job('CANCELLED')), 'stopped');
   assert.equal(statusWithJob({ ...running, status: 'finished' }, false, job('COMPLETED')), 'finished');
+});
+
+test('stopped while its job lives is stopping: a requeue never shows a final state; a failed requeue or a Stop ends stopped', () => {
+  const job = (state: string, id = '5') => ({ id, state, reason: '', nodes: '', elapsed: '', limit: '', restarts: 0 });
+  const run = (status: string) => ({ pid: 1, status, slurm_job_id: '5' }) as ObservedRun;
+  const FINAL = ['stopped', 'finished', 'failed', 'stale'];
+  // What an observer may see as run.json and squeue change, the job as last polled (it may lag
+  // run.json by a poll, or run ahead of it): time limit or preemption, then the requeue.
+  const requeue: [string, string][] = [
+    ['running', 'RUNNING'],
+    ['stopping', 'RUNNING'],
+    ['stopped', 'RUNNING'], // checkpoint saved; slurm-requeue not yet run
+    ['stopped', 'COMPLETING'], // a preemption (scontrol requeue): Slurm shows the job completing
+    ['stopped', 'REQUEUED'],
+    ['pending', 'RUNNING'], // run.json marked pending, squeue not polled since
+    ['pending', 'COMPLETING'],
+    ['pending', 'PENDING'],
+    ['pending', 'REQUEUED'],
+  ];
+  for (const [status, state] of requeue) {
+    const shown = statusWithJob(run(status), true, job(state));
+    assert.ok(!FINAL.includes(shown), `run.json ${status}, job ${state}: ${shown}`);
+  }
+  assert.equal(statusWithJob(run('stopped'), undefined, job('RUNNING')), 'stopping', 'not final while the job runs');
+  assert.equal(statusWithJob(run('stopped'), undefined, job('COMPLETING')), 'stopping');
+  // The requeue failed: the script ends the job, run.json stopped (slurm-requeue --failed): final.
+  assert.equal(statusWithJob(run('stopped'), undefined, job('FAILED')), 'stopped', 'exit 75, not requeued');
+  assert.equal(statusWithJob(run('stopped'), undefined, job('COMPLETED')), 'stopped');
+  assert.equal(statusWithJob(run('stopped'), undefined, job('CANCELLED')), 'stopped', 'a Stop');
+  // Another job of the run (a Resume's, queued) says pending; a live job run.json does not name is no reason to wait.
+  assert.equal(statusWithJob(run('stopped'), undefined, job('PENDING', '6')), 'pending');
+  assert.equal(statusWithJob(run('stopped'), undefined, job('RUNNING', '4')), 'stopped', 'an older job');
+  assert.equal(statusWithJob(run('finished'), undefined, job('COMPLETING')), 'finished', 'finished is final at once');
 });
 
 /** The tooltip of a pending run on host `c` whose job is `job`. */

@@ -16,7 +16,7 @@ import {
   viewStateOfJob,
 } from '../../src/host/slurm/jobState';
 import { parseSinfo } from '../../src/host/slurm/cluster';
-import { checkNewRunDir, failPendingRun, markRequeued } from '../../src/core/train/session';
+import { checkNewRunDir, failPendingRun, markRequeued, markRequeueFailed } from '../../src/core/train/session';
 import { heldByOtherTrainer } from '../../src/shared/node/pid';
 import { UsageError } from '../../src/core/errors';
 import { pendingRunInfo, REQUEUE_EXIT_CODE } from '../../src/shared/run';
@@ -119,7 +119,7 @@ function runScript(
   restarts: string,
   runJson: string | undefined,
   cliStatus = 0,
-  opts: { checkpoint?: boolean; jobState?: string; term?: boolean; first?: string } = {},
+  opts: { checkpoint?: boolean; jobState?: string; term?: boolean; first?: string; refuseRequeue?: boolean } = {},
 ): { out: string; calls: string } {
   const dir = scratch('slurm-script');
   const runDir = join(dir, "run $x 'q'");
@@ -134,7 +134,9 @@ function runScript(
   const calls = join(dir, 'calls');
   // scontrol: the node list, the job RUNNING; every call of scontrol and scancel noted.
   const state = opts.jobState ?? 'JobState=RUNNING Reason=None';
-  const fake = `#!/bin/sh\necho "$(basename "$0") $*" >>'${calls}'\necho "node1 ${state} Requeue=1 "\n`;
+  // refuseRequeue: `scontrol requeue` fails, as when slurmctld refuses it.
+  const refuse = opts.refuseRequeue ? 'if [ "$1" = requeue ]; then exit 1; fi\n' : '';
+  const fake = `#!/bin/sh\necho "$(basename "$0") $*" >>'${calls}'\n${refuse}echo "node1 ${state} Requeue=1 "\n`;
   writeFileSync(join(bin, 'scontrol'), fake, { mode: 0o755 });
   writeFileSync(join(bin, 'scancel'), fake, { mode: 0o755 });
   const input = {
@@ -160,7 +162,8 @@ function runScript(
   };
   const r = spawnSync('bash', ['-c', batchScript(input)], { encoding: 'utf8', env });
   // With term, the fake trainer exits as the signal comes: wait's status may be the signal's (143).
-  if (!opts.term) assert.equal(r.status, cliStatus === REQUEUE_EXIT_CODE ? 0 : cliStatus, r.stderr);
+  const requeued = cliStatus === REQUEUE_EXIT_CODE && !opts.refuseRequeue;
+  if (!opts.term) assert.equal(r.status, requeued ? 0 : cliStatus, r.stderr);
   return { out: r.stdout, calls: existsSync(calls) ? readFileSync(calls, 'utf8') : '' };
 }
 
@@ -202,6 +205,16 @@ test('a trainer that checkpointed on USR1 by itself (exit 75): run.json marked p
   const { calls } = runScript('0', PENDING_RUN_JSON, REQUEUE_EXIT_CODE);
   assert.match(calls, /^cli slurm-requeue .*run \$x 'q'\nscontrol requeue 5$/m, 'marked before the requeue');
   assert.doesNotMatch(runScript('0', PENDING_RUN_JSON, 0).calls, /requeue/, 'a finished trainer: no requeue');
+});
+
+test('a requeue Slurm refuses: run.json marked stopped again (never left pending), the job ends with the trainer status', () => {
+  const { calls, out } = runScript('0', PENDING_RUN_JSON, REQUEUE_EXIT_CODE, { refuseRequeue: true });
+  assert.match(
+    calls,
+    /^cli slurm-requeue .*run \$x 'q'\nscontrol requeue 5\ncli slurm-requeue --failed .*run \$x 'q'$/m,
+    'marked pending, the requeue refused, marked stopped',
+  );
+  assert.match(out, /could not be requeued/);
 });
 
 test('a TERM: Stop (job RUNNING) cancels the job; Slurm requeueing it marks run.json pending; a cancel neither', () => {
@@ -269,6 +282,17 @@ test("a trainer takes over its own job's pending run.json (and no other); one th
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ ...stopped, status: 'finished' }));
     assert.equal(markRequeued(dir), 'ended', 'a finished run is not continued');
     assert.equal(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'finished');
+    // Marked pending, then Slurm refused the requeue: stopped again, saying so (the job ends).
+    writeFileSync(join(dir, 'run.json'), JSON.stringify(stopped));
+    markRequeued(dir);
+    process.env.SLURM_JOB_ID = '42';
+    assert.equal(markRequeueFailed(dir), 'not-this-job', "another job's pending run is left as it is");
+    process.env.SLURM_JOB_ID = '41';
+    assert.equal(markRequeueFailed(dir), 'stopped');
+    const undone = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.equal(undone.status, 'stopped');
+    assert.match(undone.exit.reason, /Slurm did not requeue job 41: Resume continues the run/);
+    assert.equal(markRequeueFailed(dir), 'not-this-job', 'a stopped run is not pending');
   } finally {
     if (saved === undefined) delete process.env.SLURM_JOB_ID;
     else process.env.SLURM_JOB_ID = saved;

@@ -9,7 +9,7 @@ import {
   type TrainConfig,
 } from '../../shared/config';
 import type { BackendName } from '../../core/backend';
-import { failPendingRun, markRequeued, resumeRun, startRun, type RunControl } from '../../core/train/session';
+import { failPendingRun, markRequeued, markRequeueFailed, resumeRun, startRun, type RunControl } from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
 import { ENGINE_NAMES, type EngineName, type RunStatus } from '../../shared/run';
 import { listFlag, numberFlag, parseArgs, rawFlag, stringFlag, UsageError, type Parsed } from '../args';
@@ -156,20 +156,28 @@ export async function failPendingOnError<T>(runDir: string | undefined, start: (
   }
 }
 
-export const SLURM_REQUEUE_USAGE = 'steelscope slurm-requeue <run-dir>   (a Slurm batch script, its job requeued)';
+export const SLURM_REQUEUE_USAGE =
+  'steelscope slurm-requeue [--failed] <run-dir>   (a Slurm batch script, its job requeued; --failed: it was not)';
 
 /**
  * `steelscope slurm-requeue <run-dir>`: the batch script's step before its job goes back to the
  * queue (markRequeued). Exit 0 when run.json now says pending; 1 when the run has nothing to
  * continue (finished, failed, another job's), and the script then leaves the job ended.
+ * `--failed`: Slurm refused the requeue after all; run.json says stopped again (markRequeueFailed).
  */
 export function slurmRequeueCommand(argv: readonly string[], out: (line: string) => void): number {
-  const p = parseArgs(argv, {}, 'slurm-requeue');
+  const p = parseArgs(argv, { failed: { kind: 'bool' } }, 'slurm-requeue');
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${SLURM_REQUEUE_USAGE}`);
+  const job = process.env.SLURM_JOB_ID;
+  if (p.flags.get('failed') === true) {
+    const undone = markRequeueFailed(p.positional[0]) === 'stopped';
+    out(`steelscope: job ${job} was not requeued: ${undone ? 'the run is stopped (run.json)' : 'run.json left as it is'}`);
+    return undone ? 0 : 1;
+  }
   const mark = markRequeued(p.positional[0]);
   out(
     mark === 'pending'
-      ? `steelscope: job ${process.env.SLURM_JOB_ID} requeued: the run waits for it (run.json pending)`
+      ? `steelscope: job ${job} requeued: the run waits for it (run.json pending)`
       : `steelscope: the run is not continued by a requeue (${mark === 'ended' ? 'it has ended' : 'another job holds it'})`,
   );
   return mark === 'pending' ? 0 : 1;

@@ -356,6 +356,22 @@ export function markRequeued(runDir: string): RequeueMark {
   return 'pending';
 }
 
+/**
+ * The batch script marked the run pending (markRequeued) but Slurm refused to requeue its job: the
+ * job ends, so the run is `stopped` again, never left pending for a job that will not come back
+ * (Resume continues it from its newest checkpoint). 'not-this-job' for a run.json not pending in
+ * this job (left as it is).
+ */
+export function markRequeueFailed(runDir: string): 'stopped' | 'not-this-job' {
+  const path = join(resolve(runDir), 'run.json');
+  const pending = readPendingRun(resolve(runDir));
+  if (!pending) return 'not-this-job';
+  const reason = `stopped; Slurm did not requeue job ${process.env.SLURM_JOB_ID}: Resume continues the run`;
+  const stopped = { ...pending, status: 'stopped', exit: { code: 0, reason, at: new Date().toISOString() } };
+  writeFileAtomic(path, JSON.stringify(stopped, null, 2) + '\n');
+  return 'stopped';
+}
+
 export function emptyFolder(dir: string): void {
   for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
 }

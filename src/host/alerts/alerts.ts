@@ -75,6 +75,12 @@ function insertSorted(list: number[], value: number): void {
 
 const ACTIVE = new Set(['starting', 'running', 'stopping']);
 
+/**
+ * Statuses in which train records are due. A stopping trainer saves its checkpoint and writes none,
+ * and a Slurm run stays stopping until its job is requeued or has ended (jobState.ts statusWithJob).
+ */
+const TRAINING = new Set(['starting', 'running']);
+
 /** What one watched run has told so far, and what it has not yet told. */
 export class RunAlerts {
   private status: string | undefined;
@@ -150,9 +156,9 @@ export class RunAlerts {
     if (this.times.length > 64) this.times.splice(0, this.times.length - 64);
   }
 
-  /** Stale: an active run with no record for STALE_FACTOR × its median interval (said once per silence). */
+  /** Stale: a training run with no record for STALE_FACTOR × its median interval (said once per silence). */
   checkStale(now: number): Alert[] {
-    if (this.staleSaid || this.status === undefined || !ACTIVE.has(this.status) || this.times.length < 3) return [];
+    if (this.staleSaid || this.status === undefined || !TRAINING.has(this.status) || this.times.length < 3) return [];
     const gaps = this.times
       .slice(1)
       .map((t, i) => t - this.times[i])

@@ -30,8 +30,7 @@ import { appendRecord, appendSystemRecord, cutTable, kindOf, lastValue, newSerie
 import { isSystemRecord, SYSTEM_FILE, SYSTEM_KIND, type SystemRecord } from '../../shared/system';
 import { EVALS_FILE, isEvalRecord, type EvalRecord } from '../../shared/eval';
 import { JsonlTailer } from './tailer';
-import type { SlurmJob } from '../slurm/jobState';
-import { statusWithJob } from '../slurm/jobWatch';
+import { statusWithJob, type SlurmJob } from '../slurm/jobState';
 import { nameOfFolder } from './runControl';
 import type { CheckpointSummary, RunData, RunDisplayStatus, RunKey, RunSummary, RunTarget, SeriesTable } from './types';
 

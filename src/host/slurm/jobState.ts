@@ -1,7 +1,10 @@
 // Slurm job states as `scontrol show job` prints them, and what the Runs view makes of them. Pure
 // (no ssh, no vscode): test/unit/slurm-job.test.ts feeds it real output. scontrol is read rather
 // than squeue because it also knows finished jobs (for MinJobAge seconds) and needs no accounting
-// database; sacct only works where slurmdbd runs.
+// database; sacct only works where slurmdbd runs. statusWithJob is the one place that decides what
+// a Slurm run shows from its run.json and its job together.
+import { isActiveStatus, type ObservedRun } from '../../shared/run';
+import type { RunDisplayStatus } from '../runs/types';
 
 /** The fields of one job the Runs view and the launcher use. */
 export interface SlurmJob {
@@ -131,6 +134,38 @@ export function viewStateOfJob(
     default: // FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, SUSPENDED…
       return state === 'SUSPENDED' || state === 'STOPPED' ? 'pending' : 'failed';
   }
+}
+
+/**
+ * A run's status with its job known: the job's while it waits in the queue, and while the trainer
+ * has not written run.json yet; run.json's (the trainer's own word) while the job runs; the job's
+ * again when it ended without the trainer saying so (killed at its limit, a node failed).
+ *
+ * run.json `stopped` is final only once its job has ended. At the time limit or a preemption the
+ * trainer checkpoints and writes `stopped`, and only then does the batch script mark the run
+ * `pending` and requeue the job (batchScript.ts); a Stop ends with the job cancelled. Until the job
+ * leaves the running states the run is `stopping`: no one offers Resume, or reports a stop, for a run
+ * about to be requeued. Should the requeue fail, the job ends and the run shows `stopped`.
+ */
+export function statusWithJob(
+  info: ObservedRun | undefined,
+  alive: boolean | undefined,
+  job: SlurmJob,
+): RunDisplayStatus {
+  const byJob = viewStateOfJob(job.state, job.requeue);
+  if (byJob === 'pending') return 'pending';
+  // No trainer has taken the run yet: no run.json, or the pending one written at submission.
+  if (!info || (info.status === 'pending' && job.id === info.slurm_job_id)) {
+    if (byJob === 'running') return 'starting';
+    return byJob === 'finished' ? 'failed' : byJob; // ended without ever writing run.json
+  }
+  const itsJob = job.id === info.slurm_job_id;
+  const jobLives = isLiveJobState(job.state, job.requeue);
+  if (info.status === 'stopped' && itsJob && jobLives) return 'stopping';
+  const active = isActiveStatus(info.status);
+  // The job run.json names ended while run.json still says running: the job says how.
+  if (active && itsJob && !jobLives) return byJob;
+  return active && alive === false ? 'stale' : info.status;
 }
 
 /** The tooltip lines of a job: id and state (with reason), nodes, elapsed / limit. */

@@ -6,10 +6,10 @@
 // (test/unit/slurm-login.test.ts).
 import { posix } from 'node:path';
 import { isActiveStatus, type ObservedRun } from '../../shared/run';
-import type { RunDisplayStatus, RunKey, RunSummary } from '../runs/types';
+import type { RunKey, RunSummary } from '../runs/types';
 import type { RemoteHost } from '../ssh/remoteHost';
 import { jobNameOf } from './batchScript';
-import { isLiveJobState, viewStateOfJob, type SlurmJob } from './jobState';
+import { isLiveJobState, type SlurmJob } from './jobState';
 
 /** A job as squeue lists it, with its name (how a run without run.json finds its job). */
 export interface QueuedJob extends SlurmJob {
@@ -56,29 +56,6 @@ export function jobOfRun(
   const name = jobNameOf(posix.basename(dir));
   const mine = jobs.filter((j) => j.id === info?.slurm_job_id || j.name === name);
   return mine.sort((a, b) => Number(b.id.split('_')[0]) - Number(a.id.split('_')[0]))[0];
-}
-
-/**
- * A run's status with its job known: the job's while it waits in the queue, and while the trainer
- * has not written run.json yet; run.json's (the trainer's own word) while the job runs; the job's
- * again when it ended without the trainer saying so (killed at its limit, a node failed).
- */
-export function statusWithJob(
-  info: ObservedRun | undefined,
-  alive: boolean | undefined,
-  job: SlurmJob,
-): RunDisplayStatus {
-  const byJob = viewStateOfJob(job.state, job.requeue);
-  if (byJob === 'pending') return 'pending';
-  // No trainer has taken the run yet: no run.json, or the pending one written at submission.
-  if (!info || (info.status === 'pending' && job.id === info.slurm_job_id)) {
-    if (byJob === 'running') return 'starting';
-    return byJob === 'finished' ? 'failed' : byJob; // ended without ever writing run.json
-  }
-  const active = isActiveStatus(info.status);
-  // The job run.json names ended while run.json still says running: the job says how.
-  if (active && job.id === info.slurm_job_id && !isLiveJobState(job.state)) return byJob;
-  return active && alive === false ? 'stale' : info.status;
 }
 
 /** Whether a run may still be in the queue (so worth polling for). */
