@@ -9,7 +9,14 @@ import {
   type TrainConfig,
 } from '../../shared/config';
 import type { BackendName } from '../../core/backend';
-import { failPendingRun, markRequeued, markRequeueFailed, resumeRun, startRun, type RunControl } from '../../core/train/session';
+import {
+  failPendingRun,
+  markRequeued,
+  markRequeueFailed,
+  resumeRun,
+  startRun,
+  type RunControl,
+} from '../../core/train/session';
 import { readRunInfo } from '../../core/train/rundir';
 import { ENGINE_NAMES, type EngineName, type RunStatus } from '../../shared/run';
 import { listFlag, numberFlag, parseArgs, rawFlag, stringFlag, UsageError, type Parsed } from '../args';
@@ -171,7 +178,9 @@ export function slurmRequeueCommand(argv: readonly string[], out: (line: string)
   const job = process.env.SLURM_JOB_ID;
   if (p.flags.get('failed') === true) {
     const undone = markRequeueFailed(p.positional[0]) === 'stopped';
-    out(`steelscope: job ${job} was not requeued: ${undone ? 'the run is stopped (run.json)' : 'run.json left as it is'}`);
+    out(
+      `steelscope: job ${job} was not requeued: ${undone ? 'the run is stopped (run.json)' : 'run.json left as it is'}`,
+    );
     return undone ? 0 : 1;
   }
   const mark = markRequeued(p.positional[0]);
