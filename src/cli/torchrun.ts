@@ -11,8 +11,8 @@ import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../shared/config';
 import { describeTorch, findTorch, type TorchFound } from '../shared/node/python';
 import type { RunInfo, RunStatus } from '../shared/run';
-import { resolveCorpus, verifyCorpus } from '../core/data';
-import { checkNewRunDir, restoreShards, resumeCheckpoint } from '../core/train/session';
+import { resolveCorpus } from '../core/data';
+import { checkNewRunDir, locateRunData, restoreShards, resumeCheckpoint } from '../core/train/session';
 import { prepareSftRun, readSftInputs, type SftRequest } from '../core/train/sft';
 import { restoreSftShards } from '../core/train/sftdata';
 import { DONE_FILE, TOKENIZER_FILE } from '../shared/checkpoint';
@@ -215,6 +215,8 @@ export interface TorchResume extends TorchOptions {
   runDir: string;
   steps?: number;
   checkpoint?: string;
+  /** The run's data file(s) at a new place (`resume --data`): found by their sha256. */
+  data?: string;
 }
 
 /** Continues a run of either engine on torch. */
@@ -224,7 +226,7 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
   const info = readRunToResume(runDir);
   const torch = requireTorch(opts.python, control.log);
   const nproc = processCount(opts.nproc, torch, info.config, rdzv?.nnodes ?? 1);
-  if ((rdzv?.nodeRank ?? 0) === 0) restoreData(runDir, info);
+  if ((rdzv?.nodeRank ?? 0) === 0) restoreData(runDir, info, opts.data);
   // Chosen here, by the one checkpoint module (validity, this run's), and named to the engine.
   const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
   const args = ['resume', '--run-dir', runDir, '--checkpoint', found.folder.dir];
@@ -237,8 +239,10 @@ export async function resumeTorchRun(opts: TorchResume, control: TorchControl): 
  * the shards (re-tokenized when missing, and recorded in run.json; a fine-tuning run's rows and
  * loss mask), the sample prompts' ids, the eval tasks' ids.
  */
-function restoreData(runDir: string, info: RunInfo): void {
-  verifyCorpus(info.data.files);
+function restoreData(runDir: string, recorded: RunInfo, given: string | undefined): void {
+  const info = locateRunData(recorded, given);
+  // Where its files are now (a shipped dataset moves with each update), before the engine reads run.json.
+  if (JSON.stringify(info.data) !== JSON.stringify(recorded.data)) new RunWriter(runDir, recorded).update(info);
   const tokenizerPath = join(runDir, TOKENIZER_FILE);
   if (!existsSync(tokenizerPath)) return; // the engine says what is missing
   const tokenizer = BpeTokenizer.fromJSON(JSON.parse(readFileSync(tokenizerPath, 'utf8')));

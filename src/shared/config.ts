@@ -309,6 +309,17 @@ export function sftLearningRateSettings(lr: number): string[] {
   return [`lr=${lr}`, `min_lr=${Number((lr * 0.1).toPrecision(6))}`];
 }
 
+/**
+ * A fine-tune's --set list (`steelscope sft`, whoever starts it): the learning-rate defaults first, so
+ * the user's own assignments win: peak a tenth of the base run's (sftLearningRate) unless `lr=` is given,
+ * floor a tenth of that peak (sftLearningRateSettings) unless `min_lr=` is given.
+ */
+export function sftSettings(baseLr: number | undefined, sets: readonly string[]): string[] {
+  const given = sets.map(parseSetting).find(([key]) => key === 'lr')?.[1];
+  const lr = typeof given === 'number' ? given : sftLearningRate(baseLr);
+  return [...sftLearningRateSettings(lr), ...sets];
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly key: string,

@@ -48,7 +48,11 @@ export const REQUEUE_EXIT_CODE = 75;
 export const ENGINE_NAMES = ['tfjs', 'torch'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
-const DataFileSchema = v.object({ path: str, sha256: str, bytes: nonNegativeInt });
+/**
+ * A data file: where it was, its sha256 and size. `bundled` names a dataset that ships in dist/ (`default`,
+ * `poetry-sft`): a resume finds it in the install at hand, since an update moves dist/ (added later, so optional).
+ */
+const DataFileSchema = v.object({ path: str, sha256: str, bytes: nonNegativeInt, bundled: v.optional(str) });
 export type DataFileRecord = Output<typeof DataFileSchema>;
 
 /** What makes a run.json a run: without these (or with a bad one) it is not read at all. */

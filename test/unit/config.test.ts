@@ -9,6 +9,7 @@ import {
   PRESETS,
   sftLearningRate,
   sftLearningRateSettings,
+  sftSettings,
   validateConfig,
 } from '../../src/shared/config';
 
@@ -115,6 +116,16 @@ test('fine-tuning learning rate: a tenth of the base run peak by default, tiny w
   assert.equal(sftLearningRate(undefined), 3e-4);
   assert.equal(sftLearningRate(NaN), 3e-4);
   assert.equal(sftLearningRate(0), 3e-4);
+});
+
+test('sft --set list: lr and min_lr a tenth of the base peak by default; a given lr gets its floor; given keys win', () => {
+  const at = (sets: string[]) => applySettings(PRESETS.tiny, sftSettings(PRESETS.tiny.lr, sets));
+  assert.deepEqual([at([]).lr, at([]).min_lr], [3e-4, 3e-5]);
+  assert.deepEqual([at(['lr=1e-3']).lr, at(['lr=1e-3']).min_lr], [1e-3, 1e-4]);
+  assert.deepEqual([at(['lr=1e-3', 'min_lr=0']).lr, at(['lr=1e-3', 'min_lr=0']).min_lr], [1e-3, 0]);
+  assert.deepEqual([at(['min_lr=1e-6']).lr, at(['min_lr=1e-6']).min_lr], [3e-4, 1e-6]);
+  // The UI's walk passes sftLearningRateSettings: the same config as the CLI's default at that rate.
+  assert.deepEqual(at(sftLearningRateSettings(3e-4)), at([]));
 });
 
 test('a typed learning rate: positive finite numbers up to --set lr= its bound, else one line saying what to enter', () => {

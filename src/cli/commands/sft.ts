@@ -16,7 +16,8 @@ import {
 
 export const SFT_USAGE = `steelscope sft --from <checkpoint-dir> --data <chat.jsonl|poetry-sft> --run-dir <dir>
                  [--steps N] [--set key=value …] [--name NAME] [--backend …]
-                 [--engine tfjs|torch] [--nproc N|auto] [--python PATH]`;
+                 [--engine tfjs|torch] [--nproc N|auto] [--python PATH]
+  lr defaults to a tenth of the base run's peak lr, min_lr to a tenth of lr (--set lr=… min_lr=… to choose)`;
 
 const DEFAULT_STEPS = 200;
 

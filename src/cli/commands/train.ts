@@ -30,7 +30,8 @@ export const TRAIN_USAGE = `steelscope train --preset <${PRESET_NAMES.join('|')}
                  [--steps N] [--set key=value …] [--name NAME] [--backend ${BACKENDS.join('|')}]
                  [--engine tfjs|torch] [--nproc N|auto] [--python PATH]`;
 export const RESUME_USAGE =
-  'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--backend …] [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
+  'steelscope resume <run-dir> [--steps N] [--checkpoint <checkpoint-dir>] [--data <file|folder>] [--backend …]\n' +
+  '                 [--engine tfjs|torch] [--nproc N|auto] [--python PATH]';
 export const PREPARE_USAGE = `steelscope prepare --preset <${PRESET_NAMES.join('|')}> --data <path|default> --run-dir <dir> [--set key=value …]`;
 
 export const ENGINE_FLAGS = {
@@ -130,7 +131,13 @@ function summarize(runDir: string, status: RunStatus, control: RunControl): numb
 export async function resumeCommand(argv: readonly string[], control: RunControl): Promise<number> {
   const p = parseArgs(
     argv,
-    { steps: { kind: 'int' }, backend: { kind: 'string' }, checkpoint: { kind: 'string' }, ...ENGINE_FLAGS },
+    {
+      steps: { kind: 'int' },
+      backend: { kind: 'string' },
+      checkpoint: { kind: 'string' },
+      data: { kind: 'string' },
+      ...ENGINE_FLAGS,
+    },
     'resume',
   );
   if (p.positional.length !== 1) throw new UsageError(`Usage: ${RESUME_USAGE}`);
@@ -140,7 +147,7 @@ export async function resumeCommand(argv: readonly string[], control: RunControl
     // A run resumes on the engine that wrote it unless --engine says otherwise.
     const engine = engineFlag(stringFlag(p, 'engine'), readRunInfo(runDir).engine ?? 'tfjs');
     const torch = torchOptions(p, engine);
-    const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint') };
+    const opts = { runDir, steps, checkpoint: stringFlag(p, 'checkpoint'), data: stringFlag(p, 'data') };
     const status = await withProgress(control, (shown) =>
       engine === 'torch'
         ? resumeTorchRun({ ...opts, ...torch }, shown)

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { SHIPPED_SFT_SET } from '../../shared/run';
 
 /** A problem with the user's data. The message always names the path and says what to do. */
 export class DataError extends Error {
@@ -17,6 +18,8 @@ export interface CorpusFile {
   /** sha256 of the file's bytes, lowercase hex. */
   sha256: string;
   bytes: number;
+  /** The shipped dataset's name when `--data` named one (BUNDLED_DATA): a resume looks for it in the install at hand. */
+  bundled?: string;
 }
 
 /** Counters filled in while documents are read. */
@@ -27,6 +30,12 @@ export interface ReadStats {
 }
 
 const DEFAULT_CORPUS = join('corpus', 'poetry.jsonl.gz');
+
+/** The datasets the build ships in dist/, by the name `--data` gives them, and their place under dist/. */
+export const BUNDLED_DATA: Readonly<Record<string, string>> = {
+  default: DEFAULT_CORPUS,
+  [SHIPPED_SFT_SET]: join('sft', 'poetry-sft.jsonl'),
+};
 const SUPPORTED = 'a .txt, .jsonl, .txt.gz or .jsonl.gz file';
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -73,7 +82,7 @@ export function defaultCorpusPath(): string {
 }
 
 /** sha256 and size, read in chunks so a large file never sits in memory whole. */
-function hashFile(path: string): { sha256: string; bytes: number } {
+export function hashFile(path: string): { sha256: string; bytes: number } {
   const fd = openSync(path, 'r');
   try {
     const hash = createHash('sha256');
@@ -126,7 +135,8 @@ function listFolder(dir: string, seen: Set<string>, out: string[]): void {
  * Empty files inside a folder are left out; a lone empty file is an error.
  */
 export function resolveCorpus(input: string): CorpusFile[] {
-  const path = input === 'default' ? defaultCorpusPath() : resolve(input);
+  if (input === 'default') return [{ ...describeFile(defaultCorpusPath()), bundled: 'default' }];
+  const path = resolve(input);
   let st;
   try {
     st = statSync(path);
@@ -157,23 +167,21 @@ function resolveFolder(dir: string): CorpusFile[] {
   return paths.map(describeFile);
 }
 
-/** Re-hashes the files a run started with; throws naming the first one that changed or went missing. */
-export function verifyCorpus(recorded: readonly CorpusFile[]): void {
-  for (const file of recorded) {
-    let now;
-    try {
-      now = hashFile(file.path);
-    } catch (err) {
-      const why = errCode(err) === 'ENOENT' ? 'is missing' : `cannot be read (${errCode(err)})`;
-      throw new DataError(
-        `Data file ${file.path} ${why}; the run started with it (sha256 ${file.sha256}). Restore it, or start a new run.`,
-      );
-    }
-    if (now.sha256 !== file.sha256) {
-      throw new DataError(
-        `Data file ${file.path} changed since the run started (sha256 was ${file.sha256}, now ${now.sha256}). Restore it, or start a new run.`,
-      );
-    }
+/** Re-hashes a file a run started with at its recorded path; throws when it changed or went missing. */
+export function verifyDataFile(file: CorpusFile): void {
+  let now;
+  try {
+    now = hashFile(file.path);
+  } catch (err) {
+    const why = errCode(err) === 'ENOENT' ? 'is missing' : `cannot be read (${errCode(err)})`;
+    throw new DataError(
+      `Data file ${file.path} ${why}; the run started with it (sha256 ${file.sha256}). Restore it, or start a new run.`,
+    );
+  }
+  if (now.sha256 !== file.sha256) {
+    throw new DataError(
+      `Data file ${file.path} changed since the run started (sha256 was ${file.sha256}, now ${now.sha256}). Restore it, or start a new run.`,
+    );
   }
 }
 

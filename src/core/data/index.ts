@@ -6,8 +6,9 @@ export {
   defaultCorpusPath,
   resolveCorpus,
   readDocuments,
-  verifyCorpus,
+  BUNDLED_DATA,
 } from './corpus';
+export { verifyCorpus } from './bundled';
 export type { CorpusFile, ReadStats } from './corpus';
 export { writeShard, readShard, tokenArrayFor } from './shards';
 export type { TokenArray } from './shards';

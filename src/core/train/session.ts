@@ -121,15 +121,17 @@ export interface ResumeOptions {
   backend: BackendName | 'auto';
   /** Resume from this checkpoint folder instead of the newest valid one. */
   checkpoint?: string;
+  /** The run's data file(s) at a new place (`resume --data`): found by their sha256. */
+  data?: string;
 }
 
 /** Continues a run (a fine-tuning run too) from its newest valid checkpoint, bit-exactly. */
 export async function resumeRun(opts: ResumeOptions, control: RunControl): Promise<RunStatus> {
   const runDir = resolve(opts.runDir);
-  const info = readRunToResume(runDir);
+  const recorded = readRunToResume(runDir);
+  const found = resumeCheckpoint(runDir, recorded, opts.checkpoint, control.log);
+  const info = locateRunData(recorded, opts.data);
   const writer = new RunWriter(runDir, info);
-  const found = resumeCheckpoint(runDir, info, opts.checkpoint, control.log);
-  verifyCorpus(info.data.files);
   const evalTasks = resolveTasks(found.manifest.config.eval_tasks ?? []);
   const target = opts.steps ?? found.manifest.config.max_steps;
   if (target <= found.manifest.step) {
@@ -139,6 +141,7 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
   }
   const backend = await announceBackend(opts.backend, control);
   writer.update({
+    data: info.data, // where its files are now (a shipped dataset moves with each update)
     pid: process.pid,
     status: 'starting',
     exit: null,
@@ -182,6 +185,11 @@ export async function resumeRun(opts: ResumeOptions, control: RunControl): Promi
     };
     return session;
   });
+}
+
+/** The run with its data files where they are now, their sha256 checked (verifyCorpus), on either engine. */
+export function locateRunData(info: RunInfo, given: string | undefined): RunInfo {
+  return { ...info, data: { ...info.data, files: verifyCorpus(info.data.files, info.data.input, given) } };
 }
 
 /**

@@ -3,8 +3,8 @@
 // ./sftdata.ts). A fine-tuning run resumes as any run does (session.ts resumeRun).
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { applySettings, type TrainConfig } from '../../shared/config';
-import type { DataFileRecord, RunInfo, RunStatus } from '../../shared/run';
+import { applySettings, sftSettings, type TrainConfig } from '../../shared/config';
+import { SHIPPED_SFT_SET, type DataFileRecord, type RunInfo, type RunStatus } from '../../shared/run';
 import type { ChatMessage, ChatTemplate } from '../../shared/serve-protocol';
 import type { BackendName } from '../backend';
 import { resolveTasks, type ResolvedTask } from '../eval';
@@ -51,7 +51,8 @@ export interface SftInputs {
 export function readSftInputs(opts: Pick<SftRequest, 'from' | 'data' | 'steps' | 'sets'>): SftInputs {
   const base = loadCheckpoint(resolve(opts.from));
   const tokenizer = BpeTokenizer.fromJSON(base.tokenizerJson);
-  const config = applySettings(base.manifest.config, [`max_steps=${opts.steps}`, ...opts.sets]);
+  const sets = [`max_steps=${opts.steps}`, ...sftSettings(base.manifest.config.lr, opts.sets)];
+  const config = applySettings(base.manifest.config, sets);
   const evalTasks = resolveTasks(config.eval_tasks ?? []);
   const { conversations, rows, dataFile } = readSftRows(
     resolveSftData(opts.data),
@@ -65,7 +66,7 @@ export function readSftInputs(opts: Pick<SftRequest, 'from' | 'data' | 'steps' |
     config,
     conversations,
     rows,
-    dataFile,
+    dataFile: opts.data === SHIPPED_SFT_SET ? { ...dataFile, bundled: SHIPPED_SFT_SET } : dataFile,
     evalTasks,
     baseRecord: { path: resolve(opts.from), run_id: base.manifest.run_id, step: base.manifest.step },
   };

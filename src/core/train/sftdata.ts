@@ -14,7 +14,7 @@ import type { TrainConfig } from '../../shared/config';
 import { SHIPPED_SFT_SET, type DataFileRecord, type RunInfo } from '../../shared/run';
 import { describeIssue, parseJson } from '../../shared/schema';
 import { ChatMessageSchema, type ChatMessage } from '../../shared/serve-protocol';
-import { BlockLoader, builtAsset, DataError, tokenArrayFor, writeShard, type DataCursor } from '../data';
+import { BlockLoader, BUNDLED_DATA, builtAsset, DataError, tokenArrayFor, writeShard, type DataCursor } from '../data';
 import { renderChatTurns } from '../serve/chat';
 import type { BpeTokenizer } from '../tokenizer';
 import { sha256 } from './checkpoint';
@@ -73,7 +73,7 @@ export function conversationRows(
 /** The chat JSONL file that `--data` names: the shipped set, or a path. */
 export function resolveSftData(data: string): string {
   if (data !== SHIPPED_SFT_SET) return resolve(data);
-  const found = builtAsset('sft/poetry-sft.jsonl');
+  const found = builtAsset(BUNDLED_DATA[SHIPPED_SFT_SET]);
   if (found === undefined)
     throw new DataError('The poetry-sft set (dist/sft/poetry-sft.jsonl) is missing. Run `npm run build` to derive it.');
   return found;
