@@ -5,10 +5,15 @@
 // where Slurm is missing; a failure under CI=true.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { observeRunInfo, type ObservedRun } from '../../src/shared/run';
 import { dirname, join } from 'node:path';
 import type { RemoteTarget } from '../../src/host/ssh/remoteTarget';
+import type { RemoteCli } from '../../src/host/ssh/deploy';
+import { shCommand, shQuote } from '../../src/host/ssh/quote';
+import { SlurmJobWatch } from '../../src/host/slurm/jobWatch';
+import { AlertWatch } from '../../src/host/alerts/watch';
+import type { Alert } from '../../src/host/alerts/alerts';
 import { SlurmLauncher } from '../../src/host/slurm/launcher';
 import { slurmPartitions } from '../../src/host/slurm/cluster';
 import { parseScontrolJob, viewStateOfJob, type SlurmJob } from '../../src/host/slurm/jobState';
@@ -72,6 +77,27 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       slurm.run('scontrol', ['update', `nodename=${node}`, 'state=resume']);
     }
   };
+  /**
+   * The CLI the batch scripts run, except that `steelscope slurm-requeue` waits while the file
+   * `requeueHeld` exists (and says so by creating `requeueWaiting`): the moment between the
+   * trainer's `stopped` and the requeue's `pending` lasts until the test has looked, however fast or
+   * slow this machine is. Tests that do not create `requeueHeld` see the plain CLI.
+   */
+  const requeueHeld = () => join(root, 'requeue-held');
+  const requeueWaiting = () => join(root, 'requeue-waiting');
+  const heldRequeueCli = (cli: RemoteCli): Pick<RemoteCli, 'command'> => ({
+    command: async (args) => {
+      const wrapper = join(root, 'held-requeue-cli.sh');
+      const [held, waiting] = [shQuote(requeueHeld()), shQuote(requeueWaiting())];
+      writeFileSync(
+        wrapper,
+        `#!/bin/sh\nif [ "$1" = slurm-requeue ] && [ -e ${held} ]; then\n  : >${waiting}\n` +
+          `  while [ -e ${held} ]; do sleep 0.1; done\nfi\nexec ${shCommand(await cli.command(args))} "$@"\n`,
+        { mode: 0o755 },
+      );
+      return [wrapper];
+    },
+  });
   /** Requeued and queued again: run.json says pending (not stopped), naming the same job. */
   const pendingWhileRequeued = (runDir: string, jobId: string) =>
     until('run.json pending while the requeued job waits', () => {
@@ -89,7 +115,7 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       alias: 'test-slurm',
       runsRoot: join(root, 'shared', 'runs'),
       startTimeoutMs: 120_000,
-      launcher: (host, cli) => (launcher = new SlurmLauncher(host, cli, { stopGraceMs: 60_000 })),
+      launcher: (host, cli) => (launcher = new SlurmLauncher(host, heldRequeueCli(cli), { stopGraceMs: 60_000 })),
     });
   });
 
@@ -265,44 +291,104 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
     assert.equal(info.exit?.reason, 'cancelled in the queue');
   });
 
-  test('a job with a 1-minute limit checkpoints on USR1, requeues itself and resumes from it: every step once', async () => {
+  test('a job with a 1-minute limit checkpoints on USR1, requeues itself and resumes from it: every step once; the Runs view never shows it stopped, no alert', async () => {
     // The time limit's signal comes a minute ahead: at once, so the run is cut short however fast this machine is.
     const short = { ...DEBUG, timeLimit: '1', signalLeadS: 60 };
     const steps = 100_000;
-    const runDir = await target.start({
-      name: 'slurm requeue',
-      preset: 'tiny',
-      data,
-      steps,
-      sets: [...SETS, 'checkpoint_every=1000000'],
-      slurm: short,
+    // What the Runs view shows, from its own store: run.json followed, squeue polled every 0.5 s.
+    const store = new RunStore({ flushMs: 20, pollMs: 250, aliveCheckMs: 300 });
+    const summaries = () => [...store.runs.values()].map((r) => r.summary);
+    const jobs = new SlurmJobWatch(
+      target.host,
+      { runs: summaries, setJob: (k, j) => store.setJob(k, j) },
+      () => true,
+      500,
+    );
+    const alerts: Alert[] = [];
+    const alertWatch = new AlertWatch(store, {
+      rules: () => [],
+      level: () => 'all',
+      show: (_, a) => alerts.push(...a),
     });
-    const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
-    // The node drained once the job runs: its requeued self waits, the run pending, not stopped.
-    await until('RUNNING', () => jobHere(jobId)?.state === 'RUNNING' || (jobHere(jobId)?.restarts ?? 0) >= 1);
-    await drained(() => pendingWhileRequeued(runDir, jobId));
-    await until(
-      'requeued and resumed',
-      () => (jobHere(jobId)?.restarts ?? 0) >= 1 && (readInfo(runDir).resumes ?? []).length >= 1,
-      300_000,
-    );
-    const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
-    assert.ok(resumedAt > 0, 'resumed from the checkpoint USR1 asked for');
-    await target.stop(runDir);
-    await until(
-      'stopped',
-      () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED',
-      300_000,
-    );
-    const trainSteps = readMetrics(runDir)
-      .filter((m) => m.kind === undefined || m.kind === 'train')
-      .map((m) => m.step);
-    assert.deepEqual(
-      trainSteps,
-      Array.from({ length: trainSteps.length }, (_, i) => i),
-      'every step once, none lost',
-    );
-    assert.ok(trainSteps.length > resumedAt + 1, 'steps after the resume');
+    /** Each status the view showed, with the run.json status and job state it came from. */
+    const shown: string[] = [];
+    store.onDidChange((change) => {
+      const now = store.get(change.key)?.summary;
+      const line = `${now?.status} (run.json ${now?.info?.status}, job ${now?.job?.state})`;
+      if (now && shown.at(-1) !== line) shown.push(line);
+    });
+    writeFileSync(requeueHeld(), '');
+    try {
+      const runDir = await target.start({
+        name: 'slurm requeue',
+        preset: 'tiny',
+        data,
+        steps,
+        sets: [...SETS, 'checkpoint_every=1000000'],
+        slurm: short,
+      });
+      const key = store.addRemoteRun(target, runDir, target.createFollower(runDir));
+      const summary = () => store.get(key)?.summary;
+      jobs.start();
+      const jobId = readInfo(runDir).slurm_job_id ?? assert.fail('run.json names no job');
+      // The node drained once the job runs: its requeued self waits, the run pending, not stopped.
+      await until('RUNNING', () => jobHere(jobId)?.state === 'RUNNING' || (jobHere(jobId)?.restarts ?? 0) >= 1);
+      await drained(async () => {
+        // The trainer checkpointed and wrote stopped; the script's slurm-requeue waits for us.
+        await until('the requeue held', () => existsSync(requeueWaiting()));
+        assert.equal(readInfo(runDir).status, 'stopped', 'run.json: the trainer stopped');
+        await until('the view has read it', () => summary()?.info?.status === 'stopped');
+        await jobs.poll(true);
+        const held = await until('the job as squeue has it now', () => {
+          const now = summary();
+          return now?.info?.status === 'stopped' && now.job?.state !== 'PENDING' ? now : undefined;
+        });
+        assert.equal(held.status, 'stopping', `its job ${held.job?.state} lives on: stopping, not stopped`);
+        rmSync(requeueHeld());
+        await pendingWhileRequeued(runDir, jobId);
+      });
+      await until(
+        'requeued and resumed',
+        () => (jobHere(jobId)?.restarts ?? 0) >= 1 && (readInfo(runDir).resumes ?? []).length >= 1,
+        300_000,
+      );
+      await until('the view shows it running again', () => summary()?.status === 'running');
+      const FINAL = /^(stopped|finished|failed|stale) /;
+      assert.deepEqual(
+        shown.filter((line) => FINAL.test(line)),
+        [],
+        `no final state while requeued: ${shown.join(' → ')}`,
+      );
+      assert.ok(
+        shown.some((line) => line.startsWith('pending ')),
+        `shown pending: ${shown.join(' → ')}`,
+      );
+      assert.deepEqual(alerts, [], 'no notification for a requeue');
+      const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
+      assert.ok(resumedAt > 0, 'resumed from the checkpoint USR1 asked for');
+      await target.stop(runDir);
+      await until(
+        'stopped',
+        () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED',
+        300_000,
+      );
+      await until('the view shows it stopped once its job is CANCELLED', () => summary()?.status === 'stopped');
+      const trainSteps = readMetrics(runDir)
+        .filter((m) => m.kind === undefined || m.kind === 'train')
+        .map((m) => m.step);
+      assert.deepEqual(
+        trainSteps,
+        Array.from({ length: trainSteps.length }, (_, i) => i),
+        'every step once, none lost',
+      );
+      assert.ok(trainSteps.length > resumedAt + 1, 'steps after the resume');
+    } finally {
+      rmSync(requeueHeld(), { force: true });
+      rmSync(requeueWaiting(), { force: true });
+      jobs.dispose();
+      alertWatch.dispose();
+      store.dispose();
+    }
   });
 
   test('a job Slurm requeues as a preemption does (scontrol requeue): it checkpoints on TERM and resumes from it, every step once', async () => {

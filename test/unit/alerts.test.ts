@@ -76,6 +76,12 @@ test('a Slurm requeue (running, stopping, pending, starting, running) says nothi
     assert.deepEqual(run.onStatus(status), [], status);
   assert.deepEqual(run.checkStale(3000 + 1000 * STALE_FACTOR * 5), [], 'stopping: no records due');
   assert.deepEqual(run.onStatus('stopped'), [], 'a stop is no news');
+  // Requeued or resumed: starting again a minute after the last record is no silence of this stretch.
+  run.onStatus('pending');
+  run.onStatus('starting');
+  assert.deepEqual(run.checkStale(60_000), [], 'starting again: no records of its own yet');
+  run.onRecordTimes([61_000, 62_000, 63_000]);
+  assert.equal(run.checkStale(63_000 + 1000 * STALE_FACTOR).length, 1, 'silent after records of its own');
   const failed = new RunAlerts('f');
   failed.onStatus('stopping');
   assert.deepEqual(

@@ -106,6 +106,9 @@ export class RunAlerts {
   onStatus(status: string): Alert[] {
     const before = this.status;
     this.status = status;
+    // Training again (a resume, a requeued Slurm job): silence is counted from this stretch's records,
+    // not from the last one before the stop (which may be hours old).
+    if (TRAINING.has(status) && before !== undefined && !TRAINING.has(before)) this.times.length = 0;
     if (before === undefined || before === status || !ACTIVE.has(before)) return [];
     if (status === 'finished') return [{ kind: 'finished', problem: false, message: `Run ${this.name} finished.` }];
     if (status === 'failed') return [{ kind: 'failed', problem: true, message: `Run ${this.name} failed.` }];

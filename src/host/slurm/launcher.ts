@@ -37,7 +37,8 @@ const RUN_JSON_MAX_BYTES = 4 << 20;
 export class SlurmLauncher implements Launcher {
   constructor(
     private readonly host: RemoteHost,
-    private readonly cli: RemoteCli,
+    /** Only its command line is used (a test may wrap it). */
+    private readonly cli: Pick<RemoteCli, 'command'>,
     private readonly options: SlurmLauncherOptions = {},
   ) {}
 
