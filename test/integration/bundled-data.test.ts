@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { sftLearningRate } from '../../src/shared/config';
 import { ROOT, scratch, SMALL_SETS, TEST_ENV, trainLosses } from '../helpers';
+import { TORCH_SKIP, torchFlags } from '../torch';
 
 /** A copy of dist/ at `dir` with `poems` of the corpus as its default corpus and `chats` as poetry-sft. */
 function install(dir: string, poems: number, chats: number): string {
@@ -152,3 +153,36 @@ test('--data poetry-sft: a fine-tuning run resumed by an updated install; change
     [0, 1, 2, 3],
   );
 });
+
+test(
+  'torch engine: --data default resumed by an updated install; changed bytes are refused',
+  { skip: TORCH_SKIP },
+  () => {
+    const dir = scratch('bundled-torch');
+    const v1 = install(join(dir, 'v1'), 300, 20);
+    const runDir = join(dir, 'run');
+    const torch = torchFlags(1);
+    const first = cli(v1, ['train', '--data', 'default', '--run-dir', runDir, '--steps', '4', ...SETS, ...torch]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(runJson(runDir).data.files[0].bundled, 'default');
+    cpSync(join(dir, 'v1'), join(dir, 'v2'), { recursive: true });
+    rmSync(join(dir, 'v1'), { recursive: true });
+    const changed = install(join(dir, 'v3'), 301, 20);
+
+    const refused = cli(changed, ['resume', runDir, ...torch]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /the bundled corpus changed since this run started/i);
+
+    const resumed = cli(join(dir, 'v2', 'cli.js'), ['resume', runDir, '--steps', '8', ...torch]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const info = runJson(runDir);
+    assert.equal(info.status, 'finished');
+    assert.equal(info.engine, 'torch');
+    assert.equal(info.data.files[0].path, join(dir, 'v2', 'corpus', 'poetry.jsonl.gz'));
+    assert.deepEqual(
+      [...trainLosses(runDir).keys()].sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+    );
+  },
+);

@@ -213,6 +213,38 @@ describe('verifyCorpus', () => {
     rmSync(b);
     throwsData(() => verifyCorpus(recorded), b, 'missing');
   });
+
+  test('a shipped dataset is found in this install by name; other bytes are refused naming --data', () => {
+    const [shipped] = resolveCorpus('default');
+    assert.equal(shipped.bundled, 'default');
+    const moved = { ...shipped, path: join(tmp, 'old-install', 'corpus', 'poetry.jsonl.gz') };
+    assert.deepEqual(verifyCorpus([moved], 'default'), [shipped]);
+    const other = { ...moved, sha256: '0'.repeat(64) };
+    assert.throws(() => verifyCorpus([other], 'default'), {
+      name: 'DataError',
+      message:
+        /^The bundled corpus changed since this run started \(sha256 000000000000…, now [0-9a-f]{12}…\); resume with --data <file> pointing at the original\.$/,
+    });
+    // A run.json from before the name: the file name and the sha256 say it shipped.
+    const { bundled: _b, ...old } = moved;
+    assert.deepEqual(verifyCorpus([old], old.path), [shipped]);
+    // A user's file that only shares the name keeps today's message.
+    const { bundled: _o, ...users } = other;
+    throwsData(() => verifyCorpus([users], users.path), users.path, 'is missing');
+  });
+
+  test('resume --data: the recorded files found by sha256 in the file or folder given', () => {
+    const dir = `given-${fileCounter++}`;
+    const a = put('a.txt', 'alpha', dir);
+    const recorded = resolveCorpus(a);
+    const elsewhere = put('renamed.txt', 'alpha', `${dir}-moved`);
+    assert.equal(verifyCorpus(recorded, a, join(tmp, `${dir}-moved`))[0].path, elsewhere);
+    put('other.txt', 'other', `${dir}-wrong`);
+    assert.throws(
+      () => verifyCorpus(recorded, a, join(tmp, `${dir}-wrong`)),
+      /holds no file with the sha256 of the run's a\.txt/,
+    );
+  });
 });
 
 describe('shards', () => {
