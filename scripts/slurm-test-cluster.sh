@@ -70,6 +70,12 @@ CONF
   slurmd -f "$dir/slurm.conf"
   export SLURM_CONF=$dir/slurm.conf
   for _ in $(seq 1 200); do
+    # A daemon that could not start (its port taken, say) logs "fatal:" and exits: say so now
+    # rather than after sinfo calls that each wait MessageTimeout for a slurmctld that is not there.
+    if grep -hs 'fatal:' "$dir/slurmctld.log" "$dir/slurmd.log" >&2; then
+      echo "slurm-test-cluster: a daemon did not start; see $dir/slurmctld.log and $dir/slurmd.log" >&2
+      return 1
+    fi
     if sinfo -h -o '%T' 2>/dev/null | grep -qx 'idle'; then echo "slurm-test-cluster: up ($dir)"; return 0; fi
     sleep 0.1
   done

@@ -4,9 +4,9 @@
 // The tests reach it as a login node through the test sshd (test/sshd.ts), whose sessions get
 // SLURM_CONF from `SetEnv` (sshdConfig). scripts/install-slurm.sh installs slurm-wlm and munge.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, ROOT, scratch } from './helpers';
+import { freePorts, ROOT, scratch } from './helpers';
 
 const SCRIPT = join(ROOT, 'scripts', 'slurm-test-cluster.sh');
 
@@ -40,16 +40,29 @@ export class TestSlurm {
   }
 
   static async start(): Promise<TestSlurm> {
-    const cluster = new TestSlurm(scratch('slurm'));
-    const r = spawnSync('bash', [SCRIPT, 'start', cluster.dir, String(await freePort()), String(await freePort())], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    if (r.status !== 0) {
-      cluster.stop();
-      throw new Error(`The test Slurm cluster did not start: ${r.stderr || r.stdout}`);
+    // The two ports were free a moment ago; another process may bind one first. Then a daemon's log
+    // says "Address already in use" and the cluster is started again on new ports: a choice of
+    // port, never a test's assertion, is what is repeated.
+    for (let attempt = 1; ; attempt++) {
+      const cluster = new TestSlurm(scratch('slurm'));
+      const r = spawnSync('bash', [SCRIPT, 'start', cluster.dir, ...(await freePorts(2)).map(String)], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      if (r.status === 0) return cluster;
+      cluster.stopDaemons(); // no scancel: it would wait for a slurmctld that may not be there
+      if (attempt === 3 || !cluster.portTaken()) {
+        throw new Error(`The test Slurm cluster did not start: ${r.stderr || r.stdout}`);
+      }
     }
-    return cluster;
+  }
+
+  /** Whether slurmctld or slurmd could not bind its port. */
+  private portTaken(): boolean {
+    return ['slurmctld.log', 'slurmd.log'].some((log) => {
+      const path = join(this.dir, log);
+      return existsSync(path) && readFileSync(path, 'utf8').includes('Address already in use');
+    });
   }
 
   /** A client command (squeue, scontrol, scancel…) against this cluster; its stdout, or throws. */
@@ -62,6 +75,10 @@ export class TestSlurm {
   stop(): void {
     // Jobs first, so no trainer outlives the cluster.
     spawnSync('scancel', ['--user=root'], { env: this.env, timeout: 30_000 });
+    this.stopDaemons();
+  }
+
+  private stopDaemons(): void {
     spawnSync('bash', [SCRIPT, 'stop', this.dir], { timeout: 60_000 });
   }
 }

@@ -290,8 +290,17 @@ export class VSCodeSession {
     const settings = { ...defaultSettings(this.runsRoot), ...this.options.settings };
     writeFileSync(join(this.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
     this.installExtension(bin, this.options.vsix ?? (await packageExtension()));
-    this.port = await freePort();
-    await this.startServer(bin);
+    // The port was free a moment ago; if another process binds it first, code-server exits saying
+    // EADDRINUSE and a new port is tried: a choice of port, never a test's assertion, is repeated.
+    for (let attempt = 1; ; attempt++) {
+      this.port = await freePort();
+      try {
+        await this.startServer(bin);
+        break;
+      } catch (err) {
+        if (attempt === 3 || !this.serverLog().includes('EADDRINUSE')) throw err;
+      }
+    }
     await this.launchBrowser();
   }
 
@@ -335,12 +344,14 @@ export class VSCodeSession {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
-    const logText = existsSync(join(this.tmp, 'code-server.log'))
-      ? readFileSync(join(this.tmp, 'code-server.log'), 'utf8')
-      : '';
     throw new Error(
-      `e2e: code-server did not answer ${this.url}/healthz (exit ${this.server?.exitCode}):\n${logText.slice(-4000)}`,
+      `e2e: code-server did not answer ${this.url}/healthz (exit ${this.server?.exitCode}):\n${this.serverLog().slice(-4000)}`,
     );
+  }
+
+  private serverLog(): string {
+    const path = join(this.tmp, 'code-server.log');
+    return existsSync(path) ? readFileSync(path, 'utf8') : '';
   }
 
   private async launchBrowser(): Promise<void> {
