@@ -160,7 +160,11 @@ describe('the editor on a Slurm login node (real one-node cluster through the re
     slurm.run('scontrol', ['update', `nodename=${node}`, 'state=drain', 'reason=steelscope-test']);
     try {
       const { dir, key } = await submit('never ran', 10);
-      await wait('pending', () => summary(key)?.status === 'pending');
+      // Pending from run.json may come before the job watch's squeue has listed the job: delete asks that.
+      await wait(
+        'pending, its job polled',
+        () => summary(key)?.status === 'pending' && summary(key)?.job !== undefined,
+      );
       await assert.rejects(target.delete(dir), /is PENDING\. Stop it before deleting the run/);
       await target.stop(dir);
       await wait('stopped', () => summary(key)?.status === 'stopped');
