@@ -211,6 +211,22 @@ export async function writeScorableCheckpoint(runDir: string, step = 7): Promise
   });
 }
 
+/**
+ * A one-subject task CSV (`dir`/long.csv) of 50,000 questions, for a test that cancels an eval: the
+ * shipped poetry-mc scores in about 2 s on the wasm backend, so a cancel sent at its first progress
+ * line could arrive (over SSH, on a loaded machine) after the records were written and the eval had
+ * succeeded. This one takes minutes on any backend (about 4 ms a question on wasm, 300 ms on cpu),
+ * and its first progress line still comes within seconds.
+ */
+export function writeLongMcTask(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const question = (i: number) => `${i},春眠不覺曉，處處聞啼鳥。第${i}問,甲,乙,丙,丁,${'ABCD'[i % 4]}`;
+  const rows = Array.from({ length: 50_000 }, (_, i) => question(i));
+  const file = join(dir, 'long.csv');
+  writeFileSync(file, [',Question,A,B,C,D,Answer', ...rows].join('\n') + '\n');
+  return file;
+}
+
 /** A CMMLU-layout task folder `root/name`: each file (dev/x.csv, test/x.csv) its rows below the header. */
 export function writeCmmluTask(root: string, name: string, files: Record<string, string[]>): string {
   const task = join(root, name);

@@ -11,7 +11,7 @@ import { EvalCancelled, resultLine, runEval } from '../../src/host/runs/evalJob'
 import { LocalTarget } from '../../src/host/runs/localTarget';
 import { RunStore } from '../../src/host/runs/store';
 import { EVALS_FILE, MACRO_SUBJECT, type EvalProgress } from '../../src/shared/eval';
-import { CLI, scratch, TEST_ENV, writeScorableCheckpoint } from '../helpers';
+import { CLI, scratch, TEST_ENV, writeLongMcTask, writeScorableCheckpoint } from '../helpers';
 
 const target = {
   runCli: async (args: string[], what: string) =>
@@ -72,11 +72,13 @@ test('a task the CLI refuses fails with its one line, and nothing is written', a
 test('cancelled at its first progress line: the process ends and writes nothing', async () => {
   const run = scratch('eval-job-cancel');
   const checkpoint = await writeScorableCheckpoint(run);
+  // A task of minutes, not poetry-mc's seconds: the cancel must reach an eval still scoring.
+  const task = writeLongMcTask(join(run, 'task'));
   const abort = new AbortController();
   await assert.rejects(
     runEval(
       target,
-      { checkpoint, task: 'poetry-mc', shots: 5 },
+      { checkpoint, task, shots: 5 },
       { signal: abort.signal, onProgress: () => abort.abort() },
     ),
     EvalCancelled,

@@ -39,6 +39,7 @@ import {
   TEST_ENV,
   readRunInfo,
   until as untilValue,
+  writeLongMcTask,
   writeScorableCheckpoint,
 } from '../helpers';
 import { EvalCancelled, resultLine, runEval } from '../../src/host/runs/evalJob';
@@ -399,11 +400,13 @@ describe('SSH host (real sshd on 127.0.0.1)', { skip }, () => {
     // Cancelled at its first progress line: the process on the host is signalled and writes nothing.
     const other = join(root, 'eval-cancel');
     const second = await writeScorableCheckpoint(other, 5);
+    // A task of minutes, not poetry-mc's 2 s on wasm: the kill sent over SSH must reach an eval still scoring.
+    const task = writeLongMcTask(join(root, 'eval-cancel-task'));
     const abort = new AbortController();
     await assert.rejects(
       runEval(
         target,
-        { checkpoint: second, task: 'poetry-mc', shots: 5 },
+        { checkpoint: second, task, shots: 5 },
         { signal: abort.signal, onProgress: () => abort.abort() },
       ),
       EvalCancelled,
