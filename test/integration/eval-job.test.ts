@@ -76,11 +76,7 @@ test('cancelled at its first progress line: the process ends and writes nothing'
   const task = writeLongMcTask(join(run, 'task'));
   const abort = new AbortController();
   await assert.rejects(
-    runEval(
-      target,
-      { checkpoint, task, shots: 5 },
-      { signal: abort.signal, onProgress: () => abort.abort() },
-    ),
+    runEval(target, { checkpoint, task, shots: 5 }, { signal: abort.signal, onProgress: () => abort.abort() }),
     EvalCancelled,
   );
   assert.equal(existsSync(join(run, EVALS_FILE)), false, 'no records from a cancelled eval');
