@@ -70,10 +70,16 @@ test('the TF.js trainer writes system.jsonl at start and every 10 s (the real in
   const records = readSystem(run);
   assert.ok(records.length >= 3, `${records.length} records`);
   assertRecords(records);
-  // Ticks aim at start + k × 10 s; a step in progress may hold one up a little.
-  const gaps = records.slice(1).map((r, i) => r.t - records[i].t);
-  for (const gap of gaps) assert.ok(gap <= 13_000, `records ${gaps.join(', ')} ms apart: one per 10 s`);
   assert.equal(records[0].step, 0, 'the first record is written at start, before any step');
+  // No upper bound on the gaps: a loaded machine holds ticks up (the schedule itself, start + k × 10 s
+  // with a late tick made up for by none, is the unit test's, on an injected clock). A tick is never
+  // early, so the k-th record is at least k × 10 s after the first: the real interval, not a test's
+  // shortened one (1 s of slack for timer rounding, and wall time against the monotonic clock).
+  for (let k = 1; k < records.length; k++) {
+    assert.ok(records[k].t > records[k - 1].t, 'each record later than the one before');
+    const since = records[k].t - records[0].t;
+    assert.ok(since >= k * 10_000 - 1000, `record ${k} ${since} ms after the first: one per 10 s`);
+  }
 });
 
 test('the torch engine writes the same records (interval shortened for the test)', { skip: TORCH_SKIP }, async () => {

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gpuFields, isSystemRecord, parseNvidiaSmiCsv, type SystemRecord } from '../../src/shared/system';
-import { samplerInterval, startSystemSampler } from '../../src/core/train/system';
+import { nextTickDelay, samplerInterval, startSystemSampler, type SamplerClock } from '../../src/core/train/system';
 import { NVIDIA_SMI_OUTPUT } from '../nvidia-smi';
 import { nearestByTime } from '../../src/shared/series';
 
@@ -128,7 +128,9 @@ test('the sampler writes at once, then every interval: CPU, RSS, host memory, th
   const output = join(mkdtempSync(join(tmpdir(), 'steelscope-smi-out-')), 'out.csv');
   writeFileSync(output, NVIDIA_SMI_OUTPUT);
   await withFakeNvidiaSmi(`cat '${output}'`, async () => {
-    const records = await collect(150, 5000, (r) => r.length === 3);
+    // nvidia-smi's time limit far above a `cat`'s time, however loaded the machine: this test is about
+    // the records, the cut-off is the next test's.
+    const records = await collect(150, 60_000, (r) => r.length === 3);
     for (const r of records) {
       assert.ok(typeof r.cpu_pct === 'number' && r.cpu_pct >= 0, 'cpu_pct');
       assert.ok(typeof r.rss_gb === 'number' && r.rss_gb > 0, 'rss_gb');
@@ -146,17 +148,98 @@ test('the sampler writes at once, then every interval: CPU, RSS, host memory, th
   });
 });
 
+test('ticks aim at start + k × interval: a late one neither pushes the next back nor is repeated', () => {
+  assert.equal(nextTickDelay(1000, 1000, 10_000), 10_000, 'the first after a whole interval');
+  assert.equal(nextTickDelay(1000, 11_000, 10_000), 10_000, 'on time');
+  assert.equal(nextTickDelay(1000, 14_000, 10_000), 7_000, 'held up 3 s by a step: the next still at 21 s');
+  assert.equal(nextTickDelay(1000, 46_000, 10_000), 5_000, 'held up past three ticks: one tick, at 51 s');
+  assert.equal(nextTickDelay(1000, 20_999.5, 10_000), 0.5);
+});
+
+/** A clock the test moves: each schedule() is recorded with its delay; fire() runs the pending tick. */
+class TestClock implements SamplerClock {
+  time = 5_000;
+  delays: number[] = [];
+  private pending: (() => void) | undefined;
+  private onSchedule: (() => void) | undefined;
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule(fn: () => void, ms: number): () => void {
+    assert.equal(this.pending, undefined, 'one timer at a time');
+    this.delays.push(ms);
+    this.pending = fn;
+    this.onSchedule?.();
+    return () => (this.pending = undefined);
+  }
+
+  /** Resolves once a tick is scheduled (the sampler's nvidia-smi query is a child process first). */
+  scheduled(): Promise<void> {
+    return this.pending ? Promise.resolve() : new Promise((done) => (this.onSchedule = done));
+  }
+
+  /** Moves the clock to `time` and runs the tick due. */
+  fire(time: number): void {
+    const fn = this.pending;
+    assert.ok(fn, 'a tick is scheduled');
+    this.pending = undefined;
+    this.time = time;
+    fn();
+  }
+
+  get idle(): boolean {
+    return this.pending === undefined;
+  }
+}
+
+test('the sampler keeps the interval it is given on its clock, a record per tick, until stopped', async () => {
+  const output = join(mkdtempSync(join(tmpdir(), 'steelscope-smi-out-')), 'out.csv');
+  writeFileSync(output, NVIDIA_SMI_OUTPUT);
+  await withFakeNvidiaSmi(`cat '${output}'`, async () => {
+    const clock = new TestClock();
+    const records: SystemRecord[] = [];
+    const sampler = startSystemSampler(
+      (r) => records.push(r),
+      () => records.length,
+      { intervalMs: 10_000, queryTimeoutMs: 60_000, clock },
+    );
+    await clock.scheduled(); // after the record at start
+    for (const time of [15_000, 28_000, 61_000]) {
+      clock.fire(time);
+      await clock.scheduled();
+    }
+    // On time at 15 s: the next at 25 s; 3 s late at 28 s: still at 35 s; that one 26 s late at 61 s:
+    // those of 45 s and 55 s are not made up for, the next is at 65 s.
+    assert.deepEqual(clock.delays, [10_000, 10_000, 7_000, 4_000]);
+    assert.deepEqual(
+      records.map((r) => r.step),
+      [0, 1, 2, 3],
+    );
+    for (let i = 1; i < records.length; i++) assert.ok(records[i].t >= records[i - 1].t, 'wall times in order');
+    sampler.stop();
+    assert.ok(clock.idle, 'stop() cancels the pending tick');
+  });
+});
+
 test('an nvidia-smi that hangs is cut off: records still come, without GPU fields, and the event loop stays free', async () => {
   await withFakeNvidiaSmi('sleep 30', async () => {
-    let turns = 0;
-    const spin = setInterval(() => turns++, 10);
-    const records = await collect(100, 300, (r) => r.length === 2);
-    clearInterval(spin);
+    // A timer due 1 ms from now runs before the first record, which waits for nvidia-smi's 300 ms
+    // time limit, unless the query blocks the event loop (then the record comes first). An order, not
+    // a count of timer turns, which a starved process on a loaded machine could come short of.
+    let timerRan = false;
+    setTimeout(() => (timerRan = true), 1);
+    let ranBeforeFirstRecord: boolean | undefined;
+    const records = await collect(100, 300, (r) => {
+      ranBeforeFirstRecord ??= timerRan;
+      return r.length === 2;
+    });
     assert.equal(
       Object.keys(records[0]).some((k) => k.startsWith('gpu')),
       false,
     );
-    assert.ok(turns > 10, `timers ran while nvidia-smi hung (${turns})`);
+    assert.equal(ranBeforeFirstRecord, true, 'timers run while nvidia-smi hangs');
   });
 });
 

@@ -14,11 +14,39 @@ import {
   type SystemRecord,
 } from '../../shared/system';
 
+/** The sampler's time: a monotonic clock and a timer (a test injects its own to check the schedule). */
+export interface SamplerClock {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Calls `fn` once after `ms` without keeping the process alive; returns what cancels it. */
+  schedule(fn: () => void, ms: number): () => void;
+}
+
+const REAL_CLOCK: SamplerClock = {
+  now: () => performance.now(),
+  schedule: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref(); // never keeps a finished trainer alive
+    return () => clearTimeout(timer);
+  },
+};
+
 export interface SystemSamplerOptions {
   /** Default SYSTEM_INTERVAL_MS, or STEELSCOPE_SYSTEM_INTERVAL_MS (meant for tests only). */
   intervalMs?: number;
   /** nvidia-smi's time limit per query. Default 5 s. */
   queryTimeoutMs?: number;
+  /** Default the process's performance.now() and setTimeout. */
+  clock?: SamplerClock;
+}
+
+/**
+ * How long after `now` the next tick is due: at the next multiple of `interval` after `started`
+ * still ahead, so a tick held up by a long step is neither repeated nor pushes the later ones back.
+ */
+export function nextTickDelay(started: number, now: number, interval: number): number {
+  const due = started + (Math.floor((now - started) / interval) + 1) * interval;
+  return Math.max(0, due - now);
 }
 
 export interface SystemSampler {
@@ -51,15 +79,16 @@ export function startSystemSampler(
 ): SystemSampler {
   const interval = options.intervalMs ?? samplerInterval();
   const queryTimeout = options.queryTimeoutMs ?? 5000;
-  const started = performance.now();
+  const clock = options.clock ?? REAL_CLOCK;
+  const started = clock.now();
   let last = { cpu: process.cpuUsage(), wall: started };
   let nvidiaSmi = true; // false once it is known not to exist here
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimer: (() => void) | undefined;
   let stopped = false;
 
   const sample = async (): Promise<void> => {
     const t = Date.now();
-    const wall = performance.now();
+    const wall = clock.now();
     const cpu = process.cpuUsage();
     const cpuMicros = cpu.user - last.cpu.user + cpu.system - last.cpu.system;
     const elapsedMs = Math.max(1, wall - last.wall);
@@ -83,11 +112,7 @@ export function startSystemSampler(
   const tick = (): void => {
     sample()
       .then(() => {
-        if (stopped) return;
-        // The next multiple of the interval still ahead: a tick held up by a long step is not repeated.
-        const due = started + (Math.floor((performance.now() - started) / interval) + 1) * interval;
-        timer = setTimeout(tick, Math.max(0, due - performance.now()));
-        timer.unref(); // never keeps a finished trainer alive
+        if (!stopped) cancelTimer = clock.schedule(tick, nextTickDelay(started, clock.now(), interval));
       })
       .catch(() => {
         stopped = true; // the folder went away or the disk is full: the run decides what that means
@@ -99,7 +124,7 @@ export function startSystemSampler(
   return {
     stop: () => {
       stopped = true;
-      if (timer) clearTimeout(timer);
+      cancelTimer?.();
     },
   };
 }
