@@ -2,13 +2,13 @@
 // default first) in the host's tooltip with every value escaped, which launcher a start, a liveness
 // check or a Stop goes to (Slurm for a job, the host's own CLI otherwise), and the jobs squeue
 // lists: which is a run's, and the status it gives the run in the Runs view.
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAssociations, partitionsDefaultFirst, describePartition } from '../../src/host/slurm/loginNode';
 import { parseSinfo } from '../../src/host/slurm/cluster';
 import { hostTooltipMarkdown, runTooltipMarkdown } from '../../src/host/views/runTooltip';
 import { LoginNodeLauncher } from '../../src/host/slurm/hostLauncher';
-import { jobOfRun, parseSqueue } from '../../src/host/slurm/jobWatch';
+import { jobOfRun, parseSqueue, SETTLE_POLL_MS, SlurmJobWatch } from '../../src/host/slurm/jobWatch';
 import { statusWithJob } from '../../src/host/slurm/jobState';
 import type { Launcher, LaunchRequest } from '../../src/host/runs/runControl';
 import type { RunSummary } from '../../src/host/runs/types';
@@ -154,6 +154,42 @@ const pendingTooltip = (job: RunSummary['job']) =>
     malformed: { metrics: 0, samples: 0, events: 0 },
     job,
   });
+
+test('squeue is asked every interval, and every second while a run is stopping (its job ends within seconds)', () => {
+  const job = { id: '5', state: 'RUNNING', reason: '', nodes: 'n', elapsed: '1:00', limit: '10:00', restarts: 0 };
+  const info = { pid: 1, status: 'running', slurm_job_id: '5' } as ObservedRun;
+  const summary = { key: 'h::/r', dir: '/r', info, job } as RunSummary;
+  let polls = 0;
+  const host = {
+    state: 'connected' as const,
+    sh: () => {
+      polls++;
+      return new Promise<string>(() => {}); // never answers: each tick below sees one poll begin
+    },
+  };
+  mock.timers.enable({ apis: ['setInterval'] });
+  const watch = new SlurmJobWatch(host, { runs: () => [summary], setJob: () => {} }, () => true, 10_000);
+  try {
+    watch.start();
+    mock.timers.tick(9 * SETTLE_POLL_MS);
+    assert.equal(polls, 0, 'a running run: nothing before the interval');
+    mock.timers.tick(SETTLE_POLL_MS);
+    assert.equal(polls, 1, 'one poll at the interval');
+  } finally {
+    watch.dispose();
+  }
+  // run.json says stopped while the job it names still runs: the next poll comes a second later.
+  summary.info = { ...info, status: 'stopped' };
+  const stopping = new SlurmJobWatch(host, { runs: () => [summary], setJob: () => {} }, () => true, 10_000);
+  try {
+    stopping.start();
+    mock.timers.tick(SETTLE_POLL_MS);
+    assert.equal(polls, 2, 'a stopping run is polled a second later');
+  } finally {
+    stopping.dispose();
+    mock.timers.reset();
+  }
+});
 
 test("a run's tooltip shows its job: id, state and reason, nodes, elapsed of limit (escaped)", () => {
   const [job] = parseSqueue('41|r|PENDING|QOSMax_[x](y)||0:00|10:00\n');

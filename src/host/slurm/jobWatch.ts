@@ -65,6 +65,20 @@ function watched(run: RunSummary): boolean {
   return isActiveStatus(run.info.status) || (run.job !== undefined && isLiveJobState(run.job.state));
 }
 
+/**
+ * Whether run.json says stopped while the job it names still runs: the trainer saved its checkpoint
+ * and the batch script is cancelling or requeueing the job, within a second or two. The run shows
+ * `stopping` (jobState.ts statusWithJob) until a poll sees the job end.
+ */
+function stoppingOnLiveJob(run: RunSummary): boolean {
+  const { info, job } = run;
+  if (info?.status !== 'stopped' || !job || job.id !== info.slurm_job_id) return false;
+  return isLiveJobState(job.state, job.requeue);
+}
+
+/** How soon the next poll comes while a run is stopping: its job ends within seconds. */
+export const SETTLE_POLL_MS = 1_000;
+
 export interface JobSink {
   /** The runs of this host (summaries). */
   runs(): RunSummary[];
@@ -74,19 +88,30 @@ export interface JobSink {
 export class SlurmJobWatch {
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
+  /** Ticks of the timer since the last poll began. */
+  private ticksSincePoll = 0;
   /** The last poll's jobs, for Stop of a run that has no run.json yet. */
   private latest: QueuedJob[] = [];
 
   constructor(
-    private readonly host: RemoteHost,
+    private readonly host: Pick<RemoteHost, 'state' | 'sh'>,
     private readonly sink: JobSink,
     /** Whether the host is a Slurm login node (probed); no squeue elsewhere. */
     private readonly isSlurm: () => boolean,
     private readonly intervalMs = 10_000,
   ) {}
 
+  /**
+   * Polls every intervalMs, or every SETTLE_POLL_MS while a run is stopping, so a Stop shows
+   * `stopped` about a second after the job ends rather than up to intervalMs later.
+   */
   start(): void {
-    this.timer ??= setInterval(() => void this.poll(), this.intervalMs);
+    const tickMs = Math.min(this.intervalMs, SETTLE_POLL_MS);
+    this.timer ??= setInterval(() => {
+      this.ticksSincePoll++;
+      const dueMs = this.sink.runs().some(stoppingOnLiveJob) ? SETTLE_POLL_MS : this.intervalMs;
+      if (this.ticksSincePoll * tickMs >= dueMs) void this.poll();
+    }, tickMs);
     this.timer.unref();
   }
 
@@ -106,6 +131,7 @@ export class SlurmJobWatch {
     if (this.polling || this.host.state !== 'connected' || !this.isSlurm()) return;
     if (!force && !runs.some(watched)) return;
     this.polling = true;
+    this.ticksSincePoll = 0;
     try {
       this.latest = parseSqueue(await this.host.sh(SQUEUE_COMMAND, 'squeue', 30_000));
       for (const run of this.sink.runs()) this.sink.setJob(run.key, jobOfRun(this.latest, run.dir, run.info));
