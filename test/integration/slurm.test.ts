@@ -105,6 +105,27 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       const info = readInfo(runDir);
       return job && job.restarts >= 1 && job.state === 'PENDING' && info.status === 'pending' ? info : undefined;
     }).then((info) => assert.equal(info.slurm_job_id, jobId, 'the same job'));
+  /**
+   * After a requeue of a run that had trained at least 3 steps: the requeued job resumes it from
+   * the checkpoint saved on TERM and trains on; then Stop, and metrics.jsonl holds every step once.
+   * Returns run.json as resumed.
+   */
+  const resumedEveryStepOnce = async (runDir: string, jobId: string): Promise<ObservedRun> => {
+    await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
+    const info = readInfo(runDir);
+    const resumedAt = info.resumes?.[0]?.step ?? assert.fail('a resume recorded');
+    assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
+    await until('steps after the resume', () => trainSteps(runDir).length > resumedAt + 2);
+    await target.stop(runDir);
+    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED');
+    const steps = trainSteps(runDir);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => i),
+      'every step once, none lost',
+    );
+    return info;
+  };
   before(async () => {
     slurm = await TestSlurm.start();
     sshd = await TestSshd.start({ extraConfig: slurm.sshdConfig });
@@ -411,18 +432,7 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       assert.notEqual(viewStateOfJob(requeued.state), 'failed', `a requeued job is no failure: ${requeued.state}`);
       await pendingWhileRequeued(runDir, jobId);
     });
-    await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
-    const resumedAt = readInfo(runDir).resumes?.[0]?.step ?? assert.fail('a resume recorded');
-    assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
-    await until('steps after the resume', () => trainSteps(runDir).length > resumedAt + 2);
-    await target.stop(runDir);
-    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED');
-    const steps = trainSteps(runDir);
-    assert.deepEqual(
-      steps,
-      Array.from({ length: steps.length }, (_, i) => i),
-      'every step once, none lost',
-    );
+    await resumedEveryStepOnce(runDir, jobId);
   });
 
   test('a fine-tuning job (sft) Slurm requeues: it checkpoints on TERM and resumes the fine-tuning, every step once', async () => {
@@ -444,20 +454,8 @@ describe('Slurm login node (real one-node cluster through the real sshd)', { ski
       slurm.run('scontrol', ['requeue', jobId]);
       await pendingWhileRequeued(runDir, jobId);
     });
-    await until('resumed', () => (readInfo(runDir).resumes ?? []).length >= 1, 300_000);
-    const info = readInfo(runDir);
-    const resumedAt = info.resumes?.[0]?.step ?? assert.fail('a resume recorded');
-    assert.ok(resumedAt >= 3, `resumed from the checkpoint saved on TERM (step ${resumedAt})`);
-    assert.equal(info.template, 'chatml', 'still the fine-tuning run');
-    await until('steps after the resume', () => trainSteps(runDir).length > resumedAt + 2);
-    await target.stop(runDir);
-    await until('stopped', () => readInfo(runDir).status === 'stopped' && jobHere(jobId)?.state === 'CANCELLED');
-    const steps = trainSteps(runDir);
-    assert.deepEqual(
-      steps,
-      Array.from({ length: steps.length }, (_, i) => i),
-      'every step once, none lost',
-    );
+    const resumed = await resumedEveryStepOnce(runDir, jobId);
+    assert.equal(resumed.template, 'chatml', 'still the fine-tuning run');
   });
 
   test('a bad --set refused by the trainer CLI: the queued run becomes failed with the line it prints (exit 2)', async () => {
