@@ -10,9 +10,9 @@ import { describeFound, findRuns } from '../../src/shared/node/formats/detect';
 import { RunStore } from '../../src/host/runs/store';
 import { metricsCsv } from '../../src/host/csv';
 import { groupRuns } from '../../src/host/views/runGroups';
-import type { RunTarget } from '../../src/host/runs/types';
+import type { RunChange, RunTarget } from '../../src/host/runs/types';
 import { writeEvents } from '../formats/fixtures';
-import { scratch, storeOnlyTarget } from '../helpers';
+import { scratch, storeOnlyTarget, until } from '../helpers';
 
 function localTarget(): RunTarget {
   return storeOnlyTarget('local', 'This machine');
@@ -131,6 +131,58 @@ test('the store drops only the rows and samples of the one event file that start
       data?.samples.map((s) => s.text),
       ['kept'],
     );
+  } finally {
+    store.dispose();
+  }
+});
+
+test('a folder added before its run wrote a file: the store asks each refresh until a file tells the format', async () => {
+  const [tb, csv, ours] = ['tb', 'csv', 'ours'].map((name) => join(scratch('formats-later'), name));
+  for (const dir of [tb, csv, ours]) mkdirSync(dir);
+  const store = new RunStore({ watch: false, pollMs: 0, aliveCheckMs: 0, flushMs: 60_000 });
+  const changes: RunChange[] = [];
+  store.onDidChange((c) => changes.push(c));
+  try {
+    const target = localTarget();
+    const [tbKey, csvKey, oursKey] = [tb, csv, ours].map((dir) => store.addRun(target, dir));
+    await store.refresh();
+    const trainLoss = (key: string, field: string) => {
+      const train = store.get(key)?.tables.get('train');
+      return Array.from(train?.fields.get(field)?.subarray(0, train.length) ?? []);
+    };
+    assert.deepEqual(trainLoss(tbKey, 'loss'), [], 'nothing written yet');
+
+    writeEvents(join(tb, 'events.out.tfevents.1.a'), [
+      { wall_time: 1700000000, step: 1, values: [{ tag: 'loss', simple_value: 4 }] },
+    ]);
+    writeFileSync(join(csv, 'metrics.csv'), 'epoch,step,train_loss\n0,1,2.5\n');
+    appendFileSync(join(ours, 'metrics.jsonl'), JSON.stringify({ step: 1, t: 1, kind: 'train', loss: 3 }) + '\n');
+    store.flush();
+    changes.length = 0;
+    await store.refresh();
+    await store.whenIdle();
+    assert.deepEqual(trainLoss(tbKey, 'loss'), [4], 'the TensorBoard run, read by its format');
+    assert.deepEqual(trainLoss(csvKey, 'train_loss'), [2.5], 'the CSV run, read by its format');
+    assert.deepEqual(trainLoss(oursKey, 'loss'), [3], 'a folder that turned out ours: still read as ours');
+    store.flush();
+    assert.equal(changes.find((c) => c.key === tbKey)?.tablesFrom.get('train'), 0, 'views get the rows from the first');
+
+    appendFileSync(join(csv, 'metrics.csv'), '0,2,2.25\n');
+    await store.refresh();
+    assert.deepEqual(trainLoss(csvKey, 'train_loss'), [2.5, 2.25], 'and its appends');
+  } finally {
+    store.dispose();
+  }
+});
+
+test("a store that polls finds a folder's format by itself once the first file is written", async () => {
+  const dir = scratch('formats-later-poll');
+  const store = new RunStore({ pollMs: 50, aliveCheckMs: 0, flushMs: 10 });
+  try {
+    const key = store.addRun(localTarget(), dir);
+    await store.whenIdle();
+    writeFileSync(join(dir, 'metrics.csv'), 'epoch,step,train_loss\n0,1,2.5\n0,2,2.25\n');
+    await until('the CSV rows', () => store.get(key)?.tables.get('train')?.length === 2);
   } finally {
     store.dispose();
   }

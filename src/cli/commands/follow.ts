@@ -24,7 +24,7 @@ import {
 } from '../../shared/follow-protocol';
 import { LineOutput, listenForStop, onceEach, StopSignal, Wake, Watches } from '../follow/channel';
 import { CheckpointFollower, FileFollower, FormatFollower, RunJsonFollower } from '../follow/sources';
-import { formatOf, type FolderFormat } from '../../shared/node/formats/detect';
+import { FormatDetector } from '../../shared/node/formats/detect';
 import { numberFlag, parseArgs, stringFlag, UsageError } from '../args';
 
 export const FOLLOW_USAGE = `steelscope follow <run-dir> [--from '{"metrics.jsonl":N,"samples.jsonl":N,"events.jsonl":N,"system.jsonl":N,"evals.jsonl":N}'] [--poll-ms N (default 500)] [--heartbeat-ms N (default 5000)]`;
@@ -66,8 +66,8 @@ interface Scanner {
   runJson: RunJsonFollower;
   checkpoints: CheckpointFollower;
   files: FileFollower[];
-  /** The folder's format; undefined until it holds a file that tells (see detectFormat). */
-  format: FolderFormat | undefined;
+  /** The folder's format, asked on each pass until a file tells it. */
+  format: FormatDetector;
   /** Set when the folder holds another format than ours. */
   formats: FormatFollower | undefined;
   /** Where a resumed follow reads that format's files from (--from's "sources"). */
@@ -75,16 +75,11 @@ interface Scanner {
   watches: Watches;
 }
 
-/**
- * Each pass until the folder tells its format: a follow may start before the writer's first file
- * (an event file of a TensorBoard run that was just launched); deciding once, at the start, left
- * such a folder followed as ours, its records never sent.
- */
+/** Once the folder tells another format than ours (a pass may come before its first file), it is followed too. */
 function detectFormat(s: Scanner): void {
-  if (s.format !== undefined) return;
-  s.format = formatOf(s.dir);
-  if (s.format !== undefined && s.format !== 'steelscope')
-    s.formats = new FormatFollower(s.dir, s.format, s.sourcesFrom);
+  if (s.formats) return;
+  const format = s.format.detect();
+  if (format !== undefined && format !== 'steelscope') s.formats = new FormatFollower(s.dir, format, s.sourcesFrom);
 }
 
 /** One pass over everything; a failure of one part (permissions, say) is reported and retried next pass. */
@@ -121,7 +116,7 @@ export async function followCommand(argv: readonly string[], stopRequested: () =
     runJson: new RunJsonFollower(join(dir, 'run.json')),
     checkpoints: new CheckpointFollower(join(dir, 'checkpoints')),
     files: FOLLOWED_FILES.map((f) => new FileFollower(f, join(dir, f), from[f])),
-    format: undefined,
+    format: new FormatDetector(dir),
     formats: undefined,
     sourcesFrom: from.sources,
     watches: new Watches(wake),

@@ -2,7 +2,7 @@
 // notifications batched so a trainer writing hundreds of lines a second costs the views at most
 // one RunChange per run per flush interval.
 import { resolve } from 'node:path';
-import { formatOf, openFormatReader } from '../../shared/node/formats/detect';
+import { FormatDetector, openFormatReader, type FolderFormat } from '../../shared/node/formats/detect';
 import { LocalFormatSource } from './formatSource';
 import { RunTracker, type TrackerReport, type RunSource } from './runTracker';
 import type { SlurmJob } from '../slurm/jobState';
@@ -34,6 +34,13 @@ export function runKey(target: RunTarget, dir: string): RunKey {
   return `${target.id}::${dir}`;
 }
 
+interface UndecidedFolder {
+  detector: FormatDetector;
+  target: RunTarget;
+  /** The poll that asks again; none when the store does not poll (pollMs 0): refresh() asks. */
+  timer?: NodeJS.Timeout;
+}
+
 export class RunStore implements RunStoreApi, Disposable {
   private readonly trackers = new Map<RunKey, RunTracker>();
   private readonly data = new Map<RunKey, RunData>();
@@ -43,6 +50,8 @@ export class RunStore implements RunStoreApi, Disposable {
   private readonly flushMs: number;
   private readonly trackerOptions: { pollMs: number; aliveCheckMs: number; watch: boolean };
   private readonly log: HostLogger;
+  /** Local folders whose format no file told yet, asked again each poll (FormatDetector). */
+  private readonly undecided = new Map<RunKey, UndecidedFolder>();
 
   constructor(options: RunStoreOptions = {}) {
     this.flushMs = options.flushMs ?? 150;
@@ -72,7 +81,16 @@ export class RunStore implements RunStoreApi, Disposable {
     const absolute = resolve(dir);
     const key = runKey(target, absolute);
     if (this.trackers.has(key)) return key;
-    const tracker = new RunTracker(key, target, absolute, this.trackerOptions, (delta) => this.record(key, delta), this.formatSource(target, absolute));
+    if (target.id !== 'local') return this.startTracker(key, target, absolute);
+    const detector = new FormatDetector(absolute);
+    const format = detector.detect();
+    this.startTracker(key, target, absolute, this.formatSource(absolute, format));
+    if (format === undefined) this.detectLater(key, target, detector);
+    return key;
+  }
+
+  private startTracker(key: RunKey, target: RunTarget, dir: string, source?: RunSource): RunKey {
+    const tracker = new RunTracker(key, target, dir, this.trackerOptions, (delta) => this.record(key, delta), source);
     this.trackers.set(key, tracker);
     this.data.set(key, tracker.data);
     this.record(key, { summary: true });
@@ -81,11 +99,41 @@ export class RunStore implements RunStoreApi, Disposable {
   }
 
   /** A local folder in a foreign format is read by its format's reader, pushed to the tracker. */
-  private formatSource(target: RunTarget, dir: string): RunSource | undefined {
-    if (target.id !== 'local') return undefined;
-    const format = formatOf(dir);
+  private formatSource(dir: string, format: FolderFormat | undefined): RunSource | undefined {
     if (format === undefined || format === 'steelscope') return undefined;
     return new LocalFormatSource(dir, openFormatReader(dir, format), this.trackerOptions);
+  }
+
+  /**
+   * A local folder added before any file told its format (a TensorBoard or CSV run just launched)
+   * is read as ours meanwhile, and asked again each poll and refresh until a file tells: then a
+   * foreign one gets a tracker reading it by its format, and views start that run over.
+   */
+  private detectLater(key: RunKey, target: RunTarget, detector: FormatDetector): void {
+    const { pollMs } = this.trackerOptions;
+    const timer = pollMs > 0 ? setInterval(() => this.redetect(key), pollMs) : undefined;
+    timer?.unref();
+    this.undecided.set(key, { detector, target, timer });
+  }
+
+  private redetect(key: RunKey): void {
+    const pending = this.undecided.get(key);
+    const format = pending?.detector.detect();
+    if (!pending || format === undefined) return;
+    this.stopDetecting(key);
+    if (format === 'steelscope') return; // its tracker reads our files already
+    const old = this.trackers.get(key);
+    old?.dispose();
+    const dir = pending.detector.dir;
+    this.startTracker(key, pending.target, dir, this.formatSource(dir, format));
+    // Whatever the views were shown of the folder so far is replaced: from the start.
+    for (const kind of old?.data.tables.keys() ?? []) this.record(key, { table: { kind, from: 0 } });
+    this.record(key, { samplesFrom: 0, eventsFrom: 0, evalsFrom: 0 });
+  }
+
+  private stopDetecting(key: RunKey): void {
+    clearInterval(this.undecided.get(key)?.timer);
+    this.undecided.delete(key);
   }
 
   /**
@@ -99,12 +147,7 @@ export class RunStore implements RunStoreApi, Disposable {
       source.dispose();
       return key;
     }
-    const tracker = new RunTracker(key, target, dir, this.trackerOptions, (delta) => this.record(key, delta), source);
-    this.trackers.set(key, tracker);
-    this.data.set(key, tracker.data);
-    this.record(key, { summary: true });
-    tracker.start();
-    return key;
+    return this.startTracker(key, target, dir, source);
   }
 
   /** The Slurm job of a run as last polled on its login node (src/host/slurm/jobWatch.ts). */
@@ -116,6 +159,7 @@ export class RunStore implements RunStoreApi, Disposable {
   removeRun(key: RunKey): boolean {
     const tracker = this.trackers.get(key);
     if (!tracker) return false;
+    this.stopDetecting(key);
     tracker.dispose();
     this.trackers.delete(key);
     this.data.delete(key);
@@ -126,6 +170,7 @@ export class RunStore implements RunStoreApi, Disposable {
 
   /** Re-reads every file of every run now (an explicit refresh), then resolves. */
   async refresh(): Promise<void> {
+    for (const key of [...this.undecided.keys()]) this.redetect(key);
     await Promise.all([...this.trackers.values()].map((t) => t.refresh()));
   }
 
@@ -155,6 +200,7 @@ export class RunStore implements RunStoreApi, Disposable {
   dispose(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    for (const key of [...this.undecided.keys()]) this.stopDetecting(key);
     for (const tracker of this.trackers.values()) tracker.dispose();
     this.trackers.clear();
     this.data.clear();

@@ -50,6 +50,24 @@ export function formatOf(dir: string): FolderFormat | undefined {
   }
 }
 
+/**
+ * A folder's format as its readers decide it: looked for again on each `detect()` until a file in
+ * the folder tells it, then fixed. A reader may start on a folder before the writer's first file
+ * (a TensorBoard or CSV run that was just launched); deciding once, at the start, read such a folder
+ * as ours for good and never showed its records. `steelscope follow` asks on each pass, the local
+ * run store on each poll.
+ */
+export class FormatDetector {
+  private told: FolderFormat | undefined;
+
+  constructor(readonly dir: string) {}
+
+  /** The folder's format, or undefined while no file in it tells it yet. */
+  detect(): FolderFormat | undefined {
+    return (this.told ??= formatOf(this.dir));
+  }
+}
+
 export interface FoundRun {
   dir: string;
   format: FolderFormat;
