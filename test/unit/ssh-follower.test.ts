@@ -12,7 +12,7 @@ import { RunStore } from '../../src/host/runs/store';
 import type { RunTarget } from '../../src/host/runs/types';
 import { SshError, type RemoteProcess, type SshConnection } from '../../src/host/ssh/connection';
 import { RemoteFollower, toCheckpointSummaries, type FollowHost } from '../../src/host/ssh/remoteFollower';
-import { evalAverage } from '../helpers';
+import { evalAverage, until } from '../helpers';
 
 interface FakeChannel {
   out: PassThrough;
@@ -91,14 +91,6 @@ const ready = (from = { 'metrics.jsonl': 0, 'samples.jsonl': 0, 'events.jsonl': 
   JSON.stringify({ ready: true, protocol: 'steelscope.follow/1', dir: '/r', from }) + '\n';
 const rec = (file: string, offset: number, record: object) => JSON.stringify({ file, offset, record }) + '\n';
 const tick = () => new Promise((r) => setImmediate(r));
-
-async function until(what: string, probe: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /**
  * A run followed over a fake host into a store disposed after the test: `ch` is the follower's

@@ -6,7 +6,7 @@ import { appendFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 
 import { join } from 'node:path';
 import { isMetricRecord, type MetricRecord } from '../../src/shared/run';
 import { JsonlTailer, type RecordBatch, type TailerOptions } from '../../src/host/runs/tailer';
-import { scratch, sleep } from '../helpers';
+import { scratch, sleep, until } from '../helpers';
 
 const line = (step: number, extra = '') => `{"step":${step},"t":${1000 + step}${extra}}\n`;
 
@@ -19,14 +19,6 @@ function follow(path: string, options: TailerOptions = { pollMs: 0, watch: false
   tailer.onMalformed((added) => malformed.push(added));
   const steps = () => batches.flatMap((b) => b.steps);
   return { tailer, batches, malformed, steps };
-}
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
 }
 
 test('a last line without its newline waits, then arrives once complete', async () => {
@@ -135,9 +127,9 @@ test('a missing file is waited for, and read once it appears (poll only, no fs.w
     await sleep(60);
     assert.deepEqual(f.steps(), []);
     writeFileSync(path, line(1));
-    await until(() => f.steps().length === 1);
+    await until('the record', () => f.steps().length === 1);
     appendFileSync(path, line(2) + line(3));
-    await until(() => f.steps().length === 3);
+    await until('3 records', () => f.steps().length === 3);
     assert.deepEqual(f.steps(), [1, 2, 3]);
   } finally {
     f.tailer.dispose();
@@ -150,9 +142,9 @@ test('fs.watch alone (no poll) picks up a file appearing and growing', async () 
   f.tailer.start();
   try {
     writeFileSync(path, line(1));
-    await until(() => f.steps().length === 1);
+    await until('the record', () => f.steps().length === 1);
     appendFileSync(path, line(2));
-    await until(() => f.steps().length === 2);
+    await until('2 records', () => f.steps().length === 2);
     assert.deepEqual(f.steps(), [1, 2]);
   } finally {
     f.tailer.dispose();
