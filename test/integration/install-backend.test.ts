@@ -11,10 +11,10 @@ const LIMIT_S = 240;
 
 test('install-backend fails cleanly where libtensorflow cannot be downloaded (or installs a working backend)', () => {
   const dir = scratch('install-backend');
-  const started = Date.now();
+  // Bounded time: npm is stopped at --timeout, and a CLI still running a minute later is cut off by
+  // runCli (code null, "no exit within"), which fails below. No clock of ours on top: 30 s of slack
+  // after the timeout was a bound a loaded machine could break.
   const r = runCli(['install-backend', '--dir', dir, '--timeout', String(LIMIT_S)], (LIMIT_S + 60) * 1000);
-  const seconds = (Date.now() - started) / 1000;
-  assert.ok(seconds < LIMIT_S + 30, `took ${seconds} s`);
   assert.match(r.stdout, /Installing @tensorflow\/tfjs-node@4\.22\.0 into /);
   if (r.code === 0) {
     assert.match(r.stdout, /@tensorflow\/tfjs-node 4\.22\.0 works \(tensorflow 6\)/);
