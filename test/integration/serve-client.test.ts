@@ -14,7 +14,7 @@ import {
   type ChatCheckpoint,
   type HostToWebview,
 } from '../../src/shared/protocol';
-import { CLI, poetrySubset, runCli, scratch, sleep, SMALL_SETS, TEST_ENV } from '../helpers';
+import { CLI, poetrySubset, runCli, scratch, SMALL_SETS, TEST_ENV, until } from '../helpers';
 
 const options = (extra: Partial<ServeClientOptions> = {}): ServeClientOptions => ({
   nodePath: () => process.execPath,
@@ -22,14 +22,6 @@ const options = (extra: Partial<ServeClientOptions> = {}): ServeClientOptions =>
   env: TEST_ENV,
   ...extra,
 });
-
-async function until(ok: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 describe('serve client', () => {
   let runDir: string;
@@ -100,7 +92,7 @@ describe('serve client', () => {
     const client = p.client(step10);
     await p.generate(step10, { prompt: '花', max_tokens: 4 }, () => {}).done;
     const pid = client.pid!;
-    await until(() => client.closed && !isPidAlive(pid), 'the idle process to exit');
+    await until('the idle process to exit', () => client.closed && !isPidAlive(pid));
     assert.deepEqual(p.live, []);
     const done = await p.generate(step10, { prompt: '花', max_tokens: 4 }, () => {}).done;
     assert.ok(done.completion_tokens > 0);
@@ -115,7 +107,7 @@ describe('serve client', () => {
     const pending = p.generate(step20, { prompt: '春', max_tokens: 1_000_000 }, () => {}).done;
     p.dispose();
     await assert.rejects(pending, /closed/);
-    await until(() => !isPidAlive(pid), 'the disposed process to exit');
+    await until('the disposed process to exit', () => !isPidAlive(pid));
   });
 
   test("a checkpoint that cannot load fails with the server's message; a missing node says so", async () => {
@@ -171,7 +163,7 @@ describe('serve client', () => {
     assert.equal(chat.snapshot().checkpoint, step20, 'the best checkpoint is chosen first');
     const settings = { ...DEFAULT_CHAT_SETTINGS, max_tokens: 12, seed: 5 };
     chat.handle({ type: 'chatSend', prompt: '寫一首春天的詩', checkpoint: step20, compare: step10, settings });
-    await until(() => posted.filter((m) => m.type === 'chatDone').length === 2, 'both answers');
+    await until('both answers', () => posted.filter((m) => m.type === 'chatDone').length === 2);
     const lanes = [0, 1].map((lane) => ({
       tokens: posted.flatMap((m) => (m.type === 'chatToken' && m.lane === lane ? [m.token] : [])).join(''),
       done: posted.find((m) => m.type === 'chatDone' && m.lane === lane),
@@ -185,7 +177,7 @@ describe('serve client', () => {
 
     posted.length = 0;
     chat.handle({ type: 'chatRegenerate', checkpoint: step20, compare: null, settings });
-    await until(() => posted.some((m) => m.type === 'chatDone'), 'the regenerated answer');
+    await until('the regenerated answer', () => posted.some((m) => m.type === 'chatDone'));
     const turns = chat.snapshot().turns;
     assert.equal(turns.length, 1);
     assert.equal(turns[0].answers.length, 1, 'regenerated without the comparison');
