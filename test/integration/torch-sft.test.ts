@@ -97,7 +97,10 @@ test(
     // A lost shard of rows: the resume renders it again from the (unchanged) chat file, the same ids.
     const loseShard = (runDir: string) => rmSync(join(runDir, 'data', 'sft.bin'));
     const run = sftStoppedAndResumed(dir, join(base, 'checkpoints', 'step-00000001'), torchFlags(1), loseShard);
-    // Equal, as in the torch pretraining resume test (torch-distributed.test.ts).
-    await assertSftResumedExactly(run, 0);
+    // Within 1e-5, as the TF.js engine's sft resume: not bitwise equal. In CI a resumed torch sft
+    // run once differed from the uninterrupted one by 9.5e-7 at step 5 (6.2513037 vs 6.2513046,
+    // a few float32 ulps; it passed many times before), so torch on CPU is not bitwise reproducible
+    // across these processes. A wrong row, mask, cursor or schedule moves the loss far more.
+    await assertSftResumedExactly(run, 1e-5);
   },
 );
